@@ -1,0 +1,92 @@
+"""The interface every algorithm implements, shaped after scikit-learn's estimators."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Sequence
+
+import numpy as np
+
+from smvision.data import Dataset
+from smvision.hyperparameters import Hyperparameters
+
+History = dict[str, list[float]]
+
+
+class AlgorithmInputError(ValueError):
+    """A job input that an algorithm cannot use, such as starting weights that do not fit."""
+
+
+class RunContext(Protocol):
+    """What `fit` may use of the job around it: metric lines, checkpoints, the cluster."""
+
+    @property
+    def checkpoint_dir(self) -> Path: ...
+
+    @property
+    def worker_index(self) -> int: ...
+
+    @property
+    def worker_count(self) -> int: ...
+
+    @property
+    def train_total(self) -> int:
+        """Train images over all workers (each worker holds only its shard)."""
+
+    @property
+    def pretrained_dir(self) -> Path | None:
+        """The 'pretrained' channel, when the job has one."""
+
+    def create_strategy(self) -> Any:
+        """The tf.distribute strategy for this host (call before any other TensorFlow op)."""
+
+    def metric(self, name: str, value: float) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+
+class Algorithm(ABC):
+    """fit / save / load / predict_proba on uint8 HxWxC RGB images.
+
+    An instance knows its input geometry (`image_size`, `channels`) and owns its
+    preprocessing: `predict_proba` takes images of any size straight from the decoder.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, image_size: int, channels: int, class_count: int) -> None:
+        self.image_size = image_size
+        self.channels = channels
+        self.class_count = class_count
+
+    @abstractmethod
+    def fit(
+        self,
+        train: Dataset,
+        validation: Dataset | None,
+        hp: Hyperparameters,
+        run: RunContext,
+    ) -> History:
+        """Train; report metrics through `run`; return per-epoch history (may be empty)."""
+
+    @abstractmethod
+    def save(self, model_dir: Path) -> None:
+        """Write this algorithm's own files into model_dir."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, model_dir: Path) -> Algorithm:
+        """Read back what `save` wrote."""
+
+    @abstractmethod
+    def predict_proba(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Images (uint8 HxWxC, any size) -> probabilities, shape (n, class_count)."""
+
+    def preprocessing(self) -> dict[str, object]:
+        """How raw images become model input, for metadata.json."""
+        return {
+            "decode": "smvision.images.decode_image (RGB, 16-bit scaled to 8-bit, alpha dropped)",
+            "resize": f"smvision.images.prepare to {self.image_size}x{self.image_size}x{self.channels}"
+            " (INTER_AREA down, INTER_LINEAR up)",
+        }

@@ -1,0 +1,495 @@
+"""What cnn and resnet50 share: the input pipeline, the training loop, checkpoints, saving.
+
+One custom training loop serves one CPU, several GPUs (MirroredStrategy) and several
+hosts (MultiWorkerMirroredStrategy). Keras 3's `model.fit` fails under
+MultiWorkerMirroredStrategy (keras-team/keras#20585), so the loop is written out with
+`strategy.run`, and what `fit` gives for free is done here: one log line and metric
+lines per epoch, early stopping on validation loss (restoring the best weights), and a
+checkpoint per epoch that a restarted job (managed spot training) resumes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from smvision import images
+from smvision.algorithms.base import Algorithm, History, RunContext
+from smvision.data import Dataset
+from smvision.hyperparameters import Hyperparameters
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "state.json"
+PREDICT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one optimizer: resnet50 trains its head, then fine-tunes."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+
+
+@dataclass
+class LoopState:
+    """Everything a restarted job needs besides weights, written at every epoch end."""
+
+    fingerprint: str
+    phase: int = 0
+    epoch_in_phase: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_loss: float | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+    @property
+    def epochs_done(self) -> int:
+        return len(next(iter(self.history.values()), []))
+
+
+class KerasAlgorithm(Algorithm):
+    """A Keras model behind the Algorithm interface; subclasses build the model."""
+
+    def __init__(self, image_size: int, channels: int, class_count: int, model: Any = None) -> None:
+        super().__init__(image_size, channels, class_count)
+        self.model = model
+        self._predict_fn: Any = None
+
+    # What subclasses decide -------------------------------------------------------------
+
+    @abstractmethod
+    def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
+        """The Keras model: float32 pixels in [0, 255] in, class probabilities out."""
+
+    def phases(self, hp: Hyperparameters) -> list[Phase]:
+        return [Phase("train", hp.integer("epochs"), hp.real("learning_rate"))]
+
+    def enter_phase(self, phase: Phase, hp: Hyperparameters) -> None:
+        """Change what is trainable before a phase starts."""
+
+    def fingerprint_extra(self, hp: Hyperparameters) -> dict[str, object]:
+        return {}
+
+    # Training ---------------------------------------------------------------------------
+
+    def fit(
+        self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
+    ) -> History:
+        strategy = run.create_strategy()
+        mixed = _use_mixed_precision(hp)
+        keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+        keras.utils.set_random_seed(hp.integer("seed"))
+        replicas = strategy.num_replicas_in_sync
+        per_replica_batch = hp.integer("batch_size")
+        global_batch = per_replica_batch * replicas
+        train_total = run.train_total
+        steps = max(1, math.ceil(train_total / global_batch))
+        run.info(
+            f"{replicas} replica(s), per-replica batch {per_replica_batch}, global batch "
+            f"{global_batch}, {steps} steps per epoch, mixed precision {'on' if mixed else 'off'}."
+        )
+
+        checkpoints = Checkpoints(_checkpoint_dir(run), self._fingerprint(hp, train_total))
+        with strategy.scope():
+            self.model = self.build_model(hp, run)
+        state = checkpoints.restore_state()
+        loop = TrainingLoop(
+            self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed
+        )
+        train_fn = loop.train_input(train)
+        validation_input = loop.validation_input(validation) if validation is not None else None
+        phases = self.phases(hp)
+        for index, phase in enumerate(phases):
+            if index < state.phase or phase.epochs == 0 or state.stopped_early:
+                continue
+            self.enter_phase(phase, hp)
+            with strategy.scope():
+                optimizer = _optimizer(hp.text("optimizer"), phase.learning_rate * replicas, mixed)
+                optimizer.build(self.model.trainable_variables)
+            resumed = index == state.phase and state.epoch_in_phase > 0
+            if resumed:
+                checkpoints.restore_weights(self.model, optimizer)
+                run.info(
+                    f"Resuming from checkpoint: phase '{phase.name}' after epoch "
+                    f"{state.epoch_in_phase} of {phase.epochs} ({state.epochs_done} epochs done)."
+                )
+            elif index != state.phase:
+                state.phase, state.epoch_in_phase = index, 0
+            loop.run_phase(phase, optimizer, train_fn, validation_input, state)
+            if state.stopped_early:
+                break
+        if validation is not None and checkpoints.has_best():
+            checkpoints.restore_best(self.model)
+            run.info(f"Restored the weights of the best epoch (validation loss {state.best_loss:.4f}).")
+        if mixed:
+            self.model = self._float32_copy(hp, run)
+        return state.history
+
+    def _float32_copy(self, hp: Hyperparameters, run: RunContext) -> Any:
+        """The same weights in a float32 model, so CPU endpoints do not compute in float16."""
+        keras.mixed_precision.set_global_policy("float32")
+        weights = self.model.get_weights()
+        model = self.build_model(hp, run)
+        model.set_weights(weights)
+        return model
+
+    def _fingerprint(self, hp: Hyperparameters, train_total: int) -> str:
+        relevant = {
+            "algorithm": hp.algorithm,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "classes": self.class_count,
+            "train_images": train_total,
+            "values": {k: str(v) for k, v in sorted(hp.values.items())},
+        } | self.fingerprint_extra(hp)
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    # Inference --------------------------------------------------------------------------
+
+    def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("predict_proba() before fit() or load().")
+        prepared = np.stack([images.prepare(i, self.image_size, self.channels) for i in batch])
+        if self._predict_fn is None:
+            self._predict_fn = _compiled_predict(self.model, self.image_size, self.channels)
+        parts = [
+            self._predict_fn(prepared[start : start + PREDICT_BATCH]).numpy()
+            for start in range(0, len(prepared), PREDICT_BATCH)
+        ]
+        return np.concatenate(parts).astype(np.float32)
+
+    def save(self, model_dir: Path) -> None:
+        self.model.save(model_dir / MODEL_FILE)
+
+    @classmethod
+    def load(cls, model_dir: Path) -> KerasAlgorithm:
+        _configure_gpu_memory_growth()
+        model = keras.saving.load_model(model_dir / MODEL_FILE, compile=False)
+        _, size, _, channels = model.input_shape
+        return cls(int(size), int(channels), int(model.output_shape[-1]), model)
+
+
+class TrainingLoop:
+    """Epochs of distributed steps with per-epoch metrics, checkpoints and early stopping."""
+
+    def __init__(
+        self,
+        algorithm: KerasAlgorithm,
+        strategy: Any,
+        hp: Hyperparameters,
+        run: RunContext,
+        checkpoints: Checkpoints,
+        per_replica_batch: int,
+        steps: int,
+        mixed: bool,
+    ) -> None:
+        self.algorithm = algorithm
+        self.strategy = strategy
+        self.hp = hp
+        self.run = run
+        self.checkpoints = checkpoints
+        self.per_replica_batch = per_replica_batch
+        self.global_batch = per_replica_batch * strategy.num_replicas_in_sync
+        self.steps = steps
+        self.mixed = mixed
+        self.patience = hp.integer("early_stopping_patience")
+
+    def train_input(self, train: Dataset) -> Any:
+        """A distributed, infinite, shuffled and augmented dataset of this worker's shard."""
+        augmenter = _augmenter(self.hp) if self.hp.flag("augment") else None
+        size, channels = self.algorithm.image_size, self.algorithm.channels
+        seed = self.hp.integer("seed") + self.run.worker_index
+        count = len(train)
+
+        def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return train.images[index], train.labels[index]
+
+        def dataset_fn(context: Any) -> Any:
+            batch = context.get_per_replica_batch_size(self.global_batch)
+            indices = tf.data.Dataset.range(count).shuffle(count, seed=seed).repeat()
+            batches = indices.batch(batch, drop_remainder=True)
+
+            def load(index: Any) -> tuple[Any, Any]:
+                pixels, labels = tf.numpy_function(gather, [index], [tf.uint8, tf.int32])
+                pixels = tf.cast(tf.ensure_shape(pixels, [batch, size, size, channels]), tf.float32)
+                if augmenter is not None:
+                    pixels = augmenter(pixels, training=True)
+                return pixels, tf.ensure_shape(labels, [batch])
+
+            return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+        return dataset_fn
+
+    def validation_input(self, validation: Dataset) -> tuple[Any, int]:
+        """This worker's slice of validation, padded (weight 0) so all workers step alike."""
+        workers, index = self.run.worker_count, self.run.worker_index
+        local_replicas = self.strategy.num_replicas_in_sync // workers
+        per_worker_batch = self.per_replica_batch * local_replicas
+        slice_size = math.ceil(len(validation) / workers)
+        steps = max(1, math.ceil(slice_size / per_worker_batch))
+        padded = steps * per_worker_batch
+        own = np.arange(index, len(validation), workers)
+        x = np.zeros((padded,) + validation.images.shape[1:], dtype=np.uint8)
+        y = np.zeros(padded, dtype=np.int32)
+        w = np.zeros(padded, dtype=np.float32)
+        x[: len(own)], y[: len(own)], w[: len(own)] = validation.images[own], validation.labels[own], 1.0
+
+        def dataset_fn(context: Any) -> Any:
+            batch = context.get_per_replica_batch_size(self.global_batch)
+            data = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(batch)
+            return data.map(lambda a, b, c: (tf.cast(a, tf.float32), b, c)).prefetch(2)
+
+        return dataset_fn, steps
+
+    def run_phase(
+        self, phase: Phase, optimizer: Any, train_fn: Any, validation: tuple[Any, int] | None, state: LoopState
+    ) -> None:
+        strategy, model = self.strategy, self.algorithm.model
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+        global_batch = self.global_batch
+
+        def train_step(pixels: Any, labels: Any) -> tuple[Any, Any]:
+            with tf.GradientTape() as tape:
+                probabilities = model(pixels, training=True)
+                per_example = loss_fn(labels, probabilities)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                scaled = optimizer.scale_loss(loss) if self.mixed else loss
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            optimizer.apply(gradients, model.trainable_variables)
+            return tf.reduce_sum(per_example), _correct(labels, probabilities)
+
+        @tf.function
+        def train_epoch(iterator: Any, steps: Any) -> tuple[Any, Any]:
+            loss_total, correct_total = tf.constant(0.0), tf.constant(0.0)
+            for _ in tf.range(steps):
+                loss_sum, correct = strategy.run(train_step, args=next(iterator))
+                loss_total += strategy.reduce("SUM", loss_sum, axis=None)
+                correct_total += strategy.reduce("SUM", correct, axis=None)
+            return loss_total, correct_total
+
+        def validation_step(pixels: Any, labels: Any, weights: Any) -> tuple[Any, Any, Any]:
+            probabilities = model(pixels, training=False)
+            per_example = loss_fn(labels, probabilities)
+            return (
+                tf.reduce_sum(per_example * weights),
+                tf.reduce_sum(_hits(labels, probabilities) * weights),
+                tf.reduce_sum(weights),
+            )
+
+        @tf.function
+        def validate(iterator: Any, steps: Any) -> tuple[Any, Any, Any]:
+            totals = [tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)]
+            for _ in tf.range(steps):
+                parts = strategy.run(validation_step, args=next(iterator))
+                totals = [t + strategy.reduce("SUM", p, axis=None) for t, p in zip(totals, parts)]
+            return totals[0], totals[1], totals[2]
+
+        iterator = iter(strategy.distribute_datasets_from_function(train_fn))
+        examples = self.steps * global_batch
+        total_epochs = sum(p.epochs for p in self.algorithm.phases(self.hp))
+        while state.epoch_in_phase < phase.epochs and not state.stopped_early:
+            started = time.perf_counter()
+            loss_sum, correct = train_epoch(iterator, tf.constant(self.steps))
+            elapsed = time.perf_counter() - started
+            values = {
+                "train:loss": float(loss_sum) / examples,
+                "train:accuracy": float(correct) / examples,
+                "train:images_per_second": examples / elapsed,
+            }
+            if validation is not None:
+                validation_fn, validation_steps = validation
+                validation_iterator = iter(strategy.distribute_datasets_from_function(validation_fn))
+                v_loss, v_hits, v_count = validate(validation_iterator, tf.constant(validation_steps))
+                values["validation:loss"] = float(v_loss) / float(v_count)
+                values["validation:accuracy"] = float(v_hits) / float(v_count)
+            state.epoch_in_phase += 1
+            for name, value in values.items():
+                state.history.setdefault(name, []).append(value)
+            self._report(phase, state, values, elapsed, total_epochs)
+            self._early_stopping(state, values)
+            self.checkpoints.save(model, optimizer, state)
+
+    def _report(self, phase: Phase, state: LoopState, values: dict[str, float], elapsed: float, total: int) -> None:
+        summary = " ".join(f"{k}={v:.4f}" for k, v in values.items() if "images" not in k)
+        self.run.info(
+            f"epoch {state.epochs_done}/{total} ({phase.name} {state.epoch_in_phase}/{phase.epochs}) "
+            f"{summary} {elapsed:.1f}s {values['train:images_per_second']:.0f} images/s"
+        )
+        for name, value in values.items():
+            self.run.metric(name, value)
+
+    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> None:
+        loss = values.get("validation:loss")
+        if loss is None:
+            return
+        if state.best_loss is None or loss < state.best_loss:
+            state.best_loss, state.bad_epochs = loss, 0
+            self.checkpoints.save_best(self.algorithm.model)
+            return
+        state.bad_epochs += 1
+        if self.patience and state.bad_epochs >= self.patience:
+            state.stopped_early = True
+            self.run.info(
+                f"Early stopping: validation loss has not improved for {state.bad_epochs} "
+                f"epochs (best {state.best_loss:.4f})."
+            )
+
+
+class Checkpoints:
+    """Per-epoch weights, optimizer state and loop state; written atomically, state last."""
+
+    def __init__(self, directory: Path, fingerprint: str) -> None:
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self._state: dict[str, Any] | None = None
+
+    def restore_state(self) -> LoopState:
+        path = self.directory / STATE_FILE
+        if not path.is_file():
+            return LoopState(self.fingerprint)
+        saved = json.loads(path.read_text())
+        if saved.get("fingerprint") != self.fingerprint:
+            log.warning(
+                "Ignoring the checkpoint in %s: it belongs to a job with other "
+                "hyperparameters or data; training starts afresh.", self.directory,
+            )
+            return LoopState(self.fingerprint)
+        self._state = saved
+        return LoopState(
+            fingerprint=self.fingerprint,
+            phase=int(saved["phase"]),
+            epoch_in_phase=int(saved["epoch_in_phase"]),
+            history={k: [float(x) for x in v] for k, v in saved["history"].items()},
+            best_loss=saved.get("best_loss"),
+            bad_epochs=int(saved.get("bad_epochs", 0)),
+            stopped_early=bool(saved.get("stopped_early", False)),
+        )
+
+    def restore_weights(self, model: Any, optimizer: Any) -> None:
+        assert self._state is not None
+        model.load_weights(self.directory / self._state["weights"])
+        with np.load(self.directory / self._state["optimizer"]) as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(values) != len(optimizer.variables):
+            raise RuntimeError("optimizer checkpoint does not match the optimizer")
+        for variable, value in zip(optimizer.variables, values):
+            variable.assign(value)
+
+    def save(self, model: Any, optimizer: Any, state: LoopState) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tag = f"epoch-{state.epochs_done:04d}"
+        weights = f"{tag}.weights.h5"
+        optimizer_file = f"{tag}.optimizer.npz"
+        model.save_weights(self.directory / weights)
+        np.savez(self.directory / optimizer_file, *[np.asarray(v) for v in optimizer.variables])
+        record = {
+            "fingerprint": self.fingerprint,
+            "phase": state.phase,
+            "epoch_in_phase": state.epoch_in_phase,
+            "history": state.history,
+            "best_loss": state.best_loss,
+            "bad_epochs": state.bad_epochs,
+            "stopped_early": state.stopped_early,
+            "weights": weights,
+            "optimizer": optimizer_file,
+        }
+        temporary = self.directory / f".{STATE_FILE}.tmp"
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, self.directory / STATE_FILE)
+        for old in self.directory.glob("epoch-*"):
+            if not old.name.startswith(tag):
+                old.unlink(missing_ok=True)
+
+    def save_best(self, model: Any) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.directory / ".best.weights.h5"
+        model.save_weights(temporary)
+        os.replace(temporary, self.directory / "best.weights.h5")
+
+    def has_best(self) -> bool:
+        return (self.directory / "best.weights.h5").is_file()
+
+    def restore_best(self, model: Any) -> None:
+        model.load_weights(self.directory / "best.weights.h5")
+
+
+def _checkpoint_dir(run: RunContext) -> Path:
+    """Each host keeps its own checkpoints: SageMaker syncs all of them to one S3 prefix."""
+    if run.worker_count > 1:
+        return run.checkpoint_dir / f"worker-{run.worker_index}"
+    return run.checkpoint_dir
+
+
+def _correct(labels: Any, probabilities: Any) -> Any:
+    return tf.reduce_sum(_hits(labels, probabilities))
+
+
+def _hits(labels: Any, probabilities: Any) -> Any:
+    predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+
+
+def _augmenter(hp: Hyperparameters) -> Any:
+    layers = [
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest"),
+        keras.layers.RandomZoom(0.1, fill_mode="nearest"),
+        keras.layers.RandomRotation(0.04, fill_mode="nearest"),
+        keras.layers.RandomContrast(0.15, value_range=(0, 255)),
+    ]
+    if hp.flag("horizontal_flip"):
+        layers.append(keras.layers.RandomFlip("horizontal"))
+    return keras.Sequential(layers, name="augment")
+
+
+def _optimizer(name: str, learning_rate: float, mixed: bool) -> Any:
+    optimizers = {
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "adamw": lambda: keras.optimizers.AdamW(learning_rate),
+        "sgd": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
+    }
+    optimizer = optimizers[name]()
+    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
+
+
+def _use_mixed_precision(hp: Hyperparameters) -> bool:
+    if "mixed_precision" not in hp.values:
+        return False
+    choice = hp.auto_flag("mixed_precision")
+    if choice is None:
+        return bool(tf.config.list_physical_devices("GPU"))
+    return choice
+
+
+def _compiled_predict(model: Any, size: int, channels: int) -> Any:
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, channels], tf.uint8)])
+    def predict(pixels: Any) -> Any:
+        return tf.cast(model(tf.cast(pixels, tf.float32), training=False), tf.float32)
+
+    return predict
+
+
+def _configure_gpu_memory_growth() -> None:
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # already initialised: the setting only applies before first use

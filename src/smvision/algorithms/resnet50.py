@@ -1,0 +1,130 @@
+"""ResNet50 transfer learning: train a new head on a frozen base, then fine-tune its top.
+
+Starting weights come from the 'pretrained' channel when the job has one (a Keras
+ResNet50 weights file without the top, such as
+resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), else from Keras' ImageNet
+weights (found in KERAS_HOME when baked into the image, downloaded otherwise), or none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from smvision.algorithms.base import AlgorithmInputError, RunContext
+from smvision.algorithms.keras_base import KerasAlgorithm, Phase
+from smvision.hyperparameters import Hyperparameters
+
+IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+BASE_NAME = "resnet50"
+
+
+class WeightsError(AlgorithmInputError):
+    """Starting weights that cannot be found or do not fit ResNet50."""
+
+
+@keras.saving.register_keras_serializable(package="smvision")
+class ImageNetCaffePreprocessing(keras.layers.Layer):
+    """ImageNet 'caffe' preprocessing (RGB->BGR, mean subtraction) as a saveable layer."""
+
+    def call(self, inputs: Any) -> Any:
+        bgr = keras.ops.flip(inputs, axis=-1)
+        mean = keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype=bgr.dtype)
+        return bgr - mean
+
+
+class ResNet50Algorithm(KerasAlgorithm):
+    name = "resnet50"
+
+    def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
+        layers = keras.layers
+        base = keras.applications.ResNet50(
+            include_top=False,
+            weights=None,
+            input_shape=(self.image_size, self.image_size, 3),
+            pooling="avg",
+            name=BASE_NAME,
+        )
+        self._load_starting_weights(base, hp, run)
+        base.trainable = False
+        inputs = keras.Input((self.image_size, self.image_size, 3), name="pixels")
+        x = ImageNetCaffePreprocessing(name="imagenet_preprocessing")(inputs)
+        x = base(x, training=False)  # batch-norm statistics stay frozen, also when fine-tuning
+        x = layers.Dropout(hp.real("dropout"))(x)
+        outputs = layers.Dense(self.class_count, activation="softmax", dtype="float32")(x)
+        return keras.Model(inputs, outputs, name="smvision_resnet50")
+
+    def _load_starting_weights(self, base: Any, hp: Hyperparameters, run: RunContext) -> None:
+        path = find_pretrained_weights(run.pretrained_dir)
+        if path is None and hp.text("weights") == "none":
+            run.info("ResNet50 starts from random weights (weights=none).")
+            return
+        if path is None:
+            path = imagenet_weights_file()
+        try:
+            base.load_weights(path)
+        except (ValueError, OSError, KeyError) as error:
+            raise WeightsError(
+                f"{path} does not fit ResNet50 without its top ({error}); give the "
+                f"'pretrained' channel {IMAGENET_NOTOP_FILE} or a file written by "
+                "keras.applications.ResNet50(include_top=False).save_weights()."
+            ) from error
+        run.info(f"ResNet50 starting weights: {path}")
+
+    def phases(self, hp: Hyperparameters) -> list[Phase]:
+        return [
+            Phase("head", hp.integer("epochs"), hp.real("learning_rate")),
+            Phase("fine-tune", hp.integer("fine_tune_epochs"), hp.real("fine_tune_learning_rate")),
+        ]
+
+    def enter_phase(self, phase: Phase, hp: Hyperparameters) -> None:
+        base = self.model.get_layer(BASE_NAME)
+        if phase.name == "head":
+            base.trainable = False
+            return
+        base.trainable = True
+        count = hp.integer("fine_tune_layers")
+        for index, layer in enumerate(base.layers):
+            in_top = count > 0 and index >= len(base.layers) - count
+            layer.trainable = in_top and not isinstance(layer, keras.layers.BatchNormalization)
+
+    def preprocessing(self) -> dict[str, object]:
+        return super().preprocessing() | {
+            "model_input": "float32 RGB 0-255; ImageNet caffe preprocessing inside the model"
+        }
+
+
+def find_pretrained_weights(directory: Path | None) -> Path | None:
+    if directory is None:
+        return None
+    candidates = sorted(p for p in directory.rglob("*.h5") if p.is_file())
+    if not candidates:
+        raise WeightsError(
+            f"The 'pretrained' channel at {directory} holds no .h5 weights file; give it "
+            f"{IMAGENET_NOTOP_FILE} (Keras' ImageNet weights without the top)."
+        )
+    preferred = [p for p in candidates if "notop" in p.name]
+    return (preferred or candidates)[0]
+
+
+def imagenet_weights_file() -> Path:
+    """Keras' ImageNet file: from KERAS_HOME when baked into the image, else downloaded."""
+    try:
+        return Path(
+            keras.utils.get_file(
+                IMAGENET_NOTOP_FILE,
+                "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+                + IMAGENET_NOTOP_FILE,
+                cache_subdir="models",
+                file_hash="4d473c1dd8becc155b73f8504c6f6626",
+            )
+        )
+    except Exception as error:  # get_file raises bare Exception subclasses for network errors
+        raise WeightsError(
+            f"weights=imagenet needs {IMAGENET_NOTOP_FILE}, which is not baked into this "
+            f"image and could not be downloaded ({error}). Give the job a 'pretrained' "
+            "channel holding it, build the image with --build-arg RESNET50_WEIGHTS=imagenet, "
+            "or set weights=none."
+        ) from error

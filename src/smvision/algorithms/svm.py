@@ -1,0 +1,27 @@
+"""Support vector machine on OpenCV features (standardised; Platt-scaled probabilities)."""
+
+from __future__ import annotations
+
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from smvision.algorithms.classical import ClassicalAlgorithm
+from smvision.hyperparameters import Hyperparameters
+
+
+class SVMAlgorithm(ClassicalAlgorithm):
+    name = "svm"
+
+    def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
+        gamma = hp.values["gamma"]
+        svc = SVC(
+            C=hp.real("C"),
+            kernel=hp.text("kernel"),
+            gamma=gamma if isinstance(gamma, str) else float(gamma),  # type: ignore[arg-type]
+            random_state=hp.integer("seed"),
+        )
+        # Platt scaling fitted on cross-validated decision values, then one SVC on all data.
+        calibrated = CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False)
+        return make_pipeline(StandardScaler(), calibrated)

@@ -1,0 +1,200 @@
+"""SageMaker's /opt/ml layout and environment variables, in one place.
+
+Every path under /opt/ml, every channel name and every SAGEMAKER_* variable that the
+image reads is spelled here and nowhere else. Build a `Contract` with `load()`, passing
+the environment explicitly, so tests and local runs point it at their own tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_BASE_DIR = "/opt/ml"
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+
+CHANNELS = ("train", "validation", "test", "pretrained")
+
+# The sagemaker-training toolkit imports this module and calls it (the way the
+# SageMaker framework containers plug in); the Dockerfile sets the same value.
+TRAINING_MODULE_ENV = "SAGEMAKER_TRAINING_MODULE"
+TRAINING_MODULE = "smvision.toolkit_entry:main"
+
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+HOSTS_ENV = "SM_HOSTS"
+CURRENT_HOST_ENV = "SM_CURRENT_HOST"
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_PAYLOAD_MB = 6.0
+
+
+class ContractError(ValueError):
+    """A SageMaker variable or file that the image cannot use as it is."""
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """The cluster as resourceconfig.json describes it."""
+
+    current_host: str
+    hosts: tuple[str, ...]
+
+    @property
+    def is_first_host(self) -> bool:
+        return self.current_host == self.hosts[0]
+
+    @property
+    def host_index(self) -> int:
+        return self.hosts.index(self.current_host)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Where SageMaker puts things, and the serving limits it asks for."""
+
+    base_dir: Path
+    port: int = DEFAULT_PORT
+    workers: int | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB
+    hosts_override: tuple[str, ...] | None = None
+    current_host_override: str | None = None
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base_dir / "input"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.input_dir / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.input_dir / "data"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.data_dir / channel
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_dir / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base_dir / "checkpoints"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.base_dir / "code"
+
+    def available_channels(self) -> list[str]:
+        """Channels that exist as directories under input/data, in CHANNELS order first."""
+        if not self.data_dir.is_dir():
+            return []
+        present = {p.name for p in self.data_dir.iterdir() if p.is_dir()}
+        ordered = [c for c in CHANNELS if c in present]
+        return ordered + sorted(present - set(CHANNELS))
+
+    def resource_config(self) -> ResourceConfig:
+        """The hosts of this job: SM_HOSTS/SM_CURRENT_HOST first, else resourceconfig.json."""
+        if self.hosts_override and self.current_host_override:
+            hosts, current = self.hosts_override, self.current_host_override
+        elif self.resource_config_file.is_file():
+            raw = read_json_file(self.resource_config_file)
+            hosts = tuple(str(h) for h in raw.get("hosts", []))
+            current = str(raw.get("current_host", ""))
+        else:
+            return ResourceConfig(current_host="algo-1", hosts=("algo-1",))
+        if not hosts or current not in hosts:
+            raise ContractError(
+                f"{self.resource_config_file}: current_host {current!r} is not among hosts "
+                f"{list(hosts)}; SageMaker writes both, so fix the file or the SM_HOSTS and "
+                "SM_CURRENT_HOST variables."
+            )
+        return ResourceConfig(current_host=current, hosts=hosts)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Contract:
+    """Read the contract from an environment (os.environ when None)."""
+    env = os.environ if environ is None else environ
+    hosts_raw = env.get(HOSTS_ENV)
+    return Contract(
+        base_dir=Path(env.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)),
+        port=_int(env, PORT_ENV, DEFAULT_PORT, minimum=1),
+        workers=_int(env, WORKERS_ENV, None, minimum=1),
+        timeout_s=_float(env, TIMEOUT_ENV, DEFAULT_TIMEOUT_S),
+        max_payload_mb=_float(env, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB),
+        hosts_override=tuple(json.loads(hosts_raw)) if hosts_raw else None,
+        current_host_override=env.get(CURRENT_HOST_ENV) or None,
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ContractError(
+            f"Environment variable {name} has value {raw!r}; use a whole number >= {minimum}."
+        )
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ContractError(f"Environment variable {name} has value {raw!r}; use a positive number.")
+    return value
+
+
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from one of SageMaker's config files, with a clear error."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ContractError(f"{path} is not readable JSON ({error}).") from error
+    if not isinstance(data, dict):
+        raise ContractError(f"{path} must hold a JSON object.")
+    return data
+

@@ -1,0 +1,197 @@
+"""Run training and serving as SageMaker runs the image, without AWS and without Docker.
+
+    python -m smvision.local train --algorithm svm --channel train=DIR [--channel ...]
+        [--hp KEY=VALUE ...] --job-dir JOBDIR
+    python -m smvision.local serve --job-dir JOBDIR [--port PORT]
+
+`train` lays out JOBDIR/opt/ml exactly as a SageMaker training job finds it, then runs
+the image's own training command (the sagemaker-training toolkit's `train`) with
+SAGEMAKER_BASE_DIR pointing there. Running it again on the same JOBDIR restarts the same
+job: input, model and output are laid out afresh, checkpoints are kept. The same tree
+bind-mounted at /opt/ml is what `docker run -v JOBDIR/opt/ml:/opt/ml IMAGE train` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Mapping, Sequence
+
+from smvision import contract as contract_module
+from smvision.contract import CHANNELS, Contract
+
+# The toolkit waits (up to 15 minutes) for every host name in resourceconfig.json to
+# resolve. SageMaker's names (algo-1, ...) resolve only inside a job or a compose network,
+# so outside a container we use the toolkit's own switch for local runs to skip the wait.
+SKIP_HOST_WAIT_ENV = {"SM_STUDIO_LOCAL_MODE": "true"}
+
+
+def job_contract(job_dir: Path) -> Contract:
+    return contract_module.load({contract_module.BASE_DIR_ENV: str(job_dir.resolve() / "opt" / "ml")})
+
+
+def lay_out_job(
+    job_dir: Path,
+    channels: Mapping[str, Path],
+    hyperparameters: Mapping[str, str],
+    hosts: Sequence[str] = ("algo-1",),
+    current_host: str = "algo-1",
+) -> Contract:
+    """Write JOBDIR/opt/ml as SageMaker does; keep checkpoints/ from an earlier run."""
+    contract = job_contract(job_dir)
+    for directory in (contract.input_dir, contract.model_dir, contract.output_dir):
+        if directory.exists():
+            shutil.rmtree(directory)
+    for directory in (
+        contract.config_dir,
+        contract.data_dir,
+        contract.model_dir,
+        contract.output_data_dir,
+        contract.checkpoint_dir,
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+    for name, source in channels.items():
+        _copy_channel(source, contract.channel_dir(name))
+    _write(contract.hyperparameters_file, {k: str(v) for k, v in hyperparameters.items()})
+    _write(
+        contract.input_data_config_file,
+        {
+            name: {
+                "TrainingInputMode": "File",
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+            for name in channels
+        },
+    )
+    _write(
+        contract.resource_config_file,
+        {
+            "current_host": current_host,
+            "current_instance_type": "local",
+            "current_group_name": "homogeneousCluster",
+            "hosts": list(hosts),
+            "instance_groups": [
+                {
+                    "instance_group_name": "homogeneousCluster",
+                    "instance_type": "local",
+                    "hosts": list(hosts),
+                }
+            ],
+            "network_interface_name": "eth0",
+        },
+    )
+    return contract
+
+
+def _copy_channel(source: Path, destination: Path) -> None:
+    """Hard-link (else copy) a channel into place, so a bind mount of opt/ml sees real files."""
+    if not source.exists():
+        raise SystemExit(f"--channel {destination.name}={source}: no such file or directory.")
+    if source.is_dir():
+        shutil.copytree(source, destination, copy_function=_link_or_copy)
+    else:
+        destination.mkdir(parents=True)
+        _link_or_copy(str(source), str(destination / source.name))
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _write(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def training_environment(contract: Contract, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
+    env[contract_module.TRAINING_MODULE_ENV] = contract_module.TRAINING_MODULE
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(SKIP_HOST_WAIT_ENV)
+    return env
+
+
+def console_script(name: str) -> str:
+    """A console script of this interpreter's environment (the venv's `train`, `serve`)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"'{name}' is not installed next to {sys.executable}; run `make venv`.")
+    return found
+
+
+def run_foreground(command: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run a command, pass SIGINT/SIGTERM on to it, and return its exit status."""
+    child = subprocess.Popen(list(command), env=dict(env))
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m smvision.local", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="lay out a job directory and train in it")
+    train.add_argument("--algorithm", required=True, help="svm, rf, cnn or resnet50")
+    train.add_argument("--channel", action="append", type=_key_value, default=[],
+                       metavar="NAME=DIR", help=f"a channel ({', '.join(CHANNELS)}) and its directory")
+    train.add_argument("--hp", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                       help="a hyperparameter, passed as a string as SageMaker does")
+    train.add_argument("--job-dir", required=True, type=Path, help="where opt/ml is laid out")
+    train.add_argument("--hosts", default="algo-1",
+                       help="comma-separated hosts of the cluster (default algo-1)")
+    train.add_argument("--current-host", default="algo-1", help="this process's host")
+    serve = commands.add_parser("serve", help="serve the model a job directory holds")
+    serve.add_argument("--job-dir", required=True, type=Path)
+    serve.add_argument("--port", type=int, default=contract_module.DEFAULT_PORT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        channels = {name: Path(path).resolve() for name, path in args.channel}
+        unknown = sorted(set(channels) - set(CHANNELS))
+        if unknown:
+            raise SystemExit(f"Unknown channel(s) {unknown}; smvision reads {', '.join(CHANNELS)}.")
+        hyperparameters = {"algorithm": args.algorithm} | dict(args.hp)
+        contract = lay_out_job(
+            args.job_dir, channels, hyperparameters,
+            hosts=args.hosts.split(","), current_host=args.current_host,
+        )
+        return run_foreground([console_script("train")], training_environment(contract))
+    contract = job_contract(args.job_dir)
+    env = dict(os.environ)
+    env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
+    env[contract_module.PORT_ENV] = str(args.port)
+    return run_foreground([console_script("serve")], env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Shared fixtures: real data sets on disk, a clean environment, and job runners.
+
+Every test runs with SAGEMAKER_BASE_DIR set (importing the sagemaker-training toolkit
+without it creates ~/sagemaker_local) and with AWS credentials blanked, so nothing can
+reach AWS by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import pytest
+
+from smvision.samples import export_digits
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "unused-opt-ml"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's handwritten digits as PNG class folders: train/validation/test."""
+    root = tmp_path_factory.mktemp("digits")
+    export_digits(root)
+    return root
+
+
+@dataclass
+class JobResult:
+    returncode: int
+    output: str
+    ml: Path
+
+    @property
+    def failure(self) -> str:
+        path = self.ml / "output" / "failure"
+        return path.read_text() if path.exists() else ""
+
+    @property
+    def metadata(self) -> dict:
+        return json.loads((self.ml / "model" / "metadata.json").read_text())
+
+    @property
+    def evaluation(self) -> dict:
+        return json.loads((self.ml / "output" / "data" / "evaluation.json").read_text())
+
+    def metrics(self) -> dict[str, list[float]]:
+        """Every NAME=VALUE metric line of the job's output, in order."""
+        from smvision.metrics import METRIC_NAMES
+
+        found: dict[str, list[float]] = {}
+        for line in self.output.splitlines():
+            name, _, value = line.partition("=")
+            if name in METRIC_NAMES:
+                found.setdefault(name, []).append(float(value))
+        return found
+
+
+def local_train_command(
+    algorithm: str, channels: Mapping[str, Path], job_dir: Path, hps: Mapping[str, str] | None = None
+) -> list[str]:
+    command = [sys.executable, "-m", "smvision.local", "train", "--algorithm", algorithm,
+               "--job-dir", str(job_dir)]
+    for name, path in channels.items():
+        command += ["--channel", f"{name}={path}"]
+    for key, value in (hps or {}).items():
+        command += ["--hp", f"{key}={value}"]
+    return command
+
+
+def run_local_train(
+    algorithm: str,
+    channels: Mapping[str, Path],
+    job_dir: Path,
+    hps: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
+) -> JobResult:
+    """`python -m smvision.local train ...` as a subprocess, the way a user runs it."""
+    completed = subprocess.run(
+        local_train_command(algorithm, channels, job_dir, hps),
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    return JobResult(completed.returncode, completed.stdout + completed.stderr,
+                     job_dir / "opt" / "ml")
+
+
+@pytest.fixture
+def train_job(tmp_path: Path) -> Iterator[object]:
+    """Run a local training job in a fresh job directory under tmp_path."""
+    counter = iter(range(1000))
+
+    def run(algorithm: str, channels: Mapping[str, Path], hps: Mapping[str, str] | None = None,
+            **kwargs: object) -> JobResult:
+        return run_local_train(algorithm, channels, tmp_path / f"job-{next(counter)}", hps, **kwargs)  # type: ignore[arg-type]
+
+    yield run

@@ -1,0 +1,99 @@
+"""The hyperparameter schema: casting SageMaker's strings, defaults, errors, tuning ranges."""
+
+import pytest
+
+from smvision import algorithms, hyperparameters
+from smvision.hyperparameters import ALGORITHMS, HyperparameterError, parse
+
+
+def test_every_algorithm_has_a_schema_and_an_implementation() -> None:
+    assert set(ALGORITHMS) == set(algorithms._REGISTRY)
+    for name in ALGORITHMS:
+        params = hyperparameters.schema(name)
+        assert {"image_size", "grayscale", "validation_fraction", "seed"} <= set(params)
+
+
+def test_strings_are_cast_once_with_the_schema() -> None:
+    hp = parse({"algorithm": "svm", "C": "5.0", "kernel": "LINEAR", "image_size": "32",
+                "features": "color+hog", "seed": "7"})
+    assert hp.real("C") == 5.0
+    assert hp.text("kernel") == "linear"
+    assert hp.integer("image_size") == 32
+    assert hp.text("features") == "hog+color"
+    assert hp.integer("seed") == 7
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("true", True), ("True", True), ("TRUE", True), ("1", True),
+    ("false", False), ("False", False), ("0", False),
+])
+def test_booleans_accept_true_false_1_0_in_any_case(raw: str, expected: bool) -> None:
+    assert parse({"algorithm": "cnn", "augment": raw}).flag("augment") is expected
+
+
+def test_auto_keywords() -> None:
+    hp = parse({"algorithm": "resnet50"})
+    assert hp.auto_flag("mixed_precision") is None
+    assert parse({"algorithm": "cnn", "grayscale": "TRUE"}).auto_flag("grayscale") is True
+    assert parse({"algorithm": "svm", "gamma": "auto"}).values["gamma"] == "auto"
+    assert parse({"algorithm": "svm", "gamma": "0.01"}).values["gamma"] == 0.01
+
+
+def test_defaults_differ_per_algorithm() -> None:
+    assert parse({"algorithm": "resnet50"}).integer("image_size") == 224
+    assert parse({"algorithm": "svm"}).integer("image_size") == 64
+    assert parse({"algorithm": "cnn"}).integer("epochs") == 30
+
+
+def test_platform_keys_are_ignored_and_unknown_keys_reported() -> None:
+    hp = parse({"algorithm": "svm", "_tuning_objective_metric": "validation:accuracy",
+                "sagemaker_region": '"us-east-1"', "sagemaker_job_name": "x", "epochs": "3"})
+    assert hp.ignored == ("epochs",)
+    assert "_tuning_objective_metric" not in hp.values
+
+
+def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
+    with pytest.raises(HyperparameterError, match="'epoch' is not used by algorithm 'cnn'. Did you mean 'epochs'"):
+        parse({"algorithm": "cnn", "epoch": "3"}, strict=True)
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({"algorithm": "svm", "C": "abc"}, "Hyperparameter 'C' has value 'abc'; use a number >= 1e-06"),
+    ({"algorithm": "svm", "C": "-1"}, "'C' has value '-1'"),
+    ({"algorithm": "svm", "C": "nan"}, "'C' has value 'nan'"),
+    ({"algorithm": "cnn", "epochs": "2.5"}, "'epochs' has value '2.5'; use a whole number >= 1"),
+    ({"algorithm": "cnn", "augment": "yes"}, "'augment' has value 'yes'; use true or false (also 1 or 0)"),
+    ({"algorithm": "cnn", "optimizer": "adagrad"}, "use one of adam, adamw, sgd, rmsprop"),
+    ({"algorithm": "svm", "features": "sift"}, "'features' has value 'sift'; use one or more of hog, color, pixels"),
+    ({"algorithm": "rf", "validation_fraction": "0.9"}, "'validation_fraction' has value '0.9'"),
+    ({"algorithm": "svm", "image_size": "60"}, "use a multiple of 8"),
+    ({"algorithm": "cnn", "image_size": "8"}, "use 16 or more"),
+    ({"algorithm": "resnet50", "image_size": "16"}, "ResNet50 needs at least 32 pixels"),
+    ({"algorithm": "xgboost"}, "'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50"),
+    ({}, "'algorithm' is missing"),
+])
+def test_bad_values_name_the_key_the_value_and_the_fix(raw: dict, fragment: str) -> None:
+    with pytest.raises(HyperparameterError) as error:
+        parse(raw)
+    assert fragment in str(error.value)
+
+
+def test_tuning_ranges_lie_within_the_bounds_they_tune() -> None:
+    for algorithm in ALGORITHMS:
+        ranges = hyperparameters.tuning_ranges(algorithm)
+        assert ranges, algorithm
+        params = hyperparameters.schema(algorithm)
+        for name, tuning in ranges.items():
+            if tuning.kind == "categorical":
+                for value in tuning.values:
+                    params[name].parse(value)
+            else:
+                params[name].parse(str(tuning.low))
+                params[name].parse(str(tuning.high))
+
+
+def test_as_strings_round_trips() -> None:
+    hp = parse({"algorithm": "cnn", "augment": "False", "learning_rate": "1e-3"})
+    strings = hp.as_strings()
+    assert strings["augment"] == "false"
+    assert parse(strings).values == hp.values
