@@ -105,10 +105,20 @@ class KerasAlgorithm(Algorithm):
             f"{global_batch}, {steps} steps per epoch, mixed precision {'on' if mixed else 'off'}."
         )
 
-        checkpoints = Checkpoints(_checkpoint_dir(run), self._fingerprint(hp, train_total))
+        # Only the first host writes checkpoints; SageMaker gives every host of a restarted
+        # job the same checkpoint prefix, so every worker resumes from the same epoch.
+        checkpoints = Checkpoints(
+            run.checkpoint_dir, self._fingerprint(hp, train_total), writer=run.worker_index == 0
+        )
         with strategy.scope():
             self.model = self.build_model(hp, run)
         state = checkpoints.restore_state()
+        if run.worker_count > 1 and not _workers_agree(strategy, state.epochs_done):
+            run.info(
+                f"Workers found checkpoints of different epochs (here {state.epochs_done}); "
+                "all of them start afresh so that their weights stay identical."
+            )
+            state = LoopState(checkpoints.fingerprint)
         loop = TrainingLoop(
             self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed
         )
@@ -303,35 +313,41 @@ class TrainingLoop:
             return totals[0], totals[1], totals[2]
 
         iterator = iter(strategy.distribute_datasets_from_function(train_fn))
+        validation_data = None
+        if validation is not None:
+            validation_fn, validation_steps = validation
+            validation_data = strategy.distribute_datasets_from_function(validation_fn)
         examples = self.steps * global_batch
         total_epochs = sum(p.epochs for p in self.algorithm.phases(self.hp))
         while state.epoch_in_phase < phase.epochs and not state.stopped_early:
             started = time.perf_counter()
             loss_sum, correct = train_epoch(iterator, tf.constant(self.steps))
-            elapsed = time.perf_counter() - started
+            train_seconds = time.perf_counter() - started
             values = {
                 "train:loss": float(loss_sum) / examples,
                 "train:accuracy": float(correct) / examples,
-                "train:images_per_second": examples / elapsed,
+                "train:images_per_second": examples / train_seconds,
             }
-            if validation is not None:
-                validation_fn, validation_steps = validation
-                validation_iterator = iter(strategy.distribute_datasets_from_function(validation_fn))
-                v_loss, v_hits, v_count = validate(validation_iterator, tf.constant(validation_steps))
+            if validation_data is not None:
+                v_loss, v_hits, v_count = validate(iter(validation_data), tf.constant(validation_steps))
                 values["validation:loss"] = float(v_loss) / float(v_count)
                 values["validation:accuracy"] = float(v_hits) / float(v_count)
             state.epoch_in_phase += 1
             for name, value in values.items():
                 state.history.setdefault(name, []).append(value)
-            self._report(phase, state, values, elapsed, total_epochs)
             self._early_stopping(state, values)
             self.checkpoints.save(model, optimizer, state)
+            self._report(phase, state, values, train_seconds, time.perf_counter() - started, total_epochs)
 
-    def _report(self, phase: Phase, state: LoopState, values: dict[str, float], elapsed: float, total: int) -> None:
+    def _report(
+        self, phase: Phase, state: LoopState, values: dict[str, float], train_seconds: float,
+        epoch_seconds: float, total: int,
+    ) -> None:
         summary = " ".join(f"{k}={v:.4f}" for k, v in values.items() if "images" not in k)
         self.run.info(
             f"epoch {state.epochs_done}/{total} ({phase.name} {state.epoch_in_phase}/{phase.epochs}) "
-            f"{summary} {elapsed:.1f}s {values['train:images_per_second']:.0f} images/s"
+            f"{summary} train {train_seconds:.1f}s ({values['train:images_per_second']:.0f} images/s), "
+            f"epoch {epoch_seconds:.1f}s"
         )
         for name, value in values.items():
             self.run.metric(name, value)
@@ -356,9 +372,10 @@ class TrainingLoop:
 class Checkpoints:
     """Per-epoch weights, optimizer state and loop state; written atomically, state last."""
 
-    def __init__(self, directory: Path, fingerprint: str) -> None:
+    def __init__(self, directory: Path, fingerprint: str, writer: bool) -> None:
         self.directory = directory
         self.fingerprint = fingerprint
+        self.writer = writer
         self._state: dict[str, Any] | None = None
 
     def restore_state(self) -> LoopState:
@@ -394,6 +411,8 @@ class Checkpoints:
             variable.assign(value)
 
     def save(self, model: Any, optimizer: Any, state: LoopState) -> None:
+        if not self.writer:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         tag = f"epoch-{state.epochs_done:04d}"
         weights = f"{tag}.weights.h5"
@@ -419,6 +438,8 @@ class Checkpoints:
                 old.unlink(missing_ok=True)
 
     def save_best(self, model: Any) -> None:
+        if not self.writer:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.directory / ".best.weights.h5"
         model.save_weights(temporary)
@@ -431,11 +452,11 @@ class Checkpoints:
         model.load_weights(self.directory / "best.weights.h5")
 
 
-def _checkpoint_dir(run: RunContext) -> Path:
-    """Each host keeps its own checkpoints: SageMaker syncs all of them to one S3 prefix."""
-    if run.worker_count > 1:
-        return run.checkpoint_dir / f"worker-{run.worker_index}"
-    return run.checkpoint_dir
+def _workers_agree(strategy: Any, epochs_done: int) -> bool:
+    """Whether every replica resumes from the same epoch (all-reduce: n*sum(e^2) == sum(e)^2)."""
+    local = tf.constant([epochs_done, epochs_done * epochs_done], dtype=tf.float64)
+    totals = strategy.reduce("SUM", strategy.run(lambda: tf.identity(local)), axis=None).numpy()
+    return bool(strategy.num_replicas_in_sync * totals[1] == totals[0] ** 2)
 
 
 def _correct(labels: Any, probabilities: Any) -> Any:
