@@ -11,9 +11,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pytest
 
@@ -74,10 +74,21 @@ class JobResult:
 
 
 def local_train_command(
-    algorithm: str, channels: Mapping[str, Path], job_dir: Path, hps: Mapping[str, str] | None = None
+    algorithm: str,
+    channels: Mapping[str, Path],
+    job_dir: Path,
+    hps: Mapping[str, str] | None = None,
 ) -> list[str]:
-    command = [sys.executable, "-m", "smvision.local", "train", "--algorithm", algorithm,
-               "--job-dir", str(job_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "smvision.local",
+        "train",
+        "--algorithm",
+        algorithm,
+        "--job-dir",
+        str(job_dir),
+    ]
     for name, path in channels.items():
         command += ["--channel", f"{name}={path}"]
     for key, value in (hps or {}).items():
@@ -96,10 +107,14 @@ def run_local_train(
     """`python -m smvision.local train ...` as a subprocess, the way a user runs it."""
     completed = subprocess.run(
         local_train_command(algorithm, channels, job_dir, hps),
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
-    return JobResult(completed.returncode, completed.stdout + completed.stderr,
-                     job_dir / "opt" / "ml")
+    return JobResult(
+        completed.returncode, completed.stdout + completed.stderr, job_dir / "opt" / "ml"
+    )
 
 
 @pytest.fixture
@@ -107,8 +122,14 @@ def train_job(tmp_path: Path) -> Iterator[object]:
     """Run a local training job in a fresh job directory under tmp_path."""
     counter = iter(range(1000))
 
-    def run(algorithm: str, channels: Mapping[str, Path], hps: Mapping[str, str] | None = None,
-            **kwargs: object) -> JobResult:
-        return run_local_train(algorithm, channels, tmp_path / f"job-{next(counter)}", hps, **kwargs)  # type: ignore[arg-type]
+    def run(
+        algorithm: str,
+        channels: Mapping[str, Path],
+        hps: Mapping[str, str] | None = None,
+        **kwargs: object,
+    ) -> JobResult:
+        return run_local_train(
+            algorithm, channels, tmp_path / f"job-{next(counter)}", hps, **kwargs
+        )  # type: ignore[arg-type]
 
     yield run

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str = "china") -> np.ndarray:
-    """An RGB uint8 photograph: china/flower (scikit-learn), astronaut/coffee/chelsea (scikit-image)."""
+    """An RGB uint8 photo: china, flower (scikit-learn); astronaut, coffee, chelsea (skimage)."""
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
@@ -20,7 +20,7 @@ def photo(name: str = "china") -> np.ndarray:
     return np.ascontiguousarray(getattr(data, name)())
 
 
-@lru_cache(maxsize=None)
+@cache
 def grey_photo(name: str = "camera") -> np.ndarray:
     """A greyscale uint8 photograph from scikit-image (camera, coins, moon, page)."""
     from skimage import data
@@ -30,7 +30,9 @@ def grey_photo(name: str = "camera") -> np.ndarray:
 
 def encode(image: np.ndarray, suffix: str) -> bytes:
     """Encode an RGB (or grey) array with OpenCV: .png, .jpg, .bmp, .tiff, .webp."""
-    pixels = image if image.ndim == 2 or image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    pixels = (
+        image if image.ndim == 2 or image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    )
     if image.ndim == 3 and image.shape[2] == 4:
         pixels = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
     ok, buffer = cv2.imencode(suffix, pixels)

@@ -22,15 +22,25 @@ def test_paths_follow_the_base_dir(tmp_path: Path) -> None:
 def test_serving_variables_and_defaults() -> None:
     c = contract.load({})
     assert (c.port, c.workers, c.timeout_s, c.max_payload_mb) == (8080, None, 60.0, 6.0)
-    c = contract.load({"SAGEMAKER_BIND_TO_PORT": "9000", "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
-                       "SAGEMAKER_MODEL_SERVER_TIMEOUT": "5", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"})
+    c = contract.load(
+        {
+            "SAGEMAKER_BIND_TO_PORT": "9000",
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "5",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
+        }
+    )
     assert (c.port, c.workers, c.timeout_s, c.max_payload_mb) == (9000, 3, 5.0, 20.0)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("SAGEMAKER_BIND_TO_PORT", "http"), ("SAGEMAKER_MODEL_SERVER_WORKERS", "0"),
-    ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("SAGEMAKER_BIND_TO_PORT", "http"),
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1"),
+    ],
+)
 def test_bad_variables_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ContractError, match=name):
         contract.load({name: value})
@@ -40,11 +50,14 @@ def test_resource_config_from_file_and_environment(tmp_path: Path) -> None:
     c = contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)})
     assert c.resource_config().hosts == ("algo-1",)
     c.config_dir.mkdir(parents=True)
-    c.resource_config_file.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
+    c.resource_config_file.write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
     resources = c.resource_config()
     assert (resources.host_index, resources.is_first_host) == (1, False)
-    from_env = contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_HOSTS": '["a", "b"]',
-                              "SM_CURRENT_HOST": "a"}).resource_config()
+    from_env = contract.load(
+        {"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_HOSTS": '["a", "b"]', "SM_CURRENT_HOST": "a"}
+    ).resource_config()
     assert from_env.hosts == ("a", "b") and from_env.is_first_host
     c.resource_config_file.write_text(json.dumps({"current_host": "algo-9", "hosts": ["algo-1"]}))
     with pytest.raises(ContractError, match="algo-9"):

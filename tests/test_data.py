@@ -29,7 +29,12 @@ def test_lst_files_beside_the_images(digits: Path, tmp_path: Path) -> None:
     (folder / "test.lst").write_text("\n".join(lines) + "\n")
     samples = data.list_channel(folder, "test")
     assert len(samples) == 40 and samples[0].label == "0"
-    assert data.load(samples, [str(d) for d in range(10)], 16, 1, "test", 0.0).images.shape == (40, 16, 16, 1)
+    assert data.load(samples, [str(d) for d in range(10)], 16, 1, "test", 0.0).images.shape == (
+        40,
+        16,
+        16,
+        1,
+    )
 
 
 def test_bad_lst_line_names_file_and_line(tmp_path: Path) -> None:
@@ -40,8 +45,12 @@ def test_bad_lst_line_names_file_and_line(tmp_path: Path) -> None:
 
 def test_npz_arrays_with_class_names(tmp_path: Path) -> None:
     pixels, labels = digits_images()
-    np.savez(tmp_path / "digits.npz", x=pixels[:100], y=labels[:100],
-             class_names=np.array([f"digit-{d}" for d in range(10)]))
+    np.savez(
+        tmp_path / "digits.npz",
+        x=pixels[:100],
+        y=labels[:100],
+        class_names=np.array([f"digit-{d}" for d in range(10)]),
+    )
     samples = data.list_channel(tmp_path, "train")
     assert samples[3].source == "digits.npz#3"
     assert samples[3].label == f"digit-{labels[3]}"
@@ -87,7 +96,9 @@ def test_shards_are_disjoint_and_balanced(digits: Path) -> None:
     assert len(first) + len(second) == len(samples)
     assert {s.source for s in first}.isdisjoint({s.source for s in second})
     for label in map(str, range(10)):
-        assert abs(sum(s.label == label for s in first) - sum(s.label == label for s in second)) <= 1
+        assert (
+            abs(sum(s.label == label for s in first) - sum(s.label == label for s in second)) <= 1
+        )
 
 
 def _channel_with_broken_files(root: Path, good: int, broken: int) -> list[data.Sample]:
@@ -111,7 +122,10 @@ def test_unreadable_files_under_the_limit_are_skipped_and_listed(tmp_path: Path,
 
 def test_unreadable_files_over_the_limit_fail_and_are_named(tmp_path: Path) -> None:
     samples = _channel_with_broken_files(tmp_path, good=20, broken=2)
-    with pytest.raises(DataError, match=r"2 unreadable images of 42 .*cat/broken-0.png, cat/broken-1.png.*max_corrupt_fraction"):
+    with pytest.raises(
+        DataError,
+        match=r"2 unreadable images of 42 .*cat/broken-0.png, cat/broken-1.png.*max_corrupt_",
+    ):
         data.load(samples, ["cat", "cup"], 32, 3, "train", 0.01)
 
 

@@ -22,8 +22,13 @@ import pytest
 from smvision import contract, distributed, hyperparameters
 from tests.conftest import JobResult, local_train_command
 
-CNN = {"epochs": "8", "image_size": "16", "batch_size": "32", "augment": "false",
-       "early_stopping_patience": "0"}
+CNN = {
+    "epochs": "8",
+    "image_size": "16",
+    "batch_size": "32",
+    "augment": "false",
+    "early_stopping_patience": "0",
+}
 
 
 def _free_port() -> int:
@@ -32,8 +37,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_cluster(algorithm: str, channels: dict[str, Path], root: Path, hps: dict[str, str],
-                  hosts: int = 2) -> list[subprocess.Popen[str]]:
+def start_cluster(
+    algorithm: str, channels: dict[str, Path], root: Path, hps: dict[str, str], hosts: int = 2
+) -> list[subprocess.Popen[str]]:
     names = [f"algo-{i + 1}" for i in range(hosts)]
     addresses = {name: f"127.0.0.1:{_free_port()}" for name in names}
     env = {**os.environ, distributed.TEST_ADDRESSES_ENV: json.dumps(addresses)}
@@ -41,28 +47,46 @@ def start_cluster(algorithm: str, channels: dict[str, Path], root: Path, hps: di
     for name in names:
         command = local_train_command(algorithm, channels, root / name, hps)
         command += ["--hosts", ",".join(names), "--current-host", name]
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True, start_new_session=True))
+        processes.append(
+            subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        )
     return processes
 
 
-def finish(processes: list[subprocess.Popen[str]], root: Path, timeout: float = 900) -> list[JobResult]:
+def finish(
+    processes: list[subprocess.Popen[str]], root: Path, timeout: float = 900
+) -> list[JobResult]:
     results = []
     for index, process in enumerate(processes):
         output, _ = process.communicate(timeout=timeout)
-        results.append(JobResult(process.returncode, output, root / f"algo-{index + 1}" / "opt" / "ml"))
+        results.append(
+            JobResult(process.returncode, output, root / f"algo-{index + 1}" / "opt" / "ml")
+        )
     return results
 
 
 def test_two_cnn_workers_converge_like_one(train_job, digits: Path, tmp_path: Path) -> None:
-    channels = {"train": digits / "train", "validation": digits / "validation", "test": digits / "test"}
+    channels = {
+        "train": digits / "train",
+        "validation": digits / "validation",
+        "test": digits / "test",
+    }
     started = time.monotonic()
     single = train_job("cnn", channels, CNN)
     single_seconds = time.monotonic() - started
     assert single.returncode == 0, single.output[-3000:]
 
     started = time.monotonic()
-    chief, worker = finish(start_cluster("cnn", channels, tmp_path / "cluster", CNN), tmp_path / "cluster")
+    chief, worker = finish(
+        start_cluster("cnn", channels, tmp_path / "cluster", CNN), tmp_path / "cluster"
+    )
     pair_seconds = time.monotonic() - started
     assert chief.returncode == 0, chief.output[-3000:]
     assert worker.returncode == 0, worker.output[-3000:]
@@ -78,8 +102,10 @@ def test_two_cnn_workers_converge_like_one(train_job, digits: Path, tmp_path: Pa
     assert chief.metadata["train_images"] == single.metadata["train_images"] == 1078
 
     one, two = single.metrics()["test:accuracy"][-1], chief.metrics()["test:accuracy"][-1]
-    print(f"\n1 worker: test accuracy {one:.4f} in {single_seconds:.0f} s; "
-          f"2 workers: {two:.4f} in {pair_seconds:.0f} s")
+    print(
+        f"\n1 worker: test accuracy {one:.4f} in {single_seconds:.0f} s; "
+        f"2 workers: {two:.4f} in {pair_seconds:.0f} s"
+    )
     assert abs(one - two) <= 0.01
     assert two >= 0.95
 
@@ -100,8 +126,9 @@ def test_killed_cluster_resumes_from_the_chiefs_checkpoint(digits: Path, tmp_pat
         process.wait()
     saved = json.loads(state.read_text())["epoch_in_phase"]
     # A restarted SageMaker job gives every host the same checkpoint prefix from S3.
-    shutil.copytree(root / "algo-1/opt/ml/checkpoints", root / "algo-2/opt/ml/checkpoints",
-                    dirs_exist_ok=True)
+    shutil.copytree(
+        root / "algo-1/opt/ml/checkpoints", root / "algo-2/opt/ml/checkpoints", dirs_exist_ok=True
+    )
 
     chief, worker = finish(start_cluster("cnn", channels, root, hps), root)
     for job in (chief, worker):
@@ -110,11 +137,16 @@ def test_killed_cluster_resumes_from_the_chiefs_checkpoint(digits: Path, tmp_pat
     assert (chief.ml / "model" / "model.keras").exists()
 
 
-def test_sklearn_trains_on_the_first_host_while_the_others_idle(digits: Path, tmp_path: Path) -> None:
+def test_sklearn_trains_on_the_first_host_while_the_others_idle(
+    digits: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "cluster"
     first, second = finish(
-        start_cluster("svm", {"train": digits / "train"}, root, {"image_size": "32"}), root)
-    assert first.returncode == 0 and second.returncode == 0, first.output[-2000:] + second.output[-2000:]
+        start_cluster("svm", {"train": digits / "train"}, root, {"image_size": "32"}), root
+    )
+    assert first.returncode == 0 and second.returncode == 0, (
+        first.output[-2000:] + second.output[-2000:]
+    )
     assert first.metadata["algorithm"] == "svm"
     assert "Host algo-2 idles: svm trains on one host, algo-1" in second.output
     assert list((second.ml / "model").iterdir()) == []
@@ -125,24 +157,35 @@ def test_tf_config_from_the_resource_config(tmp_path: Path) -> None:
     ml = tmp_path / "opt" / "ml"
     (ml / "input/config").mkdir(parents=True)
     (ml / "input/config/resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2", "algo-3"]}))
-    cluster = distributed.plan(contract.load({"SAGEMAKER_BASE_DIR": str(ml)}),
-                               hyperparameters.parse({"algorithm": "cnn", "distributed_port": "9999"}))
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2", "algo-3"]})
+    )
+    cluster = distributed.plan(
+        contract.load({"SAGEMAKER_BASE_DIR": str(ml)}),
+        hyperparameters.parse({"algorithm": "cnn", "distributed_port": "9999"}),
+    )
     assert (cluster.worker_index, cluster.worker_count, cluster.is_chief) == (1, 3, False)
     addresses = distributed.worker_addresses(
-        cluster, {distributed.TEST_ADDRESSES_ENV: json.dumps(
-            {"algo-1": "10.0.0.1:9999", "algo-2": "10.0.0.2:9999", "algo-3": "10.0.0.3:9999"})})
+        cluster,
+        {
+            distributed.TEST_ADDRESSES_ENV: json.dumps(
+                {"algo-1": "10.0.0.1:9999", "algo-2": "10.0.0.2:9999", "algo-3": "10.0.0.3:9999"}
+            )
+        },
+    )
     assert distributed.tf_config(cluster, addresses) == {
         "cluster": {"worker": ["10.0.0.1:9999", "10.0.0.2:9999", "10.0.0.3:9999"]},
         "task": {"type": "worker", "index": 1},
     }
     assert distributed.worker_addresses(
-        distributed.Cluster(("localhost",), "localhost", 0, 1, 8890), {}) == ["localhost:8890"]
+        distributed.Cluster(("localhost",), "localhost", 0, 1, 8890), {}
+    ) == ["localhost:8890"]
 
 
 def test_unresolvable_hosts_fail_after_a_bounded_wait() -> None:
     cluster = distributed.Cluster(("algo-1.invalid",), "algo-1.invalid", 0, 2, 8890)
     started = time.monotonic()
-    with pytest.raises(distributed.ClusterError, match=r"Host algo-1.invalid did not resolve within 2 s"):
+    with pytest.raises(
+        distributed.ClusterError, match=r"Host algo-1.invalid did not resolve within 2 s"
+    ):
         distributed.worker_addresses(cluster, {}, timeout_s=2)
     assert 1 <= time.monotonic() - started < 10

@@ -8,7 +8,9 @@ from tests.photos import photo
 
 def _batch(count: int, size: int = 64) -> np.ndarray:
     photos = [photo(n) for n in ("china", "flower", "astronaut", "coffee", "chelsea")]
-    crops = [p[i % 50 : i % 50 + 300, i % 70 : i % 70 + 300] for i, p in enumerate(photos * (count // 5))]
+    crops = [
+        p[i % 50 : i % 50 + 300, i % 70 : i % 70 + 300] for i, p in enumerate(photos * (count // 5))
+    ]
     return np.stack([images.prepare(c, size, 3) for c in crops])
 
 
@@ -23,7 +25,8 @@ def test_feature_lengths() -> None:
 def test_threads_give_identical_features() -> None:
     batch = _batch(200)
     np.testing.assert_array_equal(
-        features.extract(batch, "hog+color", workers=1), features.extract(batch, "hog+color", workers=4)
+        features.extract(batch, "hog+color", workers=1),
+        features.extract(batch, "hog+color", workers=4),
     )
 
 

@@ -14,8 +14,16 @@ def test_every_algorithm_has_a_schema_and_an_implementation() -> None:
 
 
 def test_strings_are_cast_once_with_the_schema() -> None:
-    hp = parse({"algorithm": "svm", "C": "5.0", "kernel": "LINEAR", "image_size": "32",
-                "features": "color+hog", "seed": "7"})
+    hp = parse(
+        {
+            "algorithm": "svm",
+            "C": "5.0",
+            "kernel": "LINEAR",
+            "image_size": "32",
+            "features": "color+hog",
+            "seed": "7",
+        }
+    )
     assert hp.real("C") == 5.0
     assert hp.text("kernel") == "linear"
     assert hp.integer("image_size") == 32
@@ -23,10 +31,18 @@ def test_strings_are_cast_once_with_the_schema() -> None:
     assert hp.integer("seed") == 7
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("true", True), ("True", True), ("TRUE", True), ("1", True),
-    ("false", False), ("False", False), ("0", False),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("1", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+    ],
+)
 def test_booleans_accept_true_false_1_0_in_any_case(raw: str, expected: bool) -> None:
     assert parse({"algorithm": "cnn", "augment": raw}).flag("augment") is expected
 
@@ -46,32 +62,62 @@ def test_defaults_differ_per_algorithm() -> None:
 
 
 def test_platform_keys_are_ignored_and_unknown_keys_reported() -> None:
-    hp = parse({"algorithm": "svm", "_tuning_objective_metric": "validation:accuracy",
-                "sagemaker_region": '"us-east-1"', "sagemaker_job_name": "x", "epochs": "3"})
+    hp = parse(
+        {
+            "algorithm": "svm",
+            "_tuning_objective_metric": "validation:accuracy",
+            "sagemaker_region": '"us-east-1"',
+            "sagemaker_job_name": "x",
+            "epochs": "3",
+        }
+    )
     assert hp.ignored == ("epochs",)
     assert "_tuning_objective_metric" not in hp.values
 
 
 def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
-    with pytest.raises(HyperparameterError, match="'epoch' is not used by algorithm 'cnn'. Did you mean 'epochs'"):
+    with pytest.raises(
+        HyperparameterError, match="'epoch' is not used by algorithm 'cnn'. Did you mean 'epochs'"
+    ):
         parse({"algorithm": "cnn", "epoch": "3"}, strict=True)
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"algorithm": "svm", "C": "abc"}, "Hyperparameter 'C' has value 'abc'; use a number >= 1e-06"),
-    ({"algorithm": "svm", "C": "-1"}, "'C' has value '-1'"),
-    ({"algorithm": "svm", "C": "nan"}, "'C' has value 'nan'"),
-    ({"algorithm": "cnn", "epochs": "2.5"}, "'epochs' has value '2.5'; use a whole number >= 1"),
-    ({"algorithm": "cnn", "augment": "yes"}, "'augment' has value 'yes'; use true or false (also 1 or 0)"),
-    ({"algorithm": "cnn", "optimizer": "adagrad"}, "use one of adam, adamw, sgd, rmsprop"),
-    ({"algorithm": "svm", "features": "sift"}, "'features' has value 'sift'; use one or more of hog, color, pixels"),
-    ({"algorithm": "rf", "validation_fraction": "0.9"}, "'validation_fraction' has value '0.9'"),
-    ({"algorithm": "svm", "image_size": "60"}, "use a multiple of 8"),
-    ({"algorithm": "cnn", "image_size": "8"}, "use 16 or more"),
-    ({"algorithm": "resnet50", "image_size": "16"}, "ResNet50 needs at least 32 pixels"),
-    ({"algorithm": "xgboost"}, "'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50"),
-    ({}, "'algorithm' is missing"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        (
+            {"algorithm": "svm", "C": "abc"},
+            "Hyperparameter 'C' has value 'abc'; use a number >= 1e-06",
+        ),
+        ({"algorithm": "svm", "C": "-1"}, "'C' has value '-1'"),
+        ({"algorithm": "svm", "C": "nan"}, "'C' has value 'nan'"),
+        (
+            {"algorithm": "cnn", "epochs": "2.5"},
+            "'epochs' has value '2.5'; use a whole number >= 1",
+        ),
+        (
+            {"algorithm": "cnn", "augment": "yes"},
+            "'augment' has value 'yes'; use true or false (also 1 or 0)",
+        ),
+        ({"algorithm": "cnn", "optimizer": "adagrad"}, "use one of adam, adamw, sgd, rmsprop"),
+        (
+            {"algorithm": "svm", "features": "sift"},
+            "'features' has value 'sift'; use one or more of hog, color, pixels",
+        ),
+        (
+            {"algorithm": "rf", "validation_fraction": "0.9"},
+            "'validation_fraction' has value '0.9'",
+        ),
+        ({"algorithm": "svm", "image_size": "60"}, "use a multiple of 8"),
+        ({"algorithm": "cnn", "image_size": "8"}, "use 16 or more"),
+        ({"algorithm": "resnet50", "image_size": "16"}, "ResNet50 needs at least 32 pixels"),
+        (
+            {"algorithm": "xgboost"},
+            "'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50",
+        ),
+        ({}, "'algorithm' is missing"),
+    ],
+)
 def test_bad_values_name_the_key_the_value_and_the_fix(raw: dict, fragment: str) -> None:
     with pytest.raises(HyperparameterError) as error:
         parse(raw)

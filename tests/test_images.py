@@ -39,13 +39,18 @@ def test_grey_stays_one_channel_rgba_drops_alpha_16_bit_scales() -> None:
 def test_training_and_serving_see_the_same_pixels_for_a_file(tmp_path) -> None:
     data = encode(photo("chelsea"), ".png")
     (tmp_path / "cat.png").write_bytes(data)
-    np.testing.assert_array_equal(images.read_image(str(tmp_path / "cat.png")), images.decode_image(data))
+    np.testing.assert_array_equal(
+        images.read_image(str(tmp_path / "cat.png")), images.decode_image(data)
+    )
 
 
-@pytest.mark.parametrize("data, fragment", [
-    (b"", "is empty"),
-    (b"this is not an image at all", "not a readable image (unknown format)"),
-])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"", "is empty"),
+        (b"this is not an image at all", "not a readable image (unknown format)"),
+    ],
+)
 def test_unreadable_bytes_are_refused(data: bytes, fragment: str) -> None:
     with pytest.raises(ImageError) as error:
         images.decode_image(data, "upload")
@@ -63,7 +68,9 @@ def test_decompression_bombs_are_refused_before_decoding() -> None:
     # A real property no bundled photo has: 8000 x 6000 = 48 megapixels that compress to little.
     bomb = encode(np.zeros((6000, 8000), np.uint8), ".png")
     assert len(bomb) < 200_000
-    with pytest.raises(ImageTooLargeError, match="8000x6000 = 48.0 megapixels, over the 40-megapixel limit"):
+    with pytest.raises(
+        ImageTooLargeError, match="8000x6000 = 48.0 megapixels, over the 40-megapixel limit"
+    ):
         images.decode_image(bomb, "bomb.png")
 
 
@@ -75,13 +82,16 @@ def test_arrays_in_every_accepted_form() -> None:
     assert images.from_array(np.dstack([rgb, rgb[:, :, :1]])).shape[2] == 3
 
 
-@pytest.mark.parametrize("array, fragment", [
-    (np.zeros((2, 3, 4, 5), np.uint8), "shape (2, 3, 4, 5)"),
-    (np.zeros((4, 4, 2), np.uint8), "shape (4, 4, 2)"),
-    (np.full((4, 4), np.nan), "NaN or infinite"),
-    (np.full((4, 4), 2.0), "float pixels must lie in [0, 1]"),
-    (np.full((4, 4), -3, np.int16), "dtype int16"),
-])
+@pytest.mark.parametrize(
+    "array, fragment",
+    [
+        (np.zeros((2, 3, 4, 5), np.uint8), "shape (2, 3, 4, 5)"),
+        (np.zeros((4, 4, 2), np.uint8), "shape (4, 4, 2)"),
+        (np.full((4, 4), np.nan), "NaN or infinite"),
+        (np.full((4, 4), 2.0), "float pixels must lie in [0, 1]"),
+        (np.full((4, 4), -3, np.int16), "dtype int16"),
+    ],
+)
 def test_bad_arrays_are_refused(array: np.ndarray, fragment: str) -> None:
     with pytest.raises(ImageError) as error:
         images.from_array(array, "instance 0")

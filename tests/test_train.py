@@ -22,9 +22,11 @@ from smvision.metrics import METRIC_DEFINITIONS
 from smvision.samples import digits_images
 from tests.conftest import JobResult, local_train_command
 
-PLATFORM_KEYS = {"_tuning_objective_metric": "validation:accuracy",
-                 "sagemaker_region": '"us-east-1"',
-                 "sagemaker_job_name": '"smvision-test"'}
+PLATFORM_KEYS = {
+    "_tuning_objective_metric": "validation:accuracy",
+    "sagemaker_region": '"us-east-1"',
+    "sagemaker_job_name": '"smvision-test"',
+}
 
 
 def assert_complete_model(job: JobResult, algorithm: str) -> None:
@@ -33,7 +35,14 @@ def assert_complete_model(job: JobResult, algorithm: str) -> None:
     metadata = job.metadata
     assert metadata["algorithm"] == algorithm
     assert metadata["class_names"] == [str(d) for d in range(10)]
-    assert {"image_size", "channels", "preprocessing", "hyperparameters", "versions", "metrics"} <= set(metadata)
+    assert {
+        "image_size",
+        "channels",
+        "preprocessing",
+        "hyperparameters",
+        "versions",
+        "metrics",
+    } <= set(metadata)
     assert metadata["versions"]["opencv-python-headless"].startswith("4.")
     output = job.ml / "output" / "data"
     assert (output / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
@@ -41,17 +50,30 @@ def assert_complete_model(job: JobResult, algorithm: str) -> None:
 
 
 def test_svm_on_digits_with_every_channel(train_job, digits: Path) -> None:
-    job = train_job("svm", {"train": digits / "train", "validation": digits / "validation",
-                            "test": digits / "test"}, PLATFORM_KEYS)
+    job = train_job(
+        "svm",
+        {"train": digits / "train", "validation": digits / "validation", "test": digits / "test"},
+        PLATFORM_KEYS,
+    )
     assert_complete_model(job, "svm")
     metrics = job.metrics()
     assert metrics["test:accuracy"][-1] >= 0.97
-    assert set(metrics) >= {"train:accuracy", "train:loss", "validation:accuracy", "validation:loss",
-                            "validation:macro_f1", "test:accuracy", "test:loss", "test:macro_f1"}
+    assert set(metrics) >= {
+        "train:accuracy",
+        "train:loss",
+        "validation:accuracy",
+        "validation:loss",
+        "validation:macro_f1",
+        "test:accuracy",
+        "test:loss",
+        "test:macro_f1",
+    }
     evaluation = job.evaluation
     assert set(evaluation) == {"validation", "test"}
     test = evaluation["test"]
-    assert test["count"] == 360 and test["accuracy"] == pytest.approx(metrics["test:accuracy"][-1], abs=1e-6)
+    assert test["count"] == 360 and test["accuracy"] == pytest.approx(
+        metrics["test:accuracy"][-1], abs=1e-6
+    )
     assert sum(map(sum, test["confusion_matrix"]["matrix"])) == 360
     assert set(test["per_class"]) == {str(d) for d in range(10)}
     assert test["predictions"][0]["source"].startswith("0/digit-")
@@ -62,25 +84,33 @@ def test_svm_on_digits_with_every_channel(train_job, digits: Path) -> None:
 
 
 def test_metric_definitions_read_real_job_output(train_job, digits: Path) -> None:
-    job = train_job("svm", {"train": digits / "train", "test": digits / "test"},
-                    {"image_size": "32"})
+    job = train_job(
+        "svm", {"train": digits / "train", "test": digits / "test"}, {"image_size": "32"}
+    )
     assert job.returncode == 0, job.output[-2000:]
     lines = job.output.splitlines()
     read = {}
     for definition in METRIC_DEFINITIONS:
-        values = [float(m.group(1)) for line in lines for m in [re.search(definition["Regex"], line)] if m]
+        values = [
+            float(m.group(1)) for line in lines for m in [re.search(definition["Regex"], line)] if m
+        ]
         if values:
             read[definition["Name"]] = values[-1]
     assert read == {name: values[-1] for name, values in job.metrics().items()}
-    assert {"train:accuracy", "validation:accuracy", "validation:loss", "test:accuracy"} <= set(read)
+    assert {"train:accuracy", "validation:accuracy", "validation:loss", "test:accuracy"} <= set(
+        read
+    )
 
 
 def test_rf_splits_validation_from_train_and_reads_npz(train_job, tmp_path: Path) -> None:
     pixels, labels = digits_images()
     (tmp_path / "npz").mkdir()
     np.savez(tmp_path / "npz" / "digits.npz", x=pixels, y=labels)
-    job = train_job("rf", {"train": tmp_path / "npz"},
-                    {"n_estimators": "60", "validation_fraction": "0.25", "features": "hog+pixels"})
+    job = train_job(
+        "rf",
+        {"train": tmp_path / "npz"},
+        {"n_estimators": "60", "validation_fraction": "0.25", "features": "hog+pixels"},
+    )
     assert_complete_model(job, "rf")
     assert "held out 450 of 1797 train images" in job.output
     assert job.evaluation["validation"]["count"] == 450
@@ -88,10 +118,11 @@ def test_rf_splits_validation_from_train_and_reads_npz(train_job, tmp_path: Path
 
 
 def test_cnn_reports_every_epoch_and_plots_curves(train_job, digits: Path) -> None:
-    job = train_job("cnn", {"train": digits / "train", "validation": digits / "validation",
-                            "test": digits / "test"},
-                    {"epochs": "3", "image_size": "16", "augment": "True", "batch_size": "32",
-                     **PLATFORM_KEYS})
+    job = train_job(
+        "cnn",
+        {"train": digits / "train", "validation": digits / "validation", "test": digits / "test"},
+        {"epochs": "3", "image_size": "16", "augment": "True", "batch_size": "32", **PLATFORM_KEYS},
+    )
     assert_complete_model(job, "cnn")
     metrics = job.metrics()
     for name in ("train:accuracy", "train:loss", "validation:accuracy", "validation:loss"):
@@ -106,18 +137,28 @@ def _resnet_weights(path: Path) -> Path:
     import keras
 
     path.mkdir(parents=True)
-    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3),
-                                       pooling="avg")
+    base = keras.applications.ResNet50(
+        include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg"
+    )
     base.save_weights(path / "resnet50_notop.weights.h5")
     return path
 
 
-def test_resnet50_uses_the_pretrained_channel_and_fine_tunes(train_job, digits: Path, tmp_path: Path) -> None:
+def test_resnet50_uses_the_pretrained_channel_and_fine_tunes(
+    train_job, digits: Path, tmp_path: Path
+) -> None:
     pretrained = _resnet_weights(tmp_path / "pretrained")
-    job = train_job("resnet50", {"train": digits / "train", "validation": digits / "validation",
-                                 "pretrained": pretrained},
-                    {"image_size": "32", "epochs": "1", "fine_tune_epochs": "1",
-                     "fine_tune_layers": "10", "batch_size": "64"})
+    job = train_job(
+        "resnet50",
+        {"train": digits / "train", "validation": digits / "validation", "pretrained": pretrained},
+        {
+            "image_size": "32",
+            "epochs": "1",
+            "fine_tune_epochs": "1",
+            "fine_tune_layers": "10",
+            "batch_size": "64",
+        },
+    )
     assert_complete_model(job, "resnet50")
     assert "ResNet50 starting weights:" in job.output and "resnet50_notop.weights.h5" in job.output
     assert "(fine-tune 1/1)" in job.output
@@ -127,19 +168,29 @@ def test_resnet50_uses_the_pretrained_channel_and_fine_tunes(train_job, digits: 
 def test_resnet50_refuses_weights_that_do_not_fit(train_job, digits: Path, tmp_path: Path) -> None:
     (tmp_path / "pretrained").mkdir()
     (tmp_path / "pretrained" / "wrong.h5").write_bytes(b"not hdf5")
-    job = train_job("resnet50", {"train": digits / "test", "pretrained": tmp_path / "pretrained"},
-                    {"image_size": "32", "epochs": "1"})
+    job = train_job(
+        "resnet50",
+        {"train": digits / "test", "pretrained": tmp_path / "pretrained"},
+        {"image_size": "32", "epochs": "1"},
+    )
     assert job.returncode != 0
     assert "wrong.h5 does not fit ResNet50" in job.failure
     assert list((job.ml / "model").iterdir()) == []
 
 
-@pytest.mark.parametrize("case", ["algorithm", "value", "missing_train", "empty_train",
-                                  "single_class", "image_size", "corrupt"])
-def test_failures_are_fast_clear_and_leave_no_model(case: str, train_job, digits: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "case",
+    ["algorithm", "value", "missing_train", "empty_train", "single_class", "image_size", "corrupt"],
+)
+def test_failures_are_fast_clear_and_leave_no_model(
+    case: str, train_job, digits: Path, tmp_path: Path
+) -> None:
     algorithm, channels, hps, expected = "svm", {"train": digits / "test"}, {}, ""
     if case == "algorithm":
-        algorithm, expected = "xgboost", "Hyperparameter 'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50."
+        algorithm, expected = (
+            "xgboost",
+            "Hyperparameter 'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50.",
+        )
     elif case == "value":
         hps, expected = {"C": "lots"}, "Hyperparameter 'C' has value 'lots'"
     elif case == "missing_train":
@@ -152,7 +203,11 @@ def test_failures_are_fast_clear_and_leave_no_model(case: str, train_job, digits
         shutil.copytree(digits / "test" / "7", tmp_path / "one" / "7")
         channels = {"train": tmp_path / "one"}
     elif case == "image_size":
-        algorithm, hps, expected = "resnet50", {"image_size": "24"}, "ResNet50 needs at least 32 pixels"
+        algorithm, hps, expected = (
+            "resnet50",
+            {"image_size": "24"},
+            "ResNet50 needs at least 32 pixels",
+        )
     elif case == "corrupt":
         shutil.copytree(digits / "test", tmp_path / "corrupt")
         for path in sorted((tmp_path / "corrupt").rglob("*.png"))[:5]:
@@ -167,13 +222,18 @@ def test_failures_are_fast_clear_and_leave_no_model(case: str, train_job, digits
     assert time.monotonic() - started < 60
 
 
-def test_a_few_unreadable_files_are_skipped_and_named(train_job, digits: Path, tmp_path: Path) -> None:
+def test_a_few_unreadable_files_are_skipped_and_named(
+    train_job, digits: Path, tmp_path: Path
+) -> None:
     shutil.copytree(digits / "train", tmp_path / "train")
     broken = sorted((tmp_path / "train").rglob("*.png"))[3]
     broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
     job = train_job("svm", {"train": tmp_path / "train"}, {"image_size": "32"})
     assert job.returncode == 0, job.output[-2000:]
-    assert f"Skipping unreadable image in channel 'train': {broken.parent.name}/{broken.name}" in job.output
+    assert (
+        f"Skipping unreadable image in channel 'train': {broken.parent.name}/{broken.name}"
+        in job.output
+    )
 
 
 def test_lst_layout_trains(train_job, digits: Path, tmp_path: Path) -> None:
@@ -189,16 +249,26 @@ def test_lst_layout_trains(train_job, digits: Path, tmp_path: Path) -> None:
     assert job.metrics()["test:accuracy"][-1] > 0.95
 
 
-def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(digits: Path, tmp_path: Path) -> None:
+def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
+    digits: Path, tmp_path: Path
+) -> None:
     job_dir = tmp_path / "spot-job"
     command = local_train_command(
-        "cnn", {"train": digits / "train", "validation": digits / "validation"}, job_dir,
-        {"epochs": "6", "image_size": "16", "batch_size": "32", "augment": "false",
-         "early_stopping_patience": "0"},
+        "cnn",
+        {"train": digits / "train", "validation": digits / "validation"},
+        job_dir,
+        {
+            "epochs": "6",
+            "image_size": "16",
+            "batch_size": "32",
+            "augment": "false",
+            "early_stopping_patience": "0",
+        },
     )
     state = job_dir / "opt/ml/checkpoints/state.json"
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True, text=True)
+    first = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if state.exists() and json.loads(state.read_text())["epoch_in_phase"] >= 2:
@@ -224,12 +294,16 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(digits: P
 
 
 def test_import_has_no_side_effects(tmp_path: Path) -> None:
-    code = ("import smvision, smvision.train, smvision.local, smvision.algorithms, "
-            "smvision.hyperparameters, smvision.contract, smvision.data, smvision.features; "
-            "import sys; print('tensorflow' in sys.modules)")
+    code = (
+        "import smvision, smvision.train, smvision.local, smvision.algorithms, "
+        "smvision.hyperparameters, smvision.contract, smvision.data, smvision.features; "
+        "import sys; print('tensorflow' in sys.modules)"
+    )
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop("SAGEMAKER_BASE_DIR", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,12 @@ from smvision.train import ArgumentError, parse_args
 def test_the_toolkits_own_argument_list_parses_back() -> None:
     hyperparameters = {"algorithm": "svm", "C": 5.0, "gamma": "scale", "augment": True, "seed": -1}
     assert parse_args(mapping.to_cmd_args(hyperparameters)) == {
-        "algorithm": "svm", "C": "5.0", "gamma": "scale", "augment": "True", "seed": "-1"}
+        "algorithm": "svm",
+        "C": "5.0",
+        "gamma": "scale",
+        "augment": "True",
+        "seed": "-1",
+    }
 
 
 @pytest.mark.parametrize("argv", [["svm"], ["--epochs"], ["-", "3"], ["--", "3"]])

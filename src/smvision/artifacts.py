@@ -7,13 +7,21 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 METADATA_FILE = "metadata.json"
-_VERSIONED = ("numpy", "opencv-python-headless", "scikit-learn", "tensorflow", "tensorflow-cpu", "keras")
+_VERSIONED = (
+    "numpy",
+    "opencv-python-headless",
+    "scikit-learn",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+)
 
 
 def write_json(path: Path, data: Any) -> None:

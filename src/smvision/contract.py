@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 DEFAULT_BASE_DIR = "/opt/ml"
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
@@ -184,7 +185,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise ContractError(f"Environment variable {name} has value {raw!r}; use a positive number.")
+        raise ContractError(
+            f"Environment variable {name} has value {raw!r}; use a positive number."
+        )
     return value
 
 
@@ -197,4 +200,3 @@ def read_json_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ContractError(f"{path} must hold a JSON object.")
     return data
-

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -181,7 +181,9 @@ def _natural_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-def check_known_classes(samples: Sequence[Sample], class_names: Sequence[str], channel: str) -> None:
+def check_known_classes(
+    samples: Sequence[Sample], class_names: Sequence[str], channel: str
+) -> None:
     unknown = sorted({s.label for s in samples} - set(class_names), key=_natural_key)
     if unknown:
         raise DataError(
@@ -259,7 +261,9 @@ def load(
     keep = [i for i, p in enumerate(prepared) if p is not None]
     array = np.empty((len(keep), size, size, channels), dtype=np.uint8)
     for row, i in enumerate(keep):
-        array[row] = prepared[i]
+        image = prepared[i]
+        assert image is not None
+        array[row] = image
     labels = np.array([index_of[samples[i].label] for i in keep], dtype=np.int32)
     return Dataset(array, labels, [samples[i].source for i in keep], skipped)
 
@@ -270,7 +274,7 @@ def check_corrupt(
     """Log skipped files; fail, naming them, when they exceed the channel's allowance."""
     if not skipped:
         return
-    for source, reason in skipped:
+    for _source, reason in skipped:
         log.warning("Skipping unreadable image in channel '%s': %s", channel, reason)
     fraction = len(skipped) / total
     if fraction > max_fraction or len(skipped) == total:
@@ -283,7 +287,10 @@ def check_corrupt(
         )
     log.warning(
         "Channel '%s': skipped %d unreadable images of %d (%.2f%%), within max_corrupt_fraction.",
-        channel, len(skipped), total, 100 * fraction,
+        channel,
+        len(skipped),
+        total,
+        100 * fraction,
     )
 
 

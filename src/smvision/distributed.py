@@ -13,8 +13,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from smvision.contract import Contract
 from smvision.hyperparameters import KERAS_ALGORITHMS, Hyperparameters
@@ -57,7 +58,10 @@ def plan(contract: Contract, hp: Hyperparameters) -> Cluster:
         if resources.is_first_host:
             log.info(
                 "%d hosts: %s trains on %s alone (scikit-learn does not spread one model "
-                "over hosts); the others idle.", len(hosts), hp.algorithm, current,
+                "over hosts); the others idle.",
+                len(hosts),
+                hp.algorithm,
+                current,
             )
             return Cluster(hosts, current, 0, 1, port)
         reason = (

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -28,8 +29,12 @@ def evaluate(
     return {
         "count": int(len(labels)),
         "accuracy": float(accuracy_score(labels, predicted)),
-        "loss": float(log_loss(labels, clipped / clipped.sum(axis=1, keepdims=True), labels=indices)),
-        "macro_f1": float(f1_score(labels, predicted, labels=indices, average="macro", zero_division=0)),
+        "loss": float(
+            log_loss(labels, clipped / clipped.sum(axis=1, keepdims=True), labels=indices)
+        ),
+        "macro_f1": float(
+            f1_score(labels, predicted, labels=indices, average="macro", zero_division=0)
+        ),
         "per_class": {
             name: {
                 "precision": float(precision[i]),

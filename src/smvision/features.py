@@ -30,7 +30,8 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 def _hog(image: np.ndarray, descriptor: cv2.HOGDescriptor) -> np.ndarray:
-    return descriptor.compute(_grey(image)).ravel()
+    values: np.ndarray = np.asarray(descriptor.compute(_grey(image)))
+    return values.ravel()
 
 
 def _color(image: np.ndarray) -> np.ndarray:
@@ -48,7 +49,9 @@ def _pixels(image: np.ndarray) -> np.ndarray:
     return small.ravel().astype(np.float32) / 255.0
 
 
-def _one(image: np.ndarray, kinds: tuple[str, ...], descriptor: cv2.HOGDescriptor | None) -> np.ndarray:
+def _one(
+    image: np.ndarray, kinds: tuple[str, ...], descriptor: cv2.HOGDescriptor | None
+) -> np.ndarray:
     parts = []
     for kind in kinds:
         if kind == "hog":

@@ -8,8 +8,9 @@ launchers import this module on a laptop, so it depends on the standard library 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, Mapping
+from typing import Literal
 
 ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
 KERAS_ALGORITHMS = ("cnn", "resnet50")
@@ -159,81 +160,234 @@ def format_value(value: object) -> str:
 
 
 COMMON = (
-    Param("image_size", "int", 64, "Images are resized to image_size x image_size pixels.",
-          low=8, high=1024),
-    Param("grayscale", "bool", "auto", "Train on one channel; auto: only if every training "
-          "image is greyscale.", keywords=("auto",)),
-    Param("validation_fraction", "float", 0.2, "Share of train held out (stratified) when "
-          "there is no validation channel; 0 disables validation.", low=0.0, high=0.5),
+    Param(
+        "image_size",
+        "int",
+        64,
+        "Images are resized to image_size x image_size pixels.",
+        low=8,
+        high=1024,
+    ),
+    Param(
+        "grayscale",
+        "bool",
+        "auto",
+        "Train on one channel; auto: only if every training image is greyscale.",
+        keywords=("auto",),
+    ),
+    Param(
+        "validation_fraction",
+        "float",
+        0.2,
+        "Share of train held out (stratified) when "
+        "there is no validation channel; 0 disables validation.",
+        low=0.0,
+        high=0.5,
+    ),
     Param("seed", "int", 42, "Seed for splits, shuffling and initialisation.", low=0),
-    Param("max_corrupt_fraction", "float", 0.01, "Unreadable images are skipped while they "
-          "stay at or under this share of a channel; beyond it the job fails.",
-          low=0.0, high=1.0),
+    Param(
+        "max_corrupt_fraction",
+        "float",
+        0.01,
+        "Unreadable images are skipped while they "
+        "stay at or under this share of a channel; beyond it the job fails.",
+        low=0.0,
+        high=1.0,
+    ),
 )
 
 _CLASSICAL = (
-    Param("features", "str", "hog", "OpenCV features joined by '+': hog (gradient "
-          "histograms), color (HSV histogram), pixels (downsampled intensities).",
-          tuning=TuningRange("categorical", values=("hog", "hog+color", "hog+pixels",
-                                                    "hog+color+pixels"))),
+    Param(
+        "features",
+        "str",
+        "hog",
+        "OpenCV features joined by '+': hog (gradient "
+        "histograms), color (HSV histogram), pixels (downsampled intensities).",
+        tuning=TuningRange(
+            "categorical", values=("hog", "hog+color", "hog+pixels", "hog+color+pixels")
+        ),
+    ),
 )
 
 SVM = (
-    Param("C", "float", 10.0, "Inverse regularisation strength.", low=1e-6, high=1e6,
-          tuning=TuningRange("continuous", 0.01, 1000.0, scaling="Logarithmic")),
-    Param("kernel", "str", "rbf", "SVM kernel.", choices=("rbf", "linear", "poly", "sigmoid"),
-          tuning=TuningRange("categorical", values=("rbf", "linear"))),
-    Param("gamma", "float", "scale", "RBF/poly/sigmoid kernel coefficient.", low=1e-9,
-          keywords=("scale", "auto")),
+    Param(
+        "C",
+        "float",
+        10.0,
+        "Inverse regularisation strength.",
+        low=1e-6,
+        high=1e6,
+        tuning=TuningRange("continuous", 0.01, 1000.0, scaling="Logarithmic"),
+    ),
+    Param(
+        "kernel",
+        "str",
+        "rbf",
+        "SVM kernel.",
+        choices=("rbf", "linear", "poly", "sigmoid"),
+        tuning=TuningRange("categorical", values=("rbf", "linear")),
+    ),
+    Param(
+        "gamma",
+        "float",
+        "scale",
+        "RBF/poly/sigmoid kernel coefficient.",
+        low=1e-9,
+        keywords=("scale", "auto"),
+    ),
 )
 
 RF = (
-    Param("n_estimators", "int", 300, "Number of trees.", low=1, high=5000,
-          tuning=TuningRange("integer", 50, 1000)),
-    Param("max_depth", "int", 0, "Maximum tree depth; 0 for unlimited.", low=0, high=1000,
-          tuning=TuningRange("integer", 0, 50)),
-    Param("min_samples_leaf", "int", 1, "Minimum samples in a leaf.", low=1, high=1000,
-          tuning=TuningRange("integer", 1, 10)),
-    Param("max_features", "str", "sqrt", "Features considered at each split.",
-          choices=("sqrt", "log2", "all"),
-          tuning=TuningRange("categorical", values=("sqrt", "log2"))),
+    Param(
+        "n_estimators",
+        "int",
+        300,
+        "Number of trees.",
+        low=1,
+        high=5000,
+        tuning=TuningRange("integer", 50, 1000),
+    ),
+    Param(
+        "max_depth",
+        "int",
+        0,
+        "Maximum tree depth; 0 for unlimited.",
+        low=0,
+        high=1000,
+        tuning=TuningRange("integer", 0, 50),
+    ),
+    Param(
+        "min_samples_leaf",
+        "int",
+        1,
+        "Minimum samples in a leaf.",
+        low=1,
+        high=1000,
+        tuning=TuningRange("integer", 1, 10),
+    ),
+    Param(
+        "max_features",
+        "str",
+        "sqrt",
+        "Features considered at each split.",
+        choices=("sqrt", "log2", "all"),
+        tuning=TuningRange("categorical", values=("sqrt", "log2")),
+    ),
 )
 
 KERAS = (
-    Param("epochs", "int", 30, "Training epochs (the head's epochs for resnet50).",
-          low=1, high=10000),
-    Param("batch_size", "int", 64, "Batch size per replica (GPU or worker).", low=1,
-          high=8192, tuning=TuningRange("categorical", values=("32", "64", "128"))),
-    Param("learning_rate", "float", 0.001, "Initial learning rate (for one replica; scaled "
-          "linearly with the number of replicas).", low=1e-7, high=10.0,
-          tuning=TuningRange("continuous", 1e-4, 1e-2, scaling="Logarithmic")),
-    Param("optimizer", "str", "adam", "Optimizer.", choices=("adam", "adamw", "sgd", "rmsprop"),
-          tuning=TuningRange("categorical", values=("adam", "sgd"))),
-    Param("dropout", "float", 0.3, "Dropout before the classifier.", low=0.0, high=0.9,
-          tuning=TuningRange("continuous", 0.0, 0.6)),
-    Param("augment", "bool", True, "Random shifts, zoom, small rotations and contrast "
-          "changes while training."),
-    Param("horizontal_flip", "bool", False, "Also flip images left-right while augmenting "
-          "(right for photos, wrong for digits and text)."),
-    Param("early_stopping_patience", "int", 5, "Stop after this many epochs without a "
-          "better validation loss; 0 disables.", low=0, high=10000),
-    Param("distributed_port", "int", 8890, "Port the workers of a multi-host job talk on.",
-          low=1024, high=65535),
+    Param(
+        "epochs", "int", 30, "Training epochs (the head's epochs for resnet50).", low=1, high=10000
+    ),
+    Param(
+        "batch_size",
+        "int",
+        64,
+        "Batch size per replica (GPU or worker).",
+        low=1,
+        high=8192,
+        tuning=TuningRange("categorical", values=("32", "64", "128")),
+    ),
+    Param(
+        "learning_rate",
+        "float",
+        0.001,
+        "Initial learning rate (for one replica; scaled linearly with the number of replicas).",
+        low=1e-7,
+        high=10.0,
+        tuning=TuningRange("continuous", 1e-4, 1e-2, scaling="Logarithmic"),
+    ),
+    Param(
+        "optimizer",
+        "str",
+        "adam",
+        "Optimizer.",
+        choices=("adam", "adamw", "sgd", "rmsprop"),
+        tuning=TuningRange("categorical", values=("adam", "sgd")),
+    ),
+    Param(
+        "dropout",
+        "float",
+        0.3,
+        "Dropout before the classifier.",
+        low=0.0,
+        high=0.9,
+        tuning=TuningRange("continuous", 0.0, 0.6),
+    ),
+    Param(
+        "augment",
+        "bool",
+        True,
+        "Random shifts, zoom, small rotations and contrast changes while training.",
+    ),
+    Param(
+        "horizontal_flip",
+        "bool",
+        False,
+        "Also flip images left-right while augmenting "
+        "(right for photos, wrong for digits and text).",
+    ),
+    Param(
+        "early_stopping_patience",
+        "int",
+        5,
+        "Stop after this many epochs without a better validation loss; 0 disables.",
+        low=0,
+        high=10000,
+    ),
+    Param(
+        "distributed_port",
+        "int",
+        8890,
+        "Port the workers of a multi-host job talk on.",
+        low=1024,
+        high=65535,
+    ),
 )
 
 RESNET50 = (
-    Param("weights", "str", "imagenet", "Starting weights for the ResNet50 base; the "
-          "pretrained channel, when present, takes precedence.", choices=("imagenet", "none")),
-    Param("fine_tune_epochs", "int", 5, "Epochs that also train the top of the base after "
-          "the head is trained; 0 skips fine-tuning.", low=0, high=10000),
-    Param("fine_tune_layers", "int", 30, "How many of the base's last layers fine-tuning "
-          "unfreezes (batch-norm layers stay frozen).", low=0, high=175,
-          tuning=TuningRange("integer", 0, 100)),
-    Param("fine_tune_learning_rate", "float", 1e-5, "Learning rate while fine-tuning.",
-          low=1e-9, high=1.0,
-          tuning=TuningRange("continuous", 1e-6, 1e-3, scaling="Logarithmic")),
-    Param("mixed_precision", "bool", "auto", "float16 compute; auto: on when a GPU is "
-          "visible.", keywords=("auto",)),
+    Param(
+        "weights",
+        "str",
+        "imagenet",
+        "Starting weights for the ResNet50 base; the "
+        "pretrained channel, when present, takes precedence.",
+        choices=("imagenet", "none"),
+    ),
+    Param(
+        "fine_tune_epochs",
+        "int",
+        5,
+        "Epochs that also train the top of the base after "
+        "the head is trained; 0 skips fine-tuning.",
+        low=0,
+        high=10000,
+    ),
+    Param(
+        "fine_tune_layers",
+        "int",
+        30,
+        "How many of the base's last layers fine-tuning unfreezes (batch-norm layers stay frozen).",
+        low=0,
+        high=175,
+        tuning=TuningRange("integer", 0, 100),
+    ),
+    Param(
+        "fine_tune_learning_rate",
+        "float",
+        1e-5,
+        "Learning rate while fine-tuning.",
+        low=1e-9,
+        high=1.0,
+        tuning=TuningRange("continuous", 1e-6, 1e-3, scaling="Logarithmic"),
+    ),
+    Param(
+        "mixed_precision",
+        "bool",
+        "auto",
+        "float16 compute; auto: on when a GPU is visible.",
+        keywords=("auto",),
+    ),
 )
 
 _OVERRIDES: dict[str, dict[str, object]] = {
@@ -272,7 +426,8 @@ def check_algorithm(algorithm: str | None) -> str:
     if name not in ALGORITHMS:
         raise HyperparameterError(
             f"Hyperparameter 'algorithm' has value '{algorithm}'; use one of "
-            + ", ".join(ALGORITHMS) + "."
+            + ", ".join(ALGORITHMS)
+            + "."
         )
     return name
 
@@ -315,9 +470,7 @@ class Hyperparameters:
 
     def as_strings(self) -> dict[str, str]:
         """Every value as SageMaker would send it, algorithm included."""
-        return {"algorithm": self.algorithm} | {
-            k: format_value(v) for k, v in self.values.items()
-        }
+        return {"algorithm": self.algorithm} | {k: format_value(v) for k, v in self.values.items()}
 
 
 def parse(raw: Mapping[str, object], strict: bool = False) -> Hyperparameters:

@@ -103,8 +103,7 @@ def from_array(array: np.ndarray, source: str = "array") -> np.ndarray:
             array = array.astype(np.uint8)
         else:
             raise ImageError(
-                f"{source} has dtype {array.dtype}; send uint8 (0-255), uint16, or float "
-                "in [0, 1]."
+                f"{source} has dtype {array.dtype}; send uint8 (0-255), uint16, or float in [0, 1]."
             )
     return _to_uint8(array, source)
 

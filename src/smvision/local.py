@@ -20,9 +20,9 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Mapping, Sequence
 
 from smvision import contract as contract_module
 from smvision.contract import CHANNELS, Contract
@@ -34,7 +34,9 @@ SKIP_HOST_WAIT_ENV = {"SM_STUDIO_LOCAL_MODE": "true"}
 
 
 def job_contract(job_dir: Path) -> Contract:
-    return contract_module.load({contract_module.BASE_DIR_ENV: str(job_dir.resolve() / "opt" / "ml")})
+    return contract_module.load(
+        {contract_module.BASE_DIR_ENV: str(job_dir.resolve() / "opt" / "ml")}
+    )
 
 
 def lay_out_job(
@@ -113,7 +115,9 @@ def _write(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def training_environment(contract: Contract, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def training_environment(
+    contract: Contract, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
     env[contract_module.TRAINING_MODULE_ENV] = contract_module.TRAINING_MODULE
@@ -154,18 +158,34 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m smvision.local", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m smvision.local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="lay out a job directory and train in it")
     train.add_argument("--algorithm", required=True, help="svm, rf, cnn or resnet50")
-    train.add_argument("--channel", action="append", type=_key_value, default=[],
-                       metavar="NAME=DIR", help=f"a channel ({', '.join(CHANNELS)}) and its directory")
-    train.add_argument("--hp", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                       help="a hyperparameter, passed as a string as SageMaker does")
+    train.add_argument(
+        "--channel",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="NAME=DIR",
+        help=f"a channel ({', '.join(CHANNELS)}) and its directory",
+    )
+    train.add_argument(
+        "--hp",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter, passed as a string as SageMaker does",
+    )
     train.add_argument("--job-dir", required=True, type=Path, help="where opt/ml is laid out")
-    train.add_argument("--hosts", default="algo-1",
-                       help="comma-separated hosts of the cluster (default algo-1)")
+    train.add_argument(
+        "--hosts", default="algo-1", help="comma-separated hosts of the cluster (default algo-1)"
+    )
     train.add_argument("--current-host", default="algo-1", help="this process's host")
     serve = commands.add_parser("serve", help="serve the model a job directory holds")
     serve.add_argument("--job-dir", required=True, type=Path)
@@ -182,8 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"Unknown channel(s) {unknown}; smvision reads {', '.join(CHANNELS)}.")
         hyperparameters = {"algorithm": args.algorithm} | dict(args.hp)
         contract = lay_out_job(
-            args.job_dir, channels, hyperparameters,
-            hosts=args.hosts.split(","), current_host=args.current_host,
+            args.job_dir,
+            channels,
+            hyperparameters,
+            hosts=args.hosts.split(","),
+            current_host=args.current_host,
         )
         return run_foreground([console_script("train")], training_environment(contract))
     contract = job_contract(args.job_dir)

@@ -9,8 +9,8 @@ as PNG files in OUT_DIR/{train,validation,test}/<digit>/, split 60/20/20 per cla
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -55,8 +55,11 @@ def export_digits(out_dir: Path, seed: int = 0) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m smvision.samples", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m smvision.samples",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("dataset", choices=["digits"])
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)

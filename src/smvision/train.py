@@ -14,9 +14,10 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,9 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
         )
         log.info(
             "No validation channel: held out %d of %d train images (validation_fraction=%s, "
-            "stratified).", len(validation_samples), len(validation_samples) + len(train_samples),
+            "stratified).",
+            len(validation_samples),
+            len(validation_samples) + len(train_samples),
             hp.real("validation_fraction"),
         )
     else:
@@ -157,8 +160,14 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
     test = load(test_samples, "test") if cluster.is_chief else None
     log.info(
         "Loaded %d train, %d validation, %d test images as %dx%dx%d in %.1f s; classes: %s",
-        len(train), len(validation or []), len(test or []), size, size, channels,
-        time.perf_counter() - started, ", ".join(class_names),
+        len(train),
+        len(validation or []),
+        len(test or []),
+        size,
+        size,
+        channels,
+        time.perf_counter() - started,
+        ", ".join(class_names),
     )
     return JobData(class_names, channels, train, validation, test, len(train_samples))
 
@@ -194,20 +203,29 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     contract.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     pretrained = contract.channel_dir("pretrained")
     jobrun = JobRun(
-        contract.checkpoint_dir, cluster, job.train_total, pretrained if pretrained.is_dir() else None
+        contract.checkpoint_dir,
+        cluster,
+        job.train_total,
+        pretrained if pretrained.is_dir() else None,
     )
     started = time.perf_counter()
     history = algorithm.fit(job.train, job.validation, hp, jobrun)
     log.info("Training took %.1f s.", time.perf_counter() - started)
     if not cluster.is_chief:
-        log.info("Worker %d of %d done; the first host writes the model.", cluster.worker_index + 1, cluster.worker_count)
+        log.info(
+            "Worker %d of %d done; the first host writes the model.",
+            cluster.worker_index + 1,
+            cluster.worker_count,
+        )
         return
 
     results = {}
     for split, dataset in (("validation", job.validation), ("test", job.test)):
         if dataset is None:
             continue
-        result = evaluation.evaluate(predict_dataset(algorithm, dataset), dataset.labels, job.class_names, dataset.sources)
+        result = evaluation.evaluate(
+            predict_dataset(algorithm, dataset), dataset.labels, job.class_names, dataset.sources
+        )
         results[split] = result
         for measure in metrics.MEASURES:
             jobrun.metric(f"{split}:{measure}", result[measure])
@@ -215,7 +233,9 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     contract.output_data_dir.mkdir(parents=True, exist_ok=True)
     if results:
         write_json(contract.output_data_dir / "evaluation.json", results)
-        evaluation.plot_confusion_matrices(results, contract.output_data_dir / "confusion_matrix.png")
+        evaluation.plot_confusion_matrices(
+            results, contract.output_data_dir / "confusion_matrix.png"
+        )
     if history:
         evaluation.plot_training_curves(history, contract.output_data_dir / "training_curves.png")
 
@@ -279,4 +299,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

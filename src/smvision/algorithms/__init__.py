@@ -22,7 +22,7 @@ _REGISTRY: dict[str, str] = {
 def get(name: str) -> type[Algorithm]:
     """The class for an algorithm name; an unknown name lists the choices."""
     module_name, class_name = _REGISTRY[check_algorithm(name)].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls: type[Algorithm] = getattr(importlib.import_module(module_name), class_name)
     assert issubclass(cls, Algorithm)
     return cls
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -87,6 +88,8 @@ class Algorithm(ABC):
         """How raw images become model input, for metadata.json."""
         return {
             "decode": "smvision.images.decode_image (RGB, 16-bit scaled to 8-bit, alpha dropped)",
-            "resize": f"smvision.images.prepare to {self.image_size}x{self.image_size}x{self.channels}"
-            " (INTER_AREA down, INTER_LINEAR up)",
+            "resize": (
+                f"smvision.images.prepare to {self.image_size}x{self.image_size}x"
+                f"{self.channels} (INTER_AREA down, INTER_LINEAR up)"
+            ),
         }

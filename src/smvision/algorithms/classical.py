@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import joblib
 import numpy as np
@@ -47,7 +48,9 @@ class ClassicalAlgorithm(Algorithm):
         self.pipeline = self.build_pipeline(hp).fit(x, train.labels)
         classes = list(self.pipeline.classes_)
         if classes != list(range(self.class_count)):
-            raise RuntimeError(f"pipeline learnt classes {classes}, expected 0..{self.class_count - 1}")
+            raise RuntimeError(
+                f"pipeline learnt classes {classes}, expected 0..{self.class_count - 1}"
+            )
         proba = self.pipeline.predict_proba(x)
         accuracy = float(accuracy_score(train.labels, proba.argmax(axis=1)))
         loss = float(log_loss(train.labels, proba, labels=classes))
@@ -79,8 +82,11 @@ class ClassicalAlgorithm(Algorithm):
     def load(cls, model_dir: Path) -> ClassicalAlgorithm:
         state = joblib.load(model_dir / MODEL_FILE)
         algorithm = cls(
-            state["image_size"], state["channels"], state["class_count"],
-            state["feature_spec"], state["pipeline"],
+            state["image_size"],
+            state["channels"],
+            state["class_count"],
+            state["feature_spec"],
+            state["pipeline"],
         )
         algorithm.for_serving()
         return algorithm

@@ -32,4 +32,6 @@ class CNNAlgorithm(KerasAlgorithm):
         return keras.Model(inputs, outputs, name="smvision_cnn")
 
     def preprocessing(self) -> dict[str, object]:
-        return super().preprocessing() | {"model_input": "float32 pixels 0-255, rescaled to [0, 1] inside the model"}
+        return super().preprocessing() | {
+            "model_input": "float32 pixels 0-255, rescaled to [0, 1] inside the model"
+        }

@@ -10,6 +10,7 @@ checkpoint per epoch that a restarted job (managed spot training) resumes from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,9 +18,10 @@ import math
 import os
 import time
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -119,9 +121,7 @@ class KerasAlgorithm(Algorithm):
                 "all of them start afresh so that their weights stay identical."
             )
             state = LoopState(checkpoints.fingerprint)
-        loop = TrainingLoop(
-            self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed
-        )
+        loop = TrainingLoop(self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed)
         train_fn = loop.train_input(train)
         validation_input = loop.validation_input(validation) if validation is not None else None
         phases = self.phases(hp)
@@ -146,7 +146,9 @@ class KerasAlgorithm(Algorithm):
                 break
         if validation is not None and checkpoints.has_best():
             checkpoints.restore_best(self.model)
-            run.info(f"Restored the weights of the best epoch (validation loss {state.best_loss:.4f}).")
+            run.info(
+                f"Restored the weights of the best epoch (validation loss {state.best_loss:.4f})."
+            )
         if mixed:
             self.model = self._float32_copy(hp, run)
         return state.history
@@ -258,7 +260,11 @@ class TrainingLoop:
         x = np.zeros((padded,) + validation.images.shape[1:], dtype=np.uint8)
         y = np.zeros(padded, dtype=np.int32)
         w = np.zeros(padded, dtype=np.float32)
-        x[: len(own)], y[: len(own)], w[: len(own)] = validation.images[own], validation.labels[own], 1.0
+        x[: len(own)], y[: len(own)], w[: len(own)] = (
+            validation.images[own],
+            validation.labels[own],
+            1.0,
+        )
 
         def dataset_fn(context: Any) -> Any:
             batch = context.get_per_replica_batch_size(self.global_batch)
@@ -268,7 +274,12 @@ class TrainingLoop:
         return dataset_fn, steps
 
     def run_phase(
-        self, phase: Phase, optimizer: Any, train_fn: Any, validation: tuple[Any, int] | None, state: LoopState
+        self,
+        phase: Phase,
+        optimizer: Any,
+        train_fn: Any,
+        validation: tuple[Any, int] | None,
+        state: LoopState,
     ) -> None:
         strategy, model = self.strategy, self.algorithm.model
         loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
@@ -329,7 +340,9 @@ class TrainingLoop:
                 "train:images_per_second": examples / train_seconds,
             }
             if validation_data is not None:
-                v_loss, v_hits, v_count = validate(iter(validation_data), tf.constant(validation_steps))
+                v_loss, v_hits, v_count = validate(
+                    iter(validation_data), tf.constant(validation_steps)
+                )
                 values["validation:loss"] = float(v_loss) / float(v_count)
                 values["validation:accuracy"] = float(v_hits) / float(v_count)
             state.epoch_in_phase += 1
@@ -337,16 +350,24 @@ class TrainingLoop:
                 state.history.setdefault(name, []).append(value)
             self._early_stopping(state, values)
             self.checkpoints.save(model, optimizer, state)
-            self._report(phase, state, values, train_seconds, time.perf_counter() - started, total_epochs)
+            self._report(
+                phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
+            )
 
     def _report(
-        self, phase: Phase, state: LoopState, values: dict[str, float], train_seconds: float,
-        epoch_seconds: float, total: int,
+        self,
+        phase: Phase,
+        state: LoopState,
+        values: dict[str, float],
+        train_seconds: float,
+        epoch_seconds: float,
+        total: int,
     ) -> None:
         summary = " ".join(f"{k}={v:.4f}" for k, v in values.items() if "images" not in k)
+        speed = values["train:images_per_second"]
         self.run.info(
-            f"epoch {state.epochs_done}/{total} ({phase.name} {state.epoch_in_phase}/{phase.epochs}) "
-            f"{summary} train {train_seconds:.1f}s ({values['train:images_per_second']:.0f} images/s), "
+            f"epoch {state.epochs_done}/{total} ({phase.name} {state.epoch_in_phase}/"
+            f"{phase.epochs}) {summary} train {train_seconds:.1f}s ({speed:.0f} images/s), "
             f"epoch {epoch_seconds:.1f}s"
         )
         for name, value in values.items():
@@ -386,7 +407,8 @@ class Checkpoints:
         if saved.get("fingerprint") != self.fingerprint:
             log.warning(
                 "Ignoring the checkpoint in %s: it belongs to a job with other "
-                "hyperparameters or data; training starts afresh.", self.directory,
+                "hyperparameters or data; training starts afresh.",
+                self.directory,
             )
             return LoopState(self.fingerprint)
         self._state = saved
@@ -510,7 +532,6 @@ def _compiled_predict(model: Any, size: int, channels: int) -> Any:
 
 def _configure_gpu_memory_growth() -> None:
     for gpu in tf.config.list_physical_devices("GPU"):
-        try:
+        # RuntimeError: TensorFlow is already initialised and the setting no longer applies.
+        with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised: the setting only applies before first use
