@@ -1,0 +1,68 @@
+"""The AWS side shared by every command: sessions, console links, readable failures.
+
+Imported only after a command has checked its arguments, because boto3 and the
+SageMaker SDK take seconds to import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from launch.errors import AwsError
+
+SessionFactory = Callable[[str], boto3.session.Session]
+
+# Loggers whose INFO lines a user wants to see: job status and the container's logs.
+_SDK_LOGGERS = ("sagemaker.core.resources", "sagemaker.train", "sagemaker.core.transformer")
+
+
+def open_session(region: str) -> boto3.session.Session:
+    return boto3.session.Session(region_name=region)
+
+
+def show_sdk_progress() -> None:
+    """Route the SDK's status and CloudWatch log lines to the terminal.
+
+    The SDK leaves logging to the application; without a handler the training logs
+    it streams while waiting would be dropped.
+    """
+    from rich.logging import RichHandler
+
+    handler = RichHandler(show_time=False, show_level=False, show_path=False, markup=True)
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, RichHandler) for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def console_url(region: str, fragment: str) -> str:
+    domain = "console.amazonaws.cn" if region.startswith("cn-") else "console.aws.amazon.com"
+    return f"https://{region}.{domain}/sagemaker/home?region={region}#/{fragment}"
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def reporting(step: str) -> Iterator[None]:
+    """Turn AWS and SDK exceptions inside `step` into one AwsError sentence."""
+    from sagemaker.core.utils.exceptions import SageMakerCoreError
+
+    try:
+        yield
+    except ClientError as error:
+        raise AwsError(f"{step} failed: {error}") from error
+    except BotoCoreError as error:
+        raise AwsError(
+            f"{step} failed: {error} (check credentials, region and network)."
+        ) from error
+    except SageMakerCoreError as error:
+        raise AwsError(f"{step} failed: {error}") from error

@@ -1,0 +1,224 @@
+"""`transform`: batch transform over an S3 prefix of images or JSON Lines files.
+
+Images go one per request (SingleRecord, application/x-image) and each yields
+`<file>.out` with the server's JSON; JSON Lines files are split by line and batched
+(MultiRecord, application/jsonlines) and each yields `<file>.out` with one prediction
+per line. The kind is read from what the prefix holds, or given with --content-type.
+The model made for the job is deleted once the job ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from launch import media
+from launch.errors import AwsError, LaunchError
+from launch.parsing import S3Uri, positive_int, resource_name, s3_uri, timestamped_name
+from launch.serving import add_serving_arguments, model_data, serving_environment
+from launch.settings import Settings
+
+if TYPE_CHECKING:
+    import boto3
+
+    from launch.aws import SessionFactory
+
+HELP = "run a batch transform job over an S3 prefix of images or JSON Lines files"
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+CONTENT_TYPES = (media.ANY_IMAGE, media.JSON_LINES)
+
+
+@dataclass(frozen=True)
+class InputKind:
+    content_type: str
+    split_type: str
+    batch_strategy: str
+    accept: str
+    assemble_with: str
+
+
+KINDS = {
+    media.ANY_IMAGE: InputKind(media.ANY_IMAGE, "None", "SingleRecord", media.JSON, "None"),
+    media.JSON_LINES: InputKind(media.JSON_LINES, "Line", "MultiRecord", media.JSON_LINES, "Line"),
+}
+
+
+@dataclass(frozen=True)
+class TransformPlan:
+    job_name: str
+    model_data: str
+    input: S3Uri
+    output: S3Uri
+    image_uri: str
+    role: str
+    instance_type: str
+    instance_count: int
+    environment: Mapping[str, str]
+    content_type: str | None
+    wait: bool
+
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    parser = commands.add_parser("transform", parents=parents, help=HELP,
+                                 description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_serving_arguments(parser)
+    parser.add_argument("--input", required=True, metavar="S3URI",
+                        help="S3 prefix of the image files or .jsonl files to classify")
+    parser.add_argument("--output", required=True, metavar="S3URI",
+                        help="S3 prefix for the results (outside --input)")
+    parser.add_argument("--content-type", choices=CONTENT_TYPES,
+                        help="what --input holds (default: decided from its file names)")
+    parser.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, metavar="TYPE",
+                        help=f"ml.* instance type (default {DEFAULT_INSTANCE_TYPE})")
+    parser.add_argument("--instance-count", default="1", metavar="N",
+                        help="instances to spread the files over (default 1)")
+    parser.add_argument("--job-name", metavar="NAME",
+                        help="the job's exact name, also its model's (default "
+                        "smvision-transform-TIMESTAMP)")
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="wait for the job (default --wait); with --no-wait the model "
+                        "stays for the job and is not deleted")
+    parser.set_defaults(handler=run)
+
+
+def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TransformPlan:
+    source = s3_uri(args.input, "--input")
+    destination = s3_uri(args.output, "--output")
+    if destination.is_under(source):
+        raise LaunchError(
+            f"--output {destination} is inside --input {source}; results would be read as "
+            "input by the next run. Choose a prefix outside it."
+        )
+    if not args.instance_type.startswith("ml."):
+        raise LaunchError(f"--instance-type '{args.instance_type}' is not a SageMaker instance "
+                          "type; use one such as ml.m5.xlarge.")
+    name = (resource_name(args.job_name, "--job-name") if args.job_name
+            else timestamped_name("smvision-transform", now))
+    return TransformPlan(
+        job_name=name,
+        model_data=model_data(args),
+        input=source,
+        output=destination,
+        image_uri=settings.require("image_uri"),
+        role=settings.require("role"),
+        instance_type=args.instance_type,
+        instance_count=positive_int(args.instance_count, "--instance-count"),
+        environment=serving_environment(args),
+        content_type=args.content_type,
+        wait=bool(args.wait),
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
+    transform = plan(args, settings, datetime.now())
+    return submit(transform, open_session(settings.require("region")))
+
+
+def input_kind(keys: list[str], prefix: S3Uri) -> InputKind:
+    """Images or JSON Lines, from the names under the prefix; anything mixed is an error."""
+    files = [k for k in keys if not k.endswith("/")]
+    images = [k for k in files if media.image_content_type(k)]
+    lines = [k for k in files if media.is_json_lines(k)]
+    others = [k for k in files if k not in images and k not in lines]
+    if not files:
+        raise LaunchError(f"--input {prefix}: no objects under this prefix; upload the files "
+                          "to classify first.")
+    if others or (images and lines):
+        examples = ", ".join(f"s3://{prefix.bucket}/{k}" for k in (others or lines)[:3])
+        raise LaunchError(
+            f"--input {prefix} holds files that are not all images or all JSON Lines (such as "
+            f"{examples}); put one kind under the prefix, or pass --content-type to send "
+            "every file as that kind."
+        )
+    return KINDS[media.ANY_IMAGE if images else media.JSON_LINES]
+
+
+def list_keys(session: boto3.session.Session, prefix: S3Uri) -> list[str]:
+    """Up to 1000 keys under the prefix: enough to tell what it holds."""
+    from launch.aws import reporting
+
+    with reporting(f"Listing --input {prefix}"):
+        response = session.client("s3").list_objects_v2(Bucket=prefix.bucket,
+                                                        Prefix=prefix.key, MaxKeys=1000)
+    return [str(item["Key"]) for item in response.get("Contents", [])]
+
+
+def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
+    from sagemaker.core import shapes
+    from sagemaker.core.resources import TransformJob
+
+    from launch.aws import console_url, reporting, show_sdk_progress
+    from launch.serving import check_model_data_exists, create_model
+
+    region = str(session.region_name)
+    show_sdk_progress()
+    if transform.content_type:
+        kind = KINDS[transform.content_type]
+    else:
+        kind = input_kind(list_keys(session, transform.input), transform.input)
+    check_model_data_exists(session, transform.model_data)
+    name = transform.job_name
+    print(f"Transform job {name}: {transform.input} ({kind.content_type}, "
+          f"{kind.batch_strategy}) -> {transform.output} on {transform.instance_count} x "
+          f"{transform.instance_type}", flush=True)
+    model = create_model(session, name, transform.image_uri, transform.role,
+                         transform.model_data, transform.environment)
+    keep_model = False
+    try:
+        with reporting(f"Creating transform job {name}"):
+            job = TransformJob.create(
+                session=session, region=region, transform_job_name=name, model_name=name,
+                batch_strategy=kind.batch_strategy,
+                environment=dict(transform.environment),
+                transform_input=shapes.TransformInput(
+                    data_source=shapes.TransformDataSource(
+                        s3_data_source=shapes.TransformS3DataSource(
+                            s3_data_type="S3Prefix", s3_uri=str(transform.input))),
+                    content_type=kind.content_type,
+                    split_type=kind.split_type,
+                ),
+                transform_output=shapes.TransformOutput(
+                    s3_output_path=str(transform.output), accept=kind.accept,
+                    assemble_with=kind.assemble_with,
+                ),
+                transform_resources=shapes.TransformResources(
+                    instance_type=transform.instance_type,
+                    instance_count=transform.instance_count,
+                ),
+            )
+        print(f"Console: {console_url(region, 'transform-jobs/' + name)}", flush=True)
+        if not transform.wait:
+            keep_model = True
+            print(f"Not waiting; model {name} stays for the job. Delete it afterwards: "
+                  f"aws sagemaker delete-model --region {region} --model-name {name}")
+            return 0
+        with reporting(f"Transform job {name}"):
+            job.wait(poll=15)
+    finally:
+        if not keep_model:
+            _delete_model(model, name)
+    if job.transform_job_status != "Completed":
+        raise AwsError(f"Transform job {name} ended {job.transform_job_status}: "
+                       f"{job.failure_reason}")
+    print(f"Status: {job.transform_job_status}")
+    print(f"Results: {transform.output} (one .out file per input file)")
+    return 0
+
+
+def _delete_model(model: Any, name: str) -> None:
+    from launch.aws import reporting
+
+    try:
+        with reporting(f"Deleting model {name}"):
+            model.delete()
+    except AwsError as error:
+        print(f"warning: {error}", flush=True)
+        return
+    print(f"Deleted model {name}", flush=True)

@@ -1,0 +1,218 @@
+"""A moto server on 127.0.0.1 standing in for AWS, with moto's own request recorder.
+
+The server is a real HTTP process (`python -m moto.server`); boto3 and the SageMaker
+SDK reach it through AWS_ENDPOINT_URL. Its recorder (MOTO_ENABLE_RECORDING) appends
+every request it receives, headers and body, to a file before moto handles it, so a
+test can assert exactly what was sent - including requests moto cannot answer - and
+that nothing was sent at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/SmvisionExecution"
+BUCKET = "smvision-tests"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/smvision:cpu"
+
+# The SDK's telemetry calls STS and an S3 URL outside; tests turn it off the way a user
+# would, with a SageMaker config file.
+SDK_CONFIG = """\
+SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def target(self) -> str:
+        """The JSON-protocol operation, such as 'SageMaker.CreateTrainingJob'."""
+        return self.headers.get("X-Amz-Target", "")
+
+    @property
+    def path(self) -> str:
+        return "/" + self.url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class MotoServer:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, recording: Path,
+                 log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.recording = recording
+        self.log = log
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _post(self, path: str, data: bytes = b"") -> None:
+        request = urllib.request.Request(self.url + path, data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200, (path, response.status)
+
+    def reset(self) -> None:
+        """Forget every resource and every recorded request."""
+        self._post("/moto-api/reset")
+        self.forget_requests()
+
+    def forget_requests(self) -> None:
+        self._post("/moto-api/recorder/reset-recording")
+
+    def requests(self) -> list[RecordedRequest]:
+        if not self.recording.exists():
+            return []
+        found = []
+        for line in self.recording.read_text().splitlines():
+            entry = json.loads(line)
+            body = entry.get("body") or ""
+            raw = base64.b64decode(body) if entry.get("body_encoded") else body.encode()
+            found.append(RecordedRequest(entry["method"], entry["url"], entry["headers"], raw))
+        return found
+
+    def operations(self) -> list[str]:
+        """JSON-protocol operations in the order they arrived ('SageMaker.CreateModel', ...)."""
+        return [r.target for r in self.requests() if r.target]
+
+    def calls(self, operation: str) -> list[Any]:
+        """The JSON bodies of every request for one operation, such as 'CreateTrainingJob'."""
+        return [r.json() for r in self.requests() if r.target.endswith("." + operation)]
+
+    def queue_endpoint_results(self, results: list[dict[str, str]]) -> None:
+        body = json.dumps({"account_id": ACCOUNT, "region": REGION, "results": results})
+        self._post("/moto-api/static/sagemaker/endpoint-results", body.encode())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_moto_server(workdir: Path, timeout_s: float = 120) -> MotoServer:
+    port = _free_port()
+    recording = workdir / "moto-recording.jsonl"
+    log = workdir / "moto-server.log"
+    env = {**os.environ, "MOTO_ENABLE_RECORDING": "true",
+           "MOTO_RECORDER_FILEPATH": str(recording)}
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env,
+        )
+    server = MotoServer(process, port, recording, log)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(server.url + "/moto-api/", timeout=5) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"moto server did not answer in {timeout_s} s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def running_moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """For a module-scoped fixture: one server per test module, stopped at its end."""
+    server = start_moto_server(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def aws_environment(server: MotoServer, sdk_config: Path) -> dict[str, str]:
+    """What a process needs to talk to the moto server as if it were AWS."""
+    return {
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        # ModelTrainer would otherwise call iam:SimulatePrincipalPolicy (moto: 500).
+        "SAGEMAKER_VALIDATE_ROLE": "false",
+        # moto's 500s would otherwise be retried ten times.
+        "AWS_MAX_ATTEMPTS": "2",
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
+    }
+
+
+def clean_aws(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> MotoServer:
+    """For a test's fixture: a clean server holding the test bucket, the environment
+    pointed at it, and no request recorded yet."""
+    sdk_config = tmp_path / "sagemaker-config.yaml"
+    sdk_config.write_text(SDK_CONFIG)
+    for name, value in aws_environment(moto_server, sdk_config).items():
+        monkeypatch.setenv(name, value)
+    for name in ("SMVISION_REGION", "SMVISION_ROLE", "SMVISION_BUCKET", "SMVISION_IMAGE_URI",
+                 "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    moto_server.reset()
+    import boto3
+
+    boto3.session.Session(region_name=REGION).client("s3").create_bucket(Bucket=BUCKET)
+    moto_server.forget_requests()
+    return moto_server
+
+
+def drop_moto_empty_structures(parsed: dict[str, Any], **_: Any) -> None:
+    """moto answers DescribeModel with VpcConfig {} and DescribeEndpoint(Config) with
+    DataCaptureConfig {}, which AWS omits when unset and which sagemaker-core's pydantic
+    shapes reject; drop exactly those empty structures from moto's answers."""
+    for key in ("VpcConfig", "DataCaptureConfig"):
+        if parsed.get(key) == {}:
+            del parsed[key]
+
+
+def moto_session(region: str) -> Any:
+    """A real boto3 session for the launchers' in-process runs, with the moto adaptation."""
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    session.events.register("after-call.sagemaker", drop_moto_empty_structures)
+    return session
+
+
+def settings_flags() -> list[str]:
+    return ["--region", REGION, "--role", ROLE, "--bucket", BUCKET, "--image-uri", IMAGE]
