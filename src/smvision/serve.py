@@ -1,0 +1,115 @@
+"""`serve`: what `docker run IMAGE serve` runs on an endpoint or in batch transform.
+
+A gunicorn master on 0.0.0.0:${SAGEMAKER_BIND_TO_PORT:-8080} supervises uvicorn workers
+that each run the ASGI app of `smvision.asgi` over the model in /opt/ml/model
+(SAGEMAKER_BASE_DIR honoured). SIGTERM stops accepting, lets in-flight requests finish
+and exits within 30 s. The settings come from `smvision.server_config`, which reads
+SAGEMAKER_MODEL_SERVER_WORKERS, SAGEMAKER_MODEL_SERVER_TIMEOUT and
+SAGEMAKER_MAX_PAYLOAD_IN_MB through `smvision.contract`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from smvision import contract as contract_module
+from smvision.asgi import ServingApp
+from smvision.contract import ContractError
+from smvision.server_config import (
+    GRACEFUL_SHUTDOWN_S,
+    KEEPALIVE_S,
+    ModelDirectoryError,
+    ServerSettings,
+    settings_from,
+)
+
+log = logging.getLogger("smvision.serve")
+
+SHARED_MEMORY_DIR = Path("/dev/shm")
+
+
+class Worker(UvicornWorker):
+    """uvicorn under gunicorn, with the fast event loop and HTTP parser pinned in base.txt."""
+
+    CONFIG_KWARGS = {
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "ws": "none",
+        "server_header": False,
+    }
+
+
+class ServeApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn configured in code: no config file, no command line of its own."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            self.cfg.set(key, value)
+
+    def load(self) -> ServingApp:
+        return ServingApp(self.settings)
+
+
+def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    return {
+        "bind": [f"0.0.0.0:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": Worker,
+        "timeout": settings.heartbeat_timeout_s,
+        "graceful_timeout": GRACEFUL_SHUTDOWN_S,
+        "keepalive": KEEPALIVE_S,
+        "errorlog": "-",
+        "accesslog": None,
+        "loglevel": "info",
+        "proc_name": "smvision-serve",
+        "control_socket_disable": True,  # gunicorn would otherwise create ~/.gunicorn/gunicorn.ctl
+        # The heartbeat file is touched every few seconds; keep it off the container's
+        # overlay file system where that can stall.
+        "worker_tmp_dir": str(SHARED_MEMORY_DIR) if SHARED_MEMORY_DIR.is_dir() else None,
+    }
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+        force=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv:
+        print(f"serve takes no arguments (got {' '.join(argv)}); it reads SAGEMAKER_* "
+              "variables.", file=sys.stderr)
+        return 2
+    try:
+        settings = settings_from(contract_module.load())
+    except (ContractError, ModelDirectoryError) as error:
+        log.error("%s", error)
+        return 2
+    log.info(
+        "Serving the %s model in %s on port %d: %d worker(s), timeout %g s, payload limit %g MB.",
+        settings.algorithm, settings.model_dir, settings.port, settings.workers,
+        settings.timeout_s, settings.max_payload_mb,
+    )
+    ServeApplication(settings).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

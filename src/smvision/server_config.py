@@ -1,0 +1,84 @@
+"""What `serve` runs with: SageMaker's serving variables (via contract.py) and the model's needs."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from smvision.artifacts import METADATA_FILE, read_metadata
+from smvision.contract import Contract
+from smvision.hyperparameters import HyperparameterError, check_algorithm
+
+# TensorFlow spreads one batch over every core already, and each worker process holds its
+# own copy of the model and of the TensorFlow runtime (hundreds of MB), so more workers
+# buy memory use, not speed: one worker, with micro-batching, serves the Keras models.
+# scikit-learn predicts on one core per call, so the classical models get one per core.
+SINGLE_WORKER_ALGORITHMS = frozenset({"cnn", "resnet50"})
+# SIGTERM must end the server within 30 s; this leaves the master time to exit after
+# the workers' in-flight requests are done.
+GRACEFUL_SHUTDOWN_S = 25
+# A load balancer in front must close idle connections before the server does, or a
+# request can meet a connection the server is closing; SageMaker's front end keeps
+# them for 60 s.
+KEEPALIVE_S = 75
+MIN_HEARTBEAT_S = 30
+_WHERE_MODELS_COME_FROM = (
+    "Point SAGEMAKER_BASE_DIR (or the endpoint's model data) at the model/ directory that "
+    "smvision's train wrote."
+)
+
+
+class ModelDirectoryError(ValueError):
+    """A model directory that `serve` cannot serve."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_dir: Path
+    algorithm: str
+    port: int
+    workers: int
+    timeout_s: float
+    max_payload_mb: float
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return int(self.max_payload_mb * 1024 * 1024)
+
+    @property
+    def heartbeat_timeout_s(self) -> int:
+        """How long a worker's event loop may stall before gunicorn replaces the worker."""
+        return max(MIN_HEARTBEAT_S, math.ceil(self.timeout_s))
+
+
+def settings_from(contract: Contract) -> ServerSettings:
+    """Settings for serving the model in `contract.model_dir`; fails early if it is unusable."""
+    metadata_file = contract.model_dir / METADATA_FILE
+    try:
+        metadata = read_metadata(contract.model_dir)
+    except FileNotFoundError as error:
+        raise ModelDirectoryError(f"{error} {_WHERE_MODELS_COME_FROM}") from error
+    except (OSError, ValueError) as error:
+        raise ModelDirectoryError(
+            f"{metadata_file} is not readable JSON ({error}). {_WHERE_MODELS_COME_FROM}"
+        ) from error
+    try:
+        algorithm = check_algorithm(metadata.get("algorithm"))
+    except HyperparameterError as error:
+        raise ModelDirectoryError(f"{metadata_file}: {error}") from error
+    return ServerSettings(
+        model_dir=contract.model_dir,
+        algorithm=algorithm,
+        port=contract.port,
+        workers=contract.workers or default_workers(algorithm),
+        timeout_s=contract.timeout_s,
+        max_payload_mb=contract.max_payload_mb,
+    )
+
+
+def default_workers(algorithm: str) -> int:
+    if algorithm in SINGLE_WORKER_ALGORITHMS:
+        return 1
+    return len(os.sched_getaffinity(0))
