@@ -126,7 +126,7 @@ def validated_hyperparameters(algorithm: str, pairs: Sequence[str]) -> dict[str,
     try:
         parsed = schema.parse({"algorithm": algorithm, **raw}, strict=True)
     except schema.HyperparameterError as error:
-        raise LaunchError(f"{error} (nothing was sent to AWS)") from error
+        raise LaunchError(f"{error} Nothing was sent to AWS.") from error
     return {"algorithm": algorithm} | {
         key: schema.format_value(parsed.values[key]) for key in raw
     }

@@ -126,7 +126,7 @@ def check_range(
         except schema.HyperparameterError as error:
             raise LaunchError(
                 f"The {label} includes {name}={candidate}, which the image would reject: "
-                f"{error} Narrow the range (nothing was sent to AWS)."
+                f"{error} Narrow the range; nothing was sent to AWS."
             ) from error
 
 

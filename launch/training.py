@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
     from launch.aws import SessionFactory
 
+# Where the image reads and writes checkpoints (smvision.contract's checkpoint_dir; a test
+# checks that both agree). SageMaker syncs it with the checkpoint S3 URI.
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+
 HELP = "start a training job (validated here first), wait for it, print its model and metrics"
 
 
@@ -137,8 +141,11 @@ def submit(training: TrainingPlan, session: boto3.session.Session) -> int:
                 max_wait_time_in_seconds=training.max_wait_s,
             ),
             enable_managed_spot_training=training.spot,
-            checkpoint_config=(shapes.CheckpointConfig(s3_uri=training.checkpoint_uri)
-                               if training.checkpoint_uri else None),
+            checkpoint_config=(
+                shapes.CheckpointConfig(s3_uri=training.checkpoint_uri,
+                                        local_path=CHECKPOINT_LOCAL_PATH)
+                if training.checkpoint_uri else None
+            ),
         )
     print(f"Console: {console_url(region, 'jobs/' + training.job_name)}", flush=True)
     if training.checkpoint_uri:

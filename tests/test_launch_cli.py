@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launch import cli, invoke, media, ranges, serving
+from launch import cli, invoke, media, ranges, serving, training
 from launch.errors import LaunchError
 from launch.jobs import validated_hyperparameters
 from launch.parsing import S3Uri, capacity_range, resource_name, s3_uri, timestamped_name
@@ -213,6 +213,10 @@ def test_default_names_are_unique_per_millisecond_and_fit_the_limits() -> None:
     short = timestamped_name("smvision-resnet50", now, 32)
     assert short == "smvision-resnet50-261125-220132" and len(short) <= 32
     resource_name(short, "--job-name", 32)
+
+
+def test_checkpoint_path_matches_the_training_contract() -> None:
+    assert str(contract.load({}).checkpoint_dir) == training.CHECKPOINT_LOCAL_PATH
 
 
 def test_serving_variables_match_the_serving_contract() -> None:
