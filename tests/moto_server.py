@@ -48,10 +48,15 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: bytes
 
+    def header(self, name: str) -> str | None:
+        """A header by name in any case (the server may change its capitalisation)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
     @property
     def target(self) -> str:
         """The JSON-protocol operation, such as 'SageMaker.CreateTrainingJob'."""
-        return self.headers.get("X-Amz-Target", "")
+        return self.header("X-Amz-Target") or ""
 
     @property
     def path(self) -> str:
