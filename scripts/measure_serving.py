@@ -59,7 +59,9 @@ def in_process_ms(job_dir: Path, body: bytes, repeats: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
-def load(port: int, body: bytes, content_type: str, concurrency: int, total: int) -> dict[str, float]:
+def load(
+    port: int, body: bytes, content_type: str, concurrency: int, total: int
+) -> dict[str, float]:
     """`total` POSTs spread over `concurrency` threads, each with its own connection."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -125,21 +127,27 @@ def measure(job_dir: Path, total: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("job_dirs", type=Path, nargs="+")
     parser.add_argument("--requests", type=int, default=400, help="per payload and concurrency")
     args = parser.parse_args()
     for job_dir in args.job_dirs:
         result = measure(job_dir, args.requests)
-        print(f"\n{result['algorithm']} ({job_dir}): workers' RSS {result['worker_rss_mib']} MiB, "
-              f"master {result['master_rss_mib']} MiB")
-        print(f"  {'payload':<32} {'in-process':>10} {'c':>2} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+        print(
+            f"\n{result['algorithm']} ({job_dir}): workers' RSS {result['worker_rss_mib']} MiB, "
+            f"master {result['master_rss_mib']} MiB"
+        )
+        header = ("payload", "in-process", "c", "p50 ms", "p99 ms", "req/s")
+        print("  {:<32} {:>10} {:>2} {:>8} {:>8} {:>8}".format(*header))
         for name, figures in result["payloads"].items():
             for concurrency in (1, 8):
                 row = figures[f"concurrency_{concurrency}"]
-                print(f"  {name:<32} {figures['in_process_ms']:>8.2f}ms {concurrency:>2} "
-                      f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['requests_per_s']:>8.0f}")
+                print(
+                    f"  {name:<32} {figures['in_process_ms']:>8.2f}ms {concurrency:>2} "
+                    f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['requests_per_s']:>8.0f}"
+                )
         print(json.dumps(result))
 
 

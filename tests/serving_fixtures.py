@@ -8,10 +8,11 @@ minute each), and served by the real `serve` through `smvision.server_process`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import httpx
 import numpy as np
@@ -40,8 +41,12 @@ def trained_job_dir(algorithm: str, digits: Path, root: Path) -> Path:
     if not (job_dir / "opt" / "ml" / "model" / "metadata.json").is_file():
         channels = {split: digits / split for split in ("train", "validation", "test")}
         job = run_local_train(
-            algorithm, channels, job_dir, SERVING_HYPERPARAMETERS[algorithm],
-            timeout=TRAIN_TIMEOUT_S, env=job_environment(job_dir),
+            algorithm,
+            channels,
+            job_dir,
+            SERVING_HYPERPARAMETERS[algorithm],
+            timeout=TRAIN_TIMEOUT_S,
+            env=job_environment(job_dir),
         )
         assert job.returncode == 0, job.output[-4000:]
     return job_dir
@@ -90,7 +95,7 @@ def servers(serving_jobs: JobDirs) -> Iterator[ServerPool]:
         yield ServerPool(serving_jobs, stack)
 
 
-@lru_cache(maxsize=None)
+@cache
 def offline_model(job_dir: Path) -> tuple[Algorithm, list[str]]:
     """The model loaded in this process, as evaluation loads it: the reference for HTTP."""
     model_dir = job_dir / "opt" / "ml" / "model"
@@ -121,7 +126,10 @@ def assert_predictions_match(
 
 
 def invoke(
-    client: httpx.Client, server: RunningServer, body: bytes, content_type: str | None,
+    client: httpx.Client,
+    server: RunningServer,
+    body: bytes,
+    content_type: str | None,
     headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     sent = dict(headers or {})

@@ -18,8 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import httpx
@@ -27,7 +28,7 @@ import numpy as np
 import pytest
 
 from smvision import images
-from smvision.server_process import RunningServer, ping, running_server, start_server
+from smvision.server_process import ping, running_server, start_server
 from tests.photos import encode, grey_photo, photo
 from tests.serving_fixtures import (
     ALGORITHMS,
@@ -99,14 +100,19 @@ def test_http_predictions_equal_the_offline_evaluation(
     server, job_dir = servers(algorithm), serving_jobs(algorithm)
     ml = job_dir / "opt" / "ml"
     evaluation = json.loads((ml / "output" / "data" / "evaluation.json").read_text())["test"]
-    files = [(ml / "input" / "data" / "test" / p["source"]).read_bytes() for p in evaluation["predictions"]]
+    files = [
+        (ml / "input" / "data" / "test" / p["source"]).read_bytes()
+        for p in evaluation["predictions"]
+    ]
     answers = [predictions_of(invoke(client, server, data, "image/png"))[0] for data in files]
 
     for answer, offline in zip(answers, evaluation["predictions"]):
         assert answer["label"] == offline["predicted"], offline["source"]
         assert abs(answer["probability"] - offline["probability"]) <= 1e-5, offline["source"]
     assert_predictions_match(answers, offline_file_probabilities(job_dir, files), CLASS_NAMES)
-    http_accuracy = np.mean([a["label"] == p["label"] for a, p in zip(answers, evaluation["predictions"])])
+    http_accuracy = np.mean(
+        [a["label"] == p["label"] for a, p in zip(answers, evaluation["predictions"])]
+    )
     assert http_accuracy == pytest.approx(evaluation["accuracy"], abs=1e-9)
 
 
@@ -117,7 +123,12 @@ def content_type_cases(job_dir: Path) -> list[tuple[str, str, bytes, list[np.nda
     """(name, Content-Type, body, the images the body holds) for every supported type."""
     png = digit_png(job_dir, 0)
     digits = [images.decode_image(digit_png(job_dir, i)) for i in (0, 40, 80, 120, 160)]
-    china, coffee, camera, astronaut = photo("china"), photo("coffee"), grey_photo("camera"), photo("astronaut")
+    china, coffee, camera, astronaut = (
+        photo("china"),
+        photo("coffee"),
+        grey_photo("camera"),
+        photo("astronaut"),
+    )
     thumbnail = cv2.resize(china, (48, 32), interpolation=cv2.INTER_AREA)
     files = {
         ".jpg": encode(china, ".jpg"),
@@ -134,7 +145,9 @@ def content_type_cases(job_dir: Path) -> list[tuple[str, str, bytes, list[np.nda
         (thumbnail / 255.0).tolist(),
     ]
     instance_images = [
-        images.decode_image(png), decoded[".jpg"], digits[1],
+        images.decode_image(png),
+        decoded[".jpg"],
+        digits[1],
         images.from_array(thumbnail / 255.0),
     ]
     return [
@@ -146,15 +159,27 @@ def content_type_cases(job_dir: Path) -> list[tuple[str, str, bytes, list[np.nda
         ("webp", "image/webp", files[".webp"], [decoded[".webp"]]),
         ("npy HxW uint8", "application/x-npy", npy(digits[2][:, :, 0]), [digits[2]]),
         ("npy HxWxC uint8", "application/x-npy", npy(china), [china]),
-        ("npy HxWxC float", "application/x-npy", npy((coffee / 255.0).astype(np.float32)),
-         [images.from_array((coffee / 255.0).astype(np.float32))]),
+        (
+            "npy HxWxC float",
+            "application/x-npy",
+            npy((coffee / 255.0).astype(np.float32)),
+            [images.from_array((coffee / 255.0).astype(np.float32))],
+        ),
         ("npy HxW uint16", "application/x-npy", npy(grey16), [images.from_array(grey16)]),
         ("npy NxHxWxC", "application/x-npy", npy(np.stack(digits)), digits),
         ("npy Fortran order", "application/x-npy", npy(np.asfortranarray(thumbnail)), [thumbnail]),
-        ("json", "application/json; charset=utf-8", json.dumps({"instances": instances}).encode(),
-         instance_images),
-        ("jsonlines", "application/jsonlines",
-         ("\n".join(json.dumps(i) for i in instances) + "\n\n").encode(), instance_images),
+        (
+            "json",
+            "application/json; charset=utf-8",
+            json.dumps({"instances": instances}).encode(),
+            instance_images,
+        ),
+        (
+            "jsonlines",
+            "application/jsonlines",
+            ("\n".join(json.dumps(i) for i in instances) + "\n\n").encode(),
+            instance_images,
+        ),
     ]
 
 
@@ -198,16 +223,24 @@ def test_every_accept_type_and_top_k(
         table = invoke(client, server, body, "application/json", {"Accept": accept})
         assert table.status_code == 200 and table.headers["content-type"] == "text/csv", accept
         rows = list(csv.reader(io.StringIO(table.text)))
-        assert [(r[0], float(r[1])) for r in rows] == [(p["label"], p["probability"]) for p in reference]
+        assert [(r[0], float(r[1])) for r in rows] == [
+            (p["label"], p["probability"]) for p in reference
+        ]
 
-    top = invoke(client, server, body, "application/json",
-                 {"X-Amzn-SageMaker-Custom-Attributes": "trace=abc,top_k=3"})
+    top = invoke(
+        client,
+        server,
+        body,
+        "application/json",
+        {"X-Amzn-SageMaker-Custom-Attributes": "trace=abc,top_k=3"},
+    )
     for full, limited in zip(reference, predictions_of(top)):
         ranked = sorted(full["probabilities"].items(), key=lambda item: item[1], reverse=True)
         assert list(limited["probabilities"].items()) == ranked[:3]
         assert next(iter(limited["probabilities"])) == limited["label"] == full["label"]
-    many = invoke(client, server, body, "application/json",
-                  {"X-Amzn-SageMaker-Custom-Attributes": "top_k=50"})
+    many = invoke(
+        client, server, body, "application/json", {"X-Amzn-SageMaker-Custom-Attributes": "top_k=50"}
+    )
     assert all(len(p["probabilities"]) == 10 for p in predictions_of(many))
 
 
@@ -228,11 +261,39 @@ def bad_requests() -> list[tuple[str, int, str, dict[str, str], bytes, str]]:
     return [
         ("empty image", 400, png, {}, b"", "empty"),
         ("truncated image", 400, png, {}, china_png[: len(china_png) // 2], "truncated"),
-        ("undecodable image", 400, "image/jpeg", {}, b"GIF89a? no, plain text", "not a readable image"),
+        (
+            "undecodable image",
+            400,
+            "image/jpeg",
+            {},
+            b"GIF89a? no, plain text",
+            "not a readable image",
+        ),
         ("over 40 megapixels", 400, png, {}, flat_png(7000, 6000), "megapixels"),
-        ("array of the wrong shape", 400, "application/x-npy", {}, npy(np.zeros((2, 3, 4, 5, 1), np.uint8)), "shape"),
-        ("array with 8 channels", 400, "application/x-npy", {}, npy(np.zeros((4, 4, 8), np.uint8)), "N x H x W x 1"),
-        ("array of complex dtype", 400, "application/x-npy", {}, npy(real.astype(np.complex64)), "dtype"),
+        (
+            "array of the wrong shape",
+            400,
+            "application/x-npy",
+            {},
+            npy(np.zeros((2, 3, 4, 5, 1), np.uint8)),
+            "shape",
+        ),
+        (
+            "array with 8 channels",
+            400,
+            "application/x-npy",
+            {},
+            npy(np.zeros((4, 4, 8), np.uint8)),
+            "N x H x W x 1",
+        ),
+        (
+            "array of complex dtype",
+            400,
+            "application/x-npy",
+            {},
+            npy(real.astype(np.complex64)),
+            "dtype",
+        ),
         ("array of booleans", 400, "application/x-npy", {}, npy(real > 0.5), "dtype bool"),
         ("array with NaN", 400, "application/x-npy", {}, npy(with_nan), "NaN"),
         ("array with inf", 400, "application/x-npy", {}, npy(with_inf), "infinite"),
@@ -244,15 +305,36 @@ def bad_requests() -> list[tuple[str, int, str, dict[str, str], bytes, str]]:
         ("JSON without instances", 400, "application/json", {}, b'{"images": []}', '"instances"'),
         ("JSON with no instances", 400, "application/json", {}, b'{"instances": []}', "empty"),
         ("bad base64", 400, "application/json", {}, b'{"instances": [{"b64": "%%%"}]}', "base64"),
-        ("ragged pixel list", 400, "application/json", {}, b'{"instances": [[[1, 2], [3]]]}', "rectangular"),
+        (
+            "ragged pixel list",
+            400,
+            "application/json",
+            {},
+            b'{"instances": [[[1, 2], [3]]]}',
+            "rectangular",
+        ),
         ("text pixels", 400, "application/json", {}, b'{"instances": [[["a", "b"]]]}', "numbers"),
         ("number instance", 400, "application/json", {}, b'{"instances": [7]}', "Instance 0 is 7;"),
         ("bad second line", 400, "application/jsonlines", {}, lines.encode(), "Line 2"),
-        ("over the payload limit", 413, png, {}, b"\0" * (payload_limit + 1), "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
+        (
+            "over the payload limit",
+            413,
+            png,
+            {},
+            b"\0" * (payload_limit + 1),
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB",
+        ),
         ("unsupported content type", 415, "text/plain", {}, b"hello", "image/png, "),
         ("no content type", 415, "", {}, china_png, "missing"),
         ("unsupported accept", 406, png, {"Accept": "application/xml"}, china_png, "text/csv"),
-        ("bad top_k", 400, png, {"X-Amzn-SageMaker-Custom-Attributes": "top_k=none"}, china_png, "top_k"),
+        (
+            "bad top_k",
+            400,
+            png,
+            {"X-Amzn-SageMaker-Custom-Attributes": "top_k=none"},
+            china_png,
+            "top_k",
+        ),
     ]
 
 
@@ -269,8 +351,11 @@ def test_bad_input_gets_its_status_and_the_server_keeps_serving(
         assert response.headers["content-type"] == "application/json", case
         assert words in response.json()["error"], f"{case}: {response.json()['error']}"
 
-    streamed = client.post(f"{server.url}/invocations", headers={"Content-Type": "image/png"},
-                           content=iter([b"\0" * 1024 * 1024] * 7))
+    streamed = client.post(
+        f"{server.url}/invocations",
+        headers={"Content-Type": "image/png"},
+        content=iter([b"\0" * 1024 * 1024] * 7),
+    )
     assert streamed.status_code == 413, streamed.text
     assert client.get(f"{server.url}/invocations").status_code == 405
     assert client.post(f"{server.url}/ping").status_code == 405
@@ -288,9 +373,11 @@ def test_bad_input_gets_its_status_and_the_server_keeps_serving(
 
 
 @pytest.mark.slow
-def test_ping_answers_503_within_2_s_while_a_slow_model_loads(serving_jobs: JobDirs) -> None:
+def test_ping_answers_503_within_2_s_while_a_slow_model_loads(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
     job_dir = serving_jobs("resnet50")  # TensorFlow's import and the model load take seconds
-    server = start_server(job_dir, env=job_environment(job_dir))
+    server = start_server(job_dir, tmp_path / "serve.log", env=job_environment(job_dir))
     answers: list[tuple[int, float]] = []
     early: list[httpx.Response] = []
 
@@ -333,7 +420,9 @@ def test_ping_answers_503_within_2_s_while_a_slow_model_loads(serving_jobs: JobD
 @pytest.mark.slow
 def test_sigterm_stops_accepting_and_drains_in_flight_requests(serving_jobs: JobDirs) -> None:
     job_dir = serving_jobs("svm")
-    slow_body = json.dumps({"instances": [{"b64": base64.b64encode(flat_png(6000, 6000)).decode()}] * 2}).encode()
+    slow_body = json.dumps(
+        {"instances": [{"b64": base64.b64encode(flat_png(6000, 6000)).decode()}] * 2}
+    ).encode()
     results: list[tuple[int, int, float]] = []
     connected = threading.Barrier(4)
 
@@ -370,9 +459,14 @@ def test_sigterm_stops_accepting_and_drains_in_flight_requests(serving_jobs: Job
 @pytest.mark.slow
 def test_a_request_over_the_timeout_gets_504_and_the_server_recovers(serving_jobs: JobDirs) -> None:
     job_dir = serving_jobs("svm")
-    env = {**job_environment(job_dir), "SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5",
-           "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
-    slow_body = json.dumps({"instances": [{"b64": base64.b64encode(flat_png(6000, 6000)).decode()}] * 4}).encode()
+    env = {
+        **job_environment(job_dir),
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.5",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+    }
+    slow_body = json.dumps(
+        {"instances": [{"b64": base64.b64encode(flat_png(6000, 6000)).decode()}] * 4}
+    ).encode()
     with running_server(job_dir, env=env) as server, httpx.Client(timeout=HTTP_TIMEOUT) as http:
         started = time.monotonic()
         response = invoke(http, server, slow_body, "application/json")
@@ -396,17 +490,26 @@ def test_execution_parameters_and_limits_follow_the_environment(
     for algorithm, workers in (("svm", cpu_count()), ("cnn", 1)):
         server = servers(algorithm)
         answer = client.get(f"{server.url}/execution-parameters")
-        assert answer.json() == {"MaxConcurrentTransforms": workers, "BatchStrategy": "MULTI_RECORD",
-                                 "MaxPayloadInMB": 6}
+        assert answer.json() == {
+            "MaxConcurrentTransforms": workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": 6,
+        }
         assert len(server.worker_pids()) == workers
 
     job_dir = serving_jobs("rf")
-    env = {**job_environment(job_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
-           "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}
+    env = {
+        **job_environment(job_dir),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1",
+    }
     with running_server(job_dir, env=env) as server:
         answer = client.get(f"{server.url}/execution-parameters")
-        assert answer.json() == {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD",
-                                 "MaxPayloadInMB": 1}
+        assert answer.json() == {
+            "MaxConcurrentTransforms": 3,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": 1,
+        }
         assert len(server.worker_pids()) == 3
         camera = grey_photo("camera")
         fits = npy(cv2.resize(camera, (1000, 1000)))  # 1,000,128 bytes < 1 MiB
@@ -422,15 +525,23 @@ def serve_command() -> list[str]:
 
 def test_serve_without_a_model_fails_at_once_and_says_why(tmp_path: Path) -> None:
     env = {"SAGEMAKER_BASE_DIR": str(tmp_path / "opt" / "ml"), "PATH": "/usr/bin:/bin"}
-    completed = subprocess.run(serve_command(), env=env, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        serve_command(), env=env, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 2
     assert "metadata.json is missing" in completed.stdout + completed.stderr
 
 
 def test_serve_refuses_a_bad_variable(serving_jobs: JobDirs) -> None:
     job_dir = serving_jobs("svm")
-    env = {**job_environment(job_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": "many", "PATH": "/usr/bin:/bin"}
-    completed = subprocess.run(serve_command(), env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **job_environment(job_dir),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "many",
+        "PATH": "/usr/bin:/bin",
+    }
+    completed = subprocess.run(
+        serve_command(), env=env, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 2
     assert "SAGEMAKER_MODEL_SERVER_WORKERS has value 'many'" in completed.stdout + completed.stderr
 
@@ -443,7 +554,9 @@ def test_a_model_that_cannot_load_stops_the_server_with_its_error(
     ml = tmp_path / "job" / "opt" / "ml"
     shutil.copytree(source, ml / "model")
     (ml / "model" / "model.joblib").write_bytes(b"not a joblib file")
-    server = start_server(tmp_path / "job", env={"SAGEMAKER_BASE_DIR": str(ml)})
+    server = start_server(
+        tmp_path / "job", tmp_path / "serve.log", env={"SAGEMAKER_BASE_DIR": str(ml)}
+    )
     try:
         returncode = server.process.wait(timeout=120)
     finally:
@@ -458,7 +571,10 @@ def test_a_model_that_cannot_load_stops_the_server_with_its_error(
 
 
 async def clients_hammer(
-    url: str, bodies: list[bytes], clients: int, requests_each: int,
+    url: str,
+    bodies: list[bytes],
+    clients: int,
+    requests_each: int,
     check: Callable[[int, dict[str, Any]], None],
 ) -> int:
     """`clients` connections, each sending `requests_each` requests one after another."""
@@ -467,8 +583,11 @@ async def clients_hammer(
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             for n in range(requests_each):
                 index = (offset * 37 + n) % len(bodies)
-                response = await http.post(f"{url}/invocations", content=bodies[index],
-                                           headers={"Content-Type": "image/png"})
+                response = await http.post(
+                    f"{url}/invocations",
+                    content=bodies[index],
+                    headers={"Content-Type": "image/png"},
+                )
                 assert response.status_code == 200, response.text
                 check(index, response.json()["predictions"][0])
         return requests_each
@@ -493,7 +612,9 @@ def test_eight_clients_times_200_requests_without_an_error(
         assert abs(prediction["probability"] - float(expected[index][best])) <= 1e-5
 
     workers = server.worker_pids()
-    answered = asyncio.run(clients_hammer(server.url, files, clients=8, requests_each=200, check=check))
+    answered = asyncio.run(
+        clients_hammer(server.url, files, clients=8, requests_each=200, check=check)
+    )
     assert answered == 1600
     assert server.worker_pids() == workers
     assert ping(server.url) == 200

@@ -19,10 +19,12 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
+from typing import Any
 
-from smvision.images import ImageError
 from smvision.batcher import BatcherStoppedError, MicroBatcher
+from smvision.images import ImageError
 from smvision.inference import (
     InputError,
     Predictor,
@@ -65,13 +67,8 @@ class HTTPError(Exception):
 class ServingApp:
     """The ASGI application one worker runs."""
 
-    def __init__(
-        self,
-        settings: ServerSettings,
-        load_predictor: Callable[[Any], Predictor] = Predictor.load,
-    ) -> None:
+    def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self._load_predictor = load_predictor
         self._batcher: MicroBatcher[Request, bytes] | None = None
         self._ready: asyncio.Event | None = None
         self._execution_parameters = json.dumps(
@@ -109,23 +106,27 @@ class ServingApp:
     def _load(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Event) -> None:
         started = time.perf_counter()
         try:
-            predictor = self._load_predictor(self.settings.model_dir)
+            predictor = Predictor.load(self.settings.model_dir)
             batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH)
             batcher.start()
             batcher.submit(predictor.warm_up_request()).result()
         except BaseException:  # a worker without a model must not pretend to serve
             log.exception(
                 "Could not load the %s model in %s; stopping the server.",
-                self.settings.algorithm, self.settings.model_dir,
+                self.settings.algorithm,
+                self.settings.model_dir,
             )
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(LOAD_FAILURE_EXIT_CODE)
         self._batcher = batcher
-        loop.call_soon_threadsafe(ready.set)
+        with suppress(RuntimeError):  # the loop is closed: the worker stopped while loading
+            loop.call_soon_threadsafe(ready.set)
         log.info(
             "Worker %d: %s model loaded and warmed up in %.1f s; ready.",
-            os.getpid(), self.settings.algorithm, time.perf_counter() - started,
+            os.getpid(),
+            self.settings.algorithm,
+            time.perf_counter() - started,
         )
 
     # HTTP ---------------------------------------------------------------------------------
@@ -147,8 +148,9 @@ class ServingApp:
                 await _respond(send, 200, self._execution_parameters, JSON_TYPE)
             else:
                 raise HTTPError(
-                    404, f"No route {path}; use GET /ping, POST /invocations or "
-                    "GET /execution-parameters."
+                    404,
+                    f"No route {path}; use GET /ping, POST /invocations or "
+                    "GET /execution-parameters.",
                 )
         except HTTPError as error:
             if error.status != 503:
@@ -200,7 +202,7 @@ class ServingApp:
             except ValueError as error:
                 raise HTTPError(400, f"Content-Length '{declared}' is not a number.") from error
             if length > limit:
-                raise self._too_large(length)
+                raise self._too_large(f"The body is {length} bytes")
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -210,17 +212,18 @@ class ServingApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise self._too_large(size, more=True)
+                raise self._too_large(f"The body passed {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _too_large(self, size: int, more: bool = False) -> HTTPError:
+    def _too_large(self, what: str) -> HTTPError:
+        # Closing the connection spares reading the rest of a body nobody will use.
         return HTTPError(
             413,
-            f"The body is {'over ' if more else ''}{size} bytes, over the "
-            f"{self.settings.max_payload_mb:g} MB limit (SAGEMAKER_MAX_PAYLOAD_IN_MB); split it "
-            "into smaller requests.",
+            f"{what}, more than the {self.settings.max_payload_mb:g} MB "
+            f"({self.settings.max_payload_bytes} bytes) that SAGEMAKER_MAX_PAYLOAD_IN_MB allows; "
+            "split it into smaller requests.",
             headers=[(b"connection", b"close")],
         )
 
@@ -228,7 +231,8 @@ class ServingApp:
 def _allow(method: str, allowed: str) -> None:
     if method != allowed:
         raise HTTPError(
-            405, f"Method {method} is not allowed here; use {allowed}.",
+            405,
+            f"Method {method} is not allowed here; use {allowed}.",
             headers=[(b"allow", allowed.encode())],
         )
 
@@ -258,4 +262,4 @@ async def _respond(
 
 
 def _whole_if_whole(value: float) -> float | int:
-    return int(value) if value.is_integer() else value
+    return int(value) if float(value).is_integer() else value

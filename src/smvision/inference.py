@@ -16,10 +16,11 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -144,7 +145,9 @@ def _npy_images(body: bytes) -> list[np.ndarray]:
     if array.ndim == 4:
         if not len(array):
             raise InputError(f"The array has shape {array.shape}: it holds no images.")
-        return [images.from_array(image, f"Image {i} of the array") for i, image in enumerate(array)]
+        return [
+            images.from_array(image, f"Image {i} of the array") for i, image in enumerate(array)
+        ]
     if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
         raise InputError(
             f"The array has shape {array.shape}: a 3-D array is one H x W x C image with "
@@ -178,7 +181,7 @@ def read_npy(body: bytes) -> np.ndarray:
             f"The array has dtype {dtype}; send uint8 (0-255), uint16, or float in [0, 1]."
         )
     expected = math.prod(shape) * dtype.itemsize
-    data = memoryview(body)[stream.tell():]
+    data = memoryview(body)[stream.tell() :]
     if len(data) != expected:
         raise InputError(
             f"The array header declares shape {shape} of {dtype} ({expected} bytes) but "
@@ -207,7 +210,9 @@ def _jsonlines_images(body: bytes) -> list[np.ndarray]:
             source = f"Line {number}"
             decoded.append(_instance_image(_parse_json(line, source), source))
     if not decoded:
-        raise InputError(f"The JSON Lines body holds no lines; send one {_INSTANCE_FORMS} per line.")
+        raise InputError(
+            f"The JSON Lines body holds no lines; send one {_INSTANCE_FORMS} per line."
+        )
     return decoded
 
 
@@ -222,7 +227,9 @@ def _instance_image(instance: Any, source: str) -> np.ndarray:
     if isinstance(instance, dict):
         encoded = instance.get("b64")
         if not isinstance(encoded, str):
-            raise InputError(f"{source} is an object without a string 'b64'; send {_INSTANCE_FORMS}.")
+            raise InputError(
+                f"{source} is an object without a string 'b64'; send {_INSTANCE_FORMS}."
+            )
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as error:
@@ -271,7 +278,9 @@ def encode_predictions(
     return json.dumps({"predictions": predictions}).encode()
 
 
-def _probabilities(row: list[float], class_names: Sequence[str], top_k: int | None) -> dict[str, float]:
+def _probabilities(
+    row: list[float], class_names: Sequence[str], top_k: int | None
+) -> dict[str, float]:
     if top_k is None:
         return dict(zip(class_names, row))
     order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:top_k]
@@ -343,7 +352,9 @@ class Predictor:
                 continue
             rows = probabilities[start : start + len(item)]
             start += len(item)
-            answers.append(encode_predictions(rows, self.class_names, request.accept, request.top_k))
+            answers.append(
+                encode_predictions(rows, self.class_names, request.accept, request.top_k)
+            )
         return answers
 
     def _decode(self, request: Request) -> list[np.ndarray] | Exception:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
@@ -34,7 +35,7 @@ log = logging.getLogger("smvision.serve")
 SHARED_MEMORY_DIR = Path("/dev/shm")
 
 
-class Worker(UvicornWorker):
+class Worker(UvicornWorker):  # type: ignore[misc]
     """uvicorn under gunicorn, with the fast event loop and HTTP parser pinned in base.txt."""
 
     CONFIG_KWARGS = {
@@ -94,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv:
-        print(f"serve takes no arguments (got {' '.join(argv)}); it reads SAGEMAKER_* "
-              "variables.", file=sys.stderr)
+        print(
+            f"serve takes no arguments (got {' '.join(argv)}); it reads SAGEMAKER_* variables.",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = settings_from(contract_module.load())
@@ -104,8 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     log.info(
         "Serving the %s model in %s on port %d: %d worker(s), timeout %g s, payload limit %g MB.",
-        settings.algorithm, settings.model_dir, settings.port, settings.workers,
-        settings.timeout_s, settings.max_payload_mb,
+        settings.algorithm,
+        settings.model_dir,
+        settings.port,
+        settings.workers,
+        settings.timeout_s,
+        settings.max_payload_mb,
     )
     ServeApplication(settings).run()
     return 0

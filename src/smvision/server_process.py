@@ -16,10 +16,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Mapping
 
 PING_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 40.0
@@ -98,21 +98,23 @@ class RunningServer:
 
 def start_server(
     job_dir: Path,
+    log_path: Path,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
-    log_file: IO[bytes] | None = None,
 ) -> RunningServer:
-    """`python -m smvision.local serve` over job_dir, logging into log_file (a temp file if None)."""
+    """`python -m smvision.local serve` over job_dir, its output going to log_path."""
     port = port or free_port()
-    if log_file is None:
-        log_file = tempfile.NamedTemporaryFile(prefix="smvision-serve-", suffix=".log", delete=False)
-    command = [sys.executable, "-m", "smvision.local", "serve", "--job-dir", str(job_dir),
-               "--port", str(port)]
-    process = subprocess.Popen(
-        command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-    return RunningServer(process, f"http://127.0.0.1:{port}", Path(log_file.name))
+    command = [sys.executable, "-m", "smvision.local", "serve"]
+    command += ["--job-dir", str(job_dir), "--port", str(port)]
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+    return RunningServer(process, f"http://127.0.0.1:{port}", log_path)
 
 
 @contextmanager
@@ -123,8 +125,8 @@ def running_server(
     ready_timeout: float = 180.0,
 ) -> Iterator[RunningServer]:
     """A ready server (its /ping said 200) that is stopped when the block ends."""
-    with tempfile.NamedTemporaryFile(prefix="smvision-serve-", suffix=".log") as log_file:
-        server = start_server(job_dir, port, env, log_file)
+    with tempfile.TemporaryDirectory(prefix="smvision-serve-") as log_dir:
+        server = start_server(job_dir, Path(log_dir) / "serve.log", port, env)
         try:
             server.wait_ready(ready_timeout)
             yield server
@@ -163,7 +165,5 @@ def resident_mib(pid: int) -> float:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

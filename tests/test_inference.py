@@ -1,0 +1,493 @@
+"""Request decoding, response encoding, micro-batching and server settings: no HTTP, no server.
+
+The serving tests (tests/test_serve.py) cover the same paths through the real server;
+these pin down the details, one function at a time, on real images and a real model.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smvision import contract, images
+from smvision.batcher import BatcherStoppedError, MicroBatcher
+from smvision.inference import (
+    ACCEPT_TYPES,
+    CONTENT_TYPES,
+    CSV,
+    JSON,
+    JSONLINES,
+    InputError,
+    Predictor,
+    Request,
+    UnsupportedAcceptError,
+    UnsupportedContentTypeError,
+    check_content_type,
+    choose_accept,
+    decode_request,
+    encode_predictions,
+    parse_top_k,
+    read_npy,
+)
+from smvision.serve import GRACEFUL_SHUTDOWN_S, Worker, gunicorn_options
+from smvision.server_config import ModelDirectoryError, settings_from
+from tests.photos import encode, grey_photo, photo
+from tests.serving_fixtures import JobDirs, cpu_count, serving_jobs
+
+__all__ = ["serving_jobs"]  # the session fixture used below
+
+
+def npy(array: np.ndarray) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+# Content-Type, Accept, custom attributes ------------------------------------------------------
+
+
+def test_content_types_ignore_case_and_parameters() -> None:
+    assert check_content_type("Image/PNG") == "image/png"
+    assert check_content_type("application/json; charset=utf-8") == JSON
+    assert set(CONTENT_TYPES) >= {"image/jpeg", "image/webp", "application/x-npy", JSONLINES}
+
+
+@pytest.mark.parametrize(
+    "header, shown", [("text/plain", "'text/plain'"), (None, "missing"), ("", "missing")]
+)
+def test_an_unsupported_content_type_names_it_and_lists_the_supported_ones(
+    header: str | None, shown: str
+) -> None:
+    with pytest.raises(UnsupportedContentTypeError) as error:
+        check_content_type(header)
+    assert f"Content-Type {shown} is not supported" in str(error.value)
+    assert ", ".join(CONTENT_TYPES) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "header, chosen",
+    [
+        (None, JSON),
+        ("", JSON),
+        ("application/json", JSON),
+        ("Application/JSONLines", JSONLINES),
+        ("text/csv; charset=utf-8", CSV),
+        ("*/*", JSON),
+        ("text/*", CSV),
+        ("text/html, application/xhtml+xml, */*;q=0.8", JSON),
+        ("application/json;q=0.5, text/csv", CSV),
+        ("text/csv;q=0.2, application/jsonlines;q=0.9", JSONLINES),
+    ],
+)
+def test_accept_picks_the_most_preferred_type_we_write(header: str | None, chosen: str) -> None:
+    assert choose_accept(header) == chosen
+
+
+@pytest.mark.parametrize(
+    "header", ["application/xml", "text/html, image/png", "application/json;q=0"]
+)
+def test_an_accept_we_cannot_answer_lists_what_we_can(header: str) -> None:
+    with pytest.raises(UnsupportedAcceptError) as error:
+        choose_accept(header)
+    assert header in str(error.value) and ", ".join(ACCEPT_TYPES) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "attributes, top_k",
+    [
+        (None, None),
+        ("", None),
+        ("top_k=3", 3),
+        ("trace=xyz, top_k=1", 1),
+        ("a=1;TOP_K= 5", 5),
+        ("k=2", None),
+    ],
+)
+def test_top_k_comes_from_the_custom_attributes(attributes: str | None, top_k: int | None) -> None:
+    assert parse_top_k(attributes) == top_k
+
+
+@pytest.mark.parametrize("attributes", ["top_k=0", "top_k=-2", "top_k=three", "top_k=2.5"])
+def test_a_bad_top_k_is_refused_with_its_value(attributes: str) -> None:
+    with pytest.raises(InputError, match="top_k=.*whole number >= 1"):
+        parse_top_k(attributes)
+
+
+# Decoding -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type, suffix",
+    [
+        ("image/png", ".png"),
+        ("image/jpeg", ".jpg"),
+        ("image/bmp", ".bmp"),
+        ("image/tiff", ".tiff"),
+        ("image/webp", ".webp"),
+        ("application/x-image", ".png"),
+    ],
+)
+def test_image_bodies_decode_exactly_as_training_decodes_files(
+    content_type: str, suffix: str
+) -> None:
+    data = encode(photo("chelsea"), suffix)
+    [decoded] = decode_request(data, content_type)
+    np.testing.assert_array_equal(decoded, images.decode_image(data))
+
+
+def test_npy_bodies_of_every_accepted_shape_and_dtype() -> None:
+    china, camera = photo("china"), grey_photo("camera")
+    [grey] = decode_request(npy(camera), "application/x-npy")
+    np.testing.assert_array_equal(grey, camera[:, :, np.newaxis])
+    [colour] = decode_request(npy(np.asfortranarray(china)), "application/x-npy")
+    np.testing.assert_array_equal(colour, china)
+    [scaled] = decode_request(npy(china / 255.0), "application/x-npy")
+    np.testing.assert_array_equal(scaled, images.from_array(china / 255.0))
+    [deep] = decode_request(npy(camera.astype(np.uint16) * 257), "application/x-npy")
+    np.testing.assert_array_equal(deep, camera[:, :, np.newaxis])
+    crops = np.stack([china[:100, :100], china[100:200, :100], china[200:300, :100]])
+    batch = decode_request(npy(crops), "application/x-npy")
+    assert len(batch) == 3
+    np.testing.assert_array_equal(np.stack(batch), crops)
+
+
+def test_an_npy_header_must_agree_with_the_bytes_after_it() -> None:
+    body = npy(grey_photo("camera"))
+    with pytest.raises(
+        InputError, match=r"declares shape \(512, 512\) of uint8 \(262144 bytes\) but 262044"
+    ):
+        read_npy(body[:-100])
+    with pytest.raises(InputError, match="262145 bytes follow"):
+        read_npy(body + b"\0")
+
+
+def test_an_npy_header_that_declares_a_huge_array_is_refused_before_allocating() -> None:
+    stream = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (10**9, 10**9, 3)}
+    np.lib.format.write_array_header_1_0(stream, header)
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        decode_request(stream.getvalue() + b"\0" * 16, "application/x-npy")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "array, words",
+    [
+        (np.zeros((0, 8, 8, 1), np.uint8), "holds no images"),
+        (np.zeros((8, 8, 5), np.uint8), "N x H x W x 1"),
+        (np.zeros((2, 2, 2, 2, 2), np.uint8), "send H x W, H x W x C or N x H x W x C"),
+        (np.zeros((4,), np.uint8), "shape (4,)"),
+        (np.array(["a", "b"]), "dtype <U1"),
+        (np.zeros((4, 4), np.complex64), "dtype complex64"),
+    ],
+)
+def test_npy_arrays_we_cannot_use_are_refused_with_their_shape_or_dtype(
+    array: np.ndarray, words: str
+) -> None:
+    with pytest.raises((InputError, images.ImageError)) as error:
+        decode_request(npy(array), "application/x-npy")
+    assert words in str(error.value)
+
+
+def test_json_instances_mix_base64_files_and_pixel_lists_in_order() -> None:
+    png, jpeg = encode(photo("coffee"), ".png"), encode(photo("china"), ".jpg")
+    pixels = grey_photo("coins")[:20, :30]
+    floats = photo("astronaut")[:10, :12] / 255.0
+    body = json.dumps(
+        {
+            "instances": [
+                {"b64": base64.b64encode(png).decode()},
+                pixels.tolist(),
+                {"b64": base64.b64encode(jpeg).decode()},
+                floats.tolist(),
+            ]
+        }
+    ).encode()
+    decoded = decode_request(body, JSON)
+    expected = [
+        images.decode_image(png),
+        images.from_array(pixels),
+        images.decode_image(jpeg),
+        images.from_array(floats),
+    ]
+    assert len(decoded) == 4
+    for got, want in zip(decoded, expected):
+        np.testing.assert_array_equal(got, want)
+    lines = b"\n".join(json.dumps(i).encode() for i in json.loads(body)["instances"]) + b"\n\n"
+    for got, want in zip(decode_request(lines, JSONLINES), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "content_type, body, words",
+    [
+        (JSON, b"", "The body is not valid JSON"),
+        (JSON, b"[1, 2]", '{"instances": [...]}'),
+        (JSON, b'{"instances": {"b64": ""}}', '{"instances": [...]}'),
+        (
+            JSON,
+            b'{"instances": [{"image": "abc"}]}',
+            "Instance 0 is an object without a string 'b64'",
+        ),
+        (
+            JSON,
+            b'{"instances": [[[0, 1]], {"b64": "not base64!"}]}',
+            "Instance 1 has a 'b64' value that is not base64",
+        ),
+        (JSON, b'{"instances": [{"b64": ""}]}', "Instance 0 is empty"),
+        (JSON, b'{"instances": [[[true, false]]]}', "Instance 0 holds bool values"),
+        (JSON, b'{"instances": [[[1, 2], [3, 4]], [[300, 2]]]}', "Instance 1 has dtype int64"),
+        (JSON, b'{"instances": [[[0.5, NaN]]]}', "NaN"),
+        (JSON, b'{"instances": ["abc"]}', 'Instance 0 is "abc"'),
+        (JSONLINES, b"\n\n", "holds no lines"),
+        (JSONLINES, b"[[0, 1]]\n{oops}\n", "Line 2 is not valid JSON"),
+    ],
+)
+def test_json_bodies_we_cannot_use_name_the_instance_or_line(
+    content_type: str, body: bytes, words: str
+) -> None:
+    with pytest.raises((InputError, images.ImageError)) as error:
+        decode_request(body, content_type)
+    assert words in str(error.value)
+
+
+# Encoding -------------------------------------------------------------------------------------
+
+NAMES = ["cat", "dog", "fish, striped"]
+PROBABILITIES = np.array([[0.1, 0.7, 0.2], [0.05, 0.15, 0.8]], dtype=np.float32)
+
+
+def test_json_predictions_hold_label_probability_and_every_class() -> None:
+    document = json.loads(encode_predictions(PROBABILITIES, NAMES, JSON, None))
+    first, second = document["predictions"]
+    assert first["label"] == "dog" and first["probability"] == float(np.float32(0.7))
+    assert list(first["probabilities"]) == NAMES
+    assert second["label"] == "fish, striped"
+    assert second["probabilities"]["cat"] == float(np.float32(0.05))
+
+
+def test_top_k_keeps_the_k_most_likely_classes_most_likely_first() -> None:
+    document = json.loads(encode_predictions(PROBABILITIES, NAMES, JSON, 2))
+    assert list(document["predictions"][0]["probabilities"]) == ["dog", "fish, striped"]
+    assert list(document["predictions"][1]["probabilities"]) == ["fish, striped", "dog"]
+
+
+def test_jsonlines_and_csv_hold_one_line_per_image() -> None:
+    lines = encode_predictions(PROBABILITIES, NAMES, JSONLINES, 1).decode().splitlines()
+    assert [json.loads(line)["probabilities"] for line in lines] == [
+        {"dog": float(np.float32(0.7))},
+        {"fish, striped": float(np.float32(0.8))},
+    ]
+    rows = list(
+        csv.reader(io.StringIO(encode_predictions(PROBABILITIES, NAMES, CSV, None).decode()))
+    )
+    assert rows == [
+        ["dog", repr(float(np.float32(0.7)))],
+        ["fish, striped", repr(float(np.float32(0.8)))],
+    ]
+
+
+# Predictor: a real model ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_batch_of_requests_is_answered_request_by_request(serving_jobs: JobDirs) -> None:
+    model_dir = serving_jobs("svm") / "opt" / "ml" / "model"
+    predictor = Predictor.load(model_dir)
+    digits = sorted((model_dir.parent / "input" / "data" / "test").rglob("*.png"))
+    good_png = Request(digits[0].read_bytes(), "image/png")
+    as_csv = Request(digits[50].read_bytes(), "image/png", CSV, None)
+    truncated = Request(digits[100].read_bytes()[:-30], "image/png")
+    several = Request(
+        npy(np.stack([images.decode_image(d.read_bytes()) for d in digits[200:205]])),
+        "application/x-npy",
+        JSONLINES,
+        2,
+    )
+    not_json = Request(b"{", JSON)
+    answers = predictor.respond([good_png, truncated, several, not_json, as_csv])
+
+    assert isinstance(answers[1], images.ImageError) and "truncated" in str(answers[1])
+    assert isinstance(answers[3], InputError)
+    for request, answer in zip([good_png, several, as_csv], [answers[0], answers[2], answers[4]]):
+        assert answer == predictor.respond([request])[0]
+    assert [len(json.loads(line)["probabilities"]) for line in answers[2].splitlines()] == [2] * 5  # type: ignore[union-attr]
+    [[label, probability]] = csv.reader(io.StringIO(answers[4].decode()))  # type: ignore[union-attr]
+    assert label in predictor.class_names and 0.0 <= float(probability) <= 1.0
+    single = json.loads(answers[0])["predictions"][0]  # type: ignore[arg-type]
+    proba = predictor.algorithm.predict_proba([images.decode_image(good_png.body)])[0]
+    assert single["probability"] == pytest.approx(float(proba.max()), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_warm_up_request_is_a_png_the_model_answers(serving_jobs: JobDirs) -> None:
+    predictor = Predictor.load(serving_jobs("svm") / "opt" / "ml" / "model")
+    request = predictor.warm_up_request()
+    assert request.body[:4] == b"\x89PNG" and request.content_type == "image/png"
+    assert images.probe(request.body)[:2] == (predictor.algorithm.image_size,) * 2
+    [answer] = predictor.respond([request])
+    assert (
+        isinstance(answer, bytes)
+        and json.loads(answer)["predictions"][0]["label"] in predictor.class_names
+    )
+
+
+# MicroBatcher ---------------------------------------------------------------------------------
+
+
+class RecordingSquares:
+    """Squares numbers, records each batch; the first batch waits until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, items: Sequence[int]) -> list[int | Exception]:
+        self.batches.append(list(items))
+        self.started.set()
+        self.release.wait(timeout=10)
+        return [ValueError(f"{n} is negative") if n < 0 else n * n for n in items]
+
+
+def test_requests_that_arrive_while_the_thread_is_busy_form_the_next_batch() -> None:
+    work = RecordingSquares()
+    batcher: MicroBatcher[int, int] = MicroBatcher(work, max_batch=4)
+    batcher.start()
+    first = batcher.submit(1)
+    assert work.started.wait(timeout=10)
+    rest = [batcher.submit(n) for n in range(2, 12)]
+    work.release.set()
+    assert first.result(timeout=10) == 1
+    assert [f.result(timeout=10) for f in rest] == [n * n for n in range(2, 12)]
+    assert work.batches == [[1], [2, 3, 4, 5], [6, 7, 8, 9], [10, 11]]
+    batcher.stop(timeout=10)
+
+
+def test_an_item_that_fails_fails_alone() -> None:
+    work = RecordingSquares()
+    work.release.set()
+    batcher: MicroBatcher[int, int] = MicroBatcher(work, max_batch=8)
+    batcher.start()
+    futures = [batcher.submit(n) for n in (3, -1, 4)]
+    assert futures[0].result(timeout=10) == 9 and futures[2].result(timeout=10) == 16
+    with pytest.raises(ValueError, match="-1 is negative"):
+        futures[1].result(timeout=10)
+    batcher.stop(timeout=10)
+
+
+def test_a_batch_that_raises_fails_its_items_and_the_thread_goes_on() -> None:
+    def explode_on_seven(items: Sequence[int]) -> list[int | Exception]:
+        if 7 in items:
+            raise RuntimeError("seven")
+        return list(items)
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(explode_on_seven, max_batch=1)
+    batcher.start()
+    with pytest.raises(RuntimeError, match="seven"):
+        batcher.submit(7).result(timeout=10)
+    assert batcher.submit(8).result(timeout=10) == 8
+    batcher.stop(timeout=10)
+
+
+def test_cancelled_items_are_skipped_and_stop_finishes_the_queue() -> None:
+    work = RecordingSquares()
+    batcher: MicroBatcher[int, int] = MicroBatcher(work, max_batch=8)
+    batcher.start()
+    busy = batcher.submit(1)
+    assert work.started.wait(timeout=10)
+    abandoned, kept = batcher.submit(2), batcher.submit(3)
+    assert abandoned.cancel()
+    stopper = threading.Thread(target=batcher.stop, args=(10,))
+    stopper.start()
+    work.release.set()
+    stopper.join(timeout=10)
+    assert busy.result(timeout=1) == 1 and kept.result(timeout=1) == 9
+    with pytest.raises(CancelledError):
+        abandoned.result(timeout=1)
+    assert work.batches == [[1], [3]]
+    with pytest.raises(BatcherStoppedError):
+        batcher.submit(4)
+
+
+# Server settings ------------------------------------------------------------------------------
+
+
+def write_metadata(base: Path, metadata: object) -> contract.Contract:
+    model_dir = base / "model"
+    model_dir.mkdir(parents=True)
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    return contract.load({"SAGEMAKER_BASE_DIR": str(base)})
+
+
+@pytest.mark.parametrize(
+    "algorithm, workers", [("svm", None), ("rf", None), ("cnn", 1), ("resnet50", 1)]
+)
+def test_default_workers_one_per_core_for_scikit_learn_one_for_tensorflow(
+    tmp_path: Path, algorithm: str, workers: int | None
+) -> None:
+    settings = settings_from(write_metadata(tmp_path, {"algorithm": algorithm}))
+    assert settings.workers == (workers or cpu_count())
+    assert (
+        settings.port == 8080
+        and settings.timeout_s == 60
+        and settings.max_payload_bytes == 6 * 2**20
+    )
+
+
+def test_the_environment_overrides_the_defaults(tmp_path: Path) -> None:
+    write_metadata(tmp_path, {"algorithm": "cnn"})
+    settings = settings_from(
+        contract.load(
+            {
+                "SAGEMAKER_BASE_DIR": str(tmp_path),
+                "SAGEMAKER_BIND_TO_PORT": "9090",
+                "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+                "SAGEMAKER_MODEL_SERVER_TIMEOUT": "120",
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
+            }
+        )
+    )
+    assert (settings.port, settings.workers, settings.timeout_s, settings.max_payload_mb) == (
+        9090,
+        3,
+        120,
+        20,
+    )
+    options = gunicorn_options(settings)
+    assert options["bind"] == ["0.0.0.0:9090"] and options["workers"] == 3
+    assert options["worker_class"] is Worker and options["timeout"] == 120
+    assert options["graceful_timeout"] == GRACEFUL_SHUTDOWN_S < 30
+
+
+@pytest.mark.parametrize(
+    "metadata, words",
+    [
+        (None, "metadata.json is missing"),
+        ("{not json", "metadata.json is not readable JSON"),
+        ({"algorithm": "xgboost"}, "Hyperparameter 'algorithm' has value 'xgboost'"),
+    ],
+)
+def test_a_model_directory_we_cannot_serve_is_refused_before_starting(
+    tmp_path: Path, metadata: object, words: str
+) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    if isinstance(metadata, str):
+        (model_dir / "metadata.json").write_text(metadata)
+    elif metadata is not None:
+        (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ModelDirectoryError) as error:
+        settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)}))
+    assert words in str(error.value) and str(model_dir) in str(error.value)
