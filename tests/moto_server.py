@@ -221,3 +221,20 @@ def moto_session(region: str) -> Any:
 
 def settings_flags() -> list[str]:
     return ["--region", REGION, "--role", ROLE, "--bucket", BUCKET, "--image-uri", IMAGE]
+
+
+def create_moto_best_job() -> str:
+    """moto names every tuning job's best training job 'FakeTrainingJobName' without
+    creating it; create it so DescribeTrainingJob of the best job reads a real job."""
+    import boto3
+
+    sagemaker = boto3.session.Session(region_name=REGION).client("sagemaker")
+    sagemaker.create_training_job(
+        TrainingJobName="FakeTrainingJobName", RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/smvision/tuning"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+                        "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    return f"s3://{BUCKET}/smvision/tuning/FakeTrainingJobName/output/model.tar.gz"

@@ -27,6 +27,7 @@ import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -39,7 +40,9 @@ from tests.moto_server import (
     REGION,
     ROLE,
     MotoServer,
+    RecordedRequest,
     clean_aws,
+    create_moto_best_job,
     moto_session,
     running_moto_server,
     settings_flags,
@@ -78,15 +81,15 @@ def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return server
 
 
-def s3() -> object:
+def s3() -> Any:
     return boto3.session.Session(region_name=REGION).client("s3")
 
 
-def sagemaker() -> object:
+def sagemaker() -> Any:
     return boto3.session.Session(region_name=REGION).client("sagemaker")
 
 
-def autoscaling() -> object:
+def autoscaling() -> Any:
     return boto3.session.Session(region_name=REGION).client("application-autoscaling")
 
 
@@ -103,9 +106,9 @@ def launch(*args: str) -> subprocess.CompletedProcess[str]:
                           env=dict(os.environ))
 
 
-def not_found(call: object, **kwargs: str) -> bool:
+def not_found(call: Any, **kwargs: str) -> bool:
     try:
-        call(**kwargs)  # type: ignore[operator]
+        call(**kwargs)
     except Exception as error:  # botocore's ClientError subclasses are built per client
         return "Could not find" in str(error)
     return False
@@ -126,30 +129,30 @@ def test_deploy_creates_model_config_endpoint_and_autoscaling(
                     "--autoscale", "2:6", "--target-invocations", "250")
 
     client = sagemaker()
-    model = client.describe_model(ModelName="digits")  # type: ignore[attr-defined]
+    model = client.describe_model(ModelName="digits")
     assert model["ExecutionRoleArn"] == ROLE
     assert model["PrimaryContainer"]["Image"] == IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"] == MODEL_DATA
     assert model["PrimaryContainer"]["Environment"] == {
         "SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
         "SAGEMAKER_MAX_PAYLOAD_IN_MB": "12"}
-    config = client.describe_endpoint_config(  # type: ignore[attr-defined]
+    config = client.describe_endpoint_config(
         EndpointConfigName="digits")
     [variant] = config["ProductionVariants"]
     assert variant == {"VariantName": "AllTraffic", "ModelName": "digits",
                        "InitialInstanceCount": 2, "InstanceType": "ml.c5.xlarge",
                        "InitialVariantWeight": 1.0}
-    endpoint = client.describe_endpoint(EndpointName="digits")  # type: ignore[attr-defined]
+    endpoint = client.describe_endpoint(EndpointName="digits")
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == "digits"
 
     scaling = autoscaling()
-    [target] = scaling.describe_scalable_targets(  # type: ignore[attr-defined]
+    [target] = scaling.describe_scalable_targets(
         ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["ResourceId"], target["ScalableDimension"]) == (
         "endpoint/digits/variant/AllTraffic", "sagemaker:variant:DesiredInstanceCount")
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 6)
-    [policy] = scaling.describe_scaling_policies(  # type: ignore[attr-defined]
+    [policy] = scaling.describe_scaling_policies(
         ServiceNamespace="sagemaker")["ScalingPolicies"]
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert policy["ResourceId"] == "endpoint/digits/variant/AllTraffic"
@@ -168,9 +171,9 @@ def test_deploy_with_defaults_sets_no_serving_environment(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = deploy(capsys, "plain")
-    model = sagemaker().describe_model(ModelName="plain")  # type: ignore[attr-defined]
+    model = sagemaker().describe_model(ModelName="plain")
     assert model["PrimaryContainer"].get("Environment", {}) == {}
-    config = sagemaker().describe_endpoint_config(  # type: ignore[attr-defined]
+    config = sagemaker().describe_endpoint_config(
         EndpointConfigName="plain")
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.m5.xlarge"
     assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
@@ -196,7 +199,7 @@ def test_deploy_removes_what_it_created_when_a_later_step_fails(
     assert code == 1
     assert "Creating endpoint config broken failed" in output
     assert "SageMaker.DeleteModel" in aws.operations()
-    assert not_found(sagemaker().describe_model, ModelName="broken")  # type: ignore[attr-defined]
+    assert not_found(sagemaker().describe_model, ModelName="broken")
     assert "SageMaker.CreateEndpoint" not in aws.operations()
 
 
@@ -269,17 +272,17 @@ def test_cleanup_deletes_endpoint_config_model_and_autoscaling(
 
     assert run.returncode == 0, run.stdout
     client = sagemaker()
-    assert not_found(client.describe_endpoint, EndpointName="digits")  # type: ignore[attr-defined]
-    assert not_found(client.describe_endpoint_config,  # type: ignore[attr-defined]
+    assert not_found(client.describe_endpoint, EndpointName="digits")
+    assert not_found(client.describe_endpoint_config,
                      EndpointConfigName="digits")
-    assert not_found(client.describe_model, ModelName="digits")  # type: ignore[attr-defined]
+    assert not_found(client.describe_model, ModelName="digits")
     scaling = autoscaling()
-    assert scaling.describe_scalable_targets(  # type: ignore[attr-defined]
+    assert scaling.describe_scalable_targets(
         ServiceNamespace="sagemaker", ResourceIds=["endpoint/digits/variant/AllTraffic"],
     )["ScalableTargets"] == []
-    assert scaling.describe_scaling_policies(  # type: ignore[attr-defined]
+    assert scaling.describe_scaling_policies(
         ServiceNamespace="sagemaker")["ScalingPolicies"] == []
-    assert client.describe_endpoint(  # type: ignore[attr-defined]
+    assert client.describe_endpoint(
         EndpointName="neighbour")["EndpointStatus"] == "InService"
     for line in ("Deleted scaling policy digits-invocations-per-instance",
                  "Deleted scalable target endpoint/digits/variant/AllTraffic",
@@ -294,22 +297,22 @@ def test_cleanup_deletes_endpoint_config_model_and_autoscaling(
 
 
 def test_cleanup_removes_what_a_half_finished_deploy_left(aws: MotoServer) -> None:
-    sagemaker().create_model(  # type: ignore[attr-defined]
+    sagemaker().create_model(
         ModelName="halfway", ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA})
     run = launch("cleanup", "--region", REGION, "--endpoint-name", "halfway")
     assert run.returncode == 0, run.stdout
     assert run.stdout.strip().splitlines()[-1] == "Deleted model halfway"
-    assert not_found(sagemaker().describe_model, ModelName="halfway")  # type: ignore[attr-defined]
+    assert not_found(sagemaker().describe_model, ModelName="halfway")
 
 
 def upload(prefix: str, files: dict[str, bytes]) -> None:
     for name, body in files.items():
-        s3().put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=body)  # type: ignore[attr-defined]
+        s3().put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=body)
 
 
-def describe_transform(name: str) -> dict:
-    return sagemaker().describe_transform_job(TransformJobName=name)  # type: ignore[attr-defined,no-any-return]
+def describe_transform(name: str) -> dict[str, Any]:
+    return dict(sagemaker().describe_transform_job(TransformJobName=name))
 
 
 def test_transform_sends_image_files_one_per_request(
@@ -345,7 +348,7 @@ def test_transform_sends_image_files_one_per_request(
     # The model existed only for the job.
     assert aws.operations().index("SageMaker.DeleteModel") > aws.operations().index(
         "SageMaker.CreateTransformJob")
-    assert not_found(sagemaker().describe_model,  # type: ignore[attr-defined]
+    assert not_found(sagemaker().describe_model,
                      ModelName="photos-batch")
     assert "Transform job photos-batch: " in output and "SingleRecord" in output
     assert f"Results: s3://{BUCKET}/batch/predictions/" in output
@@ -409,3 +412,79 @@ def test_a_bad_transform_request_creates_nothing(
     assert code == 2
     assert expected in output
     assert not [op for op in aws.operations() if op.startswith("SageMaker.")]
+
+
+JSON_PROTOCOL_SERVICES = {"SageMaker": "sagemaker", "AnyScaleFrontendService":
+                          "application-autoscaling", "Logs_20140328": "logs",
+                          "AmazonEC2ContainerRegistry_V20150921": "ecr"}
+
+
+def iam_action(request: RecordedRequest) -> str:
+    """The IAM action a request recorded by moto needs."""
+    if request.target:
+        service, _, operation = request.target.partition(".")
+        return f"{JSON_PROTOCOL_SERVICES[service]}:{operation}"
+    if request.path.startswith("/endpoints/") and request.path.endswith("/invocations"):
+        return "sagemaker:InvokeEndpoint"
+    bucket, _, key = request.path.lstrip("/").partition("/")
+    assert bucket == BUCKET, f"not an S3 request of the test bucket: {request.url}"
+    if request.method == "GET" and not key:
+        return "s3:ListBucket"
+    if request.method in ("GET", "HEAD") and key:
+        return "s3:GetObject"
+    raise AssertionError(f"no IAM action known for {request.method} {request.url}")
+
+
+def readme_caller_policy() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Running on AWS"):]
+    block = section[section.index("The **caller's policy**"):]
+    start = block.index("```json\n") + len("```json\n")
+    policy = json.loads(block[start:block.index("```", start)])
+    actions: set[str] = set()
+    for statement in policy["Statement"]:
+        listed = statement["Action"]
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_the_readme_caller_policy_covers_every_call_of_the_walkthrough(
+    aws: MotoServer, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from launch import registry
+
+    monkeypatch.setenv("SMVISION_REGION", REGION)
+    create_moto_best_job()
+    upload("batch/photos", {"china.jpg": encode(photo("china"), ".jpg")})
+    image = tmp_path / "coffee.png"
+    image.write_bytes(encode(photo("coffee"), ".png"))
+    aws.forget_requests()
+    data = f"s3://{BUCKET}/datasets/digits"
+
+    assert registry.main(["repository", "smvision"]) == 0
+    assert registry.main(["password"]) == 0
+    steps = [
+        ["train", "--algorithm", "svm", "--train", f"{data}/train", "--validation",
+         f"{data}/validation", "--job-name", "walkthrough"],
+        ["tune", "--algorithm", "svm", "--train", f"{data}/train", "--validation",
+         f"{data}/validation", "--job-name", "walkthrough-tuning"],
+        ["deploy", "--model-data", MODEL_DATA, "--endpoint-name", "digits",
+         "--autoscale", "1:4"],
+        ["transform", "--model-data", MODEL_DATA, "--input", f"s3://{BUCKET}/batch/photos/",
+         "--output", f"s3://{BUCKET}/batch/out/"],
+        ["cleanup", "--endpoint-name", "digits"],
+    ]
+    for step in steps:
+        code, output = launch_here(capsys, step[0], *settings_flags(), *step[1:])
+        assert code == 0, output
+    # moto answers 500 to image bodies (see the module docstring); the request is made.
+    code, output = launch_here(capsys, "invoke", "--region", REGION, "--endpoint-name",
+                               "digits", str(image))
+    assert code == 1 and "InvokeEndpoint" in output
+
+    called = {iam_action(request) for request in aws.requests()}
+    assert {"sagemaker:CreateTrainingJob", "sagemaker:InvokeEndpoint", "s3:GetObject",
+            "application-autoscaling:PutScalingPolicy", "ecr:CreateRepository"} <= called
+    missing = called - readme_caller_policy()
+    assert not missing, f"README's caller policy lacks {sorted(missing)}"

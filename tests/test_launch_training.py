@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -35,6 +36,7 @@ from tests.moto_server import (
     ROLE,
     MotoServer,
     clean_aws,
+    create_moto_best_job,
     running_moto_server,
     settings_flags,
 )
@@ -64,11 +66,11 @@ def launch(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-def sagemaker() -> object:
+def sagemaker() -> Any:
     return boto3.session.Session(region_name=REGION).client("sagemaker")
 
 
-def channel_uris(described: dict) -> dict[str, str]:
+def channel_uris(described: dict[str, Any]) -> dict[str, str]:
     return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
             for c in described["InputDataConfig"]}
 
@@ -89,7 +91,7 @@ def test_train_creates_the_job_sagemaker_runs(aws: MotoServer) -> None:
                  "--hp", "features=color+hog", "--job-name", job)
 
     assert run.returncode == 0, run.stdout
-    described = sagemaker().describe_training_job(TrainingJobName=job)  # type: ignore[attr-defined]
+    described = sagemaker().describe_training_job(TrainingJobName=job)
     assert described["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert described["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     assert described["HyperParameters"] == {"algorithm": "svm", "C": "5.0", "kernel": "rbf",
@@ -128,7 +130,7 @@ def test_spot_training_gets_max_wait_and_checkpoints(aws: MotoServer) -> None:
     job = sent["TrainingJobName"]
     assert job.startswith("smvision-cnn-")
     assert "warning" not in run.stdout
-    described = sagemaker().describe_training_job(TrainingJobName=job)  # type: ignore[attr-defined]
+    described = sagemaker().describe_training_job(TrainingJobName=job)
     assert described["ResourceConfig"]["InstanceType"] == "ml.p3.2xlarge"
     assert described["ResourceConfig"]["InstanceCount"] == 2
     assert described["EnableManagedSpotTraining"] is True
@@ -152,7 +154,7 @@ def test_multi_host_svm_warns_before_the_job_starts(aws: MotoServer) -> None:
     # Created (the SDK reads it back once), not followed.
     assert aws.operations() == ["SageMaker.CreateTrainingJob", "SageMaker.DescribeTrainingJob"]
     assert "Not waiting" in run.stdout
-    described = sagemaker().describe_training_job(  # type: ignore[attr-defined]
+    described = sagemaker().describe_training_job(
         TrainingJobName="rf-three-hosts")
     assert described["ResourceConfig"]["InstanceCount"] == 3
 
@@ -185,7 +187,7 @@ def test_settings_from_config_file_and_environment(aws: MotoServer, tmp_path: Pa
                  env={"SMVISION_IMAGE_URI": IMAGE})
 
     assert run.returncode == 0, run.stdout
-    described = sagemaker().describe_training_job(  # type: ignore[attr-defined]
+    described = sagemaker().describe_training_job(
         TrainingJobName="configured")
     assert described["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert described["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/smvision/training"
@@ -217,23 +219,9 @@ def expected_ranges(algorithm: str) -> dict[str, list[dict[str, object]]]:
     return found
 
 
-def sorted_ranges(ranges: dict) -> dict:
+def sorted_ranges(ranges: dict[str, Any]) -> dict[str, Any]:
     return {kind: sorted(items, key=lambda item: item["Name"])
             for kind, items in ranges.items() if items}
-
-
-def create_moto_best_job() -> str:
-    """moto names every tuning job's best training job 'FakeTrainingJobName' without
-    creating it; create it so DescribeTrainingJob of the best job reads a real job."""
-    sagemaker().create_training_job(  # type: ignore[attr-defined]
-        TrainingJobName="FakeTrainingJobName", RoleArn=ROLE,
-        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/smvision/tuning"},
-        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
-                        "VolumeSizeInGB": 30},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600},
-    )
-    return f"s3://{BUCKET}/smvision/tuning/FakeTrainingJobName/output/model.tar.gz"
 
 
 def test_tune_searches_the_schemas_ranges_for_validation_accuracy(aws: MotoServer) -> None:
@@ -245,7 +233,7 @@ def test_tune_searches_the_schemas_ranges_for_validation_accuracy(aws: MotoServe
                  "--max-parallel-jobs", "3", "--job-name", "svm-tuning")
 
     assert run.returncode == 0, run.stdout
-    described = sagemaker().describe_hyper_parameter_tuning_job(  # type: ignore[attr-defined]
+    described = sagemaker().describe_hyper_parameter_tuning_job(
         HyperParameterTuningJobName="svm-tuning")
     config = described["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Bayesian"
@@ -285,7 +273,7 @@ def test_tune_with_overrides_and_hyperband(aws: MotoServer) -> None:
                  "--instance-type", "ml.g5.xlarge", "--job-name", "cnn-hyperband")
 
     assert run.returncode == 0, run.stdout
-    described = sagemaker().describe_hyper_parameter_tuning_job(  # type: ignore[attr-defined]
+    described = sagemaker().describe_hyper_parameter_tuning_job(
         HyperParameterTuningJobName="cnn-hyperband")
     config = described["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Hyperband"
