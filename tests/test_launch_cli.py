@@ -44,8 +44,8 @@ def test_help_runs_and_lists_every_option(command: str) -> None:
     assert completed.returncode == 0, completed.stderr
     text = " ".join(completed.stdout.split())
     for action in subcommand_parsers()[command]._actions:
-        for option in action.option_strings or [action.metavar or action.dest]:
-            assert str(option) in text, (command, option)
+        for option in action.option_strings or [str(action.metavar or action.dest)]:
+            assert option in text, (command, option)
     for setting in ("--region", "SMVISION_REGION", "--role", "SMVISION_ROLE", "--bucket",
                     "SMVISION_BUCKET", "--image-uri", "SMVISION_IMAGE_URI", "--config"):
         assert setting in text
