@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launch.errors import AwsError
+from launch.errors import AwsError, Interrupted
 
 SessionFactory = Callable[[str], boto3.session.Session]
 
@@ -53,7 +53,8 @@ def error_code(error: ClientError) -> str:
 
 @contextmanager
 def reporting(step: str) -> Iterator[None]:
-    """Turn AWS and SDK exceptions inside `step` into one AwsError sentence."""
+    """Turn AWS and SDK exceptions inside `step` into one AwsError sentence, and Ctrl-C
+    into a reminder that SageMaker carries on."""
     from sagemaker.core.utils.exceptions import SageMakerCoreError
 
     try:
@@ -66,3 +67,8 @@ def reporting(step: str) -> Iterator[None]:
         ) from error
     except SageMakerCoreError as error:
         raise AwsError(f"{step} failed: {error}") from error
+    except KeyboardInterrupt as error:
+        raise Interrupted(
+            f"Interrupted during: {step}. Whatever SageMaker had already started keeps "
+            "running (and billing); check the console."
+        ) from error

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from launch import cleanup, endpoints, invoke, training, transform, tuning
-from launch.errors import LaunchError
+from launch.errors import Interrupted, LaunchError
 from launch.settings import SPECS, resolve
 
 if TYPE_CHECKING:
@@ -64,3 +64,6 @@ def main(argv: Sequence[str] | None = None, open_session: SessionFactory | None 
     except LaunchError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr, flush=True)
+        return Interrupted.exit_code

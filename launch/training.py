@@ -89,7 +89,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Trainin
     if args.checkpoint_s3_uri:
         checkpoint_uri = str(s3_uri(args.checkpoint_s3_uri, "--checkpoint-s3-uri"))
     elif args.spot:
-        checkpoint_uri = f"s3://{spec.bucket}/smvision/checkpoints/{job_name}"
+        checkpoint_uri = f"{spec.output_uri('checkpoints')}/{job_name}"
     return TrainingPlan(job_name, spec, bool(args.spot), max_wait_s, checkpoint_uri,
                         bool(args.wait))
 
@@ -154,7 +154,7 @@ def submit(training: TrainingPlan, session: boto3.session.Session) -> int:
         print(f"Not waiting. Status: aws sagemaker describe-training-job --region {region} "
               f"--training-job-name {training.job_name}")
         return 0
-    with reporting(f"Following training job {training.job_name}"):
+    with reporting(f"Following training job {training.job_name} (the job itself goes on)"):
         described = follow_training_job(session, training.job_name)
     return report(described)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from launch import media
-from launch.errors import AwsError, LaunchError
+from launch.errors import AwsError, Interrupted, LaunchError
 from launch.parsing import S3Uri, positive_int, resource_name, s3_uri, timestamped_name
 from launch.serving import add_serving_arguments, model_data, serving_environment
 from launch.settings import Settings
@@ -201,6 +201,11 @@ def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
             return 0
         with reporting(f"Transform job {name}"):
             job.wait(poll=15)
+    except Interrupted as error:
+        keep_model = True
+        raise Interrupted(f"{error} Model {name} stays for the job; delete it afterwards: "
+                          f"aws sagemaker delete-model --region {region} "
+                          f"--model-name {name}") from error
     finally:
         if not keep_model:
             _delete_model(model, name)

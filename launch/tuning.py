@@ -108,9 +108,9 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
 
 
 def _validation_fraction(spec: JobSpec) -> float:
+    param = schema(spec.algorithm)["validation_fraction"]
     raw = spec.hyperparameters.get("validation_fraction")
-    value = schema(spec.algorithm)["validation_fraction"].parse(raw) if raw else None
-    return float(value) if isinstance(value, (int, float)) else 0.2
+    return float(str(param.parse(raw) if raw is not None else param.default))
 
 
 def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from launch import cli, invoke, media, ranges, serving, training
-from launch.errors import LaunchError
+from launch.errors import AwsError, Interrupted, LaunchError
 from launch.jobs import validated_hyperparameters
 from launch.parsing import S3Uri, capacity_range, resource_name, s3_uri, timestamped_name
 from launch.settings import resolve
@@ -265,3 +265,19 @@ TWO_PREDICTIONS = json.dumps({"predictions": SERVER_ANSWER["predictions"] * 2}).
 def test_an_answer_that_is_not_a_prediction_is_an_error(body: bytes) -> None:
     with pytest.raises(LaunchError, match="cat.jpg is not smvision's prediction JSON"):
         invoke.parse_response(body, "cat.jpg")
+
+
+def test_a_failed_or_interrupted_step_is_one_sentence_that_names_it() -> None:
+    from botocore.exceptions import ClientError
+
+    from launch.aws import reporting
+
+    refused = ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": "quota 0"}},
+                          "CreateTrainingJob")
+    failed = "Creating training job x failed: .*ResourceLimitExceeded"
+    with pytest.raises(AwsError, match=failed), reporting("Creating training job x"):
+        raise refused
+    interrupted = ("Interrupted during: Training job x. Whatever SageMaker had already "
+                   "started keeps running")
+    with pytest.raises(Interrupted, match=interrupted), reporting("Training job x"):
+        raise KeyboardInterrupt
