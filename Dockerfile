@@ -1,0 +1,75 @@
+# smvision: one SageMaker bring-your-own image that trains and serves image classifiers.
+#
+#   docker build [--build-arg DEVICE=cpu|gpu] [--build-arg RESNET50_WEIGHTS=imagenet] -t smvision .
+#   docker run -v JOBDIR/opt/ml:/opt/ml --hostname algo-1 smvision train
+#   docker run -v JOBDIR/opt/ml:/opt/ml -p 8080:8080 smvision serve
+#
+# BASE_IMAGE must be Debian with a Python 3.11 `python3` that has the venv module; the
+# same image is the builder and the runtime, so the virtual environment's interpreter
+# link stays valid. DEVICE=gpu installs TensorFlow with its CUDA wheels (the host brings
+# the driver). Layers run from the slowest-changing to the fastest: a change to src/
+# rebuilds only the last two.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# The only stage with a compiler: wheels for the dependencies published as source alone
+# (the final stage installs binaries only, so a new one fails the build there, by name).
+FROM ${BASE_IMAGE} AS wheels
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && if ! python3 -c 'import pathlib, sys, sysconfig; sys.exit(not pathlib.Path(sysconfig.get_paths()["include"], "Python.h").exists())'; then \
+           apt-get install -y --no-install-recommends python3-dev; \
+       fi \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/build
+COPY requirements/base.txt requirements/constraints.txt /tmp/requirements/
+RUN /opt/build/bin/pip wheel --use-pep517 --no-deps --wheel-dir /wheels \
+        -c /tmp/requirements/base.txt -c /tmp/requirements/constraints.txt \
+        sagemaker-training inotify-simple
+
+FROM wheels AS package
+COPY pyproject.toml README.md /tmp/smvision/
+COPY src/ /tmp/smvision/src/
+RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /tmp/wheel /tmp/smvision
+
+FROM ${BASE_IMAGE}
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+ENV PATH=/opt/smvision/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KERAS_HOME=/opt/smvision/keras \
+    MPLCONFIGDIR=/opt/smvision/matplotlib \
+    SAGEMAKER_TRAINING_MODULE=smvision.toolkit_entry:main
+EXPOSE 8080
+# SageMaker runs `IMAGE train` or `IMAGE serve`; SDK local mode runs the image bare.
+CMD ["train"]
+ARG DEVICE=cpu
+COPY requirements/base.txt requirements/constraints.txt requirements/cpu.txt requirements/gpu.txt \
+     /tmp/requirements/
+COPY --from=wheels /wheels/ /tmp/wheels/
+# TensorFlow's C++ headers (about 290 MB) serve only to compile custom ops. Matplotlib's
+# font cache is built here once rather than in every job (several seconds each).
+RUN case "$DEVICE" in cpu|gpu) ;; \
+        *) echo "Build argument DEVICE is '$DEVICE'; use cpu or gpu." >&2; exit 1 ;; \
+    esac \
+    && python3 -m venv /opt/smvision/venv \
+    && pip install --only-binary :all: --find-links /tmp/wheels -r "/tmp/requirements/$DEVICE.txt" \
+    && rm -rf /opt/smvision/venv/lib/python3*/site-packages/tensorflow/include /tmp/wheels /tmp/requirements \
+    && python -c 'import matplotlib.font_manager'
+# Baked weights let network-isolated resnet50 jobs start from ImageNet; Keras finds
+# them in $KERAS_HOME/models.
+ARG RESNET50_WEIGHTS=none
+RUN mkdir -p "$KERAS_HOME/models" \
+    && case "$RESNET50_WEIGHTS" in \
+        none) ;; \
+        imagenet) python -c 'import keras; keras.applications.ResNet50(include_top=False, weights="imagenet")' ;; \
+        *) echo "Build argument RESNET50_WEIGHTS is '$RESNET50_WEIGHTS'; use imagenet or none." >&2; exit 1 ;; \
+    esac
+COPY --from=package /tmp/wheel/ /tmp/wheel/
+RUN pip install --no-deps /tmp/wheel/*.whl \
+    && rm -rf /tmp/wheel \
+    && python -c 'import pathlib, smvision; script = pathlib.Path(smvision.__file__).parent / "entry_script" / "train.py"; assert script.is_file(), f"{script} is missing from the installed package"' \
+    && command -v train && command -v serve

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Podman as the container engine on a machine without a Docker daemon or a registry
+# (Debian bookworm, as root). All engine state lives under $SMVISION_PODMAN_DIR
+# (default build/podman): configuration, image storage, run files, CNI networks, the
+# debootstrap root file system and the Docker-compatible socket.
+#
+#   scripts/podman.sh check           say what is missing, and how to install it
+#   eval "$(scripts/podman.sh env)"   point podman, docker, docker-compose and the SDK here
+#   scripts/podman.sh base            import a Debian bookworm base image (debootstrap; once)
+#   scripts/podman.sh build ARGS...   podman build FROM that base, with the host's CA bundle
+#                                     and pip settings mounted for the build only
+#   scripts/podman.sh service         serve the Docker API on the socket (foreground)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="$(mkdir -p "${SMVISION_PODMAN_DIR:-$ROOT/build/podman}" && cd "${SMVISION_PODMAN_DIR:-$ROOT/build/podman}" && pwd)"
+BASE_IMAGE="localhost/smvision-base:bookworm"
+SOCKET="$STATE/podman.sock"
+HOST_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
+APT_PACKAGES="podman runc debootstrap docker-compose golang-github-containernetworking-plugin-dnsname"
+
+missing() {
+    local problems=()
+    [ "$(id -u)" = 0 ] || problems+=("root (podman with vfs storage and CNI networks runs as root here)")
+    for tool in podman runc debootstrap docker-compose; do
+        command -v "$tool" >/dev/null || problems+=("$tool")
+    done
+    [ -x /usr/lib/cni/dnsname ] || problems+=("the dnsname CNI plugin")
+    if [ "${#problems[@]}" -gt 0 ]; then
+        printf 'missing: %s\n' "${problems[@]}"
+        echo "install: apt-get install -y --no-install-recommends $APT_PACKAGES (as root)"
+        return 1
+    fi
+}
+
+# overlay where the kernel lets us mount it (fast layers); else vfs, which copies the
+# whole file system for every layer (a cold build takes several times longer).
+storage_driver() {
+    if [ -n "${SMVISION_STORAGE_DRIVER:-}" ]; then
+        echo "$SMVISION_STORAGE_DRIVER"
+        return
+    fi
+    local probe="$STATE/overlay-probe"
+    rm -rf "$probe" && mkdir -p "$probe"/{lower,upper,work,merged}
+    if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
+        "$probe/merged" 2>/dev/null; then
+        umount "$probe/merged"
+        echo overlay
+    else
+        echo vfs
+    fi
+    rm -rf "$probe"
+}
+
+write_config() {
+    mkdir -p "$STATE/cni" "$STATE/tmp"
+    # crun fails here ("cgroups in hybrid mode not supported"); the ulimits are what
+    # TensorFlow and the toolkit need; networks stay in this directory, not /etc/cni.
+    cat >"$STATE/containers.conf.new" <<EOF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+tmp_dir = "$STATE/tmp"
+
+[network]
+network_config_dir = "$STATE/cni"
+EOF
+    cat >"$STATE/storage.conf.new" <<EOF
+[storage]
+driver = "$(storage_driver)"
+runroot = "$STATE/run"
+graphroot = "$STATE/storage"
+EOF
+    # pip inside the build reaches the index through the host's proxy, whose CA is in
+    # the host bundle; mounted with this file only while the build runs.
+    cat >"$STATE/pip.conf.new" <<EOF
+[global]
+cert = $HOST_CA_BUNDLE
+EOF
+    for name in containers.conf storage.conf pip.conf; do
+        mv "$STATE/$name.new" "$STATE/$name"
+    done
+}
+
+print_env() {
+    printf 'export CONTAINERS_CONF=%q\n' "$STATE/containers.conf"
+    printf 'export CONTAINERS_STORAGE_CONF=%q\n' "$STATE/storage.conf"
+    printf 'export DOCKER_HOST=%q\n' "unix://$SOCKET"
+}
+
+use_config() {
+    write_config
+    export CONTAINERS_CONF="$STATE/containers.conf" CONTAINERS_STORAGE_CONF="$STATE/storage.conf"
+}
+
+build_base() {
+    if podman image exists "$BASE_IMAGE"; then
+        echo "$BASE_IMAGE is already there"
+        return
+    fi
+    local rootfs="$STATE/rootfs"
+    rm -rf "$rootfs" "$rootfs.partial"
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+        bookworm "$rootfs.partial" >"$STATE/debootstrap.log" 2>&1 \
+        || { tail -20 "$STATE/debootstrap.log" >&2; exit 1; }
+    # What debian:bookworm-slim leaves out too: package caches and lists, docs, locales.
+    rm -rf "$rootfs.partial"/var/cache/apt/* "$rootfs.partial"/var/lib/apt/lists/* \
+        "$rootfs.partial"/usr/share/doc/* "$rootfs.partial"/usr/share/man/* \
+        "$rootfs.partial"/usr/share/info/* "$rootfs.partial"/usr/share/locale/*
+    mv "$rootfs.partial" "$rootfs"
+    tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE"
+    rm -rf "$rootfs"
+}
+
+build_image() {
+    podman build \
+        --volume "$HOST_CA_BUNDLE:$HOST_CA_BUNDLE:ro" \
+        --volume "$STATE/pip.conf:/etc/pip.conf:ro" \
+        --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        "$@"
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+    check) missing ;;
+    env) write_config; print_env ;;
+    base) missing >&2 && use_config && build_base ;;
+    build) missing >&2 && use_config && build_image "$@" ;;
+    service)
+        missing >&2 && use_config
+        rm -f "$SOCKET"
+        exec podman system service --time=0 "unix://$SOCKET" ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
