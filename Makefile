@@ -1,4 +1,4 @@
-# smvision: `make demo` (train svm on the digits and show the evaluation), `make test`.
+# smvision: `make demo` (train svm on the digits, show the evaluation, serve it over HTTP), `make test`.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,6 +26,7 @@ demo: venv
 		--channel test=$(DEMO)/digits/test \
 		--job-dir $(DEMO)/job
 	$(PY) scripts/show_evaluation.py $(DEMO)/job
+	$(PY) scripts/demo_serve.py $(DEMO)/job
 
 test: venv
 	$(PY) -m pytest
