@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 HELP = "start a hyperparameter tuning job and print the best job, its hyperparameters and model"
 OBJECTIVE_METRIC = "validation:accuracy"
 STRATEGIES = ("Bayesian", "Random", "Hyperband")
+# Every epoch of these reports validation:accuracy: Hyperband's resource is their sum
+# (resnet50 trains its head for `epochs`, then fine-tunes for `fine_tune_epochs`).
+EPOCH_PARAMETERS = ("epochs", "fine_tune_epochs")
 # Tuning job names are limited to 32 characters.
 TUNING_NAME_LENGTH = 32
 
@@ -89,8 +92,10 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
             f"--strategy Hyperband budgets training epochs, and {spec.algorithm} trains in one "
             "step; use --strategy Bayesian or Random."
         )
-    if args.strategy == "Hyperband" and "epochs" in ranges:
-        raise LaunchError("--strategy Hyperband chooses epochs itself; drop --range epochs=...")
+    budgeted = [name for name in EPOCH_PARAMETERS if name in ranges]
+    if args.strategy == "Hyperband" and budgeted:
+        raise LaunchError(f"--strategy Hyperband budgets epochs itself; drop --range "
+                          f"{budgeted[0]}=... (fix it with --hp if needed).")
     if "validation" not in spec.channels and _validation_fraction(spec) == 0:
         raise LaunchError(
             f"The objective {OBJECTIVE_METRIC} needs validation data, but there is no "
@@ -111,6 +116,17 @@ def _validation_fraction(spec: JobSpec) -> float:
     param = schema(spec.algorithm)["validation_fraction"]
     raw = spec.hyperparameters.get("validation_fraction")
     return float(str(param.parse(raw) if raw is not None else param.default))
+
+
+def reported_epochs(spec: JobSpec) -> int:
+    """How many epochs report validation:accuracy in one training job."""
+    params = schema(spec.algorithm)
+    total = 0
+    for name in EPOCH_PARAMETERS:
+        if name in params:
+            raw = spec.hyperparameters.get(name)
+            total += int(str(params[name].parse(raw) if raw is not None else params[name].default))
+    return total
 
 
 def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
@@ -164,10 +180,9 @@ def submit(tuning: TuningPlan, session: boto3.session.Session) -> int:
     print("\n".join(describe_ranges(tuning.ranges)), flush=True)
     strategy_config = None
     if tuning.strategy == "Hyperband":
-        epochs = spec.hyperparameters.get("epochs") or str(schema(spec.algorithm)["epochs"].default)
         strategy_config = HyperParameterTuningJobStrategyConfig(
             hyperband_strategy_config=HyperbandStrategyConfig(
-                min_resource=1, max_resource=int(epochs)
+                min_resource=1, max_resource=reported_epochs(spec)
             )
         )
     with reporting(f"Creating tuning job {tuning.job_name}"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launch import cli, invoke, media, ranges, serving, training
+from launch import cli, invoke, media, ranges, serving, training, tuning
 from launch.errors import AwsError, Interrupted, LaunchError
 from launch.jobs import validated_hyperparameters
 from launch.parsing import S3Uri, capacity_range, resource_name, s3_uri, timestamped_name
@@ -281,3 +281,26 @@ def test_a_failed_or_interrupted_step_is_one_sentence_that_names_it() -> None:
                    "started keeps running")
     with pytest.raises(Interrupted, match=interrupted), reporting("Training job x"):
         raise KeyboardInterrupt
+
+
+def tuning_plan(*argv: str) -> tuning.TuningPlan:
+    from datetime import datetime
+
+    settings = ["--region", "us-east-1", "--role", "arn:aws:iam::123456789012:role/R",
+                "--bucket", "data-bucket", "--image-uri", "repo/smvision:gpu"]
+    args = cli.build_parser().parse_args(["tune", *settings, "--train", "s3://data-bucket/t",
+                                          *argv])
+    flags = {name: getattr(args, name) for name in ("region", "role", "bucket", "image_uri")}
+    return tuning.plan(args, resolve(flags, {}, None), datetime(2026, 11, 25, 22, 1, 32))
+
+
+def test_hyperband_budgets_every_epoch_that_reports_validation_accuracy() -> None:
+    assert tuning.reported_epochs(tuning_plan("--algorithm", "cnn").spec) == 30
+    resnet = tuning_plan("--algorithm", "resnet50", "--hp", "epochs=6", "--strategy",
+                         "Hyperband")
+    assert tuning.reported_epochs(resnet.spec) == 6 + 5
+    assert resnet.early_stopping == "Off"
+    assert tuning_plan("--algorithm", "cnn").early_stopping == "Auto"
+    with pytest.raises(LaunchError, match="drop --range fine_tune_epochs"):
+        tuning_plan("--algorithm", "resnet50", "--strategy", "Hyperband", "--range",
+                    "fine_tune_epochs=1:5")
