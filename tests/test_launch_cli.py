@@ -14,7 +14,7 @@ from launch import cli, invoke, media, ranges, serving, training, tuning
 from launch.errors import AwsError, Interrupted, LaunchError
 from launch.jobs import validated_hyperparameters
 from launch.parsing import S3Uri, capacity_range, resource_name, s3_uri, timestamped_name
-from launch.settings import resolve
+from launch.settings import SPECS, SettingName, resolve
 from smvision import contract
 from smvision.hyperparameters import TuningRange, tuning_ranges
 from tests.photos import encode, grey_photo, photo
@@ -290,7 +290,7 @@ def tuning_plan(*argv: str) -> tuning.TuningPlan:
                 "--bucket", "data-bucket", "--image-uri", "repo/smvision:gpu"]
     args = cli.build_parser().parse_args(["tune", *settings, "--train", "s3://data-bucket/t",
                                           *argv])
-    flags = {name: getattr(args, name) for name in ("region", "role", "bucket", "image_uri")}
+    flags: dict[SettingName, str | None] = {name: getattr(args, name) for name in SPECS}
     return tuning.plan(args, resolve(flags, {}, None), datetime(2026, 11, 25, 22, 1, 32))
 
 
