@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 from uvicorn_worker import UvicornWorker
 
 from smvision import contract as contract_module
@@ -36,11 +37,11 @@ SHARED_MEMORY_DIR = Path("/dev/shm")
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]
-    """uvicorn under gunicorn, with the fast event loop and HTTP parser pinned in base.txt."""
+    """uvicorn under gunicorn; "auto" picks uvloop and httptools (pinned in base.txt)."""
 
     CONFIG_KWARGS = {
-        "loop": "uvloop",
-        "http": "httptools",
+        "loop": "auto",
+        "http": "auto",
         "lifespan": "on",
         "ws": "none",
         "server_header": False,
@@ -114,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.timeout_s,
         settings.max_payload_mb,
     )
-    ServeApplication(settings).run()
+    try:
+        ServeApplication(settings).run()
+    except HaltServer as halt:  # gunicorn lets this out when a second worker fails while it halts
+        log.error("serve stopped: %s", halt.reason)
+        return int(halt.exit_status)
     return 0
 
 
