@@ -1,0 +1,100 @@
+"""`docker run -p PORT:8080 -v MODEL:/opt/ml/model IMAGE serve`: real images over HTTP
+give the predictions the training job wrote in output/data/evaluation.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from smvision.server_process import free_port, ping
+from tests.container.conftest import BuiltImage, ContainerJobs
+from tests.container.engine import Engine
+from tests.photos import encode, photo
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+READY_TIMEOUT_S = 180
+PROBABILITY_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class ServingContainer:
+    name: str
+    url: str
+
+
+@pytest.fixture(params=["svm", "cnn"])
+def serving(request: pytest.FixtureRequest, engine: Engine, image: BuiltImage,
+            container_jobs: ContainerJobs) -> Iterator[tuple[ServingContainer, str]]:
+    algorithm = str(request.param)
+    job = container_jobs(algorithm)
+    assert job.returncode == 0, job.output[-3000:]
+    port = free_port()
+    options = ["--publish", f"127.0.0.1:{port}:8080",
+               "--volume", f"{job.ml / 'model'}:/opt/ml/model:ro"]
+    with engine.container(image.tag, ["serve"], options) as name:
+        served = ServingContainer(name, f"http://127.0.0.1:{port}")
+        wait_ready(engine, served)
+        yield served, algorithm
+
+
+def wait_ready(engine: Engine, served: ServingContainer) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while ping(served.url) != 200:
+        state = engine.podman("inspect", "--format", "{{.State.Status}}", served.name).stdout
+        if state.strip() != "running":
+            pytest.fail(f"serve exited ({state.strip()}) before /ping answered:\n"
+                        f"{engine.logs(served.name)[-6000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"/ping did not answer 200 in {READY_TIMEOUT_S} s:\n"
+                        f"{engine.logs(served.name)[-6000:]}")
+        time.sleep(0.5)
+
+
+def test_served_predictions_equal_the_job_s_evaluation(
+    serving: tuple[ServingContainer, str], container_jobs: ContainerJobs
+) -> None:
+    served, algorithm = serving
+    job = container_jobs(algorithm)
+    expected = job.evaluation["test"]["predictions"]
+    test_dir = job.ml / "input" / "data" / "test"
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        for entry in expected:
+            body = (test_dir / entry["source"]).read_bytes()
+            response = client.post("/invocations", content=body,
+                                   headers={"Content-Type": "image/png"})
+            assert response.status_code == 200, response.text
+            (prediction,) = response.json()["predictions"]
+            assert prediction["label"] == entry["predicted"], entry["source"]
+            assert prediction["probability"] == pytest.approx(
+                entry["probability"], abs=PROBABILITY_TOLERANCE), entry["source"]
+
+
+def test_bad_input_gets_4xx_and_the_server_keeps_serving(
+    serving: tuple[ServingContainer, str], engine: Engine,
+) -> None:
+    served, _ = serving
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        broken = client.post("/invocations", content=b"these bytes are not a PNG",
+                             headers={"Content-Type": "image/png"})
+        assert 400 <= broken.status_code < 500, broken.text
+        assert "is not a readable image" in broken.text, broken.text
+        photograph = client.post("/invocations", content=encode(photo("china"), ".jpg"),
+                                 headers={"Content-Type": "image/jpeg",
+                                          "Accept": "application/json"})
+        assert photograph.status_code == 200, photograph.text
+        (prediction,) = photograph.json()["predictions"]
+        assert prediction["label"] in [str(d) for d in range(10)]
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert ping(served.url) == 200
+    started = time.monotonic()
+    engine.podman("stop", "--time", "30", served.name, timeout=60)
+    stopped_in = time.monotonic() - started
+    state = json.loads(engine.podman("inspect", served.name).stdout)[0]["State"]
+    assert state["ExitCode"] == 0, engine.logs(served.name)[-3000:]
+    assert stopped_in < 30
