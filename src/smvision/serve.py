@@ -37,11 +37,14 @@ SHARED_MEMORY_DIR = Path("/dev/shm")
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]
-    """uvicorn under gunicorn; "auto" picks uvloop and httptools (pinned in base.txt)."""
+    """uvicorn under gunicorn, on uvloop and httptools (pinned in base.txt).
+
+    Named, not "auto", so a missing one fails loudly instead of falling back to the pure
+    Python parser: that fallback measured 192 against 336 requests/s (svm, 8 clients)."""
 
     CONFIG_KWARGS = {
-        "loop": "auto",
-        "http": "auto",
+        "loop": "uvloop",
+        "http": "httptools",
         "lifespan": "on",
         "ws": "none",
         "server_header": False,
