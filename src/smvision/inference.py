@@ -335,7 +335,7 @@ class Predictor:
         else:
             decoded = list(self._decoders.map(self._decode, requests))
         batch = [image for item in decoded if not isinstance(item, Exception) for image in item]
-        if not batch:
+        if not batch:  # every request failed to decode
             return [item for item in decoded if isinstance(item, Exception)]
         try:
             probabilities = self.algorithm.predict_proba(batch)

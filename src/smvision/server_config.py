@@ -19,9 +19,8 @@ SINGLE_WORKER_ALGORITHMS = frozenset({"cnn", "resnet50"})
 # SIGTERM must end the server within 30 s; this leaves the master time to exit after
 # the workers' in-flight requests are done.
 GRACEFUL_SHUTDOWN_S = 25
-# A load balancer in front must close idle connections before the server does, or a
-# request can meet a connection the server is closing; SageMaker's front end keeps
-# them for 60 s.
+# A proxy in front must close idle connections before the server does, or a request can
+# meet a connection the server is closing; load balancers commonly keep them 60 s.
 KEEPALIVE_S = 75
 MIN_HEARTBEAT_S = 30
 _WHERE_MODELS_COME_FROM = (
