@@ -133,9 +133,10 @@ class Engine:
     def network_exists(self, name: str) -> bool:
         return self.podman("network", "exists", name, check=False).returncode == 0
 
-    def containers_under(self, directory: Path) -> list[str]:
+    def containers_under(self, directory: Path, running_only: bool = False) -> list[str]:
         """Containers that docker-compose started for a project inside `directory`."""
-        listed = json.loads(self.podman("ps", "--all", "--format", "json").stdout or "[]")
+        which = [] if running_only else ["--all"]
+        listed = json.loads(self.podman("ps", *which, "--format", "json").stdout or "[]")
         inside = str(directory.resolve())
         return [
             entry["Id"] for entry in listed

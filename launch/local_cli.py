@@ -1,0 +1,241 @@
+"""`train --local` and `deploy --local`: the same commands, on this machine, in Docker.
+
+    python -m launch train --local --algorithm svm --train DIR [--validation DIR]
+        [--test DIR] [--hp KEY=VALUE ...] --image-uri IMAGE [--output-dir DIR]
+    python -m launch deploy --local --model-data DIR/compressed_artifacts/model.tar.gz
+        --image-uri IMAGE [--port 8080]
+
+Both go through the SageMaker SDK's local mode (launch.local_mode): the channels are
+local folders, the model lands in OUTPUT_DIR/compressed_artifacts/model.tar.gz, and
+the endpoint serves on localhost:PORT until Ctrl-C. Options that only mean something
+on SageMaker (spot, autoscaling, ...) are refused with --local rather than ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from launch.errors import LaunchError
+from launch.jobs import CHANNEL_OPTIONS, SINGLE_HOST_ALGORITHMS, validated_hyperparameters
+from launch.local_mode import LOCAL_INSTANCE_TYPES, LocalModeError
+from launch.parsing import positive_int, resource_name, timestamped_name
+from launch.serving import model_data as s3_model_data
+from launch.serving import serving_environment
+from launch.settings import Settings
+
+if TYPE_CHECKING:
+    from launch.aws import SessionFactory
+
+Handler = Callable[[argparse.Namespace, Settings, "SessionFactory"], int]
+
+DEFAULT_OUTPUT_ROOT = Path("smvision-local")
+DEFAULT_PORT = "8080"
+DEFAULT_REGION = "us-east-1"
+# /ping is polled this often while a local endpoint serves; this many misses in a row
+# mean the container is gone.
+PING_INTERVAL_S = 2.0
+PING_MISSES = 3
+# Flags of `train` that only mean something on SageMaker, with their defaults.
+_REMOTE_TRAIN_OPTIONS = {"spot": ("--spot", False), "max_wait": ("--max-wait", None),
+                         "checkpoint_s3_uri": ("--checkpoint-s3-uri", None),
+                         "wait": ("--no-wait", True)}
+_REMOTE_DEPLOY_OPTIONS = {"autoscale": ("--autoscale", None),
+                          "target_invocations": ("--target-invocations", None),
+                          "instance_count": ("--instance-count", "1")}
+
+
+def add_local_options(commands: Mapping[str, argparse.ArgumentParser]) -> None:
+    """Give `train` and `deploy` a --local switch that runs them through local mode."""
+    train = commands["train"]
+    train.add_argument("--local", action="store_true",
+                       help="run the job on this machine in Docker (SageMaker SDK local mode): "
+                       "--train/--validation/--test/--pretrained name local folders; "
+                       "needs Docker and Docker Compose")
+    train.add_argument("--output-dir", type=Path, metavar="DIR",
+                       help="with --local: a new folder for the job's files (default "
+                       f"./{DEFAULT_OUTPUT_ROOT}/JOB_NAME); the model is "
+                       "DIR/compressed_artifacts/model.tar.gz")
+    _dispatch(train, run_train, {"output_dir": ("--output-dir", None)})
+    deploy = commands["deploy"]
+    deploy.add_argument("--local", action="store_true",
+                        help="serve the model on this machine in Docker (SageMaker SDK local "
+                        "mode) until Ctrl-C; --model-data may be a local model.tar.gz")
+    deploy.add_argument("--port", default=DEFAULT_PORT, metavar="PORT",
+                        help=f"with --local: the port on this machine (default {DEFAULT_PORT})")
+    _dispatch(deploy, run_deploy, {"port": ("--port", DEFAULT_PORT)})
+
+
+def _dispatch(parser: argparse.ArgumentParser, local: Callable[[argparse.Namespace, Settings],
+              int], local_only: Mapping[str, tuple[str, object]]) -> None:
+    remote: Handler = parser.get_default("handler")
+
+    def handler(args: argparse.Namespace, settings: Settings,
+                open_session: SessionFactory) -> int:
+        if args.local:
+            return local(args, settings)
+        _refuse(args, local_only, "applies to --local only; add --local or drop it")
+        return remote(args, settings, open_session)
+
+    parser.set_defaults(handler=handler)
+
+
+def _refuse(args: argparse.Namespace, options: Mapping[str, tuple[str, object]],
+            reason: str) -> None:
+    for name, (flag, default) in options.items():
+        if getattr(args, name) != default:
+            raise LaunchError(f"{flag} {reason}.")
+
+
+@dataclass(frozen=True)
+class LocalTrainPlan:
+    job_name: str
+    algorithm: str
+    hyperparameters: Mapping[str, str]
+    channels: Mapping[str, Path]
+    image: str
+    output_dir: Path
+    instance_type: str
+    instance_count: int
+
+
+def plan_train(args: argparse.Namespace, settings: Settings, now: datetime) -> LocalTrainPlan:
+    _refuse(args, _REMOTE_TRAIN_OPTIONS, "does not apply to --local, which runs the job in "
+            "this terminal; drop it")
+    algorithm = str(args.algorithm)
+    channels: dict[str, Path] = {}
+    for channel, option in CHANNEL_OPTIONS.items():
+        value = getattr(args, channel)
+        if not value:
+            continue
+        if value.startswith("s3://"):
+            raise LaunchError(f"{option} '{value}' is in S3; with --local, pass a local folder "
+                              f"(`aws s3 sync {value} DIR`) or drop --local.")
+        if not Path(value).is_dir():
+            raise LaunchError(f"{option} '{value}': no such folder.")
+        channels[channel] = Path(value).resolve()
+    if "pretrained" in channels and algorithm != "resnet50":
+        raise LaunchError(
+            f"--pretrained is read by resnet50 only; drop it for --algorithm {algorithm}."
+        )
+    instance_type = args.instance_type or LOCAL_INSTANCE_TYPES[0]
+    if instance_type not in LOCAL_INSTANCE_TYPES:
+        raise LaunchError(f"--instance-type '{instance_type}' does not apply to --local; use "
+                          f"{' or '.join(LOCAL_INSTANCE_TYPES)} (the default is local_cpu).")
+    job_name = (resource_name(args.job_name, "--job-name") if args.job_name
+                else timestamped_name(f"smvision-{algorithm}-local", now))
+    output_dir = (args.output_dir or DEFAULT_OUTPUT_ROOT / job_name).resolve()
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise LaunchError(f"--output-dir {output_dir} exists and is not an empty folder; "
+                          "pick a new one, so that no earlier job's files mix in.")
+    return LocalTrainPlan(
+        job_name=job_name,
+        algorithm=algorithm,
+        hyperparameters=validated_hyperparameters(algorithm, args.hp),
+        channels=channels,
+        image=settings.require("image_uri"),
+        output_dir=output_dir,
+        instance_type=instance_type,
+        instance_count=positive_int(args.instance_count, "--instance-count"),
+    )
+
+
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    from launch.local_mode import train_local
+
+    job = plan_train(args, settings, datetime.now())
+    print(f"Local training job {job.job_name}: {job.algorithm} in {job.image} on "
+          f"{job.instance_count} x {job.instance_type}; files in {job.output_dir}", flush=True)
+    if job.algorithm in SINGLE_HOST_ALGORITHMS and job.instance_count > 1:
+        print(f"warning: {job.algorithm} trains on the first host only; the other containers "
+              "stay idle.", flush=True)
+    result = train_local(job.image, job.hyperparameters, job.channels, job.output_dir,
+                         job.instance_type, job.instance_count, base_job_name=job.job_name)
+    print(f"Model artifact: {result.model_data}")
+    print(f"Job output: {result.output_dir} (also {result.output_data})")
+    print(f"Serve it: python -m launch deploy --local --image-uri {job.image} "
+          f"--model-data {result.model_data}")
+    return 0
+
+
+@dataclass(frozen=True)
+class LocalDeployPlan:
+    endpoint_name: str
+    model_data: str
+    image: str
+    port: int
+    environment: Mapping[str, str]
+    instance_type: str
+    region: str
+
+
+def plan_deploy(args: argparse.Namespace, settings: Settings, now: datetime) -> LocalDeployPlan:
+    _refuse(args, _REMOTE_DEPLOY_OPTIONS, "does not apply to --local, which serves one "
+            "container on this machine; drop it")
+    port = positive_int(args.port, "--port")
+    if port > 65535:
+        raise LaunchError(f"--port '{args.port}' is not a TCP port; use 1 to 65535.")
+    model_data = str(args.model_data)
+    region = settings.get("region") or DEFAULT_REGION
+    if model_data.startswith("s3://"):
+        model_data = s3_model_data(args)
+        region = settings.require("region")
+    elif not Path(model_data).exists():
+        raise LaunchError(f"--model-data '{model_data}': no such file or folder; pass the "
+                          "model.tar.gz that `train --local` printed.")
+    return LocalDeployPlan(
+        endpoint_name=(resource_name(args.endpoint_name, "--endpoint-name") if args.endpoint_name
+                       else timestamped_name("smvision-local", now)),
+        model_data=model_data,
+        image=settings.require("image_uri"),
+        port=port,
+        environment=serving_environment(args),
+        instance_type="local_gpu" if args.instance_type == "local_gpu" else "local",
+        region=region,
+    )
+
+
+def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from launch.local_mode import local_endpoint
+
+    deployment = plan_deploy(args, settings, datetime.now())
+    print(f"Local endpoint {deployment.endpoint_name}: {deployment.image} serving "
+          f"{deployment.model_data} on port {deployment.port}", flush=True)
+    with local_endpoint(deployment.image, deployment.model_data, deployment.port,
+                        deployment.endpoint_name, deployment.environment,
+                        deployment.instance_type, deployment.region) as endpoint:
+        print(f"Local endpoint {endpoint.name} is InService at {endpoint.url}/invocations; "
+              "Ctrl-C stops and removes it.", flush=True)
+        print(f"Try: curl -H 'Content-Type: image/jpeg' --data-binary @IMAGE.jpg "
+              f"{endpoint.url}/invocations", flush=True)
+        _serve_until_stopped(endpoint.is_serving)
+    print(f"Local endpoint {deployment.endpoint_name} stopped and removed.", flush=True)
+    return 0
+
+
+def _serve_until_stopped(is_serving: Callable[[], bool]) -> None:
+    """Block until Ctrl-C or SIGTERM (a normal stop), or until /ping stops answering."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    # Installed even where SIGINT came ignored (a job started with `&` by a script).
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    misses = 0
+    try:
+        while misses < PING_MISSES:
+            time.sleep(PING_INTERVAL_S)
+            misses = 0 if is_serving() else misses + 1
+    except KeyboardInterrupt:
+        return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    raise LocalModeError("The local endpoint stopped answering /ping; its log is above.")
