@@ -114,7 +114,7 @@ def train_local(
         trainer.train(input_data_config=inputs, wait=True, logs=True)
     except RuntimeError as error:
         raise LocalModeError(
-            f"The local training job failed ({error}). {failure_reason(result)}"
+            f"The local training job failed. {failure_reason(result, str(error))}"
         ) from error
     except ImportError as error:  # the SDK's way of saying that Compose is missing
         raise LocalModeError(str(error)) from error
@@ -132,12 +132,13 @@ def train_local(
     return result
 
 
-def failure_reason(result: LocalTrainingResult) -> str:
+def failure_reason(result: LocalTrainingResult, otherwise: str = "") -> str:
     """The sentence the image wrote to /opt/ml/output/failure, wherever the SDK left it."""
     for failure in (result.output_dir / "failure", *result.root.glob("algo-*/output/failure")):
         if failure.is_file() and failure.read_text().strip():
             return f"Its reason: {failure.read_text().strip()}"
-    return f"Its log is above; its files are in {result.root}."
+    prefix = f"{otherwise}. " if otherwise else ""
+    return f"{prefix}Its log is above; its files are in {result.root}."
 
 
 @dataclass(frozen=True)
