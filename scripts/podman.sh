@@ -5,6 +5,7 @@
 # debootstrap root file system and the Docker-compatible socket.
 #
 #   scripts/podman.sh check           say what is missing, and how to install it
+#   scripts/podman.sh packages        the Debian packages that provide it (for apt-get)
 #   eval "$(scripts/podman.sh env)"   point podman, docker, docker-compose and the SDK here
 #   scripts/podman.sh base            import a Debian bookworm base image (debootstrap; once)
 #   scripts/podman.sh build ARGS...   podman build FROM that base, with the host's CA bundle
@@ -25,6 +26,8 @@ missing() {
     for tool in podman runc debootstrap docker-compose; do
         command -v "$tool" >/dev/null || problems+=("$tool")
     done
+    # The SageMaker SDK runs the docker CLI itself (docker compose version, docker context).
+    command -v docker >/dev/null || problems+=("the docker CLI (Docker's static binary, or Debian's docker.io)")
     [ -x /usr/lib/cni/dnsname ] || problems+=("the dnsname CNI plugin")
     if [ "${#problems[@]}" -gt 0 ]; then
         printf 'missing: %s\n' "${problems[@]}"
@@ -126,6 +129,7 @@ command="${1:-}"
 shift || true
 case "$command" in
     check) missing ;;
+    packages) echo "$APT_PACKAGES" ;;
     env) write_config; print_env ;;
     base) missing >&2 && use_config && build_base ;;
     build) missing >&2 && use_config && build_image "$@" ;;
@@ -133,5 +137,5 @@ case "$command" in
         missing >&2 && use_config
         rm -f "$SOCKET"
         exec podman system service --time=0 "unix://$SOCKET" ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac
