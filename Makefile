@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 CONTAINER_ENGINE ?= docker
 DEVICE ?= cpu
 IMAGE ?= smvision:$(DEVICE)
+RESNET50_WEIGHTS ?= none
+BASE_IMAGE ?=
 DEMO := build/demo
 
-.PHONY: venv demo test lint bench image lock clean
+.PHONY: venv demo test lint bench image image-podman lock clean
 
 venv: $(VENV)/.installed
 
@@ -35,8 +37,19 @@ lint: venv
 	$(VENV)/bin/ruff check src launch tests scripts
 	$(VENV)/bin/mypy
 
+# The image (Dockerfile): DEVICE=cpu|gpu, RESNET50_WEIGHTS=imagenet bakes Keras' ImageNet
+# weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default.
 image:
-	$(CONTAINER_ENGINE) build --build-arg DEVICE=$(DEVICE) -t $(IMAGE) .
+	$(CONTAINER_ENGINE) build --build-arg DEVICE=$(DEVICE) \
+		--build-arg RESNET50_WEIGHTS=$(RESNET50_WEIGHTS) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+
+# The same with podman on a Debian machine without Docker or a registry (root): state in
+# build/podman, base image from debootstrap (scripts/podman.sh).
+image-podman:
+	scripts/podman.sh base
+	scripts/podman.sh build --build-arg DEVICE=$(DEVICE) \
+		--build-arg RESNET50_WEIGHTS=$(RESNET50_WEIGHTS) -t $(IMAGE) .
 
 lock: venv
 	$(PY) scripts/lock.py
