@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,7 +125,7 @@ def container_jobs(engine: Engine, image: BuiltImage, digits: Path,
     return ContainerJobs(engine, image.tag, digits, tmp_path_factory.mktemp("container-jobs"))
 
 
-def image_config(engine: Engine, tag: str) -> dict[str, object]:
+def image_config(engine: Engine, tag: str) -> dict[str, Any]:
     inspected = json.loads(engine.podman("image", "inspect", tag).stdout)[0]
     return dict(inspected["Config"])
 

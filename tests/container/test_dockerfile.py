@@ -25,7 +25,9 @@ class Stage:
         found: dict[str, str] = {}
         for keyword, arguments in self.instructions:
             if keyword == "ENV":
-                found.update(word.split("=", 1) for word in shlex.split(arguments))  # type: ignore[misc]
+                for word in shlex.split(arguments):
+                    name, _, value = word.partition("=")
+                    found[name] = value
         return found
 
     def keywords(self) -> list[str]:

@@ -13,13 +13,13 @@ pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 def test_image_configuration(engine: Engine, image: BuiltImage) -> None:
     config = image_config(engine, image.tag)
-    env = dict(str(item).split("=", 1) for item in config["Env"])  # type: ignore[attr-defined]
+    env = {name: value for name, value in (str(item).split("=", 1) for item in config["Env"])}
     assert env[contract.TRAINING_MODULE_ENV] == contract.TRAINING_MODULE
     assert env["PYTHONUNBUFFERED"] == "1"
     assert config.get("Entrypoint") in (None, [])
     assert config["Cmd"] == ["train"]
     labels = config["Labels"]
-    assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"  # type: ignore[index]
+    assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
 
 
 def test_image_contents(engine: Engine, image: BuiltImage) -> None:
