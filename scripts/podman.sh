@@ -10,7 +10,8 @@
 #   scripts/podman.sh base            import a Debian bookworm base image (debootstrap; once)
 #   scripts/podman.sh build ARGS...   podman build FROM that base, with the host's CA bundle
 #                                     and pip settings mounted for the build only
-#   scripts/podman.sh service         serve the Docker API on the socket (foreground)
+#   scripts/podman.sh service [SOCK]  serve the Docker API on the socket (foreground; default
+#                                     build/podman/podman.sock, which `env` names)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -135,7 +136,8 @@ case "$command" in
     build) missing >&2 && use_config && build_image "$@" ;;
     service)
         missing >&2 && use_config
-        rm -f "$SOCKET"
-        exec podman system service --time=0 "unix://$SOCKET" ;;
+        socket="${1:-$SOCKET}"
+        rm -f "$socket"
+        exec podman system service --time=0 "unix://$socket" ;;
     *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2 ;;
 esac

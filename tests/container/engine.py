@@ -99,12 +99,14 @@ class Engine:
         return Path(self.env["DOCKER_HOST"].removeprefix("unix://"))
 
     def start_docker_api(self) -> None:
-        """Serve the Docker API on the project's socket, for docker, compose and the SDK."""
+        """Serve the Docker API for docker, compose and the SDK, on a socket of this test
+        session's own (another session in the same checkout may be serving build/podman's)."""
         if self._service is not None:
             return
+        self.env["DOCKER_HOST"] = f"unix://{self.log_dir / 'podman.sock'}"
         log = (self.log_dir / "podman-service.log").open("wb")
-        self._service = subprocess.Popen(["bash", str(PODMAN_SCRIPT), "service"], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+        self._service = subprocess.Popen(["bash", str(PODMAN_SCRIPT), "service", str(self.socket)],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
         while True:
             if self._service.poll() is not None:
