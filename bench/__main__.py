@@ -1,0 +1,103 @@
+"""`make bench`: train the jobs, measure serving and training, write RESULTS.md and plots.
+
+python -m bench [--work build/bench] [--out bench] [--rounds 3] [--seconds 2.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import jobs, plots, report, serving, training
+from bench.common import ROOT, Store, load_average, machine_description
+
+SERVING_ALGORITHMS = ("svm", "cnn")
+STARTUP_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
+STARTUP_REPEATS = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "build" / "bench",
+        help="scratch directory, emptied first",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench",
+        help="where RESULTS.md, results.json and the plots go",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of every serving figure")
+    parser.add_argument("--seconds", type=float, default=2.5, help="length of one load run")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    loads = [("at start", load_average())]
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True)
+    store = Store()
+
+    def phase(name: str) -> None:
+        print(
+            f"[{time.monotonic() - started:6.0f} s] {name} (load average {load_average()})",
+            flush=True,
+        )
+
+    phase("exporting the digits and training svm, rf, cnn, resnet50")
+    digits = jobs.digits(args.work / "digits")
+    small = jobs.subset(digits, args.work / "digits-small")
+    job_dirs: dict[str, Path] = {}
+    for algorithm in STARTUP_ALGORITHMS:
+        data = small if algorithm == "resnet50" else digits
+        job_dirs[algorithm] = args.work / f"job-{algorithm}"
+        _, seconds = jobs.train(algorithm, jobs.channels(data), job_dirs[algorithm])
+        store.add(f"{algorithm}/training job", "s", seconds)
+
+    for algorithm in SERVING_ALGORITHMS:
+        phase(f"serving {algorithm}: floor, serve and reference at c={serving.CONCURRENCIES}")
+        serving.measure_algorithm(algorithm, job_dirs[algorithm], args.rounds, args.seconds, store)
+        loads.append((f"after serving {algorithm}", load_average()))
+    phase("start-up times")
+    for algorithm in STARTUP_ALGORITHMS:
+        serving.measure_startup(algorithm, job_dirs[algorithm], STARTUP_REPEATS, store)
+    phase("HOG feature extraction")
+    store.merge(training.feature_extraction(digits))
+    phase("cnn input pipeline against model.fit")
+    store.merge(training.cnn_pipeline(digits, args.work))
+    loads.append(("at end", load_average()))
+
+    payloads = [payload.name for payload in serving.payloads()]
+    run = report.RunContext(
+        machine=machine_description(),
+        load_averages=loads,
+        wall_s=time.monotonic() - started,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        serving_algorithms=SERVING_ALGORITHMS,
+        startup_algorithms=STARTUP_ALGORITHMS,
+        payloads=payloads,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    store.save(args.out / "results.json")
+    for algorithm in SERVING_ALGORITHMS:
+        plots.serving(store, algorithm, payloads, args.out / f"serving_{algorithm}.png")
+    plots.ratios(store, SERVING_ALGORITHMS, payloads, args.out / "ratios.png")
+    plots.training(store, args.out / "training.png")
+    (args.out / "RESULTS.md").write_text(report.render(store, run))
+    phase(f"wrote {args.out / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

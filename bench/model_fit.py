@@ -1,0 +1,75 @@
+"""The yardstick for the cnn input pipeline: Keras `model.fit` on one in-memory uint8 array.
+
+    python -m bench.model_fit TRAIN_DIR --image-size 32 --batch-size 64 --epochs 3
+
+The same network (`CNNAlgorithm.build_model`), optimizer, batch size and seed as
+`smvision.local train`, fed the channel's images decoded up front into one float32
+array; prints the images/s of each epoch as JSON. It runs in its own process, as the
+training job does, so neither inherits the other's TensorFlow state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def epoch_speeds(train_dir: Path, image_size: int, batch_size: int, epochs: int) -> list[float]:
+    """images/s of every epoch of model.fit (the first one includes tracing)."""
+    import keras
+
+    from smvision import data, hyperparameters
+    from smvision.algorithms.cnn import CNNAlgorithm
+
+    samples = data.list_channel(train_dir, "train")
+    names = data.class_names_of(samples)
+    train = data.load(samples, names, image_size, 1, "train", 0.0)
+    hp = hyperparameters.parse(
+        {"algorithm": "cnn", "image_size": str(image_size), "batch_size": str(batch_size)}
+    )
+    keras.utils.set_random_seed(hp.integer("seed"))
+    model = CNNAlgorithm(image_size, 1, len(names)).build_model(hp, None)  # type: ignore[arg-type]
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp.real("learning_rate")),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    pixels = train.images.astype("float32")
+    speeds: list[float] = []
+
+    class Timer(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            speeds.append(len(pixels) / (time.perf_counter() - self.started))
+
+    model.fit(
+        pixels,
+        train.labels,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[Timer()],
+    )
+    return speeds
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("train_dir", type=Path)
+    parser.add_argument("--image-size", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--epochs", type=int, required=True)
+    args = parser.parse_args(argv)
+    speeds = epoch_speeds(args.train_dir, args.image_size, args.batch_size, args.epochs)
+    print(json.dumps({"images_per_second": speeds}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Training speed: the cnn input pipeline against model.fit on an in-memory array, and
+feature extraction against scikit-image's HOG, on one core and on two.
+
+Every comparison is measured side by side in the same run, alternating.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import jobs
+from bench.common import Figure
+
+# Augmentation off (model.fit gets none either) and no validation: the epoch's time is the
+# training loop fed by the pipeline. 32 pixels (the default is 64) keep the network's share
+# of each step small, which exposes the pipeline's own cost more, not less.
+CNN_HPS = {
+    "image_size": "32",
+    "batch_size": "64",
+    "epochs": "3",
+    "augment": "false",
+    "validation_fraction": "0",
+}
+CNN_ROUNDS = 2
+_EPOCH_SPEED = re.compile(r"train [0-9.]+s \(([0-9.]+) images/s\)")
+HOG_REPEATS = 5
+
+
+def cnn_pipeline(digits: Path, work: Path, rounds: int = CNN_ROUNDS) -> dict[str, Figure]:
+    """Epoch images/s of `smvision.local train` (PNG files) vs model.fit, alternating.
+
+    The first epoch of each run traces the graph and is left out of both."""
+    ours = Figure("cnn: smvision.local train from PNG files (epochs 2+)", "images/s")
+    fit = Figure("cnn: model.fit on one in-memory array (epochs 2+)", "images/s")
+    ratio = Figure("cnn pipeline efficiency: ours / model.fit (per round)", "ratio")
+    epochs = int(CNN_HPS["epochs"])
+    for index in range(rounds):
+        output, _ = jobs.train(
+            "cnn", {"train": digits / "train"}, work / f"cnn-pipeline-{index}", CNN_HPS
+        )
+        ours_round = [float(s) for s in _EPOCH_SPEED.findall(output)][1:]
+        fit_round = _model_fit_speeds(digits / "train", epochs)[1:]
+        ours.values += ours_round
+        fit.values += fit_round
+        ratio.values.append(float(np.median(ours_round) / np.median(fit_round)))
+    return {"cnn_ours": ours, "cnn_fit": fit, "cnn_ratio": ratio}
+
+
+def _model_fit_speeds(train_dir: Path, epochs: int) -> list[float]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.model_fit",
+        str(train_dir),
+        "--image-size",
+        CNN_HPS["image_size"],
+        "--batch-size",
+        CNN_HPS["batch_size"],
+        "--epochs",
+        str(epochs),
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.model_fit failed:\n{completed.stderr[-4000:]}")
+    speeds: list[float] = json.loads(completed.stdout.strip().splitlines()[-1])["images_per_second"]
+    return speeds
+
+
+def feature_extraction(digits: Path, repeats: int = HOG_REPEATS) -> dict[str, Figure]:
+    """HOG images/s: smvision.features (OpenCV, 1 and 2 threads) vs skimage.feature.hog."""
+    from skimage.feature import hog
+
+    from smvision import data, features
+
+    samples = data.list_channel(digits / "train", "train")
+    names = data.class_names_of(samples)
+    batch = data.load(samples, names, 64, 1, "train", 0.0).images
+    batch = np.concatenate([batch, batch])  # 2,156 images of 64x64, the svm default size
+    ours_one = Figure("HOG: smvision.features, 1 thread", "images/s")
+    ours_two = Figure("HOG: smvision.features, 2 threads", "images/s")
+    reference = Figure("HOG: skimage.feature.hog, same cells/blocks/bins", "images/s")
+    speed_up = Figure("HOG speed-up: smvision (1 thread) / skimage", "ratio")
+    scaling = Figure("HOG scaling: 2 threads / 1 thread", "ratio")
+    features.extract(batch[:128], "hog", workers=2)  # first-call costs out of the way
+    for _ in range(repeats):
+        for figure, workers in ((ours_one, 1), (ours_two, 2)):
+            started = time.perf_counter()
+            features.extract(batch, "hog", workers=workers)
+            figure.values.append(len(batch) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for image in batch:
+            hog(
+                image[:, :, 0],
+                orientations=9,
+                pixels_per_cell=(8, 8),
+                cells_per_block=(2, 2),
+                block_norm="L2-Hys",
+            )
+        reference.values.append(len(batch) / (time.perf_counter() - started))
+        speed_up.values.append(ours_one.values[-1] / reference.values[-1])
+        scaling.values.append(ours_two.values[-1] / ours_one.values[-1])
+    return {
+        "hog_one": ours_one,
+        "hog_two": ours_two,
+        "hog_skimage": reference,
+        "hog_vs_skimage": speed_up,
+        "hog_scaling": scaling,
+    }
