@@ -4,11 +4,11 @@
 #   docker run -v JOBDIR/opt/ml:/opt/ml --hostname algo-1 smvision train
 #   docker run -v JOBDIR/opt/ml:/opt/ml -p 8080:8080 smvision serve
 #
-# BASE_IMAGE must be Debian with a Python 3.11 `python3` that has the venv module; the
-# same image is the builder and the runtime, so the virtual environment's interpreter
-# link stays valid. DEVICE=gpu installs TensorFlow with its CUDA wheels (the host brings
-# the driver). Layers run from the slowest-changing to the fastest: a change to src/
-# rebuilds only the last two.
+# BASE_IMAGE must be Debian with a Python 3.11 `python3` that has the venv module; every
+# stage starts from it, so the wheels built in the first fit the runtime's Python.
+# DEVICE=gpu installs TensorFlow with its CUDA wheels (the host brings the driver).
+# Layers run from the slowest-changing to the fastest: a change to src/ rebuilds only the
+# package stage and the last two layers.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # The only stage with a compiler: wheels for the dependencies published as source alone
