@@ -11,6 +11,7 @@ SAGEMAKER_MAX_PAYLOAD_IN_MB through `smvision.contract`.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,6 +75,11 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "timeout": settings.heartbeat_timeout_s,
         "graceful_timeout": GRACEFUL_SHUTDOWN_S,
         "keepalive": KEEPALIVE_S,
+        # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
+        # connections over them. On one shared socket the first worker to wake accepted every
+        # waiting connection, and keep-alive kept them there: in 4 of 12 runs of 8 clients one
+        # svm worker did all the work while the other idled (bench/NOTES.md).
+        "reuse_port": True,
         "errorlog": "-",
         "accesslog": None,
         "loglevel": "info",
@@ -83,6 +89,21 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
         # overlay file system where that can stall.
         "worker_tmp_dir": str(SHARED_MEMORY_DIR) if SHARED_MEMORY_DIR.is_dir() else None,
     }
+
+
+def port_taken(port: int) -> OSError | None:
+    """Why the port cannot be bound, if something listens on it already.
+
+    With a socket per worker, gunicorn's master binds nothing: without this check a port
+    in use would make each worker fail and be restarted forever, and a second `serve`
+    (SO_REUSEPORT too) would silently share the port with the first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as error:
+            return error
+    return None
 
 
 def configure_logging() -> None:
@@ -109,6 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ContractError, ModelDirectoryError) as error:
         log.error("%s", error)
         return 2
+    taken = port_taken(settings.port)
+    if taken is not None:
+        log.error(
+            "Port %d is not free (%s); stop what listens there or set SAGEMAKER_BIND_TO_PORT.",
+            settings.port,
+            taken.strerror,
+        )
+        return 1
     log.info(
         "Serving the %s model in %s on port %d: %d worker(s), timeout %g s, payload limit %g MB.",
         settings.algorithm,
