@@ -49,19 +49,22 @@ def _pixels(image: np.ndarray) -> np.ndarray:
     return small.ravel().astype(np.float32) / 255.0
 
 
-def _one(
-    image: np.ndarray, kinds: tuple[str, ...], descriptor: cv2.HOGDescriptor | None
-) -> np.ndarray:
-    parts = []
-    for kind in kinds:
-        if kind == "hog":
-            assert descriptor is not None
-            parts.append(_hog(image, descriptor))
-        elif kind == "color":
-            parts.append(_color(image))
-        else:
-            parts.append(_pixels(image))
-    return np.concatenate(parts).astype(np.float32, copy=False)
+def _width(kind: str, channels: int, descriptor: cv2.HOGDescriptor | None) -> int:
+    if kind == "hog":
+        assert descriptor is not None
+        return int(descriptor.getDescriptorSize())
+    if kind == "color":
+        return 32 if channels == 1 else int(np.prod(COLOR_BINS))
+    return PIXEL_SIDE * PIXEL_SIDE
+
+
+def _feature(kind: str, image: np.ndarray, descriptor: cv2.HOGDescriptor | None) -> np.ndarray:
+    if kind == "hog":
+        assert descriptor is not None
+        return _hog(image, descriptor)
+    if kind == "color":
+        return _color(image)
+    return _pixels(image)
 
 
 def extract(batch: np.ndarray, spec: str, workers: int | None = None) -> np.ndarray:
@@ -70,16 +73,26 @@ def extract(batch: np.ndarray, spec: str, workers: int | None = None) -> np.ndar
     count = len(batch)
     if count == 0:
         raise ValueError("extract() needs at least one image.")
-    size = batch.shape[1]
+    size, channels = batch.shape[1], batch.shape[3]
+    hog = _hog_descriptor(size) if "hog" in kinds else None
+    widths = [_width(kind, channels, hog) for kind in kinds]
+    edges = np.cumsum([0, *widths]).tolist()
+    # Each image's features go straight into its row: no per-image list, concatenation or
+    # stack, Python work that holds the GIL while the other threads wait for it.
+    out = np.empty((count, edges[-1]), dtype=np.float32)
     workers = min(workers or os.cpu_count() or 1, max(1, count // 64))
 
-    def run(rows: range) -> np.ndarray:
+    def run(rows: range) -> None:
         descriptor = _hog_descriptor(size) if "hog" in kinds else None
-        return np.stack([_one(batch[i], kinds, descriptor) for i in rows])
+        for i in rows:
+            image, row = batch[i], out[i]
+            for kind, start, stop in zip(kinds, edges[:-1], edges[1:]):
+                row[start:stop] = _feature(kind, image, descriptor)
 
     if workers == 1:
-        return run(range(count))
+        run(range(count))
+        return out
     bounds = np.linspace(0, count, workers + 1).astype(int)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(run, [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
-    return np.concatenate(parts)
+        list(pool.map(run, [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+    return out
