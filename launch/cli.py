@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from launch import cleanup, endpoints, invoke, training, transform, tuning
 from launch.errors import Interrupted, LaunchError
+from launch.local_cli import add_local_options
 from launch.settings import SPECS, resolve
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands, [shared])
+    add_local_options(commands.choices)
     return parser
 
 
