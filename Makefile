@@ -1,4 +1,5 @@
-# smvision: `make demo` (train svm on the digits, show the evaluation, serve it over HTTP), `make test`.
+# smvision: `make demo` (train svm on the digits, show the evaluation, serve it over HTTP), `make test`,
+# `make bench` (serving and training benchmarks: writes bench/RESULTS.md and its plots).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -33,9 +34,14 @@ demo: venv
 test: venv
 	$(PY) -m pytest
 
+# Not part of `make test`: about 12 minutes on 2 cores; measure on an otherwise idle machine.
+bench: venv
+	$(PY) -m bench
+
 lint: venv
-	$(VENV)/bin/ruff check src launch tests scripts
+	$(VENV)/bin/ruff check src launch tests scripts bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 
 # The image (Dockerfile): DEVICE=cpu|gpu, RESNET50_WEIGHTS=imagenet bakes Keras' ImageNet
 # weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default.

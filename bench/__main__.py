@@ -1,11 +1,12 @@
 """`make bench`: train the jobs, measure serving and training, write RESULTS.md and plots.
 
-python -m bench [--work build/bench] [--out bench] [--rounds 3] [--seconds 2.5]
+python -m bench [--work build/bench] [--out bench] [--rounds 3] [--seconds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where RESULTS.md, results.json and the plots go",
     )
     parser.add_argument("--rounds", type=int, default=3, help="repeats of every serving figure")
-    parser.add_argument("--seconds", type=float, default=2.5, help="length of one load run")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of one load run")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine=machine_description(),
         load_averages=loads,
         wall_s=time.monotonic() - started,
+        cores=len(os.sched_getaffinity(0)),
         rounds=args.rounds,
         seconds=args.seconds,
         serving_algorithms=SERVING_ALGORITHMS,

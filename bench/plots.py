@@ -18,6 +18,7 @@ LABELS = {
 
 
 def _pyplot() -> Any:
+    """pyplot on the file-only backend, chosen when a plot is drawn rather than at import."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,6 +29,8 @@ def _pyplot() -> Any:
 
 def serving(store: Store, algorithm: str, payloads: Sequence[str], path: Path) -> None:
     plt = _pyplot()
+    from matplotlib.ticker import ScalarFormatter
+
     figure, axes = plt.subplots(len(payloads), 2, figsize=(11, 4 * len(payloads)), squeeze=False)
     for row, payload in enumerate(payloads):
         latency, throughput = axes[row]
@@ -73,6 +76,7 @@ def serving(store: Store, algorithm: str, payloads: Sequence[str], path: Path) -
             axis.set_title(f"{algorithm}, {payload}: {title}")
             axis.grid(alpha=0.3)
         latency.set_yscale("log")
+        latency.yaxis.set_major_formatter(ScalarFormatter())
         latency.legend(fontsize=7)
         throughput.set_ylim(bottom=0)
         throughput.legend(fontsize=7)

@@ -11,6 +11,7 @@ from bench.serving import CONCURRENCIES, SERVERS
 FLOOR_TARGET = 1.3
 THROUGHPUT_TARGET = 1.5
 PIPELINE_TARGET = 0.9
+BUSY_LOAD = 1.0
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class RunContext:
     machine: list[str]
     load_averages: list[tuple[str, str]]  # (phase, "1 / 5 / 15 min")
     wall_s: float
+    cores: int
     rounds: int
     seconds: float
     serving_algorithms: Sequence[str]
@@ -169,6 +171,18 @@ def training_table(store: Store) -> list[str]:
     return lines
 
 
+def _busy_note(run: RunContext) -> list[str]:
+    """The load at the start is other people's; later readings include this run's own."""
+    at_start = float(run.load_averages[0][1].split("/")[0])
+    if at_start < BUSY_LOAD:
+        return []
+    return [
+        f"- Other processes were using the CPUs when the run started (1-minute load average "
+        f"{at_start:.2f} on {run.cores} cores): absolute figures are noisier than the ratios, "
+        "which compare measurements taken seconds apart."
+    ]
+
+
 def render(store: Store, run: RunContext) -> str:
     loads = "; ".join(f"{phase} {value}" for phase, value in run.load_averages)
     out = [
@@ -180,7 +194,9 @@ def render(store: Store, run: RunContext) -> str:
         "## Machine and run",
         "",
         *run.machine,
-        f"- Load average (1 / 5 / 15 min): {loads}",
+        f"- Load average (1 / 5 / 15 min): {loads}. Readings after the start include this "
+        "run's own server and client (about 2 when a load test runs).",
+        *_busy_note(run),
         f"- Wall time of the suite: {run.wall_s / 60:.1f} min; {run.rounds} rounds; each load run "
         f"{run.seconds:g} s after a 0.5 s warm-up",
         "- The load generator (bench/loadgen.py: keep-alive connections on one uvloop event "

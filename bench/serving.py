@@ -148,7 +148,7 @@ def measure_algorithm(
                         store.add(key(*cell, "p50"), "ms", result.percentile_ms(50))
                         store.add(key(*cell, "p99"), "ms", result.percentile_ms(99))
                         store.add(key(*cell, "rps"), "requests/s", result.requests_per_s)
-                        if busiest is not None:
+                        if busiest is not None and concurrency > 1:
                             store.add(key(*cell, "busiest"), "share of CPU", busiest)
                     ours, theirs = measured["serve"][0], measured["reference"][0]
                     pair = (algorithm, payload.name, f"c{concurrency}")
