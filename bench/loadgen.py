@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import uvloop
@@ -30,6 +30,8 @@ class LoadResult:
     seconds: float
     latencies_s: np.ndarray  # of the requests that started inside the window
     completed: int  # requests that finished inside the window
+    client_cpu_s: float  # this process's CPU time over the whole run, warm-up included
+    requests: int  # every request of the run, warm-up included
 
     @property
     def requests_per_s(self) -> float:
@@ -101,7 +103,9 @@ async def _run(
     ended = np.array([e for _, e in samples])
     inside = (begun >= window[0]) & (begun < window[1])
     completed = int(((ended >= window[0]) & (ended < window[1])).sum())
-    return LoadResult(concurrency, seconds, ended[inside] - begun[inside], completed)
+    return LoadResult(
+        concurrency, seconds, ended[inside] - begun[inside], completed, 0.0, len(samples)
+    )
 
 
 def run_load(
@@ -114,7 +118,9 @@ def run_load(
 ) -> LoadResult:
     """`concurrency` connections posting `body` back to back; measured after a warm-up."""
     request = build_request(port, body, content_type)
-    return uvloop.run(_run(port, request, concurrency, warm_up_s, seconds))
+    started = time.process_time()
+    result = uvloop.run(_run(port, request, concurrency, warm_up_s, seconds))
+    return replace(result, client_cpu_s=time.process_time() - started)
 
 
 def fetch(port: int, body: bytes, content_type: str) -> bytes:

@@ -82,6 +82,21 @@ def serving_table(store: Store, algorithm: str, run: RunContext) -> list[str]:
     return lines
 
 
+def client_table(store: Store, algorithm: str, run: RunContext) -> list[str]:
+    lines = [
+        "| payload | c | client CPU ms per request, serve | client CPU ms per request, reference |",
+        "|---|---|---|---|",
+    ]
+    for payload in run.payloads:
+        for concurrency in CONCURRENCIES:
+            cells = [
+                spread(store[key(algorithm, payload, server, f"c{concurrency}", "client cpu")], 2)
+                for server in SERVERS
+            ]
+            lines.append(f"| {payload} | {concurrency} | {' | '.join(cells)} |")
+    return lines
+
+
 def balance_table(store: Store, algorithm: str, run: RunContext) -> list[str]:
     lines = [
         "| payload | c | serve: busiest worker's share | reference: busiest worker's share |",
@@ -226,6 +241,11 @@ def render(store: Store, run: RunContext) -> str:
             "worker over all workers' during the run; 0.5 is even with two workers):",
             "",
             *balance_table(store, algorithm, run),
+            "",
+            "The load generator's own CPU time per request, warm-up included (it shares the "
+            "cores with the server, and a new connection per request costs it more):",
+            "",
+            *client_table(store, algorithm, run),
             "",
         ]
     out += [

@@ -148,6 +148,11 @@ def measure_algorithm(
                         store.add(key(*cell, "p50"), "ms", result.percentile_ms(50))
                         store.add(key(*cell, "p99"), "ms", result.percentile_ms(99))
                         store.add(key(*cell, "rps"), "requests/s", result.requests_per_s)
+                        store.add(
+                            key(*cell, "client cpu"),
+                            "ms per request",
+                            result.client_cpu_s / result.requests * 1000,
+                        )
                         if busiest is not None and concurrency > 1:
                             store.add(key(*cell, "busiest"), "share of CPU", busiest)
                     ours, theirs = measured["serve"][0], measured["reference"][0]
