@@ -50,14 +50,14 @@ def sdk(docker_api: Engine, moto_server: MotoServer, tmp_path: Path,
 
 
 def model_trainer_train(image: str, root: Path, digits: Path,
-                        hyperparameters: dict[str, str]) -> float:
+                        hyperparameters: dict[str, str], instance_count: int = 1) -> float:
     from sagemaker.core.training.configs import Compute, InputData
     from sagemaker.train.model_trainer import Mode, ModelTrainer
 
     trainer = ModelTrainer(
         training_image=image,
         training_mode=Mode.LOCAL_CONTAINER,
-        compute=Compute(instance_type="local_cpu", instance_count=1),
+        compute=Compute(instance_type="local_cpu", instance_count=instance_count),
         local_container_root=str(root),
         hyperparameters=hyperparameters,
         base_job_name="smvision-sdk-test",
@@ -148,4 +148,36 @@ def test_a_failing_local_job_leaves_its_reason_and_a_non_zero_exit(
     failure = (root / "artifacts" / "output" / "failure").read_text()
     assert failure.startswith("Hyperparameter 'C' has value '-3'"), failure
     assert not (root / "artifacts" / "model" / "metadata.json").exists()
+    assert moto_server.requests() == []
+
+
+def test_model_trainer_trains_a_cnn_across_two_containers(
+    sdk: Engine, moto_server: MotoServer, image: BuiltImage, digits: Path, tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """instance_count=2: compose starts algo-1 and algo-2 on one network; the image builds
+    TF_CONFIG from resourceconfig.json and trains with MultiWorkerMirroredStrategy."""
+    root = tmp_path / "job"
+    root.mkdir()
+    seconds = model_trainer_train(
+        image.tag, root, digits,
+        {"algorithm": "cnn", "image_size": "16", "epochs": "2", "batch_size": "32",
+         "augment": "false"},
+        instance_count=2,
+    )
+    captured = capfd.readouterr()
+    output = captured.out + captured.err
+    assert '"task": {"type": "worker", "index": 0}' in output
+    assert '"task": {"type": "worker", "index": 1}' in output
+    assert "2 replica(s), per-replica batch 32, global batch 64" in output
+    assert "Worker 2 of 2 done; the first host writes the model." in output
+    assert (root / "compressed_artifacts" / "model.tar.gz").is_file()
+    metadata = json.loads((root / "artifacts" / "model" / "metadata.json").read_text())
+    assert metadata["algorithm"] == "cnn" and metadata["train_images"] == 1078
+    containers = sdk.containers_under(root)
+    assert len(containers) == 2
+    for container in containers:
+        state = json.loads(sdk.podman("inspect", container).stdout)[0]["State"]
+        assert state["ExitCode"] == 0
+    print(f"\nSDK local mode, cnn on 2 containers: ModelTrainer.train {seconds:.1f} s")
     assert moto_server.requests() == []
