@@ -20,6 +20,8 @@ def normalise(name: str) -> str:
 def direct_names() -> set[str]:
     names = set()
     for path in REQUIREMENTS.glob("*.txt"):
+        if path.name == "constraints.txt":  # the output: every name in it is transitive
+            continue
         for line in path.read_text().splitlines():
             line = line.split("#", 1)[0].strip()
             if line and not line.startswith("-"):
