@@ -7,6 +7,7 @@
 #
 #   tests/gpu/check.sh                       # venv: build/gpu-venv, made from requirements/gpu.txt if missing
 #   GPU_VENV=/path/to/venv tests/gpu/check.sh
+#   GPU_PYTHON=/usr/bin/python3.11 tests/gpu/check.sh   # the Python that makes the venv
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${GPU_VENV:-build/gpu-venv}"
@@ -18,8 +19,10 @@ command -v nvidia-smi >/dev/null || { echo "nvidia-smi not found: this check nee
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 if ! { [ -x "$PY" ] && "$PY" -c 'import smvision, tensorflow' 2>/dev/null; }; then
+    PYTHON="${GPU_PYTHON:-python3.11}"
+    command -v "$PYTHON" >/dev/null || { echo "$PYTHON not found: install Python 3.11 (or set GPU_PYTHON, or GPU_VENV to a venv that holds requirements/gpu.txt)." >&2; exit 1; }
     echo "Installing requirements/gpu.txt into $VENV ..."
-    python3.11 -m venv "$VENV"
+    "$PYTHON" -m venv "$VENV"
     "$PY" -m pip install --quiet -r requirements/gpu.txt
     "$PY" -m pip install --quiet --no-deps -e .
 fi
