@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from smvision.local import train_command
 from smvision.samples import export_digits
 
 HYPERPARAMETERS: dict[str, dict[str, str]] = {
@@ -59,20 +59,7 @@ def train(
 ) -> tuple[str, float]:
     """`python -m smvision.local train` into job_dir: (its output, seconds)."""
     hps = HYPERPARAMETERS[algorithm] if hyperparameters is None else hyperparameters
-    command = [
-        sys.executable,
-        "-m",
-        "smvision.local",
-        "train",
-        "--algorithm",
-        algorithm,
-        "--job-dir",
-        str(job_dir),
-    ]
-    for name, path in job_channels.items():
-        command += ["--channel", f"{name}={path}"]
-    for key, value in hps.items():
-        command += ["--hp", f"{key}={value}"]
+    command = train_command(algorithm, job_channels, job_dir, hps)
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(job_dir / "opt" / "ml")}
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from smvision.local import train_command
 from smvision.samples import export_digits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,29 +73,6 @@ class JobResult:
         return found
 
 
-def local_train_command(
-    algorithm: str,
-    channels: Mapping[str, Path],
-    job_dir: Path,
-    hps: Mapping[str, str] | None = None,
-) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "smvision.local",
-        "train",
-        "--algorithm",
-        algorithm,
-        "--job-dir",
-        str(job_dir),
-    ]
-    for name, path in channels.items():
-        command += ["--channel", f"{name}={path}"]
-    for key, value in (hps or {}).items():
-        command += ["--hp", f"{key}={value}"]
-    return command
-
-
 def run_local_train(
     algorithm: str,
     channels: Mapping[str, Path],
@@ -106,7 +83,7 @@ def run_local_train(
 ) -> JobResult:
     """`python -m smvision.local train ...` as a subprocess, the way a user runs it."""
     completed = subprocess.run(
-        local_train_command(algorithm, channels, job_dir, hps),
+        train_command(algorithm, channels, job_dir, hps),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from smvision import contract, distributed, hyperparameters
-from tests.conftest import JobResult, local_train_command
+from smvision.local import train_command
+from tests.conftest import JobResult
 
 CNN = {
     "epochs": "8",
@@ -45,7 +46,7 @@ def start_cluster(
     env = {**os.environ, distributed.TEST_ADDRESSES_ENV: json.dumps(addresses)}
     processes = []
     for name in names:
-        command = local_train_command(algorithm, channels, root / name, hps)
+        command = train_command(algorithm, channels, root / name, hps)
         command += ["--hosts", ",".join(names), "--current-host", name]
         processes.append(
             subprocess.Popen(

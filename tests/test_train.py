@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smvision.local import train_command
 from smvision.metrics import METRIC_DEFINITIONS
 from smvision.samples import digits_images
-from tests.conftest import JobResult, local_train_command
+from tests.conftest import JobResult
 
 PLATFORM_KEYS = {
     "_tuning_objective_metric": "validation:accuracy",
@@ -253,7 +254,7 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
     digits: Path, tmp_path: Path
 ) -> None:
     job_dir = tmp_path / "spot-job"
-    command = local_train_command(
+    command = train_command(
         "cnn",
         {"train": digits / "train", "validation": digits / "validation"},
         job_dir,

@@ -157,6 +157,22 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def train_command(
+    algorithm: str,
+    channels: Mapping[str, Path],
+    job_dir: Path,
+    hyperparameters: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The argv of `python -m smvision.local train` (this interpreter) for these arguments."""
+    command = [sys.executable, "-m", "smvision.local", "train", "--algorithm", algorithm]
+    command += ["--job-dir", str(job_dir)]
+    for name, path in channels.items():
+        command += ["--channel", f"{name}={path}"]
+    for key, value in (hyperparameters or {}).items():
+        command += ["--hp", f"{key}={value}"]
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m smvision.local",
