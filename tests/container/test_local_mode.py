@@ -170,14 +170,26 @@ def test_model_trainer_trains_a_cnn_across_two_containers(
     assert '"task": {"type": "worker", "index": 0}' in output
     assert '"task": {"type": "worker", "index": 1}' in output
     assert "2 replica(s), per-replica batch 32, global batch 64" in output
-    assert "Worker 2 of 2 done; the first host writes the model." in output
     assert (root / "compressed_artifacts" / "model.tar.gz").is_file()
     metadata = json.loads((root / "artifacts" / "model" / "metadata.json").read_text())
     assert metadata["algorithm"] == "cnn" and metadata["train_images"] == 1078
-    containers = sdk.containers_under(root)
-    assert len(containers) == 2
-    for container in containers:
-        state = json.loads(sdk.podman("inspect", container).stdout)[0]["State"]
-        assert state["ExitCode"] == 0
+    exit_codes = {}
+    for container in sdk.containers_under(root):
+        inspected = json.loads(sdk.podman("inspect", container).stdout)[0]
+        service = inspected["Config"]["Labels"]["com.docker.compose.service"]
+        exit_codes[service] = inspected["State"]["ExitCode"]
+    assert sorted(exit_codes) == ["algo-1", "algo-2"]
+    # The SDK runs compose with --abort-on-container-exit: the first container to exit
+    # gets the other stopped. Training itself ended on both, since every step is an
+    # all-reduce between them; the chief's model and metadata above show it finished
+    # writing. Which one exits first is a race.
+    first_out = [host for host, code in exit_codes.items() if code == 0]
+    assert first_out, exit_codes
+    if len(first_out) == 1:
+        assert "Aborting on container exit" in output
+        stopped = [code for code in exit_codes.values() if code != 0]
+        assert stopped in ([137], [143]), exit_codes  # SIGKILL, or SIGTERM obeyed
+    if exit_codes["algo-2"] == 0:
+        assert "Worker 2 of 2 done; the first host writes the model." in output
     print(f"\nSDK local mode, cnn on 2 containers: ModelTrainer.train {seconds:.1f} s")
     assert moto_server.requests() == []
