@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import uvloop
@@ -95,6 +95,7 @@ async def _client(
 async def _run(
     port: int, request: bytes, concurrency: int, warm_up_s: float, seconds: float
 ) -> LoadResult:
+    cpu_started = time.process_time()
     start = time.perf_counter() + warm_up_s
     window = (start, start + seconds)
     samples: list[tuple[float, float]] = []
@@ -104,7 +105,12 @@ async def _run(
     inside = (begun >= window[0]) & (begun < window[1])
     completed = int(((ended >= window[0]) & (ended < window[1])).sum())
     return LoadResult(
-        concurrency, seconds, ended[inside] - begun[inside], completed, 0.0, len(samples)
+        concurrency,
+        seconds,
+        ended[inside] - begun[inside],
+        completed,
+        client_cpu_s=time.process_time() - cpu_started,
+        requests=len(samples),
     )
 
 
@@ -118,9 +124,7 @@ def run_load(
 ) -> LoadResult:
     """`concurrency` connections posting `body` back to back; measured after a warm-up."""
     request = build_request(port, body, content_type)
-    started = time.process_time()
-    result = uvloop.run(_run(port, request, concurrency, warm_up_s, seconds))
-    return replace(result, client_cpu_s=time.process_time() - started)
+    return uvloop.run(_run(port, request, concurrency, warm_up_s, seconds))
 
 
 def fetch(port: int, body: bytes, content_type: str) -> bytes:
