@@ -28,8 +28,8 @@ demo: venv
 		--channel validation=$(DEMO)/digits/validation \
 		--channel test=$(DEMO)/digits/test \
 		--job-dir $(DEMO)/job
-	$(PY) scripts/show_evaluation.py $(DEMO)/job
-	$(PY) scripts/demo_serve.py $(DEMO)/job
+	$(PY) -m scripts.show_evaluation $(DEMO)/job
+	$(PY) -m scripts.demo_serve $(DEMO)/job
 
 test: venv
 	$(PY) -m pytest

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from smvision.server_process import descendants
+from tests.server_process import descendants
 
 POLL_S = 0.01
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -28,7 +28,7 @@ from smvision import algorithms, images
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
 from smvision.local import console_script
-from smvision.server_process import descendants, free_port
+from tests.server_process import descendants, free_port
 
 CONCURRENCIES = (1, 8, 32)
 SERVERS = ("serve", "reference")

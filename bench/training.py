@@ -76,17 +76,18 @@ def _model_fit_speeds(train_dir: Path, epochs: int) -> list[float]:
 
 
 def feature_extraction(digits: Path, repeats: int = HOG_REPEATS) -> dict[str, Figure]:
-    """HOG images/s: smvision.features (OpenCV, 1 and 2 threads) vs skimage.feature.hog."""
+    """HOG images/s: algorithms.features (OpenCV, 1 and 2 threads) vs skimage.feature.hog."""
     from skimage.feature import hog
 
-    from smvision import data, features
+    from smvision import data
+    from smvision.algorithms import features
 
     samples = data.list_channel(digits / "train", "train")
     names = data.class_names_of(samples)
     batch = data.load(samples, names, 64, 1, "train", 0.0).images
     batch = np.concatenate([batch, batch])  # 2,156 images of 64x64, the svm default size
-    ours_one = Figure("HOG: smvision.features, 1 thread", "images/s")
-    ours_two = Figure("HOG: smvision.features, 2 threads", "images/s")
+    ours_one = Figure("HOG: smvision.algorithms.features, 1 thread", "images/s")
+    ours_two = Figure("HOG: smvision.algorithms.features, 2 threads", "images/s")
     reference = Figure("HOG: skimage.feature.hog, same cells/blocks/bins", "images/s")
     speed_up = Figure("HOG speed-up: smvision (1 thread) / skimage", "ratio")
     scaling = Figure("HOG scaling: 2 threads / 1 thread", "ratio")

@@ -14,14 +14,8 @@ from launch.errors import LaunchError
 from launch.parsing import key_value, positive_int, s3_uri
 from launch.settings import Settings
 from smvision import hyperparameters as schema
+from smvision import specs
 
-DEFAULT_INSTANCE_TYPES = {
-    "svm": "ml.m5.xlarge",
-    "rf": "ml.m5.xlarge",
-    "cnn": "ml.p3.2xlarge",
-    "resnet50": "ml.p3.2xlarge",
-}
-SINGLE_HOST_ALGORITHMS = ("svm", "rf")
 # SageMaker's own default for MaxRuntimeInSeconds.
 DEFAULT_MAX_RUN_S = 86400
 OUTPUT_ROOT = "smvision"
@@ -51,7 +45,7 @@ class JobSpec:
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--algorithm", required=True, choices=schema.ALGORITHMS,
+    parser.add_argument("--algorithm", required=True, choices=specs.names(),
                         help="the model to train (see the README's algorithm table)")
     parser.add_argument("--train", required=True, metavar="S3URI",
                         help="S3 prefix of the training images (class folders, .lst or .npz)")
@@ -61,15 +55,19 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", metavar="S3URI",
                         help="S3 prefix of test images, evaluated once at the end")
     parser.add_argument("--pretrained", metavar="S3URI",
-                        help="S3 prefix holding starting weights (resnet50 only)")
+                        help="S3 prefix holding starting weights (for the algorithms that "
+                        "read a 'pretrained' channel: " + ", ".join(_readers("pretrained")) + ")")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="a hyperparameter (repeat for more); checked against the "
                         "algorithm's schema on this machine before anything is sent")
     parser.add_argument("--instance-type", metavar="TYPE",
-                        help="ml.* instance type (default ml.m5.xlarge for svm/rf, "
-                        "ml.p3.2xlarge for cnn/resnet50)")
+                        help="ml.* instance type (default: the algorithm's, "
+                        + ", ".join(f"{s.training_instance_type} for {s.name}"
+                                    for s in specs.table().values()) + ")")
     parser.add_argument("--instance-count", default="1", metavar="N",
-                        help="instances per job (default 1); svm and rf use only the first")
+                        help="instances per job (default 1); "
+                        + ", ".join(s.name for s in specs.table().values() if not s.spans_hosts)
+                        + " use only the first")
     parser.add_argument("--max-run", default=str(DEFAULT_MAX_RUN_S), metavar="SECONDS",
                         help=f"stop a job after this long (default {DEFAULT_MAX_RUN_S})")
 
@@ -81,11 +79,8 @@ def job_spec(args: argparse.Namespace, settings: Settings) -> JobSpec:
         value = getattr(args, channel)
         if value:
             channels[channel] = str(s3_uri(value, option))
-    if "pretrained" in channels and algorithm != "resnet50":
-        raise LaunchError(
-            f"--pretrained is read by resnet50 only; drop it for --algorithm {algorithm}."
-        )
-    instance_type = args.instance_type or DEFAULT_INSTANCE_TYPES[algorithm]
+    check_channels(algorithm, channels)
+    instance_type = args.instance_type or specs.get(algorithm).training_instance_type
     if not instance_type.startswith("ml."):
         raise LaunchError(
             f"--instance-type '{instance_type}' is not a SageMaker instance type; use one "
@@ -102,6 +97,25 @@ def job_spec(args: argparse.Namespace, settings: Settings) -> JobSpec:
         instance_count=positive_int(args.instance_count, "--instance-count"),
         max_run_s=positive_int(args.max_run, "--max-run"),
     )
+
+
+def _readers(channel: str) -> list[str]:
+    return [spec.name for spec in specs.table().values() if spec.reads_channel(channel)]
+
+
+def check_channels(algorithm: str, channels: Mapping[str, object]) -> None:
+    """Every channel the algorithm requires is given, and none it does not read."""
+    spec = specs.get(algorithm)
+    for channel in channels:
+        if not spec.reads_channel(channel):
+            readers = ", ".join(_readers(channel)) or "no algorithm"
+            raise LaunchError(
+                f"{CHANNEL_OPTIONS[channel]} is read by {readers} only; drop it for "
+                f"--algorithm {algorithm}."
+            )
+    for channel in spec.required_channels:
+        if channel not in channels:
+            raise LaunchError(f"--algorithm {algorithm} needs {CHANNEL_OPTIONS[channel]}.")
 
 
 def validated_hyperparameters(algorithm: str, pairs: Sequence[str]) -> dict[str, str]:
@@ -132,13 +146,13 @@ def validated_hyperparameters(algorithm: str, pairs: Sequence[str]) -> dict[str,
     }
 
 
-def multi_host_warning(spec: JobSpec) -> str | None:
-    if spec.algorithm in SINGLE_HOST_ALGORITHMS and spec.instance_count > 1:
-        others = ("the other instance stays" if spec.instance_count == 2
-                  else f"the other {spec.instance_count - 1} instances stay")
+def multi_host_warning(algorithm: str, instance_count: int) -> str | None:
+    if not specs.get(algorithm).spans_hosts and instance_count > 1:
+        others = ("the other instance stays" if instance_count == 2
+                  else f"the other {instance_count - 1} instances stay")
         return (
-            f"warning: {spec.algorithm} trains on the first host only; with --instance-count "
-            f"{spec.instance_count} {others} idle, billed all the same. Use "
-            "--instance-count 1 for svm and rf."
+            f"warning: {algorithm} trains on the first host only; with --instance-count "
+            f"{instance_count} {others} idle, billed all the same. Use "
+            f"--instance-count 1 for {algorithm}."
         )
     return None

@@ -24,7 +24,12 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from launch.errors import LaunchError
-from launch.jobs import CHANNEL_OPTIONS, SINGLE_HOST_ALGORITHMS, validated_hyperparameters
+from launch.jobs import (
+    CHANNEL_OPTIONS,
+    check_channels,
+    multi_host_warning,
+    validated_hyperparameters,
+)
 from launch.local_mode import LOCAL_INSTANCE_TYPES, LocalModeError
 from launch.parsing import positive_int, resource_name, timestamped_name
 from launch.serving import model_data as s3_model_data
@@ -121,10 +126,7 @@ def plan_train(args: argparse.Namespace, settings: Settings, now: datetime) -> L
         if not Path(value).is_dir():
             raise LaunchError(f"{option} '{value}': no such folder.")
         channels[channel] = Path(value).resolve()
-    if "pretrained" in channels and algorithm != "resnet50":
-        raise LaunchError(
-            f"--pretrained is read by resnet50 only; drop it for --algorithm {algorithm}."
-        )
+    check_channels(algorithm, channels)
     instance_type = args.instance_type or LOCAL_INSTANCE_TYPES[0]
     if instance_type not in LOCAL_INSTANCE_TYPES:
         raise LaunchError(f"--instance-type '{instance_type}' does not apply to --local; use "
@@ -153,9 +155,9 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     job = plan_train(args, settings, datetime.now())
     print(f"Local training job {job.job_name}: {job.algorithm} in {job.image} on "
           f"{job.instance_count} x {job.instance_type}; files in {job.output_dir}", flush=True)
-    if job.algorithm in SINGLE_HOST_ALGORITHMS and job.instance_count > 1:
-        print(f"warning: {job.algorithm} trains on the first host only; the other containers "
-              "stay idle.", flush=True)
+    warning = multi_host_warning(job.algorithm, job.instance_count)
+    if warning:
+        print(warning, flush=True)
     result = train_local(job.image, job.hyperparameters, job.channels, job.output_dir,
                          job.instance_type, job.instance_count, base_job_name=job.job_name)
     print(f"Model artifact: {result.model_data}")

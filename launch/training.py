@@ -96,7 +96,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Trainin
 
 def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
     training = plan(args, settings, datetime.now())
-    warning = multi_host_warning(training.spec)
+    warning = multi_host_warning(training.spec.algorithm, training.spec.instance_count)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     return submit(training, open_session(settings.require("region")))

@@ -19,7 +19,7 @@ from launch.jobs import JobSpec, add_job_arguments, job_spec, multi_host_warning
 from launch.parsing import positive_int, resource_name, timestamped_name
 from launch.ranges import describe_ranges, plan_ranges
 from launch.settings import Settings
-from smvision.hyperparameters import KERAS_ALGORITHMS, TuningRange, schema
+from smvision.hyperparameters import TuningRange, schema
 from smvision.metrics import METRIC_DEFINITIONS
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
     spec = job_spec(args, settings)
     fixed = {k: v for k, v in spec.hyperparameters.items() if k != "algorithm"}
     ranges = plan_ranges(spec.algorithm, fixed, args.range)
-    if spec.algorithm not in KERAS_ALGORITHMS and args.strategy == "Hyperband":
+    if args.strategy == "Hyperband" and not set(EPOCH_PARAMETERS) & set(schema(spec.algorithm)):
         raise LaunchError(
             f"--strategy Hyperband budgets training epochs, and {spec.algorithm} trains in one "
             "step; use --strategy Bayesian or Random."
@@ -131,7 +131,7 @@ def reported_epochs(spec: JobSpec) -> int:
 
 def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
     tuning = plan(args, settings, datetime.now())
-    warning = multi_host_warning(tuning.spec)
+    warning = multi_host_warning(tuning.spec.algorithm, tuning.spec.instance_count)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     return submit(tuning, open_session(settings.require("region")))

@@ -1,6 +1,6 @@
 """`make demo`, serving step: serve the demo job's model and classify its test images over HTTP.
 
-    .venv/bin/python scripts/demo_serve.py build/demo/job
+    .venv/bin/python -m scripts.demo_serve build/demo/job
 
 Starts `python -m smvision.local serve` on the job directory, POSTs every test image as
 image/png to /invocations, prints a few answers and the accuracy over HTTP next to the
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smvision.server_process import running_server
+from tests.server_process import running_server
 
 
 def post(

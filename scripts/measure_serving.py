@@ -26,7 +26,7 @@ import numpy as np
 
 from smvision import algorithms, images
 from smvision.artifacts import read_metadata
-from smvision.server_process import resident_mib, running_server
+from tests.server_process import resident_mib, running_server
 
 WARM_UP_REQUESTS = 20
 

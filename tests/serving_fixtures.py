@@ -2,7 +2,7 @@
 
 Each algorithm is trained once per test session on the digits, with
 `python -m smvision.local train` as a subprocess (small settings: a few seconds to a
-minute each), and served by the real `serve` through `smvision.server_process`.
+minute each), and served by the real `serve` through `tests.server_process`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import algorithms, images
+from smvision import algorithms, images, specs
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
-from smvision.server_process import RunningServer, running_server
 from tests.conftest import run_local_train
+from tests.server_process import RunningServer, running_server
 
-ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
+ALGORITHMS = specs.names()
 SERVING_HYPERPARAMETERS: dict[str, dict[str, str]] = {
     "svm": {"image_size": "32"},
     "rf": {"n_estimators": "50"},

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from smvision import features, images
+from smvision import images
+from smvision.algorithms import features
 from tests.photos import photo
 
 

@@ -2,15 +2,18 @@
 
 import pytest
 
-from smvision import algorithms, hyperparameters
-from smvision.hyperparameters import ALGORITHMS, HyperparameterError, parse
+from smvision import hyperparameters, specs
+from smvision.hyperparameters import HyperparameterError, parse
+
+ALGORITHMS = specs.names()
 
 
-def test_every_algorithm_has_a_schema_and_an_implementation() -> None:
-    assert set(ALGORITHMS) == set(algorithms._REGISTRY)
+def test_every_algorithm_has_a_schema_and_a_table_entry() -> None:
+    assert ALGORITHMS == ("svm", "rf", "cnn", "resnet50")
     for name in ALGORITHMS:
         params = hyperparameters.schema(name)
         assert {"image_size", "grayscale", "validation_fraction", "seed"} <= set(params)
+        assert params["image_size"].default == specs.get(name).image_size
 
 
 def test_strings_are_cast_once_with_the_schema() -> None:
@@ -110,7 +113,7 @@ def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
         ),
         ({"algorithm": "svm", "image_size": "60"}, "use a multiple of 8"),
         ({"algorithm": "cnn", "image_size": "8"}, "use 16 or more"),
-        ({"algorithm": "resnet50", "image_size": "16"}, "ResNet50 needs at least 32 pixels"),
+        ({"algorithm": "resnet50", "image_size": "16"}, "resnet50 needs at least 32 pixels"),
         (
             {"algorithm": "xgboost"},
             "'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50",

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from smvision import contract, images
-from smvision.batcher import BatcherStoppedError, MicroBatcher
-from smvision.inference import (
+from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
+from smvision.serving.inference import (
     ACCEPT_TYPES,
     CONTENT_TYPES,
     CSV,
@@ -39,8 +39,8 @@ from smvision.inference import (
     parse_top_k,
     read_npy,
 )
-from smvision.serve import GRACEFUL_SHUTDOWN_S, Worker, gunicorn_options
-from smvision.server_config import ModelDirectoryError, settings_from
+from smvision.serving.main import GRACEFUL_SHUTDOWN_S, Worker, gunicorn_options
+from smvision.serving.settings import ModelDirectoryError, settings_from
 from tests.photos import encode, grey_photo, photo
 from tests.serving_fixtures import JobDirs, cpu_count, serving_jobs
 

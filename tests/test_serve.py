@@ -1,7 +1,7 @@
 """The real `serve` as a subprocess on 127.0.0.1, over models trained on the digits.
 
 Every server is started by `python -m smvision.local serve --job-dir JOBDIR --port PORT`
-(smvision.server_process) and spoken to over HTTP with httpx. Predictions are checked
+(tests.server_process) and spoken to over HTTP with httpx. Predictions are checked
 against the same model loaded in this process and against the job's evaluation.json.
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 
 from smvision import images
-from smvision.server_process import ping, running_server, start_server
 from tests.photos import encode, grey_photo, photo
+from tests.server_process import ping, running_server, start_server
 from tests.serving_fixtures import (
     ALGORITHMS,
     JobDirs,

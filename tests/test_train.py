@@ -297,7 +297,7 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
 def test_import_has_no_side_effects(tmp_path: Path) -> None:
     code = (
         "import smvision, smvision.train, smvision.local, smvision.algorithms, "
-        "smvision.hyperparameters, smvision.contract, smvision.data, smvision.features; "
+        "smvision.hyperparameters, smvision.contract, smvision.data, smvision.algorithms.features; "
         "import sys; print('tensorflow' in sys.modules)"
     )
     env = {**os.environ, "HOME": str(tmp_path)}

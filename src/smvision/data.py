@@ -8,7 +8,6 @@ will. Unreadable files are skipped and reported while they stay under the job's 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from smvision import images
+from smvision.machine import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ def check_corrupt(
 
 def _parallel(work: Callable[[int], None], count: int, workers: int | None) -> None:
     """Run work(i) for every i on a thread pool; OpenCV releases the GIL while decoding."""
-    workers = workers or os.cpu_count() or 1
+    workers = workers or available_cores()
     if workers == 1 or count < 64:
         for i in range(count):
             work(i)

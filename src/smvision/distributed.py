@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smvision.contract import Contract
-from smvision.hyperparameters import KERAS_ALGORITHMS, Hyperparameters
+from smvision.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,15 @@ def plan(contract: Contract, hp: Hyperparameters) -> Cluster:
     """Who trains on this host, from the resource config and the algorithm."""
     resources = contract.resource_config()
     hosts, current = resources.hosts, resources.current_host
-    port = hp.integer("distributed_port") if hp.algorithm in KERAS_ALGORITHMS else 0
+    spans_hosts = hp.spec.spans_hosts
+    port = hp.integer("distributed_port") if spans_hosts else 0
     if len(hosts) == 1:
         return Cluster(hosts, current, 0, 1, port)
-    if hp.algorithm not in KERAS_ALGORITHMS:
+    if not spans_hosts:
         if resources.is_first_host:
             log.info(
-                "%d hosts: %s trains on %s alone (scikit-learn does not spread one model "
-                "over hosts); the others idle.",
+                "%d hosts: %s trains on %s alone (it does not spread one model over "
+                "hosts); the others idle.",
                 len(hosts),
                 hp.algorithm,
                 current,

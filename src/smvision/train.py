@@ -173,8 +173,8 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
 
 
 def _channels(hp: Hyperparameters, train_samples: list[data.Sample]) -> int:
-    if hp.algorithm == "resnet50":
-        return 3
+    if hp.spec.channels != "auto":
+        return hp.spec.channels
     grayscale = hp.auto_flag("grayscale")
     if grayscale is None:
         grayscale = data.all_grey(train_samples)

@@ -20,10 +20,10 @@ import pytest
 
 from launch.local_mode import MODEL_METADATA_FILE
 from smvision.artifacts import METADATA_FILE
-from smvision.server_process import free_port
 from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
 from tests.moto_server import SDK_CONFIG
+from tests.server_process import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from smvision.server_process import free_port
 from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
 from tests.moto_server import SDK_CONFIG, MotoServer, running_moto_server
 from tests.photos import encode, photo
+from tests.server_process import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from smvision.server_process import free_port, ping
 from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
 from tests.photos import encode, photo
+from tests.server_process import free_port, ping
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -1,29 +1,27 @@
-"""The algorithm registry: `--algorithm` name -> implementation, imported on demand.
+"""`--algorithm` name -> implementation class, imported on demand.
 
-Modules are imported only when asked for, so serving an svm never loads TensorFlow.
-Adding an algorithm is one module and one line here (plus its schema entry).
+The algorithm table (`smvision.specs`) names each implementation; modules are imported
+only when asked for, so serving an svm never loads TensorFlow.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from smvision import specs
 from smvision.algorithms.base import Algorithm
-from smvision.hyperparameters import check_algorithm
-
-_REGISTRY: dict[str, str] = {
-    "svm": "smvision.algorithms.svm:SVMAlgorithm",
-    "rf": "smvision.algorithms.rf:RandomForestAlgorithm",
-    "cnn": "smvision.algorithms.cnn:CNNAlgorithm",
-    "resnet50": "smvision.algorithms.resnet50:ResNet50Algorithm",
-}
 
 
 def get(name: str) -> type[Algorithm]:
     """The class for an algorithm name; an unknown name lists the choices."""
-    module_name, class_name = _REGISTRY[check_algorithm(name)].split(":")
-    cls: type[Algorithm] = getattr(importlib.import_module(module_name), class_name)
-    assert issubclass(cls, Algorithm)
+    spec = specs.get(name)
+    module_name, _, class_name = spec.implementation.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
+        raise TypeError(
+            f"The algorithm table names {spec.implementation} for '{spec.name}', which is not "
+            "a subclass of smvision.algorithms.base.Algorithm."
+        )
     return cls
 
 

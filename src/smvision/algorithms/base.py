@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,8 +53,6 @@ class Algorithm(ABC):
     An instance knows its input geometry (`image_size`, `channels`) and owns its
     preprocessing: `predict_proba` takes images of any size straight from the decoder.
     """
-
-    name: ClassVar[str]
 
     def __init__(self, image_size: int, channels: int, class_count: int) -> None:
         self.image_size = image_size

@@ -12,7 +12,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.pipeline import Pipeline
 
-from smvision import features, images
+from smvision import images
+from smvision.algorithms import features
 from smvision.algorithms.base import Algorithm, History, RunContext
 from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters

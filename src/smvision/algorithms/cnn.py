@@ -14,7 +14,6 @@ BLOCK_FILTERS = (32, 64, 128)
 
 
 class CNNAlgorithm(KerasAlgorithm):
-    name = "cnn"
 
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers

@@ -36,7 +36,6 @@ class ImageNetCaffePreprocessing(keras.layers.Layer):
 
 
 class ResNet50Algorithm(KerasAlgorithm):
-    name = "resnet50"
 
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers

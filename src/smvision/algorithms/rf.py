@@ -10,7 +10,6 @@ from smvision.hyperparameters import Hyperparameters
 
 
 class RandomForestAlgorithm(ClassicalAlgorithm):
-    name = "rf"
 
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
         max_features = hp.text("max_features")

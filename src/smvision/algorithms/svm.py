@@ -12,7 +12,6 @@ from smvision.hyperparameters import Hyperparameters
 
 
 class SVMAlgorithm(ClassicalAlgorithm):
-    name = "svm"
 
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
         gamma = hp.values["gamma"]

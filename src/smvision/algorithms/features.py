@@ -6,11 +6,12 @@ Work is split over threads; OpenCV releases the GIL, so it scales with cores.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
+
+from smvision.machine import available_cores
 
 HOG_CELL = 8
 HOG_BLOCK = 16
@@ -80,7 +81,7 @@ def extract(batch: np.ndarray, spec: str, workers: int | None = None) -> np.ndar
     # Each image's features go straight into its row: no per-image list, concatenation or
     # stack, Python work that holds the GIL while the other threads wait for it.
     out = np.empty((count, edges[-1]), dtype=np.float32)
-    workers = min(workers or os.cpu_count() or 1, max(1, count // 64))
+    workers = min(workers or available_cores(), max(1, count // 64))
 
     def run(rows: range) -> None:
         descriptor = _hog_descriptor(size) if "hog" in kinds else None

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from smvision import specs
 from smvision.artifacts import METADATA_FILE, read_metadata
 from smvision.contract import Contract
-from smvision.hyperparameters import HyperparameterError, check_algorithm
+from smvision.machine import available_cores
+from smvision.params import HyperparameterError
 
-# TensorFlow spreads one batch over every core already, and each worker process holds its
-# own copy of the model and of the TensorFlow runtime (hundreds of MB), so more workers
-# buy memory use, not speed: one worker, with micro-batching, serves the Keras models.
-# scikit-learn predicts on one core per call, so the classical models get one per core.
-SINGLE_WORKER_ALGORITHMS = frozenset({"cnn", "resnet50"})
 # SIGTERM must end the server within 30 s; this leaves the master time to exit after
 # the workers' in-flight requests are done.
 GRACEFUL_SHUTDOWN_S = 25
@@ -64,7 +60,7 @@ def settings_from(contract: Contract) -> ServerSettings:
             f"{metadata_file} is not readable JSON ({error}). {_WHERE_MODELS_COME_FROM}"
         ) from error
     try:
-        algorithm = check_algorithm(metadata.get("algorithm"))
+        algorithm = specs.get(metadata.get("algorithm")).name
     except HyperparameterError as error:
         raise ModelDirectoryError(f"{metadata_file}: {error}") from error
     return ServerSettings(
@@ -78,6 +74,5 @@ def settings_from(contract: Contract) -> ServerSettings:
 
 
 def default_workers(algorithm: str) -> int:
-    if algorithm in SINGLE_WORKER_ALGORITHMS:
-        return 1
-    return len(os.sched_getaffinity(0))
+    """The table's worker count for the algorithm (see specs.py for why), else one per core."""
+    return specs.get(algorithm).serve_workers or available_cores()

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 from smvision import algorithms, images
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
+from smvision.machine import available_cores
 
 IMAGE_TYPES = (
     "image/jpeg",
@@ -312,7 +312,7 @@ class Predictor:
         self.algorithm = algorithm
         self.class_names = list(class_names)
         self._decoders = ThreadPoolExecutor(
-            max_workers=len(os.sched_getaffinity(0)), thread_name_prefix="decode"
+            max_workers=available_cores(), thread_name_prefix="decode"
         )
 
     @classmethod

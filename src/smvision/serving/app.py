@@ -3,7 +3,7 @@
 Written against the bare ASGI interface: three routes need no framework, and every
 microsecond a request spends outside the model shows up in latency. The event loop only
 moves bytes; decoding, prediction and encoding run in the inference thread
-(`smvision.batcher`), so /ping answers at once even while the model loads or works.
+(`smvision.serving.batcher`), so /ping answers at once even while the model loads or works.
 
 The model loads in a background thread when the worker starts. /ping says 503 until it
 is loaded and has answered one warm-up request through the same path requests take;
@@ -23,9 +23,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import Any
 
-from smvision.batcher import BatcherStoppedError, MicroBatcher
 from smvision.images import ImageError
-from smvision.inference import (
+from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
+from smvision.serving.inference import (
     InputError,
     Predictor,
     Request,
@@ -35,7 +35,7 @@ from smvision.inference import (
     choose_accept,
     parse_top_k,
 )
-from smvision.server_config import ServerSettings
+from smvision.serving.settings import ServerSettings
 
 log = logging.getLogger("smvision.serve")
 

@@ -1,9 +1,9 @@
 """`serve`: what `docker run IMAGE serve` runs on an endpoint or in batch transform.
 
 A gunicorn master on 0.0.0.0:${SAGEMAKER_BIND_TO_PORT:-8080} supervises uvicorn workers
-that each run the ASGI app of `smvision.asgi` over the model in /opt/ml/model
+that each run the ASGI app of `smvision.serving.app` over the model in /opt/ml/model
 (SAGEMAKER_BASE_DIR honoured). SIGTERM stops accepting, lets in-flight requests finish
-and exits within 30 s. The settings come from `smvision.server_config`, which reads
+and exits within 30 s. The settings come from `smvision.serving.settings`, which reads
 SAGEMAKER_MODEL_SERVER_WORKERS, SAGEMAKER_MODEL_SERVER_TIMEOUT and
 SAGEMAKER_MAX_PAYLOAD_IN_MB through `smvision.contract`.
 """
@@ -22,9 +22,9 @@ from gunicorn.errors import HaltServer
 from uvicorn_worker import UvicornWorker
 
 from smvision import contract as contract_module
-from smvision.asgi import ServingApp
 from smvision.contract import ContractError
-from smvision.server_config import (
+from smvision.serving.app import ServingApp
+from smvision.serving.settings import (
     GRACEFUL_SHUTDOWN_S,
     KEEPALIVE_S,
     ModelDirectoryError,
