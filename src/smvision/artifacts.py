@@ -13,7 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-METADATA_FILE = "metadata.json"
+from smvision.contract import METADATA_FILE
+
 _VERSIONED = (
     "numpy",
     "opencv-python-headless",

@@ -18,6 +18,8 @@ DEFAULT_BASE_DIR = "/opt/ml"
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 
 CHANNELS = ("train", "validation", "test", "pretrained")
+# What `train` writes beside the model files in /opt/ml/model, and `serve` reads first.
+METADATA_FILE = "metadata.json"
 
 # The sagemaker-training toolkit imports this module and calls it (the way the
 # SageMaker framework containers plug in); the Dockerfile sets the same value.

@@ -24,8 +24,8 @@ import numpy as np
 from smvision import algorithms, data, distributed, evaluation, hyperparameters, metrics
 from smvision import contract as contract_module
 from smvision.algorithms.base import Algorithm, AlgorithmInputError
-from smvision.artifacts import METADATA_FILE, library_versions, staged_directory, write_json
-from smvision.contract import Contract, ContractError
+from smvision.artifacts import library_versions, staged_directory, write_json
+from smvision.contract import METADATA_FILE, Contract, ContractError
 from smvision.data import DataError, Dataset
 from smvision.hyperparameters import HyperparameterError, Hyperparameters
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smvision import specs
-from smvision.artifacts import METADATA_FILE, read_metadata
-from smvision.contract import Contract
+from smvision.artifacts import read_metadata
+from smvision.contract import METADATA_FILE, Contract
 from smvision.machine import available_cores
 from smvision.params import HyperparameterError
 
