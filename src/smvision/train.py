@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from smvision import algorithms, data, distributed, evaluation, hyperparameters, metrics
+from smvision import algorithms, data, distributed, evaluation, hyperparameters, logs, metrics
 from smvision import contract as contract_module
 from smvision.algorithms.base import Algorithm, AlgorithmInputError
 from smvision.artifacts import library_versions, staged_directory, write_json
@@ -271,12 +271,7 @@ def write_failure(contract: Contract, message: str) -> None:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-        force=True,
-    )
+    logs.configure_logging()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

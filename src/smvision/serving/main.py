@@ -23,6 +23,7 @@ from uvicorn_worker import UvicornWorker
 
 from smvision import contract as contract_module
 from smvision.contract import ContractError
+from smvision.logs import configure_logging
 from smvision.serving.app import ServingApp
 from smvision.serving.settings import (
     GRACEFUL_SHUTDOWN_S,
@@ -104,15 +105,6 @@ def port_taken(port: int) -> OSError | None:
         except OSError as error:
             return error
     return None
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-        force=True,
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
