@@ -54,6 +54,11 @@ class AlgorithmSpec:
     optional_channels: tuple[str, ...] = ("validation", "test")
     # Defaults that differ from the parameter's own (resnet50 trains fewer epochs).
     defaults: Mapping[str, object] = field(default_factory=dict)
+    # The guide's qualitative columns, as `compare` reports them: how many labelled images
+    # it needs to do well, what a person can inspect of a decision, what it takes to set up.
+    data_needed: str = ""
+    interpretability: str = ""
+    setup: str = ""
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -83,6 +88,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # scikit-learn predicts on one core per call: a worker per core.
         serve_workers=None,
         spans_hosts=False,
+        data_needed="a few hundred images (tens per class)",
+        interpretability="medium: HOG features can be drawn; the RBF kernel's decision cannot",
+        setup="CPU only: OpenCV and scikit-learn",
     ),
     AlgorithmSpec(
         name="rf",
@@ -98,6 +106,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         serving_instance_type=SERVING_CPU,
         serve_workers=None,
         spans_hosts=False,
+        data_needed="a few hundred images (tens per class)",
+        interpretability="medium-high: feature importances rank HOG cells and colour bins",
+        setup="CPU only: OpenCV and scikit-learn",
     ),
     AlgorithmSpec(
         name="cnn",
@@ -116,6 +127,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # so more workers buy memory use, not speed: one worker, with micro-batching.
         serve_workers=1,
         spans_hosts=True,
+        data_needed="thousands of images: it learns its features from scratch",
+        interpretability="low: learned filters; saliency maps only",
+        setup="TensorFlow; a GPU beyond a few thousand images",
     ),
     AlgorithmSpec(
         name="resnet50",
@@ -133,6 +147,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         spans_hosts=True,
         optional_channels=("validation", "test", "pretrained"),
         defaults={"epochs": 10, "batch_size": 32},
+        data_needed="hundreds of images: ImageNet features transfer",
+        interpretability="low: learned filters; saliency maps only",
+        setup="TensorFlow, ImageNet weights (about 100 MB), a GPU",
     ),
 )
 
