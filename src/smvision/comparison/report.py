@@ -330,6 +330,7 @@ def _guide_table(comparison: Comparison) -> list[str]:
 def _cost_table(comparison: Comparison) -> list[str]:
     header = [
         "Algorithm",
+        "Where",
         "Train (s)",
         "Train images/s",
         "Peak memory",
@@ -346,6 +347,7 @@ def _cost_table(comparison: Comparison) -> list[str]:
         body.append(
             [
                 _name(a, comparison),
+                " ".join(filter(None, (row.where, row.instance_type))),
                 _number(row.training_seconds, 1),
                 _number(row.training_images_per_second, 0),
                 _bytes(row.peak_memory_bytes),

@@ -96,6 +96,7 @@ class Row:
 
     name: str  # "svm", "cnn on ml.g5.xlarge", "rekognition"
     where: str  # "local", "sagemaker", "rekognition": where it ran
+    instance_type: str | None = None  # "ml.m5.xlarge" for a SageMaker job
     scores: Scores | None = None
     training_seconds: float | None = None
     train_images: int | None = None
