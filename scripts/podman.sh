@@ -6,6 +6,8 @@
 #
 #   scripts/podman.sh check           say what is missing, and how to install it
 #   scripts/podman.sh packages        the Debian packages that provide it (for apt-get)
+#   scripts/podman.sh ensure          what `make test` runs first: install them when root and
+#                                     missing; else say how, or how to skip the image tests
 #   eval "$(scripts/podman.sh env)"   point podman, docker, docker-compose and the SDK here
 #   scripts/podman.sh base            import a Debian bookworm base image (debootstrap; once)
 #   scripts/podman.sh build ARGS...   podman build FROM that base, with the host's CA bundle
@@ -20,6 +22,8 @@ BASE_IMAGE="localhost/smvision-base:bookworm"
 SOCKET="$STATE/podman.sock"
 HOST_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 APT_PACKAGES="podman runc debootstrap docker-compose golang-github-containernetworking-plugin-dnsname"
+# Skips the image tests; tests/container/engine.py reads it with the same values.
+OPT_OUT_ENV="SMVISION_SKIP_CONTAINER_TESTS"
 
 missing() {
     local problems=()
@@ -35,6 +39,48 @@ missing() {
         echo "install: apt-get install -y --no-install-recommends $APT_PACKAGES (as root)"
         return 1
     fi
+}
+
+opted_out() {
+    local value
+    value="$(printf '%s' "${!OPT_OUT_ENV:-}" | tr -d '[:space:]' | tr '[:upper:]' '[:lower:]')"
+    [ "$value" = 1 ] || [ "$value" = true ] || [ "$value" = yes ]
+}
+
+# `make test` runs the image tests, which need the engine: install it as `make venv`
+# installs Python packages, or stop before pytest starts and say what to do instead.
+ensure() {
+    if opted_out; then
+        echo "$OPT_OUT_ENV is set: the image tests (tests/container) will be skipped."
+        return 0
+    fi
+    missing >/dev/null && return 0
+    if [ "$(id -u)" != 0 ]; then
+        missing >&2 || true
+        cat >&2 <<MESSAGE
+make test runs the image tests (tests/container), which build and run the image with
+rootful podman from Debian. Run it as root (the packages above are then installed for
+you), or skip the image tests on this machine with
+    $OPT_OUT_ENV=1 make test
+MESSAGE
+        return 1
+    fi
+    echo "Installing the container engine for the image tests: $APT_PACKAGES"
+    local log="$STATE/apt-get.log"
+    # --no-install-recommends: with recommends, docker-compose pulls in docker.io.
+    # shellcheck disable=SC2086 # the package list splits into words on purpose
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends $APT_PACKAGES; } >"$log" 2>&1; then
+        tail -20 "$log" >&2
+        echo "apt-get failed (its log: $log); fix it, or set $OPT_OUT_ENV=1 to skip the" \
+            "image tests." >&2
+        return 1
+    fi
+    missing >&2 || {
+        echo "Debian's packages do not provide all of it; install the rest, or set" \
+            "$OPT_OUT_ENV=1 to skip the image tests." >&2
+        return 1
+    }
 }
 
 # overlay where the kernel lets us mount it (fast layers); else vfs, which copies the
@@ -131,6 +177,7 @@ shift || true
 case "$command" in
     check) missing ;;
     packages) echo "$APT_PACKAGES" ;;
+    ensure) ensure ;;
     env) write_config; print_env ;;
     base) missing >&2 && use_config && build_base ;;
     build) missing >&2 && use_config && build_image "$@" ;;
