@@ -22,16 +22,25 @@ $(VENV)/.installed: requirements/*.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
+# What a person reads: what ran, the metrics, the evaluation, the answers over HTTP and
+# where the files are. Each process's whole output (the training toolkit's environment
+# dump, TensorFlow's notices, gunicorn's lines: what SageMaker sends to CloudWatch) goes to
+# a log file the demo names.
 demo: venv
-	rm -rf $(DEMO)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(PY) -m smvision.samples digits $(DEMO)/digits
 	$(PY) -m smvision.local train --algorithm svm \
 		--channel train=$(DEMO)/digits/train \
 		--channel validation=$(DEMO)/digits/validation \
 		--channel test=$(DEMO)/digits/test \
-		--job-dir $(DEMO)/job
-	$(PY) -m scripts.show_evaluation $(DEMO)/job
-	$(PY) -m scripts.demo_serve $(DEMO)/job
+		--job-dir $(DEMO)/job >$(DEMO)/train.log 2>&1 \
+		|| { tail -n 20 $(DEMO)/train.log; exit 1; }
+	@$(PY) -m scripts.show_evaluation $(DEMO)/job $(DEMO)/train.log
+	@$(PY) -m scripts.demo_serve $(DEMO)/job $(DEMO)/serve.log
+	@printf '\n%s\n  %s\n  %s\n  %s\n' "Where the files are:" \
+		"the model: $(DEMO)/job/opt/ml/model/" \
+		"evaluation.json and confusion_matrix.png: $(DEMO)/job/opt/ml/output/data/" \
+		"the logs: $(DEMO)/train.log, $(DEMO)/serve.log"
 
 # The image tests (tests/container) need podman and its companions from Debian: installed
 # here when root and missing, as `venv` installs the Python packages; otherwise make stops

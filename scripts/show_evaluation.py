@@ -1,12 +1,64 @@
-"""Print the evaluation a training job wrote: python scripts/show_evaluation.py JOBDIR."""
+"""Print what a training job did and the evaluation it wrote (`make demo`, step 2).
+
+    .venv/bin/python -m scripts.show_evaluation JOBDIR [LOG]
+
+LOG, the job's whole output, gives the lines a person reads first: smvision's own log
+lines (what was loaded, how long training took, where the model went) and the metric
+lines SageMaker reads. The rest of it (the training toolkit's environment dump,
+TensorFlow's notices) stays in the file: on SageMaker it goes to CloudWatch, where it
+helps; at the top of a terminal it buries the results.
+"""
+
+from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from smvision.metrics import METRIC_NAMES
 
-def main(job_dir: Path) -> None:
-    ml = job_dir / "opt" / "ml"
+# smvision.logs' format: "2026-01-31 12:00:00,000 INFO smvision.train: message".
+OWN_LOG_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) smvision[\w.]*: (?P<message>.*)$")
+
+
+def is_metric(line: str) -> bool:
+    name, equals, _ = line.partition("=")
+    return bool(equals) and name in METRIC_NAMES
+
+
+def own_lines(lines: Iterable[str]) -> Iterator[str]:
+    """smvision's log messages (level shown unless INFO) and its metric lines, those of
+    one split in a row joined into one line."""
+    metrics: list[str] = []
+    for line in lines:
+        line = line.rstrip()
+        if metrics and not (is_metric(line) and split_of(line) == split_of(metrics[0])):
+            yield " ".join(metrics)
+            metrics = []
+        if is_metric(line):
+            metrics.append(line)
+            continue
+        own = OWN_LOG_LINE.match(line)
+        if own:
+            level = own["level"]
+            yield own["message"] if level == "INFO" else f"{level}: {own['message']}"
+    if metrics:
+        yield " ".join(metrics)
+
+
+def split_of(metric_line: str) -> str:
+    return metric_line.partition(":")[0]
+
+
+def show_log(log: Path) -> None:
+    print(f"\nTraining, as SageMaker runs it (its whole output is in {log}):")
+    for line in own_lines(log.read_text(errors="replace").splitlines()):
+        print(f"  {line}")
+
+
+def show_evaluation(ml: Path) -> None:
     results = json.loads((ml / "output" / "data" / "evaluation.json").read_text())
     metadata = json.loads((ml / "model" / "metadata.json").read_text())
     print(
@@ -30,8 +82,15 @@ def main(job_dir: Path) -> None:
                 f"  wrong: {p['source']} is {p['label']}, predicted {p['predicted']} "
                 f"({p['probability']:.2f})"
             )
-    print(f"\nModel: {ml / 'model'}; plots: {ml / 'output' / 'data'}")
+
+
+def main(job_dir: Path, log: Path | None) -> None:
+    if log is not None:
+        show_log(log)
+    show_evaluation(job_dir / "opt" / "ml")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if len(sys.argv) not in (2, 3):
+        raise SystemExit(__doc__)
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) == 3 else None)
