@@ -108,8 +108,17 @@ def offline_probabilities(job_dir: Path, decoded: list[np.ndarray]) -> np.ndarra
     return algorithm.predict_proba(decoded)
 
 
+def model_input(job_dir: Path) -> images.ModelInput:
+    """How the job's model decodes files: its size, channels and JPEG rule, from metadata."""
+    metadata = read_metadata(job_dir / "opt" / "ml" / "model")
+    return images.ModelInput(
+        metadata["image_size"], metadata["channels"], metadata.get("scaled_jpeg_decode") is True
+    )
+
+
 def offline_file_probabilities(job_dir: Path, files: list[bytes]) -> np.ndarray:
-    return offline_probabilities(job_dir, [images.decode_image(data) for data in files])
+    decode = model_input(job_dir).from_file
+    return offline_probabilities(job_dir, [decode(data) for data in files])
 
 
 def assert_predictions_match(

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import data
+from smvision import data, images
 from smvision.data import DataError
 from smvision.samples import digits_images
 from tests.photos import encode, photo
@@ -132,3 +132,18 @@ def test_unreadable_files_over_the_limit_fail_and_are_named(tmp_path: Path) -> N
 def test_greyscale_detection_reads_headers(digits: Path, tmp_path: Path) -> None:
     assert data.all_grey(data.list_channel(digits / "test", "test"))
     assert not data.all_grey(_channel_with_broken_files(tmp_path, good=2, broken=0))
+
+
+@pytest.mark.parametrize("scaled_jpeg", [True, False])
+def test_channels_decode_through_the_model_input(tmp_path: Path, scaled_jpeg: bool) -> None:
+    for name, image in (("cat", photo("chelsea")), ("cup", photo("coffee"))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "photo.jpg").write_bytes(encode(image, ".jpg"))
+    samples = data.list_channel(tmp_path, "train")
+    loaded = data.load(samples, ["cat", "cup"], 32, 3, "train", 0.0, scaled_jpeg=scaled_jpeg)
+    model_input = images.ModelInput(32, 3, scaled_jpeg)
+    for row, sample in enumerate(samples):
+        assert sample.path is not None
+        np.testing.assert_array_equal(
+            loaded.images[row], model_input.from_file(sample.path.read_bytes())
+        )

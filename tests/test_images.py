@@ -1,5 +1,6 @@
 """images.py: one decode path for every format, and refusals that say what is wrong."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -107,3 +108,63 @@ def test_prepare_resizes_and_converts_channels() -> None:
     assert up.shape == (32, 32, 3) and (up[:, :, 0] == up[:, :, 2]).all()
     prepared = images.prepare(rgb, 48, 3)
     np.testing.assert_array_equal(images.prepare(prepared, 48, 3), prepared)
+
+
+@pytest.mark.parametrize(
+    "width, height, size, scale",
+    [
+        (640, 427, 64, 4),  # 427 / 8 < 64 <= 427 / 4
+        (640, 427, 224, 1),
+        (640, 427, 213, 2),
+        (640, 427, 214, 1),  # the shorter side would end at 213.5: no scaling
+        (512, 512, 64, 8),
+        (64, 64, 16, 4),
+        (25, 25, 12, 2),
+        (25, 25, 13, 1),
+    ],
+)
+def test_jpeg_scale_keeps_the_shorter_side_at_least_the_model_size(
+    width: int, height: int, size: int, scale: int
+) -> None:
+    assert images.jpeg_scale(width, height, size) == scale
+    assert images.jpeg_scale(height, width, size) == scale
+
+
+@pytest.mark.parametrize("channels, flag", [(3, cv2.IMREAD_COLOR), (1, cv2.IMREAD_GRAYSCALE)])
+def test_a_large_jpeg_is_decoded_at_the_reduced_scale(channels: int, flag: int) -> None:
+    data = encode(photo("china"), ".jpg")  # 640x427: scale 4 for a 64-pixel model
+    reduced = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    assert reduced.shape[:2] == (107, 160)
+    if channels == 3:
+        reduced = cv2.cvtColor(reduced, cv2.COLOR_BGR2RGB)
+    else:
+        reduced = reduced[:, :, np.newaxis]
+    expected = images.prepare(reduced, 64, channels)
+    scaled = images.ModelInput(64, channels, scaled_jpeg=True).from_file(data)
+    np.testing.assert_array_equal(scaled, expected)
+    full = images.ModelInput(64, channels, scaled_jpeg=False).from_file(data)
+    np.testing.assert_array_equal(full, images.prepare(images.decode_image(data), 64, channels))
+    # The same picture: a few grey levels apart on average, not a different image.
+    assert 0 < np.abs(scaled.astype(int) - full).mean() < 3
+
+
+def test_other_formats_decode_in_full_whatever_the_rule() -> None:
+    data = encode(photo("china"), ".png")
+    np.testing.assert_array_equal(
+        images.ModelInput(64, 3, scaled_jpeg=True).from_file(data),
+        images.prepare(images.decode_image(data), 64, 3),
+    )
+
+
+def test_a_jpeg_near_the_model_size_decodes_in_full() -> None:
+    data = encode(photo("china")[:100, :100], ".jpg")
+    np.testing.assert_array_equal(
+        images.ModelInput(64, 3, scaled_jpeg=True).from_file(data),
+        images.prepare(images.decode_image(data), 64, 3),
+    )
+
+
+def test_scaled_decoding_still_refuses_bad_files() -> None:
+    data = encode(photo("china"), ".jpg")
+    with pytest.raises(ImageError, match="half.jpg could not be decoded|half.jpg is not"):
+        images.ModelInput(32, 3, scaled_jpeg=True).from_file(data[: len(data) // 3], "half.jpg")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import contract, images
+from smvision import contract, data, images
 from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
 from smvision.serving.inference import (
     ACCEPT_TYPES,
@@ -491,3 +491,34 @@ def test_a_model_directory_we_cannot_serve_is_refused_before_starting(
     with pytest.raises(ModelDirectoryError) as error:
         settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)}))
     assert words in str(error.value) and str(model_dir) in str(error.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("photo_name", ["china", "chelsea"])
+def test_serving_decodes_a_jpeg_to_the_pixels_training_decoded_it_to(
+    serving_jobs: JobDirs, tmp_path: Path, photo_name: str
+) -> None:
+    model_dir = serving_jobs("svm") / "opt" / "ml" / "model"
+    predictor = Predictor.load(model_dir)
+    metadata = json.loads((model_dir / contract.METADATA_FILE).read_text())
+    assert metadata["scaled_jpeg_decode"] is True and predictor.model_input.scaled_jpeg
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    jpeg = encode(photo(photo_name), ".jpg")
+    (tmp_path / "a" / "photo.jpg").write_bytes(jpeg)
+    (tmp_path / "b" / "photo.jpg").write_bytes(jpeg)
+    trained = data.load(
+        data.list_channel(tmp_path, "train"),
+        ["a", "b"],
+        metadata["image_size"],
+        metadata["channels"],
+        "train",
+        0.0,
+        scaled_jpeg=metadata["scaled_jpeg_decode"],
+    )
+    served = predictor._decode(Request(jpeg, "image/jpeg"))
+    assert not isinstance(served, Exception)
+    np.testing.assert_array_equal(served[0], trained.images[0])
+    # A large JPEG took the reduced path (a 32-pixel model: 1/8 of china, 1/4 of chelsea).
+    full = images.ModelInput(metadata["image_size"], metadata["channels"]).from_file(jpeg)
+    assert not np.array_equal(served[0], full)

@@ -38,6 +38,7 @@ from tests.serving_fixtures import (
     cpu_count,
     invoke,
     job_environment,
+    model_input,
     offline_file_probabilities,
     offline_model,
     offline_probabilities,
@@ -136,7 +137,8 @@ def content_type_cases(job_dir: Path) -> list[tuple[str, str, bytes, list[np.nda
         ".tiff": encode(camera, ".tiff"),
         ".webp": encode(astronaut, ".webp"),
     }
-    decoded = {suffix: images.decode_image(data) for suffix, data in files.items()}
+    # Files decode straight to the model's input, as training decoded them.
+    decoded = {suffix: model_input(job_dir).from_file(data) for suffix, data in files.items()}
     grey16 = (camera.astype(np.uint16) * 257)[:200, :300]
     instances: list[Any] = [
         {"b64": base64.b64encode(png).decode()},

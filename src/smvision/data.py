@@ -1,8 +1,9 @@
 """Channel readers: class folders, .lst files and .npz arrays -> labelled uint8 arrays.
 
 A channel is listed first (cheap: names, labels and image headers), then decoded and
-resized in parallel with `images.prepare`, so training sees exactly the pixels serving
-will. Unreadable files are skipped and reported while they stay under the job's limit.
+resized in parallel with `images.ModelInput`, which `serve` decodes requests with too, so
+training sees exactly the pixels serving will. Unreadable files are skipped and reported
+while they stay under the job's limit.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class Sample:
             return images.from_array(self.array, self.source)
         assert self.path is not None
         return images.read_image(str(self.path), self.source)
+
+    def read_for(self, model_input: images.ModelInput) -> np.ndarray:
+        """The image as the model's input (a large JPEG decoded at a reduced scale)."""
+        if self.array is not None:
+            return model_input.from_image(images.from_array(self.array, self.source))
+        assert self.path is not None
+        return model_input.from_file(self.path.read_bytes(), self.source)
 
     def is_grey(self) -> bool:
         if self.array is not None:
@@ -238,19 +246,21 @@ def load(
     channel: str,
     max_corrupt_fraction: float | None,
     workers: int | None = None,
+    scaled_jpeg: bool = False,
 ) -> Dataset:
     """Decode and prepare every sample in parallel; skip unreadable ones within the limit.
 
     With `max_corrupt_fraction` None the caller checks `skipped` itself (a channel split
-    in two is judged as one channel).
+    in two is judged as one channel). `scaled_jpeg`: see `images.ModelInput`.
     """
+    model_input = images.ModelInput(size, channels, scaled_jpeg)
     index_of = {name: i for i, name in enumerate(class_names)}
     prepared: list[np.ndarray | None] = [None] * len(samples)
     errors: list[str | None] = [None] * len(samples)
 
     def work(i: int) -> None:
         try:
-            prepared[i] = images.prepare(samples[i].read(), size, channels)
+            prepared[i] = samples[i].read_for(model_input)
         except (images.ImageError, OSError) as error:
             errors[i] = str(error)
 

@@ -3,13 +3,16 @@
 `decode_image` turns file bytes into a uint8 HxWxC array (C is 1 for greyscale, 3 for
 RGB); `from_array` does the same for arrays that arrive as arrays (.npz channels,
 application/x-npy, JSON pixel lists); `prepare` resizes to the model's square input.
-Every algorithm feeds its model through `prepare`, so an image gets the same pixels
-whether it came from a training channel or an HTTP request.
+`ModelInput.from_file` is what training channels and HTTP requests both go through: it
+decodes a file straight to the model's input, a large JPEG at a reduced scale
+(`jpeg_scale`), so an image gets the same pixels whether it came from a training channel
+or an HTTP request.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -19,6 +22,17 @@ MAX_PIXELS = 40_000_000
 SUPPORTED_FORMATS = "JPEG, PNG, BMP, TIFF or WebP"
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH  # keeps grey and 16-bit, applies EXIF
+# libjpeg's DCT scaling: an 8x8 block's inverse DCT computes 4x4, 2x2 or 1x1 pixels, so a
+# JPEG decodes at 1/2, 1/4 or 1/8 of its size for less work (the entropy decoding stays).
+# OpenCV's IMREAD_REDUCED_GRAYSCALE_n flags carry only the scale; ANYCOLOR keeps colour.
+JPEG_SCALES = (8, 4, 2)
+_REDUCED_FLAGS = {
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+# Pillow calls a camera's multi-picture JPEG (a JPEG with extra frames after it) "MPO".
+_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 class ImageError(ValueError):
@@ -29,14 +43,31 @@ class ImageTooLargeError(ImageError):
     """More pixels than MAX_PIXELS: refused before decoding (decompression bombs)."""
 
 
+@dataclass(frozen=True)
+class Header:
+    """What an image file's header says, read before any pixel is decoded."""
+
+    width: int
+    height: int
+    grey: bool
+    format: str  # Pillow's name: "JPEG", "PNG", ...
+
+
 def probe(data: bytes, source: str = "image") -> tuple[int, int, bool]:
     """Width, height and whether it is greyscale, from the header alone."""
+    header = read_header(data, source)
+    return header.width, header.height, header.grey
+
+
+def read_header(data: bytes, source: str = "image") -> Header:
+    """The file's size, colour and format; refuses what cannot be or must not be decoded."""
     if not data:
         raise ImageError(f"{source} is empty (0 bytes); send a {SUPPORTED_FORMATS} file.")
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
             grey = header.mode in _GREY_MODES
+            kind = header.format or ""
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(
             f"{source} has more than {MAX_PIXELS / 1e6:.0f} megapixels ({error}); resize it "
@@ -51,13 +82,55 @@ def probe(data: bytes, source: str = "image") -> tuple[int, int, bool]:
             f"{source} is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the "
             f"{MAX_PIXELS / 1e6:.0f}-megapixel limit; resize it before sending."
         )
-    return width, height, grey
+    return Header(width, height, grey, kind)
 
 
 def decode_image(data: bytes, source: str = "image") -> np.ndarray:
     """File bytes -> uint8 HxWxC in RGB order (C = 1 or 3); alpha is dropped."""
-    probe(data, source)
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _DECODE_FLAGS)
+    read_header(data, source)
+    return _decode(data, _DECODE_FLAGS, source)
+
+
+def jpeg_scale(width: int, height: int, size: int) -> int:
+    """The divisor (8, 4, 2, else 1) at which to decode a width x height JPEG for a model of
+    size x size: the largest that leaves the shorter side at least `size` pixels, so the
+    final resize still shrinks (or keeps) every side and no detail the model sees is lost."""
+    shorter = min(width, height)
+    for scale in JPEG_SCALES:
+        if shorter >= size * scale:
+            return scale
+    return 1
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A model's input: size x size x channels uint8 pixels, and how files get there.
+
+    `scaled_jpeg` decodes a JPEG at `jpeg_scale` of its size (a model's metadata records
+    whether it was trained so; models from before record nothing and decode in full).
+    """
+
+    size: int
+    channels: int
+    scaled_jpeg: bool = False
+
+    def from_file(self, data: bytes, source: str = "image") -> np.ndarray:
+        """File bytes -> the model's input: the one path of training channels and requests."""
+        header = read_header(data, source)
+        scale = jpeg_scale(header.width, header.height, self.size)
+        if not self.scaled_jpeg or header.format not in _JPEG_FORMATS or scale == 1:
+            return self.from_image(_decode(data, _DECODE_FLAGS, source))
+        colour = cv2.IMREAD_ANYCOLOR if self.channels == 3 else cv2.IMREAD_GRAYSCALE
+        flags = _REDUCED_FLAGS[scale] | colour | cv2.IMREAD_ANYDEPTH
+        return self.from_image(_decode(data, flags, source))
+
+    def from_image(self, image: np.ndarray) -> np.ndarray:
+        """A decoded uint8 HxWxC image -> the model's input."""
+        return prepare(image, self.size, self.channels)
+
+
+def _decode(data: bytes, flags: int, source: str) -> np.ndarray:
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if decoded is None:
         raise ImageError(
             f"{source} could not be decoded: the file is truncated or corrupt; "

@@ -185,6 +185,14 @@ COMMON = (
         low=0.0,
         high=0.5,
     ),
+    Param(
+        "scaled_jpeg_decode",
+        "bool",
+        True,
+        "Decode a JPEG at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling) when its "
+        "shorter side stays at least image_size: cheaper decoding, the same pixels in "
+        "training and serving.",
+    ),
     Param("seed", "int", 42, "Seed for splits, shuffling and initialisation.", low=0),
     Param(
         "max_corrupt_fraction",

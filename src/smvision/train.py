@@ -148,7 +148,15 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
     def load(samples: list[data.Sample], channel: str, check: bool = True) -> Dataset | None:
         if not samples:
             return None
-        return data.load(samples, class_names, size, channels, channel, limit if check else None)
+        return data.load(
+            samples,
+            class_names,
+            size,
+            channels,
+            channel,
+            limit if check else None,
+            scaled_jpeg=hp.flag("scaled_jpeg_decode"),
+        )
 
     split = "validation" not in available
     train = load(own_train, "train", check=not split)
@@ -255,6 +263,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
                 "class_names": job.class_names,
                 "image_size": hp.integer("image_size"),
                 "channels": job.channels,
+                "scaled_jpeg_decode": hp.flag("scaled_jpeg_decode"),
                 "preprocessing": algorithm.preprocessing(),
                 "hyperparameters": hp.as_strings(),
                 "train_images": job.train_total,

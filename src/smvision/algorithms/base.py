@@ -85,7 +85,11 @@ class Algorithm(ABC):
     def preprocessing(self) -> dict[str, object]:
         """How raw images become model input, for metadata.json."""
         return {
-            "decode": "smvision.images.decode_image (RGB, 16-bit scaled to 8-bit, alpha dropped)",
+            "decode": (
+                "smvision.images.ModelInput.from_file (RGB, 16-bit scaled to 8-bit, alpha "
+                "dropped; a JPEG at 1/2, 1/4 or 1/8 scale when scaled_jpeg_decode is true "
+                "and its shorter side stays at least image_size)"
+            ),
             "resize": (
                 f"smvision.images.prepare to {self.image_size}x{self.image_size}x"
                 f"{self.channels} (INTER_AREA down, INTER_LINEAR up)"

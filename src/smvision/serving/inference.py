@@ -1,7 +1,7 @@
 """Request bodies -> images -> probabilities -> response bodies. No HTTP here.
 
 `decode_request` reads a body by its Content-Type with the training code's own decoders
-(`images.decode_image` for files, `images.from_array` for arrays); `Predictor.respond`
+(`images.ModelInput.from_file` for files, `images.from_array` for arrays); `Predictor.respond`
 decodes a batch of requests, predicts them with one `predict_proba` call and encodes
 each answer by its Accept type. Every problem with a request raises a `ValueError`
 subclass whose message names what was wrong and what is accepted.
@@ -127,16 +127,21 @@ def parse_top_k(custom_attributes: str | None) -> int | None:
 # Decoding ----------------------------------------------------------------------------------
 
 
-def decode_request(body: bytes, content_type: str) -> list[np.ndarray]:
-    """A body of a supported Content-Type -> its images, uint8 HxWxC, in request order."""
+def decode_request(
+    body: bytes, content_type: str, model_input: images.ModelInput | None = None
+) -> list[np.ndarray]:
+    """A body of a supported Content-Type -> its images, uint8 HxWxC, in request order.
+
+    With `model_input`, image files decode straight to the model's input, as training
+    decoded them (a large JPEG at a reduced scale); arrays are prepared afterwards."""
     if content_type in IMAGE_TYPES:
-        return [images.decode_image(body, f"The {content_type} body")]
+        return [_file_image(body, f"The {content_type} body", model_input)]
     if content_type == NPY:
         return _npy_images(body)
     if content_type == JSON:
-        return _json_images(body)
+        return _json_images(body, model_input)
     if content_type == JSONLINES:
-        return _jsonlines_images(body)
+        return _jsonlines_images(body, model_input)
     raise UnsupportedContentTypeError(f"Content-Type '{content_type}' has no decoder.")
 
 
@@ -190,7 +195,13 @@ def read_npy(body: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
-def _json_images(body: bytes) -> list[np.ndarray]:
+def _file_image(data: bytes, source: str, model_input: images.ModelInput | None) -> np.ndarray:
+    if model_input is None:
+        return images.decode_image(data, source)
+    return model_input.from_file(data, source)
+
+
+def _json_images(body: bytes, model_input: images.ModelInput | None) -> list[np.ndarray]:
     document = _parse_json(body, "The body")
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list):
@@ -200,15 +211,18 @@ def _json_images(body: bytes) -> list[np.ndarray]:
         )
     if not instances:
         raise InputError('The JSON body has an empty "instances" list; send at least one image.')
-    return [_instance_image(instance, f"Instance {i}") for i, instance in enumerate(instances)]
+    return [
+        _instance_image(instance, f"Instance {i}", model_input)
+        for i, instance in enumerate(instances)
+    ]
 
 
-def _jsonlines_images(body: bytes) -> list[np.ndarray]:
+def _jsonlines_images(body: bytes, model_input: images.ModelInput | None) -> list[np.ndarray]:
     decoded: list[np.ndarray] = []
     for number, line in enumerate(body.splitlines(), start=1):
         if line.strip():
             source = f"Line {number}"
-            decoded.append(_instance_image(_parse_json(line, source), source))
+            decoded.append(_instance_image(_parse_json(line, source), source, model_input))
     if not decoded:
         raise InputError(
             f"The JSON Lines body holds no lines; send one {_INSTANCE_FORMS} per line."
@@ -223,7 +237,9 @@ def _parse_json(text: bytes, source: str) -> Any:
         raise InputError(f"{source} is not valid JSON ({error}).") from error
 
 
-def _instance_image(instance: Any, source: str) -> np.ndarray:
+def _instance_image(
+    instance: Any, source: str, model_input: images.ModelInput | None
+) -> np.ndarray:
     if isinstance(instance, dict):
         encoded = instance.get("b64")
         if not isinstance(encoded, str):
@@ -234,7 +250,7 @@ def _instance_image(instance: Any, source: str) -> np.ndarray:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as error:
             raise InputError(f"{source} has a 'b64' value that is not base64 ({error}).") from error
-        return images.decode_image(data, source)
+        return _file_image(data, source, model_input)
     if isinstance(instance, list):
         try:
             array = np.array(instance)
@@ -303,7 +319,9 @@ class Request:
 class Predictor:
     """A loaded model and its class names; answers batches of requests."""
 
-    def __init__(self, algorithm: Algorithm, class_names: Sequence[str]) -> None:
+    def __init__(
+        self, algorithm: Algorithm, class_names: Sequence[str], scaled_jpeg: bool = False
+    ) -> None:
         if len(class_names) != algorithm.class_count:
             raise ValueError(
                 f"metadata.json names {len(class_names)} classes but the model predicts "
@@ -311,6 +329,7 @@ class Predictor:
             )
         self.algorithm = algorithm
         self.class_names = list(class_names)
+        self.model_input = images.ModelInput(algorithm.image_size, algorithm.channels, scaled_jpeg)
         self._decoders = ThreadPoolExecutor(
             max_workers=available_cores(), thread_name_prefix="decode"
         )
@@ -319,7 +338,9 @@ class Predictor:
     def load(cls, model_dir: Path) -> Predictor:
         metadata = read_metadata(model_dir)
         algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
-        return cls(algorithm, metadata["class_names"])
+        # Models trained before the key existed decoded every JPEG in full.
+        scaled_jpeg = metadata.get("scaled_jpeg_decode") is True
+        return cls(algorithm, metadata["class_names"], scaled_jpeg)
 
     def warm_up_request(self) -> Request:
         """A PNG of the model's input size: the first prediction traces and allocates."""
@@ -361,8 +382,8 @@ class Predictor:
         """The request's images at the model's input size (what predict_proba would make)."""
         try:
             return [
-                images.prepare(image, self.algorithm.image_size, self.algorithm.channels)
-                for image in decode_request(request.body, request.content_type)
+                self.model_input.from_image(image)
+                for image in decode_request(request.body, request.content_type, self.model_input)
             ]
         except (images.ImageError, InputError) as error:  # the client's to fix: 400
             return error
