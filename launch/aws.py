@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,6 +17,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from launch.errors import AwsError, Interrupted
 
 SessionFactory = Callable[[str], boto3.session.Session]
+
+# What a describe call answers for a resource that does not exist: one of these codes,
+# with one of these phrases in the message (ValidationException alone also means a
+# malformed request). DescribeTrainingJob says "Requested resource not found.", the
+# model and endpoint calls "Could not find ...".
+_NOT_FOUND = ("ValidationException", "ResourceNotFound", "ObjectNotFoundException")
+_NOT_FOUND_PHRASES = ("not find", "not exist", "not found")
 
 # Loggers whose INFO lines a user wants to see: job status and the container's logs.
 _SDK_LOGGERS = ("sagemaker.core.resources", "sagemaker.train", "sagemaker.core.transformer")
@@ -47,6 +55,13 @@ def console_url(region: str, fragment: str) -> str:
     return f"https://{region}.{domain}/sagemaker/home?region={region}#/{fragment}"
 
 
+def print_status_command(kind: str, name: str, region: str) -> None:
+    """For --no-wait: the AWS CLI command that tells how a job of `kind` (such as
+    training-job) is doing."""
+    print(f"Not waiting. Status: aws sagemaker describe-{kind} --region {region} "
+          f"--{kind}-name {name}")
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -72,3 +87,15 @@ def reporting(step: str) -> Iterator[None]:
             f"Interrupted during: {step}. Whatever SageMaker had already started keeps "
             "running (and billing); check the console."
         ) from error
+
+
+def describe_or_none(call: Callable[..., Any], **kwargs: str) -> dict[str, Any] | None:
+    """A describe call's answer, or None when the resource does not exist."""
+    try:
+        return dict(call(**kwargs))
+    except ClientError as error:
+        message = str(error.response.get("Error", {}).get("Message", ""))
+        if error_code(error) in _NOT_FOUND and any(p in message for p in _NOT_FOUND_PHRASES):
+            return None
+        with reporting(f"Describing {kwargs}"):
+            raise

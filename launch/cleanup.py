@@ -7,9 +7,10 @@ without the endpoint it looks for the config and model that `deploy` names after
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from launch.errors import AwsError
+from launch.options import Commands, add_endpoint_argument, command_parser
 from launch.parsing import resource_name
 from launch.settings import Settings
 
@@ -19,16 +20,11 @@ if TYPE_CHECKING:
     from launch.aws import SessionFactory
 
 HELP = "delete an endpoint with its endpoint config, model(s) and autoscaling"
-_NOT_FOUND = ("ValidationException", "ResourceNotFound", "ObjectNotFoundException")
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    parser = commands.add_parser("cleanup", parents=parents, help=HELP, description=HELP + ".")
-    parser.add_argument("--endpoint-name", required=True, metavar="NAME",
-                        help="the endpoint `deploy` created")
+def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
+    parser = command_parser(commands, "cleanup", parents, HELP)
+    add_endpoint_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -39,12 +35,12 @@ def run(args: argparse.Namespace, settings: Settings, open_session: SessionFacto
 
 def delete_endpoint(session: boto3.session.Session, name: str) -> int:
     from launch import autoscaling
-    from launch.aws import reporting
+    from launch.aws import describe_or_none, reporting
 
     sagemaker = session.client("sagemaker")
-    endpoint = _describe(sagemaker.describe_endpoint, EndpointName=name)
+    endpoint = describe_or_none(sagemaker.describe_endpoint, EndpointName=name)
     config_name = endpoint["EndpointConfigName"] if endpoint else name
-    config = _describe(sagemaker.describe_endpoint_config, EndpointConfigName=config_name)
+    config = describe_or_none(sagemaker.describe_endpoint_config, EndpointConfigName=config_name)
     variants = config["ProductionVariants"] if config else []
     model_names = sorted({v["ModelName"] for v in variants}) if config else [name]
     deleted: list[str] = []
@@ -60,7 +56,7 @@ def delete_endpoint(session: boto3.session.Session, name: str) -> int:
             sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
         deleted.append(f"endpoint config {config_name}")
     for model_name in model_names:
-        if _describe(sagemaker.describe_model, ModelName=model_name):
+        if describe_or_none(sagemaker.describe_model, ModelName=model_name):
             with reporting(f"Deleting model {model_name}"):
                 sagemaker.delete_model(ModelName=model_name)
             deleted.append(f"model {model_name}")
@@ -73,18 +69,3 @@ def delete_endpoint(session: boto3.session.Session, name: str) -> int:
         print(f"Deleted {item}")
     return 0
 
-
-def _describe(call: Any, **kwargs: str) -> dict[str, Any] | None:
-    """A describe call's answer, or None when the resource does not exist."""
-    from botocore.exceptions import ClientError
-
-    from launch.aws import error_code, reporting
-
-    try:
-        return dict(call(**kwargs))
-    except ClientError as error:
-        message = str(error.response.get("Error", {}).get("Message", ""))
-        if error_code(error) in _NOT_FOUND and ("not find" in message or "not exist" in message):
-            return None
-        with reporting(f"Describing {kwargs}"):
-            raise

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from launch import media
 from launch.errors import AwsError, LaunchError
+from launch.options import Commands, add_endpoint_argument, command_parser
 from launch.parsing import positive_int, resource_name
 from launch.settings import Settings
 
@@ -48,13 +49,9 @@ class Prediction:
     probabilities: tuple[tuple[str, float], ...]
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    parser = commands.add_parser("invoke", parents=parents, help=HELP, description=HELP + ".")
-    parser.add_argument("--endpoint-name", required=True, metavar="NAME",
-                        help="the endpoint `deploy` created")
+def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
+    parser = command_parser(commands, "invoke", parents, HELP)
+    add_endpoint_argument(parser)
     parser.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
                         help="image files, or folders searched recursively for "
                         + ", ".join(sorted(media.IMAGE_CONTENT_TYPES)))

@@ -1,31 +1,31 @@
-"""What a training job is, for `train` and `tune` alike, checked before any AWS call.
+"""What a training job is, for `train`, `tune` and `train --local` alike, checked before
+any AWS call.
 
-A `JobSpec` holds the job as SageMaker will receive it: the image, the channels and
-their S3 URIs, the compute, and the hyperparameters as the strings the image will read.
+A `JobSpec` holds the job as the user asked for it, validated: the algorithm, the
+hyperparameters as the strings the image will read, the channels (S3 URIs, or local
+folders with --local), the image and the compute. `launch.definition` turns it into
+the job SageMaker receives.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from launch.errors import LaunchError
+from launch.options import add_instance_arguments, sagemaker_instance_type
 from launch.parsing import key_value, positive_int, s3_uri
 from launch.settings import Settings
+from smvision import contract, specs
 from smvision import hyperparameters as schema
-from smvision import specs
 
 # SageMaker's own default for MaxRuntimeInSeconds.
 DEFAULT_MAX_RUN_S = 86400
 OUTPUT_ROOT = "smvision"
 
-CHANNEL_OPTIONS = {
-    "train": "--train",
-    "validation": "--validation",
-    "test": "--test",
-    "pretrained": "--pretrained",
-}
+CHANNEL_OPTIONS = {channel: f"--{channel}" for channel in contract.CHANNELS}
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,14 @@ class JobSpec:
     hyperparameters: Mapping[str, str]
     channels: Mapping[str, str]
     image_uri: str
-    role: str
-    bucket: str
     instance_type: str
     instance_count: int
     max_run_s: int
 
-    def output_uri(self, kind: str) -> str:
-        return f"s3://{self.bucket}/{OUTPUT_ROOT}/{kind}"
+
+def output_prefix(bucket: str, kind: str) -> str:
+    """Where the launchers write in the user's bucket: s3://BUCKET/smvision/KIND."""
+    return f"s3://{bucket}/{OUTPUT_ROOT}/{kind}"
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,43 +60,53 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                         help="a hyperparameter (repeat for more); checked against the "
                         "algorithm's schema on this machine before anything is sent")
-    parser.add_argument("--instance-type", metavar="TYPE",
-                        help="ml.* instance type (default: the algorithm's, "
-                        + ", ".join(f"{s.training_instance_type} for {s.name}"
-                                    for s in specs.table().values()) + ")")
-    parser.add_argument("--instance-count", default="1", metavar="N",
-                        help="instances per job (default 1); "
-                        + ", ".join(s.name for s in specs.table().values() if not s.spans_hosts)
-                        + " use only the first")
+    add_instance_arguments(
+        parser,
+        type_default="the algorithm's: " + ", ".join(
+            f"{s.training_instance_type} for {s.name}" for s in specs.table().values()),
+        count_meaning="instances per job; " + ", ".join(
+            s.name for s in specs.table().values() if not s.spans_hosts) + " use only the first",
+    )
     parser.add_argument("--max-run", default=str(DEFAULT_MAX_RUN_S), metavar="SECONDS",
                         help=f"stop a job after this long (default {DEFAULT_MAX_RUN_S})")
 
 
-def job_spec(args: argparse.Namespace, settings: Settings) -> JobSpec:
+def given_channels(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(channel, option, value) for every channel option the user gave."""
+    return [(channel, option, str(getattr(args, channel)))
+            for channel, option in CHANNEL_OPTIONS.items() if getattr(args, channel)]
+
+
+def job_spec(args: argparse.Namespace, settings: Settings, channels: Mapping[str, str],
+             instance_type: str) -> JobSpec:
+    """The job the user asked for, with a warning on stderr where it would leave hosts idle;
+    `channels` and `instance_type` are checked by the caller (S3 URIs and ml.* types for
+    SageMaker, folders and local_* types with --local)."""
     algorithm = str(args.algorithm)
-    channels = {}
-    for channel, option in CHANNEL_OPTIONS.items():
-        value = getattr(args, channel)
-        if value:
-            channels[channel] = str(s3_uri(value, option))
     check_channels(algorithm, channels)
-    instance_type = args.instance_type or specs.get(algorithm).training_instance_type
-    if not instance_type.startswith("ml."):
-        raise LaunchError(
-            f"--instance-type '{instance_type}' is not a SageMaker instance type; use one "
-            "such as ml.m5.xlarge or ml.g5.xlarge."
-        )
-    return JobSpec(
+    spec = JobSpec(
         algorithm=algorithm,
         hyperparameters=validated_hyperparameters(algorithm, args.hp),
         channels=channels,
         image_uri=settings.require("image_uri"),
-        role=settings.require("role"),
-        bucket=settings.require("bucket"),
         instance_type=instance_type,
         instance_count=positive_int(args.instance_count, "--instance-count"),
         max_run_s=positive_int(args.max_run, "--max-run"),
     )
+    warning = multi_host_warning(spec.algorithm, spec.instance_count)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    return spec
+
+
+def sagemaker_job_spec(args: argparse.Namespace, settings: Settings) -> JobSpec:
+    """A job for SageMaker: S3 channels, and the algorithm's instance type by default."""
+    channels = {channel: str(s3_uri(value, option))
+                for channel, option, value in given_channels(args)}
+    instance_type = sagemaker_instance_type(
+        args.instance_type or specs.get(args.algorithm).training_instance_type,
+        "ml.m5.xlarge or ml.g5.xlarge")
+    return job_spec(args, settings, channels, instance_type)
 
 
 def _readers(channel: str) -> list[str]:

@@ -24,22 +24,16 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from launch.errors import LaunchError
-from launch.jobs import (
-    CHANNEL_OPTIONS,
-    check_channels,
-    multi_host_warning,
-    validated_hyperparameters,
-)
+from launch.jobs import JobSpec, given_channels, job_spec
 from launch.local_mode import LOCAL_INSTANCE_TYPES, LocalModeError
-from launch.parsing import positive_int, resource_name, timestamped_name
+from launch.options import Handler, chosen_name
+from launch.parsing import positive_int
 from launch.serving import model_data as s3_model_data
 from launch.serving import serving_environment
 from launch.settings import Settings
 
 if TYPE_CHECKING:
     from launch.aws import SessionFactory
-
-Handler = Callable[[argparse.Namespace, Settings, "SessionFactory"], int]
 
 DEFAULT_OUTPUT_ROOT = Path("smvision-local")
 DEFAULT_PORT = "8080"
@@ -102,67 +96,53 @@ def _refuse(args: argparse.Namespace, options: Mapping[str, tuple[str, object]],
 @dataclass(frozen=True)
 class LocalTrainPlan:
     job_name: str
-    algorithm: str
-    hyperparameters: Mapping[str, str]
-    channels: Mapping[str, Path]
-    image: str
+    spec: JobSpec
     output_dir: Path
-    instance_type: str
-    instance_count: int
 
 
 def plan_train(args: argparse.Namespace, settings: Settings, now: datetime) -> LocalTrainPlan:
     _refuse(args, _REMOTE_TRAIN_OPTIONS, "does not apply to --local, which runs the job in "
             "this terminal; drop it")
-    algorithm = str(args.algorithm)
-    channels: dict[str, Path] = {}
-    for channel, option in CHANNEL_OPTIONS.items():
-        value = getattr(args, channel)
-        if not value:
-            continue
+    spec = job_spec(args, settings, local_channels(args), _local_instance_type(args))
+    job_name = chosen_name(args.job_name, "--job-name", f"smvision-{spec.algorithm}-local", now)
+    output_dir = (args.output_dir or DEFAULT_OUTPUT_ROOT / job_name).resolve()
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise LaunchError(f"--output-dir {output_dir} exists and is not an empty folder; "
+                          "pick a new one, so that no earlier job's files mix in.")
+    return LocalTrainPlan(job_name, spec, output_dir)
+
+
+def local_channels(args: argparse.Namespace) -> dict[str, str]:
+    channels = {}
+    for channel, option, value in given_channels(args):
         if value.startswith("s3://"):
             raise LaunchError(f"{option} '{value}' is in S3; with --local, pass a local folder "
                               f"(`aws s3 sync {value} DIR`) or drop --local.")
         if not Path(value).is_dir():
             raise LaunchError(f"{option} '{value}': no such folder.")
-        channels[channel] = Path(value).resolve()
-    check_channels(algorithm, channels)
-    instance_type = args.instance_type or LOCAL_INSTANCE_TYPES[0]
+        channels[channel] = str(Path(value).resolve())
+    return channels
+
+
+def _local_instance_type(args: argparse.Namespace) -> str:
+    instance_type = str(args.instance_type or LOCAL_INSTANCE_TYPES[0])
     if instance_type not in LOCAL_INSTANCE_TYPES:
         raise LaunchError(f"--instance-type '{instance_type}' does not apply to --local; use "
                           f"{' or '.join(LOCAL_INSTANCE_TYPES)} (the default is local_cpu).")
-    job_name = (resource_name(args.job_name, "--job-name") if args.job_name
-                else timestamped_name(f"smvision-{algorithm}-local", now))
-    output_dir = (args.output_dir or DEFAULT_OUTPUT_ROOT / job_name).resolve()
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise LaunchError(f"--output-dir {output_dir} exists and is not an empty folder; "
-                          "pick a new one, so that no earlier job's files mix in.")
-    return LocalTrainPlan(
-        job_name=job_name,
-        algorithm=algorithm,
-        hyperparameters=validated_hyperparameters(algorithm, args.hp),
-        channels=channels,
-        image=settings.require("image_uri"),
-        output_dir=output_dir,
-        instance_type=instance_type,
-        instance_count=positive_int(args.instance_count, "--instance-count"),
-    )
+    return instance_type
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
     from launch.local_mode import train_local
 
     job = plan_train(args, settings, datetime.now())
-    print(f"Local training job {job.job_name}: {job.algorithm} in {job.image} on "
-          f"{job.instance_count} x {job.instance_type}; files in {job.output_dir}", flush=True)
-    warning = multi_host_warning(job.algorithm, job.instance_count)
-    if warning:
-        print(warning, flush=True)
-    result = train_local(job.image, job.hyperparameters, job.channels, job.output_dir,
-                         job.instance_type, job.instance_count, base_job_name=job.job_name)
+    spec = job.spec
+    print(f"Local training job {job.job_name}: {spec.algorithm} in {spec.image_uri} on "
+          f"{spec.instance_count} x {spec.instance_type}; files in {job.output_dir}", flush=True)
+    result = train_local(spec, job.output_dir, base_job_name=job.job_name)
     print(f"Model artifact: {result.model_data}")
     print(f"Job output: {result.output_dir} (also {result.output_data})")
-    print(f"Serve it: python -m launch deploy --local --image-uri {job.image} "
+    print(f"Serve it: python -m launch deploy --local --image-uri {spec.image_uri} "
           f"--model-data {result.model_data}")
     return 0
 
@@ -193,8 +173,7 @@ def plan_deploy(args: argparse.Namespace, settings: Settings, now: datetime) -> 
         raise LaunchError(f"--model-data '{model_data}': no such file or folder; pass the "
                           "model.tar.gz that `train --local` printed.")
     return LocalDeployPlan(
-        endpoint_name=(resource_name(args.endpoint_name, "--endpoint-name") if args.endpoint_name
-                       else timestamped_name("smvision-local", now)),
+        endpoint_name=chosen_name(args.endpoint_name, "--endpoint-name", "smvision-local", now),
         model_data=model_data,
         image=settings.require("image_uri"),
         port=port,

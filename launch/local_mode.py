@@ -27,16 +27,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launch.errors import LaunchError
+from smvision.contract import METADATA_FILE, Contract
+
+if TYPE_CHECKING:
+    from launch.jobs import JobSpec
 
 LOCAL_INSTANCE_TYPES = ("local_cpu", "local_gpu")
 VARIANT = "AllTraffic"
 COMPOSE_WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
-# What `train` writes next to the model; smvision.artifacts.METADATA_FILE (a test
-# checks that both agree: the launchers do not import the training package).
-MODEL_METADATA_FILE = "metadata.json"
 DOCKER_TIMEOUT_S = 120
 PING_TIMEOUT_S = 2.0
 
@@ -62,9 +63,20 @@ class LocalTrainingResult:
         return self.root / "compressed_artifacts" / "output.tar.gz"
 
     @property
+    def collected(self) -> Contract:
+        """The job's /opt/ml/model and /opt/ml/output as the SDK gathers them from its hosts."""
+        return Contract(base_dir=self.root / "artifacts")
+
+    @property
     def output_dir(self) -> Path:
         """The job's /opt/ml/output, unpacked: failure or success, data/evaluation.json."""
-        return self.root / "artifacts" / "output"
+        return self.collected.output_dir
+
+    def failure_files(self) -> list[Path]:
+        """/opt/ml/output/failure as gathered, then as each host (algo-N) left it."""
+        hosts = sorted(self.root.glob("algo-*"))
+        return [self.collected.failure_file,
+                *(Contract(base_dir=host).failure_file for host in hosts)]
 
 
 def check_docker() -> None:
@@ -83,35 +95,19 @@ def check_docker() -> None:
         )
 
 
-def train_local(
-    image: str,
-    hyperparameters: Mapping[str, str],
-    channels: Mapping[str, Path],
-    root: Path,
-    instance_type: str = "local_cpu",
-    instance_count: int = 1,
-    base_job_name: str = "smvision-local",
-) -> LocalTrainingResult:
-    """Train in `image` on this machine; the job's files, and model.tar.gz, go under `root`."""
-    from sagemaker.core.training.configs import Compute, InputData
-    from sagemaker.train.model_trainer import Mode, ModelTrainer
+def train_local(spec: JobSpec, root: Path, base_job_name: str = "smvision-local"
+                ) -> LocalTrainingResult:
+    """Run the job in its image on this machine (its channels are local folders); the
+    job's files, and model.tar.gz, go under `root`."""
+    from launch.definition import local_trainer
 
     check_docker()
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    trainer = ModelTrainer(
-        training_image=image,
-        training_mode=Mode.LOCAL_CONTAINER,
-        compute=Compute(instance_type=instance_type, instance_count=instance_count),
-        local_container_root=str(root),
-        hyperparameters=dict(hyperparameters),
-        base_job_name=base_job_name,
-    )
-    inputs = [InputData(channel_name=name, data_source=str(path.resolve()))
-              for name, path in channels.items()]
+    trainer = local_trainer(spec, root, base_job_name)
     result = LocalTrainingResult(root)
     try:
-        trainer.train(input_data_config=inputs, wait=True, logs=True)
+        trainer.train(wait=True, logs=True)
     except RuntimeError as error:
         raise LocalModeError(
             f"The local training job failed. {failure_reason(result, str(error))}"
@@ -124,9 +120,9 @@ def train_local(
     # between the container's exit event and the end of its log stream, as seen with
     # podman's Docker API), and the SDK then returns as if the job succeeded: the job's
     # own failure file is what counts.
-    if (result.output_dir / "failure").is_file():
+    if result.collected.failure_file.is_file():
         raise LocalModeError(f"The local training job failed. {failure_reason(result)}")
-    if not (result.root / "artifacts" / "model" / MODEL_METADATA_FILE).is_file():
+    if not (result.collected.model_dir / METADATA_FILE).is_file():
         raise LocalModeError(f"The local training job ended without a model; its files are "
                              f"in {result.root}.")
     return result
@@ -134,7 +130,7 @@ def train_local(
 
 def failure_reason(result: LocalTrainingResult, otherwise: str = "") -> str:
     """The sentence the image wrote to /opt/ml/output/failure, wherever the SDK left it."""
-    for failure in (result.output_dir / "failure", *result.root.glob("algo-*/output/failure")):
+    for failure in result.failure_files():
         if failure.is_file() and failure.read_text().strip():
             return f"Its reason: {failure.read_text().strip()}"
     prefix = f"{otherwise}. " if otherwise else ""
@@ -226,21 +222,21 @@ def model_data_url(model_data: str, scratch: Path) -> str:
     if model_data.startswith("s3://"):
         return model_data
     path = Path(model_data).expanduser().resolve()
-    if path.is_dir() and (path / MODEL_METADATA_FILE).is_file():
+    if path.is_dir() and (path / METADATA_FILE).is_file():
         return f"file://{path}"
     if path.is_file() and tarfile.is_tarfile(path):
         scratch.mkdir(parents=True)
         with tarfile.open(path) as archive:
             archive.extractall(scratch, filter="data")
-        if not (scratch / MODEL_METADATA_FILE).is_file():
+        if not (scratch / METADATA_FILE).is_file():
             raise LocalModeError(
-                f"--model-data {model_data} holds no {MODEL_METADATA_FILE}: it is not a model "
+                f"--model-data {model_data} holds no {METADATA_FILE}: it is not a model "
                 "that smvision's train wrote; pass the job's model.tar.gz."
             )
         return f"file://{scratch}"
     raise LocalModeError(
         f"--model-data '{model_data}' is not a model.tar.gz, a model directory holding "
-        f"{MODEL_METADATA_FILE}, or an s3:// URI; pass the model.tar.gz that "
+        f"{METADATA_FILE}, or an s3:// URI; pass the model.tar.gz that "
         "`train --local` printed."
     )
 

@@ -14,7 +14,7 @@ from launch.errors import LaunchError
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # SageMaker's pattern for job, model, endpoint and endpoint-config names.
-_RESOURCE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+RESOURCE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def s3_uri(text: str, option: str) -> S3Uri:
 
 
 def resource_name(text: str, option: str, max_length: int = 63) -> str:
-    if len(text) > max_length or not _RESOURCE_NAME.fullmatch(text):
+    if len(text) > max_length or not RESOURCE_NAME.fullmatch(text):
         raise LaunchError(
             f"{option} '{text}' is not a valid SageMaker name; use up to {max_length} "
             "letters, digits and hyphens, starting and ending with a letter or digit."

@@ -1,9 +1,10 @@
 """The image in serve mode, as `deploy` and `transform` hand it to SageMaker.
 
 SageMaker starts the container with `serve` and the model.tar.gz unpacked in
-/opt/ml/model; the serving limits travel as environment variables. The variable names
-are the serving code's (smvision.contract); the launchers may not import that module,
-so they are spelled here and a test checks that both agree.
+/opt/ml/model; the serving limits travel as the environment variables that
+smvision.contract names. Without --instance-type, the model is served on the serving
+instance type of the algorithm that trained it (the algorithm table), found from the
+training job that wrote the model.tar.gz.
 """
 
 from __future__ import annotations
@@ -13,19 +14,31 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from launch.errors import AwsError, LaunchError
-from launch.parsing import positive_int, s3_uri
+from launch.options import add_instance_arguments
+from launch.parsing import RESOURCE_NAME, positive_int, s3_uri
+from smvision import specs
+from smvision.contract import MAX_PAYLOAD_ENV, TIMEOUT_ENV, WORKERS_ENV
+from smvision.params import HyperparameterError
 
 if TYPE_CHECKING:
     import boto3
 
-WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
-TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+# Where a model's algorithm cannot be found: the launchers' own default.
+DEFAULT_INSTANCE_TYPE = specs.SERVING_CPU
+# SageMaker writes a training job's model to OUTPUT_PATH/JOB_NAME/output/model.tar.gz.
+MODEL_ARTIFACT_TAIL = ("output", "model.tar.gz")
 
 
-def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str) -> None:
     parser.add_argument("--model-data", required=True, metavar="S3URI",
                         help="the model.tar.gz a training job wrote (its 'Model artifact')")
+    add_instance_arguments(
+        parser,
+        type_default="the serving instance type of the algorithm that trained the model: "
+        + ", ".join(f"{s.serving_instance_type} for {s.name}" for s in specs.table().values())
+        + f"; {DEFAULT_INSTANCE_TYPE} where that is unknown",
+        count_meaning=count_meaning,
+    )
     parser.add_argument("--workers", metavar="N",
                         help=f"server worker processes per instance ({WORKERS_ENV}; default: "
                         "the image's choice for the algorithm)")
@@ -111,3 +124,39 @@ def create_model(
                 environment=dict(environment),
             ),
         )
+
+
+def serving_instance_type(session: boto3.session.Session, model_data_uri: str) -> str:
+    """The serving instance type of the algorithm that trained the model, from the
+    algorithm table; DEFAULT_INSTANCE_TYPE, said in one line, where that is unknown."""
+    algorithm, unknown_because = model_algorithm(session.client("sagemaker"), model_data_uri)
+    if algorithm is not None:
+        return specs.get(algorithm).serving_instance_type
+    print(f"Instance type: {DEFAULT_INSTANCE_TYPE}, the launchers' default: the algorithm "
+          f"that trained --model-data is unknown ({unknown_because}); choose one with "
+          "--instance-type.", flush=True)
+    return DEFAULT_INSTANCE_TYPE
+
+
+def model_algorithm(sagemaker: Any, model_data_uri: str) -> tuple[str | None, str]:
+    """The algorithm of the training job that wrote the model.tar.gz (its `algorithm`
+    hyperparameter), or None and why it is unknown; `sagemaker` is a boto3 client."""
+    from launch.aws import describe_or_none
+
+    parts = s3_uri(model_data_uri, "--model-data").key.split("/")
+    job = parts[-3] if len(parts) >= 3 else ""
+    if tuple(parts[-2:]) != MODEL_ARTIFACT_TAIL or not RESOURCE_NAME.fullmatch(job):
+        return None, "it is not at .../JOB_NAME/output/model.tar.gz, where a training job writes"
+    try:
+        described = describe_or_none(sagemaker.describe_training_job, TrainingJobName=job)
+    except AwsError as error:
+        return None, str(error)
+    if described is None:
+        return None, f"there is no training job {job}"
+    if described.get("ModelArtifacts", {}).get("S3ModelArtifacts") != model_data_uri:
+        return None, f"training job {job} did not write it"
+    algorithm = described.get("HyperParameters", {}).get("algorithm")
+    try:
+        return specs.get(algorithm).name, ""
+    except HyperparameterError:
+        return None, f"training job {job} has algorithm {algorithm!r}, not in this launcher's table"

@@ -1,32 +1,26 @@
 """`train`: one SageMaker training job running the smvision image.
 
-The job is created with `sagemaker.core.resources.TrainingJob.create` so that
-`--job-name` is the job's exact name (ModelTrainer always appends a timestamp).
+The job is created from its `launch.definition.JobDefinition` with
+`sagemaker.core.resources.TrainingJob.create`, so that `--job-name` is the job's exact
+name (ModelTrainer always appends a timestamp).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from launch import jobs, options
+from launch.definition import JobDefinition
 from launch.errors import AwsError, LaunchError
-from launch.jobs import JobSpec, add_job_arguments, job_spec, multi_host_warning
-from launch.parsing import positive_int, resource_name, s3_uri, timestamped_name
+from launch.parsing import positive_int, s3_uri
 from launch.settings import Settings
-from smvision.metrics import METRIC_DEFINITIONS
 
 if TYPE_CHECKING:
     import boto3
-
-    from launch.aws import SessionFactory
-
-# Where the image reads and writes checkpoints (smvision.contract's checkpoint_dir; a test
-# checks that both agree). SageMaker syncs it with the checkpoint S3 URI.
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 
 HELP = "start a training job (validated here first), wait for it, print its model and metrics"
 
@@ -34,23 +28,13 @@ HELP = "start a training job (validated here first), wait for it, print its mode
 @dataclass(frozen=True)
 class TrainingPlan:
     job_name: str
-    spec: JobSpec
-    spot: bool
-    max_wait_s: int | None
-    checkpoint_uri: str | None
+    definition: JobDefinition
     wait: bool
 
-    @property
-    def output_uri(self) -> str:
-        return self.spec.output_uri("training")
 
-
-def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    parser = commands.add_parser("train", parents=parents, help=HELP, description=HELP + ".")
-    add_job_arguments(parser)
+def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser]) -> None:
+    parser = options.command_parser(commands, "train", parents, HELP)
+    jobs.add_job_arguments(parser)
     parser.add_argument("--spot", action="store_true",
                         help="managed spot training: cheaper, may be interrupted; cnn and "
                         "resnet50 resume from their S3 checkpoints, svm and rf restart")
@@ -61,121 +45,64 @@ def add_parser(
                         help="where checkpoints sync to (default with --spot: "
                         "s3://BUCKET/smvision/checkpoints/JOB_NAME); point it at an earlier "
                         "job's checkpoints to resume from them")
-    parser.add_argument("--job-name", metavar="NAME",
-                        help="the job's exact name (default smvision-ALGORITHM-TIMESTAMP)")
-    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
-                        help="wait for the job, streaming its logs (default --wait)")
-    parser.set_defaults(handler=run)
+    options.add_name_argument(parser, "the job's exact name", "smvision-ALGORITHM")
+    options.add_wait_argument(parser, "the job, streaming its logs")
+    parser.set_defaults(handler=options.planned(plan, submit))
 
 
 def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TrainingPlan:
-    spec = job_spec(args, settings)
-    job_name = (resource_name(args.job_name, "--job-name") if args.job_name
-                else timestamped_name(f"smvision-{spec.algorithm}", now))
-    max_wait_s = None
-    if args.max_wait is not None and not args.spot:
-        raise LaunchError(
-            "--max-wait applies to managed spot training only; add --spot or drop it."
-        )
-    if args.spot:
-        max_wait_s = (positive_int(args.max_wait, "--max-wait") if args.max_wait is not None
-                      else 2 * spec.max_run_s)
-        if max_wait_s < spec.max_run_s:
-            raise LaunchError(
-                f"--max-wait {max_wait_s} is shorter than --max-run {spec.max_run_s}; SageMaker "
-                "needs max-wait >= max-run. Raise --max-wait or lower --max-run."
-            )
+    spec = jobs.sagemaker_job_spec(args, settings)
+    job_name = options.chosen_name(args.job_name, "--job-name", f"smvision-{spec.algorithm}", now)
+    bucket = settings.require("bucket")
     checkpoint_uri = None
     if args.checkpoint_s3_uri:
         checkpoint_uri = str(s3_uri(args.checkpoint_s3_uri, "--checkpoint-s3-uri"))
     elif args.spot:
-        checkpoint_uri = f"{spec.output_uri('checkpoints')}/{job_name}"
-    return TrainingPlan(job_name, spec, bool(args.spot), max_wait_s, checkpoint_uri,
-                        bool(args.wait))
+        checkpoint_uri = f"{jobs.output_prefix(bucket, 'checkpoints')}/{job_name}"
+    definition = JobDefinition(
+        spec=spec, role=settings.require("role"), output_uri=jobs.output_prefix(bucket, "training"),
+        spot=bool(args.spot), max_wait_s=_max_wait_s(args, spec.max_run_s),
+        checkpoint_uri=checkpoint_uri,
+    )
+    return TrainingPlan(job_name, definition, bool(args.wait))
 
 
-def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
-    training = plan(args, settings, datetime.now())
-    warning = multi_host_warning(training.spec.algorithm, training.spec.instance_count)
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
-    return submit(training, open_session(settings.require("region")))
+def _max_wait_s(args: argparse.Namespace, max_run_s: int) -> int | None:
+    if not args.spot:
+        if args.max_wait is not None:
+            raise LaunchError(
+                "--max-wait applies to managed spot training only; add --spot or drop it."
+            )
+        return None
+    max_wait_s = (positive_int(args.max_wait, "--max-wait") if args.max_wait is not None
+                  else 2 * max_run_s)
+    if max_wait_s < max_run_s:
+        raise LaunchError(
+            f"--max-wait {max_wait_s} is shorter than --max-run {max_run_s}; SageMaker "
+            "needs max-wait >= max-run. Raise --max-wait or lower --max-run."
+        )
+    return max_wait_s
 
 
 def submit(training: TrainingPlan, session: boto3.session.Session) -> int:
-    from sagemaker.core import shapes
-    from sagemaker.core.resources import TrainingJob
-
-    from launch.aws import console_url, reporting, show_sdk_progress
+    from launch.aws import console_url, print_status_command, reporting
     from launch.progress import follow_training_job
 
-    spec = training.spec
+    spec, definition = training.definition.spec, training.definition
     region = str(session.region_name)
-    show_sdk_progress()
     print(f"Training job {training.job_name}: {spec.algorithm} on {spec.instance_count} x "
-          f"{spec.instance_type}{' (spot)' if training.spot else ''}", flush=True)
+          f"{spec.instance_type}{' (spot)' if definition.spot else ''}", flush=True)
     with reporting(f"Creating training job {training.job_name}"):
-        TrainingJob.create(
-            session=session,
-            region=region,
-            training_job_name=training.job_name,
-            role_arn=spec.role,
-            algorithm_specification=shapes.AlgorithmSpecification(
-                training_image=spec.image_uri,
-                training_input_mode="File",
-                metric_definitions=[
-                    shapes.MetricDefinition(name=d["Name"], regex=d["Regex"])
-                    for d in METRIC_DEFINITIONS
-                ],
-            ),
-            hyper_parameters=dict(spec.hyperparameters),
-            input_data_config=channels(spec),
-            output_data_config=shapes.OutputDataConfig(s3_output_path=training.output_uri),
-            resource_config=shapes.ResourceConfig(
-                instance_type=spec.instance_type,
-                instance_count=spec.instance_count,
-                volume_size_in_gb=30,
-            ),
-            stopping_condition=shapes.StoppingCondition(
-                max_runtime_in_seconds=spec.max_run_s,
-                max_wait_time_in_seconds=training.max_wait_s,
-            ),
-            enable_managed_spot_training=training.spot,
-            checkpoint_config=(
-                shapes.CheckpointConfig(s3_uri=training.checkpoint_uri,
-                                        local_path=CHECKPOINT_LOCAL_PATH)
-                if training.checkpoint_uri else None
-            ),
-        )
+        definition.create_training_job(session, training.job_name)
     print(f"Console: {console_url(region, 'jobs/' + training.job_name)}", flush=True)
-    if training.checkpoint_uri:
-        print(f"Checkpoints: {training.checkpoint_uri}", flush=True)
+    if definition.checkpoint_uri:
+        print(f"Checkpoints: {definition.checkpoint_uri}", flush=True)
     if not training.wait:
-        print(f"Not waiting. Status: aws sagemaker describe-training-job --region {region} "
-              f"--training-job-name {training.job_name}")
+        print_status_command("training-job", training.job_name, region)
         return 0
     with reporting(f"Following training job {training.job_name} (the job itself goes on)"):
         described = follow_training_job(session, training.job_name)
     return report(described)
-
-
-def channels(spec: JobSpec) -> list[Any]:
-    from sagemaker.core import shapes
-
-    return [
-        shapes.Channel(
-            channel_name=name,
-            data_source=shapes.DataSource(
-                s3_data_source=shapes.S3DataSource(
-                    s3_data_type="S3Prefix",
-                    s3_uri=uri,
-                    s3_data_distribution_type="FullyReplicated",
-                )
-            ),
-            input_mode="File",
-        )
-        for name, uri in spec.channels.items()
-    ]
 
 
 def report(described: Mapping[str, Any]) -> int:

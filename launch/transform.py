@@ -10,24 +10,31 @@ The model made for the job is deleted once the job ends.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from launch import media
 from launch.errors import AwsError, Interrupted, LaunchError
-from launch.parsing import S3Uri, positive_int, resource_name, s3_uri, timestamped_name
+from launch.options import (
+    Commands,
+    add_name_argument,
+    add_wait_argument,
+    chosen_name,
+    command_parser,
+    planned,
+    sagemaker_instance_type,
+)
+from launch.parsing import S3Uri, positive_int, s3_uri
 from launch.serving import add_serving_arguments, model_data, serving_environment
 from launch.settings import Settings
 
 if TYPE_CHECKING:
     import boto3
 
-    from launch.aws import SessionFactory
-
 HELP = "run a batch transform job over an S3 prefix of images or JSON Lines files"
-DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 CONTENT_TYPES = (media.ANY_IMAGE, media.JSON_LINES)
 
 
@@ -54,38 +61,27 @@ class TransformPlan:
     output: S3Uri
     image_uri: str
     role: str
-    instance_type: str
+    # None: the serving instance type of the model's algorithm.
+    instance_type: str | None
     instance_count: int
     environment: Mapping[str, str]
     content_type: str | None
     wait: bool
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    parser = commands.add_parser("transform", parents=parents, help=HELP,
-                                 description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_serving_arguments(parser)
+def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
+    parser = command_parser(commands, "transform", parents, HELP, description=__doc__)
+    add_serving_arguments(parser, "instances to spread the files over")
     parser.add_argument("--input", required=True, metavar="S3URI",
                         help="S3 prefix of the image files or .jsonl files to classify")
     parser.add_argument("--output", required=True, metavar="S3URI",
                         help="S3 prefix for the results (outside --input)")
     parser.add_argument("--content-type", choices=CONTENT_TYPES,
                         help="what --input holds (default: decided from its file names)")
-    parser.add_argument("--instance-type", default=DEFAULT_INSTANCE_TYPE, metavar="TYPE",
-                        help=f"ml.* instance type (default {DEFAULT_INSTANCE_TYPE})")
-    parser.add_argument("--instance-count", default="1", metavar="N",
-                        help="instances to spread the files over (default 1)")
-    parser.add_argument("--job-name", metavar="NAME",
-                        help="the job's exact name, also its model's (default "
-                        "smvision-transform-TIMESTAMP)")
-    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
-                        help="wait for the job (default --wait); with --no-wait the model "
-                        "stays for the job and is not deleted")
-    parser.set_defaults(handler=run)
+    add_name_argument(parser, "the job's exact name, also its model's", "smvision-transform")
+    add_wait_argument(parser, "the job", note="with --no-wait the model stays for the job "
+                      "and is not deleted")
+    parser.set_defaults(handler=planned(plan, submit))
 
 
 def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TransformPlan:
@@ -96,29 +92,19 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Transfo
             f"--output {destination} is inside --input {source}; results would be read as "
             "input by the next run. Choose a prefix outside it."
         )
-    if not args.instance_type.startswith("ml."):
-        raise LaunchError(f"--instance-type '{args.instance_type}' is not a SageMaker instance "
-                          "type; use one such as ml.m5.xlarge.")
-    name = (resource_name(args.job_name, "--job-name") if args.job_name
-            else timestamped_name("smvision-transform", now))
     return TransformPlan(
-        job_name=name,
+        job_name=chosen_name(args.job_name, "--job-name", "smvision-transform", now),
         model_data=model_data(args),
         input=source,
         output=destination,
         image_uri=settings.require("image_uri"),
         role=settings.require("role"),
-        instance_type=args.instance_type,
+        instance_type=sagemaker_instance_type(args.instance_type) if args.instance_type else None,
         instance_count=positive_int(args.instance_count, "--instance-count"),
         environment=serving_environment(args),
         content_type=args.content_type,
         wait=bool(args.wait),
     )
-
-
-def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
-    transform = plan(args, settings, datetime.now())
-    return submit(transform, open_session(settings.require("region")))
 
 
 def input_kind(keys: list[str], prefix: S3Uri) -> InputKind:
@@ -151,70 +137,89 @@ def list_keys(session: boto3.session.Session, prefix: S3Uri) -> list[str]:
 
 
 def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
-    from sagemaker.core import shapes
-    from sagemaker.core.resources import TransformJob
-
-    from launch.aws import console_url, reporting, show_sdk_progress
-    from launch.serving import check_model_data_exists, create_model
+    from launch.aws import console_url, reporting
+    from launch.serving import check_model_data_exists, create_model, serving_instance_type
 
     region = str(session.region_name)
-    show_sdk_progress()
     if transform.content_type:
         kind = KINDS[transform.content_type]
     else:
         kind = input_kind(list_keys(session, transform.input), transform.input)
     check_model_data_exists(session, transform.model_data)
+    instance_type = transform.instance_type or serving_instance_type(session,
+                                                                     transform.model_data)
     name = transform.job_name
     print(f"Transform job {name}: {transform.input} ({kind.content_type}, "
           f"{kind.batch_strategy}) -> {transform.output} on {transform.instance_count} x "
-          f"{transform.instance_type}", flush=True)
+          f"{instance_type}", flush=True)
     model = create_model(session, name, transform.image_uri, transform.role,
                          transform.model_data, transform.environment)
-    keep_model = False
-    try:
+    with model_for_the_job(model, name, region) as keep_model:
         with reporting(f"Creating transform job {name}"):
-            job = TransformJob.create(
-                session=session, region=region, transform_job_name=name, model_name=name,
-                batch_strategy=kind.batch_strategy,
-                environment=dict(transform.environment),
-                transform_input=shapes.TransformInput(
-                    data_source=shapes.TransformDataSource(
-                        s3_data_source=shapes.TransformS3DataSource(
-                            s3_data_type="S3Prefix", s3_uri=str(transform.input))),
-                    content_type=kind.content_type,
-                    split_type=kind.split_type,
-                ),
-                transform_output=shapes.TransformOutput(
-                    s3_output_path=str(transform.output), accept=kind.accept,
-                    assemble_with=kind.assemble_with,
-                ),
-                transform_resources=shapes.TransformResources(
-                    instance_type=transform.instance_type,
-                    instance_count=transform.instance_count,
-                ),
-            )
+            job = create_transform_job(transform, kind, instance_type, session)
         print(f"Console: {console_url(region, 'transform-jobs/' + name)}", flush=True)
         if not transform.wait:
-            keep_model = True
+            keep_model()
             print(f"Not waiting; model {name} stays for the job. Delete it afterwards: "
                   f"aws sagemaker delete-model --region {region} --model-name {name}")
             return 0
         with reporting(f"Transform job {name}"):
             job.wait(poll=15)
-    except Interrupted as error:
-        keep_model = True
-        raise Interrupted(f"{error} Model {name} stays for the job; delete it afterwards: "
-                          f"aws sagemaker delete-model --region {region} "
-                          f"--model-name {name}") from error
-    finally:
-        if not keep_model:
-            _delete_model(model, name)
     if job.transform_job_status != "Completed":
         raise AwsError(f"Transform job {name} ended {job.transform_job_status}: "
                        f"{job.failure_reason}")
     print(f"Status: {job.transform_job_status}")
     print(f"Results: {transform.output} (one .out file per input file)")
     return 0
+
+
+def create_transform_job(transform: TransformPlan, kind: InputKind, instance_type: str,
+                         session: boto3.session.Session) -> Any:
+    from sagemaker.core import shapes
+    from sagemaker.core.resources import TransformJob
+
+    return TransformJob.create(
+        session=session, region=str(session.region_name),
+        transform_job_name=transform.job_name, model_name=transform.job_name,
+        batch_strategy=kind.batch_strategy,
+        environment=dict(transform.environment),
+        transform_input=shapes.TransformInput(
+            data_source=shapes.TransformDataSource(
+                s3_data_source=shapes.TransformS3DataSource(
+                    s3_data_type="S3Prefix", s3_uri=str(transform.input))),
+            content_type=kind.content_type,
+            split_type=kind.split_type,
+        ),
+        transform_output=shapes.TransformOutput(
+            s3_output_path=str(transform.output), accept=kind.accept,
+            assemble_with=kind.assemble_with,
+        ),
+        transform_resources=shapes.TransformResources(
+            instance_type=instance_type, instance_count=transform.instance_count,
+        ),
+    )
+
+
+@contextmanager
+def model_for_the_job(model: Any, name: str, region: str) -> Iterator[Callable[[], None]]:
+    """Delete the model made for the job once the block ends, unless the block calls the
+    function it is given (the job goes on without us) or is interrupted."""
+    kept = False
+
+    def keep() -> None:
+        nonlocal kept
+        kept = True
+
+    try:
+        yield keep
+    except Interrupted as error:
+        kept = True
+        raise Interrupted(f"{error} Model {name} stays for the job; delete it afterwards: "
+                          f"aws sagemaker delete-model --region {region} "
+                          f"--model-name {name}") from error
+    finally:
+        if not kept:
+            _delete_model(model, name)
 
 
 def _delete_model(model: Any, name: str) -> None:

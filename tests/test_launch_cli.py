@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import subprocess
 import sys
@@ -10,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from launch import cli, invoke, media, ranges, serving, training, tuning
+from launch import cli, invoke, media, ranges, tuning
 from launch.errors import AwsError, Interrupted, LaunchError
 from launch.jobs import validated_hyperparameters
 from launch.parsing import S3Uri, capacity_range, resource_name, s3_uri, timestamped_name
 from launch.settings import SPECS, SettingName, resolve
-from smvision import contract
 from smvision.hyperparameters import TuningRange, tuning_ranges
 from tests.photos import encode, grey_photo, photo
 
@@ -54,8 +54,14 @@ def test_help_runs_and_lists_every_option(command: str) -> None:
         assert setting in text
 
 
+# Third-party packages launch/ may import besides the package's stdlib-only modules: the
+# SDK, its AWS clients and rich for progress. Never the training stack.
+LAUNCH_THIRD_PARTY = {"boto3", "botocore", "sagemaker", "rich"}
+TRAINING_STACK = {"tensorflow", "keras", "sklearn", "cv2", "numpy"}
+
 IMPORT_PROBE = """
-import json, sys
+import importlib, json, pkgutil, sys
+import launch
 from launch import cli
 for argv in (["train", "--help"], ["tune", "--help"]):
     try:
@@ -65,7 +71,11 @@ for argv in (["train", "--help"], ["tune", "--help"]):
 code = cli.main(["train", "--algorithm", "svm", "--train", "s3://data-bucket/train", "--hp", "C=-1",
                  "--region", "us-east-1", "--role", "arn:aws:iam::123456789012:role/R",
                  "--bucket", "bucket", "--image-uri", "repo/smvision:cpu"])
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+refused = sorted(sys.modules)
+for module in pkgutil.iter_modules(launch.__path__):
+    if module.name != "__main__":
+        importlib.import_module("launch." + module.name)
+print(json.dumps({"code": code, "refused": refused, "everything": sorted(sys.modules)}))
 """
 
 
@@ -74,14 +84,63 @@ def test_launchers_import_no_training_stack_and_no_sdk_before_validation() -> No
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    modules = set(result["modules"])
     assert result["code"] == 2
     assert "Hyperparameter 'C' has value '-1'" in completed.stderr
-    assert not {"tensorflow", "keras", "cv2", "numpy", "sklearn", "smvision.images",
-                "smvision.data", "smvision.train"} & modules
-    assert {m for m in modules if m.startswith("smvision")} <= STDLIB_ONLY_MODULES
     # A bad value is refused before the SDK or boto3 is even imported.
-    assert not {m for m in modules if m.split(".")[0] in ("sagemaker", "boto3", "botocore")}
+    refused = set(result["refused"])
+    assert not {m for m in refused if m.split(".")[0] in ("sagemaker", "boto3", "botocore")}
+    # Every module of launch/, imported: still nothing of the training stack.
+    modules = set(result["everything"])
+    assert not {m for m in modules if m.split(".")[0] in TRAINING_STACK}
+    assert not {"smvision.images", "smvision.data", "smvision.train"} & modules
+    assert {m for m in modules if m.startswith("smvision")} <= STDLIB_ONLY_MODULES
+
+
+def module_path(module: str) -> Path:
+    relative = Path(*module.split("."))
+    package = ROOT / "src" / relative / "__init__.py"
+    return package if package.is_file() else (ROOT / "src" / relative).with_suffix(".py")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, wherever the import stands (also inside functions and
+    TYPE_CHECKING blocks); `from smvision import specs` counts as smvision.specs."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module, f"{path}:{node.lineno}: a relative import"
+            found.add(node.module)
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                if node.module in ("smvision", "launch") and (
+                        module_path(submodule).is_file()
+                        or (ROOT / Path(*submodule.split("."))).with_suffix(".py").is_file()):
+                    found.add(submodule)
+    return found
+
+
+def is_standard_library(module: str) -> bool:
+    return module.split(".")[0] in sys.stdlib_module_names
+
+
+@pytest.mark.parametrize("module", sorted(STDLIB_ONLY_MODULES))
+def test_the_modules_launch_imports_use_the_standard_library_and_each_other(module: str) -> None:
+    imported = imported_modules(module_path(module))
+    assert imported, module
+    others = {m for m in imported if not is_standard_library(m)} - STDLIB_ONLY_MODULES
+    assert not others, f"{module} imports {sorted(others)}; the launchers import it on a laptop"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "launch").glob("*.py")), ids=lambda p: p.name)
+def test_launch_imports_only_the_sdk_and_the_stdlib_only_modules(path: Path) -> None:
+    imported = imported_modules(path)
+    package = {m for m in imported if m.split(".")[0] == "smvision"}
+    assert package <= STDLIB_ONLY_MODULES, sorted(package - STDLIB_ONLY_MODULES)
+    others = {m.split(".")[0] for m in imported if not is_standard_library(m)}
+    assert others <= {"launch", "smvision"} | LAUNCH_THIRD_PARTY, sorted(others)
+    assert not others & TRAINING_STACK
 
 
 def test_settings_come_from_flag_then_environment_then_config_file(tmp_path: Path) -> None:
@@ -217,16 +276,6 @@ def test_default_names_are_unique_per_millisecond_and_fit_the_limits() -> None:
     resource_name(short, "--job-name", 32)
 
 
-def test_checkpoint_path_matches_the_training_contract() -> None:
-    assert str(contract.load({}).checkpoint_dir) == training.CHECKPOINT_LOCAL_PATH
-
-
-def test_serving_variables_match_the_serving_contract() -> None:
-    assert serving.WORKERS_ENV == contract.WORKERS_ENV
-    assert serving.TIMEOUT_ENV == contract.TIMEOUT_ENV
-    assert serving.MAX_PAYLOAD_ENV == contract.MAX_PAYLOAD_ENV
-
-
 def test_image_files_get_the_content_type_of_their_format(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     (folder / "nested").mkdir(parents=True)
@@ -297,10 +346,10 @@ def tuning_plan(*argv: str) -> tuning.TuningPlan:
 
 
 def test_hyperband_budgets_every_epoch_that_reports_validation_accuracy() -> None:
-    assert tuning.reported_epochs(tuning_plan("--algorithm", "cnn").spec) == 30
+    assert tuning.reported_epochs(tuning_plan("--algorithm", "cnn").definition.spec) == 30
     resnet = tuning_plan("--algorithm", "resnet50", "--hp", "epochs=6", "--strategy",
                          "Hyperband")
-    assert tuning.reported_epochs(resnet.spec) == 6 + 5
+    assert tuning.reported_epochs(resnet.definition.spec) == 6 + 5
     assert resnet.early_stopping == "Off"
     assert tuning_plan("--algorithm", "cnn").early_stopping == "Auto"
     with pytest.raises(LaunchError, match="drop --range fine_tune_epochs"):

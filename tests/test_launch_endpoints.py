@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import boto3
 import pytest
 
 from launch import cli
+from smvision import specs
 from tests.conftest import run_local_train
 from tests.moto_server import (
     BUCKET,
@@ -172,6 +174,10 @@ def test_deploy_with_defaults_sets_no_serving_environment(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = deploy(capsys, "plain")
+    # No training job digits-svm exists on the server: the launchers' default, said once.
+    assert ("Instance type: ml.m5.xlarge, the launchers' default: the algorithm that trained "
+            "--model-data is unknown (there is no training job digits-svm); choose one with "
+            "--instance-type.") in output.splitlines()
     model = sagemaker().describe_model(ModelName="plain")
     assert model["PrimaryContainer"].get("Environment", {}) == {}
     config = sagemaker().describe_endpoint_config(
@@ -180,6 +186,98 @@ def test_deploy_with_defaults_sets_no_serving_environment(
     assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
     assert "RegisterScalableTarget" not in " ".join(aws.operations())
     assert "Autoscaling" not in output
+
+
+TOY = replace(specs.get("svm"), name="toy", serving_instance_type="ml.c5.2xlarge")
+
+
+@pytest.fixture
+def toy_model(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, model_archive: bytes) -> str:
+    """A model.tar.gz written by a training job of algorithm 'toy', an entry added to the
+    algorithm table for this test whose serving instance type is no launcher default."""
+    table = {**specs.table(), TOY.name: TOY}
+    monkeypatch.setattr(specs, "table", lambda: table)
+    sagemaker().create_training_job(
+        TrainingJobName="toy-job", RoleArn=ROLE, HyperParameters={"algorithm": "toy"},
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/smvision/training"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+                        "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    artifact = sagemaker().describe_training_job(
+        TrainingJobName="toy-job")["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == f"s3://{BUCKET}/smvision/training/toy-job/output/model.tar.gz"
+    s3().put_object(Bucket=BUCKET, Key=artifact.split("/", 3)[3], Body=model_archive)
+    aws.forget_requests()
+    return str(artifact)
+
+
+def test_deploy_and_transform_serve_on_the_algorithms_instance_type(
+    aws: MotoServer, capsys: pytest.CaptureFixture[str], toy_model: str
+) -> None:
+    code, output = launch_here(capsys, "deploy", *settings_flags(), "--model-data", toy_model,
+                               "--endpoint-name", "toy")
+    assert code == 0, output
+    [variant] = sagemaker().describe_endpoint_config(
+        EndpointConfigName="toy")["ProductionVariants"]
+    assert variant["InstanceType"] == "ml.c5.2xlarge"
+    assert "Endpoint toy: 1 x ml.c5.2xlarge serving" in output
+    assert "Instance type:" not in output
+    assert aws.calls("DescribeTrainingJob") == [{"TrainingJobName": "toy-job"}]
+
+    upload("batch/toy", {"china.jpg": encode(photo("china"), ".jpg")})
+    code, output = launch_here(capsys, "transform", *settings_flags(), "--model-data",
+                               toy_model, "--input", f"s3://{BUCKET}/batch/toy/", "--output",
+                               f"s3://{BUCKET}/batch/toy-out/", "--job-name", "toy-batch")
+    assert code == 0, output
+    assert describe_transform("toy-batch")["TransformResources"]["InstanceType"] == (
+        "ml.c5.2xlarge")
+
+
+@pytest.mark.parametrize(("key", "reason"), [
+    ("models/digits/model.tar.gz",
+     "it is not at .../JOB_NAME/output/model.tar.gz, where a training job writes"),
+    ("smvision/training/no-such-job/output/model.tar.gz", "there is no training job no-such-job"),
+    ("elsewhere/toy-job/output/model.tar.gz", "training job toy-job did not write it"),
+])
+def test_a_models_algorithm_that_cannot_be_found_says_why(
+    toy_model: str, key: str, reason: str
+) -> None:
+    from launch.serving import model_algorithm
+
+    uri = f"s3://{BUCKET}/{key}"
+    assert model_algorithm(sagemaker(), uri) == (None, reason)
+    assert model_algorithm(sagemaker(), toy_model) == ("toy", "")
+
+
+def test_a_training_job_of_an_algorithm_this_launcher_lacks_falls_back(
+    toy_model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from launch.serving import DEFAULT_INSTANCE_TYPE, model_algorithm, serving_instance_type
+
+    table = {name: spec for name, spec in specs.table().items() if name != "toy"}
+    monkeypatch.setattr(specs, "table", lambda: table)
+    assert model_algorithm(sagemaker(), toy_model) == (
+        None, "training job toy-job has algorithm 'toy', not in this launcher's table")
+    assert serving_instance_type(moto_session(REGION), toy_model) == DEFAULT_INSTANCE_TYPE
+
+
+def test_aws_saying_requested_resource_not_found_means_no_training_job() -> None:
+    """AWS answers DescribeTrainingJob of a missing job with another message than moto."""
+    from botocore.stub import Stubber
+
+    from launch.serving import model_algorithm
+
+    client = boto3.session.Session(region_name=REGION).client("sagemaker")
+    stubber = Stubber(client)
+    stubber.add_client_error("describe_training_job", service_error_code="ValidationException",
+                             service_message="Requested resource not found.",
+                             expected_params={"TrainingJobName": "gone"})
+    with stubber:
+        assert model_algorithm(client, f"s3://{BUCKET}/x/gone/output/model.tar.gz") == (
+            None, "there is no training job gone")
+    stubber.assert_no_pending_responses()
 
 
 def test_deploy_refuses_a_missing_model_before_creating_anything(

@@ -294,6 +294,33 @@ def test_tune_with_overrides_and_hyperband(aws: MotoServer) -> None:
     assert definition["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
 
 
+def test_train_and_tune_define_their_training_jobs_alike(aws: MotoServer) -> None:
+    """One definition: a tuning job's training jobs are the job `train` would start."""
+    common = ["--algorithm", "cnn", "--train", TRAIN, "--validation", VALIDATION, "--hp",
+              "epochs=5", "--hp", "augment=false", "--instance-type", "ml.g5.xlarge",
+              "--max-run", "7200", "--no-wait"]
+    trained = launch("train", *settings_flags(), *common, "--job-name", "alike")
+    tuned = launch("tune", *settings_flags(), *common, "--job-name", "alike-tuning")
+
+    assert trained.returncode == 0, trained.stdout
+    assert tuned.returncode == 0, tuned.stdout
+    [job] = aws.calls("CreateTrainingJob")
+    [tuning] = aws.calls("CreateHyperParameterTuningJob")
+    definition = tuning["TrainingJobDefinition"]
+    assert definition["StaticHyperParameters"] == job["HyperParameters"] == {
+        "algorithm": "cnn", "epochs": "5", "augment": "false"}
+    for part in ("AlgorithmSpecification", "InputDataConfig", "ResourceConfig",
+                 "StoppingCondition", "RoleArn"):
+        assert definition[part] == job[part], part
+    # The SDK leaves False out of a tuning job's definition: SageMaker's default.
+    assert definition.get("EnableManagedSpotTraining", False) is job["EnableManagedSpotTraining"]
+    # Both write model.tar.gz: the archive `deploy` and `transform` take.
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/smvision/training",
+                                       "CompressionType": "GZIP"}
+    assert definition["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/smvision/tuning",
+                                              "CompressionType": "GZIP"}
+
+
 def test_tune_fails_loudly_when_the_best_job_cannot_be_read(aws: MotoServer) -> None:
     run = launch("tune", *settings_flags(), "--algorithm", "rf", "--train", TRAIN,
                  "--job-name", "rf-tuning")

@@ -20,6 +20,10 @@ BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 CHANNELS = ("train", "validation", "test", "pretrained")
 # What `train` writes beside the model files in /opt/ml/model, and `serve` reads first.
 METADATA_FILE = "metadata.json"
+# Where a job reads and writes checkpoints; SageMaker syncs this folder with the job's
+# CheckpointConfig S3 URI (its LocalPath).
+CHECKPOINT_DIR = "checkpoints"
+DEFAULT_CHECKPOINT_DIR = f"{DEFAULT_BASE_DIR}/{CHECKPOINT_DIR}"
 
 # The sagemaker-training toolkit imports this module and calls it (the way the
 # SageMaker framework containers plug in); the Dockerfile sets the same value.
@@ -115,7 +119,7 @@ class Contract:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.base_dir / "checkpoints"
+        return self.base_dir / CHECKPOINT_DIR
 
     @property
     def code_dir(self) -> Path:

@@ -18,8 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from launch.local_mode import MODEL_METADATA_FILE
-from smvision.artifacts import METADATA_FILE
 from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
 from tests.moto_server import SDK_CONFIG
@@ -62,10 +60,6 @@ def train_local(env: dict[str, str], image: str, output_dir: Path, train: Path,
                *extra),
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=TRAIN_TIMEOUT_S,
     )
-
-
-def test_metadata_file_name_agrees_with_the_training_package() -> None:
-    assert MODEL_METADATA_FILE == METADATA_FILE
 
 
 def test_train_local_then_deploy_local(laptop: dict[str, str], docker_api: Engine,
