@@ -355,3 +355,25 @@ def test_hyperband_budgets_every_epoch_that_reports_validation_accuracy() -> Non
     with pytest.raises(LaunchError, match="drop --range fine_tune_epochs"):
         tuning_plan("--algorithm", "resnet50", "--strategy", "Hyperband", "--range",
                     "fine_tune_epochs=1:5")
+
+
+def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_compute(
+    tmp_path: Path,
+) -> None:
+    """What `train --local` hands to the SDK's local mode, read from the SDK's own request
+    builder (running it needs Docker: tests/container/test_launch_local.py)."""
+    from launch.definition import local_trainer
+    from launch.jobs import JobSpec
+
+    (tmp_path / "train").mkdir()
+    spec = JobSpec("svm", {"algorithm": "svm", "C": "5.0"}, {"train": str(tmp_path / "train")},
+                   "smvision:cpu", "local_cpu", 2, 86400)
+    request = local_trainer(spec, tmp_path / "job", "digits-local")._create_training_job_args()
+    assert request["algorithm_specification"].training_image == "smvision:cpu"
+    assert request["hyper_parameters"] == {"algorithm": "svm", "C": "5.0"}
+    assert (request["resource_config"].instance_type,
+            request["resource_config"].instance_count) == ("local_cpu", 2)
+    [channel] = request["input_data_config"]
+    assert channel.channel_name == "train"
+    assert channel.data_source.file_system_data_source.directory_path == str(tmp_path / "train")
+    assert request["training_job_name"].startswith("digits-local-")
