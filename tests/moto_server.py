@@ -173,8 +173,6 @@ def aws_environment(server: MotoServer, sdk_config: Path) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        # ModelTrainer would otherwise call iam:SimulatePrincipalPolicy (moto: 500).
-        "SAGEMAKER_VALIDATE_ROLE": "false",
         # moto's 500s would otherwise be retried ten times.
         "AWS_MAX_ATTEMPTS": "2",
         "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
