@@ -3,25 +3,53 @@
 Every metric is printed on a line of its own as `NAME=VALUE`. `METRIC_DEFINITIONS` is
 the Name/Regex list a training or tuning job is given; it is pure data, so the
 launchers can import it without the training stack.
+
+Which measures a model gets depends on its labels: every model reports MEASURES; a
+model of two classes adds BINARY_MEASURES (the second class in class order is the
+positive one); a multi-label model adds MULTI_LABEL_MEASURES (its `accuracy` is subset
+accuracy, its `loss` binary cross-entropy, its `macro_f1` the mean of per-label F1).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from typing import TextIO
+from typing import Literal, TextIO
 
 SPLITS = ("train", "validation", "test")
 MEASURES = ("accuracy", "loss", "macro_f1")
+BINARY_MEASURES = ("precision", "recall", "f1", "auc", "pr_auc")
+MULTI_LABEL_MEASURES = ("f1_micro", "hamming_loss", "subset_accuracy")
+ALL_MEASURES = MEASURES + BINARY_MEASURES + MULTI_LABEL_MEASURES
+# What `eval_metric` may choose for a model of two classes: the measure reported for
+# validation every epoch besides loss and accuracy, and `launch tune`'s default objective.
+EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
-METRIC_NAMES = tuple(f"{split}:{measure}" for split in SPLITS for measure in MEASURES) + (
+METRIC_NAMES = tuple(f"{split}:{measure}" for split in SPLITS for measure in ALL_MEASURES) + (
     "train:images_per_second",
 )
 
 METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": name, "Regex": rf"(?:^|\s){name}={_NUMBER}"} for name in METRIC_NAMES
 ]
+
+Direction = Literal["Maximize", "Minimize"]
+_LOWER_IS_BETTER = frozenset({"loss", "hamming_loss"})
+
+
+def direction(measure: str) -> Direction:
+    """How a tuning job should move a measure (validation:loss down, the rest up)."""
+    if measure not in ALL_MEASURES:
+        raise ValueError(f"Unknown measure {measure!r}; known: {', '.join(ALL_MEASURES)}.")
+    return "Minimize" if measure in _LOWER_IS_BETTER else "Maximize"
+
+
+def measures_for(class_count: int, multi_label: bool) -> tuple[str, ...]:
+    """The measures a model of `class_count` classes reports for each evaluated split."""
+    if multi_label:
+        return MEASURES + MULTI_LABEL_MEASURES
+    return MEASURES + BINARY_MEASURES if class_count == 2 else MEASURES
 
 
 def format_metric(name: str, value: float) -> str:
