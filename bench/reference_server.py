@@ -26,7 +26,8 @@ MODEL_DIR_ENV = "SMVISION_REFERENCE_MODEL_DIR"
 def create_app() -> flask.Flask:
     """The WSGI app; gunicorn calls this in every worker, which loads its own model."""
     from smvision.images import ImageError, decode_image
-    from smvision.serving.inference import JSON, Predictor, encode_predictions
+    from smvision.media import JSON
+    from smvision.serving.inference import Predictor, encode_predictions
 
     predictor = Predictor.load(Path(os.environ[MODEL_DIR_ENV]))
     app = flask.Flask("smvision-reference")

@@ -68,4 +68,3 @@ def delete_endpoint(session: boto3.session.Session, name: str) -> int:
     for item in deleted:
         print(f"Deleted {item}")
     return 0
-

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launch import cleanup, endpoints, invoke, training, transform, tuning
+from launch import cleanup, endpoints, invoke, packages, training, transform, tuning
 from launch.errors import Interrupted, LaunchError
 from launch.local_cli import add_local_options
 from launch.settings import SPECS, resolve
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from launch.aws import SessionFactory
 
-COMMANDS = (training, tuning, endpoints, invoke, transform, cleanup)
+COMMANDS = (training, tuning, endpoints, invoke, transform, cleanup, packages)
 
 DESCRIPTION = """\
 Run the smvision image on Amazon SageMaker: training and tuning jobs, endpoints and

@@ -4,6 +4,10 @@ Creates the model, the endpoint config and the endpoint (all named after the end
 with `sagemaker.core.resources`, waits for InService and optionally registers target
 tracking autoscaling. If a step fails before the endpoint exists, what this run created
 is deleted again; a Failed endpoint is left for inspection and `cleanup` removes it.
+
+The model is a training job's model.tar.gz (--model-data, served by --image-uri) or an
+Approved model package of the registry (--model-package, which names its own image and
+model data). --data-capture records requests and answers in S3 for `monitor`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from launch.options import (
     planned,
     sagemaker_instance_type,
 )
-from launch.parsing import capacity_range, positive_int
-from launch.serving import add_serving_arguments, model_data, serving_environment
+from launch.parsing import capacity_range, model_package_arn, positive_int, s3_uri
+from launch.serving import MODEL_DATA_HELP, add_serving_arguments, model_data, serving_environment
 from launch.settings import Settings
+from smvision import media
 
 if TYPE_CHECKING:
     import boto3
@@ -33,13 +38,28 @@ if TYPE_CHECKING:
 HELP = "create a real-time endpoint for a trained model and wait until it is InService"
 VARIANT = "AllTraffic"
 DEFAULT_TARGET_INVOCATIONS = 100
+DEFAULT_SAMPLE_PERCENT = 100
+# Answers and requests of these types are captured as text; images, which are not
+# listed, are captured base64 (SageMaker's rule for types CaptureContentTypeHeader omits).
+CAPTURED_AS_JSON = (media.JSON, media.JSON_LINES)
+CAPTURED_AS_CSV = (media.CSV,)
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Where SageMaker writes captured requests and answers, and what share of them."""
+
+    destination: str
+    sample_percent: int
 
 
 @dataclass(frozen=True)
 class DeployPlan:
     endpoint_name: str
-    model_data: str
-    image_uri: str
+    # Exactly one of the two: a model.tar.gz served by image_uri, or a model package.
+    model_data: str | None
+    model_package: str | None
+    image_uri: str | None
     role: str
     # None: the serving instance type of the model's algorithm.
     instance_type: str | None
@@ -47,11 +67,17 @@ class DeployPlan:
     environment: Mapping[str, str]
     autoscale: tuple[int, int] | None
     target_invocations: int
+    data_capture: DataCapture | None = None
 
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = command_parser(commands, "deploy", parents, HELP)
-    add_serving_arguments(parser, "instances to start with")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model-data", metavar="S3URI", help=MODEL_DATA_HELP)
+    model.add_argument("--model-package", metavar="ARN",
+                       help="an Approved model package of the registry (`register` prints its "
+                       "ARN); it names its own image and model data")
+    add_serving_arguments(parser, "instances to start with", model_data=False)
     add_name_argument(parser, "endpoint name, also used for its model and endpoint config",
                       "smvision", option="--endpoint-name")
     parser.add_argument("--autoscale", metavar="MIN:MAX",
@@ -60,6 +86,12 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
     parser.add_argument("--target-invocations", metavar="N",
                         help="with --autoscale: invocations per instance per minute to aim "
                         f"for (default {DEFAULT_TARGET_INVOCATIONS})")
+    parser.add_argument("--data-capture", metavar="S3URI",
+                        help="capture requests and answers under this S3 prefix "
+                        "(S3URI/ENDPOINT/VARIANT/yyyy/mm/dd/hh/*.jsonl) for `monitor`")
+    parser.add_argument("--sample-percent", metavar="P",
+                        help="with --data-capture: the share of requests captured, 1 to 100 "
+                        f"(default {DEFAULT_SAMPLE_PERCENT})")
     parser.set_defaults(handler=planned(plan, submit))
 
 
@@ -76,31 +108,73 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> DeployP
         raise LaunchError("--target-invocations applies to --autoscale only; add it or drop this.")
     target = (positive_int(args.target_invocations, "--target-invocations")
               if args.target_invocations is not None else DEFAULT_TARGET_INVOCATIONS)
+    package = (model_package_arn(args.model_package, "--model-package")
+               if args.model_package else None)
     return DeployPlan(
         endpoint_name=name,
-        model_data=model_data(args),
-        image_uri=settings.require("image_uri"),
+        model_data=None if package else model_data(args),
+        model_package=package,
+        image_uri=None if package else settings.require("image_uri"),
         role=settings.require("role"),
         instance_type=sagemaker_instance_type(args.instance_type) if args.instance_type else None,
         instance_count=count,
         environment=serving_environment(args),
         autoscale=autoscale,
         target_invocations=target,
+        data_capture=data_capture(args),
+    )
+
+
+def data_capture(args: argparse.Namespace) -> DataCapture | None:
+    if args.data_capture is None:
+        if args.sample_percent is not None:
+            raise LaunchError("--sample-percent applies to --data-capture only; add it or "
+                              "drop this.")
+        return None
+    destination = s3_uri(args.data_capture, "--data-capture")
+    percent = DEFAULT_SAMPLE_PERCENT
+    if args.sample_percent is not None:
+        percent = positive_int(args.sample_percent, "--sample-percent")
+        if percent > 100:
+            raise LaunchError(f"--sample-percent '{args.sample_percent}' is a percentage; use "
+                              "1 to 100.")
+    return DataCapture(str(destination).rstrip("/"), percent)
+
+
+def data_capture_config(capture: DataCapture) -> Any:
+    from sagemaker.core import shapes
+
+    return shapes.DataCaptureConfig(
+        enable_capture=True,
+        initial_sampling_percentage=capture.sample_percent,
+        destination_s3_uri=capture.destination,
+        capture_options=[shapes.CaptureOption(capture_mode=mode) for mode in ("Input", "Output")],
+        capture_content_type_header=shapes.CaptureContentTypeHeader(
+            json_content_types=list(CAPTURED_AS_JSON), csv_content_types=list(CAPTURED_AS_CSV)),
     )
 
 
 def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
     from launch import autoscaling
     from launch.aws import console_url, reporting
+    from launch.packages import check_approved
     from launch.serving import check_model_data_exists, serving_instance_type
 
     name = deployment.endpoint_name
     region = str(session.region_name)
-    check_model_data_exists(session, deployment.model_data)
-    instance_type = deployment.instance_type or serving_instance_type(session,
-                                                                      deployment.model_data)
-    print(f"Endpoint {name}: {deployment.instance_count} x {instance_type} serving "
-          f"{deployment.model_data}", flush=True)
+    if deployment.model_package:
+        package = check_approved(session, deployment.model_package)
+        source = deployment.model_package
+        instance_type = deployment.instance_type or package_instance_type(package)
+    else:
+        source = str(deployment.model_data)
+        check_model_data_exists(session, source)
+        instance_type = deployment.instance_type or serving_instance_type(session, source)
+    print(f"Endpoint {name}: {deployment.instance_count} x {instance_type} serving {source}",
+          flush=True)
+    if deployment.data_capture:
+        print(f"Data capture: {deployment.data_capture.sample_percent}% of requests and "
+              f"answers to {deployment.data_capture.destination}/{name}/", flush=True)
     endpoint = create_endpoint(deployment, instance_type, session)
     print(f"Console: {console_url(region, 'endpoints/' + name)}", flush=True)
     with reporting(f"Endpoint {name} (remove it with `python -m launch cleanup "
@@ -119,6 +193,16 @@ def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
     return 0
 
 
+def package_instance_type(package: Mapping[str, Any]) -> str:
+    """The first real-time instance type the model package supports (`register` lists the
+    algorithm's serving instance type there)."""
+    from launch.serving import DEFAULT_INSTANCE_TYPE
+
+    listed = package.get("InferenceSpecification", {}).get(
+        "SupportedRealtimeInferenceInstanceTypes") or [DEFAULT_INSTANCE_TYPE]
+    return str(listed[0])
+
+
 def create_endpoint(deployment: DeployPlan, instance_type: str,
                     session: boto3.session.Session) -> Any:
     """The model, the endpoint config and the endpoint, all named after the endpoint; what
@@ -133,8 +217,9 @@ def create_endpoint(deployment: DeployPlan, instance_type: str,
     region = str(session.region_name)
     undo: list[Callable[[], Any]] = []
     try:
-        model = create_model(session, name, deployment.image_uri, deployment.role,
-                             deployment.model_data, deployment.environment)
+        model = create_model(session, name, deployment.role, deployment.environment,
+                             image_uri=deployment.image_uri, model_data_uri=deployment.model_data,
+                             model_package=deployment.model_package)
         undo.append(model.delete)
         with reporting(f"Creating endpoint config {name}"):
             config = EndpointConfig.create(
@@ -144,6 +229,8 @@ def create_endpoint(deployment: DeployPlan, instance_type: str,
                     initial_instance_count=deployment.instance_count,
                     instance_type=instance_type, initial_variant_weight=1.0,
                 )],
+                data_capture_config=(data_capture_config(deployment.data_capture)
+                                     if deployment.data_capture else None),
             )
         undo.append(config.delete)
         with reporting(f"Creating endpoint {name}"):

@@ -1,8 +1,9 @@
 """`invoke`: send image files to an endpoint and print each file's label and probability.
 
 Each file goes as one InvokeEndpoint request through sagemaker-runtime, with the
-content type of its format; the answer is the server's JSON,
-{"predictions": [{"label", "probability", "probabilities"}]}.
+content type of its format and an inference id (a new UUID per file unless given), which
+data capture records beside the request so that ground truth can be joined to it later;
+the answer is the server's JSON, {"predictions": [{"label", "probability", ...}]}.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launch import media
 from launch.errors import AwsError, LaunchError
 from launch.options import Commands, add_endpoint_argument, command_parser
 from launch.parsing import positive_int, resource_name
 from launch.settings import Settings
+from smvision import media
 
 if TYPE_CHECKING:
     import boto3
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from launch.aws import SessionFactory
 
 HELP = "classify image files with an endpoint and print label and probability per file"
+# InvokeEndpoint's limit for InferenceId.
+MAX_INFERENCE_ID = 64
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class InvokePlan:
     endpoint_name: str
     files: tuple[ImageFile, ...]
     top_k: int | None
+    inference_id: str | None = None
+
+    def inference_ids(self) -> list[str]:
+        """One per file: the given one, else a new UUID each."""
+        return [self.inference_id or str(uuid.uuid4()) for _ in self.files]
 
 
 @dataclass(frozen=True)
@@ -57,13 +66,27 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
                         + ", ".join(sorted(media.IMAGE_CONTENT_TYPES)))
     parser.add_argument("--top-k", metavar="N",
                         help="also print the N most likely classes of each image")
+    parser.add_argument("--inference-id", metavar="ID",
+                        help="the request's inference id, recorded by data capture (one file "
+                        "only; default: a new UUID per file, printed with its answer)")
     parser.set_defaults(handler=run)
 
 
 def plan(args: argparse.Namespace) -> InvokePlan:
     top_k = positive_int(args.top_k, "--top-k") if args.top_k is not None else None
-    return InvokePlan(resource_name(args.endpoint_name, "--endpoint-name"),
-                      image_files(args.paths), top_k)
+    files = image_files(args.paths)
+    inference_id = args.inference_id
+    if inference_id is not None:
+        inference_id = inference_id.strip()
+        too_long = len(inference_id) > MAX_INFERENCE_ID
+        if not inference_id or too_long or not inference_id.isprintable():
+            raise LaunchError(f"--inference-id '{args.inference_id}' must be 1 to "
+                              f"{MAX_INFERENCE_ID} printable characters.")
+        if len(files) != 1:
+            raise LaunchError(f"--inference-id names one request, but {len(files)} files would "
+                              "be sent; give one file, or drop it for a new UUID per file.")
+    return InvokePlan(resource_name(args.endpoint_name, "--endpoint-name"), files, top_k,
+                      inference_id)
 
 
 def image_files(paths: Sequence[str]) -> tuple[ImageFile, ...]:
@@ -102,12 +125,13 @@ def send(invocation: InvokePlan, session: boto3.session.Session) -> int:
     # Endpoints may take up to a minute per request; botocore's default is the same.
     runtime = session.client("sagemaker-runtime", config=Config(read_timeout=70))
     failures = 0
-    for image in invocation.files:
+    for image, inference_id in zip(invocation.files, invocation.inference_ids()):
         request = {
             "EndpointName": invocation.endpoint_name,
             "Body": image.path.read_bytes(),
             "ContentType": image.content_type,
             "Accept": media.JSON,
+            "InferenceId": inference_id,
         }
         if invocation.top_k is not None:
             request["CustomAttributes"] = f"top_k={invocation.top_k}"
@@ -116,9 +140,11 @@ def send(invocation: InvokePlan, session: boto3.session.Session) -> int:
             prediction = parse_response(response["Body"].read(), str(image.path))
         except (ClientError, BotoCoreError, AwsError) as error:
             failures += 1
-            print(f"{image.path}: error: {error}", file=sys.stderr, flush=True)
+            print(f"{image.path}: error (inference id {inference_id}): {error}",
+                  file=sys.stderr, flush=True)
             continue
-        print(f"{image.path}\t{prediction.label}\t{prediction.probability:.4f}", flush=True)
+        print(f"{image.path}\t{prediction.label}\t{prediction.probability:.4f}\t{inference_id}",
+              flush=True)
         if invocation.top_k is not None:
             for label, probability in prediction.probabilities[: invocation.top_k]:
                 print(f"    {label}\t{probability:.4f}")

@@ -48,7 +48,10 @@ _REMOTE_TRAIN_OPTIONS = {"spot": ("--spot", False), "max_wait": ("--max-wait", N
                          "wait": ("--no-wait", True)}
 _REMOTE_DEPLOY_OPTIONS = {"autoscale": ("--autoscale", None),
                           "target_invocations": ("--target-invocations", None),
-                          "instance_count": ("--instance-count", "1")}
+                          "instance_count": ("--instance-count", "1"),
+                          "model_package": ("--model-package", None),
+                          "data_capture": ("--data-capture", None),
+                          "sample_percent": ("--sample-percent", None)}
 
 
 def add_local_options(commands: Mapping[str, argparse.ArgumentParser]) -> None:

@@ -15,6 +15,9 @@ from launch.errors import LaunchError
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # SageMaker's pattern for job, model, endpoint and endpoint-config names.
 RESOURCE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+# SageMaker's pattern for a model package ARN (versioned: .../model-package/GROUP/N).
+_MODEL_PACKAGE_ARN = re.compile(
+    r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]{9,16}:\d{12}:model-package/[^\s/]{1,63}(/\d+)?")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,15 @@ def resource_name(text: str, option: str, max_length: int = 63) -> str:
         raise LaunchError(
             f"{option} '{text}' is not a valid SageMaker name; use up to {max_length} "
             "letters, digits and hyphens, starting and ending with a letter or digit."
+        )
+    return text
+
+
+def model_package_arn(text: str, option: str) -> str:
+    if not _MODEL_PACKAGE_ARN.fullmatch(text):
+        raise LaunchError(
+            f"{option} '{text}' is not a model package ARN; copy the one `register` printed, "
+            "such as arn:aws:sagemaker:us-east-1:123456789012:model-package/digits/1."
         )
     return text
 

@@ -29,9 +29,15 @@ DEFAULT_INSTANCE_TYPE = specs.SERVING_CPU
 MODEL_ARTIFACT_TAIL = ("output", "model.tar.gz")
 
 
-def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str) -> None:
-    parser.add_argument("--model-data", required=True, metavar="S3URI",
-                        help="the model.tar.gz a training job wrote (its 'Model artifact')")
+MODEL_DATA_HELP = "the model.tar.gz a training job wrote (its 'Model artifact')"
+
+
+def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str,
+                          model_data: bool = True) -> None:
+    """The instances and serving limits, and --model-data unless the command adds its own
+    model options."""
+    if model_data:
+        parser.add_argument("--model-data", required=True, metavar="S3URI", help=MODEL_DATA_HELP)
     add_instance_arguments(
         parser,
         type_default="the serving instance type of the algorithm that trained the model: "
@@ -102,27 +108,32 @@ def check_model_data_exists(session: boto3.session.Session, uri: str) -> None:
 def create_model(
     session: boto3.session.Session,
     name: str,
-    image_uri: str,
     role: str,
-    model_data_uri: str,
     environment: Mapping[str, str],
+    image_uri: str | None = None,
+    model_data_uri: str | None = None,
+    model_package: str | None = None,
 ) -> Any:
+    """A SageMaker model of the image and a model.tar.gz, or of a model package."""
     from sagemaker.core import shapes
     from sagemaker.core.resources import Model
 
     from launch.aws import reporting
 
+    container = (
+        shapes.ContainerDefinition(model_package_name=model_package,
+                                   environment=dict(environment))
+        if model_package else
+        shapes.ContainerDefinition(image=image_uri, model_data_url=model_data_uri,
+                                   environment=dict(environment))
+    )
     with reporting(f"Creating model {name}"):
         return Model.create(
             session=session,
             region=str(session.region_name),
             model_name=name,
             execution_role_arn=role,
-            primary_container=shapes.ContainerDefinition(
-                image=image_uri,
-                model_data_url=model_data_uri,
-                environment=dict(environment),
-            ),
+            primary_container=container,
         )
 
 

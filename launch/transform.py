@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from launch import media
 from launch.errors import AwsError, Interrupted, LaunchError
 from launch.options import (
     Commands,
@@ -30,6 +29,7 @@ from launch.options import (
 from launch.parsing import S3Uri, positive_int, s3_uri
 from launch.serving import add_serving_arguments, model_data, serving_environment
 from launch.settings import Settings
+from smvision import media
 
 if TYPE_CHECKING:
     import boto3
@@ -152,8 +152,8 @@ def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
     print(f"Transform job {name}: {transform.input} ({kind.content_type}, "
           f"{kind.batch_strategy}) -> {transform.output} on {transform.instance_count} x "
           f"{instance_type}", flush=True)
-    model = create_model(session, name, transform.image_uri, transform.role,
-                         transform.model_data, transform.environment)
+    model = create_model(session, name, transform.role, transform.environment,
+                         image_uri=transform.image_uri, model_data_uri=transform.model_data)
     with model_for_the_job(model, name, region) as keep_model:
         with reporting(f"Creating transform job {name}"):
             job = create_transform_job(transform, kind, instance_type, session)

@@ -208,12 +208,29 @@ def drop_moto_empty_structures(parsed: dict[str, Any], **_: Any) -> None:
             del parsed[key]
 
 
+def complete_moto_capture_summary(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """moto's DescribeEndpoint answers DataCaptureConfig with EnableCapture and
+    DestinationS3Uri alone; AWS's DataCaptureConfigSummary also has CaptureStatus and
+    CurrentSamplingPercentage, which sagemaker-core's pydantic shape requires. Add them as
+    AWS reports a new endpoint: capturing, at the endpoint config's sampling percentage."""
+    summary = parsed.get("DataCaptureConfig")
+    if model.name != "DescribeEndpoint" or not summary or "CaptureStatus" in summary:
+        return
+    import boto3
+
+    config = boto3.session.Session(region_name=REGION).client("sagemaker").describe_endpoint_config(
+        EndpointConfigName=parsed["EndpointConfigName"])["DataCaptureConfig"]
+    summary["CaptureStatus"] = "Started" if summary.get("EnableCapture") else "Stopped"
+    summary["CurrentSamplingPercentage"] = config["InitialSamplingPercentage"]
+
+
 def moto_session(region: str) -> Any:
-    """A real boto3 session for the launchers' in-process runs, with the moto adaptation."""
+    """A real boto3 session for the launchers' in-process runs, with the moto adaptations."""
     import boto3
 
     session = boto3.session.Session(region_name=region)
     session.events.register("after-call.sagemaker", drop_moto_empty_structures)
+    session.events.register("after-call.sagemaker", complete_moto_capture_summary)
     return session
 
 
@@ -236,3 +253,37 @@ def create_moto_best_job() -> str:
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
     return f"s3://{BUCKET}/smvision/tuning/FakeTrainingJobName/output/model.tar.gz"
+
+
+JSON_PROTOCOL_SERVICES = {"SageMaker": "sagemaker", "AnyScaleFrontendService":
+                          "application-autoscaling", "Logs_20140328": "logs",
+                          "AmazonEC2ContainerRegistry_V20150921": "ecr"}
+
+
+def iam_action(request: RecordedRequest) -> str:
+    """The IAM action a request recorded by moto needs."""
+    if request.target:
+        service, _, operation = request.target.partition(".")
+        return f"{JSON_PROTOCOL_SERVICES[service]}:{operation}"
+    if request.path.startswith("/endpoints/") and request.path.endswith("/invocations"):
+        return "sagemaker:InvokeEndpoint"
+    bucket, _, key = request.path.lstrip("/").partition("/")
+    assert bucket == BUCKET, f"not an S3 request of the test bucket: {request.url}"
+    if request.method == "GET" and not key:
+        return "s3:ListBucket"
+    if request.method in ("GET", "HEAD") and key:
+        return "s3:GetObject"
+    if request.method == "PUT" and key:
+        return "s3:PutObject"
+    raise AssertionError(f"no IAM action known for {request.method} {request.url}")
+
+
+def documented_caller_policy() -> set[str]:
+    """The actions of the caller's policy the README points to (docs/iam/caller-policy.json)."""
+    policy = json.loads((Path(__file__).parent.parent / "docs" / "iam" /
+                         "caller-policy.json").read_text())
+    actions: set[str] = set()
+    for statement in policy["Statement"]:
+        listed = statement["Action"]
+        actions.update([listed] if isinstance(listed, str) else listed)
+    return actions

@@ -156,7 +156,8 @@ def package_modules(folder: str) -> list[Path]:
 
 def test_the_layout_arrows_hold() -> None:
     source = ROOT / "src" / "smvision"
-    for name in ("contract", "params", "metrics", "images", "logs", "machine"):
+    for name in ("contract", "params", "metrics", "media", "model_quality", "images", "logs",
+                 "machine"):
         assert not project_imports(source / f"{name}.py"), f"{name}.py imports the project"
     assert all(m.startswith("smvision.params") for m in project_imports(source / "specs.py"))
     for path in package_modules("algorithms"):

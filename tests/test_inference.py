@@ -20,13 +20,9 @@ import numpy as np
 import pytest
 
 from smvision import contract, data, images
+from smvision.media import ACCEPT_TYPES, CONTENT_TYPES, CSV, JSON, JSON_LINES
 from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
 from smvision.serving.inference import (
-    ACCEPT_TYPES,
-    CONTENT_TYPES,
-    CSV,
-    JSON,
-    JSONLINES,
     InputError,
     Predictor,
     Request,
@@ -59,7 +55,7 @@ def npy(array: np.ndarray) -> bytes:
 def test_content_types_ignore_case_and_parameters() -> None:
     assert check_content_type("Image/PNG") == "image/png"
     assert check_content_type("application/json; charset=utf-8") == JSON
-    assert set(CONTENT_TYPES) >= {"image/jpeg", "image/webp", "application/x-npy", JSONLINES}
+    assert set(CONTENT_TYPES) >= {"image/jpeg", "image/webp", "application/x-npy", JSON_LINES}
 
 
 @pytest.mark.parametrize(
@@ -80,13 +76,13 @@ def test_an_unsupported_content_type_names_it_and_lists_the_supported_ones(
         (None, JSON),
         ("", JSON),
         ("application/json", JSON),
-        ("Application/JSONLines", JSONLINES),
+        ("Application/JSONLines", JSON_LINES),
         ("text/csv; charset=utf-8", CSV),
         ("*/*", JSON),
         ("text/*", CSV),
         ("text/html, application/xhtml+xml, */*;q=0.8", JSON),
         ("application/json;q=0.5, text/csv", CSV),
-        ("text/csv;q=0.2, application/jsonlines;q=0.9", JSONLINES),
+        ("text/csv;q=0.2, application/jsonlines;q=0.9", JSON_LINES),
     ],
 )
 def test_accept_picks_the_most_preferred_type_we_write(header: str | None, chosen: str) -> None:
@@ -225,7 +221,7 @@ def test_json_instances_mix_base64_files_and_pixel_lists_in_order() -> None:
     for got, want in zip(decoded, expected):
         np.testing.assert_array_equal(got, want)
     lines = b"\n".join(json.dumps(i).encode() for i in json.loads(body)["instances"]) + b"\n\n"
-    for got, want in zip(decode_request(lines, JSONLINES), expected):
+    for got, want in zip(decode_request(lines, JSON_LINES), expected):
         np.testing.assert_array_equal(got, want)
 
 
@@ -250,8 +246,8 @@ def test_json_instances_mix_base64_files_and_pixel_lists_in_order() -> None:
         (JSON, b'{"instances": [[[1, 2], [3, 4]], [[300, 2]]]}', "Instance 1 has dtype int64"),
         (JSON, b'{"instances": [[[0.5, NaN]]]}', "NaN"),
         (JSON, b'{"instances": ["abc"]}', 'Instance 0 is "abc"'),
-        (JSONLINES, b"\n\n", "holds no lines"),
-        (JSONLINES, b"[[0, 1]]\n{oops}\n", "Line 2 is not valid JSON"),
+        (JSON_LINES, b"\n\n", "holds no lines"),
+        (JSON_LINES, b"[[0, 1]]\n{oops}\n", "Line 2 is not valid JSON"),
     ],
 )
 def test_json_bodies_we_cannot_use_name_the_instance_or_line(
@@ -275,6 +271,19 @@ def test_json_predictions_hold_label_probability_and_every_class() -> None:
     assert list(first["probabilities"]) == NAMES
     assert second["label"] == "fish, striped"
     assert second["probabilities"]["cat"] == float(np.float32(0.05))
+    assert [p["predicted_label"] for p in document["predictions"]] == ["dog", "fish, striped"]
+    assert "predicted_label" not in document and "probability" not in document
+
+
+def test_one_image_is_also_answered_flat_at_the_top_as_model_monitor_reads_it() -> None:
+    document = json.loads(encode_predictions(PROBABILITIES[1:], NAMES, JSON, 1))
+    assert document["predicted_label"] == "fish, striped"
+    assert document["probability"] == float(np.float32(0.8))
+    [prediction] = document["predictions"]  # what existing clients read is unchanged
+    assert prediction["label"] == prediction["predicted_label"] == "fish, striped"
+    line = json.loads(encode_predictions(PROBABILITIES[1:], NAMES, JSON_LINES, None))
+    assert line["predicted_label"] == "fish, striped" and line["probability"] == document[
+        "probability"]
 
 
 def test_top_k_keeps_the_k_most_likely_classes_most_likely_first() -> None:
@@ -284,7 +293,7 @@ def test_top_k_keeps_the_k_most_likely_classes_most_likely_first() -> None:
 
 
 def test_jsonlines_and_csv_hold_one_line_per_image() -> None:
-    lines = encode_predictions(PROBABILITIES, NAMES, JSONLINES, 1).decode().splitlines()
+    lines = encode_predictions(PROBABILITIES, NAMES, JSON_LINES, 1).decode().splitlines()
     assert [json.loads(line)["probabilities"] for line in lines] == [
         {"dog": float(np.float32(0.7))},
         {"fish, striped": float(np.float32(0.8))},
@@ -312,7 +321,7 @@ def test_a_batch_of_requests_is_answered_request_by_request(serving_jobs: JobDir
     several = Request(
         npy(np.stack([images.decode_image(d.read_bytes()) for d in digits[200:205]])),
         "application/x-npy",
-        JSONLINES,
+        JSON_LINES,
         2,
     )
     not_json = Request(b"{", JSON)

@@ -7,23 +7,33 @@ import ast
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from launch import cli, invoke, media, ranges, tuning
+from launch import cli, invoke, ranges, tuning
 from launch.errors import AwsError, Interrupted, LaunchError
 from launch.jobs import validated_hyperparameters
-from launch.parsing import S3Uri, capacity_range, resource_name, s3_uri, timestamped_name
+from launch.parsing import (
+    S3Uri,
+    capacity_range,
+    model_package_arn,
+    resource_name,
+    s3_uri,
+    timestamped_name,
+)
 from launch.settings import SPECS, SettingName, resolve
+from smvision import media
 from smvision.hyperparameters import TuningRange, tuning_ranges
 from tests.photos import encode, grey_photo, photo
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ("train", "tune", "deploy", "invoke", "transform", "cleanup")
+COMMANDS = ("train", "tune", "deploy", "invoke", "transform", "cleanup", "register", "approve")
 # The package's modules that import the standard library alone: all launch/ may import.
 STDLIB_ONLY_MODULES = {"smvision", "smvision.contract", "smvision.hyperparameters",
-                       "smvision.metrics", "smvision.params", "smvision.specs"}
+                       "smvision.media", "smvision.metrics", "smvision.model_quality",
+                       "smvision.params", "smvision.specs"}
 
 
 def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -264,6 +274,29 @@ def test_values_users_type_are_checked() -> None:
             capacity_range(bad, "--autoscale")
     with pytest.raises(LaunchError, match="not a valid SageMaker name"):
         resource_name("my_job", "--job-name")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/digits/3"
+    assert model_package_arn(arn, "--package") == arn
+    for bad in ("digits/3", arn.replace("model-package", "model"), arn + " "):
+        with pytest.raises(LaunchError, match="is not a model package ARN"):
+            model_package_arn(bad, "--package")
+
+
+def test_invoke_sends_a_new_inference_id_per_file_unless_one_is_given(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(encode(grey_photo("camera"), ".png"))
+    parser = cli.build_parser()
+    both = invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", str(tmp_path)]))
+    ids = both.inference_ids()
+    assert len(set(ids)) == 2 and all(str(uuid.UUID(i)) == i for i in ids)
+    one = invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", "--inference-id",
+                                         "order-17", str(tmp_path / "a.png")]))
+    assert one.inference_ids() == ["order-17"]
+    with pytest.raises(LaunchError, match="--inference-id names one request, but 2 files"):
+        invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", "--inference-id",
+                                       "x", str(tmp_path)]))
+    with pytest.raises(LaunchError, match="must be 1 to 64 printable characters"):
+        invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", "--inference-id",
+                                       "x" * 65, str(tmp_path / "a.png")]))
 
 
 def test_default_names_are_unique_per_millisecond_and_fit_the_limits() -> None:

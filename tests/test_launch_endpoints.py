@@ -7,7 +7,10 @@ the server's S3. What moto 5.2.5 cannot do, and how each test copes:
   {}, which AWS omits and sagemaker-core's pydantic shapes reject. `deploy` and
   `transform` therefore run in this process through `launch.cli.main` with a boto3
   session whose after-call hook drops exactly those empty structures
-  (tests.moto_server.drop_moto_empty_structures); everything else is the real CLI.
+  (tests.moto_server.drop_moto_empty_structures). Its DescribeEndpoint leaves
+  CaptureStatus and CurrentSamplingPercentage out of DataCaptureConfig, which AWS always
+  answers; a second hook adds them as AWS reports a new endpoint
+  (complete_moto_capture_summary). Everything else is the real CLI.
 - Its InvokeEndpoint decodes the request body as UTF-8 and answers 500 to any real
   image; the invoke test asserts what reached the server (every file's bytes with its
   content type) and that the launcher reports each failure and exits 1, and the
@@ -19,12 +22,11 @@ the server's S3. What moto 5.2.5 cannot do, and how each test copes:
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +37,7 @@ import pytest
 
 from launch import cli
 from smvision import specs
+from tests.archives import tar_gz
 from tests.conftest import run_local_train
 from tests.moto_server import (
     BUCKET,
@@ -42,9 +45,10 @@ from tests.moto_server import (
     REGION,
     ROLE,
     MotoServer,
-    RecordedRequest,
     clean_aws,
     create_moto_best_job,
+    documented_caller_policy,
+    iam_action,
     moto_session,
     running_moto_server,
     settings_flags,
@@ -68,11 +72,7 @@ def model_archive(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> byt
     job = run_local_train("svm", {"train": digits / "train", "validation": digits / "validation"},
                           tmp_path_factory.mktemp("svm-job"))
     assert job.returncode == 0, job.output[-3000:]
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for path in sorted((job.ml / "model").iterdir()):
-            archive.add(path, arcname=path.name)
-    return buffer.getvalue()
+    return tar_gz(job.ml / "model")
 
 
 @pytest.fixture
@@ -280,6 +280,25 @@ def test_aws_saying_requested_resource_not_found_means_no_training_job() -> None
     stubber.assert_no_pending_responses()
 
 
+def test_deploy_with_data_capture_records_inputs_and_answers_json_as_text(
+    aws: MotoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = deploy(capsys, "watched", "--data-capture", f"s3://{BUCKET}/capture/",
+                    "--sample-percent", "25")
+    config = sagemaker().describe_endpoint_config(EndpointConfigName="watched")
+    assert config["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 25,
+        "DestinationS3Uri": f"s3://{BUCKET}/capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "CsvContentTypes": ["text/csv"],
+            "JsonContentTypes": ["application/json", "application/jsonlines"]},
+    }
+    assert f"Data capture: 25% of requests and answers to s3://{BUCKET}/capture/watched/" in (
+        output)
+
+
 def test_deploy_refuses_a_missing_model_before_creating_anything(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -307,6 +326,10 @@ def test_deploy_removes_what_it_created_when_a_later_step_fails(
     (["--target-invocations", "50"], "applies to --autoscale only"),
     (["--workers", "0"], "--workers '0' must be a whole number of at least 1"),
     (["--model-data", f"s3://{BUCKET}/model/"], "must name a .tar.gz"),
+    (["--sample-percent", "50"], "--sample-percent applies to --data-capture only"),
+    (["--data-capture", f"s3://{BUCKET}/c", "--sample-percent", "150"],
+     "--sample-percent '150' is a percentage; use 1 to 100"),
+    (["--data-capture", "capture/"], "--data-capture 'capture/' is not an S3 URI"),
 ])
 def test_a_bad_deploy_request_makes_no_aws_call(
     aws: MotoServer, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
@@ -345,18 +368,22 @@ def test_invoke_sends_every_image_with_its_content_type(
                  str(tmp_path / "photos"), str(single))
 
     sent: dict[bytes, set[str]] = {}
+    inference_ids = []
     for request in aws.requests():
         assert request.method == "POST"
         assert request.path == "/endpoints/digits/invocations"
         assert request.header("Accept") == "application/json"
         assert request.header("X-Amzn-SageMaker-Custom-Attributes") == "top_k=3"
         sent.setdefault(request.body, set()).add(str(request.header("Content-Type")))
+        inference_ids.append(str(uuid.UUID(str(request.header("X-Amzn-SageMaker-Inference-Id")))))
     assert sent == {path.read_bytes(): {content_type} for path, content_type in photos.items()}
+    # A new id per file (moto's 500s below are retried once: the retry keeps the file's id).
+    assert len(set(inference_ids)) == len(photos)
     # moto 5.2.5 answers 500 to binary bodies: the launcher must say so, file by file.
     assert run.returncode == 1
     for path in photos:
-        assert f"{path}: error: An error occurred (500) when calling the InvokeEndpoint" in (
-            run.stdout)
+        assert f"{path}: error (inference id " in run.stdout
+        assert "An error occurred (500) when calling the InvokeEndpoint" in run.stdout
     assert f"error: {len(photos)} of {len(photos)} requests to endpoint digits failed" in (
         run.stdout)
 
@@ -511,37 +538,6 @@ def test_a_bad_transform_request_creates_nothing(
     assert code == 2
     assert expected in output
     assert not [op for op in aws.operations() if op.startswith("SageMaker.")]
-
-
-JSON_PROTOCOL_SERVICES = {"SageMaker": "sagemaker", "AnyScaleFrontendService":
-                          "application-autoscaling", "Logs_20140328": "logs",
-                          "AmazonEC2ContainerRegistry_V20150921": "ecr"}
-
-
-def iam_action(request: RecordedRequest) -> str:
-    """The IAM action a request recorded by moto needs."""
-    if request.target:
-        service, _, operation = request.target.partition(".")
-        return f"{JSON_PROTOCOL_SERVICES[service]}:{operation}"
-    if request.path.startswith("/endpoints/") and request.path.endswith("/invocations"):
-        return "sagemaker:InvokeEndpoint"
-    bucket, _, key = request.path.lstrip("/").partition("/")
-    assert bucket == BUCKET, f"not an S3 request of the test bucket: {request.url}"
-    if request.method == "GET" and not key:
-        return "s3:ListBucket"
-    if request.method in ("GET", "HEAD") and key:
-        return "s3:GetObject"
-    raise AssertionError(f"no IAM action known for {request.method} {request.url}")
-
-
-def documented_caller_policy() -> set[str]:
-    """The actions of the caller's policy the README points to (docs/iam/caller-policy.json)."""
-    policy = json.loads(CALLER_POLICY.read_text())
-    actions: set[str] = set()
-    for statement in policy["Statement"]:
-        listed = statement["Action"]
-        actions.update([listed] if isinstance(listed, str) else listed)
-    return actions
 
 
 def test_the_documented_caller_policy_covers_every_call_of_the_walkthrough(

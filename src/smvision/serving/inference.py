@@ -28,21 +28,17 @@ from smvision import algorithms, images
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
 from smvision.machine import available_cores
-
-IMAGE_TYPES = (
-    "image/jpeg",
-    "image/png",
-    "application/x-image",
-    "image/bmp",
-    "image/tiff",
-    "image/webp",
+from smvision.media import (
+    ACCEPT_TYPES,
+    CONTENT_TYPES,
+    CSV,
+    IMAGE_TYPES,
+    JSON,
+    JSON_LINES,
+    NPY,
+    media_type,
 )
-NPY = "application/x-npy"
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-CSV = "text/csv"
-CONTENT_TYPES = IMAGE_TYPES + (NPY, JSON, JSONLINES)
-ACCEPT_TYPES = (JSON, JSONLINES, CSV)
+
 _WILDCARD_ACCEPT = {"*/*": JSON, "application/*": JSON, "text/*": CSV}
 TOP_K_ATTRIBUTE = "top_k"
 _INSTANCE_FORMS = '{"b64": "<base64 image file>"} or a nested list of pixel values'
@@ -58,11 +54,6 @@ class UnsupportedContentTypeError(ValueError):
 
 class UnsupportedAcceptError(ValueError):
     """An Accept header that names no type /invocations can answer in."""
-
-
-def media_type(header: str | None) -> str:
-    """'Application/JSON; charset=utf-8' -> 'application/json'."""
-    return (header or "").split(";", 1)[0].strip().lower()
 
 
 def check_content_type(header: str | None) -> str:
@@ -140,7 +131,7 @@ def decode_request(
         return _npy_images(body)
     if content_type == JSON:
         return _json_images(body, model_input)
-    if content_type == JSONLINES:
+    if content_type == JSON_LINES:
         return _jsonlines_images(body, model_input)
     raise UnsupportedContentTypeError(f"Content-Type '{content_type}' has no decoder.")
 
@@ -286,12 +277,19 @@ def encode_predictions(
             "label": class_names[i],
             "probability": row[i],
             "probabilities": _probabilities(row, class_names, top_k),
+            # The flat names SageMaker's built-in classifiers answer with, which Model
+            # Monitor's model-quality jobs read (inference and probability attributes).
+            "predicted_label": class_names[i],
         }
         for row, i in zip(rows, best)
     ]
-    if accept == JSONLINES:
+    if accept == JSON_LINES:
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()
-    return json.dumps({"predictions": predictions}).encode()
+    document: dict[str, Any] = {"predictions": predictions}
+    if len(predictions) == 1:  # one image: its answer is also flat, at the top level
+        document |= {"predicted_label": predictions[0]["label"],
+                     "probability": predictions[0]["probability"]}
+    return json.dumps(document).encode()
 
 
 def _probabilities(
