@@ -34,16 +34,35 @@ def test_serving_variables_and_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    "name, value",
+    "name, value, attribute",
     [
-        ("SAGEMAKER_BIND_TO_PORT", "http"),
-        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0"),
-        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1"),
+        ("SAGEMAKER_BIND_TO_PORT", "http", "port"),
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0", "workers"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "soon", "timeout_s"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1", "max_payload_mb"),
     ],
 )
-def test_bad_variables_name_the_variable(name: str, value: str) -> None:
-    with pytest.raises(ContractError, match=name):
-        contract.load({name: value})
+def test_bad_serving_variables_fail_only_when_serving_reads_them(
+    tmp_path: Path, name: str, value: str, attribute: str
+) -> None:
+    # A training job must not fail on a serving variable: load() reads only the base dir.
+    c = contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path), name: value})
+    assert c.failure_file == tmp_path / "output/failure"
+    with pytest.raises(ContractError, match=f"{name} has value '{value}'"):
+        getattr(c, attribute)
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    ["algo-1", "[]", '{"algo-1": 1}', '["algo-1", 2]', '["algo-1", ""]'],
+    ids=["not-json", "empty", "object", "number", "blank-name"],
+)
+def test_a_malformed_host_list_is_a_contract_error_naming_it(tmp_path: Path, hosts: str) -> None:
+    c = contract.load(
+        {"SAGEMAKER_BASE_DIR": str(tmp_path), "SM_HOSTS": hosts, "SM_CURRENT_HOST": "algo-1"}
+    )
+    with pytest.raises(ContractError, match=r"SM_HOSTS has value .*JSON list of host names"):
+        c.resource_config()
 
 
 def test_resource_config_from_file_and_environment(tmp_path: Path) -> None:

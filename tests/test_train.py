@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision.local import train_command
+from smvision.local import lay_out_job, train_command
 from smvision.metrics import METRIC_DEFINITIONS
 from smvision.samples import digits_images
+from smvision.toolkit_entry import ENTRY_SCRIPT, ENTRY_SCRIPT_DIR
 from tests.conftest import JobResult
 
 PLATFORM_KEYS = {
@@ -308,3 +309,39 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serving_variables_in_a_training_job_are_not_its_concern(train_job, digits: Path) -> None:
+    # SageMaker passes one environment to both; only `serve` reads these limits.
+    job = train_job(
+        "svm",
+        {"train": digits / "test"},
+        {"image_size": "16"},
+        env={"SAGEMAKER_MODEL_SERVER_WORKERS": "0", "SAGEMAKER_BIND_TO_PORT": "http"},
+    )
+    assert job.returncode == 0, job.failure or job.output[-3000:]
+    assert job.metadata["algorithm"] == "svm"
+
+
+def test_a_malformed_host_list_ends_in_the_failure_file(digits: Path, tmp_path: Path) -> None:
+    # The toolkit's `train` rewrites SM_HOSTS from resourceconfig.json, so this runs the
+    # script it calls (the image's entry script) the way the toolkit does.
+    contract = lay_out_job(tmp_path / "job", {"train": digits / "test"}, {"algorithm": "svm"})
+    env = {
+        **os.environ,
+        "SAGEMAKER_BASE_DIR": str(contract.base_dir),
+        "SM_HOSTS": "algo-1,algo-2",
+        "SM_CURRENT_HOST": "algo-1",
+    }
+    completed = subprocess.run(
+        [sys.executable, str(ENTRY_SCRIPT_DIR / ENTRY_SCRIPT), "--algorithm", "svm"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    failure = contract.failure_file.read_text() if contract.failure_file.exists() else ""
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert "SM_HOSTS has value 'algo-1,algo-2'" in failure, completed.stderr[-3000:]
+    assert "Traceback" not in completed.stdout + completed.stderr
+    assert list(contract.model_dir.iterdir()) == []

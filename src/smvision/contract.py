@@ -3,6 +3,10 @@
 Every path under /opt/ml, every channel name and every SAGEMAKER_* variable that the
 image reads is spelled here and nowhere else. Build a `Contract` with `load()`, passing
 the environment explicitly, so tests and local runs point it at their own tree.
+
+`load()` reads only the base directory and never fails, so a job can always write its
+failure file; every other variable is read, and refused with a ContractError, when it is
+asked for: the serving limits only by `serve`, the host list only by training.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +68,31 @@ class ResourceConfig:
 
 @dataclass(frozen=True)
 class Contract:
-    """Where SageMaker puts things, and the serving limits it asks for."""
+    """Where SageMaker puts things, and the variables it sets, read when asked for."""
 
     base_dir: Path
-    port: int = DEFAULT_PORT
-    workers: int | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB
-    hosts_override: tuple[str, ...] | None = None
-    current_host_override: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    # Serving limits: only `serve` reads them (SageMaker may pass them to training jobs too).
+
+    @property
+    def port(self) -> int:
+        return _int(self.environ, PORT_ENV, minimum=1) or DEFAULT_PORT
+
+    @property
+    def workers(self) -> int | None:
+        """Server worker processes; None: the algorithm's default."""
+        return _int(self.environ, WORKERS_ENV, minimum=1)
+
+    @property
+    def timeout_s(self) -> float:
+        return _float(self.environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+
+    @property
+    def max_payload_mb(self) -> float:
+        return _float(self.environ, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB)
+
+    # The layout under the base directory.
 
     @property
     def input_dir(self) -> Path:
@@ -135,8 +155,10 @@ class Contract:
 
     def resource_config(self) -> ResourceConfig:
         """The hosts of this job: SM_HOSTS/SM_CURRENT_HOST first, else resourceconfig.json."""
-        if self.hosts_override and self.current_host_override:
-            hosts, current = self.hosts_override, self.current_host_override
+        hosts_from_env = _hosts(self.environ)
+        current_from_env = self.environ.get(CURRENT_HOST_ENV, "").strip()
+        if hosts_from_env and current_from_env:
+            hosts, current = hosts_from_env, current_from_env
         elif self.resource_config_file.is_file():
             raw = read_json_file(self.resource_config_file)
             hosts = tuple(str(h) for h in raw.get("hosts", []))
@@ -153,24 +175,37 @@ class Contract:
 
 
 def load(environ: Mapping[str, str] | None = None) -> Contract:
-    """Read the contract from an environment (os.environ when None)."""
-    env = os.environ if environ is None else environ
-    hosts_raw = env.get(HOSTS_ENV)
-    return Contract(
-        base_dir=Path(env.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)),
-        port=_int(env, PORT_ENV, DEFAULT_PORT, minimum=1),
-        workers=_int(env, WORKERS_ENV, None, minimum=1),
-        timeout_s=_float(env, TIMEOUT_ENV, DEFAULT_TIMEOUT_S),
-        max_payload_mb=_float(env, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB),
-        hosts_override=tuple(json.loads(hosts_raw)) if hosts_raw else None,
-        current_host_override=env.get(CURRENT_HOST_ENV) or None,
-    )
+    """The contract of an environment (os.environ when None); reads only the base dir."""
+    env = dict(os.environ if environ is None else environ)
+    return Contract(base_dir=Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR), environ=env)
 
 
-def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int) -> Any:
+def _hosts(env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """SM_HOSTS as SageMaker sets it, a JSON list of host names; None when unset."""
+    raw = env.get(HOSTS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        hosts = json.loads(raw)
+    except json.JSONDecodeError:
+        hosts = None
+    if not (
+        isinstance(hosts, list)
+        and hosts
+        and all(isinstance(host, str) and host.strip() for host in hosts)
+    ):
+        raise ContractError(
+            f"Environment variable {HOSTS_ENV} has value {raw!r}; SageMaker sets it to a "
+            'JSON list of host names such as ["algo-1", "algo-2"]: fix it or unset it.'
+        )
+    return tuple(hosts)
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+    """A whole-number variable, None when unset."""
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:
