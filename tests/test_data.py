@@ -43,6 +43,44 @@ def test_bad_lst_line_names_file_and_line(tmp_path: Path) -> None:
         data.list_channel(tmp_path, "train")
 
 
+def _lst_channel(root: Path, digits: Path, listed: str) -> Path:
+    """A .lst channel of two real digits plus one line that lists `listed`."""
+    channel = root / "channel"
+    channel.mkdir()
+    lines = []
+    for index, path in enumerate(sorted((digits / "test").rglob("*.png"))[:2]):
+        (channel / path.name).write_bytes(path.read_bytes())
+        lines.append(f"{index}\t{path.parent.name}\t{path.name}")
+    lines.append(f"2\t1\t{listed}")
+    (channel / "train.lst").write_text("\n".join(lines) + "\n")
+    return channel
+
+
+@pytest.mark.parametrize("escape", ["parent", "absolute"])
+def test_lst_paths_that_leave_the_channel_are_refused(
+    digits: Path, tmp_path: Path, escape: str
+) -> None:
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(next((digits / "test").rglob("*.png")).read_bytes())
+    listed = "../outside.png" if escape == "parent" else str(outside)
+    channel = _lst_channel(tmp_path, digits, listed)
+    with pytest.raises(DataError) as refused:
+        data.list_channel(channel, "train")
+    message = str(refused.value)
+    assert f"{channel / 'train.lst'}, line 3: path {listed!r}" in message
+    assert "relative to the .lst file and inside the channel" in message
+
+
+def test_a_missing_lst_file_is_an_unreadable_image_not_a_crash(
+    digits: Path, tmp_path: Path
+) -> None:
+    samples = data.list_channel(_lst_channel(tmp_path, digits, "gone.png"), "train")
+    assert data.all_grey(samples)  # the probe skips what it cannot read, as load() does
+    loaded = data.load(samples, ["0", "1"], 16, 1, "train", max_corrupt_fraction=0.5)
+    assert len(loaded) == 2
+    assert loaded.skipped[0][0] == "gone.png" and "No such file" in loaded.skipped[0][1]
+
+
 def test_npz_arrays_with_class_names(tmp_path: Path) -> None:
     pixels, labels = digits_images()
     np.savez(

@@ -9,6 +9,7 @@ while they stay under the job's limit.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,17 +35,16 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image: a file, or row `index` of an .npz array."""
+    """One labelled image: the file at `path`, or row `array` of the .npz file at `path`."""
 
     source: str
     label: str
-    path: Path | None = None
+    path: Path
     array: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def read(self) -> np.ndarray:
         if self.array is not None:
             return images.from_array(self.array, self.source)
-        assert self.path is not None
         return images.read_image(str(self.path), self.source)
 
     def read_for(self, model_input: images.ModelInput) -> np.ndarray:
@@ -57,7 +57,6 @@ class Sample:
     def is_grey(self) -> bool:
         if self.array is not None:
             return self.array.ndim == 2 or self.array.shape[-1] == 1
-        assert self.path is not None
         return images.probe(self.path.read_bytes(), self.source)[2]
 
 
@@ -112,6 +111,7 @@ def _hidden(path: Path) -> bool:
 
 def _read_lst(lst_file: Path, directory: Path) -> list[Sample]:
     samples = []
+    channel_root = os.path.abspath(directory)
     for number, line in enumerate(lst_file.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -128,8 +128,15 @@ def _read_lst(lst_file: Path, directory: Path) -> list[Sample]:
                 f"{lst_file}, line {number}: label {fields[1]!r} is not a number; .lst labels "
                 "are class indices such as 0 or 3.000000."
             ) from None
-        path = (lst_file.parent / fields[-1].strip()).resolve()
         source = fields[-1].strip()
+        # Judged by name, not by following links: SageMaker copies only the channel.
+        path = Path(os.path.abspath(lst_file.parent / source))
+        if os.path.commonpath([channel_root, path]) != channel_root:
+            raise DataError(
+                f"{lst_file}, line {number}: path {source!r} leads outside the channel "
+                f"({directory}); paths in a .lst file are relative to the .lst file and inside "
+                "the channel, so SageMaker copies the images with it."
+            )
         samples.append(Sample(source=source, label=label, path=path))
     return samples
 
@@ -166,7 +173,9 @@ def _read_npz(npz_file: Path, directory: Path) -> list[Sample]:
             label = _label_text(float(value))
         else:
             label = str(value)
-        samples.append(Sample(source=f"{relative}#{index}", label=label, array=x[index]))
+        samples.append(
+            Sample(source=f"{relative}#{index}", label=label, path=npz_file, array=x[index])
+        )
     return samples
 
 
@@ -228,12 +237,12 @@ def shard(samples: Sequence[Sample], index: int, count: int) -> list[Sample]:
 
 
 def all_grey(samples: Sequence[Sample]) -> bool:
-    """Whether every image is greyscale, from headers only."""
+    """Whether every image is greyscale, from headers only; unreadable ones are not counted."""
     for sample in samples:
         try:
             if not sample.is_grey():
                 return False
-        except images.ImageError:
+        except (images.ImageError, OSError):  # load() skips them and names them
             continue
     return True
 
@@ -268,14 +277,12 @@ def load(
     skipped = [(s.source, e) for s, e in zip(samples, errors) if e is not None]
     if max_corrupt_fraction is not None:
         check_corrupt(skipped, len(samples), channel, max_corrupt_fraction)
-    keep = [i for i, p in enumerate(prepared) if p is not None]
-    array = np.empty((len(keep), size, size, channels), dtype=np.uint8)
-    for row, i in enumerate(keep):
-        image = prepared[i]
-        assert image is not None
+    kept = [(samples[i], image) for i, image in enumerate(prepared) if image is not None]
+    array = np.empty((len(kept), size, size, channels), dtype=np.uint8)
+    for row, (_, image) in enumerate(kept):
         array[row] = image
-    labels = np.array([index_of[samples[i].label] for i in keep], dtype=np.int32)
-    return Dataset(array, labels, [samples[i].source for i in keep], skipped)
+    labels = np.array([index_of[sample.label] for sample, _ in kept], dtype=np.int32)
+    return Dataset(array, labels, [sample.source for sample, _ in kept], skipped)
 
 
 def check_corrupt(
