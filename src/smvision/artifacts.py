@@ -63,6 +63,7 @@ def library_versions() -> dict[str, str]:
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
+    """The metadata.json `train` wrote (FileNotFoundError if missing, else ValueError if bad)."""
     path = model_dir / METADATA_FILE
     if not path.is_file():
         raise FileNotFoundError(
@@ -70,5 +71,14 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
             "(metadata.json plus the model files)."
         )
     data = json.loads(path.read_text())
-    assert isinstance(data, dict)
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{METADATA_FILE} holds a JSON {_json_type(data)}, not the object smvision's "
+            "train writes"
+        )
     return data
+
+
+def _json_type(value: object) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

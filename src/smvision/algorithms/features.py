@@ -50,18 +50,16 @@ def _pixels(image: np.ndarray) -> np.ndarray:
     return small.ravel().astype(np.float32) / 255.0
 
 
-def _width(kind: str, channels: int, descriptor: cv2.HOGDescriptor | None) -> int:
+def _width(kind: str, channels: int, size: int) -> int:
     if kind == "hog":
-        assert descriptor is not None
-        return int(descriptor.getDescriptorSize())
+        return int(_hog_descriptor(size).getDescriptorSize())
     if kind == "color":
         return 32 if channels == 1 else int(np.prod(COLOR_BINS))
     return PIXEL_SIDE * PIXEL_SIDE
 
 
-def _feature(kind: str, image: np.ndarray, descriptor: cv2.HOGDescriptor | None) -> np.ndarray:
+def _feature(kind: str, image: np.ndarray, descriptor: cv2.HOGDescriptor) -> np.ndarray:
     if kind == "hog":
-        assert descriptor is not None
         return _hog(image, descriptor)
     if kind == "color":
         return _color(image)
@@ -75,8 +73,7 @@ def extract(batch: np.ndarray, spec: str, workers: int | None = None) -> np.ndar
     if count == 0:
         raise ValueError("extract() needs at least one image.")
     size, channels = batch.shape[1], batch.shape[3]
-    hog = _hog_descriptor(size) if "hog" in kinds else None
-    widths = [_width(kind, channels, hog) for kind in kinds]
+    widths = [_width(kind, channels, size) for kind in kinds]
     edges = np.cumsum([0, *widths]).tolist()
     # Each image's features go straight into its row: no per-image list, concatenation or
     # stack, Python work that holds the GIL while the other threads wait for it.
@@ -84,7 +81,7 @@ def extract(batch: np.ndarray, spec: str, workers: int | None = None) -> np.ndar
     workers = min(workers or available_cores(), max(1, count // 64))
 
     def run(rows: range) -> None:
-        descriptor = _hog_descriptor(size) if "hog" in kinds else None
+        descriptor = _hog_descriptor(size)  # one per thread; cheap to make, even if unused
         for i in rows:
             image, row = batch[i], out[i]
             for kind, start, stop in zip(kinds, edges[:-1], edges[1:]):

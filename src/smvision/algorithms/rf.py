@@ -24,5 +24,6 @@ class RandomForestAlgorithm(ClassicalAlgorithm):
         return Pipeline([("forest", forest)])
 
     def for_serving(self) -> None:
-        assert self.pipeline is not None
+        if self.pipeline is None:
+            raise RuntimeError("for_serving() before fit() or load().")
         self.pipeline[-1].set_params(n_jobs=1)
