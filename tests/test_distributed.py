@@ -1,9 +1,11 @@
 """Several hosts: MultiWorkerMirroredStrategy for the Keras models, one trainer for sklearn.
 
 Two-worker jobs run as two real processes on this machine, each with its own job
-directory and resourceconfig.json (hosts algo-1, algo-2). SageMaker's host names do not
-resolve here, so the tests map them to 127.0.0.1 ports with SMVISION_TEST_HOST_ADDRESSES,
-the override smvision.distributed documents as test-only.
+directory and resourceconfig.json (hosts algo-1, algo-2). TensorFlow's servers listen on
+0.0.0.0:PORT, so two workers on one machine need two ports, which SageMaker's one
+`distributed_port` for every host cannot give; the tests describe the cluster to each
+worker with TensorFlow's own TF_CONFIG (127.0.0.1 and two free ports), which smvision
+honours when the environment sets it, as a Kubernetes operator would.
 """
 
 from __future__ import annotations
@@ -42,16 +44,16 @@ def start_cluster(
     algorithm: str, channels: dict[str, Path], root: Path, hps: dict[str, str], hosts: int = 2
 ) -> list[subprocess.Popen[str]]:
     names = [f"algo-{i + 1}" for i in range(hosts)]
-    addresses = {name: f"127.0.0.1:{_free_port()}" for name in names}
-    env = {**os.environ, distributed.TEST_ADDRESSES_ENV: json.dumps(addresses)}
+    addresses = [f"127.0.0.1:{_free_port()}" for _ in names]
     processes = []
-    for name in names:
+    for index, name in enumerate(names):
         command = train_command(algorithm, channels, root / name, hps)
         command += ["--hosts", ",".join(names), "--current-host", name]
+        tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
         processes.append(
             subprocess.Popen(
                 command,
-                env=env,
+                env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -165,28 +167,69 @@ def test_tf_config_from_the_resource_config(tmp_path: Path) -> None:
         hyperparameters.parse({"algorithm": "cnn", "distributed_port": "9999"}),
     )
     assert (cluster.worker_index, cluster.worker_count, cluster.is_chief) == (1, 3, False)
-    addresses = distributed.worker_addresses(
-        cluster,
-        {
-            distributed.TEST_ADDRESSES_ENV: json.dumps(
-                {"algo-1": "10.0.0.1:9999", "algo-2": "10.0.0.2:9999", "algo-3": "10.0.0.3:9999"}
-            )
-        },
-    )
-    assert distributed.tf_config(cluster, addresses) == {
-        "cluster": {"worker": ["10.0.0.1:9999", "10.0.0.2:9999", "10.0.0.3:9999"]},
+    network = {"algo-1": "10.0.0.1", "algo-2": "10.0.0.2", "algo-3": "10.0.0.3"}
+    assert distributed.tf_config_for(cluster, {}, resolve=network.__getitem__) == {
+        "cluster": {"worker": ["algo-1:9999", "algo-2:9999", "algo-3:9999"]},
         "task": {"type": "worker", "index": 1},
     }
-    assert distributed.worker_addresses(
-        distributed.Cluster(("localhost",), "localhost", 0, 1, 8890), {}
-    ) == ["localhost:8890"]
+
+
+def test_a_tf_config_in_the_environment_describes_the_cluster_when_it_fits() -> None:
+    cluster = distributed.Cluster(("algo-1", "algo-2"), "algo-2", 1, 2, 8890)
+    given = {
+        "cluster": {"worker": ["10.1.0.7:2222", "10.1.0.8:2222"]},
+        "task": {"type": "worker", "index": 1},
+    }
+
+    def unreachable(host: str) -> str:
+        raise AssertionError(f"resolved {host} although TF_CONFIG names the workers")
+
+    environ = {"TF_CONFIG": json.dumps(given)}
+    assert distributed.tf_config_for(cluster, environ, resolve=unreachable) == given
+
+
+def _tf_config(workers: dict[str, list[str]], task_type: str, index: int) -> str:
+    return json.dumps({"cluster": workers, "task": {"type": task_type, "index": index}})
+
+
+@pytest.mark.parametrize(
+    "tf_config, words",
+    [
+        ("{cluster", "is not JSON"),
+        (
+            _tf_config({"worker": ["a:1"]}, "worker", 0),
+            "names 1 worker(s) but the job has 2 hosts (algo-1, algo-2)",
+        ),
+        (
+            _tf_config({"worker": ["a:1", "b:1"]}, "worker", 0),
+            "gives this host task index 0, but algo-2 is host 2 of 2 (index 1)",
+        ),
+        (
+            _tf_config({"chief": ["a:1"], "worker": ["b:1"]}, "worker", 1),
+            "needs a 'worker' list and a worker task alone",
+        ),
+    ],
+    ids=["not-json", "worker-count", "task-index", "chief"],
+)
+def test_a_tf_config_that_contradicts_the_hosts_is_refused(tf_config: str, words: str) -> None:
+    cluster = distributed.Cluster(("algo-1", "algo-2"), "algo-2", 1, 2, 8890)
+    with pytest.raises(distributed.ClusterError) as refused:
+        distributed.tf_config_for(cluster, {"TF_CONFIG": tf_config})
+    assert "TF_CONFIG" in str(refused.value) and words in str(refused.value)
 
 
 def test_unresolvable_hosts_fail_after_a_bounded_wait() -> None:
-    cluster = distributed.Cluster(("algo-1.invalid",), "algo-1.invalid", 0, 2, 8890)
+    cluster = distributed.Cluster(("algo-1", "algo-2"), "algo-1", 0, 2, 8890)
+    attempts: list[float] = []
+
+    def not_yet(host: str) -> str:
+        attempts.append(time.monotonic())
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: Name or service not known")
+
     started = time.monotonic()
     with pytest.raises(
-        distributed.ClusterError, match=r"Host algo-1.invalid did not resolve within 2 s"
+        distributed.ClusterError, match=r"Host algo-1 did not resolve within 2 s"
     ):
-        distributed.worker_addresses(cluster, {}, timeout_s=2)
-    assert 1 <= time.monotonic() - started < 10
+        distributed.worker_addresses(cluster, timeout_s=2, resolve=not_yet)
+    assert len(attempts) >= 2  # it retried...
+    assert attempts[-1] <= started + 2  # ...and gave up at the deadline, not after it

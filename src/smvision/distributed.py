@@ -4,6 +4,11 @@ SageMaker describes the hosts in resourceconfig.json (and SM_HOSTS / SM_CURRENT_
 One host: the default strategy, or MirroredStrategy when it has several GPUs. Several
 hosts: MultiWorkerMirroredStrategy for cnn and resnet50 with TF_CONFIG built from the
 host list on a fixed port; svm and rf train on the first host while the others idle.
+
+A TF_CONFIG already in the environment describes the cluster instead, as TensorFlow
+defines it: whoever set it (a Kubernetes operator, or several workers on one machine,
+which need a port each where a host list has one for all) knows the workers' addresses.
+It must agree with the host list on the number of workers and on this worker's index.
 """
 
 from __future__ import annotations
@@ -15,17 +20,14 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from smvision.contract import Contract
 from smvision.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 
-# Tests run several workers as processes on one machine, where SageMaker's host names
-# (algo-1, algo-2) do not resolve; they map each host to an address:port here. Used
-# only by tests: a real job never sets it.
-TEST_ADDRESSES_ENV = "SMVISION_TEST_HOST_ADDRESSES"
+TF_CONFIG_ENV = "TF_CONFIG"
 RESOLVE_TIMEOUT_S = 300.0
 
 
@@ -81,18 +83,63 @@ def tf_config(cluster: Cluster, addresses: list[str]) -> dict[str, Any]:
     }
 
 
-def worker_addresses(
+def tf_config_for(
     cluster: Cluster,
     environ: Mapping[str, str] | None = None,
+    resolve: Callable[[str], str] = socket.gethostbyname,
+    timeout_s: float = RESOLVE_TIMEOUT_S,
+) -> dict[str, Any]:
+    """This worker's TF_CONFIG: the environment's own if it has one, else from the hosts."""
+    env = os.environ if environ is None else environ
+    given = env.get(TF_CONFIG_ENV, "").strip()
+    if given:
+        return _checked_tf_config(given, cluster)
+    return tf_config(cluster, worker_addresses(cluster, timeout_s, resolve))
+
+
+def _checked_tf_config(raw: str, cluster: Cluster) -> dict[str, Any]:
+    fix = f"unset {TF_CONFIG_ENV} (smvision builds it from the hosts) or correct it"
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ClusterError(
+            f"{TF_CONFIG_ENV} in the environment is not JSON ({error}); {fix}."
+        ) from error
+    spec = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    workers = spec.get("worker") if isinstance(spec, dict) else None
+    if not (
+        isinstance(spec, dict)
+        and set(spec) == {"worker"}
+        and isinstance(workers, list)
+        and isinstance(task, dict)
+        and task.get("type") == "worker"
+    ):
+        raise ClusterError(
+            f"{TF_CONFIG_ENV} in the environment has value {raw!r}; it needs a 'worker' list "
+            f"and a worker task alone, as smvision trains on workers only; {fix}."
+        )
+    if len(workers) != cluster.worker_count:
+        raise ClusterError(
+            f"{TF_CONFIG_ENV} in the environment names {len(workers)} worker(s) but the job has "
+            f"{cluster.worker_count} hosts ({', '.join(cluster.hosts)}); {fix}."
+        )
+    if task.get("index") != cluster.worker_index:
+        raise ClusterError(
+            f"{TF_CONFIG_ENV} in the environment gives this host task index "
+            f"{task.get('index')!r}, but {cluster.current_host} is host "
+            f"{cluster.worker_index + 1} of {cluster.worker_count} (index "
+            f"{cluster.worker_index}); {fix}."
+        )
+    return cast(dict[str, Any], config)
+
+
+def worker_addresses(
+    cluster: Cluster,
     timeout_s: float = RESOLVE_TIMEOUT_S,
     resolve: Callable[[str], str] = socket.gethostbyname,
 ) -> list[str]:
     """host:port for every worker, retrying name resolution while the cluster boots."""
-    env = os.environ if environ is None else environ
-    override = env.get(TEST_ADDRESSES_ENV)
-    if override:
-        mapping = json.loads(override)
-        return [str(mapping[host]) for host in cluster.hosts]
     deadline = time.monotonic() + timeout_s
     addresses = []
     for host in cluster.hosts:
@@ -120,9 +167,8 @@ def create_strategy(cluster: Cluster) -> Any:
     import tensorflow as tf
 
     if cluster.worker_count > 1:
-        config = tf_config(cluster, worker_addresses(cluster))
-        os.environ["TF_CONFIG"] = json.dumps(config)
-        log.info("Multi-worker training: TF_CONFIG=%s", os.environ["TF_CONFIG"])
+        os.environ[TF_CONFIG_ENV] = json.dumps(tf_config_for(cluster))
+        log.info("Multi-worker training: TF_CONFIG=%s", os.environ[TF_CONFIG_ENV])
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
         )
