@@ -1,11 +1,12 @@
-"""What cnn and resnet50 share: the input pipeline, the training loop, checkpoints, saving.
+"""What cnn and resnet50 share: the input pipeline, the training loop, saving.
 
 One custom training loop serves one CPU, several GPUs (MirroredStrategy) and several
 hosts (MultiWorkerMirroredStrategy). Keras 3's `model.fit` fails under
 MultiWorkerMirroredStrategy (keras-team/keras#20585), so the loop is written out with
 `strategy.run`, and what `fit` gives for free is done here: one log line and metric
 lines per epoch, early stopping on validation loss (restoring the best weights), and a
-checkpoint per epoch that a restarted job (managed spot training) resumes from.
+checkpoint per epoch that a restarted job (managed spot training) resumes from
+(checkpoints.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import math
-import os
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,11 @@ import tensorflow as tf
 
 from smvision import images
 from smvision.algorithms.base import Algorithm, History, RunContext
+from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
 from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters
 
-log = logging.getLogger(__name__)
-
 MODEL_FILE = "model.keras"
-STATE_FILE = "state.json"
 PREDICT_BATCH = 64
 
 
@@ -46,23 +43,6 @@ class Phase:
     name: str
     epochs: int
     learning_rate: float
-
-
-@dataclass
-class LoopState:
-    """Everything a restarted job needs besides weights, written at every epoch end."""
-
-    fingerprint: str
-    phase: int = 0
-    epoch_in_phase: int = 0
-    history: dict[str, list[float]] = field(default_factory=dict)
-    best_loss: float | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
-
-    @property
-    def epochs_done(self) -> int:
-        return len(next(iter(self.history.values()), []))
 
 
 class KerasAlgorithm(Algorithm):
@@ -93,65 +73,92 @@ class KerasAlgorithm(Algorithm):
     def fit(
         self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
     ) -> History:
+        # The precision policy is global to the process: a fit that fails must not leave
+        # float16 behind for whatever builds a model next (a retry, a test, a notebook).
+        policy = keras.mixed_precision.global_policy()
+        try:
+            return self._fit(train, validation, hp, run)
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+
+    def _fit(
+        self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
+    ) -> History:
         strategy = run.create_strategy()
         mixed = _use_mixed_precision(hp)
         keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
         keras.utils.set_random_seed(hp.integer("seed"))
-        replicas = strategy.num_replicas_in_sync
-        per_replica_batch = hp.integer("batch_size")
-        global_batch = per_replica_batch * replicas
-        train_total = run.train_total
-        steps = max(1, math.ceil(train_total / global_batch))
-        run.info(
-            f"{replicas} replica(s), per-replica batch {per_replica_batch}, global batch "
-            f"{global_batch}, {steps} steps per epoch, mixed precision {'on' if mixed else 'off'}."
-        )
-
-        # Only the first host writes checkpoints; SageMaker gives every host of a restarted
-        # job the same checkpoint prefix, so every worker resumes from the same epoch.
-        checkpoints = Checkpoints(
-            run.checkpoint_dir, self._fingerprint(hp, train_total), writer=run.worker_index == 0
-        )
+        loop = self._training_loop(strategy, hp, run, mixed)
         with strategy.scope():
             self.model = self.build_model(hp, run)
-        state = checkpoints.restore_state()
-        if run.worker_count > 1 and not _workers_agree(strategy, state.epochs_done):
-            run.info(
-                f"Workers found checkpoints of different epochs (here {state.epochs_done}); "
-                "all of them start afresh so that their weights stay identical."
-            )
-            state = LoopState(checkpoints.fingerprint)
-        loop = TrainingLoop(self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed)
+        state = self._resume_state(loop)
         train_fn = loop.train_input(train)
         validation_input = loop.validation_input(validation) if validation is not None else None
-        phases = self.phases(hp)
-        for index, phase in enumerate(phases):
+        for index, phase in enumerate(self.phases(hp)):
             if index < state.phase or phase.epochs == 0 or state.stopped_early:
                 continue
-            self.enter_phase(phase, hp)
-            with strategy.scope():
-                optimizer = _optimizer(hp.text("optimizer"), phase.learning_rate * replicas, mixed)
-                optimizer.build(self.model.trainable_variables)
-            resumed = index == state.phase and state.epoch_in_phase > 0
-            if resumed:
-                checkpoints.restore_weights(self.model, optimizer)
-                run.info(
-                    f"Resuming from checkpoint: phase '{phase.name}' after epoch "
-                    f"{state.epoch_in_phase} of {phase.epochs} ({state.epochs_done} epochs done)."
-                )
-            elif index != state.phase:
-                state.phase, state.epoch_in_phase = index, 0
+            optimizer = self._start_phase(loop, index, phase, state)
             loop.run_phase(phase, optimizer, train_fn, validation_input, state)
-            if state.stopped_early:
-                break
-        if validation is not None and checkpoints.has_best():
-            checkpoints.restore_best(self.model)
+        if validation is not None and loop.checkpoints.has_best():
+            loop.checkpoints.restore_best(self.model)
             run.info(
                 f"Restored the weights of the best epoch (validation loss {state.best_loss:.4f})."
             )
         if mixed:
             self.model = self._float32_copy(hp, run)
         return state.history
+
+    def _training_loop(
+        self, strategy: Any, hp: Hyperparameters, run: RunContext, mixed: bool
+    ) -> TrainingLoop:
+        """Batch sizes and steps for this cluster, and where checkpoints go."""
+        replicas = strategy.num_replicas_in_sync
+        per_replica_batch = hp.integer("batch_size")
+        global_batch = per_replica_batch * replicas
+        steps = max(1, math.ceil(run.train_total / global_batch))
+        run.info(
+            f"{replicas} replica(s), per-replica batch {per_replica_batch}, global batch "
+            f"{global_batch}, {steps} steps per epoch, mixed precision {'on' if mixed else 'off'}."
+        )
+        # Only the first host writes checkpoints; SageMaker gives every host of a restarted
+        # job the same checkpoint prefix, so every worker resumes from the same epoch.
+        checkpoints = Checkpoints(
+            run.checkpoint_dir,
+            self._fingerprint(hp, run.train_total),
+            writer=run.worker_index == 0,
+        )
+        return TrainingLoop(self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed)
+
+    def _resume_state(self, loop: TrainingLoop) -> LoopState:
+        """The checkpoint's loop state, when every worker found the same one; else afresh."""
+        state = loop.checkpoints.restore_state()
+        if loop.run.worker_count > 1 and not workers_agree(loop.strategy, state.epochs_done):
+            loop.run.info(
+                f"Workers found checkpoints of different epochs (here {state.epochs_done}); "
+                "all of them start afresh so that their weights stay identical."
+            )
+            return LoopState(loop.checkpoints.fingerprint)
+        return state
+
+    def _start_phase(self, loop: TrainingLoop, index: int, phase: Phase, state: LoopState) -> Any:
+        """The phase's optimizer, with the checkpoint's weights when the phase resumes."""
+        self.enter_phase(phase, loop.hp)
+        with loop.strategy.scope():
+            optimizer = _optimizer(
+                loop.hp.text("optimizer"),
+                phase.learning_rate * loop.strategy.num_replicas_in_sync,
+                loop.mixed,
+            )
+            optimizer.build(self.model.trainable_variables)
+        if index == state.phase and state.epoch_in_phase > 0:
+            loop.checkpoints.restore_weights(self.model, optimizer)
+            loop.run.info(
+                f"Resuming from checkpoint: phase '{phase.name}' after epoch "
+                f"{state.epoch_in_phase} of {phase.epochs} ({state.epochs_done} epochs done)."
+            )
+        elif index != state.phase:
+            state.phase, state.epoch_in_phase = index, 0
+        return optimizer
 
     def _float32_copy(self, hp: Hyperparameters, run: RunContext) -> Any:
         """The same weights in a float32 model, so CPU endpoints do not compute in float16."""
@@ -281,7 +288,42 @@ class TrainingLoop:
         validation: tuple[Any, int] | None,
         state: LoopState,
     ) -> None:
-        strategy, model = self.strategy, self.algorithm.model
+        """Epochs of `phase` until it ends or stops early, each reported and checkpointed."""
+        train_epoch, validate = self._epoch_functions(optimizer)
+        iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
+        validation_data, validation_steps = None, 0
+        if validation is not None:
+            validation_fn, validation_steps = validation
+            validation_data = self.strategy.distribute_datasets_from_function(validation_fn)
+        examples = self.steps * self.global_batch
+        total_epochs = sum(p.epochs for p in self.algorithm.phases(self.hp))
+        while state.epoch_in_phase < phase.epochs and not state.stopped_early:
+            started = time.perf_counter()
+            loss_sum, correct = train_epoch(iterator, tf.constant(self.steps))
+            train_seconds = time.perf_counter() - started
+            values = {
+                "train:loss": float(loss_sum) / examples,
+                "train:accuracy": float(correct) / examples,
+                "train:images_per_second": examples / train_seconds,
+            }
+            if validation_data is not None:
+                v_loss, v_hits, v_count = validate(
+                    iter(validation_data), tf.constant(validation_steps)
+                )
+                values["validation:loss"] = float(v_loss) / float(v_count)
+                values["validation:accuracy"] = float(v_hits) / float(v_count)
+            state.epoch_in_phase += 1
+            for name, value in values.items():
+                state.history.setdefault(name, []).append(value)
+            self._early_stopping(state, values)
+            self.checkpoints.save(self.algorithm.model, optimizer, state)
+            self._report(
+                phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
+            )
+
+    def _epoch_functions(self, optimizer: Any) -> tuple[Any, Any]:
+        """Compiled functions that train one epoch and validate once over every replica."""
+        strategy, model, mixed = self.strategy, self.algorithm.model, self.mixed
         loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
         global_batch = self.global_batch
 
@@ -292,7 +334,7 @@ class TrainingLoop:
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-                scaled = optimizer.scale_loss(loss) if self.mixed else loss
+                scaled = optimizer.scale_loss(loss) if mixed else loss
             gradients = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply(gradients, model.trainable_variables)
             return tf.reduce_sum(per_example), _correct(labels, probabilities)
@@ -323,36 +365,7 @@ class TrainingLoop:
                 totals = [t + strategy.reduce("SUM", p, axis=None) for t, p in zip(totals, parts)]
             return totals[0], totals[1], totals[2]
 
-        iterator = iter(strategy.distribute_datasets_from_function(train_fn))
-        validation_data = None
-        if validation is not None:
-            validation_fn, validation_steps = validation
-            validation_data = strategy.distribute_datasets_from_function(validation_fn)
-        examples = self.steps * global_batch
-        total_epochs = sum(p.epochs for p in self.algorithm.phases(self.hp))
-        while state.epoch_in_phase < phase.epochs and not state.stopped_early:
-            started = time.perf_counter()
-            loss_sum, correct = train_epoch(iterator, tf.constant(self.steps))
-            train_seconds = time.perf_counter() - started
-            values = {
-                "train:loss": float(loss_sum) / examples,
-                "train:accuracy": float(correct) / examples,
-                "train:images_per_second": examples / train_seconds,
-            }
-            if validation_data is not None:
-                v_loss, v_hits, v_count = validate(
-                    iter(validation_data), tf.constant(validation_steps)
-                )
-                values["validation:loss"] = float(v_loss) / float(v_count)
-                values["validation:accuracy"] = float(v_hits) / float(v_count)
-            state.epoch_in_phase += 1
-            for name, value in values.items():
-                state.history.setdefault(name, []).append(value)
-            self._early_stopping(state, values)
-            self.checkpoints.save(model, optimizer, state)
-            self._report(
-                phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
-            )
+        return train_epoch, validate
 
     def _report(
         self,
@@ -388,97 +401,6 @@ class TrainingLoop:
                 f"Early stopping: validation loss has not improved for {state.bad_epochs} "
                 f"epochs (best {state.best_loss:.4f})."
             )
-
-
-class Checkpoints:
-    """Per-epoch weights, optimizer state and loop state; written atomically, state last."""
-
-    def __init__(self, directory: Path, fingerprint: str, writer: bool) -> None:
-        self.directory = directory
-        self.fingerprint = fingerprint
-        self.writer = writer
-        self._state: dict[str, Any] | None = None
-
-    def restore_state(self) -> LoopState:
-        path = self.directory / STATE_FILE
-        if not path.is_file():
-            return LoopState(self.fingerprint)
-        saved = json.loads(path.read_text())
-        if saved.get("fingerprint") != self.fingerprint:
-            log.warning(
-                "Ignoring the checkpoint in %s: it belongs to a job with other "
-                "hyperparameters or data; training starts afresh.",
-                self.directory,
-            )
-            return LoopState(self.fingerprint)
-        self._state = saved
-        return LoopState(
-            fingerprint=self.fingerprint,
-            phase=int(saved["phase"]),
-            epoch_in_phase=int(saved["epoch_in_phase"]),
-            history={k: [float(x) for x in v] for k, v in saved["history"].items()},
-            best_loss=saved.get("best_loss"),
-            bad_epochs=int(saved.get("bad_epochs", 0)),
-            stopped_early=bool(saved.get("stopped_early", False)),
-        )
-
-    def restore_weights(self, model: Any, optimizer: Any) -> None:
-        assert self._state is not None
-        model.load_weights(self.directory / self._state["weights"])
-        with np.load(self.directory / self._state["optimizer"]) as saved:
-            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        if len(values) != len(optimizer.variables):
-            raise RuntimeError("optimizer checkpoint does not match the optimizer")
-        for variable, value in zip(optimizer.variables, values):
-            variable.assign(value)
-
-    def save(self, model: Any, optimizer: Any, state: LoopState) -> None:
-        if not self.writer:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tag = f"epoch-{state.epochs_done:04d}"
-        weights = f"{tag}.weights.h5"
-        optimizer_file = f"{tag}.optimizer.npz"
-        model.save_weights(self.directory / weights)
-        np.savez(self.directory / optimizer_file, *[np.asarray(v) for v in optimizer.variables])
-        record = {
-            "fingerprint": self.fingerprint,
-            "phase": state.phase,
-            "epoch_in_phase": state.epoch_in_phase,
-            "history": state.history,
-            "best_loss": state.best_loss,
-            "bad_epochs": state.bad_epochs,
-            "stopped_early": state.stopped_early,
-            "weights": weights,
-            "optimizer": optimizer_file,
-        }
-        temporary = self.directory / f".{STATE_FILE}.tmp"
-        temporary.write_text(json.dumps(record))
-        os.replace(temporary, self.directory / STATE_FILE)
-        for old in self.directory.glob("epoch-*"):
-            if not old.name.startswith(tag):
-                old.unlink(missing_ok=True)
-
-    def save_best(self, model: Any) -> None:
-        if not self.writer:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = self.directory / ".best.weights.h5"
-        model.save_weights(temporary)
-        os.replace(temporary, self.directory / "best.weights.h5")
-
-    def has_best(self) -> bool:
-        return (self.directory / "best.weights.h5").is_file()
-
-    def restore_best(self, model: Any) -> None:
-        model.load_weights(self.directory / "best.weights.h5")
-
-
-def _workers_agree(strategy: Any, epochs_done: int) -> bool:
-    """Whether every replica resumes from the same epoch (all-reduce: n*sum(e^2) == sum(e)^2)."""
-    local = tf.constant([epochs_done, epochs_done * epochs_done], dtype=tf.float64)
-    totals = strategy.reduce("SUM", strategy.run(lambda: tf.identity(local)), axis=None).numpy()
-    return bool(strategy.num_replicas_in_sync * totals[1] == totals[0] ** 2)
 
 
 def _correct(labels: Any, probabilities: Any) -> Any:

@@ -1,0 +1,59 @@
+"""keras_base: what a Keras fit leaves behind in the process when it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smvision import distributed, hyperparameters, images
+from smvision.data import Dataset
+from smvision.samples import digits_images
+from smvision.train import JobRun
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture
+def float32_policy() -> Iterator[None]:
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def tiny_digits(count: int, size: int, channels: int) -> Dataset:
+    pixels, labels = digits_images()
+    prepared = np.stack([images.prepare(p[:, :, None], size, channels) for p in pixels[:count]])
+    return Dataset(prepared, labels[:count].astype(np.int32), [f"#{i}" for i in range(count)])
+
+
+def test_a_failed_fit_restores_the_global_precision_policy(
+    tmp_path: Path, float32_policy: None
+) -> None:
+    from smvision.algorithms.resnet50 import ResNet50Algorithm, WeightsError
+
+    # Starting weights that do not fit: fit fails while it builds the model.
+    (tmp_path / "pretrained").mkdir()
+    (tmp_path / "pretrained" / "wrong.h5").write_bytes(b"not hdf5")
+    train = tiny_digits(16, 32, channels=3)
+    hp = hyperparameters.parse(
+        {
+            "algorithm": "resnet50",
+            "image_size": "32",
+            "weights": "none",
+            "epochs": "1",
+            "fine_tune_epochs": "0",
+            "batch_size": "16",
+            "augment": "false",
+            "mixed_precision": "true",  # forces float16 compute, also on a CPU
+        },
+        strict=True,
+    )
+    cluster = distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0)
+    run = JobRun(tmp_path / "checkpoints", cluster, len(train), tmp_path / "pretrained")
+    algorithm = ResNet50Algorithm(32, 3, 10)
+    with pytest.raises(WeightsError, match="wrong.h5 does not fit ResNet50"):
+        algorithm.fit(train, None, hp, run)
+    assert keras.mixed_precision.global_policy().name == "float32"
