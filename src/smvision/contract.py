@@ -73,7 +73,8 @@ class Contract:
     base_dir: Path
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    # Serving limits: only `serve` reads them (SageMaker may pass them to training jobs too).
+    # Serving limits, read by `serve` alone: a training job whose environment holds them
+    # (one dict shared by a launcher's train and deploy steps) must not fail on them.
 
     @property
     def port(self) -> int:
