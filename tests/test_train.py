@@ -208,7 +208,7 @@ def test_failures_are_fast_clear_and_leave_no_model(
         algorithm, hps, expected = (
             "resnet50",
             {"image_size": "24"},
-            "ResNet50 needs at least 32 pixels",
+            "resnet50 needs at least 32 pixels",
         )
     elif case == "corrupt":
         shutil.copytree(digits / "test", tmp_path / "corrupt")
