@@ -9,7 +9,6 @@ everything succeeded.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import time
@@ -23,7 +22,7 @@ import numpy as np
 
 from smvision import algorithms, data, distributed, evaluation, hyperparameters, logs, metrics
 from smvision import contract as contract_module
-from smvision.algorithms.base import Algorithm, AlgorithmInputError
+from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
 from smvision.artifacts import library_versions, staged_directory, write_json
 from smvision.contract import METADATA_FILE, Contract, ContractError
 from smvision.data import DataError, Dataset
@@ -105,52 +104,38 @@ class JobData:
     train_total: int
 
 
+@dataclass
+class ChannelSamples:
+    """The job's labelled files before decoding; `split`: validation was held out of train."""
+
+    class_names: list[str]
+    train: list[data.Sample]
+    validation: list[data.Sample]
+    test: list[data.Sample]
+    split: bool
+
+
 def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Cluster) -> JobData:
     """List, split, shard and decode the channels this job was given."""
-    available = contract.available_channels()
-    if "train" not in available:
-        raise DataError(
-            f"Channel 'train' is missing: expected it at {contract.channel_dir('train')}. "
-            "Give the job a 'train' input (class sub-folders, .lst files or .npz files)."
-        )
-    train_samples = data.list_channel(contract.channel_dir("train"), "train")
-    class_names = data.class_names_of(train_samples)
-    seed = hp.integer("seed")
-    if "validation" in available:
-        validation_samples = data.list_channel(contract.channel_dir("validation"), "validation")
-        data.check_known_classes(validation_samples, class_names, "validation")
-    elif hp.real("validation_fraction") > 0:
-        train_samples, validation_samples = data.stratified_split(
-            train_samples, hp.real("validation_fraction"), seed
-        )
-        log.info(
-            "No validation channel: held out %d of %d train images (validation_fraction=%s, "
-            "stratified).",
-            len(validation_samples),
-            len(validation_samples) + len(train_samples),
-            hp.real("validation_fraction"),
-        )
-    else:
-        validation_samples = []
-    test_samples: list[data.Sample] = []
-    if "test" in available:
-        test_samples = data.list_channel(contract.channel_dir("test"), "test")
-        data.check_known_classes(test_samples, class_names, "test")
-
-    channels = _channels(hp, train_samples)
+    samples = list_samples(contract, hp)
+    channels = _channels(hp, samples.train)
     size = hp.integer("image_size")
     limit = hp.real("max_corrupt_fraction")
     started = time.perf_counter()
     # Each worker decodes only its shard of train; validation is small and every worker
     # holds all of it (the training loop evaluates its own slice, the chief reports it all).
-    own_train = data.shard(train_samples, cluster.worker_index, cluster.worker_count)
+    own_train = data.shard(samples.train, cluster.worker_index, cluster.worker_count)
+    if not own_train:
+        raise DataError(
+            f"Channel 'train' has {len(samples.train)} images for {cluster.worker_count} hosts, "
+            f"so host {cluster.current_host} has none to train on; give the job at least one "
+            "train image per host, or fewer instances."
+        )
 
-    def load(samples: list[data.Sample], channel: str, check: bool = True) -> Dataset | None:
-        if not samples:
-            return None
+    def decode(part: list[data.Sample], channel: str, check: bool = True) -> Dataset:
         return data.load(
-            samples,
-            class_names,
+            part,
+            samples.class_names,
             size,
             channels,
             channel,
@@ -158,26 +143,69 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
             scaled_jpeg=hp.flag("scaled_jpeg_decode"),
         )
 
-    split = "validation" not in available
-    train = load(own_train, "train", check=not split)
-    assert train is not None
-    validation = load(validation_samples, "validation", check=not split)
-    if split:  # the held-out part is still the train channel: judge its files as one
-        skipped = train.skipped + (validation.skipped if validation else [])
-        data.check_corrupt(skipped, len(own_train) + len(validation_samples), "train", limit)
-    test = load(test_samples, "test") if cluster.is_chief else None
+    # A held-out part is still the train channel: its unreadable files are judged as one.
+    train = decode(own_train, "train", check=not samples.split)
+    validation = decode(samples.validation, "validation", check=not samples.split)
+    if samples.split:
+        data.check_corrupt(
+            train.skipped + validation.skipped,
+            len(own_train) + len(samples.validation),
+            "train",
+            limit,
+        )
+    test = decode(samples.test, "test") if samples.test and cluster.is_chief else None
     log.info(
         "Loaded %d train, %d validation, %d test images as %dx%dx%d in %.1f s; classes: %s",
         len(train),
-        len(validation or []),
+        len(validation),
         len(test or []),
         size,
         size,
         channels,
         time.perf_counter() - started,
-        ", ".join(class_names),
+        ", ".join(samples.class_names),
     )
-    return JobData(class_names, channels, train, validation, test, len(train_samples))
+    return JobData(
+        samples.class_names,
+        channels,
+        train,
+        validation if samples.validation else None,
+        test,
+        len(samples.train),
+    )
+
+
+def list_samples(contract: Contract, hp: Hyperparameters) -> ChannelSamples:
+    """Every channel's labelled files; validation from its channel, else held out of train."""
+    available = contract.available_channels()
+    if "train" not in available:
+        raise DataError(
+            f"Channel 'train' is missing: expected it at {contract.channel_dir('train')}. "
+            "Give the job a 'train' input (class sub-folders, .lst files or .npz files)."
+        )
+    train = data.list_channel(contract.channel_dir("train"), "train")
+    class_names = data.class_names_of(train)
+
+    def known(channel: str) -> list[data.Sample]:
+        if channel not in available:
+            return []
+        samples = data.list_channel(contract.channel_dir(channel), channel)
+        data.check_known_classes(samples, class_names, channel)
+        return samples
+
+    validation, test = known("validation"), known("test")
+    fraction = hp.real("validation_fraction")
+    split = "validation" not in available and fraction > 0
+    if split:
+        train, validation = data.stratified_split(train, fraction, hp.integer("seed"))
+        log.info(
+            "No validation channel: held out %d of %d train images (validation_fraction=%s, "
+            "stratified).",
+            len(validation),
+            len(validation) + len(train),
+            fraction,
+        )
+    return ChannelSamples(class_names, train, validation, test, split)
 
 
 def _channels(hp: Hyperparameters, train_samples: list[data.Sample]) -> int:
@@ -206,15 +234,9 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         log.info("%s", cluster.idle_reason)
         return
     job = load_data(contract, hp, cluster)
-    algorithm_class = algorithms.get(hp.algorithm)
-    algorithm = algorithm_class(hp.integer("image_size"), job.channels, len(job.class_names))
-    contract.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    pretrained = contract.channel_dir("pretrained")
-    jobrun = JobRun(
-        contract.checkpoint_dir,
-        cluster,
-        job.train_total,
-        pretrained if pretrained.is_dir() else None,
+    jobrun = job_run(contract, cluster, job.train_total)
+    algorithm = algorithms.get(hp.algorithm)(
+        hp.integer("image_size"), job.channels, len(job.class_names)
     )
     started = time.perf_counter()
     history = algorithm.fit(job.train, job.validation, hp, jobrun)
@@ -226,7 +248,24 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
             cluster.worker_count,
         )
         return
+    results = evaluate(algorithm, job, jobrun)
+    write_reports(contract, results, history)
+    save_model(contract, hp, algorithm, job, final_metrics(results, history))
 
+
+def job_run(contract: Contract, cluster: distributed.Cluster, train_total: int) -> JobRun:
+    contract.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    pretrained = contract.channel_dir("pretrained")
+    return JobRun(
+        contract.checkpoint_dir,
+        cluster,
+        train_total,
+        pretrained if pretrained.is_dir() else None,
+    )
+
+
+def evaluate(algorithm: Algorithm, job: JobData, jobrun: JobRun) -> dict[str, dict[str, Any]]:
+    """Evaluation of validation and test, each measure also emitted as a metric line."""
     results = {}
     for split, dataset in (("validation", job.validation), ("test", job.test)):
         if dataset is None:
@@ -237,7 +276,11 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         results[split] = result
         for measure in metrics.MEASURES:
             jobrun.metric(f"{split}:{measure}", result[measure])
+    return results
 
+
+def write_reports(contract: Contract, results: dict[str, dict[str, Any]], history: History) -> None:
+    """output/data/: evaluation.json, the confusion matrices, the training curves."""
     contract.output_data_dir.mkdir(parents=True, exist_ok=True)
     if results:
         write_json(contract.output_data_dir / "evaluation.json", results)
@@ -247,13 +290,27 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     if history:
         evaluation.plot_training_curves(history, contract.output_data_dir / "training_curves.png")
 
-    final_metrics = {
+
+def final_metrics(results: dict[str, dict[str, Any]], history: History) -> dict[str, float]:
+    """Evaluation measures, then each history metric's last value."""
+    final: dict[str, float] = {
         f"{split}:{measure}": result[measure]
         for split, result in results.items()
         for measure in metrics.MEASURES
     }
     for name, values in history.items():
-        final_metrics.setdefault(name, values[-1])
+        final.setdefault(name, values[-1])
+    return final
+
+
+def save_model(
+    contract: Contract,
+    hp: Hyperparameters,
+    algorithm: Algorithm,
+    job: JobData,
+    final: dict[str, float],
+) -> None:
+    """The model files and metadata.json, moved into model/ only once all are written."""
     with staged_directory(contract.model_dir) as staging:
         algorithm.save(staging)
         write_json(
@@ -268,7 +325,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
                 "hyperparameters": hp.as_strings(),
                 "train_images": job.train_total,
                 "versions": library_versions(),
-                "metrics": final_metrics,
+                "metrics": final,
             },
         )
     log.info("Model written to %s", contract.model_dir)
@@ -279,13 +336,10 @@ def write_failure(contract: Contract, message: str) -> None:
     contract.failure_file.write_text(message.strip() + "\n")
 
 
-def configure_logging() -> None:
-    logs.configure_logging()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
+    logs.configure_logging()
+    # load() reads only the base directory and cannot fail, so every failure below,
+    # a bad SageMaker variable included, ends in the failure file.
     contract = contract_module.load()
     try:
         hp = hyperparameters.parse(parse_args(sys.argv[1:] if argv is None else argv))
