@@ -51,7 +51,6 @@ class Sample:
         """The image as the model's input (a large JPEG decoded at a reduced scale)."""
         if self.array is not None:
             return model_input.from_image(images.from_array(self.array, self.source))
-        assert self.path is not None
         return model_input.from_file(self.path.read_bytes(), self.source)
 
     def is_grey(self) -> bool:
