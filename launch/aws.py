@@ -7,6 +7,7 @@ SageMaker SDK take seconds to import.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,12 +67,17 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _sdk_errors() -> tuple[type[Exception], ...]:
+    """The SDK's own error class, once something imported the SDK (only then can it be
+    raised); commands that never use the SDK, such as `rekognition`, need not load it."""
+    module = sys.modules.get("sagemaker.core.utils.exceptions")
+    return (module.SageMakerCoreError,) if module is not None else ()
+
+
 @contextmanager
 def reporting(step: str) -> Iterator[None]:
     """Turn AWS and SDK exceptions inside `step` into one AwsError sentence, and Ctrl-C
     into a reminder that SageMaker carries on."""
-    from sagemaker.core.utils.exceptions import SageMakerCoreError
-
     try:
         yield
     except ClientError as error:
@@ -80,7 +86,7 @@ def reporting(step: str) -> Iterator[None]:
         raise AwsError(
             f"{step} failed: {error} (check credentials, region and network)."
         ) from error
-    except SageMakerCoreError as error:
+    except _sdk_errors() as error:
         raise AwsError(f"{step} failed: {error}") from error
     except KeyboardInterrupt as error:
         raise Interrupted(

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launch import cleanup, endpoints, invoke, packages, training, transform, tuning
+from launch import cleanup, compare, endpoints, invoke, packages, training, transform, tuning
 from launch.errors import Interrupted, LaunchError
 from launch.local_cli import add_local_options
+from launch.rekognition import command as rekognition
 from launch.settings import SPECS, resolve
 
 if TYPE_CHECKING:
@@ -25,13 +26,14 @@ if TYPE_CHECKING:
 
     from launch.aws import SessionFactory
 
-COMMANDS = (training, tuning, endpoints, invoke, transform, cleanup, packages)
+COMMANDS = (training, tuning, endpoints, invoke, transform, cleanup, packages, compare,
+            rekognition)
 
 DESCRIPTION = """\
-Run the smvision image on Amazon SageMaker: training and tuning jobs, endpoints and
-batch transform. Settings come from flags, else SMVISION_REGION, SMVISION_ROLE,
-SMVISION_BUCKET and SMVISION_IMAGE_URI, else the TOML file given by --config (keys
-region, role, bucket, image_uri)."""
+Run the smvision image on Amazon SageMaker: training and tuning jobs, endpoints, batch
+transform, and a comparison of every algorithm (beside AWS Rekognition). Settings come
+from flags, else SMVISION_REGION, SMVISION_ROLE, SMVISION_BUCKET and SMVISION_IMAGE_URI,
+else the TOML file given by --config (keys region, role, bucket, image_uri)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

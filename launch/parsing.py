@@ -1,4 +1,4 @@
-"""Checks for the values users type: S3 URIs, names, KEY=VALUE pairs, MIN:MAX ranges.
+"""Checks for the values users type: S3 URIs, names, KEY=VALUE pairs, MIN:MAX ranges, TOML.
 
 Every function raises LaunchError with a sentence that names the option, the value and
 what to write instead.
@@ -7,8 +7,11 @@ what to write instead.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from launch.errors import LaunchError
 
@@ -103,3 +106,13 @@ def positive_int(text: str, option: str) -> int:
     if value < 1:
         raise LaunchError(f"{option} '{text}' must be a whole number of at least 1.")
     return value
+
+
+def read_toml(path: Path, option: str) -> dict[str, Any]:
+    """A TOML file a user named with `option`; unreadable or malformed is a LaunchError."""
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as error:
+        raise LaunchError(f"{option} {path}: cannot read it ({error.strerror}).") from error
+    except tomllib.TOMLDecodeError as error:
+        raise LaunchError(f"{option} {path}: not valid TOML ({error}).") from error

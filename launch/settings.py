@@ -8,13 +8,13 @@ needs, and a missing or malformed one is an error that says how to set it.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from launch.errors import LaunchError
+from launch.parsing import read_toml
 
 SettingName = Literal["region", "role", "bucket", "image_uri"]
 
@@ -101,12 +101,7 @@ def resolve(
 
 
 def read_config(path: Path) -> dict[SettingName, str]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise LaunchError(f"--config {path}: cannot read it ({error.strerror}).") from error
-    except tomllib.TOMLDecodeError as error:
-        raise LaunchError(f"--config {path}: not valid TOML ({error}).") from error
+    data = read_toml(path, "--config")
     known = {str(name): name for name in SPECS}
     result: dict[SettingName, str] = {}
     for key, value in data.items():

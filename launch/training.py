@@ -53,28 +53,36 @@ def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser
 def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TrainingPlan:
     spec = jobs.sagemaker_job_spec(args, settings)
     job_name = options.chosen_name(args.job_name, "--job-name", f"smvision-{spec.algorithm}", now)
-    bucket = settings.require("bucket")
-    checkpoint_uri = None
-    if args.checkpoint_s3_uri:
-        checkpoint_uri = str(s3_uri(args.checkpoint_s3_uri, "--checkpoint-s3-uri"))
-    elif args.spot:
-        checkpoint_uri = f"{jobs.output_prefix(bucket, 'checkpoints')}/{job_name}"
-    definition = JobDefinition(
-        spec=spec, role=settings.require("role"), output_uri=jobs.output_prefix(bucket, "training"),
-        spot=bool(args.spot), max_wait_s=_max_wait_s(args, spec.max_run_s),
-        checkpoint_uri=checkpoint_uri,
-    )
+    definition = job_definition(spec, settings, job_name, bool(args.spot), args.max_wait,
+                                args.checkpoint_s3_uri)
     return TrainingPlan(job_name, definition, bool(args.wait))
 
 
-def _max_wait_s(args: argparse.Namespace, max_run_s: int) -> int | None:
-    if not args.spot:
-        if args.max_wait is not None:
+def job_definition(spec: jobs.JobSpec, settings: Settings, job_name: str, spot: bool,
+                   max_wait: str | None = None, checkpoint_s3_uri: str | None = None
+                   ) -> JobDefinition:
+    """The job `train` starts (and `compare`, once per algorithm): output, spot, checkpoints."""
+    bucket = settings.require("bucket")
+    checkpoint_uri = None
+    if checkpoint_s3_uri:
+        checkpoint_uri = str(s3_uri(checkpoint_s3_uri, "--checkpoint-s3-uri"))
+    elif spot:
+        checkpoint_uri = f"{jobs.output_prefix(bucket, 'checkpoints')}/{job_name}"
+    return JobDefinition(
+        spec=spec, role=settings.require("role"), output_uri=jobs.output_prefix(bucket, "training"),
+        spot=spot, max_wait_s=_max_wait_s(spot, max_wait, spec.max_run_s),
+        checkpoint_uri=checkpoint_uri,
+    )
+
+
+def _max_wait_s(spot: bool, max_wait: str | None, max_run_s: int) -> int | None:
+    if not spot:
+        if max_wait is not None:
             raise LaunchError(
                 "--max-wait applies to managed spot training only; add --spot or drop it."
             )
         return None
-    max_wait_s = (positive_int(args.max_wait, "--max-wait") if args.max_wait is not None
+    max_wait_s = (positive_int(max_wait, "--max-wait") if max_wait is not None
                   else 2 * max_run_s)
     if max_wait_s < max_run_s:
         raise LaunchError(

@@ -166,6 +166,25 @@ def running_moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mo
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One server per test module that imports this fixture."""
+    yield from running_moto_server(tmp_path_factory)
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    return clean_aws(moto_server, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def s3(aws: MotoServer) -> Any:
+    """The server's S3, one client per test (each new boto3 session reloads the models)."""
+    import boto3
+
+    return boto3.session.Session(region_name=REGION).client("s3")
+
+
 def aws_environment(server: MotoServer, sdk_config: Path) -> dict[str, str]:
     """What a process needs to talk to the moto server as if it were AWS."""
     return {
@@ -257,7 +276,8 @@ def create_moto_best_job() -> str:
 
 JSON_PROTOCOL_SERVICES = {"SageMaker": "sagemaker", "AnyScaleFrontendService":
                           "application-autoscaling", "Logs_20140328": "logs",
-                          "AmazonEC2ContainerRegistry_V20150921": "ecr"}
+                          "AmazonEC2ContainerRegistry_V20150921": "ecr",
+                          "RekognitionService": "rekognition"}
 
 
 def iam_action(request: RecordedRequest) -> str:

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from tests.moto_server import ACCOUNT, REGION, MotoServer, clean_aws, running_moto_server
+from tests.moto_server import ACCOUNT, REGION, MotoServer, aws, moto_server
+
+__all__ = ["aws", "moto_server"]  # fixtures used below
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docker" / "build_and_push.sh"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
-
-
-@pytest.fixture
-def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    return clean_aws(moto_server, tmp_path, monkeypatch)
 
 
 def build_and_push(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +34,19 @@ from tests.moto_server import (
     REGION,
     ROLE,
     MotoServer,
-    clean_aws,
+    aws,
     create_moto_best_job,
-    running_moto_server,
+    moto_server,
     settings_flags,
 )
+
+__all__ = ["aws", "moto_server"]  # fixtures used below
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = f"s3://{BUCKET}/datasets/digits/train"
 VALIDATION = f"s3://{BUCKET}/datasets/digits/validation"
 TEST = f"s3://{BUCKET}/datasets/digits/test"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
-
-
-@pytest.fixture
-def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    return clean_aws(moto_server, tmp_path, monkeypatch)
 
 
 def launch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

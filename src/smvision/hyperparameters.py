@@ -9,7 +9,7 @@ what is accepted. Standard library only: the launchers import it on a laptop.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from smvision import specs
@@ -32,6 +32,7 @@ __all__ = [
     "is_platform_key",
     "parse",
     "schema",
+    "split_per_algorithm",
     "tuning_ranges",
     "unknown_key_message",
 ]
@@ -128,6 +129,54 @@ def unknown_key_message(key: str, algorithm: str) -> str:
         f"Hyperparameter '{key}' is not used by algorithm '{algorithm}'.{hint} "
         f"Known: {', '.join(known)}."
     )
+
+
+def split_per_algorithm(
+    pairs: Sequence[str], algorithms: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """A comparison's `--hp` pairs, per algorithm, as raw strings (not yet validated).
+
+    `KEY=VALUE` goes to every algorithm whose schema has KEY (epochs=5 reaches cnn and
+    resnet50, not svm); `ALG:KEY=VALUE` to ALG alone, over a `KEY=VALUE` for the same key.
+    A key that none of the algorithms takes, or an ALG not compared, is an error.
+    """
+    shared: dict[str, str] = {}
+    specific: dict[str, dict[str, str]] = {name: {} for name in algorithms}
+    for pair in pairs:
+        target, separator, value = pair.partition("=")
+        algorithm, colon, key = target.strip().rpartition(":")
+        key = key.strip()
+        if not separator or not key:
+            raise HyperparameterError(
+                f"--hp '{pair}' is not KEY=VALUE or ALGORITHM:KEY=VALUE, such as --hp "
+                "epochs=5 or --hp svm:C=10."
+            )
+        if key == "algorithm" or is_platform_key(key):
+            raise HyperparameterError(
+                f"--hp '{pair}': '{key}' is not a hyperparameter a comparison may set."
+            )
+        if colon:
+            if algorithm not in specific:
+                raise HyperparameterError(
+                    f"--hp '{pair}' names algorithm '{algorithm}', which is not compared "
+                    f"here; use one of {', '.join(algorithms)}."
+                )
+            specific[algorithm][key] = value.strip()
+            continue
+        known = sorted({name for algorithm in algorithms for name in schema(algorithm)})
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise HyperparameterError(
+                f"--hp '{pair}': none of {', '.join(algorithms)} takes '{key}'.{hint} "
+                f"Known: {', '.join(known)}."
+            )
+        shared[key] = value.strip()
+    return {
+        name: {key: value for key, value in shared.items() if key in schema(name)}
+        | specific[name]
+        for name in algorithms
+    }
 
 
 def _check_consistency(algorithm: str, values: Mapping[str, object]) -> None:

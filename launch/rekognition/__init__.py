@@ -1,0 +1,1 @@
+"""AWS Rekognition beside the trained algorithms: analysis, zero-shot rows, Custom Labels."""
