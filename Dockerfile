@@ -44,7 +44,8 @@ ENV PATH=/opt/smvision/venv/bin:$PATH \
     MPLCONFIGDIR=/opt/smvision/matplotlib \
     SAGEMAKER_TRAINING_MODULE=smvision.toolkit_entry:main
 EXPOSE 8080
-# SageMaker runs `IMAGE train` or `IMAGE serve`; SDK local mode runs the image bare.
+# SageMaker runs `IMAGE train` or `IMAGE serve`, and `monitor` (drift) as a processing
+# job's entrypoint; SDK local mode runs the image bare.
 CMD ["train"]
 ARG DEVICE=cpu
 COPY requirements/base.txt requirements/constraints.txt requirements/cpu.txt requirements/gpu.txt \
@@ -72,4 +73,4 @@ COPY --from=package /tmp/wheel/ /tmp/wheel/
 RUN pip install --no-deps /tmp/wheel/*.whl \
     && rm -rf /tmp/wheel \
     && python -c 'import pathlib, smvision; script = pathlib.Path(smvision.__file__).parent / "entry_script" / "train.py"; assert script.is_file(), f"{script} is missing from the installed package"' \
-    && command -v train && command -v serve
+    && command -v train && command -v serve && command -v monitor

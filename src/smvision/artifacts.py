@@ -36,6 +36,13 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(temporary, path)
 
 
+def write_message(path: Path, message: str) -> None:
+    """A status sentence SageMaker shows: a training job's output/failure, a processing
+    job's output/message (its ExitMessage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(message.strip() + "\n")
+
+
 @contextmanager
 def staged_directory(final_dir: Path) -> Iterator[Path]:
     """A scratch directory beside `final_dir` whose entries move into it only on success."""

@@ -28,6 +28,21 @@ METADATA_FILE = "metadata.json"
 # CheckpointConfig S3 URI (its LocalPath).
 CHECKPOINT_DIR = "checkpoints"
 DEFAULT_CHECKPOINT_DIR = f"{DEFAULT_BASE_DIR}/{CHECKPOINT_DIR}"
+# What `train` also writes there: the training images' statistics that `monitor` compares
+# captured requests with.
+BASELINE_FILE = "baseline.json"
+# A processing job (`monitor`, `gate`): SageMaker downloads each input to the LocalPath
+# the job names, processing/input/<name>/ here, and uploads what the job leaves in
+# processing/output/ (the paths Model Monitor's own jobs use).
+PROCESSING_INPUT = "processing/input"
+PROCESSING_OUTPUT = "processing/output"
+DEFAULT_PROCESSING_INPUT_DIR = f"{DEFAULT_BASE_DIR}/{PROCESSING_INPUT}"
+DEFAULT_PROCESSING_OUTPUT_DIR = f"{DEFAULT_BASE_DIR}/{PROCESSING_OUTPUT}"
+# The inputs of `monitor`: the endpoint's captured data and the model's baseline; of
+# `gate`: the training job's output.tar.gz.
+CAPTURED_INPUT = "endpoint"
+BASELINE_INPUT = "baseline"
+TRAINING_OUTPUT_INPUT = "training"
 
 # The sagemaker-training toolkit imports this module and calls it (the way the
 # SageMaker framework containers plug in); the Dockerfile sets the same value.
@@ -145,6 +160,22 @@ class Contract:
     @property
     def code_dir(self) -> Path:
         return self.base_dir / "code"
+
+    @property
+    def processing_input_dir(self) -> Path:
+        return self.base_dir / PROCESSING_INPUT
+
+    def processing_input(self, name: str) -> Path:
+        return self.processing_input_dir / name
+
+    @property
+    def processing_output_dir(self) -> Path:
+        return self.base_dir / PROCESSING_OUTPUT
+
+    @property
+    def processing_message_file(self) -> Path:
+        """Its first KB becomes the processing job's ExitMessage: the failure, for a person."""
+        return self.output_dir / "message"
 
     def available_channels(self) -> list[str]:
         """Channels that exist as directories under input/data, in CHANNELS order first."""

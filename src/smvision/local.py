@@ -3,12 +3,16 @@
     python -m smvision.local train --algorithm svm --channel train=DIR [--channel ...]
         [--hp KEY=VALUE ...] --job-dir JOBDIR
     python -m smvision.local serve --job-dir JOBDIR [--port PORT]
+    python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR [OPTIONS]
 
 `train` lays out JOBDIR/opt/ml exactly as a SageMaker training job finds it, then runs
 the image's own training command (the sagemaker-training toolkit's `train`) with
 SAGEMAKER_BASE_DIR pointing there. Running it again on the same JOBDIR restarts the same
 job: input, model and output are laid out afresh, checkpoints are kept. The same tree
 bind-mounted at /opt/ml is what `docker run -v JOBDIR/opt/ml:/opt/ml IMAGE train` uses.
+`monitor` runs the image's `monitor` over a model's baseline and a folder of data-capture
+files, writing the report, its plots and constraint_violations.json to --out, as the
+monitoring job writes them to /opt/ml/processing/output.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -206,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the model a job directory holds")
     serve.add_argument("--job-dir", required=True, type=Path)
     serve.add_argument("--port", type=int, default=contract_module.DEFAULT_PORT)
+    monitor = commands.add_parser(
+        "monitor", help="compare captured requests with a model's baseline, as the "
+        "monitoring job does")
+    monitor.add_argument("--model-dir", required=True, type=Path,
+                         help="the model directory that holds baseline.json, or model.tar.gz")
+    monitor.add_argument("--captured", required=True, type=Path,
+                         help="a folder of data-capture .jsonl files (searched recursively)")
+    monitor.add_argument("--out", required=True, type=Path,
+                         help="where the report, plots and constraint_violations.json go")
+    monitor.add_argument("options", nargs=argparse.REMAINDER,
+                         help="options of the image's monitor: --since, --until, thresholds")
     return parser
 
 
@@ -225,11 +241,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             current_host=args.current_host,
         )
         return run_foreground([console_script("train")], training_environment(contract))
+    if args.command == "monitor":
+        return run_monitor(args.model_dir, args.captured, args.out, args.options)
     contract = job_contract(args.job_dir)
     env = dict(os.environ)
     env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
     env[contract_module.PORT_ENV] = str(args.port)
     return run_foreground([console_script("serve")], env)
+
+
+def run_monitor(model_dir: Path, captured: Path, out: Path, options: Sequence[str]) -> int:
+    """The image's `monitor` with explicit paths; the processing tree it would write its
+    ExitMessage to is a scratch one (the reason is in its log as well)."""
+    command = [console_script("monitor"), "--baseline", str(model_dir), "--captured",
+               str(captured), "--output", str(out), *options]
+    with tempfile.TemporaryDirectory(prefix="smvision-monitor-") as scratch:
+        env = {**os.environ, contract_module.BASE_DIR_ENV: scratch, "PYTHONUNBUFFERED": "1"}
+        return run_foreground(command, env)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ from smvision import algorithms, data, distributed, evaluation, hyperparameters,
 from smvision import contract as contract_module
 from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
 from smvision.artifacts import library_versions, staged_directory, write_json
-from smvision.contract import METADATA_FILE, Contract, ContractError
+from smvision.contract import BASELINE_FILE, METADATA_FILE, Contract, ContractError
 from smvision.data import DataError, Dataset
 from smvision.hyperparameters import HyperparameterError, Hyperparameters
+from smvision.monitor import baseline
 
 log = logging.getLogger("smvision.train")
 
@@ -102,6 +103,8 @@ class JobData:
     validation: Dataset | None
     test: Dataset | None
     train_total: int
+    # What this host's train images were decoded from (their sizes as stored).
+    train_samples: list[data.Sample]
 
 
 @dataclass
@@ -172,6 +175,7 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
         validation if samples.validation else None,
         test,
         len(samples.train),
+        own_train,
     )
 
 
@@ -248,9 +252,10 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
             cluster.worker_count,
         )
         return
-    results = evaluate(algorithm, job, jobrun)
+    results, probabilities = evaluate(algorithm, job, jobrun)
     write_reports(contract, results, history)
-    save_model(contract, hp, algorithm, job, final_metrics(results, history))
+    save_model(contract, hp, algorithm, job, final_metrics(results, history),
+               probabilities.get("validation"))
 
 
 def job_run(contract: Contract, cluster: distributed.Cluster, train_total: int) -> JobRun:
@@ -264,19 +269,24 @@ def job_run(contract: Contract, cluster: distributed.Cluster, train_total: int) 
     )
 
 
-def evaluate(algorithm: Algorithm, job: JobData, jobrun: JobRun) -> dict[str, dict[str, Any]]:
-    """Evaluation of validation and test, each measure also emitted as a metric line."""
+def evaluate(
+    algorithm: Algorithm, job: JobData, jobrun: JobRun
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """Evaluation of validation and test, each measure also emitted as a metric line; and
+    the probabilities it was made from, by split."""
     results = {}
+    probabilities = {}
     for split, dataset in (("validation", job.validation), ("test", job.test)):
         if dataset is None:
             continue
+        probabilities[split] = predict_dataset(algorithm, dataset)
         result = evaluation.evaluate(
-            predict_dataset(algorithm, dataset), dataset.labels, job.class_names, dataset.sources
+            probabilities[split], dataset.labels, job.class_names, dataset.sources
         )
         results[split] = result
         for measure in metrics.MEASURES:
             jobrun.metric(f"{split}:{measure}", result[measure])
-    return results
+    return results, probabilities
 
 
 def write_reports(contract: Contract, results: dict[str, dict[str, Any]], history: History) -> None:
@@ -309,8 +319,10 @@ def save_model(
     algorithm: Algorithm,
     job: JobData,
     final: dict[str, float],
+    validation_probabilities: np.ndarray | None,
 ) -> None:
-    """The model files and metadata.json, moved into model/ only once all are written."""
+    """The model files, metadata.json and baseline.json (what the drift monitor compares
+    requests with), moved into model/ only once all are written."""
     with staged_directory(contract.model_dir) as staging:
         algorithm.save(staging)
         write_json(
@@ -327,6 +339,19 @@ def save_model(
                 "versions": library_versions(),
                 "metrics": final,
             },
+        )
+        write_json(
+            staging / BASELINE_FILE,
+            baseline.build(
+                algorithm=hp.algorithm,
+                class_names=job.class_names,
+                image_size=hp.integer("image_size"),
+                channels=job.channels,
+                train=job.train,
+                train_samples=job.train_samples,
+                validation_probabilities=validation_probabilities,
+                seed=hp.integer("seed"),
+            ),
         )
     log.info("Model written to %s", contract.model_dir)
 
