@@ -28,7 +28,7 @@ ALGORITHMS = specs.names()
 SERVING_HYPERPARAMETERS: dict[str, dict[str, str]] = {
     "svm": {"image_size": "32"},
     "rf": {"n_estimators": "50"},
-    "cnn": {"image_size": "16", "epochs": "2"},
+    "cnn": {"image_size": "16", "epochs": "8"},
     "resnet50": {"image_size": "32", "epochs": "1", "fine_tune_epochs": "0", "weights": "none"},
 }
 TRAIN_TIMEOUT_S = 900

@@ -24,6 +24,8 @@ BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 CHANNELS = ("train", "validation", "test", "pretrained")
 # What `train` writes beside the model files in /opt/ml/model, and `serve` reads first.
 METADATA_FILE = "metadata.json"
+# What `python -m smvision.local export` writes beside a compressed model in /opt/ml/model.
+EXPORT_FILE = "export.json"
 # Where a job reads and writes checkpoints; SageMaker syncs this folder with the job's
 # CheckpointConfig S3 URI (its LocalPath).
 CHECKPOINT_DIR = "checkpoints"

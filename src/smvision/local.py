@@ -4,6 +4,8 @@
         [--hp KEY=VALUE ...] --job-dir JOBDIR
     python -m smvision.local serve --job-dir JOBDIR [--port PORT]
     python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR [OPTIONS]
+    python -m smvision.local export --job-dir JOBDIR --format tflite|onnx
+        [--quantize float16|int8]
 
 `train` lays out JOBDIR/opt/ml exactly as a SageMaker training job finds it, then runs
 the image's own training command (the sagemaker-training toolkit's `train`) with
@@ -178,6 +180,29 @@ def train_command(
     return command
 
 
+def export_job(job_dir: Path, fmt: str, quantize: str) -> int:
+    """`export`: write the compressed model and say what it changed."""
+    from smvision import export  # TensorFlow and the converters: only for this command
+
+    try:
+        record = export.export(job_contract(job_dir), fmt, quantize)
+    except (export.ExportError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    result = record["evaluation"]
+    print(
+        f"Wrote {record['file']} ({record['bytes'] / 1e6:.2f} MB; the Keras model: "
+        f"{(record['original_bytes'] or 0) / 1e6:.2f} MB) and {contract_module.EXPORT_FILE} "
+        f"to {job_contract(job_dir).model_dir}.\n"
+        f"On the {result['split']} split ({result['images']} images): accuracy "
+        f"{result['original_accuracy']:.4f} -> {result['export_accuracy']:.4f} "
+        f"({result['accuracy_change_points']:+.2f} points); same label for "
+        f"{result['same_label']:.2%} of images; probabilities differ by at most "
+        f"{result['max_probability_difference']:.2e}."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m smvision.local",
@@ -222,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where the report, plots and constraint_violations.json go")
     monitor.add_argument("options", nargs=argparse.REMAINDER,
                          help="options of the image's monitor: --since, --until, thresholds")
+    export = commands.add_parser(
+        "export",
+        help="compress the job's Keras model to TFLite or ONNX beside it, for serve",
+    )
+    export.add_argument("--job-dir", required=True, type=Path)
+    export.add_argument("--format", required=True, choices=("tflite", "onnx"))
+    export.add_argument(
+        "--quantize",
+        choices=("float32", "float16", "int8"),
+        default="float32",
+        help="weights in float16, or weights and activations in int8 calibrated on the "
+        "job's training images (default: float32, no quantization)",
+    )
     return parser
 
 
@@ -243,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_foreground([console_script("train")], training_environment(contract))
     if args.command == "monitor":
         return run_monitor(args.model_dir, args.captured, args.out, args.options)
+    if args.command == "export":
+        return export_job(args.job_dir, args.format, args.quantize)
     contract = job_contract(args.job_dir)
     env = dict(os.environ)
     env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)

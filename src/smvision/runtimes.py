@@ -1,0 +1,122 @@
+"""Engines that run a compiled model without TensorFlow: LiteRT (TFLite) and ONNX Runtime.
+
+Both take the model's input as it leaves `images.ModelInput` (uint8, N x size x size x
+channels) and return float32 probabilities. `serve` runs exported models on them, and a
+Keras model compiled to TFLite when it starts (`KerasAlgorithm.for_serving`); the
+export command checks an export against the original with the same classes. Neither
+engine is imported until a model needs it, so the module costs nothing elsewhere.
+
+A TFLite interpreter allocates its tensors for one batch size and re-plans them on
+every change, so `LiteRuntime` keeps one interpreter per size of `BATCH_SIZES`, allocated
+and run once at load, and pads each batch up to the nearest size: any batch then runs
+on a warm, fixed shape. ONNX Runtime takes any batch size as it comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+# Padded batch sizes: a lone request, a busy moment, the batcher's largest batch.
+BATCH_SIZES = (1, 8, 32)
+FORMATS = ("tflite", "onnx")
+
+
+class Runtime(Protocol):
+    """A loaded compiled model: uint8 N x size x size x channels -> float32 N x classes."""
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+def in_padded_batches(
+    pixels: np.ndarray, sizes: Sequence[int], run: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`run` on batches of exactly one of `sizes` images: the largest size in turn, then the
+    rest padded (with copies of its first image) to the smallest size that holds it."""
+    largest = max(sizes)
+    parts = []
+    for start in range(0, len(pixels), largest):
+        chunk = pixels[start : start + largest]
+        size = min(s for s in sizes if s >= len(chunk))
+        if size > len(chunk):
+            padding = np.repeat(chunk[:1], size - len(chunk), axis=0)
+            parts.append(run(np.concatenate([chunk, padding]))[: len(chunk)])
+        else:
+            parts.append(run(chunk))
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+class LiteRuntime:
+    """A TFLite flatbuffer on LiteRT's interpreter (XNNPACK on CPU), one per batch size."""
+
+    def __init__(
+        self, content: bytes, threads: int, batch_sizes: Sequence[int] = BATCH_SIZES
+    ) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.batch_sizes = tuple(sorted(batch_sizes))
+        self._content = content  # the interpreters read the flatbuffer in place
+        self._interpreters: dict[int, Any] = {}
+        for size in self.batch_sizes:
+            interpreter = Interpreter(model_content=content, num_threads=threads)
+            (entry,) = interpreter.get_input_details()
+            shape = list(entry["shape"])
+            interpreter.resize_tensor_input(entry["index"], [size, *shape[1:]])
+            interpreter.allocate_tensors()
+            self._interpreters[size] = interpreter
+        first = self._interpreters[self.batch_sizes[0]]
+        (entry,) = first.get_input_details()
+        self.input_shape = tuple(int(d) for d in entry["shape"][1:])
+        self.input_dtype = np.dtype(entry["dtype"])
+        for size in self.batch_sizes:  # the first run of each shape allocates and packs weights
+            self._run(np.zeros((size, *self.input_shape), np.uint8))
+
+    @classmethod
+    def from_file(cls, path: Path, threads: int) -> LiteRuntime:
+        return cls(path.read_bytes(), threads)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return in_padded_batches(pixels, self.batch_sizes, self._run)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        interpreter = self._interpreters[len(pixels)]
+        (entry,) = interpreter.get_input_details()
+        (output,) = interpreter.get_output_details()
+        interpreter.set_tensor(entry["index"], pixels.astype(self.input_dtype, copy=False))
+        interpreter.invoke()
+        result: np.ndarray = interpreter.get_tensor(output["index"])
+        return result.copy()
+
+
+class OnnxRuntime:
+    """An ONNX model on ONNX Runtime's CPU provider."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        (entry,) = self._session.get_inputs()
+        self._input_name = entry.name
+        self.input_shape = tuple(int(d) for d in entry.shape[1:])
+        self._session.run(None, {self._input_name: np.zeros((1, *self.input_shape), np.uint8)})
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        (probabilities,) = self._session.run(None, {self._input_name: pixels})
+        return np.asarray(probabilities, dtype=np.float32)
+
+
+def load(path: Path, threads: int) -> Runtime:
+    """The runtime for a model file, by its suffix (.tflite or .onnx)."""
+    if path.suffix == ".tflite":
+        return LiteRuntime.from_file(path, threads)
+    if path.suffix == ".onnx":
+        return OnnxRuntime(path, threads)
+    raise ValueError(f"{path} is neither a .tflite nor an .onnx file.")
