@@ -1,12 +1,15 @@
 # smvision: one SageMaker bring-your-own image that trains and serves image classifiers.
 #
 #   docker build [--build-arg DEVICE=cpu|gpu] [--build-arg RESNET50_WEIGHTS=imagenet] -t smvision .
+#   docker build --build-arg RUNTIME=lite -t smvision:lite .   (serves exported models only)
 #   docker run -v JOBDIR/opt/ml:/opt/ml --hostname algo-1 smvision train
 #   docker run -v JOBDIR/opt/ml:/opt/ml -p 8080:8080 smvision serve
 #
 # BASE_IMAGE must be Debian with a Python 3.11 `python3` that has the venv module; every
 # stage starts from it, so the wheels built in the first fit the runtime's Python.
 # DEVICE=gpu installs TensorFlow with its CUDA wheels (the host brings the driver).
+# RUNTIME=lite builds a serving image without TensorFlow, Keras or scikit-learn: `serve`
+# on LiteRT and ONNX Runtime for models written by `smvision.local export`, and no `train`.
 # Layers run from the slowest-changing to the fastest: a change to src/ rebuilds only the
 # package stage and the last two layers.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -48,29 +51,38 @@ EXPOSE 8080
 # job's entrypoint; SDK local mode runs the image bare.
 CMD ["train"]
 ARG DEVICE=cpu
-COPY requirements/base.txt requirements/constraints.txt requirements/cpu.txt requirements/gpu.txt \
-     /tmp/requirements/
+ARG RUNTIME=full
+COPY requirements/base.txt requirements/serve.txt requirements/constraints.txt \
+     requirements/cpu.txt requirements/gpu.txt /tmp/requirements/
 COPY --from=wheels /wheels/ /tmp/wheels/
 # TensorFlow's C++ headers (about 290 MB) serve only to compile custom ops. Matplotlib's
 # font cache is built here once rather than in every job (several seconds each).
 RUN case "$DEVICE" in cpu|gpu) ;; \
         *) echo "Build argument DEVICE is '$DEVICE'; use cpu or gpu." >&2; exit 1 ;; \
     esac \
+    && case "$RUNTIME" in \
+        full) requirements="/tmp/requirements/$DEVICE.txt" ;; \
+        lite) [ "$DEVICE" = cpu ] || { echo "RUNTIME=lite is for CPU endpoints; use DEVICE=cpu." >&2; exit 1; }; \
+              requirements=/tmp/requirements/serve.txt ;; \
+        *) echo "Build argument RUNTIME is '$RUNTIME'; use full or lite." >&2; exit 1 ;; \
+    esac \
     && python3 -m venv /opt/smvision/venv \
-    && pip install --only-binary :all: --find-links /tmp/wheels -r "/tmp/requirements/$DEVICE.txt" \
+    && pip install --only-binary :all: --find-links /tmp/wheels \
+        -c /tmp/requirements/constraints.txt -r "$requirements" \
     && rm -rf /opt/smvision/venv/lib/python3*/site-packages/tensorflow/include /tmp/wheels /tmp/requirements \
-    && python -c 'import matplotlib.font_manager'
+    && if [ "$RUNTIME" = full ]; then python -c 'import matplotlib.font_manager'; fi
 # Baked weights let network-isolated resnet50 jobs start from ImageNet; Keras finds
 # them in $KERAS_HOME/models.
 ARG RESNET50_WEIGHTS=none
 RUN mkdir -p "$KERAS_HOME/models" \
-    && case "$RESNET50_WEIGHTS" in \
-        none) ;; \
-        imagenet) python -c 'import keras; keras.applications.ResNet50(include_top=False, weights="imagenet")' ;; \
+    && case "$RESNET50_WEIGHTS/$RUNTIME" in \
+        none/*) ;; \
+        imagenet/full) python -c 'import keras; keras.applications.ResNet50(include_top=False, weights="imagenet")' ;; \
+        imagenet/lite) echo "RESNET50_WEIGHTS=imagenet needs RUNTIME=full (Keras trains resnet50)." >&2; exit 1 ;; \
         *) echo "Build argument RESNET50_WEIGHTS is '$RESNET50_WEIGHTS'; use imagenet or none." >&2; exit 1 ;; \
     esac
 COPY --from=package /tmp/wheel/ /tmp/wheel/
 RUN pip install --no-deps /tmp/wheel/*.whl \
     && rm -rf /tmp/wheel \
     && python -c 'import pathlib, smvision; script = pathlib.Path(smvision.__file__).parent / "entry_script" / "train.py"; assert script.is_file(), f"{script} is missing from the installed package"' \
-    && command -v train && command -v serve && command -v monitor
+    && command -v serve && command -v monitor && { [ "$RUNTIME" = lite ] || command -v train; }

@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONTAINER_ENGINE ?= docker
 DEVICE ?= cpu
-IMAGE ?= smvision:$(DEVICE)
+RUNTIME ?= full
+IMAGE ?= smvision:$(DEVICE)$(if $(filter lite,$(RUNTIME)),-lite)
 RESNET50_WEIGHTS ?= none
 BASE_IMAGE ?=
 DEMO := build/demo
@@ -59,9 +60,10 @@ lint: venv
 	$(VENV)/bin/mypy bench
 
 # The image (Dockerfile): DEVICE=cpu|gpu, RESNET50_WEIGHTS=imagenet bakes Keras' ImageNet
-# weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default.
+# weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default, RUNTIME=lite builds
+# the Keras-free serving image for exported models (smvision:cpu-lite).
 image:
-	$(CONTAINER_ENGINE) build --build-arg DEVICE=$(DEVICE) \
+	$(CONTAINER_ENGINE) build --build-arg DEVICE=$(DEVICE) --build-arg RUNTIME=$(RUNTIME) \
 		--build-arg RESNET50_WEIGHTS=$(RESNET50_WEIGHTS) \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
 
@@ -69,7 +71,7 @@ image:
 # build/podman, base image from debootstrap (scripts/podman.sh).
 image-podman:
 	scripts/podman.sh base
-	scripts/podman.sh build --build-arg DEVICE=$(DEVICE) \
+	scripts/podman.sh build --build-arg DEVICE=$(DEVICE) --build-arg RUNTIME=$(RUNTIME) \
 		--build-arg RESNET50_WEIGHTS=$(RESNET50_WEIGHTS) -t $(IMAGE) .
 
 lock: venv

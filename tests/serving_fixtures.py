@@ -8,6 +8,7 @@ minute each), and served by the real `serve` through `tests.server_process`.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from functools import cache
@@ -18,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import algorithms, images, specs
+from smvision import algorithms, images, local, specs
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
 from tests.conftest import run_local_train
@@ -149,3 +150,12 @@ def invoke(
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
+
+
+def exported_copy(serving_jobs: JobDirs, tmp_path: Path, fmt: str, quantize: str) -> Path:
+    """A copy of the session's cnn job (the shared one stays as trained), exported."""
+    job_dir = tmp_path / "job"
+    shutil.copytree(serving_jobs("cnn"), job_dir)
+    command = ["export", "--job-dir", str(job_dir), "--format", fmt, "--quantize", quantize]
+    assert local.main(command) == 0
+    return job_dir

@@ -9,28 +9,24 @@ the same accuracy within one percentage point.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from smvision import contract, data, local, runtimes
-from tests.serving_fixtures import JobDirs, model_input, offline_model, serving_jobs
+from tests.serving_fixtures import (
+    JobDirs,
+    exported_copy,
+    model_input,
+    offline_model,
+    serving_jobs,
+)
 
 __all__ = ["serving_jobs"]  # the session fixture used below
 
 PROBABILITY_TOLERANCE = {"float32": 1e-5, "float16": 1e-2}
 INT8_ACCURACY_POINTS = 1.0
-
-
-def export_copy(serving_jobs: JobDirs, tmp_path: Path, fmt: str, quantize: str) -> Path:
-    """A copy of the session's cnn job (the shared one stays as trained), exported."""
-    job_dir = tmp_path / "job"
-    shutil.copytree(serving_jobs("cnn"), job_dir)
-    command = ["export", "--job-dir", str(job_dir), "--format", fmt, "--quantize", quantize]
-    assert local.main(command) == 0
-    return job_dir
 
 
 def load_test_split(job_dir: Path) -> data.Dataset:
@@ -67,7 +63,7 @@ def test_an_export_predicts_like_the_keras_model(
     fmt: str,
     quantize: str,
 ) -> None:
-    job_dir = export_copy(serving_jobs, tmp_path, fmt, quantize)
+    job_dir = exported_copy(serving_jobs, tmp_path, fmt, quantize)
     model_dir = job_dir / "opt" / "ml" / "model"
     record = json.loads((model_dir / contract.EXPORT_FILE).read_text())
     exported = model_dir / record["file"]
@@ -97,7 +93,7 @@ def test_an_export_predicts_like_the_keras_model(
 
 @pytest.mark.slow
 def test_a_new_export_replaces_the_last(serving_jobs: JobDirs, tmp_path: Path) -> None:
-    job_dir = export_copy(serving_jobs, tmp_path, "tflite", "float16")
+    job_dir = exported_copy(serving_jobs, tmp_path, "tflite", "float16")
     command = ["export", "--job-dir", str(job_dir), "--format", "onnx"]
     assert local.main(command) == 0
     model_dir = job_dir / "opt" / "ml" / "model"

@@ -56,6 +56,14 @@ WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 HOSTS_ENV = "SM_HOSTS"
+# The image's own serving variables: which model in /opt/ml/model `serve` runs (auto: the
+# export when `smvision.local export` wrote one, else the trained model), and how a trained
+# Keras model runs (compiled to TFLite at start, XLA on padded batches, or TensorFlow as
+# training's evaluation runs it).
+SERVE_FORMAT_ENV = "SMVISION_SERVE_FORMAT"
+SERVE_FORMATS = ("auto", "trained", "tflite", "onnx")
+KERAS_RUNTIME_ENV = "SMVISION_KERAS_RUNTIME"
+KERAS_RUNTIMES = ("tflite", "xla", "tensorflow")
 CURRENT_HOST_ENV = "SM_CURRENT_HOST"
 
 DEFAULT_PORT = 8080
@@ -109,6 +117,14 @@ class Contract:
     @property
     def max_payload_mb(self) -> float:
         return _float(self.environ, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB)
+
+    @property
+    def serve_format(self) -> str:
+        return _choice(self.environ, SERVE_FORMAT_ENV, SERVE_FORMATS)
+
+    @property
+    def keras_runtime(self) -> str:
+        return _choice(self.environ, KERAS_RUNTIME_ENV, KERAS_RUNTIMES)
 
     # The layout under the base directory.
 
@@ -264,6 +280,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
             f"Environment variable {name} has value {raw!r}; use a positive number."
         )
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset), case-insensitive."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return choices[0]
+    if raw.lower() not in choices:
+        raise ContractError(
+            f"Environment variable {name} has value {raw!r}; use one of {', '.join(choices)}."
+        )
+    return raw.lower()
 
 
 def read_json_file(path: Path) -> dict[str, Any]:

@@ -70,7 +70,9 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
     with tempfile.TemporaryDirectory(prefix="smvision-export-") as scratch:
         exported = Path(scratch) / MODEL_FILES[fmt]
         if fmt == "tflite":
-            exported.write_bytes(_to_tflite(keras_model, job, quantize, calibration, scratch))
+            exported.write_bytes(
+                tflite_flatbuffer(keras_model, job.model_input, quantize, calibration)
+            )
         else:
             _to_onnx(keras_model, job, quantize, calibration, exported)
         runtime = runtimes.load(exported, available_cores())
@@ -215,25 +217,31 @@ def _representative(calibration: np.ndarray) -> Iterator[list[np.ndarray]]:
         yield [image[np.newaxis]]
 
 
-def _to_tflite(
+def tflite_flatbuffer(
     keras_model: Any,
-    job: Job,
-    quantize: str,
-    calibration: np.ndarray | None,
-    scratch: str,
+    model_input: images.ModelInput,
+    quantize: str = "float32",
+    calibration: np.ndarray | None = None,
 ) -> bytes:
+    """The Keras model on uint8 pixels as a TFLite flatbuffer (also what serve compiles)."""
     import keras
     import tensorflow as tf
 
     # A SavedModel written by Keras' ExportArchive holds the weights as the converter
     # wants them (a plain tf.function leaves them as variables TFLite cannot read).
-    saved = Path(scratch) / "saved_model"
-    function = _serving_function(keras_model, job.model_input)
-    archive = keras.export.ExportArchive()
-    archive.track(keras_model)
-    archive.add_endpoint("serving_default", function)
-    archive.write_out(str(saved), verbose=False)
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    with tempfile.TemporaryDirectory(prefix="smvision-tflite-") as scratch:
+        function = _serving_function(keras_model, model_input)
+        archive = keras.export.ExportArchive()
+        archive.track(keras_model)
+        archive.add_endpoint("serving_default", function)
+        archive.write_out(scratch, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
+        return _convert(converter, quantize, calibration)
+
+
+def _convert(converter: Any, quantize: str, calibration: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

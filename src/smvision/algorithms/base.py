@@ -82,6 +82,12 @@ class Algorithm(ABC):
     def predict_proba(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Images (uint8 HxWxC, any size) -> probabilities, shape (n, class_count)."""
 
+    def compile_for_serving(self, runtime: str, threads: int) -> None:
+        """Get `predict_proba` ready for serve's requests on `threads` threads, before the
+        first; `runtime` is SMVISION_KERAS_RUNTIME's value. Nothing to do here: Keras models
+        compile (KerasAlgorithm)."""
+        return None
+
     def preprocessing(self) -> dict[str, object]:
         """How raw images become model input, for metadata.json."""
         return {

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from smvision import images
+from smvision import images, runtimes
 from smvision.algorithms.base import Algorithm, History, RunContext
 from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
 from smvision.data import Dataset
@@ -52,6 +52,7 @@ class KerasAlgorithm(Algorithm):
         super().__init__(image_size, channels, class_count)
         self.model = model
         self._predict_fn: Any = None
+        self._serving: runtimes.Runtime | None = None
 
     # What subclasses decide -------------------------------------------------------------
 
@@ -185,6 +186,8 @@ class KerasAlgorithm(Algorithm):
         if self.model is None:
             raise RuntimeError("predict_proba() before fit() or load().")
         prepared = np.stack([images.prepare(i, self.image_size, self.channels) for i in batch])
+        if self._serving is not None:
+            return self._serving.predict(prepared)
         if self._predict_fn is None:
             self._predict_fn = _compiled_predict(self.model, self.image_size, self.channels)
         parts = [
@@ -192,6 +195,27 @@ class KerasAlgorithm(Algorithm):
             for start in range(0, len(prepared), PREDICT_BATCH)
         ]
         return np.concatenate(parts).astype(np.float32)
+
+    def compile_for_serving(self, runtime: str, threads: int) -> None:
+        """'tflite': the model compiled to a TFLite flatbuffer (the converter TensorFlow
+        ships) on LiteRT's XNNPACK kernels, warm for runtimes.BATCH_SIZES; on the 2-core
+        bench machine this halved the small cnn's CPU per image (TensorFlow's per-op
+        dispatch dominates there) and matched TensorFlow on resnet50. 'xla': TensorFlow's
+        graph JIT-compiled by XLA for the same padded sizes, compiled at start; measured no
+        faster than TensorFlow's oneDNN kernels on that machine (bench/NOTES.md).
+        'tensorflow': the graph training's evaluation runs, every batch size as it comes."""
+        if self.model is None:
+            raise RuntimeError("compile_for_serving() before fit() or load().")
+        if runtime == "tflite":
+            from smvision.export import tflite_flatbuffer  # the converter, only for serving
+
+            model_input = images.ModelInput(self.image_size, self.channels)
+            flatbuffer = tflite_flatbuffer(self.model, model_input)
+            self._serving = runtimes.LiteRuntime(flatbuffer, threads)
+        elif runtime == "xla":
+            self._serving = _XlaRuntime(self.model, self.image_size, self.channels)
+        elif runtime != "tensorflow":
+            raise ValueError(f"Keras runtime '{runtime}': use tflite, xla or tensorflow.")
 
     def save(self, model_dir: Path) -> None:
         self.model.save(model_dir / MODEL_FILE)
@@ -444,12 +468,31 @@ def _use_mixed_precision(hp: Hyperparameters) -> bool:
     return choice
 
 
-def _compiled_predict(model: Any, size: int, channels: int) -> Any:
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, channels], tf.uint8)])
+def _compiled_predict(model: Any, size: int, channels: int, jit: bool = False) -> Any:
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, size, size, channels], tf.uint8)],
+        jit_compile=jit,
+    )
     def predict(pixels: Any) -> Any:
         return tf.cast(model(tf.cast(pixels, tf.float32), training=False), tf.float32)
 
     return predict
+
+
+class _XlaRuntime:
+    """The model under XLA, compiled at start for each padded batch size."""
+
+    def __init__(self, model: Any, size: int, channels: int) -> None:
+        self._function = _compiled_predict(model, size, channels, jit=True)
+        for batch in runtimes.BATCH_SIZES:
+            self._run(np.zeros((batch, size, size, channels), np.uint8))
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        return runtimes.in_padded_batches(pixels, runtimes.BATCH_SIZES, self._run)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        result: np.ndarray = self._function(pixels).numpy()
+        return result
 
 
 def _configure_gpu_memory_growth() -> None:

@@ -106,7 +106,9 @@ class ServingApp:
     def _load(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Event) -> None:
         started = time.perf_counter()
         try:
-            predictor = Predictor.load(self.settings.model_dir)
+            predictor = Predictor.load(
+                self.settings.model_dir, self.settings.serve_format, self.settings.keras_runtime
+            )
             batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH)
             batcher.start()
             batcher.submit(predictor.warm_up_request()).result()

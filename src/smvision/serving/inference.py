@@ -24,8 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from smvision import algorithms, images
-from smvision.algorithms.base import Algorithm
+from smvision import images
 from smvision.artifacts import read_metadata
 from smvision.machine import available_cores
 from smvision.media import (
@@ -38,6 +37,8 @@ from smvision.media import (
     NPY,
     media_type,
 )
+from smvision.serving import models
+from smvision.serving.models import ServableModel
 
 _WILDCARD_ACCEPT = {"*/*": JSON, "application/*": JSON, "text/*": CSV}
 TOP_K_ATTRIBUTE = "top_k"
@@ -318,7 +319,7 @@ class Predictor:
     """A loaded model and its class names; answers batches of requests."""
 
     def __init__(
-        self, algorithm: Algorithm, class_names: Sequence[str], scaled_jpeg: bool = False
+        self, algorithm: ServableModel, class_names: Sequence[str], scaled_jpeg: bool = False
     ) -> None:
         if len(class_names) != algorithm.class_count:
             raise ValueError(
@@ -333,9 +334,13 @@ class Predictor:
         )
 
     @classmethod
-    def load(cls, model_dir: Path) -> Predictor:
+    def load(
+        cls, model_dir: Path, serve_format: str = "auto", keras_runtime: str = "tflite"
+    ) -> Predictor:
+        """The model SMVISION_SERVE_FORMAT picks (`models.choose`), compiled and warm."""
         metadata = read_metadata(model_dir)
-        algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
+        choice = models.choose(model_dir, serve_format)
+        algorithm = models.load(model_dir, metadata, choice, keras_runtime, available_cores())
         # Models trained before the key existed decoded every JPEG in full.
         scaled_jpeg = metadata.get("scaled_jpeg_decode") is True
         return cls(algorithm, metadata["class_names"], scaled_jpeg)

@@ -131,9 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     log.info(
-        "Serving the %s model in %s on port %d: %d worker(s), timeout %g s, payload limit %g MB.",
+        "Serving the %s model in %s (%s) on port %d: %d worker(s), timeout %g s, payload "
+        "limit %g MB.",
         settings.algorithm,
         settings.model_dir,
+        settings.model.describe(),
         settings.port,
         settings.workers,
         settings.timeout_s,

@@ -11,6 +11,7 @@ from smvision.artifacts import read_metadata
 from smvision.contract import METADATA_FILE, Contract
 from smvision.machine import available_cores
 from smvision.params import HyperparameterError
+from smvision.serving import models
 
 # SIGTERM must end the server within 30 s; this leaves the master time to exit after
 # the workers' in-flight requests are done.
@@ -37,6 +38,10 @@ class ServerSettings:
     workers: int
     timeout_s: float
     max_payload_mb: float
+    serve_format: str = "auto"
+    keras_runtime: str = "tflite"
+    # What serve_format picked: the trained model, or the export it will run.
+    model: models.Choice = models.Choice(None)
 
     @property
     def max_payload_bytes(self) -> int:
@@ -63,6 +68,10 @@ def settings_from(contract: Contract) -> ServerSettings:
         algorithm = specs.get(metadata.get("algorithm")).name
     except HyperparameterError as error:
         raise ModelDirectoryError(f"{metadata_file}: {error}") from error
+    try:
+        choice = models.choose(contract.model_dir, contract.serve_format)
+    except models.ExportError as error:
+        raise ModelDirectoryError(str(error)) from error
     return ServerSettings(
         model_dir=contract.model_dir,
         algorithm=algorithm,
@@ -70,6 +79,9 @@ def settings_from(contract: Contract) -> ServerSettings:
         workers=contract.workers or default_workers(algorithm),
         timeout_s=contract.timeout_s,
         max_payload_mb=contract.max_payload_mb,
+        serve_format=contract.serve_format,
+        keras_runtime=contract.keras_runtime,
+        model=choice,
     )
 
 

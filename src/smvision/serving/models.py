@@ -1,0 +1,124 @@
+"""Which model `serve` runs from /opt/ml/model, and on what.
+
+SMVISION_SERVE_FORMAT (contract.py) picks it: `auto` serves the export that
+`smvision.local export` wrote beside the trained model when there is one, else the
+trained model; `trained` ignores any export; `tflite` and `onnx` ask for that export
+and fail at start without it. A trained Keras model runs as SMVISION_KERAS_RUNTIME says
+(`KerasAlgorithm.compile_for_serving`). An export runs on LiteRT or ONNX Runtime and
+needs neither TensorFlow nor scikit-learn: the image built with RUNTIME=lite has neither.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from smvision import images, runtimes
+from smvision.contract import EXPORT_FILE
+
+
+class ServableModel(Protocol):
+    """What serving needs of a model: its input geometry, its classes, its predictions."""
+
+    image_size: int
+    channels: int
+    class_count: int
+
+    def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray: ...
+
+
+class ExportError(ValueError):
+    """An export that was asked for and is missing, or that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The model serve will run: the trained one (`export` None) or an export's record."""
+
+    export: dict[str, Any] | None
+
+    def describe(self) -> str:
+        if self.export is None:
+            return "the trained model"
+        return f"its {self.export['format']} export ({self.export['quantize']})"
+
+
+def choose(model_dir: Path, serve_format: str) -> Choice:
+    """The model `serve_format` asks for in model_dir; fails at once when it is not there."""
+    if serve_format == "trained":
+        return Choice(None)
+    path = model_dir / EXPORT_FILE
+    if not path.is_file():
+        if serve_format == "auto":
+            return Choice(None)
+        raise ExportError(
+            f"SMVISION_SERVE_FORMAT is '{serve_format}' but {model_dir} holds no export "
+            f"({EXPORT_FILE} is missing); run `python -m smvision.local export --format "
+            f"{serve_format}` on the job, or unset the variable to serve the trained model."
+        )
+    try:
+        record = json.loads(path.read_text())
+        fmt, file_name = record["format"], record["file"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ExportError(
+            f"{path} is not an export record ({error}); export the model again."
+        ) from error
+    if serve_format not in ("auto", fmt):
+        raise ExportError(
+            f"SMVISION_SERVE_FORMAT is '{serve_format}' but {model_dir} holds a {fmt} export; "
+            f"export it as {serve_format}, or set the variable to auto or {fmt}."
+        )
+    if not (model_dir / file_name).is_file():
+        raise ExportError(f"{path} names {file_name}, which is missing; export the model again.")
+    return Choice(record)
+
+
+class ExportedModel:
+    """A model written by `smvision.local export`, on LiteRT or ONNX Runtime."""
+
+    def __init__(
+        self, runtime: runtimes.Runtime, image_size: int, channels: int, class_count: int
+    ) -> None:
+        self.runtime = runtime
+        self.image_size = image_size
+        self.channels = channels
+        self.class_count = class_count
+
+    def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        prepared = np.stack([images.prepare(i, self.image_size, self.channels) for i in batch])
+        return self.runtime.predict(prepared)
+
+
+def load(
+    model_dir: Path,
+    metadata: dict[str, Any],
+    choice: Choice,
+    keras_runtime: str,
+    threads: int,
+) -> ServableModel:
+    """The chosen model, loaded and compiled, before the first request."""
+    if choice.export is not None:
+        runtime = runtimes.load(model_dir / choice.export["file"], threads)
+        return ExportedModel(
+            runtime,
+            int(metadata["image_size"]),
+            int(metadata["channels"]),
+            len(metadata["class_names"]),
+        )
+    from smvision import algorithms
+
+    try:
+        algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
+    except ModuleNotFoundError as error:
+        raise ExportError(
+            f"This image cannot load the trained {metadata['algorithm']} model in {model_dir} "
+            f"({error}): an image built with RUNTIME=lite serves exported models only. Run "
+            "`python -m smvision.local export` on the job, or serve it with the full image."
+        ) from error
+    algorithm.compile_for_serving(keras_runtime, threads)
+    return algorithm
