@@ -12,11 +12,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import jobs, plots, report, serving, training
+from bench import accuracy, inprocess, jobs, plots, report, serving, training
 from bench.common import ROOT, Store, load_average, machine_description
 
 SERVING_ALGORITHMS = ("svm", "cnn")
 STARTUP_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
+# How serve runs a Keras model (SMVISION_KERAS_RUNTIME): tflite is the default; tensorflow
+# is what serve did before it compiled (the start-up time "before").
+KERAS_RUNTIMES = ("tflite", "xla", "tensorflow")
 STARTUP_REPEATS = 3
 
 
@@ -69,9 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         phase(f"serving {algorithm}: floor, serve and reference at c={serving.CONCURRENCIES}")
         serving.measure_algorithm(algorithm, job_dirs[algorithm], args.rounds, args.seconds, store)
         loads.append((f"after serving {algorithm}", load_average()))
+    phase("in-process CPU per image: the classic pipeline, serve's, int8")
+    for algorithm in SERVING_ALGORITHMS:
+        inprocess.measure(algorithm, job_dirs[algorithm], serving.payloads(), args.work, store)
     phase("start-up times")
-    for algorithm in STARTUP_ALGORITHMS:
-        serving.measure_startup(algorithm, job_dirs[algorithm], STARTUP_REPEATS, store)
+    startups = startup_names()
+    for name in startups:
+        algorithm, _, runtime = name.partition(" ")
+        env = {"SMVISION_KERAS_RUNTIME": runtime} if runtime else None
+        serving.measure_startup(name, job_dirs[algorithm], STARTUP_REPEATS, store, env)
+    phase("accuracy on photos: the JPEG decode rule on and off, int8 against float32")
+    accuracy.measure(args.work, store)
     phase("HOG feature extraction")
     store.merge(training.feature_extraction(digits))
     phase("cnn input pipeline against model.fit")
@@ -87,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds=args.rounds,
         seconds=args.seconds,
         serving_algorithms=SERVING_ALGORITHMS,
-        startup_algorithms=STARTUP_ALGORITHMS,
+        startup_algorithms=startups,
         payloads=payloads,
     )
     args.out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "RESULTS.md").write_text(report.render(store, run))
     phase(f"wrote {args.out / 'RESULTS.md'}")
     return 0
+
+
+def startup_names() -> list[str]:
+    """'svm', 'rf', then each Keras algorithm with each runtime: 'cnn tflite', ..."""
+    return [
+        f"{algorithm} {runtime}" if algorithm in ("cnn", "resnet50") else algorithm
+        for algorithm in STARTUP_ALGORITHMS
+        for runtime in (KERAS_RUNTIMES if algorithm in ("cnn", "resnet50") else ("",))
+    ]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Store, key
-from bench.report import FLOOR_TARGET, PIPELINE_TARGET, THROUGHPUT_TARGET
+from bench.report import CPU_TARGET, FLOOR_TARGET, PIPELINE_TARGET, THROUGHPUT_TARGET
 from bench.serving import CONCURRENCIES, SERVERS
 
 COLOURS = {"serve": "tab:blue", "reference": "tab:orange"}
@@ -107,6 +107,14 @@ def ratios(
                     THROUGHPUT_TARGET,
                 )
             )
+    for payload in payloads:
+        rows.append(
+            (
+                f"cnn {payload}\nCPU per image classic / serve",
+                store[key("cnn", payload, "cpu ratio", "batch 1")],
+                CPU_TARGET,
+            )
+        )
     rows += [
         ("cnn pipeline / model.fit", store["cnn_ratio"], PIPELINE_TARGET),
         ("HOG smvision / skimage (1 thread)", store["hog_vs_skimage"], None),

@@ -2,10 +2,13 @@
 
 Shaped after AWS's scikit_bring_your_own example (predictor.py + serve): one gunicorn
 sync worker per CPU, each loading the model and answering one request at a time, with
-no keep-alive. It decodes with the same `smvision.images.decode_image`, predicts with
-the same algorithm's `predict_proba` and writes the same JSON as `serve`, so the two
-servers do the same work per request and differ only in how they serve it. The nginx
-that the example puts in front is left out, which can only make this server faster.
+no keep-alive. It does what such a server does with an image: decode it whole
+(`smvision.images.decode_image`), then predict with the model as trained (the
+algorithm's `predict_proba`: scikit-learn, or the Keras model on TensorFlow's graph),
+and writes the same JSON as `serve`. `serve` differs in how it serves (event loop,
+micro-batching), in what it decodes (a large JPEG at a reduced scale) and in how a Keras
+model runs (compiled at start). The nginx that the example puts in front is left out,
+which can only make this server faster.
 
     SMVISION_REFERENCE_MODEL_DIR=JOBDIR/opt/ml/model \\
         python -m gunicorn -k sync -w 2 -b 127.0.0.1:PORT 'bench.reference_server:create_app()'
@@ -29,7 +32,9 @@ def create_app() -> flask.Flask:
     from smvision.media import JSON
     from smvision.serving.inference import Predictor, encode_predictions
 
-    predictor = Predictor.load(Path(os.environ[MODEL_DIR_ENV]))
+    predictor = Predictor.load(
+        Path(os.environ[MODEL_DIR_ENV]), serve_format="trained", keras_runtime="tensorflow"
+    )
     app = flask.Flask("smvision-reference")
 
     @app.get("/ping")

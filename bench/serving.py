@@ -1,14 +1,15 @@
 """Serving speed: `serve` against the classic Flask + gunicorn design and against the floor.
 
 For one trained job, both servers run side by side on 127.0.0.1; every round measures,
-for each payload, the in-process floor (decode_image + predict_proba in a loop, no HTTP)
-and then each concurrency on both servers, which server goes first alternating by round.
-Start-up time is measured apart, by starting `serve` (the console script the image
-runs) and polling /ping every 10 ms.
+for each payload, the in-process floor (serve's own decode and model, one image in a
+loop, no HTTP) and then each concurrency on both servers, which server goes first
+alternating by round. Start-up time is measured apart, by starting `serve` (the console
+script the image runs) and polling /ping every 10 ms.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from bench import loadgen, processes, reference_server
@@ -28,6 +30,7 @@ from smvision import algorithms, images
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
 from smvision.local import console_script
+from smvision.serving.inference import Predictor
 from tests.server_process import descendants, free_port
 
 CONCURRENCIES = (1, 8, 32)
@@ -42,14 +45,22 @@ class Payload:
     content_type: str
 
 
+ASTRONAUT_JPEG_QUALITY = 90
+
+
 def payloads() -> list[Payload]:
-    """Real photos, as the packages ship them: scikit-image's astronaut.png (512x512 RGB)
-    and scikit-learn's china.jpg (640x427 RGB)."""
-    astronaut = resources.files("skimage.data").joinpath("astronaut.png").read_bytes()
+    """Real photos as JPEG, the form photos travel in: scikit-learn's china.jpg (640x427
+    RGB, as shipped) and scikit-image's astronaut (512x512 RGB, shipped as PNG, encoded
+    here at quality 90)."""
     china = resources.files("sklearn.datasets.images").joinpath("china.jpg").read_bytes()
+    png = resources.files("skimage.data").joinpath("astronaut.png").read_bytes()
+    rgb = images.decode_image(png)
+    quality = [cv2.IMWRITE_JPEG_QUALITY, ASTRONAUT_JPEG_QUALITY]
+    ok, astronaut = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
+    assert ok
     return [
-        Payload("astronaut.png", astronaut, "image/png"),
         Payload("china.jpg", china, "image/jpeg"),
+        Payload("astronaut.jpg", astronaut.tobytes(), "image/jpeg"),
     ]
 
 
@@ -97,28 +108,60 @@ def running(name: str, job_dir: Path, log_dir: Path) -> Iterator[Server]:
         processes.stop(process)
 
 
-def load_model(job_dir: Path) -> Algorithm:
+def classic_model(job_dir: Path) -> Algorithm:
+    """The trained model as training's evaluation runs it (the reference's model)."""
     model_dir = job_dir / "opt" / "ml" / "model"
     return algorithms.get(read_metadata(model_dir)["algorithm"]).load(model_dir)
 
 
-def floor_latencies(model: Algorithm, body: bytes, seconds: float) -> np.ndarray:
-    """decode_image + predict_proba of one image, back to back in this process."""
+def serve_model(job_dir: Path) -> Predictor:
+    """The model as `serve` loads it: compiled, and decoding as training decoded."""
+    return Predictor.load(job_dir / "opt" / "ml" / "model")
+
+
+def serve_predict(predictor: Predictor, body: bytes) -> np.ndarray:
+    """What serve does with one image body, minus HTTP and the queue."""
+    return predictor.algorithm.predict_proba([predictor.model_input.from_file(body)])
+
+
+def classic_predict(model: Algorithm, body: bytes) -> np.ndarray:
+    """What the reference does with one image body: a full decode, the model as trained."""
+    return model.predict_proba([images.decode_image(body)])
+
+
+def floor_latencies(predictor: Predictor, body: bytes, seconds: float) -> np.ndarray:
+    """serve's decode + predict of one image, back to back in this process."""
     for _ in range(3):
-        model.predict_proba([images.decode_image(body)])
+        serve_predict(predictor, body)
     latencies = []
     deadline = time.perf_counter() + seconds
     while (started := time.perf_counter()) < deadline:
-        model.predict_proba([images.decode_image(body)])
+        serve_predict(predictor, body)
         latencies.append(time.perf_counter() - started)
     return np.array(latencies)
+
+
+def check_answers(
+    servers: dict[str, Server], payload: Payload, expected: dict[str, np.ndarray]
+) -> None:
+    """Each server answers as its own pipeline does in this process (labels equal,
+    probabilities within 1e-4): the two do different work, and must do it right."""
+    for name, server in servers.items():
+        answer = json.loads(loadgen.fetch(server.port, payload.body, payload.content_type))
+        (prediction,) = answer["predictions"]
+        probabilities = np.array(list(prediction["probabilities"].values()))
+        if np.abs(probabilities - expected[name][0]).max() > 1e-4:
+            raise RuntimeError(
+                f"{name} answers {payload.name} with {probabilities}, its in-process pipeline "
+                f"with {expected[name][0]}"
+            )
 
 
 def measure_algorithm(
     algorithm: str, job_dir: Path, rounds: int, seconds: float, store: Store
 ) -> None:
     """Floor, serve and reference for every payload and concurrency, `rounds` times."""
-    model = load_model(job_dir)
+    predictor, classic = serve_model(job_dir), classic_model(job_dir)
     bodies = payloads()
     with (
         tempfile.TemporaryDirectory(prefix="smvision-bench-") as logs,
@@ -127,15 +170,15 @@ def measure_algorithm(
     ):
         servers = {"serve": serve, "reference": reference}
         for payload in bodies:
-            answers = {
-                loadgen.fetch(s.port, payload.body, payload.content_type) for s in servers.values()
+            expected = {
+                "serve": serve_predict(predictor, payload.body),
+                "reference": classic_predict(classic, payload.body),
             }
-            if len(answers) != 1:
-                raise RuntimeError(f"serve and the reference answer {payload.name} differently")
+            check_answers(servers, payload, expected)
         for round_index in range(rounds):
             order = SERVERS if round_index % 2 == 0 else SERVERS[::-1]
             for payload in bodies:
-                floor = floor_latencies(model, payload.body, seconds) * 1000
+                floor = floor_latencies(predictor, payload.body, seconds) * 1000
                 floor_p50 = float(np.percentile(floor, 50))
                 store.add(key(algorithm, payload.name, "floor", "p50"), "ms", floor_p50)
                 for concurrency in CONCURRENCIES:
@@ -187,11 +230,14 @@ def _measure(
     return result, busiest
 
 
-def startup_seconds(job_dir: Path, log: Path) -> tuple[float, list[tuple[float, float]]]:
+def startup_seconds(
+    job_dir: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, list[tuple[float, float]]]:
     """From starting `serve` to the first 200 on /ping; each worker's (RSS, PSS) then."""
     port = free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "SAGEMAKER_BASE_DIR": str(job_dir / "opt" / "ml"),
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
@@ -212,11 +258,14 @@ def startup_seconds(job_dir: Path, log: Path) -> tuple[float, list[tuple[float, 
     return seconds, memory
 
 
-def measure_startup(algorithm: str, job_dir: Path, repeats: int, store: Store) -> None:
+def measure_startup(
+    name: str, job_dir: Path, repeats: int, store: Store, env: dict[str, str] | None = None
+) -> None:
+    """`name`: the algorithm, and for Keras models the runtime ('cnn tensorflow')."""
     with tempfile.TemporaryDirectory(prefix="smvision-bench-") as logs:
         for index in range(repeats):
-            seconds, memory = startup_seconds(job_dir, Path(logs) / f"serve-{index}.log")
-            store.add(key(algorithm, "startup"), "s", seconds)
+            seconds, memory = startup_seconds(job_dir, Path(logs) / f"serve-{index}.log", env)
+            store.add(key(name, "startup"), "s", seconds)
             for worker, (rss, pss) in enumerate(memory):
-                store.add(key(algorithm, "ready memory", f"worker {worker}", "rss"), "MiB", rss)
-                store.add(key(algorithm, "ready memory", f"worker {worker}", "pss"), "MiB", pss)
+                store.add(key(name, "ready memory", f"worker {worker}", "rss"), "MiB", rss)
+                store.add(key(name, "ready memory", f"worker {worker}", "pss"), "MiB", pss)
