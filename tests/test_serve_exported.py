@@ -69,7 +69,7 @@ def test_serve_answers_with_the_export_in_the_model_directory(
     bodies = request_bodies(job_dir)
     with running_server(job_dir, env=job_environment(job_dir)) as server:
         answers = served_predictions(server.url, bodies)
-        assert f"its {fmt} export ({quantize})" in server.log()
+        assert f"its {fmt} export, {quantize}" in server.log()
     decode = model_input(job_dir)
     pixels = np.stack([decode.from_file(body) for body in bodies])
     expected = runtimes.load(model_dir / record["file"], threads=1).predict(pixels)

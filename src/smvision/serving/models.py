@@ -45,7 +45,7 @@ class Choice:
     def describe(self) -> str:
         if self.export is None:
             return "the trained model"
-        return f"its {self.export['format']} export ({self.export['quantize']})"
+        return f"its {self.export['format']} export, {self.export['quantize']}"
 
 
 def choose(model_dir: Path, serve_format: str) -> Choice:
