@@ -125,9 +125,10 @@ def test_a_job_without_a_model_says_to_train_first(
 
 
 @pytest.mark.parametrize(
-    "count, sizes", [(1, [1]), (5, [8]), (8, [8]), (9, [32]), (70, [32, 32, 8])]
+    "count, sizes",
+    [(1, [1]), (3, [1, 1, 1]), (8, [8]), (9, [8, 1]), (70, [32, 32, 1, 1, 1, 1, 1, 1])],
 )
-def test_batches_run_padded_to_the_fixed_sizes(count: int, sizes: list[int]) -> None:
+def test_batches_run_in_pieces_of_the_fixed_sizes(count: int, sizes: list[int]) -> None:
     seen: list[int] = []
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -135,6 +136,6 @@ def test_batches_run_padded_to_the_fixed_sizes(count: int, sizes: list[int]) -> 
         return batch.reshape(len(batch), -1)[:, :2].astype(np.float32)
 
     pixels = np.arange(count * 4, dtype=np.uint8).reshape(count, 2, 2, 1)
-    result = runtimes.in_padded_batches(pixels, runtimes.BATCH_SIZES, run)
+    result = runtimes.in_fixed_batches(pixels, runtimes.BATCH_SIZES, run)
     assert seen == sizes
     np.testing.assert_array_equal(result, pixels.reshape(count, -1)[:, :2])

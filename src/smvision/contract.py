@@ -58,12 +58,12 @@ MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 HOSTS_ENV = "SM_HOSTS"
 # The image's own serving variables: which model in /opt/ml/model `serve` runs (auto: the
 # export when `smvision.local export` wrote one, else the trained model), and how a trained
-# Keras model runs (compiled to TFLite at start, XLA on padded batches, or TensorFlow as
-# training's evaluation runs it).
+# Keras model runs (auto: as the algorithm table says; compiled to TFLite at start, XLA, or
+# TensorFlow's graph as training's evaluation runs it).
 SERVE_FORMAT_ENV = "SMVISION_SERVE_FORMAT"
 SERVE_FORMATS = ("auto", "trained", "tflite", "onnx")
 KERAS_RUNTIME_ENV = "SMVISION_KERAS_RUNTIME"
-KERAS_RUNTIMES = ("tflite", "xla", "tensorflow")
+KERAS_RUNTIMES = ("auto", "tflite", "xla", "tensorflow")
 CURRENT_HOST_ENV = "SM_CURRENT_HOST"
 
 DEFAULT_PORT = 8080

@@ -10,12 +10,16 @@ decoded as training decoded them). The export is then run on the job's test spli
 its validation split) beside the original, and what changed, accuracy and probabilities,
 is stored with it in model/export.json. A model directory holds one export at a time: a
 new one replaces the last.
+
+`python -m smvision.export MODEL_DIR OUT` writes the trained Keras model in MODEL_DIR as
+a float32 TFLite flatbuffer to OUT: what `serve` runs in a child process at start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,6 +97,23 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
         }
         _install(job.model_dir, exported, record)
     return record
+
+
+def compile_saved_model(model_dir: Path, destination: Path) -> None:
+    """The trained Keras model in model_dir as a float32 TFLite flatbuffer at destination."""
+    metadata = read_metadata(model_dir)
+    model = algorithms.get(metadata["algorithm"]).load(model_dir)
+    model_input = images.ModelInput(int(metadata["image_size"]), int(metadata["channels"]))
+    flatbuffer = tflite_flatbuffer(model.model, model_input)  # type: ignore[attr-defined]
+    temporary = destination.with_name(f".{destination.name}.tmp")
+    temporary.write_bytes(flatbuffer)
+    os.replace(temporary, destination)
+
+
+def main(argv: list[str] | None = None) -> int:
+    model_dir, destination = (Path(a) for a in (sys.argv[1:] if argv is None else argv))
+    compile_saved_model(model_dir, destination)
+    return 0
 
 
 def _read_job(contract: Contract) -> Job:
@@ -304,3 +325,7 @@ def _to_onnx(
         per_channel=True,
     )
     float_model.unlink()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

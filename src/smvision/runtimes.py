@@ -2,14 +2,15 @@
 
 Both take the model's input as it leaves `images.ModelInput` (uint8, N x size x size x
 channels) and return float32 probabilities. `serve` runs exported models on them, and a
-Keras model compiled to TFLite when it starts (`KerasAlgorithm.for_serving`); the
+Keras model compiled to TFLite when it starts (`smvision.serving.models`); the
 export command checks an export against the original with the same classes. Neither
 engine is imported until a model needs it, so the module costs nothing elsewhere.
 
 A TFLite interpreter allocates its tensors for one batch size and re-plans them on
 every change, so `LiteRuntime` keeps one interpreter per size of `BATCH_SIZES`, allocated
-and run once at load, and pads each batch up to the nearest size: any batch then runs
-on a warm, fixed shape. ONNX Runtime takes any batch size as it comes.
+and run once at load, and splits each batch into pieces of those sizes (9 images: 8 and
+1): any batch runs on warm, fixed shapes, and none is padded, which would compute the
+padding (9 padded to 32: 23 images for nothing). ONNX Runtime takes any batch as it comes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# Padded batch sizes: a lone request, a busy moment, the batcher's largest batch.
+# Fixed batch sizes: a lone request, a busy moment, the batcher's largest batch.
 BATCH_SIZES = (1, 8, 32)
 FORMATS = ("tflite", "onnx")
 
@@ -31,21 +32,16 @@ class Runtime(Protocol):
     def predict(self, pixels: np.ndarray) -> np.ndarray: ...
 
 
-def in_padded_batches(
+def in_fixed_batches(
     pixels: np.ndarray, sizes: Sequence[int], run: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
-    """`run` on batches of exactly one of `sizes` images: the largest size in turn, then the
-    rest padded (with copies of its first image) to the smallest size that holds it."""
-    largest = max(sizes)
-    parts = []
-    for start in range(0, len(pixels), largest):
-        chunk = pixels[start : start + largest]
-        size = min(s for s in sizes if s >= len(chunk))
-        if size > len(chunk):
-            padding = np.repeat(chunk[:1], size - len(chunk), axis=0)
-            parts.append(run(np.concatenate([chunk, padding]))[: len(chunk)])
-        else:
-            parts.append(run(chunk))
+    """`run` on pieces of exactly one of `sizes` images (which include 1): each the largest
+    size that the images left fill."""
+    parts, start = [], 0
+    while start < len(pixels):
+        size = max(s for s in sizes if s <= len(pixels) - start)
+        parts.append(run(pixels[start : start + size]))
+        start += size
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
@@ -79,7 +75,7 @@ class LiteRuntime:
         return cls(path.read_bytes(), threads)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        return in_padded_batches(pixels, self.batch_sizes, self._run)
+        return in_fixed_batches(pixels, self.batch_sizes, self._run)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         interpreter = self._interpreters[len(pixels)]

@@ -50,6 +50,9 @@ class AlgorithmSpec:
     serve_workers: int | None
     # Whether a job with several instances trains one model across all of them.
     spans_hosts: bool
+    # How serve runs a trained Keras model unless SMVISION_KERAS_RUNTIME says otherwise
+    # (smvision.serving.models); None for the others.
+    keras_runtime: str | None = None
     required_channels: tuple[str, ...] = ("train",)
     optional_channels: tuple[str, ...] = ("validation", "test")
     # Defaults that differ from the parameter's own (resnet50 trains fewer epochs).
@@ -126,6 +129,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # holds its own copy of the model and of the TensorFlow runtime (hundreds of MB),
         # so more workers buy memory use, not speed: one worker, with micro-batching.
         serve_workers=1,
+        # Compiled to TFLite at start: on LiteRT's XNNPACK kernels the small network costs
+        # about half the CPU per image that TensorFlow's per-op dispatch does (bench/NOTES.md).
+        keras_runtime="tflite",
         spans_hosts=True,
         data_needed="thousands of images: it learns its features from scratch",
         interpretability="low: learned filters; saliency maps only",
@@ -144,6 +150,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         training_instance_type="ml.p3.2xlarge",
         serving_instance_type=SERVING_CPU,
         serve_workers=1,
+        # TensorFlow's graph: XNNPACK matched oneDNN on ResNet50's convolutions, and
+        # converting it at start took tens of seconds (bench/NOTES.md).
+        keras_runtime="tensorflow",
         spans_hosts=True,
         optional_channels=("validation", "test", "pretrained"),
         defaults={"epochs": 10, "batch_size": 32},

@@ -197,25 +197,17 @@ class KerasAlgorithm(Algorithm):
         return np.concatenate(parts).astype(np.float32)
 
     def compile_for_serving(self, runtime: str, threads: int) -> None:
-        """'tflite': the model compiled to a TFLite flatbuffer (the converter TensorFlow
-        ships) on LiteRT's XNNPACK kernels, warm for runtimes.BATCH_SIZES; on the 2-core
-        bench machine this halved the small cnn's CPU per image (TensorFlow's per-op
-        dispatch dominates there) and matched TensorFlow on resnet50. 'xla': TensorFlow's
-        graph JIT-compiled by XLA for the same padded sizes, compiled at start; measured no
-        faster than TensorFlow's oneDNN kernels on that machine (bench/NOTES.md).
-        'tensorflow': the graph training's evaluation runs, every batch size as it comes."""
+        """'xla': TensorFlow's graph JIT-compiled by XLA for each of runtimes.BATCH_SIZES
+        at start (no faster than TensorFlow's oneDNN kernels on the bench machine:
+        bench/NOTES.md). 'tensorflow': the graph training's evaluation runs, every batch
+        size as it comes. ('tflite' never gets here: serve compiles the saved model in a
+        child process and runs no TensorFlow itself, smvision.serving.models.)"""
         if self.model is None:
             raise RuntimeError("compile_for_serving() before fit() or load().")
-        if runtime == "tflite":
-            from smvision.export import tflite_flatbuffer  # the converter, only for serving
-
-            model_input = images.ModelInput(self.image_size, self.channels)
-            flatbuffer = tflite_flatbuffer(self.model, model_input)
-            self._serving = runtimes.LiteRuntime(flatbuffer, threads)
-        elif runtime == "xla":
+        if runtime == "xla":
             self._serving = _XlaRuntime(self.model, self.image_size, self.channels)
         elif runtime != "tensorflow":
-            raise ValueError(f"Keras runtime '{runtime}': use tflite, xla or tensorflow.")
+            raise ValueError(f"Keras runtime '{runtime}' here: use xla or tensorflow.")
 
     def save(self, model_dir: Path) -> None:
         self.model.save(model_dir / MODEL_FILE)
@@ -480,7 +472,7 @@ def _compiled_predict(model: Any, size: int, channels: int, jit: bool = False) -
 
 
 class _XlaRuntime:
-    """The model under XLA, compiled at start for each padded batch size."""
+    """The model under XLA, compiled at start for each of the fixed batch sizes."""
 
     def __init__(self, model: Any, size: int, channels: int) -> None:
         self._function = _compiled_predict(model, size, channels, jit=True)
@@ -488,7 +480,7 @@ class _XlaRuntime:
             self._run(np.zeros((batch, size, size, channels), np.uint8))
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        return runtimes.in_padded_batches(pixels, runtimes.BATCH_SIZES, self._run)
+        return runtimes.in_fixed_batches(pixels, runtimes.BATCH_SIZES, self._run)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         result: np.ndarray = self._function(pixels).numpy()

@@ -335,7 +335,7 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, model_dir: Path, serve_format: str = "auto", keras_runtime: str = "tflite"
+        cls, model_dir: Path, serve_format: str = "auto", keras_runtime: str = "auto"
     ) -> Predictor:
         """The model SMVISION_SERVE_FORMAT picks (`models.choose`), compiled and warm."""
         metadata = read_metadata(model_dir)

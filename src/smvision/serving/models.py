@@ -3,14 +3,24 @@
 SMVISION_SERVE_FORMAT (contract.py) picks it: `auto` serves the export that
 `smvision.local export` wrote beside the trained model when there is one, else the
 trained model; `trained` ignores any export; `tflite` and `onnx` ask for that export
-and fail at start without it. A trained Keras model runs as SMVISION_KERAS_RUNTIME says
-(`KerasAlgorithm.compile_for_serving`). An export runs on LiteRT or ONNX Runtime and
-needs neither TensorFlow nor scikit-learn: the image built with RUNTIME=lite has neither.
+and fail at start without it. An export runs on LiteRT or ONNX Runtime and needs neither
+TensorFlow nor scikit-learn: the image built with RUNTIME=lite has neither.
+
+A trained Keras model runs as SMVISION_KERAS_RUNTIME says, else as its algorithm's entry
+in the table (specs.py): `tflite` compiles it to a float32 TFLite flatbuffer in a child
+process (`python -m smvision.export`) and serves that like an export, so the worker
+itself never imports TensorFlow; in-process, the converter held the GIL for seconds,
+and /ping, which must answer within 2 s while the model loads, waited 24 s behind it.
+`xla` and `tensorflow` run the Keras model in the worker
+(`KerasAlgorithm.compile_for_serving`).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +28,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smvision import images, runtimes
+from smvision import images, runtimes, specs
 from smvision.contract import EXPORT_FILE
+
+# Loading TensorFlow and converting a large model takes a while on a busy small instance.
+COMPILE_TIMEOUT_S = 600
 
 
 class ServableModel(Protocol):
@@ -103,13 +116,12 @@ def load(
 ) -> ServableModel:
     """The chosen model, loaded and compiled, before the first request."""
     if choice.export is not None:
-        runtime = runtimes.load(model_dir / choice.export["file"], threads)
-        return ExportedModel(
-            runtime,
-            int(metadata["image_size"]),
-            int(metadata["channels"]),
-            len(metadata["class_names"]),
-        )
+        return _exported(runtimes.load(model_dir / choice.export["file"], threads), metadata)
+    spec = specs.get(metadata["algorithm"])
+    if keras_runtime == "auto":
+        keras_runtime = spec.keras_runtime or "tensorflow"
+    if keras_runtime == "tflite" and spec.family == "keras":
+        return _exported(runtimes.LiteRuntime(compile_in_child(model_dir), threads), metadata)
     from smvision import algorithms
 
     try:
@@ -122,3 +134,31 @@ def load(
         ) from error
     algorithm.compile_for_serving(keras_runtime, threads)
     return algorithm
+
+
+def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedModel:
+    return ExportedModel(
+        runtime,
+        int(metadata["image_size"]),
+        int(metadata["channels"]),
+        len(metadata["class_names"]),
+    )
+
+
+def compile_in_child(model_dir: Path) -> bytes:
+    """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process."""
+    with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
+        destination = Path(scratch) / "model.tflite"
+        completed = subprocess.run(
+            [sys.executable, "-m", "smvision.export", str(model_dir), str(destination)],
+            capture_output=True,
+            text=True,
+            timeout=COMPILE_TIMEOUT_S,
+        )
+        if completed.returncode != 0 or not destination.is_file():
+            raise ExportError(
+                f"Compiling the Keras model in {model_dir} to TFLite failed (exit "
+                f"{completed.returncode}): {completed.stderr.strip()[-2000:]} Set "
+                "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
+            )
+        return destination.read_bytes()

@@ -39,7 +39,7 @@ class ServerSettings:
     timeout_s: float
     max_payload_mb: float
     serve_format: str = "auto"
-    keras_runtime: str = "tflite"
+    keras_runtime: str = "auto"
     # What serve_format picked: the trained model, or the export it will run.
     model: models.Choice = models.Choice(None)
 
