@@ -36,6 +36,7 @@ from smvision.comparison.rows import (
     scores_from_evaluation,
 )
 from smvision.samples import digits_images, split_indices
+from tests.pictures import assert_picture
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIERS = {
@@ -256,14 +257,3 @@ def test_comparison_modules_import_the_standard_library_only() -> None:
                                text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "[]"
-
-
-def assert_picture(path: Path, min_width: int = 400) -> None:
-    """A PNG of a sensible size with something drawn on it."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.width >= min_width and image.height >= 200, path
-        pixels = np.asarray(image.convert("RGB"))
-    assert pixels.std() > 10, f"{path} looks blank"
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20, f"{path} has almost no colours"

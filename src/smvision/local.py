@@ -6,6 +6,8 @@
     python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR [OPTIONS]
     python -m smvision.local export --job-dir JOBDIR --format tflite|onnx
         [--quantize float16|int8]
+    python -m smvision.local compare --channel train=DIR [--channel ...]
+        [--algorithms svm,rf,...] [--hp [ALG:]KEY=VALUE ...] --out DIR
 
 `train` lays out JOBDIR/opt/ml exactly as a SageMaker training job finds it, then runs
 the image's own training command (the sagemaker-training toolkit's `train`) with
@@ -260,11 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights in float16, or weights and activations in int8 calibrated on the "
         "job's training images (default: float32, no quantization)",
     )
+    from smvision.local_compare import command as compare  # it builds on this module
+
+    compare.add_parser(commands, _key_value)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "compare":
+        from smvision.local_compare import command as compare
+
+        return compare.run(args)
     if args.command == "train":
         channels = {name: Path(path).resolve() for name, path in args.channel}
         unknown = sorted(set(channels) - set(CHANNELS))
