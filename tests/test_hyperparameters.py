@@ -62,7 +62,8 @@ def test_auto_keywords() -> None:
 
 def test_defaults_differ_per_algorithm() -> None:
     assert parse({"algorithm": "resnet50"}).integer("image_size") == 224
-    assert parse({"algorithm": "svm"}).integer("image_size") == 64
+    for name in ("svm", "rf", "cnn"):
+        assert parse({"algorithm": name}).values["image_size"] == "auto"
     assert parse({"algorithm": "cnn"}).integer("epochs") == 30
 
 
@@ -167,3 +168,27 @@ def test_a_comparisons_hyperparameters_go_to_each_algorithm_that_takes_them() ->
 def test_a_comparisons_bad_hyperparameter_is_named(pair: str, expected: str) -> None:
     with pytest.raises(hyperparameters.HyperparameterError, match=re.escape(expected)):
         hyperparameters.split_per_algorithm([pair], ["svm", "cnn"])
+
+
+@pytest.mark.parametrize(
+    "algorithm, side, size",
+    [
+        ("svm", 8, 32),  # the 8x8 digits: up to what HOG needs to see a shape
+        ("svm", 28, 32),  # MNIST-sized digits: no further upscaling
+        ("rf", 33, 40),  # a multiple of the 8-pixel HOG cell
+        ("cnn", 64, 64),
+        ("cnn", 500, 64),  # photos: today's fixed size
+        ("resnet50", 25, 224),  # ImageNet weights want 224
+    ],
+)
+def test_auto_image_size_follows_the_images_within_the_algorithms_range(
+    algorithm: str, side: int, size: int
+) -> None:
+    assert specs.get(algorithm).auto_image_size(side) == size
+
+
+def test_image_size_auto_parses_and_a_bad_word_names_it() -> None:
+    assert parse({"algorithm": "svm", "image_size": "AUTO"}).values["image_size"] == "auto"
+    assert parse({"algorithm": "svm", "image_size": "48"}).integer("image_size") == 48
+    with pytest.raises(HyperparameterError, match="'image_size' has value 'big'.* or auto"):
+        parse({"algorithm": "svm", "image_size": "big"})

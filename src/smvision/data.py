@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,6 +58,12 @@ class Sample:
         if self.array is not None:
             return self.array.ndim == 2 or self.array.shape[-1] == 1
         return images.probe(self.path.read_bytes(), self.source)[2]
+
+    def longer_side(self) -> int:
+        if self.array is not None:
+            return int(max(self.array.shape[:2]))
+        width, height, _grey = images.probe(self.path.read_bytes(), self.source)
+        return max(width, height)
 
 
 @dataclass
@@ -244,6 +251,19 @@ def all_grey(samples: Sequence[Sample]) -> bool:
         except (images.ImageError, OSError):  # load() skips them and names them
             continue
     return True
+
+
+def median_side(samples: Sequence[Sample], limit: int = 256) -> int | None:
+    """The median longer side of the images, from the headers of up to `limit` of them
+    spread evenly over the list; None when none is readable."""
+    step = max(1, len(samples) // limit)
+    sides = []
+    for sample in list(samples)[::step][:limit]:
+        try:
+            sides.append(sample.longer_side())
+        except (images.ImageError, OSError):  # load() skips them and names them
+            continue
+    return int(statistics.median_low(sides)) if sides else None
 
 
 def load(

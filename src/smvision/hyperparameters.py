@@ -182,6 +182,8 @@ def split_per_algorithm(
 def _check_consistency(algorithm: str, values: Mapping[str, object]) -> None:
     spec = specs.get(algorithm)
     size = values["image_size"]
+    if size == "auto":  # train chooses a size that meets both rules below
+        return
     if not isinstance(size, int):
         raise TypeError(f"Hyperparameter 'image_size' is {size!r}, not a whole number.")
     if size < spec.min_image_size:

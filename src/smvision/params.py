@@ -165,9 +165,11 @@ COMMON = (
         "image_size",
         "int",
         64,
-        "Images are resized to image_size x image_size pixels.",
+        "Images are resized to image_size x image_size pixels; auto: the training images' "
+        "median side, rounded up to a multiple of 8 within the algorithm's range.",
         low=8,
         high=1024,
+        keywords=("auto",),
     ),
     Param(
         "grayscale",

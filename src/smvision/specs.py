@@ -38,7 +38,8 @@ class AlgorithmSpec:
     summary: str
     # Hyperparameters besides the COMMON ones every algorithm takes.
     parameters: tuple[Param, ...]
-    image_size: int
+    # The default image_size: pixels, or "auto" (see auto_image_size).
+    image_size: int | Literal["auto"]
     # "auto": one channel when every training image is grey, else three.
     channels: Literal["auto", 1, 3]
     min_image_size: int
@@ -59,9 +60,19 @@ class AlgorithmSpec:
     defaults: Mapping[str, object] = field(default_factory=dict)
     # The guide's qualitative columns, as `compare` reports them: how many labelled images
     # it needs to do well, what a person can inspect of a decision, what it takes to set up.
+    # image_size "auto" keeps within this range: below it the features see too little
+    # structure (upscaling up to it helps), above it photos cost time and memory for
+    # little accuracy (64 was the fixed default before "auto").
+    auto_image_size_range: tuple[int, int] = (32, 64)
     data_needed: str = ""
     interpretability: str = ""
     setup: str = ""
+
+    def auto_image_size(self, median_side: int) -> int:
+        """image_size "auto": the training images' median side rounded up to a multiple of
+        8 (HOG's cell; the CNN's three poolings), kept within auto_image_size_range."""
+        low, high = self.auto_image_size_range
+        return max(low, min(high, -(-median_side // 8) * 8))
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -82,7 +93,7 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         family="classical",
         summary="HOG (+ colour, pixels) features from OpenCV into an RBF SVM",
         parameters=CLASSICAL + SVM,
-        image_size=64,
+        image_size="auto",
         channels="auto",
         min_image_size=8,
         min_image_size_reason="HOG needs at least one 8-pixel cell",
@@ -101,7 +112,7 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         family="classical",
         summary="the same features into a random forest",
         parameters=CLASSICAL + RF,
-        image_size=64,
+        image_size="auto",
         channels="auto",
         min_image_size=8,
         min_image_size_reason="HOG needs at least one 8-pixel cell",
@@ -119,7 +130,7 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         family="keras",
         summary="a compact VGG-style Keras CNN trained from scratch",
         parameters=KERAS,
-        image_size=64,
+        image_size="auto",
         channels="auto",
         min_image_size=16,
         min_image_size_reason="it pools the image three times",
@@ -144,6 +155,7 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         summary="Keras ResNet50 transfer learning: new head, then fine-tuning",
         parameters=KERAS + RESNET50,
         image_size=224,
+        auto_image_size_range=(224, 224),
         channels=3,
         min_image_size=32,
         min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",

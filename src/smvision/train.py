@@ -105,6 +105,9 @@ class JobData:
     train_total: int
     # What this host's train images were decoded from (their sizes as stored).
     train_samples: list[data.Sample]
+    image_size: int
+    # How image_size was chosen, for metadata.json.
+    image_size_reason: str
 
 
 @dataclass
@@ -122,7 +125,7 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
     """List, split, shard and decode the channels this job was given."""
     samples = list_samples(contract, hp)
     channels = _channels(hp, samples.train)
-    size = hp.integer("image_size")
+    size, size_reason = _image_size(hp, samples.train)
     limit = hp.real("max_corrupt_fraction")
     started = time.perf_counter()
     # Each worker decodes only its shard of train; validation is small and every worker
@@ -176,6 +179,8 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
         test,
         len(samples.train),
         own_train,
+        size,
+        size_reason,
     )
 
 
@@ -212,6 +217,21 @@ def list_samples(contract: Contract, hp: Hyperparameters) -> ChannelSamples:
     return ChannelSamples(class_names, train, validation, test, split)
 
 
+def _image_size(hp: Hyperparameters, train_samples: list[data.Sample]) -> tuple[int, str]:
+    """The image_size hyperparameter, or for "auto" the size the training images call for."""
+    if hp.values["image_size"] != "auto":
+        return hp.integer("image_size"), "hyperparameter image_size"
+    side = data.median_side(train_samples)
+    size = hp.spec.auto_image_size(side or hp.spec.auto_image_size_range[1])
+    low, high = hp.spec.auto_image_size_range
+    reason = (
+        f"image_size auto: the training images' median longer side is {side} px; rounded up "
+        f"to a multiple of 8 within {low}-{high} px: {size}"
+    )
+    log.info("%s.", reason)
+    return size, reason
+
+
 def _channels(hp: Hyperparameters, train_samples: list[data.Sample]) -> int:
     if hp.spec.channels != "auto":
         return hp.spec.channels
@@ -239,9 +259,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         return
     job = load_data(contract, hp, cluster)
     jobrun = job_run(contract, cluster, job.train_total)
-    algorithm = algorithms.get(hp.algorithm)(
-        hp.integer("image_size"), job.channels, len(job.class_names)
-    )
+    algorithm = algorithms.get(hp.algorithm)(job.image_size, job.channels, len(job.class_names))
     started = time.perf_counter()
     history = algorithm.fit(job.train, job.validation, hp, jobrun)
     log.info("Training took %.1f s.", time.perf_counter() - started)
@@ -330,7 +348,8 @@ def save_model(
             {
                 "algorithm": hp.algorithm,
                 "class_names": job.class_names,
-                "image_size": hp.integer("image_size"),
+                "image_size": job.image_size,
+                "image_size_reason": job.image_size_reason,
                 "channels": job.channels,
                 "scaled_jpeg_decode": hp.flag("scaled_jpeg_decode"),
                 "preprocessing": algorithm.preprocessing(),
@@ -345,7 +364,7 @@ def save_model(
             baseline.build(
                 algorithm=hp.algorithm,
                 class_names=job.class_names,
-                image_size=hp.integer("image_size"),
+                image_size=job.image_size,
                 channels=job.channels,
                 train=job.train,
                 train_samples=job.train_samples,
