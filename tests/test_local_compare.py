@@ -87,7 +87,7 @@ def compared(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
         "--channel", f"train={small_digits / 'train'}",
         "--channel", f"test={small_digits / 'test'}",
         "--algorithms", "svm,rf,cnn",
-        "--hp", "image_size=24", "--hp", "rf:n_estimators=40",
+        "--hp", "rf:n_estimators=40",
         "--hp", "cnn:epochs=0",  # a value the cnn's job refuses: its row fails, the rest go on
         "--out", str(out),
     ]
@@ -121,9 +121,11 @@ def test_compare_measures_every_algorithm_and_reports_the_failed_one(
         assert row["peak_memory_bytes"] > 50e6
         assert row["latency_p50_ms"] > 0 and row["batch32_images_per_second"] > 0
         assert row["seconds_to_ready"] > 0
-        assert "image_size 24, 1 channel(s)" in row["notes"]
-        assert json.loads((model_dir / "metadata.json").read_text())["hyperparameters"][
-            "image_size"] == "24"
+        # image_size auto: the 8x8 digits go up to the 32 pixels HOG needs, no further.
+        metadata = json.loads((model_dir / "metadata.json").read_text())
+        assert metadata["image_size"] == 32 and metadata["hyperparameters"]["image_size"] == "auto"
+        assert "median longer side is 8 px" in metadata["image_size_reason"]
+        assert row["notes"][0].startswith("image_size 32, 1 channel(s) (image_size auto: ")
     assert json.loads((out / "jobs" / "rf" / "opt" / "ml" / "input" / "config" /
                        "hyperparameters.json").read_text())["n_estimators"] == "40"
     failed = rows["cnn"]
@@ -147,7 +149,7 @@ def test_progress_reads_the_stages_of_real_job_logs(
     lines = (out / "jobs" / "svm" / "train.log").read_text().splitlines()
     stages = [update.stage for line in lines if (update := read_line(line, epochs=1))]
     assert len(stages) == 4, stages
-    assert stages[0].startswith("data loaded: 64 train, 15 validation, 26 test at 24 px")
+    assert stages[0].startswith("data loaded: 64 train, 15 validation, 26 test at 32 px")
     assert stages[1].endswith("hog features from 64 images; fitting")
     assert stages[2].startswith("trained in ") and stages[3].startswith("model written")
     epoch = read_line("2026-01-01 00:00:00,000 INFO smvision.train: epoch 3/12 (head 3/12) "

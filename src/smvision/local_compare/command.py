@@ -148,7 +148,8 @@ def measure_algorithm(plan: Plan, algorithm: str, job_dir: Path, progress: Displ
     metadata = json.loads((outcome.model_dir / METADATA_FILE).read_text())
     train_images = int(metadata["train_images"])
     notes = [
-        f"image_size {metadata['image_size']}, {metadata['channels']} channel(s)",
+        f"image_size {metadata['image_size']}, {metadata['channels']} channel(s)"
+        + (f" ({metadata['image_size_reason']})" if "auto" in metadata.get("image_size_reason", "") else ""),
         f"peak memory: {outcome.tree_peak_bytes / 1e6:.0f} MB for the process tree, "
         f"{outcome.largest_process_peak_bytes / 1e6:.0f} MB for its largest process",
     ]
