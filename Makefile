@@ -1,4 +1,5 @@
-# smvision: `make demo` (train svm on the digits, show the evaluation, serve it over HTTP), `make test`,
+# smvision: `make demo` (train svm on the digits, show the evaluation, serve it over HTTP),
+# `make compare-demo` (svm, rf and cnn on the digits, compared: build/compare-demo/), `make test`,
 # `make bench` (serving and training benchmarks: writes bench/RESULTS.md and its plots).
 PYTHON ?= python3.11
 VENV := .venv
@@ -10,8 +11,9 @@ IMAGE ?= smvision:$(DEVICE)$(if $(filter lite,$(RUNTIME)),-lite)
 RESNET50_WEIGHTS ?= none
 BASE_IMAGE ?=
 DEMO := build/demo
+COMPARE_DEMO := build/compare-demo
 
-.PHONY: venv demo test lint bench image image-podman lock clean
+.PHONY: venv demo compare-demo test lint bench image image-podman lock clean
 
 venv: $(VENV)/.installed
 
@@ -42,6 +44,17 @@ demo: venv
 		"the model: $(DEMO)/job/opt/ml/model/" \
 		"evaluation.json and confusion_matrix.png: $(DEMO)/job/opt/ml/output/data/" \
 		"the logs: $(DEMO)/train.log, $(DEMO)/serve.log"
+
+# svm, rf and cnn trained, scored and served one after the other on the digits: the
+# comparison table, the plots and each job's logs in $(COMPARE_DEMO).
+compare-demo: venv
+	rm -rf $(COMPARE_DEMO) && mkdir -p $(COMPARE_DEMO)
+	$(PY) -m smvision.samples digits $(COMPARE_DEMO)/digits
+	$(PY) -m smvision.local compare --algorithms svm,rf,cnn \
+		--channel train=$(COMPARE_DEMO)/digits/train \
+		--channel validation=$(COMPARE_DEMO)/digits/validation \
+		--channel test=$(COMPARE_DEMO)/digits/test \
+		--out $(COMPARE_DEMO)
 
 # The image tests (tests/container) need podman and its companions from Debian: installed
 # here when root and missing, as `venv` installs the Python packages; otherwise make stops

@@ -101,7 +101,7 @@ def per_class_f1(comparison: Comparison, path: Path) -> None:
                     axis.text(
                         column,
                         row,
-                        f"{value:.2f}",
+                        f"{value:.{3 if len(classes) <= 12 else 2}f}",
                         ha="center",
                         va="center",
                         color=colour,

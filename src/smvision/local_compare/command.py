@@ -127,6 +127,7 @@ def compare(plan: Plan, out: Path) -> list[Row]:
 
 
 def measure_algorithm(plan: Plan, algorithm: str, job_dir: Path, progress: Display) -> Row:
+    """Train one algorithm, score it, and measure what serving it costs."""
     outcome = jobs.run_job(
         algorithm,
         plan.channels,
@@ -134,44 +135,15 @@ def measure_algorithm(plan: Plan, algorithm: str, job_dir: Path, progress: Displ
         job_dir,
         on_line=lambda line: progress.line(algorithm, line),
     )
-    base = Row(
-        name=algorithm,
-        where="local",
-        training_seconds=outcome.wall_seconds,
-        peak_memory_bytes=outcome.peak_memory_bytes,
-        qualities=qualities_of(algorithm),
-        source=str(job_dir),
-    )
-    failure = outcome.failure()
-    if failure is not None:
-        return _replace(base, failure=failure)
-    metadata = json.loads((outcome.model_dir / METADATA_FILE).read_text())
-    train_images = int(metadata["train_images"])
-    notes = [
-        f"image_size {metadata['image_size']}, {metadata['channels']} channel(s)"
-        + (f" ({metadata['image_size_reason']})" if "auto" in metadata.get("image_size_reason", "") else ""),
-        f"peak memory: {outcome.tree_peak_bytes / 1e6:.0f} MB for the process tree, "
-        f"{outcome.largest_process_peak_bytes / 1e6:.0f} MB for its largest process",
-    ]
-    fit = _fit_seconds(outcome.log_file)
-    if fit is not None:
-        notes.append(f"fit {fit:.1f} s of the {outcome.wall_seconds:.1f} s job")
-    try:
-        evaluation = json.loads((outcome.output_data_dir / "evaluation.json").read_text())
-        scores = scores_from_evaluation(evaluation)
-    except (OSError, ScoresError) as error:
-        return _replace(base, failure=f"The job succeeded but cannot be scored: {error}")
-    row = _replace(
-        base,
-        scores=scores,
-        train_images=train_images,
-        training_images_per_second=train_images / outcome.wall_seconds,
-        model_bytes=directory_bytes(outcome.model_dir),
-    )
+    row = trained_row(outcome)
+    if row.failed:
+        return row
     progress.stage(algorithm, "serve starting", steps_left=2)
+    notes = list(row.notes)
     try:
-        ready = serving.seconds_to_ready(job_dir, job_dir / "serve.log")
-        row = _replace(row, seconds_to_ready=ready)
+        row = _replace(
+            row, seconds_to_ready=serving.seconds_to_ready(job_dir, job_dir / "serve.log")
+        )
     except serving.ServingMeasurementError as error:
         notes.append(str(error))
     progress.stage(algorithm, "measuring latency", steps_left=1)
@@ -187,6 +159,50 @@ def measure_algorithm(plan: Plan, algorithm: str, job_dir: Path, progress: Displ
     except serving.ServingMeasurementError as error:
         notes.append(str(error))
     return _replace(row, notes=tuple(notes))
+
+
+def trained_row(outcome: jobs.JobOutcome) -> Row:
+    """What the finished job tells: its failure, or its scores, model and training figures."""
+    row = Row(
+        name=outcome.algorithm,
+        where="local",
+        training_seconds=outcome.wall_seconds,
+        peak_memory_bytes=outcome.peak_memory_bytes,
+        qualities=qualities_of(outcome.algorithm),
+        source=str(outcome.job_dir),
+    )
+    failure = outcome.failure()
+    if failure is not None:
+        return _replace(row, failure=failure)
+    try:
+        evaluation = json.loads((outcome.output_data_dir / "evaluation.json").read_text())
+        scores = scores_from_evaluation(evaluation)
+    except (OSError, ScoresError) as error:
+        return _replace(row, failure=f"The job succeeded but cannot be scored: {error}")
+    metadata = json.loads((outcome.model_dir / METADATA_FILE).read_text())
+    train_images = int(metadata["train_images"])
+    return _replace(
+        row,
+        scores=scores,
+        train_images=train_images,
+        training_images_per_second=train_images / outcome.wall_seconds,
+        model_bytes=directory_bytes(outcome.model_dir),
+        notes=tuple(_job_notes(outcome, metadata)),
+    )
+
+
+def _job_notes(outcome: jobs.JobOutcome, metadata: Mapping[str, Any]) -> list[str]:
+    size = f"image_size {metadata['image_size']}, {metadata['channels']} channel(s)"
+    reason = str(metadata.get("image_size_reason", ""))
+    notes = [
+        size + (f" ({reason})" if "auto" in reason else ""),
+        f"peak memory: {outcome.tree_peak_bytes / 1e6:.0f} MB for the process tree, "
+        f"{outcome.largest_process_peak_bytes / 1e6:.0f} MB for its largest process",
+    ]
+    fit = _fit_seconds(outcome.log_file)
+    if fit is not None:
+        notes.append(f"fit {fit:.1f} s of the {outcome.wall_seconds:.1f} s job")
+    return notes
 
 
 def _replace(row: Row, **changes: Any) -> Row:

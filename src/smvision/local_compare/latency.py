@@ -26,8 +26,8 @@ from smvision.serving.inference import NPY, Predictor, Request
 MIN_TIMINGS = 50
 MAX_SINGLE_IMAGES = 200
 BATCH = 32
-MAX_BATCHES = 20
-BATCH_SECONDS = 10.0
+MAX_BATCHES = 10
+BATCH_SECONDS = 5.0
 _CONTENT_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
