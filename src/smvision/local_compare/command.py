@@ -96,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
     except PlanError as error:
         raise SystemExit(str(error)) from None
     out: Path = args.out.resolve()
-    rows = compare(plan, out)
+    try:
+        rows = compare(plan, out)
+    except KeyboardInterrupt:
+        print(f"Interrupted: no report written; the jobs so far are in {out / 'jobs'}.")
+        return 130
     comparison = write_report(
         rows,
         out,
