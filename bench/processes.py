@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from tests.server_process import descendants
+from smvision.local_compare.memory import descendants
+from smvision.local_compare.serving import ping_status
 
 POLL_S = 0.01
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -17,18 +17,6 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 class NotReadyError(RuntimeError):
     """A server that exited or never answered /ping with 200."""
-
-
-def ping_status(port: int) -> int:
-    """The status of GET /ping on 127.0.0.1:port; 0 when nothing answers."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
-    try:
-        connection.request("GET", "/ping")
-        return connection.getresponse().status
-    except OSError:
-        return 0
-    finally:
-        connection.close()
 
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float, log: Path) -> float:

@@ -30,8 +30,9 @@ from smvision import algorithms, images
 from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
 from smvision.local import console_script
+from smvision.local_compare.memory import descendants
 from smvision.serving.inference import Predictor
-from tests.server_process import descendants, free_port
+from tests.server_process import free_port
 
 CONCURRENCIES = (1, 8, 32)
 SERVERS = ("serve", "reference")

@@ -21,6 +21,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from smvision.local_compare.memory import descendants
+
 PING_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 40.0
 LOG_TAIL_CHARS = 6000
@@ -133,27 +135,6 @@ def running_server(
         finally:
             if server.process.poll() is None:
                 server.stop()
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below pid, parents before children, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # it exited while we looked
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        below = sorted(child for parent in frontier for child in children.get(parent, []))
-        found.extend(below)
-        frontier = below
-    return found
 
 
 def resident_mib(pid: int) -> float:

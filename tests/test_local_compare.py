@@ -155,3 +155,27 @@ def test_progress_reads_the_stages_of_real_job_logs(
     epoch = read_line("2026-01-01 00:00:00,000 INFO smvision.train: epoch 3/12 (head 3/12) "
                       "train:loss=0.1 train 1.0s (900 images/s), epoch 1.2s", epochs=1)
     assert epoch is not None and (epoch.step, epoch.epochs) == (4, 12)
+
+
+HOLDER = """
+import subprocess, sys
+code = "import sys; block = bytearray(200 * 2**20); block[::4096] = b'x' * len(block[::4096]); print('held', flush=True); sys.stdin.read()"
+child = subprocess.Popen([sys.executable, "-c", code], stdout=sys.stdout, stdin=sys.stdin)
+child.wait()
+"""
+
+
+def test_tree_memory_counts_every_process_below_the_job() -> None:
+    """A grandchild holds 200 MB until told to stop: the tree's sum must include it."""
+    from smvision.local_compare.memory import descendants, tree_resident_bytes
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert len(descendants(holder.pid)) == 1
+        assert tree_resident_bytes(holder.pid) > 200 * 2**20
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)

@@ -19,8 +19,8 @@ PROC = Path("/proc")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def tree_resident_bytes(root: int) -> int:
-    """Resident bytes of a process and all its descendants now (0 where /proc is missing)."""
+def descendants(pid: int) -> list[int]:
+    """Every process below pid, parents before children, from /proc (empty without it)."""
     children: dict[int, list[int]] = {}
     for entry in PROC.glob("[0-9]*"):
         try:
@@ -30,14 +30,23 @@ def tree_resident_bytes(root: int) -> int:
         # The command name is in parentheses and may hold spaces: split after the last ')'.
         parent = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
-    total, pending = 0, [root]
-    while pending:
-        pid = pending.pop()
-        pending += children.get(pid, [])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = sorted(child for parent in frontier for child in children.get(parent, []))
+        found.extend(below)
+        frontier = below
+    return found
+
+
+def tree_resident_bytes(root: int) -> int:
+    """Resident bytes of a process and all its descendants now (0 where /proc is missing)."""
+    total = 0
+    for pid in [root, *descendants(root)]:
         try:
             total += int((PROC / str(pid) / "statm").read_text().split()[1]) * _PAGE_BYTES
         except (OSError, IndexError, ValueError):
-            continue
+            continue  # it exited while we looked
     return total
 
 

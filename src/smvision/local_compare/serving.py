@@ -50,7 +50,7 @@ def seconds_to_ready(job_dir: Path, log_file: Path, timeout: float = READY_TIMEO
                         f"serve exited with status {server.returncode} before answering /ping "
                         f"with 200; its log is {log_file}."
                     )
-                if _ping(port) == 200:
+                if ping_status(port) == 200:
                     return time.perf_counter() - started
                 time.sleep(PING_INTERVAL_S)
             raise ServingMeasurementError(
@@ -67,7 +67,8 @@ def _unused_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _ping(port: int) -> int:
+def ping_status(port: int) -> int:
+    """The status of GET /ping on 127.0.0.1:port; 0 when nothing answers."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
     try:
         connection.request("GET", "/ping")
