@@ -157,11 +157,15 @@ def test_progress_reads_the_stages_of_real_job_logs(
     assert epoch is not None and (epoch.step, epoch.epochs) == (4, 12)
 
 
-HOLDER = """
+# A child that starts a grandchild; the grandchild touches 200 MB, says so, and holds it
+# until its stdin closes.
+GRANDCHILD = (
+    "import sys; block = bytearray(200 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
+    "print('held', flush=True); sys.stdin.read()"
+)
+HOLDER = f"""
 import subprocess, sys
-code = "import sys; block = bytearray(200 * 2**20); block[::4096] = b'x' * len(block[::4096]); print('held', flush=True); sys.stdin.read()"
-child = subprocess.Popen([sys.executable, "-c", code], stdout=sys.stdout, stdin=sys.stdin)
-child.wait()
+subprocess.run([sys.executable, "-c", {GRANDCHILD!r}], stdout=sys.stdout, stdin=sys.stdin)
 """
 
 

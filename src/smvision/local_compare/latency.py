@@ -21,30 +21,22 @@ from pathlib import Path
 import numpy as np
 
 from smvision import data
-from smvision.serving.inference import NPY, Predictor, Request
+from smvision.media import ANY_IMAGE, NPY, image_content_type
+from smvision.serving.inference import Predictor, Request
 
 MIN_TIMINGS = 50
 MAX_SINGLE_IMAGES = 200
 BATCH = 32
 MAX_BATCHES = 10
 BATCH_SECONDS = 5.0
-_CONTENT_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".bmp": "image/bmp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".webp": "image/webp",
-}
 
 
 def requests_for(images_dir: Path) -> list[Request]:
     """One request per labelled image of a channel directory, as a client would send it."""
     requests = []
     for sample in data.list_channel(images_dir, images_dir.name):
-        if sample.path is not None:
-            kind = _CONTENT_TYPES.get(sample.path.suffix.lower(), "application/x-image")
+        if sample.array is None:
+            kind = image_content_type(sample.path.name) or ANY_IMAGE
             requests.append(Request(sample.path.read_bytes(), kind))
         else:
             buffer = io.BytesIO()
