@@ -162,6 +162,7 @@ def test_a_comparisons_hyperparameters_go_to_each_algorithm_that_takes_them() ->
 @pytest.mark.parametrize(("pair", "expected"), [
     ("epoch=5", "none of svm, cnn takes 'epoch'. Did you mean 'epochs'?"),
     ("rf:n_estimators=5", "names algorithm 'rf', which is not compared here"),
+    ("svm:epochs=5", "--hp 'svm:epochs=5': Hyperparameter 'epochs' is not used by algorithm 'svm'"),
     ("svm:=3", "is not KEY=VALUE or ALGORITHM:KEY=VALUE"),
     ("algorithm=rf", "'algorithm' is not a hyperparameter a comparison may set"),
 ])

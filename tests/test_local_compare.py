@@ -41,9 +41,9 @@ def test_plan_routes_each_hyperparameter_to_the_algorithms_that_have_it(tmp_path
     [
         (["svm", "lasso"], [], ("train",), "--algorithms names 'lasso'; choose from svm, rf"),
         (["svm", "svm"], [], ("train",), "names 'svm' twice"),
-        (["svm"], [("rf:n_estimators", "5")], ("train",), "which this comparison does not run"),
+        (["svm"], [("rf:n_estimators", "5")], ("train",), "names algorithm 'rf', which is not"),
         (["svm"], [("svm:epochs", "5")], ("train",), "'epochs' is not used by algorithm 'svm'"),
-        (["svm", "rf"], [("epoch", "5")], ("train",), "Did you mean"),
+        (["svm", "rf"], [("epochs", "5")], ("train",), "none of svm, rf takes 'epochs'"),
         (["svm"], [], ("test",), "--channel train=DIR is required"),
         (["svm"], [], ("train", "extra"), "Unknown channel(s) extra"),
     ],

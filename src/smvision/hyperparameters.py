@@ -161,6 +161,8 @@ def split_per_algorithm(
                     f"--hp '{pair}' names algorithm '{algorithm}', which is not compared "
                     f"here; use one of {', '.join(algorithms)}."
                 )
+            if key not in schema(algorithm):
+                raise HyperparameterError(f"--hp '{pair}': " + unknown_key_message(key, algorithm))
             specific[algorithm][key] = value.strip()
             continue
         known = sorted({name for algorithm in algorithms for name in schema(algorithm)})

@@ -1,14 +1,14 @@
 """Which algorithms a comparison runs, each with which hyperparameters. No side effects.
 
 `--hp KEY=VALUE` goes to every algorithm whose schema has KEY (and must be known to at
-least one of them); `--hp ALG:KEY=VALUE` goes to ALG alone and must be one of its keys.
-Values are not checked here: each job checks its own exactly as `train` always does, so a
+least one of them); `--hp ALG:KEY=VALUE` goes to ALG alone and must be one of its keys
+(`hyperparameters.split_per_algorithm`, which `launch compare` uses too). Values are not
+checked here: each job checks its own exactly as `train` always does, so a
 bad value fails that algorithm's job with its sentence while the others run.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,42 +44,12 @@ def make_plan(
 ) -> Plan:
     chosen = _algorithms(algorithms)
     _check_channels(chosen, channels)
-    values: dict[str, dict[str, str]] = {name: {} for name in chosen}
-    shared: list[tuple[str, str]] = []
-    for key, value in hp_arguments:
-        algorithm, separator, name = key.partition(":")
-        if not separator:
-            shared.append((key, value))
-            continue
-        algorithm = algorithm.strip().lower()
-        if algorithm not in values:
-            raise PlanError(
-                f"--hp {key}={value} names algorithm '{algorithm}', which this comparison "
-                f"does not run; it runs {', '.join(chosen)}."
-            )
-        if name not in hyperparameters.schema(algorithm):
-            raise PlanError(
-                f"--hp {key}={value}: " + hyperparameters.unknown_key_message(name, algorithm)
-            )
-        values[algorithm][name] = value
-    for key, value in shared:
-        users = [a for a in chosen if key in hyperparameters.schema(a)]
-        if not users:
-            raise PlanError(f"--hp {key}={value}: " + _unknown_everywhere(key, chosen))
-        for algorithm in users:
-            values[algorithm].setdefault(key, value)
+    pairs = [f"{key}={value}" for key, value in hp_arguments]
+    try:
+        values = hyperparameters.split_per_algorithm(pairs, chosen)
+    except hyperparameters.HyperparameterError as error:
+        raise PlanError(str(error)) from None
     return Plan(chosen, values, dict(channels))
-
-
-def _unknown_everywhere(key: str, chosen: Sequence[str]) -> str:
-    """No algorithm of the comparison takes `key`: the closest key that one does, if any."""
-    owners: dict[str, list[str]] = {}
-    for algorithm in specs.names():
-        for name in hyperparameters.schema(algorithm):
-            owners.setdefault(name, []).append(algorithm)
-    close = difflib.get_close_matches(key, list(owners), n=1)
-    hint = f" Did you mean '{close[0]}' (used by {', '.join(owners[close[0]])})?" if close else ""
-    return f"no algorithm of this comparison ({', '.join(chosen)}) has that hyperparameter.{hint}"
 
 
 def _algorithms(requested: Sequence[str] | None) -> tuple[str, ...]:
