@@ -48,9 +48,10 @@ MEASURED = {
     "every 0.2 s, or os.wait4's ru_maxrss (exact, but of the largest process alone) where "
     "that is larger; the notes give both",
     "Model size": "bytes of the files in the job's model/ directory",
-    "Latency p50, 1 image": "in one process, as a serve worker answers minus HTTP: "
-    "Predictor.respond on one request of one image file (decode, resize, predict, encode "
-    "the answer), median over the evaluated images after warm-up",
+    "Latency p50, 1 image": "in one process, as a serve worker answers minus HTTP: the "
+    "model and runtime serve loads (Predictor.load), then Predictor.respond on one request "
+    "of one image file (decode, resize, predict, encode the answer), median over the "
+    "evaluated images after warm-up",
     "Images/s, batch 32": "32 such requests answered as one micro-batch, median over batches",
     "Serve ready": "from starting the real `serve` (python -m smvision.local serve) to its "
     "first 200 on /ping",

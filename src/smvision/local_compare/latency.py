@@ -1,10 +1,11 @@
 """In-process serving cost of one trained model: `python -m smvision.local_compare.latency
 MODEL_DIR IMAGES_DIR` prints one JSON line {"p50_ms", "batch32_images_per_second", "images"}.
 
-It answers requests exactly as a `serve` worker does, minus HTTP: `Predictor.respond` on
-the files' own bytes (decode, resize, predict, encode the answer). p50 is over one request
-of one image at a time; throughput over batches of 32 such requests, which is what the
-server's micro-batcher hands `respond` under load.
+It answers requests exactly as a `serve` worker does, minus HTTP: the model and runtime
+serve would load (`Predictor.load`, with SMVISION_SERVE_FORMAT and SMVISION_KERAS_RUNTIME),
+then `Predictor.respond` on the files' own bytes (decode, resize, predict, encode the
+answer). p50 is over one request of one image at a time; throughput over batches of 32
+such requests, which is what the server's micro-batcher hands `respond` under load.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smvision import contract as contract_module
 from smvision import data
 from smvision.media import ANY_IMAGE, NPY, image_content_type
 from smvision.serving.inference import Predictor, Request
@@ -84,7 +86,10 @@ def _answer(predictor: Predictor, batch: Sequence[Request]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     model_dir, images_dir = (Path(a) for a in (sys.argv[1:] if argv is None else argv))
     requests = requests_for(images_dir)
-    predictor = Predictor.load(model_dir)
+    # The model and runtime `serve` would pick, from the same variables
+    # (SMVISION_SERVE_FORMAT, SMVISION_KERAS_RUNTIME).
+    settings = contract_module.load()
+    predictor = Predictor.load(model_dir, settings.serve_format, settings.keras_runtime)
     print(json.dumps(measure(predictor, requests)), flush=True)
     return 0
 
