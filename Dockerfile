@@ -47,8 +47,9 @@ ENV PATH=/opt/smvision/venv/bin:$PATH \
     MPLCONFIGDIR=/opt/smvision/matplotlib \
     SAGEMAKER_TRAINING_MODULE=smvision.toolkit_entry:main
 EXPOSE 8080
-# SageMaker runs `IMAGE train` or `IMAGE serve`, and `monitor` (drift) as a processing
-# job's entrypoint; SDK local mode runs the image bare.
+# SageMaker runs `IMAGE train` or `IMAGE serve`, and `monitor` (drift) or `gate` (the
+# retraining pipeline's evaluation) as a processing job's entrypoint (the full runtime:
+# they need scipy, matplotlib and boto3); SDK local mode runs the image bare.
 CMD ["train"]
 ARG DEVICE=cpu
 ARG RUNTIME=full
@@ -85,4 +86,5 @@ COPY --from=package /tmp/wheel/ /tmp/wheel/
 RUN pip install --no-deps /tmp/wheel/*.whl \
     && rm -rf /tmp/wheel \
     && python -c 'import pathlib, smvision; script = pathlib.Path(smvision.__file__).parent / "entry_script" / "train.py"; assert script.is_file(), f"{script} is missing from the installed package"' \
-    && command -v serve && command -v monitor && { [ "$RUNTIME" = lite ] || command -v train; }
+    && command -v serve \
+    && { [ "$RUNTIME" = lite ] || { command -v train && command -v monitor && command -v gate; }; }

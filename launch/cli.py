@@ -15,7 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launch import cleanup, compare, endpoints, invoke, packages, training, transform, tuning
+from launch import (
+    cleanup,
+    compare,
+    endpoints,
+    invoke,
+    monitoring,
+    packages,
+    pipeline,
+    training,
+    transform,
+    tuning,
+)
 from launch.errors import Interrupted, LaunchError
 from launch.local_cli import add_local_options
 from launch.rekognition import command as rekognition
@@ -27,7 +38,7 @@ if TYPE_CHECKING:
     from launch.aws import SessionFactory
 
 COMMANDS = (training, tuning, endpoints, invoke, transform, cleanup, packages, compare,
-            rekognition)
+            rekognition, monitoring, pipeline)
 
 DESCRIPTION = """\
 Run the smvision image on Amazon SageMaker: training and tuning jobs, endpoints, batch

@@ -106,6 +106,34 @@ class JobDefinition:
         }
 
 
+    def pipeline_trainer(self, session: Any, hyperparameters: Mapping[str, Any]) -> Any:
+        """The same job as a pipeline's training step: a ModelTrainer under a
+        PipelineSession, its hyperparameters pipeline parameters (channels come with
+        `train()`). Spot and checkpoints are for `train` alone."""
+        from sagemaker.core.training.configs import (
+            Compute,
+            OutputDataConfig,
+            StoppingCondition,
+        )
+        from sagemaker.train.model_trainer import ModelTrainer
+
+        spec = self.spec
+        trainer = ModelTrainer(
+            training_image=spec.image_uri,
+            training_input_mode=INPUT_MODE,
+            role=self.role,
+            sagemaker_session=session,
+            compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
+                            volume_size_in_gb=VOLUME_SIZE_GB),
+            hyperparameters=dict(hyperparameters),
+            output_data_config=OutputDataConfig(s3_output_path=self.output_uri,
+                                                compression_type=OUTPUT_COMPRESSION),
+            stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run_s),
+            base_job_name=f"smvision-{spec.algorithm}",
+        )
+        return trainer.with_metric_definitions(_metric_definitions())
+
+
 def local_trainer(spec: JobSpec, root: Path, base_job_name: str) -> Any:
     """A ModelTrainer that runs the job in Docker on this machine, its files under `root`;
     the channels are local folders."""

@@ -253,6 +253,17 @@ def moto_session(region: str) -> Any:
     return session
 
 
+def run_launcher(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> str:
+    """`python -m launch ARGS` with the test settings, in this process on a session with the
+    moto adaptations; it must exit with `code`; its output."""
+    from launch import cli
+
+    returned = cli.main([*args, *settings_flags()], open_session=moto_session)
+    captured = capsys.readouterr()
+    assert returned == code, captured.out + captured.err
+    return captured.out + captured.err
+
+
 def settings_flags() -> list[str]:
     return ["--region", REGION, "--role", ROLE, "--bucket", BUCKET, "--image-uri", IMAGE]
 

@@ -30,13 +30,15 @@ from tests.photos import encode, grey_photo, photo
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("train", "tune", "deploy", "invoke", "transform", "cleanup", "register", "approve",
-            "compare", "rekognition analyze", "rekognition custom-labels")
+            "compare", "rekognition analyze", "rekognition custom-labels", "monitor",
+            "pipeline create", "pipeline start", "pipeline status")
 # The package's modules that import the standard library alone: all launch/ may import.
 STDLIB_ONLY_MODULES = {"smvision", "smvision.contract", "smvision.hyperparameters",
                        "smvision.media", "smvision.metrics", "smvision.model_quality",
                        "smvision.params", "smvision.specs",
                        "smvision.comparison", "smvision.comparison.rows",
-                       "smvision.comparison.report", "smvision.comparison.stats"}
+                       "smvision.comparison.report", "smvision.comparison.stats",
+                       "smvision.monitor", "smvision.monitor.thresholds"}
 # Imported inside a function only when asked for: the report draws its plots (matplotlib)
 # with plots=True, which launch/ never passes; the import probe below shows numpy unloaded.
 DRAWN_ON_REQUEST = {"smvision.comparison.report": {"smvision.comparison.plots"}}
@@ -301,6 +303,20 @@ def test_values_users_type_are_checked() -> None:
     for bad in ("digits/3", arn.replace("model-package", "model"), arn + " "):
         with pytest.raises(LaunchError, match="is not a model package ARN"):
             model_package_arn(bad, "--package")
+
+
+def test_monitor_since_is_an_iso_time_or_an_age() -> None:
+    from datetime import UTC, datetime
+
+    from launch.monitoring import parse_since
+
+    now = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    assert parse_since("90m", now) == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
+    assert parse_since("2d", now) == datetime(2026, 2, 27, 12, 30, tzinfo=UTC)
+    assert parse_since("2026-03-01T09:00Z", now) == datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert parse_since("2026-03-01T09:00", now) == datetime(2026, 3, 1, 9, tzinfo=UTC)
+    with pytest.raises(LaunchError, match="neither an ISO time such as 2026-01-31T14:00 nor"):
+        parse_since("6 hours", now)
 
 
 def test_invoke_sends_a_new_inference_id_per_file_unless_one_is_given(tmp_path: Path) -> None:

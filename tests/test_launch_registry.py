@@ -1,4 +1,5 @@
-"""`register`, `approve` and `deploy --model-package` end to end against a moto server.
+"""`register`, `approve`, `deploy --model-package` and the image's `gate` (the retraining
+pipeline's evaluation step, which reads the registry) against a moto server.
 
 The model is real: an svm trained on the digits by the image's own `train`, its model/
 and output/data/ packed as SageMaker packs them and put where a training job of the
@@ -11,7 +12,9 @@ the package, which SageMaker does at CreateModel.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import boto3
 import pytest
 
 from launch import cli
-from smvision import media, specs
+from smvision import contract, gate, media, model_quality, specs
 from tests.archives import model_archive, output_archive
 from tests.moto_server import (
     BUCKET,
@@ -30,24 +33,21 @@ from tests.moto_server import (
     clean_aws,
     documented_caller_policy,
     iam_action,
+    moto_server,
     moto_session,
-    running_moto_server,
     settings_flags,
 )
-from tests.serving_fixtures import JobDirs, serving_jobs  # noqa: F401 (a fixture)
+from tests.serving_fixtures import JobDirs, serving_jobs
+
+__all__ = ["moto_server", "serving_jobs"]  # fixtures used below
 
 JOB = "digits-svm-1"
 OUTPUT = f"smvision/training/{JOB}/output"
 MODEL_DATA = f"s3://{BUCKET}/{OUTPUT}/model.tar.gz"
 
 
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
-
-
 @pytest.fixture
-def trained(serving_jobs: JobDirs) -> Path:  # noqa: F811
+def trained(serving_jobs: JobDirs) -> Path:
     return serving_jobs("svm")
 
 
@@ -192,3 +192,59 @@ def test_the_documented_caller_policy_covers_register_approve_and_deploy(
     assert {"sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage",
             "s3:PutObject"} <= called
     assert not called - documented_caller_policy()
+
+
+# The retraining pipeline's gate (the image's side of the registry) -------------------------
+
+
+def run_gate(trained: Path, folder: Path) -> dict[str, Any]:
+    """The image's `gate` over the training job's output.tar.gz, in this process."""
+    training = folder / "training"
+    training.mkdir(parents=True)
+    (training / "output.tar.gz").write_bytes(output_archive(trained))
+    args = gate.build_parser().parse_args([
+        "--group", "digits", "--region", REGION, "--training", str(training),
+        "--output", str(folder / "out")])
+    base = contract.load({contract.BASE_DIR_ENV: str(folder / "opt" / "ml")})
+    assert gate.run(args, base, boto3.session.Session(region_name=REGION)) == 0
+    return dict(json.loads((folder / "out" / model_quality.GATE_FILE).read_text()))
+
+
+def test_the_gate_compares_with_the_latest_approved_version_only(
+    aws: MotoServer, capsys: pytest.CaptureFixture[str], trained: Path, tmp_path: Path
+) -> None:
+    evaluation = json.loads((trained / "opt/ml/output/data/evaluation.json").read_text())
+    accuracy = evaluation["test"]["accuracy"]
+    first = run_gate(trained, tmp_path / "first")
+    assert first == {"new_accuracy": accuracy, "approved_accuracy": 0.0,
+                     "approved_package": "none", "split": "test"}
+    assert json.loads((tmp_path / "first/out" / model_quality.FILE).read_text()) == (
+        model_quality.from_evaluation(evaluation))
+
+    approved = register(capsys, "--approve")
+    register(capsys)  # a newer version still pending: not what the gate compares with
+    second = run_gate(trained, tmp_path / "second")
+    assert (second["approved_package"], second["approved_accuracy"]) == (approved, accuracy)
+
+
+def test_a_gate_that_cannot_compare_says_why_in_the_jobs_exit_message(
+    aws: MotoServer, trained: Path, tmp_path: Path
+) -> None:
+    client("sagemaker").create_model_package_group(ModelPackageGroupName="digits")
+    client("sagemaker").create_model_package(
+        ModelPackageGroupName="digits", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": IMAGE, "ModelDataUrl": MODEL_DATA}],
+                                "SupportedContentTypes": ["image/png"],
+                                "SupportedResponseMIMETypes": ["application/json"]})
+    (tmp_path / "training").mkdir()
+    (tmp_path / "training" / "output.tar.gz").write_bytes(output_archive(trained))
+    base = tmp_path / "opt" / "ml"
+    done = subprocess.run(
+        [sys.executable, "-m", "smvision.gate", "--group", "digits", "--region", REGION,
+         "--training", str(tmp_path / "training"), "--output", str(tmp_path / "out")],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)}, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = (base / "output" / "message").read_text()
+    assert message.startswith("The latest approved version arn:aws:sagemaker:")
+    assert "has no model-quality statistics to compare with" in message

@@ -16,6 +16,12 @@ from typing import Any
 FILE = "model_quality.json"
 METRICS = "multiclass_classification_metrics"
 EVALUATION_FILE = "evaluation.json"
+# The retraining pipeline's property file, written by the image's `gate`: the new model's
+# accuracy and that of the latest approved version (0 when there is none).
+GATE_FILE = "gate.json"
+NEW_ACCURACY = "new_accuracy"
+APPROVED_ACCURACY = "approved_accuracy"
+APPROVED_PACKAGE = "approved_package"
 # The split that judges a model: test when the job had one, else validation.
 SPLITS = ("test", "validation")
 

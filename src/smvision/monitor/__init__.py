@@ -8,3 +8,5 @@ endpoint's data capture recorded (`capture`), measures the captured images the s
 compares each statistic with the baseline by a named test (`drift`) and writes a report,
 its plots and Model Monitor's constraint_violations.json (`report`, `plots`).
 """
+
+from __future__ import annotations
