@@ -17,6 +17,7 @@ and /ping, which must answer within 2 s while the model loads, waited 24 s behin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -121,19 +122,32 @@ def load(
     if keras_runtime == "auto":
         keras_runtime = spec.keras_runtime or "tensorflow"
     if keras_runtime == "tflite" and spec.family == "keras":
+        if not _installed("tensorflow"):
+            raise _lite_image_error(metadata, model_dir, "No module named 'tensorflow'")
         return _exported(runtimes.LiteRuntime(compile_in_child(model_dir), threads), metadata)
     from smvision import algorithms
 
     try:
         algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
     except ModuleNotFoundError as error:
-        raise ExportError(
-            f"This image cannot load the trained {metadata['algorithm']} model in {model_dir} "
-            f"({error}): an image built with RUNTIME=lite serves exported models only. Run "
-            "`python -m smvision.local export` on the job, or serve it with the full image."
-        ) from error
+        raise _lite_image_error(metadata, model_dir, str(error)) from error
     algorithm.compile_for_serving(keras_runtime, threads)
     return algorithm
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _lite_image_error(metadata: dict[str, Any], model_dir: Path, reason: str) -> ExportError:
+    return ExportError(
+        f"This image cannot load the trained {metadata['algorithm']} model in {model_dir} "
+        f"({reason}): an image built with RUNTIME=lite serves exported models only. Run "
+        "`python -m smvision.local export` on the job, or serve it with the full image."
+    )
 
 
 def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedModel:
