@@ -55,6 +55,8 @@ def plot_predictions(baseline: Mapping[str, Any], analysis: Analysis, path: Path
                      label="captured", color=CURRENT_COLOUR)
     classes_axis.set_xticks(positions, names, rotation=90 if len(names) > 12 else 0)
     classes_axis.set_ylabel("share of predictions")
+    tallest = max([*shown.values(), *current.values(), 0.01])
+    classes_axis.set_ylim(0, tallest * 1.3)  # room for the legend above the bars
     by_name = {c.feature_name: c for c in analysis.checks}
     _title(classes_axis, by_name.get("predicted_class"), "predicted class")
     classes_axis.legend(fontsize=8)
@@ -63,6 +65,7 @@ def plot_predictions(baseline: Mapping[str, Any], analysis: Analysis, path: Path
         _cdf(confidence_axis, model["confidence"], analysis.values["confidence"], confidence,
              baseline_label="validation")
         confidence_axis.legend(loc="upper left", fontsize=8)
+        confidence_axis.set_xlabel("probability of the predicted class")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
