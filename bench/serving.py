@@ -31,6 +31,7 @@ from smvision.algorithms.base import Algorithm
 from smvision.artifacts import read_metadata
 from smvision.local import console_script
 from smvision.local_compare.memory import descendants
+from smvision.machine import available_cores
 from smvision.serving.inference import Predictor
 from tests.server_process import free_port
 
@@ -100,7 +101,7 @@ def running(name: str, job_dir: Path, log_dir: Path) -> Iterator[Server]:
                 command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
     else:
-        workers = len(os.sched_getaffinity(0))
+        workers = available_cores()  # as many as serve runs for svm
         process = reference_server.start(job_dir / "opt" / "ml" / "model", port, workers, log)
     try:
         processes.wait_ready(process, port, READY_TIMEOUT_S, log)

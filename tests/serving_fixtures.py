@@ -7,7 +7,7 @@ minute each), and served by the real `serve` through `tests.server_process`.
 
 from __future__ import annotations
 
-import os
+import io
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
@@ -148,8 +148,11 @@ def invoke(
     return client.post(f"{server.url}/invocations", content=body, headers=sent)
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))
+def npy(array: np.ndarray) -> bytes:
+    """An application/x-npy body: the bytes numpy.save writes."""
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
 
 
 def exported_copy(serving_jobs: JobDirs, tmp_path: Path, fmt: str, quantize: str) -> Path:

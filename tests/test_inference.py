@@ -10,19 +10,23 @@ import base64
 import csv
 import io
 import json
+import queue
 import threading
-import time
-from collections.abc import Sequence
+import tracemalloc
+from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from smvision import contract, data, images
+from smvision.machine import available_cores
 from smvision.media import ACCEPT_TYPES, CONTENT_TYPES, CSV, JSON, JSON_LINES
 from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
 from smvision.serving.inference import (
+    MAX_BATCH_IMAGES,
     InputError,
     Predictor,
     Request,
@@ -37,16 +41,11 @@ from smvision.serving.inference import (
 )
 from smvision.serving.main import GRACEFUL_SHUTDOWN_S, Worker, gunicorn_options
 from smvision.serving.settings import ModelDirectoryError, settings_from
+from tests.gated_algorithm import BATCH_LOG, FailsOnBlackError, GatedSVM, batch_sizes
 from tests.photos import encode, grey_photo, photo
-from tests.serving_fixtures import JobDirs, cpu_count, serving_jobs
+from tests.serving_fixtures import JobDirs, npy, serving_jobs
 
 __all__ = ["serving_jobs"]  # the session fixture used below
-
-
-def npy(array: np.ndarray) -> bytes:
-    stream = io.BytesIO()
-    np.save(stream, array)
-    return stream.getvalue()
 
 
 # Content-Type, Accept, custom attributes ------------------------------------------------------
@@ -59,7 +58,12 @@ def test_content_types_ignore_case_and_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    "header, shown", [("text/plain", "'text/plain'"), (None, "missing"), ("", "missing")]
+    "header, shown",
+    [
+        pytest.param("text/plain", "'text/plain'", id="text/plain"),
+        pytest.param(None, "missing", id="no header"),
+        pytest.param("", "missing", id="empty header"),
+    ],
 )
 def test_an_unsupported_content_type_names_it_and_lists_the_supported_ones(
     header: str | None, shown: str
@@ -171,21 +175,29 @@ def test_an_npy_header_that_declares_a_huge_array_is_refused_before_allocating()
     stream = io.BytesIO()
     header = {"descr": "|u1", "fortran_order": False, "shape": (10**9, 10**9, 3)}
     np.lib.format.write_array_header_1_0(stream, header)
-    started = time.perf_counter()
-    with pytest.raises(InputError, match="truncated or corrupt"):
-        decode_request(stream.getvalue() + b"\0" * 16, "application/x-npy")
-    assert time.perf_counter() - started < 1.0
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    try:
+        with pytest.raises(InputError, match="truncated or corrupt"):
+            decode_request(stream.getvalue() + b"\0" * 16, "application/x-npy")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, f"{peak} bytes allocated"
 
 
 @pytest.mark.parametrize(
     "array, words",
     [
-        (np.zeros((0, 8, 8, 1), np.uint8), "holds no images"),
-        (np.zeros((8, 8, 5), np.uint8), "N x H x W x 1"),
-        (np.zeros((2, 2, 2, 2, 2), np.uint8), "send H x W, H x W x C or N x H x W x C"),
-        (np.zeros((4,), np.uint8), "shape (4,)"),
-        (np.array(["a", "b"]), "dtype <U1"),
-        (np.zeros((4, 4), np.complex64), "dtype complex64"),
+        pytest.param(np.zeros((0, 8, 8, 1), np.uint8), "holds no images", id="no images"),
+        pytest.param(np.zeros((8, 8, 5), np.uint8), "N x H x W x 1", id="5 channels"),
+        pytest.param(
+            np.zeros((2, 2, 2, 2, 2), np.uint8),
+            "send H x W, H x W x C or N x H x W x C",
+            id="5 dimensions",
+        ),
+        pytest.param(np.zeros((4,), np.uint8), "shape (4,)", id="1 dimension"),
+        pytest.param(np.array(["a", "b"]), "dtype <U1", id="strings"),
+        pytest.param(np.zeros((4, 4), np.complex64), "dtype complex64", id="complex"),
     ],
 )
 def test_npy_arrays_we_cannot_use_are_refused_with_their_shape_or_dtype(
@@ -228,26 +240,42 @@ def test_json_instances_mix_base64_files_and_pixel_lists_in_order() -> None:
 @pytest.mark.parametrize(
     "content_type, body, words",
     [
-        (JSON, b"", "The body is not valid JSON"),
-        (JSON, b"[1, 2]", '{"instances": [...]}'),
-        (JSON, b'{"instances": {"b64": ""}}', '{"instances": [...]}'),
-        (
+        pytest.param(JSON, b"", "The body is not valid JSON", id="empty body"),
+        pytest.param(JSON, b"[1, 2]", '{"instances": [...]}', id="a list, not an object"),
+        pytest.param(
+            JSON, b'{"instances": {"b64": ""}}', '{"instances": [...]}', id="instances not a list"
+        ),
+        pytest.param(
             JSON,
             b'{"instances": [{"image": "abc"}]}',
             "Instance 0 is an object without a string 'b64'",
+            id="object without b64",
         ),
-        (
+        pytest.param(
             JSON,
             b'{"instances": [[[0, 1]], {"b64": "not base64!"}]}',
             "Instance 1 has a 'b64' value that is not base64",
+            id="bad base64",
         ),
-        (JSON, b'{"instances": [{"b64": ""}]}', "Instance 0 is empty"),
-        (JSON, b'{"instances": [[[true, false]]]}', "Instance 0 holds bool values"),
-        (JSON, b'{"instances": [[[1, 2], [3, 4]], [[300, 2]]]}', "Instance 1 has dtype int64"),
-        (JSON, b'{"instances": [[[0.5, NaN]]]}', "NaN"),
-        (JSON, b'{"instances": ["abc"]}', 'Instance 0 is "abc"'),
-        (JSON_LINES, b"\n\n", "holds no lines"),
-        (JSON_LINES, b"[[0, 1]]\n{oops}\n", "Line 2 is not valid JSON"),
+        pytest.param(JSON, b'{"instances": [{"b64": ""}]}', "Instance 0 is empty", id="empty b64"),
+        pytest.param(
+            JSON,
+            b'{"instances": [[[true, false]]]}',
+            "Instance 0 holds bool values",
+            id="boolean pixels",
+        ),
+        pytest.param(
+            JSON,
+            b'{"instances": [[[1, 2], [3, 4]], [[300, 2]]]}',
+            "Instance 1 has dtype int64",
+            id="pixel over 255",
+        ),
+        pytest.param(JSON, b'{"instances": [[[0.5, NaN]]]}', "NaN", id="NaN pixel"),
+        pytest.param(JSON, b'{"instances": ["abc"]}', 'Instance 0 is "abc"', id="string instance"),
+        pytest.param(JSON_LINES, b"\n\n", "holds no lines", id="no lines"),
+        pytest.param(
+            JSON_LINES, b"[[0, 1]]\n{oops}\n", "Line 2 is not valid JSON", id="bad second line"
+        ),
     ],
 )
 def test_json_bodies_we_cannot_use_name_the_instance_or_line(
@@ -325,12 +353,12 @@ def test_a_batch_of_requests_is_answered_request_by_request(serving_jobs: JobDir
         2,
     )
     not_json = Request(b"{", JSON)
-    answers = predictor.respond([good_png, truncated, several, not_json, as_csv])
+    answers = list(predictor.respond([good_png, truncated, several, not_json, as_csv]))
 
     assert isinstance(answers[1], images.ImageError) and "truncated" in str(answers[1])
     assert isinstance(answers[3], InputError)
     for request, answer in zip([good_png, several, as_csv], [answers[0], answers[2], answers[4]]):
-        assert answer == predictor.respond([request])[0]
+        assert [answer] == list(predictor.respond([request]))
     assert [len(json.loads(line)["probabilities"]) for line in answers[2].splitlines()] == [2] * 5  # type: ignore[union-attr]
     [[label, probability]] = csv.reader(io.StringIO(answers[4].decode()))  # type: ignore[union-attr]
     assert label in predictor.class_names and 0.0 <= float(probability) <= 1.0
@@ -345,11 +373,79 @@ def test_the_warm_up_request_is_a_png_the_model_answers(serving_jobs: JobDirs) -
     request = predictor.warm_up_request()
     assert request.body[:4] == b"\x89PNG" and request.content_type == "image/png"
     assert images.probe(request.body)[:2] == (predictor.algorithm.image_size,) * 2
-    [answer] = predictor.respond([request])
+    [answer] = list(predictor.respond([request]))
     assert (
         isinstance(answer, bytes)
         and json.loads(answer)["predictions"][0]["label"] in predictor.class_names
     )
+
+
+def gated_predictor(
+    serving_jobs: JobDirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[Predictor, list[bytes]]:
+    """The digits svm as GatedSVM (raises on an all-black image, logs its batch sizes to
+    tmp_path/batches.log), and some digit PNGs it never trained on."""
+    model_dir = serving_jobs("svm") / "opt" / "ml" / "model"
+    monkeypatch.setenv(BATCH_LOG, str(tmp_path / "batches.log"))
+    predictor = Predictor(GatedSVM.load(model_dir), CLASS_NAMES)
+    test = sorted((model_dir.parent / "input" / "data" / "test").rglob("*.png"))
+    return predictor, [path.read_bytes() for path in test[:120]]
+
+
+CLASS_NAMES = [str(d) for d in range(10)]
+BLACK = encode(np.zeros((16, 16), np.uint8), ".png")
+
+
+@pytest.mark.slow
+def test_a_request_the_model_raises_on_fails_alone_and_the_batch_gets_its_answers(
+    serving_jobs: JobDirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    predictor, digits = gated_predictor(serving_jobs, monkeypatch, tmp_path)
+    good, also_good = Request(digits[0], "image/png"), Request(digits[60], "image/png", CSV)
+    black = Request(BLACK, "image/png")
+
+    answers = list(predictor.respond([good, black, also_good]))
+
+    assert isinstance(answers[1], FailsOnBlackError)
+    assert [answers[0]] == list(predictor.respond([good]))
+    assert [answers[2]] == list(predictor.respond([also_good]))
+    # One call for the whole batch, which raised; then one per request.
+    assert batch_sizes(tmp_path / "batches.log")[:4] == [3, 1, 1, 1]
+
+
+@pytest.mark.slow
+def test_predictions_hold_at_most_32_images_and_a_larger_request_is_predicted_alone(
+    serving_jobs: JobDirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    predictor, digits = gated_predictor(serving_jobs, monkeypatch, tmp_path)
+    decoded = [images.decode_image(data) for data in digits[:100]]
+    hundred = Request(npy(np.stack(decoded)), "application/x-npy")
+    one, two, three = (Request(digits[i], "image/png") for i in (100, 101, 102))
+
+    answers = list(predictor.respond([one, two, hundred, three]))
+
+    got = [p["probabilities"] for p in json.loads(answers[2])["predictions"]]
+    expected = predictor.algorithm.predict_proba(decoded)
+    np.testing.assert_allclose([[row[n] for n in CLASS_NAMES] for row in got], expected, atol=1e-6)
+    for request, answer in zip([one, two, three], [answers[0], answers[1], answers[3]]):
+        assert [answer] == list(predictor.respond([request]))
+    slices = batch_sizes(tmp_path / "batches.log")[:6]
+    assert slices == [2] + [MAX_BATCH_IMAGES] * 3 + [100 - 3 * MAX_BATCH_IMAGES, 1]
+
+
+@pytest.mark.slow
+def test_decoding_runs_on_at_most_the_threads_it_was_given(
+    serving_jobs: JobDirs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    algorithm = gated_predictor(serving_jobs, monkeypatch, tmp_path)[0].algorithm
+    predictor = Predictor(algorithm, CLASS_NAMES, threads=3)
+    flat = encode(np.full((1000, 1000), 200, np.uint8), ".png")
+
+    answers = list(predictor.respond([Request(flat, "image/png")] * 12))
+
+    assert all(isinstance(answer, bytes) for answer in answers)
+    decoders = {t.name for t in threading.enumerate() if t.name.startswith("decode")}
+    assert 1 <= len(decoders) <= predictor.threads == 3
 
 
 # MicroBatcher ---------------------------------------------------------------------------------
@@ -430,14 +526,78 @@ def test_cancelled_items_are_skipped_and_stop_finishes_the_queue() -> None:
         batcher.submit(4)
 
 
+def test_each_caller_is_answered_as_soon_as_its_result_is_yielded() -> None:
+    second_may_go = threading.Event()
+
+    def squares(items: Sequence[int]) -> Iterator[int]:
+        for n in items:
+            if n == 2:
+                assert second_may_go.wait(timeout=10)
+            yield n * n
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(squares, max_batch=8)
+    first, second = batcher.submit(1), batcher.submit(2)  # queued before start: one batch
+    batcher.start()
+    assert first.result(timeout=10) == 1
+    assert not second.done()
+    second_may_go.set()
+    assert second.result(timeout=10) == 4
+    batcher.stop(timeout=10)
+
+
+def test_a_batch_that_raises_midway_fails_only_the_items_not_yet_answered() -> None:
+    def first_only(items: Sequence[int]) -> Iterator[int]:
+        yield items[0]
+        raise RuntimeError("midway")
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(first_only, max_batch=8)
+    futures = [batcher.submit(n) for n in (1, 2, 3)]
+    batcher.start()
+    assert futures[0].result(timeout=10) == 1
+    for future in futures[1:]:
+        with pytest.raises(RuntimeError, match="midway"):
+            future.result(timeout=10)
+    batcher.stop(timeout=10)
+
+
+class StopBeforePut(queue.SimpleQueue[Any]):
+    """A batcher's queue that, once armed, runs stop() between submit's check and its put:
+    the race of a request that arrives while the server shuts down, made certain."""
+
+    def __init__(self, batcher: MicroBatcher[int, int]) -> None:
+        self.batcher = batcher
+        self.armed = False
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if self.armed and item is not None:
+            self.armed = False
+            self.batcher.stop(timeout=10)  # queues the sentinel and waits for the thread's end
+        super().put(item, block, timeout)
+
+
+def test_an_item_queued_after_stop_is_answered_at_once() -> None:
+    batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: list(items), max_batch=8)
+    racing = batcher._queue = StopBeforePut(batcher)
+    batcher.start()
+    assert batcher.submit(1).result(timeout=10) == 1
+
+    racing.armed = True
+    late = batcher.submit(2)
+
+    with pytest.raises(BatcherStoppedError, match="shutting down"):
+        late.result(timeout=10)
+
+
 # Server settings ------------------------------------------------------------------------------
 
 
-def write_metadata(base: Path, metadata: object) -> contract.Contract:
+def write_metadata(
+    base: Path, metadata: dict[str, Any], environ: dict[str, str] | None = None
+) -> contract.Contract:
     model_dir = base / "model"
     model_dir.mkdir(parents=True)
-    (model_dir / "metadata.json").write_text(json.dumps(metadata))
-    return contract.load({"SAGEMAKER_BASE_DIR": str(base)})
+    (model_dir / "metadata.json").write_text(json.dumps({"class_names": ["a", "b"], **metadata}))
+    return contract.load({"SAGEMAKER_BASE_DIR": str(base), **(environ or {})})
 
 
 @pytest.mark.parametrize(
@@ -447,7 +607,7 @@ def test_default_workers_one_per_core_for_scikit_learn_one_for_tensorflow(
     tmp_path: Path, algorithm: str, workers: int | None
 ) -> None:
     settings = settings_from(write_metadata(tmp_path, {"algorithm": algorithm}))
-    assert settings.workers == (workers or cpu_count())
+    assert settings.workers == (workers or available_cores())
     assert (
         settings.port == 8080
         and settings.timeout_s == 60
@@ -481,11 +641,52 @@ def test_the_environment_overrides_the_defaults(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "algorithm, environ, cores, workers, threads",
+    [
+        pytest.param("svm", {}, 96, 96, 1, id="svm on 96 cores: a worker per core"),
+        pytest.param("rf", {}, 2, 2, 1, id="rf on 2 cores"),
+        pytest.param("cnn", {}, 96, 1, 96, id="cnn on 96 cores: one worker"),
+        pytest.param("cnn", {}, 1, 1, 1, id="cnn on 1 core"),
+        pytest.param("svm", {"SAGEMAKER_MODEL_SERVER_WORKERS": "4"}, 96, 4, 24, id="4 of 96"),
+        pytest.param("svm", {"SAGEMAKER_MODEL_SERVER_WORKERS": "5"}, 2, 5, 1, id="5 on 2 cores"),
+    ],
+)
+def test_the_threads_of_all_workers_together_stay_within_the_cores(
+    tmp_path: Path,
+    algorithm: str,
+    environ: dict[str, str],
+    cores: int,
+    workers: int,
+    threads: int,
+) -> None:
+    settings = settings_from(write_metadata(tmp_path, {"algorithm": algorithm}, environ), cores)
+    assert (settings.workers, settings.threads_per_worker) == (workers, threads)
+    assert settings.workers * settings.threads_per_worker <= max(cores, settings.workers)
+
+
+@pytest.mark.parametrize(
     "metadata, words",
     [
-        (None, "metadata.json is missing"),
-        ("{not json", "metadata.json is not readable JSON"),
-        ({"algorithm": "xgboost"}, "Hyperparameter 'algorithm' has value 'xgboost'"),
+        pytest.param(None, "metadata.json is missing", id="missing"),
+        pytest.param("{not json", "metadata.json is not readable JSON", id="not JSON"),
+        pytest.param(["svm"], "cannot be served: metadata.json holds a JSON list", id="a list"),
+        pytest.param(
+            {"algorithm": "xgboost", "class_names": ["a"]},
+            "Hyperparameter 'algorithm' has value 'xgboost'",
+            id="unknown algorithm",
+        ),
+        pytest.param(
+            {"class_names": ["a"]}, "Hyperparameter 'algorithm' is missing", id="no algorithm"
+        ),
+        pytest.param({"algorithm": "svm"}, "has class_names null", id="no class names"),
+        pytest.param(
+            {"algorithm": "svm", "class_names": "cat,dog"},
+            'has class_names "cat,dog"; it must be the list of class names',
+            id="class names not a list",
+        ),
+        pytest.param(
+            {"algorithm": "svm", "class_names": []}, "has class_names []", id="no classes"
+        ),
     ],
 )
 def test_a_model_directory_we_cannot_serve_is_refused_before_starting(

@@ -3,7 +3,8 @@
 Written against the bare ASGI interface: three routes need no framework, and every
 microsecond a request spends outside the model shows up in latency. The event loop only
 moves bytes; decoding, prediction and encoding run in the inference thread
-(`smvision.serving.batcher`), so /ping answers at once even while the model loads or works.
+(`smvision.serving.batcher`), together with the requests that arrived meanwhile, so /ping
+answers at once even while the model loads or works.
 
 The model loads in a background thread when the worker starts. /ping says 503 until it
 is loaded and has answered one warm-up request through the same path requests take;
@@ -21,11 +22,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from smvision.images import ImageError
 from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
 from smvision.serving.inference import (
+    MAX_BATCH_IMAGES,
     InputError,
     Predictor,
     Request,
@@ -33,6 +36,7 @@ from smvision.serving.inference import (
     UnsupportedContentTypeError,
     check_content_type,
     choose_accept,
+    limit_threads,
     parse_top_k,
 )
 from smvision.serving.settings import ServerSettings
@@ -45,7 +49,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Header = tuple[bytes, bytes]
 
-MAX_BATCH = 32
 # gunicorn's WORKER_BOOT_ERROR: the master stops the server instead of starting the
 # worker again and again on a model that cannot load.
 LOAD_FAILURE_EXIT_CODE = 3
@@ -64,13 +67,21 @@ class HTTPError(Exception):
         self.headers = list(headers)
 
 
+@dataclass(frozen=True)
+class _Model:
+    """What a worker serves with, once loaded: the predictor and its inference thread."""
+
+    predictor: Predictor
+    batcher: MicroBatcher[Request, bytes]
+
+
 class ServingApp:
     """The ASGI application one worker runs."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self._batcher: MicroBatcher[Request, bytes] | None = None
-        self._ready: asyncio.Event | None = None
+        self._model: _Model | None = None
+        self._ready = asyncio.Event()  # set once self._model is loaded and warmed up
         self._execution_parameters = json.dumps(
             {
                 "MaxConcurrentTransforms": settings.workers,
@@ -91,25 +102,32 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._ready = asyncio.Event()
                 loop = asyncio.get_running_loop()
                 threading.Thread(
-                    target=self._load, args=(loop, self._ready), name="model-loader", daemon=True
+                    target=self._load, args=(loop,), name="model-loader", daemon=True
                 ).start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._batcher is not None:
-                    self._batcher.stop(BATCHER_STOP_S)
+                if self._model is not None:
+                    self._model.batcher.stop(BATCHER_STOP_S)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _load(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Event) -> None:
+    def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         started = time.perf_counter()
         try:
+            limit_threads(self.settings.threads_per_worker)
             predictor = Predictor.load(
-                self.settings.model_dir, self.settings.serve_format, self.settings.keras_runtime
+                self.settings.model_dir,
+                self.settings.serve_format,
+                self.settings.keras_runtime,
+                self.settings.threads_per_worker,
             )
-            batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH)
+            # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
+            # enough to fill a prediction, and respond() predicts no more images at once.
+            batcher: MicroBatcher[Request, bytes] = MicroBatcher(
+                predictor.respond, MAX_BATCH_IMAGES
+            )
             batcher.start()
             batcher.submit(predictor.warm_up_request()).result()
         except BaseException:  # a worker without a model must not pretend to serve
@@ -121,9 +139,9 @@ class ServingApp:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(LOAD_FAILURE_EXIT_CODE)
-        self._batcher = batcher
+        self._model = _Model(predictor, batcher)
         with suppress(RuntimeError):  # the loop is closed: the worker stopped while loading
-            loop.call_soon_threadsafe(ready.set)
+            loop.call_soon_threadsafe(self._ready.set)
         log.info(
             "Worker %d: %s model loaded and warmed up in %.1f s; ready.",
             os.getpid(),
@@ -142,7 +160,7 @@ class ServingApp:
                 await _respond(send, 200, body, accept.encode())
             elif path == "/ping":
                 _allow(method, "GET")
-                if self._ready is None or not self._ready.is_set():
+                if not self._ready.is_set():
                     raise HTTPError(503, "The model is still loading; ask again shortly.")
                 await _respond(send, 200, b'{"status": "ready"}', JSON_TYPE)
             elif path == "/execution-parameters":
@@ -174,10 +192,7 @@ class ServingApp:
         request = Request(await self._read_body(scope, receive), content_type, accept, top_k)
         try:
             async with asyncio.timeout(self.settings.timeout_s):
-                assert self._ready is not None
-                await self._ready.wait()
-                assert self._batcher is not None
-                return await asyncio.wrap_future(self._batcher.submit(request)), accept
+                return await self._answer(request), accept
         except TimeoutError as error:
             raise HTTPError(
                 504,
@@ -194,6 +209,13 @@ class ServingApp:
             raise HTTPError(
                 500, f"Internal error ({type(error).__name__}: {error}); see the server log."
             ) from error
+
+    async def _answer(self, request: Request) -> bytes:
+        """Wait for the model, then for the inference thread's answer."""
+        await self._ready.wait()
+        if self._model is None:
+            raise RuntimeError("The ready event was set before the model was loaded.")
+        return await asyncio.wrap_future(self._model.batcher.submit(request))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_payload_bytes

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-BatchFunction = Callable[[Sequence[Item]], Sequence[Result | Exception]]
+BatchFunction = Callable[[Sequence[Item]], Iterable[Result | Exception]]
+Entry = tuple[Item, Future[Result]]
 
 
 class BatcherStoppedError(RuntimeError):
@@ -30,8 +31,10 @@ class BatcherStoppedError(RuntimeError):
 class MicroBatcher(Generic[Item, Result]):
     """Queue items from any thread; one thread runs `process` on up to `max_batch` at a time.
 
-    `process` returns one result or one exception per item, in order, so a bad item
-    fails alone. Items whose future was cancelled (the caller timed out) are skipped.
+    `process` yields one result or one exception per item, in order, so a bad item fails
+    alone, and each caller gets its answer as soon as it is yielded. Items whose future
+    was cancelled (the caller timed out) are skipped. Every future that `submit` returns
+    is resolved, also when the batcher stops meanwhile.
     """
 
     def __init__(
@@ -41,18 +44,23 @@ class MicroBatcher(Generic[Item, Result]):
             raise ValueError(f"max_batch is {max_batch}; it must be at least 1.")
         self._process = process
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Item, Future[Result]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Entry[Item, Result] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stopping = False
+        self._finished = False
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, item: Item) -> Future[Result]:
         if self._stopping:
-            raise BatcherStoppedError("The server is shutting down; send the request again.")
+            raise _stopped()
         future: Future[Result] = Future()
         self._queue.put((item, future))
+        # stop() may have queued its sentinel between the check above and the put, and the
+        # thread may have ended before this entry arrived: then nobody else will answer it.
+        if self._finished:
+            self._fail_leftovers()
         return future
 
     def stop(self, timeout: float) -> None:
@@ -65,7 +73,7 @@ class MicroBatcher(Generic[Item, Result]):
     def _run(self) -> None:
         finished = False
         while not finished:
-            batch: list[tuple[Item, Future[Result]]] = []
+            batch: list[Entry[Item, Result]] = []
             entry = self._queue.get()
             while entry is not None:
                 if entry[1].set_running_or_notify_cancel():
@@ -79,17 +87,35 @@ class MicroBatcher(Generic[Item, Result]):
             finished = entry is None
             if batch:
                 self._run_batch(batch)
+        self._finished = True
+        self._fail_leftovers()
 
-    def _run_batch(self, batch: list[tuple[Item, Future[Result]]]) -> None:
+    def _run_batch(self, batch: list[Entry[Item, Result]]) -> None:
+        answered = 0
         try:
-            results = self._process([item for item, _ in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"{len(batch)} items in, {len(results)} results out")
+            for (_, future), result in zip(batch, self._process([item for item, _ in batch])):
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+                answered += 1
+            if answered != len(batch):
+                raise RuntimeError(f"{len(batch)} items in, {answered} results out")
         except Exception as error:  # answer every caller; the thread must live on
             log.exception("Batch of %d failed", len(batch))
-            results = [error] * len(batch)
-        for (_, future), result in zip(batch, results):
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            for _, future in batch[answered:]:
+                future.set_exception(error)
+
+    def _fail_leftovers(self) -> None:
+        """Answer entries that arrived after the thread ended (any thread may call this)."""
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if entry is not None and entry[1].set_running_or_notify_cancel():
+                entry[1].set_exception(_stopped())
+
+
+def _stopped() -> BatcherStoppedError:
+    return BatcherStoppedError("The server is shutting down; send the request again.")

@@ -1,10 +1,12 @@
 """Request bodies -> images -> probabilities -> response bodies. No HTTP here.
 
 `decode_request` reads a body by its Content-Type with the training code's own decoders
-(`images.ModelInput.from_file` for files, `images.from_array` for arrays); `Predictor.respond`
-decodes a batch of requests, predicts them with one `predict_proba` call and encodes
-each answer by its Accept type. Every problem with a request raises a `ValueError`
-subclass whose message names what was wrong and what is accepted.
+(`images.ModelInput.from_file` for files, `images.from_array` for arrays).
+`Predictor.respond` decodes a batch of requests on its pool of threads, predicts them in
+`predict_proba` calls of at most MAX_BATCH_IMAGES images and encodes each answer by its
+Accept type. Every problem with a request raises a `ValueError` subclass whose message
+names what was wrong and what is accepted; a request whose prediction raises gets that
+error as its answer, and the others of its batch get theirs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,9 @@ from smvision.serving.models import ServableModel
 
 _WILDCARD_ACCEPT = {"*/*": JSON, "application/*": JSON, "text/*": CSV}
 TOP_K_ATTRIBUTE = "top_k"
+# Images per predict_proba call and per micro-batch: Keras predicts 32 nearly as fast as
+# one, and a bound keeps one request of a thousand images from holding up the others.
+MAX_BATCH_IMAGES = 32
 _INSTANCE_FORMS = '{"b64": "<base64 image file>"} or a nested list of pixel values'
 
 
@@ -315,73 +320,91 @@ class Request:
     top_k: int | None = None
 
 
+Decoded = list[np.ndarray] | Exception  # a request's images, or why it has none: 400
+Answer = bytes | Exception  # a response body, or the error the request earned
+
+
 class Predictor:
-    """A loaded model and its class names; answers batches of requests."""
+    """A loaded model and its class names; answers batches of requests.
+
+    Decoding runs on a pool of `threads` threads; prediction in calls of at most
+    `max_batch_images` images each, so a request of many images is predicted alone.
+    """
 
     def __init__(
-        self, algorithm: ServableModel, class_names: Sequence[str], scaled_jpeg: bool = False
+        self,
+        algorithm: ServableModel,
+        class_names: Sequence[str],
+        scaled_jpeg: bool = False,
+        *,
+        threads: int = 1,
+        max_batch_images: int = MAX_BATCH_IMAGES,
     ) -> None:
         if len(class_names) != algorithm.class_count:
             raise ValueError(
                 f"metadata.json names {len(class_names)} classes but the model predicts "
                 f"{algorithm.class_count}; the model directory is inconsistent."
             )
+        if threads < 1 or max_batch_images < 1:
+            raise ValueError(
+                f"threads is {threads} and max_batch_images {max_batch_images}; "
+                "each must be at least 1."
+            )
         self.algorithm = algorithm
         self.class_names = list(class_names)
         self.model_input = images.ModelInput(algorithm.image_size, algorithm.channels, scaled_jpeg)
-        self._decoders = ThreadPoolExecutor(
-            max_workers=available_cores(), thread_name_prefix="decode"
-        )
+        self.threads = threads
+        self.max_batch_images = max_batch_images
+        self._decoders = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
     @classmethod
     def load(
-        cls, model_dir: Path, serve_format: str = "auto", keras_runtime: str = "auto"
+        cls,
+        model_dir: Path,
+        serve_format: str = "auto",
+        keras_runtime: str = "auto",
+        threads: int | None = None,
     ) -> Predictor:
-        """The model SMVISION_SERVE_FORMAT picks (`models.choose`), compiled and warm."""
+        """The model SMVISION_SERVE_FORMAT picks (`models.choose`), compiled and warm,
+        decoding and predicting on `threads` threads (default: every core it may use)."""
+        threads = threads or available_cores()
         metadata = read_metadata(model_dir)
         choice = models.choose(model_dir, serve_format)
-        algorithm = models.load(model_dir, metadata, choice, keras_runtime, available_cores())
+        algorithm = models.load(model_dir, metadata, choice, keras_runtime, threads)
         # Models trained before the key existed decoded every JPEG in full.
         scaled_jpeg = metadata.get("scaled_jpeg_decode") is True
-        return cls(algorithm, metadata["class_names"], scaled_jpeg)
+        return cls(algorithm, metadata["class_names"], scaled_jpeg, threads=threads)
 
     def warm_up_request(self) -> Request:
         """A PNG of the model's input size: the first prediction traces and allocates."""
         grey = np.full((self.algorithm.image_size, self.algorithm.image_size), 128, np.uint8)
         ok, encoded = cv2.imencode(".png", grey)
-        assert ok
+        if not ok:
+            raise RuntimeError("OpenCV could not encode the warm-up PNG.")
         return Request(encoded.tobytes(), "image/png")
 
-    def respond(self, requests: Sequence[Request]) -> list[bytes | Exception]:
-        """Response bodies (or the error each request earned), predicted as one batch."""
-        if len(requests) == 1:
-            decoded: list[list[np.ndarray] | Exception] = [self._decode(requests[0])]
-        else:
-            decoded = list(self._decoders.map(self._decode, requests))
-        batch = [image for item in decoded if not isinstance(item, Exception) for image in item]
-        if not batch:  # every request failed to decode
-            return [item for item in decoded if isinstance(item, Exception)]
-        try:
-            probabilities = self.algorithm.predict_proba(batch)
-        except Exception:
-            if len(requests) == 1:
-                raise
-            # Find the request that broke the batch; the others still get their answers.
-            return [answer for request in requests for answer in self.respond([request])]
-        answers: list[bytes | Exception] = []
-        start = 0
-        for request, item in zip(requests, decoded):
-            if isinstance(item, Exception):
-                answers.append(item)
-                continue
-            rows = probabilities[start : start + len(item)]
-            start += len(item)
-            answers.append(
-                encode_predictions(rows, self.class_names, request.accept, request.top_k)
-            )
-        return answers
+    def respond(self, requests: Sequence[Request]) -> Iterator[Answer]:
+        """An answer per request, in order, each as soon as the group it is in is predicted.
 
-    def _decode(self, request: Request) -> list[np.ndarray] | Exception:
+        Consecutive requests share a `predict_proba` call while their images fit in
+        `max_batch_images`; a request with more images forms a group of its own."""
+        group: list[tuple[Request, Decoded]] = []
+        group_images = 0
+        for request, decoded in zip(requests, self._decode_all(requests)):
+            count = 0 if isinstance(decoded, Exception) else len(decoded)
+            if group_images and group_images + count > self.max_batch_images:
+                yield from self._answer_group(group)
+                group, group_images = [], 0
+            group.append((request, decoded))
+            group_images += count
+        yield from self._answer_group(group)
+
+    def _decode_all(self, requests: Sequence[Request]) -> Iterator[Decoded]:
+        if len(requests) == 1:  # no hand-over to the pool for a lone request
+            return iter([self._decode(requests[0])])
+        return self._decoders.map(self._decode, requests)
+
+    def _decode(self, request: Request) -> Decoded:
         """The request's images at the model's input size (what predict_proba would make)."""
         try:
             return [
@@ -390,3 +413,52 @@ class Predictor:
             ]
         except (images.ImageError, InputError) as error:  # the client's to fix: 400
             return error
+
+    def _answer_group(self, group: list[tuple[Request, Decoded]]) -> Iterator[Answer]:
+        """One prediction for the group; if it raises, each request alone, so that only
+        the requests that raise on their own fail (each with its own error)."""
+        decoded = [found for _, found in group if not isinstance(found, Exception)]
+        try:
+            probabilities = self._predict([image for found in decoded for image in found])
+        except Exception as error:
+            if len(decoded) > 1:
+                for member in group:
+                    yield from self._answer_group([member])
+                return
+            for _, found in group:  # the one request with images earned the error
+                yield found if isinstance(found, Exception) else error
+            return
+        start = 0
+        for request, found in group:
+            if isinstance(found, Exception):
+                yield found
+                continue
+            rows = probabilities[start : start + len(found)]
+            start += len(found)
+            yield encode_predictions(rows, self.class_names, request.accept, request.top_k)
+
+    def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Probabilities for the batch, predicted `max_batch_images` images at a time."""
+        if not batch:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        step = self.max_batch_images
+        parts = [
+            self.algorithm.predict_proba(batch[start : start + step])
+            for start in range(0, len(batch), step)
+        ]
+        probabilities = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        expected = (len(batch), len(self.class_names))
+        if probabilities.shape != expected:
+            raise RuntimeError(
+                f"{type(self.algorithm).__name__}.predict_proba returned an array of shape "
+                f"{probabilities.shape} for {len(batch)} images; expected {expected}."
+            )
+        return probabilities
+
+
+def limit_threads(threads: int) -> None:
+    """Let OpenCV's own pool use `threads` threads in this process (its default: one per core).
+
+    Every serving worker decodes and resizes with OpenCV; with a worker per core, a pool
+    per core in each would make cores x cores threads."""
+    cv2.setNumThreads(threads)

@@ -131,13 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     log.info(
-        "Serving the %s model in %s (%s) on port %d: %d worker(s), timeout %g s, payload "
-        "limit %g MB.",
+        "Serving the %s model in %s (%s) on port %d: %d worker(s) of %d decoding "
+        "thread(s), timeout %g s, payload limit %g MB.",
         settings.algorithm,
         settings.model_dir,
         settings.model.describe(),
         settings.port,
         settings.workers,
+        settings.threads_per_worker,
         settings.timeout_s,
         settings.max_payload_mb,
     )

@@ -1,7 +1,9 @@
-"""What `serve` runs with: SageMaker's serving variables (via contract.py) and the model's needs."""
+"""What `serve` runs with: SageMaker's serving variables (via contract.py), the model's needs
+and the machine's cores, shared out between the workers."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,9 @@ class ServerSettings:
     workers: int
     timeout_s: float
     max_payload_mb: float
+    # Decoding threads (and OpenCV's) in each worker: the cores shared out between the
+    # workers, so that svm's worker per core does not make cores x cores threads.
+    threads_per_worker: int
     serve_format: str = "auto"
     keras_runtime: str = "auto"
     # What serve_format picked: the trained model, or the export it will run.
@@ -53,38 +58,67 @@ class ServerSettings:
         return max(MIN_HEARTBEAT_S, math.ceil(self.timeout_s))
 
 
-def settings_from(contract: Contract) -> ServerSettings:
-    """Settings for serving the model in `contract.model_dir`; fails early if it is unusable."""
-    metadata_file = contract.model_dir / METADATA_FILE
-    try:
-        metadata = read_metadata(contract.model_dir)
-    except FileNotFoundError as error:
-        raise ModelDirectoryError(f"{error} {_WHERE_MODELS_COME_FROM}") from error
-    except (OSError, ValueError) as error:
-        raise ModelDirectoryError(
-            f"{metadata_file} is not readable JSON ({error}). {_WHERE_MODELS_COME_FROM}"
-        ) from error
-    try:
-        algorithm = specs.get(metadata.get("algorithm")).name
-    except HyperparameterError as error:
-        raise ModelDirectoryError(f"{metadata_file}: {error}") from error
+def settings_from(contract: Contract, cores: int | None = None) -> ServerSettings:
+    """Settings for serving the model in `contract.model_dir` on `cores` cores (default:
+    those this process may use); fails early if the model directory is unusable."""
+    cores = cores or available_cores()
+    algorithm = _algorithm_of(contract.model_dir)
     try:
         choice = models.choose(contract.model_dir, contract.serve_format)
     except models.ExportError as error:
         raise ModelDirectoryError(str(error)) from error
+    workers = contract.workers or default_workers(algorithm, cores)
     return ServerSettings(
         model_dir=contract.model_dir,
         algorithm=algorithm,
         port=contract.port,
-        workers=contract.workers or default_workers(algorithm),
+        workers=workers,
         timeout_s=contract.timeout_s,
         max_payload_mb=contract.max_payload_mb,
+        threads_per_worker=threads_per_worker(cores, workers),
         serve_format=contract.serve_format,
         keras_runtime=contract.keras_runtime,
         model=choice,
     )
 
 
-def default_workers(algorithm: str) -> int:
+def _algorithm_of(model_dir: Path) -> str:
+    """The algorithm metadata.json names, once it says what serving needs to know."""
+    metadata_file = model_dir / METADATA_FILE
+    try:
+        metadata = read_metadata(model_dir)
+    except FileNotFoundError as error:
+        raise ModelDirectoryError(f"{error} {_WHERE_MODELS_COME_FROM}") from error
+    except json.JSONDecodeError as error:
+        raise ModelDirectoryError(
+            f"{metadata_file} is not readable JSON ({error}). {_WHERE_MODELS_COME_FROM}"
+        ) from error
+    except (OSError, ValueError) as error:
+        raise ModelDirectoryError(
+            f"{metadata_file} cannot be served: {str(error).rstrip('.')}. {_WHERE_MODELS_COME_FROM}"
+        ) from error
+    try:
+        algorithm = specs.get(metadata.get("algorithm")).name
+    except HyperparameterError as error:
+        raise ModelDirectoryError(f"{metadata_file}: {error}") from error
+    class_names = metadata.get("class_names")
+    if not (
+        isinstance(class_names, list)
+        and class_names
+        and all(isinstance(name, str) for name in class_names)
+    ):
+        raise ModelDirectoryError(
+            f"{metadata_file} has class_names {json.dumps(class_names)[:80]}; it must be the "
+            f"list of class names, as train writes it. {_WHERE_MODELS_COME_FROM}"
+        )
+    return algorithm
+
+
+def default_workers(algorithm: str, cores: int) -> int:
     """The table's worker count for the algorithm (see specs.py for why), else one per core."""
-    return specs.get(algorithm).serve_workers or available_cores()
+    return specs.get(algorithm).serve_workers or cores
+
+
+def threads_per_worker(cores: int, workers: int) -> int:
+    """Each worker's share of the cores, at least one thread."""
+    return max(1, cores // workers)
