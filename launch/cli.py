@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from launch import (
+    add_model,
     cleanup,
     compare,
     endpoints,
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
     from launch.aws import SessionFactory
 
-COMMANDS = (training, tuning, endpoints, invoke, transform, cleanup, packages, compare,
-            rekognition, monitoring, pipeline)
+COMMANDS = (training, tuning, endpoints, add_model, invoke, transform, cleanup, packages,
+            compare, rekognition, monitoring, pipeline)
 
 DESCRIPTION = """\
 Run the smvision image on Amazon SageMaker: training and tuning jobs, endpoints, batch

@@ -5,9 +5,11 @@ with `sagemaker.core.resources`, waits for InService and optionally registers ta
 tracking autoscaling. If a step fails before the endpoint exists, what this run created
 is deleted again; a Failed endpoint is left for inspection and `cleanup` removes it.
 
-The model is a training job's model.tar.gz (--model-data, served by --image-uri) or an
+The model is a training job's model.tar.gz (--model-data, served by --image-uri), an
 Approved model package of the registry (--model-package, which names its own image and
-model data). --data-capture records requests and answers in S3 for `monitor`.
+model data), or, for a multi-model endpoint, the S3 prefix of many (--multi-model
+--model-prefix). --serverless and --async make the other kinds of endpoint
+(launch.endpoint_modes). --data-capture records requests and answers in S3 for `monitor`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from launch.endpoint_modes import (
+    AsyncOutput,
+    Serverless,
+    add_mode_arguments,
+    async_inference_config,
+    async_output,
+    mode_environment,
+    multi_model_prefix,
+    respell_serverless_memory,
+    serverless,
+    serverless_config,
+)
 from launch.errors import AwsError, LaunchError
 from launch.options import (
     Commands,
@@ -35,7 +49,8 @@ from smvision import media
 if TYPE_CHECKING:
     import boto3
 
-HELP = "create a real-time endpoint for a trained model and wait until it is InService"
+HELP = ("create an endpoint for a trained model (real-time, multi-model, serverless or "
+        "asynchronous) and wait until it is InService")
 VARIANT = "AllTraffic"
 DEFAULT_TARGET_INVOCATIONS = 100
 DEFAULT_SAMPLE_PERCENT = 100
@@ -56,7 +71,8 @@ class DataCapture:
 @dataclass(frozen=True)
 class DeployPlan:
     endpoint_name: str
-    # Exactly one of the two: a model.tar.gz served by image_uri, or a model package.
+    # Exactly one of the three: a model.tar.gz or a multi-model prefix served by
+    # image_uri, or a model package.
     model_data: str | None
     model_package: str | None
     image_uri: str | None
@@ -68,6 +84,9 @@ class DeployPlan:
     autoscale: tuple[int, int] | None
     target_invocations: int
     data_capture: DataCapture | None = None
+    model_prefix: str | None = None
+    serverless: Serverless | None = None
+    asynchronous: AsyncOutput | None = None
 
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
@@ -77,6 +96,10 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
     model.add_argument("--model-package", metavar="ARN",
                        help="an Approved model package of the registry (`register` prints its "
                        "ARN); it names its own image and model data")
+    model.add_argument("--model-prefix", metavar="S3URI",
+                       help="with --multi-model: the S3 prefix of the models' model.tar.gz "
+                       "files (`add-model` copies models there)")
+    add_mode_arguments(parser)
     add_serving_arguments(parser, "instances to start with", model_data=False)
     add_name_argument(parser, "endpoint name, also used for its model and endpoint config",
                       "smvision", option="--endpoint-name")
@@ -110,18 +133,25 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> DeployP
               if args.target_invocations is not None else DEFAULT_TARGET_INVOCATIONS)
     package = (model_package_arn(args.model_package, "--model-package")
                if args.model_package else None)
+    given = serving_environment(args)
+    prefix = multi_model_prefix(args)
+    config = serverless(args)
+    asynchronous = async_output(args)
     return DeployPlan(
         endpoint_name=name,
-        model_data=None if package else model_data(args),
+        model_data=None if package or prefix else model_data(args),
         model_package=package,
         image_uri=None if package else settings.require("image_uri"),
         role=settings.require("role"),
         instance_type=sagemaker_instance_type(args.instance_type) if args.instance_type else None,
         instance_count=count,
-        environment=serving_environment(args),
+        environment=mode_environment(config, asynchronous, prefix is not None, given),
         autoscale=autoscale,
         target_invocations=target,
         data_capture=data_capture(args),
+        model_prefix=prefix,
+        serverless=config,
+        asynchronous=asynchronous,
     )
 
 
@@ -157,21 +187,11 @@ def data_capture_config(capture: DataCapture) -> Any:
 def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
     from launch import autoscaling
     from launch.aws import console_url, reporting
-    from launch.packages import check_approved
-    from launch.serving import check_model_data_exists, serving_instance_type
 
     name = deployment.endpoint_name
     region = str(session.region_name)
-    if deployment.model_package:
-        package = check_approved(session, deployment.model_package)
-        source = deployment.model_package
-        instance_type = deployment.instance_type or package_instance_type(package)
-    else:
-        source = str(deployment.model_data)
-        check_model_data_exists(session, source)
-        instance_type = deployment.instance_type or serving_instance_type(session, source)
-    print(f"Endpoint {name}: {deployment.instance_count} x {instance_type} serving {source}",
-          flush=True)
+    source, instance_type = model_source(deployment, session)
+    print(f"Endpoint {name}: {capacity(deployment, instance_type)} serving {source}", flush=True)
     if deployment.data_capture:
         print(f"Data capture: {deployment.data_capture.sample_percent}% of requests and "
               f"answers to {deployment.data_capture.destination}/{name}/", flush=True)
@@ -188,9 +208,57 @@ def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
                                           deployment.target_invocations)
         print(f"Autoscaling: {low} to {high} instances, target "
               f"{deployment.target_invocations} invocations per instance per minute ({policy})")
-    print(f"Invoke: python -m launch invoke --region {region} --endpoint-name {name} IMAGE...")
+    print(f"Invoke: python -m launch invoke --region {region} --endpoint-name {name} "
+          f"{invoke_arguments(deployment)}")
     print(f"Remove: python -m launch cleanup --region {region} --endpoint-name {name}")
     return 0
+
+
+def model_source(deployment: DeployPlan, session: boto3.session.Session) -> tuple[str, str]:
+    """What the endpoint serves, checked to exist, and the instance type to serve it on
+    (unused by a serverless endpoint)."""
+    from launch.packages import check_approved
+    from launch.serving import (
+        DEFAULT_INSTANCE_TYPE,
+        check_model_data_exists,
+        count_models,
+        serving_instance_type,
+    )
+
+    if deployment.model_package:
+        package = check_approved(session, deployment.model_package)
+        return deployment.model_package, (deployment.instance_type
+                                          or package_instance_type(package))
+    if deployment.model_prefix:
+        print(f"Models: {count_models(session, deployment.model_prefix)} model.tar.gz under "
+              f"{deployment.model_prefix} now; SageMaker loads each on its first request.",
+              flush=True)
+        if deployment.instance_type is None:
+            print(f"Instance type: {DEFAULT_INSTANCE_TYPE}, the launchers' default for "
+                  "models of any algorithm; choose one with --instance-type.", flush=True)
+        return deployment.model_prefix, deployment.instance_type or DEFAULT_INSTANCE_TYPE
+    source = str(deployment.model_data)
+    check_model_data_exists(session, source)
+    if deployment.serverless:
+        return source, ""
+    return source, deployment.instance_type or serving_instance_type(session, source)
+
+
+def capacity(deployment: DeployPlan, instance_type: str) -> str:
+    if deployment.serverless:
+        return (f"serverless, {deployment.serverless.memory_mb} MB, up to "
+                f"{deployment.serverless.max_concurrency} requests at once,")
+    kind = "multi-model " if deployment.model_prefix else ""
+    kind += "asynchronous " if deployment.asynchronous else ""
+    return f"{kind}{deployment.instance_count} x {instance_type}"
+
+
+def invoke_arguments(deployment: DeployPlan) -> str:
+    if deployment.model_prefix:
+        return "--target-model NAME.tar.gz IMAGE..."
+    if deployment.asynchronous:
+        return "--async FILE..."
+    return "IMAGE..."
 
 
 def package_instance_type(package: Mapping[str, Any]) -> str:
@@ -215,22 +283,29 @@ def create_endpoint(deployment: DeployPlan, instance_type: str,
 
     name = deployment.endpoint_name
     region = str(session.region_name)
+    if deployment.serverless:
+        session.events.register("before-parameter-build.sagemaker.CreateEndpointConfig",
+                                respell_serverless_memory,
+                                unique_id="smvision-serverless-memory")
     undo: list[Callable[[], Any]] = []
     try:
         model = create_model(session, name, deployment.role, deployment.environment,
-                             image_uri=deployment.image_uri, model_data_uri=deployment.model_data,
-                             model_package=deployment.model_package)
+                             image_uri=deployment.image_uri,
+                             model_data_uri=deployment.model_data or deployment.model_prefix,
+                             model_package=deployment.model_package,
+                             multi_model=deployment.model_prefix is not None)
         undo.append(model.delete)
         with reporting(f"Creating endpoint config {name}"):
             config = EndpointConfig.create(
                 session=session, region=region, endpoint_config_name=name,
                 production_variants=[shapes.ProductionVariant(
-                    variant_name=VARIANT, model_name=name,
-                    initial_instance_count=deployment.instance_count,
-                    instance_type=instance_type, initial_variant_weight=1.0,
+                    variant_name=VARIANT, model_name=name, initial_variant_weight=1.0,
+                    **variant_capacity(deployment, instance_type),
                 )],
                 data_capture_config=(data_capture_config(deployment.data_capture)
                                      if deployment.data_capture else None),
+                async_inference_config=(async_inference_config(deployment.asynchronous)
+                                        if deployment.asynchronous else None),
             )
         undo.append(config.delete)
         with reporting(f"Creating endpoint {name}"):
@@ -239,6 +314,12 @@ def create_endpoint(deployment: DeployPlan, instance_type: str,
     except AwsError:
         _undo(reversed(undo))
         raise
+
+
+def variant_capacity(deployment: DeployPlan, instance_type: str) -> dict[str, Any]:
+    if deployment.serverless:
+        return {"serverless_config": serverless_config(deployment.serverless)}
+    return {"instance_type": instance_type, "initial_instance_count": deployment.instance_count}
 
 
 def _undo(steps: Any) -> None:

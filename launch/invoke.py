@@ -3,19 +3,25 @@
 Each file goes as one InvokeEndpoint request through sagemaker-runtime, with the
 content type of its format and an inference id (a new UUID per file unless given), which
 data capture records beside the request so that ground truth can be joined to it later;
-the answer is the server's JSON, {"predictions": [{"label", "probability", ...}]}.
+the answer is the server's JSON, {"predictions": [{"label", "probability", ...}]}. A JSON
+Lines file (one image per line) is one request too, answered line by line.
+
+--target-model NAME.tar.gz picks the model of a multi-model endpoint; --async sends each
+file through S3 to an asynchronous endpoint and waits for its answer there
+(launch.async_invoke).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from launch.errors import AwsError, LaunchError
 from launch.options import Commands, add_endpoint_argument, command_parser
@@ -29,14 +35,22 @@ if TYPE_CHECKING:
     from launch.aws import SessionFactory
 
 HELP = "classify image files with an endpoint and print label and probability per file"
-# InvokeEndpoint's limit for InferenceId.
+# InvokeEndpoint's limits for InferenceId and TargetModel.
 MAX_INFERENCE_ID = 64
+MAX_TARGET_MODEL = 1024
+DEFAULT_ASYNC_WAIT_S = 3600
 
 
 @dataclass(frozen=True)
 class ImageFile:
+    """A file to send: an image, or JSON Lines of images (answered in JSON Lines)."""
+
     path: Path
     content_type: str
+
+    @property
+    def accept(self) -> str:
+        return media.JSON_LINES if self.content_type == media.JSON_LINES else media.JSON
 
 
 @dataclass(frozen=True)
@@ -45,10 +59,23 @@ class InvokePlan:
     files: tuple[ImageFile, ...]
     top_k: int | None
     inference_id: str | None = None
+    target_model: str | None = None
+    # With --async: the seconds to wait for the answers; None: a real-time request.
+    async_wait_s: int | None = None
 
     def inference_ids(self) -> list[str]:
         """One per file: the given one, else a new UUID each."""
         return [self.inference_id or str(uuid.uuid4()) for _ in self.files]
+
+    def request(self, image: ImageFile, inference_id: str) -> dict[str, str]:
+        """The headers of InvokeEndpoint(Async) for one file, without its body."""
+        request = {"EndpointName": self.endpoint_name, "ContentType": image.content_type,
+                   "Accept": image.accept, "InferenceId": inference_id}
+        if self.top_k is not None:
+            request["CustomAttributes"] = f"top_k={self.top_k}"
+        if self.target_model is not None:
+            request["TargetModel"] = self.target_model
+        return request
 
 
 @dataclass(frozen=True)
@@ -62,13 +89,23 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
     parser = command_parser(commands, "invoke", parents, HELP)
     add_endpoint_argument(parser)
     parser.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
-                        help="image files, or folders searched recursively for "
+                        help="image files or JSON Lines files (.jsonl, one image per line), "
+                        "or folders searched recursively for "
                         + ", ".join(sorted(media.IMAGE_CONTENT_TYPES)))
     parser.add_argument("--top-k", metavar="N",
                         help="also print the N most likely classes of each image")
     parser.add_argument("--inference-id", metavar="ID",
                         help="the request's inference id, recorded by data capture (one file "
                         "only; default: a new UUID per file, printed with its answer)")
+    parser.add_argument("--target-model", metavar="NAME.tar.gz",
+                        help="on a multi-model endpoint: the model to ask, its path under "
+                        "the endpoint's --model-prefix")
+    parser.add_argument("--async", dest="async_inference", action="store_true",
+                        help="for an asynchronous endpoint: upload each file to "
+                        "s3://BUCKET/smvision/async-inputs/, queue it and wait for its answer")
+    parser.add_argument("--wait-timeout", metavar="SECONDS",
+                        help="with --async: how long to wait for the answers (default "
+                        f"{DEFAULT_ASYNC_WAIT_S})")
     parser.set_defaults(handler=run)
 
 
@@ -86,7 +123,28 @@ def plan(args: argparse.Namespace) -> InvokePlan:
             raise LaunchError(f"--inference-id names one request, but {len(files)} files would "
                               "be sent; give one file, or drop it for a new UUID per file.")
     return InvokePlan(resource_name(args.endpoint_name, "--endpoint-name"), files, top_k,
-                      inference_id)
+                      inference_id, target_model(args.target_model), async_wait(args))
+
+
+def target_model(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if not (0 < len(text) <= MAX_TARGET_MODEL and text.isprintable() and not text[0].isspace()
+            and not text.startswith("/") and text.endswith(".tar.gz")):
+        raise LaunchError(f"--target-model '{text}' must be a model's path under the "
+                          "endpoint's --model-prefix, such as site-17.tar.gz (what `add-model "
+                          "--name site-17` printed).")
+    return text
+
+
+def async_wait(args: argparse.Namespace) -> int | None:
+    if not args.async_inference:
+        if args.wait_timeout is not None:
+            raise LaunchError("--wait-timeout applies to --async only; add it or drop this.")
+        return None
+    if args.wait_timeout is None:
+        return DEFAULT_ASYNC_WAIT_S
+    return positive_int(args.wait_timeout, "--wait-timeout")
 
 
 def image_files(paths: Sequence[str]) -> tuple[ImageFile, ...]:
@@ -102,10 +160,13 @@ def image_files(paths: Sequence[str]) -> tuple[ImageFile, ...]:
             found += [ImageFile(p, media.image_content_type(p.name) or "") for p in inside]
         elif path.is_file():
             content_type = media.image_content_type(path.name)
+            if content_type is None and media.is_json_lines(path.name):
+                content_type = media.JSON_LINES
             if content_type is None:
                 raise LaunchError(
                     f"{path}: not an image file by its suffix; send "
-                    f"{', '.join(sorted(media.IMAGE_CONTENT_TYPES))}."
+                    f"{', '.join(sorted(media.IMAGE_CONTENT_TYPES))}, or JSON Lines "
+                    f"({', '.join(media.JSON_LINES_SUFFIXES)})."
                 )
             found.append(ImageFile(path, content_type))
         else:
@@ -115,6 +176,11 @@ def image_files(paths: Sequence[str]) -> tuple[ImageFile, ...]:
 
 def run(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
     invocation = plan(args)
+    if invocation.async_wait_s is not None:
+        from launch.async_invoke import send_async
+
+        bucket = settings.require("bucket")
+        return send_async(invocation, open_session(settings.require("region")), bucket)
     return send(invocation, open_session(settings.require("region")))
 
 
@@ -126,46 +192,71 @@ def send(invocation: InvokePlan, session: boto3.session.Session) -> int:
     runtime = session.client("sagemaker-runtime", config=Config(read_timeout=70))
     failures = 0
     for image, inference_id in zip(invocation.files, invocation.inference_ids()):
-        request = {
-            "EndpointName": invocation.endpoint_name,
-            "Body": image.path.read_bytes(),
-            "ContentType": image.content_type,
-            "Accept": media.JSON,
-            "InferenceId": inference_id,
-        }
-        if invocation.top_k is not None:
-            request["CustomAttributes"] = f"top_k={invocation.top_k}"
+        request = invocation.request(image, inference_id)
         try:
-            response = runtime.invoke_endpoint(**request)
-            prediction = parse_response(response["Body"].read(), str(image.path))
+            response = runtime.invoke_endpoint(Body=image.path.read_bytes(), **request)
+            predictions = parse_answer(response["Body"].read(), image)
         except (ClientError, BotoCoreError, AwsError) as error:
             failures += 1
-            print(f"{image.path}: error (inference id {inference_id}): {error}",
-                  file=sys.stderr, flush=True)
+            report_failure(image, inference_id, str(error))
             continue
-        print(f"{image.path}\t{prediction.label}\t{prediction.probability:.4f}\t{inference_id}",
-              flush=True)
-        if invocation.top_k is not None:
-            for label, probability in prediction.probabilities[: invocation.top_k]:
-                print(f"    {label}\t{probability:.4f}")
+        print_predictions(image, predictions, inference_id, invocation.top_k)
+    return finish(invocation, failures)
+
+
+def report_failure(image: ImageFile, inference_id: str, error: str) -> None:
+    print(f"{image.path}: error (inference id {inference_id}): {error}", file=sys.stderr,
+          flush=True)
+
+
+def finish(invocation: InvokePlan, failures: int) -> int:
     if failures:
         raise AwsError(f"{failures} of {len(invocation.files)} requests to endpoint "
                        f"{invocation.endpoint_name} failed (see above).")
     return 0
 
 
+def print_predictions(image: ImageFile, predictions: list[Prediction], inference_id: str,
+                      top_k: int | None) -> None:
+    """One line per image: FILE (FILE:LINE for JSON Lines), label, probability, id."""
+    for number, prediction in enumerate(predictions, start=1):
+        source = f"{image.path}:{number}" if image.accept == media.JSON_LINES else image.path
+        print(f"{source}\t{prediction.label}\t{prediction.probability:.4f}\t{inference_id}",
+              flush=True)
+        if top_k is not None:
+            for label, probability in prediction.probabilities[:top_k]:
+                print(f"    {label}\t{probability:.4f}")
+
+
+def parse_answer(body: bytes, image: ImageFile) -> list[Prediction]:
+    """The predictions of the server's answer to one file: one, or one per line."""
+    if image.accept != media.JSON_LINES:
+        return [parse_response(body, str(image.path))]
+    lines = [line for line in body.splitlines() if line.strip()]
+    return [_read_answer(functools.partial(json.loads, line), line, f"{image.path}:{number}")
+            for number, line in enumerate(lines, start=1)]
+
+
 def parse_response(body: bytes, source: str) -> Prediction:
     """The one prediction in the server's JSON answer for one image."""
-    try:
+
+    def entry() -> Any:
         document = json.loads(body)
-        entry = document["predictions"][0]
         if len(document["predictions"]) != 1:
             raise ValueError(f"{len(document['predictions'])} predictions for one image")
+        return document["predictions"][0]
+
+    return _read_answer(entry, body, source)
+
+
+def _read_answer(entry: Callable[[], Any], body: bytes, source: str) -> Prediction:
+    try:
+        found = entry()
         probabilities = sorted(
-            ((str(k), float(v)) for k, v in entry.get("probabilities", {}).items()),
+            ((str(k), float(v)) for k, v in found.get("probabilities", {}).items()),
             key=lambda item: -item[1],
         )
-        return Prediction(str(entry["label"]), float(entry["probability"]), tuple(probabilities))
+        return Prediction(str(found["label"]), float(found["probability"]), tuple(probabilities))
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         excerpt = body[:200].decode("utf-8", errors="replace")
         raise AwsError(

@@ -1,14 +1,18 @@
-"""`train --local` and `deploy --local`: the same commands, on this machine, in Docker.
+"""`train --local`, `deploy --local` and `transform --local`: the same commands, on this
+machine, in Docker.
 
     python -m launch train --local --algorithm svm --train DIR [--validation DIR]
         [--test DIR] [--hp KEY=VALUE ...] --image-uri IMAGE [--output-dir DIR]
     python -m launch deploy --local --model-data DIR/compressed_artifacts/model.tar.gz
         --image-uri IMAGE [--port 8080]
+    python -m launch transform --local --model-data model.tar.gz --input DIR --output DIR
+        --image-uri IMAGE
 
-Both go through the SageMaker SDK's local mode (launch.local_mode): the channels are
-local folders, the model lands in OUTPUT_DIR/compressed_artifacts/model.tar.gz, and
-the endpoint serves on localhost:PORT until Ctrl-C. Options that only mean something
-on SageMaker (spot, autoscaling, ...) are refused with --local rather than ignored.
+All go through the SageMaker SDK's local mode (launch.local_mode): the channels are
+local folders, the model lands in OUTPUT_DIR/compressed_artifacts/model.tar.gz, the
+endpoint serves on localhost:PORT until Ctrl-C, and the transform writes FILE.out per
+input file. Options that only mean something on SageMaker (spot, autoscaling, ...) are
+refused with --local rather than ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from launch.parsing import positive_int
 from launch.serving import model_data as s3_model_data
 from launch.serving import serving_environment
 from launch.settings import Settings
+from launch.transform import KINDS, InputKind, input_kind
 
 if TYPE_CHECKING:
     from launch.aws import SessionFactory
@@ -46,12 +51,21 @@ PING_MISSES = 3
 _REMOTE_TRAIN_OPTIONS = {"spot": ("--spot", False), "max_wait": ("--max-wait", None),
                          "checkpoint_s3_uri": ("--checkpoint-s3-uri", None),
                          "wait": ("--no-wait", True)}
+_REMOTE_TRANSFORM_OPTIONS = {"instance_count": ("--instance-count", "1"),
+                             "wait": ("--no-wait", True)}
 _REMOTE_DEPLOY_OPTIONS = {"autoscale": ("--autoscale", None),
                           "target_invocations": ("--target-invocations", None),
                           "instance_count": ("--instance-count", "1"),
                           "model_package": ("--model-package", None),
                           "data_capture": ("--data-capture", None),
-                          "sample_percent": ("--sample-percent", None)}
+                          "sample_percent": ("--sample-percent", None),
+                          "multi_model": ("--multi-model", False),
+                          "model_prefix": ("--model-prefix", None),
+                          "serverless": ("--serverless", None),
+                          "async_inference": ("--async", False),
+                          "output": ("--output", None),
+                          "failure": ("--failure", None),
+                          "max_concurrent": ("--max-concurrent", None)}
 
 
 def add_local_options(commands: Mapping[str, argparse.ArgumentParser]) -> None:
@@ -73,6 +87,12 @@ def add_local_options(commands: Mapping[str, argparse.ArgumentParser]) -> None:
     deploy.add_argument("--port", default=DEFAULT_PORT, metavar="PORT",
                         help=f"with --local: the port on this machine (default {DEFAULT_PORT})")
     _dispatch(deploy, run_deploy, {"port": ("--port", DEFAULT_PORT)})
+    transform = commands["transform"]
+    transform.add_argument("--local", action="store_true",
+                           help="run the job on this machine in Docker (SageMaker SDK local "
+                           "mode): --model-data may be a local model.tar.gz, --input and "
+                           "--output are local folders (the files directly in --input)")
+    _dispatch(transform, run_transform, {})
 
 
 def _dispatch(parser: argparse.ArgumentParser, local: Callable[[argparse.Namespace, Settings],
@@ -167,23 +187,31 @@ def plan_deploy(args: argparse.Namespace, settings: Settings, now: datetime) -> 
     port = positive_int(args.port, "--port")
     if port > 65535:
         raise LaunchError(f"--port '{args.port}' is not a TCP port; use 1 to 65535.")
-    model_data = str(args.model_data)
-    region = settings.get("region") or DEFAULT_REGION
-    if model_data.startswith("s3://"):
-        model_data = s3_model_data(args)
-        region = settings.require("region")
-    elif not Path(model_data).exists():
-        raise LaunchError(f"--model-data '{model_data}': no such file or folder; pass the "
-                          "model.tar.gz that `train --local` printed.")
+    model_data, region = local_model_data(args, settings)
     return LocalDeployPlan(
         endpoint_name=chosen_name(args.endpoint_name, "--endpoint-name", "smvision-local", now),
         model_data=model_data,
         image=settings.require("image_uri"),
         port=port,
         environment=serving_environment(args),
-        instance_type="local_gpu" if args.instance_type == "local_gpu" else "local",
+        instance_type=local_serving_instance_type(args),
         region=region,
     )
+
+
+def local_model_data(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """--model-data on this machine or in S3, and the region to read it from."""
+    model_data = str(args.model_data)
+    if model_data.startswith("s3://"):
+        return s3_model_data(args), settings.require("region")
+    if not Path(model_data).exists():
+        raise LaunchError(f"--model-data '{model_data}': no such file or folder; pass the "
+                          "model.tar.gz that `train --local` printed.")
+    return model_data, settings.get("region") or DEFAULT_REGION
+
+
+def local_serving_instance_type(args: argparse.Namespace) -> str:
+    return "local_gpu" if args.instance_type == "local_gpu" else "local"
 
 
 def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
@@ -223,3 +251,67 @@ def _serve_until_stopped(is_serving: Callable[[], bool]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     raise LocalModeError("The local endpoint stopped answering /ping; its log is above.")
+
+
+@dataclass(frozen=True)
+class LocalTransformPlan:
+    job_name: str
+    model_data: str
+    image: str
+    input_dir: Path
+    output_dir: Path
+    kind: InputKind
+    environment: Mapping[str, str]
+    instance_type: str
+    region: str
+
+
+def plan_transform(args: argparse.Namespace, settings: Settings,
+                   now: datetime) -> LocalTransformPlan:
+    _refuse(args, _REMOTE_TRANSFORM_OPTIONS, "does not apply to --local, which runs one "
+            "container in this terminal; drop it")
+    input_dir, output_dir = Path(args.input).resolve(), Path(args.output).resolve()
+    for option, folder in (("--input", args.input), ("--output", args.output)):
+        if str(folder).startswith("s3://"):
+            raise LaunchError(f"{option} '{folder}' is in S3; with --local, pass a local "
+                              "folder or drop --local.")
+    if not input_dir.is_dir():
+        raise LaunchError(f"--input '{args.input}': no such folder.")
+    if output_dir == input_dir or output_dir.is_relative_to(input_dir):
+        raise LaunchError(f"--output {output_dir} is inside --input {input_dir}; choose a "
+                          "folder outside it.")
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise LaunchError(f"--output {output_dir} exists and is not an empty folder; pick a "
+                          "new one, so that no earlier job's results mix in.")
+    files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files and any(p.is_dir() for p in input_dir.iterdir()):
+        raise LaunchError(f"--input {input_dir} holds folders but no files: local mode reads "
+                          "only the files directly in it; pass the folder that holds them.")
+    model_data, region = local_model_data(args, settings)
+    kind = (KINDS[args.content_type] if args.content_type
+            else input_kind([str(p) for p in files], str(input_dir)))
+    return LocalTransformPlan(
+        job_name=chosen_name(args.job_name, "--job-name", "smvision-transform-local", now),
+        model_data=model_data,
+        image=settings.require("image_uri"),
+        input_dir=input_dir,
+        output_dir=output_dir,
+        kind=kind,
+        environment=serving_environment(args),
+        instance_type=local_serving_instance_type(args),
+        region=region,
+    )
+
+
+def run_transform(args: argparse.Namespace, settings: Settings) -> int:
+    from launch.local_mode import transform_local
+
+    job = plan_transform(args, settings, datetime.now())
+    print(f"Local transform job {job.job_name}: {job.input_dir} ({job.kind.content_type}, "
+          f"{job.kind.batch_strategy}) -> {job.output_dir} with {job.image}", flush=True)
+    job.output_dir.mkdir(parents=True, exist_ok=True)
+    results = transform_local(job.image, job.model_data, job.job_name, job.input_dir,
+                              job.output_dir, job.kind, job.environment, job.instance_type,
+                              job.region)
+    print(f"Results: {len(results)} file(s) in {job.output_dir} (one FILE.out per input file)")
+    return 0

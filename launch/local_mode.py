@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -34,6 +35,7 @@ from smvision.contract import METADATA_FILE, Contract
 
 if TYPE_CHECKING:
     from launch.jobs import JobSpec
+    from launch.transform import InputKind
 
 LOCAL_INSTANCE_TYPES = ("local_cpu", "local_gpu")
 VARIANT = "AllTraffic"
@@ -179,23 +181,8 @@ def local_endpoint(
 ) -> Iterator[LocalEndpoint]:
     """Serve `model_data` (a model.tar.gz, a model directory or an s3:// URI) until the
     block ends; then stop the endpoint and remove its container and scratch files."""
-    import boto3
-    from sagemaker.core.local.local_session import LocalSession
-
-    check_docker()
-    with tempfile.TemporaryDirectory(prefix="smvision-local-endpoint-",
-                                     ignore_cleanup_errors=True) as scratch:
-        work_dir = Path(scratch).resolve()
-        containers = work_dir / "containers"
-        containers.mkdir()
-        session = LocalSession(boto_session=boto3.session.Session(region_name=region))
-        session.config = {"local": {"serving_port": port, "container_root": str(containers)}}
+    with local_model(image, model_data, name, environment, port, region) as session:
         client = session.sagemaker_client
-        client.create_model(ModelName=name, PrimaryContainer={
-            "Image": image,
-            "ModelDataUrl": model_data_url(model_data, work_dir / "model"),
-            "Environment": dict(environment or {}),
-        })
         client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
             "VariantName": VARIANT, "ModelName": name, "InitialInstanceCount": 1,
             "InstanceType": instance_type,
@@ -212,8 +199,94 @@ def local_endpoint(
         finally:
             client.delete_endpoint(EndpointName=name)
             client.delete_endpoint_config(EndpointConfigName=name)
+
+
+def transform_local(
+    image: str,
+    model_data: str,
+    name: str,
+    input_dir: Path,
+    output_dir: Path,
+    kind: InputKind,
+    environment: Mapping[str, str] | None = None,
+    instance_type: str = "local",
+    region: str = "us-east-1",
+) -> list[Path]:
+    """Run a batch transform of the files in `input_dir` as the SDK's local mode does
+    (LocalSession.create_transform_job); the .out files go to `output_dir`.
+
+    The batch strategy, content type, split and accept types are passed as `transform`
+    passes them to SageMaker: without a BatchStrategy the SDK takes the one the container
+    advertises at /execution-parameters, "MULTI_RECORD" as SageMaker spells it, which it
+    refuses ("Invalid Batch Strategy"), and then leaves the container running."""
+    with local_model(image, model_data, name, environment, free_port(), region) as session:
+        try:
+            session.sagemaker_client.create_transform_job(
+                TransformJobName=name, ModelName=name, BatchStrategy=kind.batch_strategy,
+                TransformInput={
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                    "S3Uri": f"file://{input_dir.resolve()}"}},
+                    "ContentType": kind.content_type, "SplitType": kind.split_type,
+                },
+                TransformOutput={"S3OutputPath": f"file://{output_dir.resolve()}",
+                                 "Accept": kind.accept, "AssembleWith": kind.assemble_with},
+                TransformResources={"InstanceType": instance_type, "InstanceCount": 1},
+            )
+        except (RuntimeError, ValueError, OSError) as error:
+            raise LocalModeError(f"The local transform job {name} failed ({error}); the "
+                                 "container's log is above.") from error
+    results = sorted(output_dir.rglob("*.out"))
+    refused = [path for path in results if _holds_an_error(path)]
+    if refused:
+        raise LocalModeError(
+            f"The server refused {len(refused)} of {len(results)} files; their errors are in "
+            f"{', '.join(str(path) for path in refused[:5])}."
+        )
+    return results
+
+
+def _holds_an_error(result: Path) -> bool:
+    """Whether a .out file holds the server's {"error": ...} answer (the SDK writes every
+    answer to the file, refusals too)."""
+    with result.open("rb") as stream:
+        start = stream.read(16).lstrip()
+    return start.startswith(b'{"error"')
+
+
+@contextmanager
+def local_model(image: str, model_data: str, name: str,
+                environment: Mapping[str, str] | None, port: int, region: str) -> Iterator[Any]:
+    """A LocalSession whose model `name` serves `model_data` with the image on `port`;
+    on the way out the model is deleted, and the containers and scratch files removed."""
+    import boto3
+    from sagemaker.core.local.local_session import LocalSession
+
+    check_docker()
+    with tempfile.TemporaryDirectory(prefix="smvision-local-",
+                                     ignore_cleanup_errors=True) as scratch:
+        work_dir = Path(scratch).resolve()
+        containers = work_dir / "containers"
+        containers.mkdir()
+        session = LocalSession(boto_session=boto3.session.Session(region_name=region))
+        session.config = {"local": {"serving_port": port, "container_root": str(containers)}}
+        client = session.sagemaker_client
+        client.create_model(ModelName=name, PrimaryContainer={
+            "Image": image,
+            "ModelDataUrl": model_data_url(model_data, work_dir / "model"),
+            "Environment": dict(environment or {}),
+        })
+        try:
+            yield session
+        finally:
             client.delete_model(ModelName=name)
             remove_compose_containers(work_dir)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def model_data_url(model_data: str, scratch: Path) -> str:

@@ -17,7 +17,15 @@ from launch.errors import AwsError, LaunchError
 from launch.options import add_instance_arguments
 from launch.parsing import RESOURCE_NAME, positive_int, s3_uri
 from smvision import specs
-from smvision.contract import MAX_PAYLOAD_ENV, TIMEOUT_ENV, WORKERS_ENV
+from smvision.contract import (
+    ASYNC_MAX_PAYLOAD_MB,
+    ASYNC_TIMEOUT_S,
+    DEFAULT_MAX_PAYLOAD_MB,
+    DEFAULT_TIMEOUT_S,
+    MAX_PAYLOAD_ENV,
+    TIMEOUT_ENV,
+    WORKERS_ENV,
+)
 from smvision.params import HyperparameterError
 
 if TYPE_CHECKING:
@@ -30,6 +38,8 @@ MODEL_ARTIFACT_TAIL = ("output", "model.tar.gz")
 
 
 MODEL_DATA_HELP = "the model.tar.gz a training job wrote (its 'Model artifact')"
+# A multi-model container's Mode in CreateModel (SingleModel, the default, goes unsaid).
+MULTI_MODEL = "MultiModel"
 
 
 def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str,
@@ -49,10 +59,12 @@ def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str,
                         help=f"server worker processes per instance ({WORKERS_ENV}; default: "
                         "the image's choice for the algorithm)")
     parser.add_argument("--timeout", metavar="SECONDS",
-                        help=f"per-request timeout in the server ({TIMEOUT_ENV}; default 60)")
+                        help=f"per-request timeout in the server ({TIMEOUT_ENV}; default "
+                        f"{DEFAULT_TIMEOUT_S:g}, {ASYNC_TIMEOUT_S:g} for deploy --async)")
     parser.add_argument("--max-payload-mb", metavar="MB",
                         help=f"largest request body the server accepts ({MAX_PAYLOAD_ENV}; "
-                        "default 6)")
+                        f"default {DEFAULT_MAX_PAYLOAD_MB:g}, {ASYNC_MAX_PAYLOAD_MB:g} for "
+                        "deploy --async)")
 
 
 def model_data(args: argparse.Namespace) -> str:
@@ -105,6 +117,17 @@ def check_model_data_exists(session: boto3.session.Session, uri: str) -> None:
             raise
 
 
+def count_models(session: boto3.session.Session, prefix: str) -> int:
+    """How many model.tar.gz files a multi-model endpoint's prefix holds now."""
+    from launch.aws import reporting
+
+    parsed = s3_uri(prefix, "--model-prefix")
+    paginator = session.client("s3").get_paginator("list_objects_v2")
+    with reporting(f"Listing --model-prefix {prefix}"):
+        return sum(1 for page in paginator.paginate(Bucket=parsed.bucket, Prefix=parsed.key)
+                   for item in page.get("Contents", []) if item["Key"].endswith(".tar.gz"))
+
+
 def create_model(
     session: boto3.session.Session,
     name: str,
@@ -113,8 +136,10 @@ def create_model(
     image_uri: str | None = None,
     model_data_uri: str | None = None,
     model_package: str | None = None,
+    multi_model: bool = False,
 ) -> Any:
-    """A SageMaker model of the image and a model.tar.gz, or of a model package."""
+    """A SageMaker model of the image and a model.tar.gz (or, multi-model, the S3 prefix
+    of many), or of a model package."""
     from sagemaker.core import shapes
     from sagemaker.core.resources import Model
 
@@ -125,7 +150,8 @@ def create_model(
                                    environment=dict(environment))
         if model_package else
         shapes.ContainerDefinition(image=image_uri, model_data_url=model_data_uri,
-                                   environment=dict(environment))
+                                   environment=dict(environment),
+                                   **({"mode": MULTI_MODEL} if multi_model else {}))
     )
     with reporting(f"Creating model {name}"):
         return Model.create(

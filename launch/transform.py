@@ -107,33 +107,34 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Transfo
     )
 
 
-def input_kind(keys: list[str], prefix: S3Uri) -> InputKind:
-    """Images or JSON Lines, from the names under the prefix; anything mixed is an error."""
-    files = [k for k in keys if not k.endswith("/")]
-    images = [k for k in files if media.image_content_type(k)]
-    lines = [k for k in files if media.is_json_lines(k)]
-    others = [k for k in files if k not in images and k not in lines]
-    if not files:
-        raise LaunchError(f"--input {prefix}: no objects under this prefix; upload the files "
-                          "to classify first.")
+def input_kind(names: list[str], where: str) -> InputKind:
+    """Images or JSON Lines, from the file names under `where` (shown in full in errors:
+    s3:// URIs or paths); anything mixed is an error."""
+    images = [n for n in names if media.image_content_type(n)]
+    lines = [n for n in names if media.is_json_lines(n)]
+    others = [n for n in names if n not in images and n not in lines]
+    if not names:
+        raise LaunchError(f"--input {where}: no files under it; put the files to classify "
+                          "there first.")
     if others or (images and lines):
-        examples = ", ".join(f"s3://{prefix.bucket}/{k}" for k in (others or lines)[:3])
+        examples = ", ".join((others or lines)[:3])
         raise LaunchError(
-            f"--input {prefix} holds files that are not all images or all JSON Lines (such as "
-            f"{examples}); put one kind under the prefix, or pass --content-type to send "
-            "every file as that kind."
+            f"--input {where} holds files that are not all images or all JSON Lines (such as "
+            f"{examples}); put one kind under it, or pass --content-type to send every file "
+            "as that kind."
         )
     return KINDS[media.ANY_IMAGE if images else media.JSON_LINES]
 
 
 def list_keys(session: boto3.session.Session, prefix: S3Uri) -> list[str]:
-    """Up to 1000 keys under the prefix: enough to tell what it holds."""
+    """Up to 1000 objects under the prefix (as s3:// URIs): enough to tell what it holds."""
     from launch.aws import reporting
 
     with reporting(f"Listing --input {prefix}"):
         response = session.client("s3").list_objects_v2(Bucket=prefix.bucket,
                                                         Prefix=prefix.key, MaxKeys=1000)
-    return [str(item["Key"]) for item in response.get("Contents", [])]
+    return [f"s3://{prefix.bucket}/{item['Key']}" for item in response.get("Contents", [])
+            if not str(item["Key"]).endswith("/")]
 
 
 def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
@@ -144,7 +145,7 @@ def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
     if transform.content_type:
         kind = KINDS[transform.content_type]
     else:
-        kind = input_kind(list_keys(session, transform.input), transform.input)
+        kind = input_kind(list_keys(session, transform.input), str(transform.input))
     check_model_data_exists(session, transform.model_data)
     instance_type = transform.instance_type or serving_instance_type(session,
                                                                      transform.model_data)

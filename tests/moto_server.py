@@ -81,7 +81,7 @@ class MotoServer:
     def _post(self, path: str, data: bytes = b"") -> None:
         request = urllib.request.Request(self.url + path, data=data, method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200, (path, response.status)
+            assert response.status in (200, 201), (path, response.status)
 
     def reset(self) -> None:
         """Forget every resource and every recorded request."""
@@ -113,6 +113,12 @@ class MotoServer:
     def queue_endpoint_results(self, results: list[dict[str, str]]) -> None:
         body = json.dumps({"account_id": ACCOUNT, "region": REGION, "results": results})
         self._post("/moto-api/static/sagemaker/endpoint-results", body.encode())
+
+    def queue_async_results(self, results: list[dict[str, Any]]) -> None:
+        """What InvokeEndpointAsync leaves at its output (or, is_failure, failure) location:
+        {"data": BODY, "is_failure": bool} per request, in order."""
+        body = json.dumps({"account_id": ACCOUNT, "region": REGION, "results": results})
+        self._post("/moto-api/static/sagemaker/async-endpoint-results", body.encode())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -298,6 +304,8 @@ def iam_action(request: RecordedRequest) -> str:
         return f"{JSON_PROTOCOL_SERVICES[service]}:{operation}"
     if request.path.startswith("/endpoints/") and request.path.endswith("/invocations"):
         return "sagemaker:InvokeEndpoint"
+    if request.path.startswith("/endpoints/") and request.path.endswith("/async-invocations"):
+        return "sagemaker:InvokeEndpointAsync"
     bucket, _, key = request.path.lstrip("/").partition("/")
     assert bucket == BUCKET, f"not an S3 request of the test bucket: {request.url}"
     if request.method == "GET" and not key:

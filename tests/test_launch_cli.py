@@ -29,8 +29,8 @@ from smvision.hyperparameters import TuningRange, tuning_ranges
 from tests.photos import encode, grey_photo, photo
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ("train", "tune", "deploy", "invoke", "transform", "cleanup", "register", "approve",
-            "compare", "rekognition analyze", "rekognition custom-labels", "monitor",
+COMMANDS = ("train", "tune", "deploy", "add-model", "invoke", "transform", "cleanup", "register",
+            "approve", "compare", "rekognition analyze", "rekognition custom-labels", "monitor",
             "pipeline create", "pipeline start", "pipeline status")
 # The package's modules that import the standard library alone: all launch/ may import.
 STDLIB_ONLY_MODULES = {"smvision", "smvision.contract", "smvision.hyperparameters",

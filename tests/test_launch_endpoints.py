@@ -527,7 +527,7 @@ def test_transform_refuses_a_mixed_prefix_unless_told_what_it_holds(
 
 @pytest.mark.parametrize(("input_uri", "output_uri", "expected"), [
     (f"s3://{BUCKET}/batch/photos", f"s3://{BUCKET}/batch/photos/out", "is inside --input"),
-    (f"s3://{BUCKET}/batch/empty", f"s3://{BUCKET}/batch/out", "no objects under this prefix"),
+    (f"s3://{BUCKET}/batch/empty", f"s3://{BUCKET}/batch/out", "no files under it"),
 ])
 def test_a_bad_transform_request_creates_nothing(
     aws: MotoServer, capsys: pytest.CaptureFixture[str], input_uri: str, output_uri: str,

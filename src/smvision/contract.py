@@ -55,6 +55,9 @@ PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+# SageMaker sets it to "true" on a multi-model endpoint whose image carries the
+# com.amazonaws.sagemaker.capabilities.multi-models label.
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 HOSTS_ENV = "SM_HOSTS"
 # The image's own serving variables: which model in /opt/ml/model `serve` runs (auto: the
 # export when `smvision.local export` wrote one, else the trained model), and how a trained
@@ -65,10 +68,23 @@ SERVE_FORMATS = ("auto", "trained", "tflite", "onnx")
 KERAS_RUNTIME_ENV = "SMVISION_KERAS_RUNTIME"
 KERAS_RUNTIMES = ("auto", "tflite", "xla", "tensorflow")
 CURRENT_HOST_ENV = "SM_CURRENT_HOST"
+# smvision's own serving variables, which SageMaker never sets: `deploy --async` sets the
+# first; the second caps the memory a multi-model server gives its models (default: the
+# container's memory less what the server itself holds when it starts).
+ASYNC_INFERENCE_ENV = "SMVISION_ASYNC_INFERENCE"
+MODELS_MEMORY_ENV = "SMVISION_MODELS_MEMORY_MB"
 
 DEFAULT_PORT = 8080
+# A real-time endpoint's limits: SageMaker answers within 60 s, 6 MB in and out.
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_PAYLOAD_MB = 6.0
+# An asynchronous endpoint's: a request body of up to 1 GB from S3, processed for up to
+# an hour (InvocationTimeoutSeconds' maximum).
+ASYNC_TIMEOUT_S = 3600.0
+ASYNC_MAX_PAYLOAD_MB = 1024.0
+# A serverless endpoint's payload limit, which `deploy --serverless` passes as
+# SAGEMAKER_MAX_PAYLOAD_IN_MB.
+SERVERLESS_MAX_PAYLOAD_MB = 4
 
 
 class ContractError(ValueError):
@@ -112,11 +128,30 @@ class Contract:
 
     @property
     def timeout_s(self) -> float:
-        return _float(self.environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+        default = ASYNC_TIMEOUT_S if self.async_inference else DEFAULT_TIMEOUT_S
+        return _float(self.environ, TIMEOUT_ENV, default)
 
     @property
     def max_payload_mb(self) -> float:
-        return _float(self.environ, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB)
+        default = ASYNC_MAX_PAYLOAD_MB if self.async_inference else DEFAULT_MAX_PAYLOAD_MB
+        return _float(self.environ, MAX_PAYLOAD_ENV, default)
+
+    @property
+    def multi_model(self) -> bool:
+        """Whether to serve the models SageMaker loads through /models, not /opt/ml/model."""
+        return _bool(self.environ, MULTI_MODEL_ENV)
+
+    @property
+    def async_inference(self) -> bool:
+        """An asynchronous endpoint's limits (ASYNC_*) instead of real-time ones by default."""
+        return _bool(self.environ, ASYNC_INFERENCE_ENV)
+
+    @property
+    def models_memory_mb(self) -> float | None:
+        """The memory a multi-model server may give its models; None: its own reckoning."""
+        if not self.environ.get(MODELS_MEMORY_ENV, "").strip():
+            return None
+        return _float(self.environ, MODELS_MEMORY_ENV, 0.0)
 
     @property
     def serve_format(self) -> str:
@@ -158,6 +193,11 @@ class Contract:
     @property
     def model_dir(self) -> Path:
         return self.base_dir / "model"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where SageMaker unpacks each model of a multi-model endpoint (models/NAME/model)."""
+        return self.base_dir / "models"
 
     @property
     def output_dir(self) -> Path:
@@ -265,6 +305,16 @@ def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
             f"Environment variable {name} has value {raw!r}; use a whole number >= {minimum}."
         )
     return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    """A true/false variable (any case), False when unset."""
+    raw = env.get(name, "").strip()
+    if raw.lower() not in ("", "true", "false"):
+        raise ContractError(
+            f"Environment variable {name} has value {raw!r}; use true or false."
+        )
+    return raw.lower() == "true"
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
