@@ -38,9 +38,17 @@ COPY src/ /tmp/smvision/src/
 RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /tmp/wheel /tmp/smvision
 
 FROM ${BASE_IMAGE}
-LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# SageMaker may move the port (SAGEMAKER_BIND_TO_PORT) and may host many models in one
+# container (multi-model endpoints: SAGEMAKER_MULTI_MODEL=true, models loaded via /models).
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=true
+# `serve` writes nothing outside /tmp (serverless endpoints may run it as a non-root user
+# on a read-only root file system): bytecode is compiled when packages install, Keras'
+# settings file and Matplotlib's font cache are made at build time, and gunicorn's
+# heartbeat files go to /dev/shm or /tmp. Training runs as root, as SageMaker runs it.
 ENV PATH=/opt/smvision/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KERAS_HOME=/opt/smvision/keras \
@@ -73,9 +81,13 @@ RUN case "$DEVICE" in cpu|gpu) ;; \
     && rm -rf /opt/smvision/venv/lib/python3*/site-packages/tensorflow/include /tmp/wheels /tmp/requirements \
     && if [ "$RUNTIME" = full ]; then python -c 'import matplotlib.font_manager'; fi
 # Baked weights let network-isolated resnet50 jobs start from ImageNet; Keras finds
-# them in $KERAS_HOME/models.
+# them in $KERAS_HOME/models. Importing Keras once writes $KERAS_HOME/keras.json, which
+# it would otherwise write on the first import in every container.
 ARG RESNET50_WEIGHTS=none
 RUN mkdir -p "$KERAS_HOME/models" \
+    && if [ "$RUNTIME" = full ]; then \
+           python -c 'import keras' && test -f "$KERAS_HOME/keras.json"; \
+       fi \
     && case "$RESNET50_WEIGHTS/$RUNTIME" in \
         none/*) ;; \
         imagenet/full) python -c 'import keras; keras.applications.ResNet50(include_top=False, weights="imagenet")' ;; \

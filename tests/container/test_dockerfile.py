@@ -78,8 +78,19 @@ def test_final_stage_runs_train_by_default_and_lets_train_and_serve_be_commands(
     commands = [arguments for keyword, arguments in final.instructions if keyword == "CMD"]
     assert commands == ['["train"]']
     assert final.env()["PYTHONUNBUFFERED"] == "1"
-    labels = [arguments for keyword, arguments in final.instructions if keyword == "LABEL"]
+    labels = [word for keyword, arguments in final.instructions if keyword == "LABEL"
+              for word in shlex.split(arguments)]
     assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in labels
+    assert "com.amazonaws.sagemaker.capabilities.multi-models=true" in labels
+
+
+def test_serve_writes_no_bytecode_and_keras_settings_are_made_at_build_time() -> None:
+    """What a read-only root file system needs (the image test runs serve that way)."""
+    final = stages()[1][-1]
+    assert final.env()["PYTHONDONTWRITEBYTECODE"] == "1"
+    runs = " ".join(arguments for keyword, arguments in final.instructions if keyword == "RUN")
+    assert "python -c 'import keras' && test -f \"$KERAS_HOME/keras.json\"" in runs
+    assert "python -c 'import matplotlib.font_manager'" in runs
 
 
 def test_base_image_defaults_to_slim_python_3_11_and_every_stage_uses_it() -> None:

@@ -20,6 +20,7 @@ def test_image_configuration(engine: Engine, image: BuiltImage) -> None:
     assert config["Cmd"] == ["train"]
     labels = config["Labels"]
     assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
 
 
 def test_image_contents(engine: Engine, image: BuiltImage) -> None:

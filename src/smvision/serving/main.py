@@ -11,6 +11,7 @@ SAGEMAKER_MAX_PAYLOAD_IN_MB through `smvision.contract`.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -87,9 +88,14 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "proc_name": "smvision-serve",
         "control_socket_disable": True,  # gunicorn would otherwise create ~/.gunicorn/gunicorn.ctl
         # The heartbeat file is touched every few seconds; keep it off the container's
-        # overlay file system where that can stall.
-        "worker_tmp_dir": str(SHARED_MEMORY_DIR) if SHARED_MEMORY_DIR.is_dir() else None,
+        # overlay file system where that can stall. Else tempfile's directory ($TMPDIR,
+        # /tmp): a serverless container may have nothing else writable.
+        "worker_tmp_dir": str(SHARED_MEMORY_DIR) if _writable(SHARED_MEMORY_DIR) else None,
     }
+
+
+def _writable(directory: Path) -> bool:
+    return directory.is_dir() and os.access(directory, os.W_OK)
 
 
 def port_taken(port: int) -> OSError | None:
