@@ -5,9 +5,8 @@ The models are real (an svm trained on the digits, packed as SageMaker packs
 same files, queued into moto as what the endpoint answered. What moto 5.2.5 cannot do,
 and how each is checked instead:
 - It answers InvokeEndpoint and InvokeEndpointAsync with what a test queues, without a
-  container: that the image serves a multi-model endpoint's /models calls, the async
-  limits and the serverless limits is tested against the real server
-  (tests/test_multi_model.py, tests/test_serve_modes.py) and in the image
+  container: the answers queued here are the real server's, and the image itself is run
+  with the serverless limits, as a user, on a read-only root
   (tests/container/test_serve_modes_image.py).
 - It writes an async answer to a bucket of its own, not to the endpoint's --output
   prefix, and never to --failure: the test checks that `deploy` sent both prefixes and
