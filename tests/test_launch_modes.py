@@ -81,6 +81,10 @@ def served_answer(servers: ServerPool, body: bytes, content_type: str, accept: s
     return response.text
 
 
+def no_aws(region: str) -> Any:
+    raise AssertionError(f"an AWS session was opened for {region}")
+
+
 def labels_printed(output: str) -> list[str]:
     return [line.split("\t")[1] for line in output.splitlines() if line.count("\t") == 3]
 
@@ -274,13 +278,14 @@ def test_invoke_async_reports_the_failure_the_endpoint_wrote(
     (["--model-prefix", PREFIX, "--multi-model", "--workers", "2"],
      "a multi-model server runs one worker"),
 ])
-def test_a_mode_aws_would_refuse_makes_no_aws_call(
-    aws: MotoServer, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
+def test_a_mode_aws_would_refuse_opens_no_aws_session(
+    capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
 ) -> None:
-    code, output = launch_here(capsys, "deploy", *settings_flags(), *extra)
-    assert code == 2, output
-    assert expected in output
-    assert aws.requests() == []
+    from launch import cli
+
+    code = cli.main(["deploy", *settings_flags(), *extra], open_session=no_aws)
+    assert code == 2
+    assert expected in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [
@@ -288,16 +293,17 @@ def test_a_mode_aws_would_refuse_makes_no_aws_call(
     (["--target-model", "site-17"], "--target-model 'site-17' must be a model's path"),
     (["--wait-timeout", "5"], "--wait-timeout applies to --async only"),
 ])
-def test_bad_invoke_options_make_no_aws_call(
-    aws: MotoServer, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-    arguments: list[str], expected: str
+def test_bad_invoke_options_open_no_aws_session(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, arguments: list[str], expected: str
 ) -> None:
+    from launch import cli
+
     image = tmp_path / "camera.png"
     image.write_bytes(encode(grey_photo("camera"), ".png"))
-    code, output = launch_here(capsys, "invoke", "--region", "us-east-1", "--endpoint-name",
-                               "sites", *arguments, str(image))
-    assert code == 2 and expected in output
-    assert aws.requests() == []
+    code = cli.main(["invoke", "--region", "us-east-1", "--endpoint-name", "sites",
+                     *arguments, str(image)], open_session=no_aws)
+    assert code == 2
+    assert expected in capsys.readouterr().err
 
 
 def test_the_documented_caller_policy_covers_the_endpoint_modes(
@@ -328,10 +334,6 @@ def test_the_documented_caller_policy_covers_the_endpoint_modes(
     assert {"sagemaker:InvokeEndpointAsync", "s3:PutObject", "s3:ListBucket"} <= called
     missing = called - documented_caller_policy()
     assert not missing, f"docs/iam/caller-policy.json lacks {sorted(missing)}"
-
-
-def no_aws(region: str) -> Any:
-    raise AssertionError(f"an AWS session was opened for {region}")
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [
