@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = Store()
 
     def phase(name: str) -> None:
+        store.save(args.work / "results-so-far.json")  # a later failure keeps what ran
         print(
             f"[{time.monotonic() - started:6.0f} s] {name} (load average {load_average()})",
             flush=True,
