@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from smvision import evaluation, metrics
+from smvision.explain import charts
 from smvision.samples import digits_images, faces_images, split_indices
 
 # Traits of a digit that several can share: a multi-label problem on real scans.
@@ -111,9 +112,9 @@ def test_a_higher_threshold_trades_recall_for_precision() -> None:
 def test_pictures_fit_the_results(tmp_path: Path) -> None:
     proba, truth = trait_predictions()
     multi = {"test": evaluation.evaluate(proba, truth, list(TRAITS), ["x"] * len(truth))}
-    assert [p.name for p in evaluation.plot_results(multi, tmp_path)] == ["per_label.png"]
+    assert [p.name for p in charts.results(multi, tmp_path)] == ["per_label.png"]
     binary = {"validation": faces_result(), "test": faces_result()}
-    written = evaluation.plot_results(binary, tmp_path)
+    written = charts.results(binary, tmp_path)
     assert [p.name for p in written] == ["confusion_matrix.png", "roc_pr_curves.png"]
     for path in (tmp_path / "per_label.png", *written):
         assert path.stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""Evaluation of predicted probabilities: the numbers, evaluation.json and the plots.
+"""Evaluation of predicted probabilities: the numbers of evaluation.json (pictures: explain/).
 
 Single-label models (labels: class indices) get accuracy, log loss, macro F1, per-class
 scores and a confusion matrix; with two classes also precision, recall, F1, ROC AUC and
@@ -9,8 +9,7 @@ and macro F1, Hamming loss, subset accuracy and binary cross-entropy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -180,138 +179,3 @@ def evaluate_multi_label(
             for row, source in enumerate(sources)
         ],
     }
-
-
-# Pictures ---------------------------------------------------------------------------------
-
-
-def plot_results(results: Mapping[str, Mapping[str, Any]], directory: Path) -> list[Path]:
-    """The pictures that fit the results (confusion matrices; per-label scores for a
-    multi-label model; ROC and PR curves for two classes) in `directory`; their paths."""
-    if not results:
-        return []
-    first = next(iter(results.values()))
-    written = []
-    if "label_confusion" in first:
-        written.append(directory / "per_label.png")
-        plot_per_label(results, written[-1])
-    else:
-        written.append(directory / "confusion_matrix.png")
-        plot_confusion_matrices(results, written[-1])
-    if any("curves" in result for result in results.values()):
-        written.append(directory / "roc_pr_curves.png")
-        plot_binary_curves(results, written[-1])
-    return written
-
-
-def plot_confusion_matrices(results: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """One confusion matrix per evaluated split, side by side."""
-    plt = _pyplot()
-    splits = list(results)
-    figure, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 5.5), squeeze=False)
-    for axis, split in zip(axes[0], splits):
-        matrix = np.array(results[split]["confusion_matrix"]["matrix"])
-        names = results[split]["confusion_matrix"]["labels"]
-        axis.imshow(matrix, cmap="Blues")
-        axis.set_title(f"{split}: accuracy {results[split]['accuracy']:.4f}")
-        axis.set_xlabel("predicted")
-        axis.set_ylabel("true")
-        ticks = range(len(names))
-        axis.set_xticks(ticks, names, rotation=90 if len(names) > 10 else 0)
-        axis.set_yticks(ticks, names)
-        if len(names) <= 20:
-            threshold = matrix.max() / 2 if matrix.size else 0
-            for (row, col), count in np.ndenumerate(matrix):
-                colour = "white" if count > threshold else "black"
-                axis.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def plot_binary_curves(results: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """ROC and precision-recall curves of the positive class, one line per split."""
-    plt = _pyplot()
-    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(11, 4.8))
-    positive = ""
-    for split, result in results.items():
-        curves = result.get("curves")
-        if not curves:
-            continue
-        positive = result["positive_class"]
-        roc, pr = curves["roc"], curves["pr"]
-        roc_axis.plot(
-            roc["false_positive_rate"],
-            roc["true_positive_rate"],
-            label=f"{split} (AUC {result['auc']:.3f})",
-        )
-        pr_axis.plot(
-            pr["recall"], pr["precision"], label=f"{split} (PR AUC {result['pr_auc']:.3f})"
-        )
-    roc_axis.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
-    roc_axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-    pr_axis.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
-    for axis in (roc_axis, pr_axis):
-        axis.grid(alpha=0.3)
-        axis.legend(loc="lower right" if axis is roc_axis else "lower left")
-    figure.suptitle(f"positive class: {positive}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def plot_per_label(results: Mapping[str, Mapping[str, Any]], path: Path) -> None:
-    """Precision, recall and F1 of every label, one panel per split (support in the ticks)."""
-    plt = _pyplot()
-    splits = list(results)
-    names = list(next(iter(results.values()))["per_class"])
-    height = max(3.0, 0.45 * len(names) + 2.0)
-    figure, axes = plt.subplots(
-        1, len(splits), figsize=(6 * len(splits), height), squeeze=False, sharey=True
-    )
-    rows = np.arange(len(names))
-    for axis, split in zip(axes[0], splits):
-        scores = results[split]["per_class"]
-        for offset, measure in zip((-0.27, 0.0, 0.27), ("precision", "recall", "f1")):
-            values = [scores[name][measure] for name in names]
-            axis.barh(rows + offset, values, height=0.26, label=measure)
-        axis.set_yticks(rows, [f"{name} ({scores[name]['support']})" for name in names])
-        axis.invert_yaxis()
-        axis.set_xlim(0, 1)
-        axis.set_title(
-            f"{split}: micro F1 {results[split]['f1_micro']:.3f}, "
-            f"Hamming loss {results[split]['hamming_loss']:.3f}"
-        )
-        axis.grid(axis="x", alpha=0.3)
-    handles, legend_labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, legend_labels, loc="lower center", ncol=3)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> None:
-    """Loss and accuracy per epoch, train against validation."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, measure in zip(axes, ("loss", "accuracy")):
-        for split in ("train", "validation"):
-            values = history.get(f"{split}:{measure}", [])
-            if values:
-                axis.plot(range(1, len(values) + 1), values, marker="o", label=split)
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(measure)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

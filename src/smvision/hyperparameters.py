@@ -194,10 +194,44 @@ def _check_consistency(algorithm: str, values: Mapping[str, object]) -> None:
             f"{spec.min_image_size} pixels ({spec.min_image_size_reason}); use "
             f"{spec.min_image_size} or more."
         )
-    if "hog" in str(values.get("features", "")).split("+") and size % 8:
+    if "features" in values:
+        _check_features(size, values)
+    if values.get("cv_folds") == 1:
+        raise HyperparameterError(
+            "Hyperparameter 'cv_folds' has value '1'; cross-validation needs at least 2 "
+            "folds: use 0 to turn it off, or 2 or more (5 is usual)."
+        )
+
+
+def _check_features(size: int, values: Mapping[str, object]) -> None:
+    kinds = str(values["features"]).split("+")
+    if "hog" in kinds and size % 8:
         raise HyperparameterError(
             f"Hyperparameter 'image_size' has value '{size}', but HOG features use 8-pixel "
             "cells; use a multiple of 8 such as 32 or 64, or drop 'hog' from 'features'."
+        )
+    resnet50 = specs.get("resnet50")  # features=deep runs its network
+    if "deep" in kinds and size < resnet50.min_image_size:
+        raise HyperparameterError(
+            f"Hyperparameter 'image_size' has value '{size}', but features=deep runs ResNet50 "
+            f"and {resnet50.min_image_size_reason}; use {resnet50.min_image_size} or more, or "
+            "drop 'deep' from 'features'."
+        )
+    if "gabor" in kinds and not int(str(values["gabor_kernel_size"])) % 2:
+        raise HyperparameterError(
+            f"Hyperparameter 'gabor_kernel_size' has value '{values['gabor_kernel_size']}'; "
+            "use an odd number, so that each kernel has a centre pixel (such as 21)."
+        )
+    if "edges" in kinds and int(str(values["canny_low"])) >= int(str(values["canny_high"])):
+        raise HyperparameterError(
+            f"Hyperparameters 'canny_low' ({values['canny_low']}) and 'canny_high' "
+            f"({values['canny_high']}) are the wrong way round; canny_low must be below "
+            "canny_high (50 and 150 are the defaults)."
+        )
+    if int(str(values.get("feature_grid", 1))) > size:
+        raise HyperparameterError(
+            f"Hyperparameter 'feature_grid' has value '{values['feature_grid']}', more cells "
+            f"per side than the {size} pixels of image_size; use {size} or fewer."
         )
 
 

@@ -26,8 +26,17 @@ ALL_MEASURES = MEASURES + BINARY_MEASURES + MULTI_LABEL_MEASURES
 EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
-METRIC_NAMES = tuple(f"{split}:{measure}" for split in SPLITS for measure in ALL_MEASURES) + (
-    "train:images_per_second",
+# svm and rf with cv_folds: the mean and spread of k-fold cross-validation.
+CROSS_VALIDATION = tuple(
+    f"cv:{measure}_{statistic}"
+    for measure in ("accuracy", "macro_f1")
+    for statistic in ("mean", "std")
+)
+
+METRIC_NAMES = (
+    tuple(f"{split}:{measure}" for split in SPLITS for measure in ALL_MEASURES)
+    + ("train:images_per_second",)
+    + CROSS_VALIDATION
 )
 
 METRIC_DEFINITIONS: list[dict[str, str]] = [

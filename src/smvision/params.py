@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FEATURE_KINDS = ("hog", "color", "pixels")
+# The order in which joined kinds are listed and their columns laid out.
+FEATURE_KINDS = ("hog", "color", "pixels", "gabor", "edges", "deep")
 
 ParamType = Literal["int", "float", "bool", "str"]
 RangeKind = Literal["continuous", "integer", "categorical"]
@@ -207,17 +208,101 @@ COMMON = (
     ),
 )
 
+WEIGHTS = Param(
+    "weights",
+    "str",
+    "imagenet",
+    "Starting weights of ResNet50: the network resnet50 trains, or the frozen backbone of "
+    "features=deep (svm, rf). imagenet: baked into the image, else downloaded; none: random "
+    "(for tests). The pretrained channel, when present, takes precedence.",
+    choices=("imagenet", "none"),
+)
+
 CLASSICAL = (
     Param(
         "features",
         "str",
         "hog",
-        "OpenCV features joined by '+': hog (gradient "
-        "histograms), color (HSV histogram), pixels (downsampled intensities).",
+        "Features joined by '+': hog (gradient histograms), color (HSV histogram), pixels "
+        "(downsampled intensities), gabor (Gabor filter bank: texture), edges (Canny edge "
+        "density and orientations), deep (a frozen ResNet50's pooled output; see weights).",
         tuning=TuningRange(
-            "categorical", values=("hog", "hog+color", "hog+pixels", "hog+color+pixels")
+            "categorical",
+            values=("hog", "hog+color", "hog+gabor", "hog+edges", "hog+gabor+edges"),
         ),
         combinable=FEATURE_KINDS,
+    ),
+    Param(
+        "gabor_orientations",
+        "int",
+        4,
+        "Orientations in the Gabor bank, evenly spaced over 180 degrees.",
+        low=2,
+        high=16,
+        tuning=TuningRange("integer", 4, 8),
+    ),
+    Param(
+        "gabor_scales",
+        "int",
+        2,
+        "Scales in the Gabor bank; each halves the wavelength of the one before.",
+        low=1,
+        high=4,
+        tuning=TuningRange("integer", 1, 3),
+    ),
+    Param(
+        "gabor_kernel_size",
+        "int",
+        21,
+        "Side of the Gabor kernels in pixels (odd); the first scale's wavelength is half of it.",
+        low=5,
+        high=63,
+        tuning=TuningRange("categorical", values=("11", "21", "31")),
+    ),
+    Param(
+        "feature_grid",
+        "int",
+        4,
+        "Cells per side of the grid over which gabor responses and edge density are summarised.",
+        low=1,
+        high=16,
+        tuning=TuningRange("integer", 2, 8),
+    ),
+    Param(
+        "canny_low",
+        "int",
+        50,
+        "Canny's lower hysteresis threshold (gradient magnitude) for features=edges.",
+        low=0,
+        high=2000,
+        tuning=TuningRange("integer", 10, 100),
+    ),
+    Param(
+        "canny_high",
+        "int",
+        150,
+        "Canny's upper hysteresis threshold; must exceed canny_low.",
+        low=1,
+        high=2000,
+        tuning=TuningRange("integer", 100, 300),
+    ),
+    WEIGHTS,
+    Param(
+        "cv_folds",
+        "int",
+        0,
+        "Stratified k-fold cross-validation on train (plus validation) before the final fit, "
+        "reported as cv:* metrics; 0 disables, else 2 or more.",
+        low=0,
+        high=20,
+    ),
+    Param(
+        "class_weight",
+        "str",
+        "none",
+        "balanced: weigh each class inversely to its share of train, for imbalanced classes.",
+        choices=("none", "balanced"),
+        tuning=TuningRange("categorical", values=("none", "balanced")),
     ),
 )
 
@@ -330,7 +415,43 @@ KERAS = (
         "augment",
         "bool",
         True,
-        "Random shifts, zoom, small rotations and contrast changes while training.",
+        "Random transforms while training, by the ranges below; false turns all of them off.",
+    ),
+    Param(
+        "rotation_range",
+        "float",
+        15.0,
+        "Largest random rotation, in degrees either way.",
+        low=0.0,
+        high=180.0,
+        tuning=TuningRange("continuous", 0.0, 30.0),
+    ),
+    Param(
+        "width_shift_range",
+        "float",
+        0.1,
+        "Largest random horizontal shift, as a share of the width.",
+        low=0.0,
+        high=0.5,
+        tuning=TuningRange("continuous", 0.0, 0.2),
+    ),
+    Param(
+        "height_shift_range",
+        "float",
+        0.1,
+        "Largest random vertical shift, as a share of the height.",
+        low=0.0,
+        high=0.5,
+        tuning=TuningRange("continuous", 0.0, 0.2),
+    ),
+    Param(
+        "zoom_range",
+        "float",
+        0.1,
+        "Largest random zoom in or out, as a share of the size.",
+        low=0.0,
+        high=0.5,
+        tuning=TuningRange("continuous", 0.0, 0.2),
     ),
     Param(
         "horizontal_flip",
@@ -338,6 +459,34 @@ KERAS = (
         False,
         "Also flip images left-right while augmenting "
         "(right for photos, wrong for digits and text).",
+    ),
+    Param(
+        "random_crop",
+        "float",
+        0.0,
+        "Share of each side a random crop cuts away, the crop resized back to image_size; "
+        "0 disables.",
+        low=0.0,
+        high=0.5,
+        tuning=TuningRange("continuous", 0.0, 0.2),
+    ),
+    Param(
+        "contrast_range",
+        "float",
+        0.15,
+        "Largest random contrast change, as a share.",
+        low=0.0,
+        high=0.9,
+    ),
+    Param(
+        "label_smoothing",
+        "float",
+        0.0,
+        "Share of each training label spread evenly over all classes (validation loss stays "
+        "the plain cross-entropy).",
+        low=0.0,
+        high=0.5,
+        tuning=TuningRange("continuous", 0.0, 0.2),
     ),
     Param(
         "early_stopping_patience",
@@ -358,14 +507,7 @@ KERAS = (
 )
 
 RESNET50 = (
-    Param(
-        "weights",
-        "str",
-        "imagenet",
-        "Starting weights for the ResNet50 base; the "
-        "pretrained channel, when present, takes precedence.",
-        choices=("imagenet", "none"),
-    ),
+    WEIGHTS,
     Param(
         "fine_tune_epochs",
         "int",

@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from smvision import algorithms, data, distributed, evaluation, hyperparameters, logs, metrics
+from smvision import (
+    algorithms,
+    data,
+    distributed,
+    evaluation,
+    explain,
+    hyperparameters,
+    logs,
+    metrics,
+)
 from smvision import contract as contract_module
 from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
 from smvision.artifacts import library_versions, staged_directory, write_json
@@ -108,6 +117,8 @@ class JobData:
     image_size: int
     # How image_size was chosen, for metadata.json.
     image_size_reason: str
+    # Images per class in all of train (every host's shard), before any is skipped.
+    train_class_counts: dict[str, int]
 
 
 @dataclass
@@ -181,6 +192,7 @@ def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Clus
         own_train,
         size,
         size_reason,
+        {name: sum(s.label == name for s in samples.train) for name in samples.class_names},
     )
 
 
@@ -271,7 +283,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         )
         return
     results, probabilities = evaluate(algorithm, job, jobrun)
-    write_reports(contract, results, history)
+    write_reports(contract, algorithm, job, results, probabilities, history)
     save_model(contract, hp, algorithm, job, final_metrics(results, history),
                probabilities.get("validation"))
 
@@ -307,16 +319,29 @@ def evaluate(
     return results, probabilities
 
 
-def write_reports(contract: Contract, results: dict[str, dict[str, Any]], history: History) -> None:
-    """output/data/: evaluation.json, the confusion matrices, the training curves."""
-    contract.output_data_dir.mkdir(parents=True, exist_ok=True)
-    if results:
-        write_json(contract.output_data_dir / "evaluation.json", results)
-        evaluation.plot_confusion_matrices(
-            results, contract.output_data_dir / "confusion_matrix.png"
-        )
-    if history:
-        evaluation.plot_training_curves(history, contract.output_data_dir / "training_curves.png")
+def write_reports(
+    contract: Contract,
+    algorithm: Algorithm,
+    job: JobData,
+    results: dict[str, dict[str, Any]],
+    probabilities: dict[str, np.ndarray],
+    history: History,
+) -> None:
+    """output/data/: evaluation.json (the results, the class counts of train, what the
+    algorithm found) and the pictures."""
+    out = contract.output_data_dir
+    out.mkdir(parents=True, exist_ok=True)
+    datasets = {"validation": job.validation, "test": job.test}
+    evaluated = [
+        explain.Evaluated(split, dataset, probabilities[split])
+        for split, dataset in datasets.items()
+        if dataset is not None and split in probabilities
+    ]
+    findings = explain.write(
+        out, algorithm, job.class_names, job.train, evaluated, results, history
+    )
+    counts = {"train_class_counts": job.train_class_counts}
+    write_json(out / "evaluation.json", results | counts | algorithm.report() | findings)
 
 
 def final_metrics(results: dict[str, dict[str, Any]], history: History) -> dict[str, float]:

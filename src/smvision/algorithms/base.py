@@ -88,6 +88,11 @@ class Algorithm(ABC):
         compile (KerasAlgorithm)."""
         return None
 
+    def report(self) -> dict[str, Any]:
+        """What training found beyond the metrics, for evaluation.json (such as
+        cross-validation scores); empty when there is nothing."""
+        return {}
+
     def preprocessing(self) -> dict[str, object]:
         """How raw images become model input, for metadata.json."""
         return {

@@ -1,24 +1,36 @@
-"""What svm and rf share: OpenCV features into a scikit-learn pipeline, saved with joblib."""
+"""What svm and rf share: image features into a scikit-learn pipeline, saved with joblib."""
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
+from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
 from smvision import images
 from smvision.algorithms import features
 from smvision.algorithms.base import Algorithm, History, RunContext
+from smvision.algorithms.features import FeatureSettings, layout
+from smvision.algorithms.features.backbones import BackboneRecord
 from smvision.data import Dataset
-from smvision.hyperparameters import Hyperparameters
+from smvision.hyperparameters import HyperparameterError, Hyperparameters
+
+if TYPE_CHECKING:
+    from smvision.algorithms.features.deep import Backbone
 
 MODEL_FILE = "model.joblib"
+CV_SCORES = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
+
+
+def class_weight(hp: Hyperparameters) -> str | None:
+    """scikit-learn's class_weight for the `class_weight` hyperparameter."""
+    return None if hp.text("class_weight") == "none" else hp.text("class_weight")
 
 
 class ClassicalAlgorithm(Algorithm):
@@ -29,12 +41,15 @@ class ClassicalAlgorithm(Algorithm):
         image_size: int,
         channels: int,
         class_count: int,
-        feature_spec: str = "hog",
+        settings: FeatureSettings | None = None,
         pipeline: Pipeline | None = None,
+        backbone: Backbone | None = None,
     ) -> None:
         super().__init__(image_size, channels, class_count)
-        self.feature_spec = feature_spec
+        self.settings = settings or FeatureSettings(("hog",))
         self.pipeline = pipeline
+        self.backbone = backbone
+        self.cross_validation: dict[str, Any] | None = None
 
     @abstractmethod
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
@@ -43,9 +58,15 @@ class ClassicalAlgorithm(Algorithm):
     def fit(
         self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
     ) -> History:
-        self.feature_spec = hp.text("features")
-        x = features.extract(train.images, self.feature_spec)
-        run.info(f"Extracted {x.shape[1]} '{self.feature_spec}' features from {len(x)} images.")
+        self.settings = FeatureSettings.from_hyperparameters(hp)
+        if "deep" in self.settings.kinds:
+            from smvision.algorithms.features.deep import Backbone
+
+            self.backbone = Backbone.for_training(self.image_size, hp, run)
+        x = self.extract(train.images)
+        run.info(f"Extracted {x.shape[1]} '{self.settings.spec}' features from {len(x)} images.")
+        if hp.integer("cv_folds"):
+            self.cross_validation = self._cross_validate(x, train, validation, hp, run)
         self.pipeline = self.build_pipeline(hp).fit(x, train.labels)
         classes = list(self.pipeline.classes_)
         if classes != list(range(self.class_count)):
@@ -59,9 +80,53 @@ class ClassicalAlgorithm(Algorithm):
         run.metric("train:loss", loss)
         return {}
 
+    def _cross_validate(
+        self,
+        x: np.ndarray,
+        train: Dataset,
+        validation: Dataset | None,
+        hp: Hyperparameters,
+        run: RunContext,
+    ) -> dict[str, Any]:
+        """Stratified k-fold on train plus validation; each fold fits a fresh pipeline."""
+        folds = hp.integer("cv_folds")
+        labels = train.labels
+        if validation is not None:
+            x = np.concatenate([x, self.extract(validation.images)])
+            labels = np.concatenate([labels, validation.labels])
+        smallest = int(np.bincount(labels, minlength=self.class_count).min())
+        if folds > smallest:
+            raise HyperparameterError(
+                f"Hyperparameter 'cv_folds' has value '{folds}', but the smallest class has only "
+                f"{smallest} images in train and validation together, and every fold needs one "
+                f"of each class; use cv_folds={smallest} or fewer, or 0 to turn it off."
+            )
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=hp.integer("seed"))
+        scores = cross_validate(self.build_pipeline(hp), x, labels, cv=splitter, scoring=CV_SCORES)
+        result: dict[str, Any] = {"folds": folds, "images": int(len(labels))}
+        for measure in CV_SCORES:
+            per_fold = [float(v) for v in scores[f"test_{measure}"]]
+            result[measure] = {
+                "mean": float(np.mean(per_fold)),
+                "std": float(np.std(per_fold)),
+                "per_fold": per_fold,
+            }
+            run.metric(f"cv:{measure}_mean", result[measure]["mean"])
+            run.metric(f"cv:{measure}_std", result[measure]["std"])
+        run.info(
+            f"{folds}-fold cross-validation on {len(labels)} images: accuracy "
+            f"{result['accuracy']['mean']:.4f} +/- {result['accuracy']['std']:.4f}, macro F1 "
+            f"{result['macro_f1']['mean']:.4f} +/- {result['macro_f1']['std']:.4f}"
+        )
+        return result
+
+    def extract(self, prepared: np.ndarray) -> np.ndarray:
+        """Features of prepared images, in training and in serving alike."""
+        return features.extract(prepared, self.settings, backbone=self.backbone)
+
     def features_of(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         prepared = np.stack([images.prepare(i, self.image_size, self.channels) for i in batch])
-        return features.extract(prepared, self.feature_spec)
+        return self.extract(prepared)
 
     def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         if self.pipeline is None:
@@ -69,25 +134,48 @@ class ClassicalAlgorithm(Algorithm):
         result: np.ndarray = self.pipeline.predict_proba(self.features_of(batch))
         return result.astype(np.float32)
 
+    def columns(self) -> list[layout.Column]:
+        """What each feature column is, in column order."""
+        return layout.columns(self.settings, self.image_size, self.channels)
+
+    def feature_importances(self) -> np.ndarray | None:
+        """One importance per feature column, for models that have them."""
+        return None
+
+    def report(self) -> dict[str, Any]:
+        return {"cross_validation": self.cross_validation} if self.cross_validation else {}
+
     def save(self, model_dir: Path) -> None:
         state: dict[str, Any] = {
             "pipeline": self.pipeline,
             "image_size": self.image_size,
             "channels": self.channels,
             "class_count": self.class_count,
-            "feature_spec": self.feature_spec,
+            "features": self.settings.as_dict(),
+            "backbone": self.backbone.record.as_dict() if self.backbone else None,
         }
+        if self.backbone is not None:
+            self.backbone.save(model_dir)
         joblib.dump(state, model_dir / MODEL_FILE)
 
     @classmethod
     def load(cls, model_dir: Path) -> ClassicalAlgorithm:
         state = joblib.load(model_dir / MODEL_FILE)
+        settings = FeatureSettings.from_dict(state["features"])
+        backbone = None
+        if state["backbone"] is not None:
+            from smvision.algorithms.features import deep
+
+            deep.use_one_thread()
+            record = BackboneRecord.from_dict(state["backbone"])
+            backbone = deep.Backbone.load(model_dir, state["image_size"], record)
         algorithm = cls(
             state["image_size"],
             state["channels"],
             state["class_count"],
-            state["feature_spec"],
+            settings,
             state["pipeline"],
+            backbone,
         )
         algorithm.for_serving()
         return algorithm
@@ -96,4 +184,7 @@ class ClassicalAlgorithm(Algorithm):
         """Single-threaded prediction: the server runs one worker per core."""
 
     def preprocessing(self) -> dict[str, object]:
-        return super().preprocessing() | {"features": self.feature_spec}
+        steps = super().preprocessing() | {"features": self.settings.as_dict()}
+        if self.backbone is not None:
+            steps["backbone"] = self.backbone.record.as_dict()
+        return steps

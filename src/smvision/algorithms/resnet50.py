@@ -8,6 +8,7 @@ weights (found in KERAS_HOME when baked into the image, downloaded otherwise), o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,8 @@ class ResNet50Algorithm(KerasAlgorithm):
 
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers
-        base = keras.applications.ResNet50(
-            include_top=False,
-            weights=None,
-            input_shape=(self.image_size, self.image_size, 3),
-            pooling="avg",
-            name=BASE_NAME,
-        )
-        self._load_starting_weights(base, hp, run)
+        base = base_network(self.image_size)
+        load_starting_weights(base, starting_weights_file(run.pretrained_dir, hp), run.info)
         base.trainable = False
         inputs = keras.Input((self.image_size, self.image_size, 3), name="pixels")
         x = ImageNetCaffePreprocessing(name="imagenet_preprocessing")(inputs)
@@ -54,23 +49,6 @@ class ResNet50Algorithm(KerasAlgorithm):
         x = layers.Dropout(hp.real("dropout"))(x)
         outputs = layers.Dense(self.class_count, activation="softmax", dtype="float32")(x)
         return keras.Model(inputs, outputs, name="smvision_resnet50")
-
-    def _load_starting_weights(self, base: Any, hp: Hyperparameters, run: RunContext) -> None:
-        path = find_pretrained_weights(run.pretrained_dir)
-        if path is None and hp.text("weights") == "none":
-            run.info("ResNet50 starts from random weights (weights=none).")
-            return
-        if path is None:
-            path = imagenet_weights_file()
-        try:
-            base.load_weights(path)
-        except (ValueError, OSError, KeyError) as error:
-            raise WeightsError(
-                f"{path} does not fit ResNet50 without its top ({error}); give the "
-                f"'pretrained' channel {IMAGENET_NOTOP_FILE} or a file written by "
-                "keras.applications.ResNet50(include_top=False).save_weights()."
-            ) from error
-        run.info(f"ResNet50 starting weights: {path}")
 
     def phases(self, hp: Hyperparameters) -> list[Phase]:
         return [
@@ -93,6 +71,41 @@ class ResNet50Algorithm(KerasAlgorithm):
         return super().preprocessing() | {
             "model_input": "float32 RGB 0-255; ImageNet caffe preprocessing inside the model"
         }
+
+
+def base_network(image_size: int) -> Any:
+    """ResNet50 without its top, global-average-pooled: 2048 values per image."""
+    return keras.applications.ResNet50(
+        include_top=False,
+        weights=None,
+        input_shape=(image_size, image_size, 3),
+        pooling="avg",
+        name=BASE_NAME,
+    )
+
+
+def starting_weights_file(pretrained_dir: Path | None, hp: Hyperparameters) -> Path | None:
+    """The pretrained channel's file, else Keras' ImageNet file, else None for weights=none."""
+    path = find_pretrained_weights(pretrained_dir)
+    if path is None and hp.text("weights") == "none":
+        return None
+    return path if path is not None else imagenet_weights_file()
+
+
+def load_starting_weights(base: Any, path: Path | None, info: Callable[[str], None]) -> None:
+    """Load `path` into the base network, or leave it random when there is none."""
+    if path is None:
+        info("ResNet50 starts from random weights (weights=none).")
+        return
+    try:
+        base.load_weights(path)
+    except (ValueError, OSError, KeyError) as error:
+        raise WeightsError(
+            f"{path} does not fit ResNet50 without its top ({error}); give the "
+            f"'pretrained' channel {IMAGENET_NOTOP_FILE} or a file written by "
+            "keras.applications.ResNet50(include_top=False).save_weights()."
+        ) from error
+    info(f"ResNet50 starting weights: {path}")
 
 
 def find_pretrained_weights(directory: Path | None) -> Path | None:

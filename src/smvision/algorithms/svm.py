@@ -1,4 +1,4 @@
-"""Support vector machine on OpenCV features (standardised; Platt-scaled probabilities)."""
+"""Support vector machine on image features (standardised; Platt-scaled probabilities)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from smvision.algorithms.classical import ClassicalAlgorithm
+from smvision.algorithms.classical import ClassicalAlgorithm, class_weight
 from smvision.hyperparameters import Hyperparameters
 
 
@@ -19,6 +19,7 @@ class SVMAlgorithm(ClassicalAlgorithm):
             C=hp.real("C"),
             kernel=hp.text("kernel"),
             gamma=gamma if isinstance(gamma, str) else float(gamma),  # type: ignore[arg-type]
+            class_weight=class_weight(hp),
             random_state=hp.integer("seed"),
         )
         # Platt scaling fitted on cross-validated decision values, then one SVC on all data.

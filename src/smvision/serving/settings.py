@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smvision import specs
+from smvision.algorithms.features import backbones
+from smvision.algorithms.features.backbones import BackboneMissingError
 from smvision.artifacts import read_metadata
 from smvision.contract import METADATA_FILE, Contract
 from smvision.machine import available_cores
@@ -111,6 +113,10 @@ def _algorithm_of(model_dir: Path) -> str:
             f"{metadata_file} has class_names {json.dumps(class_names)[:80]}; it must be the "
             f"list of class names, as train writes it. {_WHERE_MODELS_COME_FROM}"
         )
+    try:  # a features=deep model needs the very weights it was trained with
+        backbones.check_model_dir(model_dir, metadata)
+    except BackboneMissingError as error:
+        raise ModelDirectoryError(str(error)) from error
     return algorithm
 
 

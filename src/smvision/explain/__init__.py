@@ -1,0 +1,101 @@
+"""What a person looks at after training: pictures in output/data/ and the findings behind them.
+
+`write` draws, for every algorithm, the confusion matrices beside per-class precision
+and recall (confusion_matrix.png; per_label.png for a multi-label model, roc_pr_curves.png
+for two classes) and the most confident mistakes (mistakes.png); for
+models with feature importances (rf), where they look (feature_importance.png); for
+models with saliency maps (cnn, resnet50), Grad-CAM over right and wrong images
+(saliency.png); and training curves when there are epochs. It returns what
+evaluation.json adds beside the per-split results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from smvision.algorithms.base import Algorithm, History
+from smvision.algorithms.features.layout import Column
+from smvision.data import Dataset
+from smvision.explain import charts, importance, mistakes, saliency
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class HasFeatureImportances(Protocol):
+    def feature_importances(self) -> np.ndarray | None: ...
+
+    def columns(self) -> list[Column]: ...
+
+
+@runtime_checkable
+class HasSaliency(Protocol):
+    def saliency(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One evaluated split: its images and labels, and the model's probabilities."""
+
+    split: str
+    dataset: Dataset
+    probabilities: np.ndarray
+
+
+def write(
+    out_dir: Path,
+    algorithm: Algorithm,
+    class_names: Sequence[str],
+    train: Dataset,
+    evaluated: Sequence[Evaluated],
+    results: Mapping[str, Any],
+    history: History,
+) -> dict[str, Any]:
+    """Draw every picture that applies into out_dir; return evaluation.json's additions."""
+    findings: dict[str, Any] = {"train_class_counts": class_counts(train.labels, class_names)}
+    charts.results(results, out_dir)
+    if history:
+        charts.training_curves(history, out_dir / "training_curves.png")
+    if evaluated and evaluated[-1].dataset.labels.ndim == 1:  # one label per image
+        shown = evaluated[-1]  # test when there is one, else validation
+        mistakes.draw(
+            shown.split,
+            shown.dataset.images,
+            shown.probabilities,
+            shown.dataset.labels,
+            class_names,
+            out_dir / "mistakes.png",
+        )
+        if isinstance(algorithm, HasSaliency):
+            saliency.draw(
+                shown.split,
+                shown.dataset.images,
+                shown.probabilities,
+                shown.dataset.labels,
+                class_names,
+                algorithm.saliency,
+                out_dir / "saliency.png",
+            )
+    if isinstance(algorithm, HasFeatureImportances):
+        importances = algorithm.feature_importances()
+        if importances is not None:
+            columns = algorithm.columns()
+            mean_image = train.images.astype(np.float64).mean(axis=0)
+            importance.draw(importances, columns, mean_image, out_dir / "feature_importance.png")
+            findings["feature_importance"] = importance.summary(importances, columns)
+    return findings
+
+
+def class_counts(labels: np.ndarray, class_names: Sequence[str]) -> dict[str, int]:
+    """Images per class (for a multi-label 0/1 matrix: images per label)."""
+    if labels.ndim == 2:
+        counts = labels.sum(axis=0)
+    else:
+        counts = np.bincount(labels, minlength=len(class_names))
+    return {name: int(count) for name, count in zip(class_names, counts)}

@@ -1,0 +1,36 @@
+"""matplotlib for files, not screens: the Agg backend, and figures saved and closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DPI = 100
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (jobs and servers have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(figure: Any, path: Path) -> None:
+    figure.savefig(path, dpi=DPI)
+    pyplot().close(figure)
+
+
+def show_image(axis: Any, image: np.ndarray) -> None:
+    """A uint8 (or float 0-255) H x W x C image, grey when it has one channel."""
+    pixels = np.clip(image, 0, 255).astype(np.uint8)
+    if pixels.shape[-1] == 1:
+        axis.imshow(pixels[:, :, 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        axis.imshow(pixels)
+    axis.set_xticks([])
+    axis.set_yticks([])

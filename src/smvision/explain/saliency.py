@@ -1,0 +1,66 @@
+"""saliency.png: where a network looked (Grad-CAM), over a few right and a few wrong images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from smvision.explain.plotting import pyplot, save, show_image
+
+PER_ROW = 4
+
+# Images (N x S x S x C uint8) and the class to explain for each -> N x S x S maps in [0, 1].
+SaliencyMaps = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def choose(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The most confident right and the most confident wrong predictions, PER_ROW of each."""
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    right = np.flatnonzero(predicted == labels)
+    wrong = np.flatnonzero(predicted != labels)
+    right = right[np.argsort(-confidence[right], kind="stable")][:PER_ROW]
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:PER_ROW]
+    return right, wrong
+
+
+def draw(
+    split: str,
+    pixels: np.ndarray,
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    maps_of: SaliencyMaps,
+    path: Path,
+) -> None:
+    """Grad-CAM of the predicted class over each chosen image: right ones, then wrong ones."""
+    plt = pyplot()
+    right, wrong = choose(probabilities, labels)
+    groups = [(name, rows) for name, rows in (("right", right), ("wrong", wrong)) if len(rows)]
+    chosen = np.concatenate([rows for _, rows in groups])
+    predicted = probabilities.argmax(axis=1)
+    maps = maps_of(pixels[chosen], predicted[chosen])
+    figure, axes = plt.subplots(
+        len(groups), PER_ROW, figsize=(2.8 * PER_ROW, 3.1 * len(groups) + 0.5), squeeze=False
+    )
+    for axis in axes.ravel():
+        axis.axis("off")
+    position = 0
+    for axes_row, (group, rows) in zip(axes, groups):
+        for axis, row in zip(axes_row, rows):
+            show_image(axis, pixels[row])
+            axis.imshow(maps[position], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axis.axis("on")
+            guess = int(predicted[row])
+            axis.set_title(
+                f"{group}: true {class_names[int(labels[row])]}\n"
+                f"predicted {class_names[guess]} ({probabilities[row, guess]:.2f})",
+                fontsize=9,
+                color="darkgreen" if group == "right" else "firebrick",
+            )
+            position += 1
+    figure.suptitle(f"{split}: Grad-CAM of the predicted class (red: what raised it most)")
+    figure.tight_layout()
+    save(figure, path)
