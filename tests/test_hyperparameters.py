@@ -122,6 +122,23 @@ def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
             "'algorithm' has value 'xgboost'; use one of svm, rf, cnn, resnet50",
         ),
         ({}, "'algorithm' is missing"),
+        (
+            {"algorithm": "svm", "features": "hog+edges", "canny_low": "200"},
+            "canny_low must be below canny_high",
+        ),
+        ({"algorithm": "rf", "features": "gabor", "gabor_kernel_size": "20"}, "use an odd number"),
+        ({"algorithm": "svm", "cv_folds": "1"}, "cross-validation needs at least 2 folds"),
+        (
+            {"algorithm": "svm", "features": "color+deep", "image_size": "24"},
+            "features=deep runs ResNet50",
+        ),
+        (
+            {"algorithm": "rf", "features": "gabor", "image_size": "8", "feature_grid": "9"},
+            "more cells per side than the 8 pixels",
+        ),
+        ({"algorithm": "rf", "class_weight": "auto"}, "use one of none, balanced"),
+        ({"algorithm": "cnn", "label_smoothing": "0.7"}, "'label_smoothing' has value '0.7'"),
+        ({"algorithm": "resnet50", "rotation_range": "-5"}, "'rotation_range' has value '-5'"),
     ],
 )
 def test_bad_values_name_the_key_the_value_and_the_fix(raw: dict, fragment: str) -> None:
@@ -193,3 +210,35 @@ def test_image_size_auto_parses_and_a_bad_word_names_it() -> None:
     assert parse({"algorithm": "svm", "image_size": "48"}).integer("image_size") == 48
     with pytest.raises(HyperparameterError, match="'image_size' has value 'big'.* or auto"):
         parse({"algorithm": "svm", "image_size": "big"})
+
+
+def test_the_features_settings_and_the_training_choices_are_in_the_schema() -> None:
+    classical = {
+        "gabor_orientations": 4,
+        "gabor_scales": 2,
+        "gabor_kernel_size": 21,
+        "feature_grid": 4,
+        "canny_low": 50,
+        "canny_high": 150,
+        "weights": "imagenet",
+        "cv_folds": 0,
+        "class_weight": "none",
+    }
+    keras = {
+        "rotation_range": 15.0,
+        "width_shift_range": 0.1,
+        "height_shift_range": 0.1,
+        "zoom_range": 0.1,
+        "horizontal_flip": False,
+        "random_crop": 0.0,
+        "contrast_range": 0.15,
+        "label_smoothing": 0.0,
+    }
+    for algorithm, expected in (("svm", classical), ("rf", classical), ("cnn", keras)):
+        values = parse({"algorithm": algorithm}).values
+        assert {name: values[name] for name in expected} == expected, algorithm
+    assert parse({"algorithm": "resnet50"}).values["random_crop"] == 0.0
+    assert parse({"algorithm": "svm", "features": "deep+hog"}).text("features") == "hog+deep"
+    ranges = hyperparameters.tuning_ranges("rf")
+    assert {"class_weight", "gabor_scales", "canny_low", "feature_grid"} <= set(ranges)
+    assert "label_smoothing" in hyperparameters.tuning_ranges("cnn")

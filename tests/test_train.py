@@ -18,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smvision import data, hyperparameters
+from smvision.algorithms.rf import RandomForestAlgorithm
+from smvision.data import Dataset
 from smvision.local import lay_out_job, train_command
-from smvision.metrics import METRIC_DEFINITIONS
+from smvision.metrics import CROSS_VALIDATION, METRIC_DEFINITIONS
 from smvision.samples import digits_images
 from smvision.toolkit_entry import ENTRY_SCRIPT, ENTRY_SCRIPT_DIR
 from tests.conftest import JobResult
+from tests.pictures import assert_picture
 
 PLATFORM_KEYS = {
     "_tuning_objective_metric": "validation:accuracy",
@@ -71,7 +75,8 @@ def test_svm_on_digits_with_every_channel(train_job, digits: Path) -> None:
         "test:macro_f1",
     }
     evaluation = job.evaluation
-    assert set(evaluation) == {"validation", "test"}
+    assert set(evaluation) == {"validation", "test", "train_class_counts"}
+    assert evaluation["train_class_counts"]["3"] == 110
     test = evaluation["test"]
     assert test["count"] == 360 and test["accuracy"] == pytest.approx(
         metrics["test:accuracy"][-1], abs=1e-6
@@ -83,11 +88,17 @@ def test_svm_on_digits_with_every_channel(train_job, digits: Path) -> None:
     assert hyperparameters["_tuning_objective_metric"] == "validation:accuracy"
     assert job.metadata["hyperparameters"]["C"] == "10.0"
     assert "_tuning_objective_metric" not in job.metadata["hyperparameters"]
+    pictures = job.ml / "output" / "data"
+    assert_picture(pictures / "confusion_matrix.png", 1000, 900)  # two splits, two panels each
+    assert_picture(pictures / "mistakes.png", 600, 250)
+    assert not (pictures / "feature_importance.png").exists()  # an RBF SVM has none
 
 
 def test_metric_definitions_read_real_job_output(train_job, digits: Path) -> None:
     job = train_job(
-        "svm", {"train": digits / "train", "test": digits / "test"}, {"image_size": "32"}
+        "svm",
+        {"train": digits / "train", "test": digits / "test"},
+        {"image_size": "32", "cv_folds": "2"},
     )
     assert job.returncode == 0, job.output[-2000:]
     lines = job.output.splitlines()
@@ -102,21 +113,92 @@ def test_metric_definitions_read_real_job_output(train_job, digits: Path) -> Non
     assert {"train:accuracy", "validation:accuracy", "validation:loss", "test:accuracy"} <= set(
         read
     )
+    assert set(CROSS_VALIDATION) <= set(read)
+    cv = job.evaluation["cross_validation"]
+    assert cv["folds"] == 2 and cv["images"] == 1078  # train, with the part held out of it
+    assert read["cv:accuracy_mean"] == pytest.approx(cv["accuracy"]["mean"], abs=1e-6)
+    assert read["cv:macro_f1_std"] == pytest.approx(cv["macro_f1"]["std"], abs=1e-6)
+    assert cv["accuracy"]["mean"] > 0.9 and len(cv["accuracy"]["per_fold"]) == 2
 
 
 def test_rf_splits_validation_from_train_and_reads_npz(train_job, tmp_path: Path) -> None:
+    """Also: every per-image feature kind, cross-validation, class weights, and the pictures."""
     pixels, labels = digits_images()
     (tmp_path / "npz").mkdir()
     np.savez(tmp_path / "npz" / "digits.npz", x=pixels, y=labels)
     job = train_job(
         "rf",
         {"train": tmp_path / "npz"},
-        {"n_estimators": "60", "validation_fraction": "0.25", "features": "hog+pixels"},
+        {
+            "n_estimators": "60",
+            "validation_fraction": "0.25",
+            "features": "hog+pixels+gabor+edges",
+            "cv_folds": "3",
+            "class_weight": "balanced",
+        },
     )
     assert_complete_model(job, "rf")
     assert "held out 450 of 1797 train images" in job.output
-    assert job.evaluation["validation"]["count"] == 450
+    assert "3-fold cross-validation on 1797 images" in job.output
+    evaluation = job.evaluation
+    assert evaluation["validation"]["count"] == 450
     assert job.metrics()["validation:accuracy"][-1] > 0.9
+    assert evaluation["cross_validation"]["accuracy"]["mean"] > 0.9
+    assert job.metadata["hyperparameters"]["class_weight"] == "balanced"
+    importance = evaluation["feature_importance"]
+    assert set(importance["by_kind"]) == {"hog", "pixels", "gabor", "edges"}
+    assert sum(importance["by_kind"].values()) == pytest.approx(1.0)
+    top = importance["top"]
+    assert len(top) == 20 and top[0]["importance"] >= top[-1]["importance"] > 0
+    placed = [t for t in top if t["place"] is not None]
+    assert placed and all(
+        0 <= t["place"]["top"] < t["place"]["bottom"] <= 64 for t in placed
+    ), placed
+    assert all(t["name"].startswith(t["kind"]) for t in top)
+    pictures = job.ml / "output" / "data"
+    assert_picture(pictures / "feature_importance.png", 1200, 450)
+    assert_picture(pictures / "mistakes.png", 600, 250)  # validation: there is no test
+    assert_picture(pictures / "confusion_matrix.png", 1000, 450)
+
+
+def test_class_weight_balanced_lifts_the_rare_classes(digits: Path) -> None:
+    """rf on four digits, two of them with 6 training images: balanced weights find more of them."""
+    names = ["3", "5", "8", "9"]
+
+    def load(split: str, limit: int) -> Dataset:
+        kept: dict[str, int] = {}
+        samples = []
+        for sample in data.list_channel(digits / split, split):
+            if sample.label in names:
+                kept[sample.label] = kept.get(sample.label, 0) + 1
+                if sample.label in ("3", "5") or kept[sample.label] <= limit:
+                    samples.append(sample)
+        return data.load(samples, names, 32, 1, split, 0.0)
+
+    train, test = load("train", 6), load("test", 1000)
+    recall = {}
+    for weight in ("none", "balanced"):
+        hp = hyperparameters.parse(
+            {"algorithm": "rf", "image_size": "32", "class_weight": weight, "min_samples_leaf": "3"}
+        )
+        model = RandomForestAlgorithm(32, 1, len(names))
+        model.fit(train, None, hp, QuietRun())
+        predicted = model.predict_proba(test.images).argmax(axis=1)
+        rare = np.isin(test.labels, [2, 3])
+        recall[weight] = float((predicted[rare] == test.labels[rare]).mean())
+    assert recall["balanced"] > recall["none"] + 0.2, recall
+
+
+class QuietRun:
+    """What a classical fit uses of its job: nothing to report here."""
+
+    pretrained_dir = None
+
+    def metric(self, name: str, value: float) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
 
 
 def test_cnn_reports_every_epoch_and_plots_curves(train_job, digits: Path) -> None:

@@ -91,7 +91,7 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         name="svm",
         implementation="smvision.algorithms.svm:SVMAlgorithm",
         family="classical",
-        summary="HOG (+ colour, pixels) features from OpenCV into an RBF SVM",
+        summary="image features (HOG by default; colour, pixels, Gabor, edges, deep) into an SVM",
         parameters=CLASSICAL + SVM,
         image_size="auto",
         channels="auto",
@@ -104,7 +104,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         spans_hosts=False,
         data_needed="a few hundred images (tens per class)",
         interpretability="medium: HOG features can be drawn; the RBF kernel's decision cannot",
-        setup="CPU only: OpenCV and scikit-learn",
+        setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
+        # features=deep reads its ResNet50 weights from 'pretrained', as resnet50 does.
+        optional_channels=("validation", "test", "pretrained"),
     ),
     AlgorithmSpec(
         name="rf",
@@ -121,8 +123,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         serve_workers=None,
         spans_hosts=False,
         data_needed="a few hundred images (tens per class)",
-        interpretability="medium-high: feature importances rank HOG cells and colour bins",
-        setup="CPU only: OpenCV and scikit-learn",
+        interpretability="medium-high: feature importances, named and drawn onto the image",
+        setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
+        optional_channels=("validation", "test", "pretrained"),
     ),
     AlgorithmSpec(
         name="cnn",

@@ -1,4 +1,8 @@
-"""mistakes.png: the images a model got wrong most confidently, with what it said."""
+"""mistakes.png: the images a model got wrong most confidently, with what it said.
+
+Without a single mistake the picture shows the least confident answers instead (all
+right): the images nearest to becoming mistakes.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,10 @@ def most_confident_mistakes(
     return wrong[np.argsort(-confidence, kind="stable")][:limit]
 
 
+def least_confident(probabilities: np.ndarray, limit: int = MAX_SHOWN) -> np.ndarray:
+    return np.argsort(probabilities.max(axis=1), kind="stable")[:limit]
+
+
 def draw(
     split: str,
     pixels: np.ndarray,
@@ -31,31 +39,26 @@ def draw(
     labels: np.ndarray,
     class_names: Sequence[str],
     path: Path,
-) -> int:
-    """A grid of the most confident mistakes of one split; returns how many it shows."""
+) -> None:
+    """A grid of the most confident mistakes of one split (or its least confident answers)."""
     plt = pyplot()
-    rows_shown = most_confident_mistakes(probabilities, labels)
+    shown = most_confident_mistakes(probabilities, labels)
     wrong = int((probabilities.argmax(axis=1) != labels).sum())
-    if not len(rows_shown):
-        figure, axis = plt.subplots(figsize=(6, 2))
-        axis.axis("off")
-        axis.text(
-            0.5,
-            0.5,
-            f"No mistakes: every one of the {len(labels)} {split} images is right.",
-            ha="center",
-            va="center",
-            fontsize=12,
+    if len(shown):
+        title = f"{split}: the {len(shown)} most confident of {wrong} mistakes in {len(labels)}"
+    else:
+        shown = least_confident(probabilities)
+        title = (
+            f"{split}: no mistakes in {len(labels)} images; the {len(shown)} least confident "
+            "answers"
         )
-        save(figure, path)
-        return 0
-    grid_rows = math.ceil(len(rows_shown) / COLUMNS)
+    rows = math.ceil(len(shown) / COLUMNS)
     figure, axes = plt.subplots(
-        grid_rows, COLUMNS, figsize=(2.6 * COLUMNS, 2.9 * grid_rows + 0.6), squeeze=False
+        rows, COLUMNS, figsize=(2.6 * COLUMNS, 2.9 * rows + 0.6), squeeze=False
     )
     for axis in axes.ravel():
         axis.axis("off")
-    for axis, row in zip(axes.ravel(), rows_shown):
+    for axis, row in zip(axes.ravel(), shown):
         guess = int(probabilities[row].argmax())
         show_image(axis, pixels[row])
         axis.axis("on")
@@ -63,11 +66,8 @@ def draw(
             f"true {class_names[int(labels[row])]}\n"
             f"predicted {class_names[guess]} ({probabilities[row, guess]:.2f})",
             fontsize=9,
-            color="firebrick",
+            color="firebrick" if guess != labels[row] else "darkgreen",
         )
-    figure.suptitle(
-        f"{split}: the {len(rows_shown)} most confident of {wrong} mistakes in {len(labels)} images"
-    )
+    figure.suptitle(title)
     figure.tight_layout()
     save(figure, path)
-    return len(rows_shown)
