@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     accuracy.measure(args.work, store)
     phase("HOG feature extraction")
     store.merge(training.feature_extraction(digits))
+    phase("the cost of each feature kind")
+    store.merge(training.feature_costs())
     phase("cnn input pipeline against model.fit")
     store.merge(training.cnn_pipeline(digits, args.work))
     loads.append(("at end", load_average()))

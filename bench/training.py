@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,67 @@ def feature_extraction(digits: Path, repeats: int = HOG_REPEATS) -> dict[str, Fi
         "hog_vs_skimage": speed_up,
         "hog_scaling": scaling,
     }
+
+
+FEATURE_COST_REPEATS = 3
+DEEP_LARGE_SIZE = 224
+
+
+def feature_costs(repeats: int = FEATURE_COST_REPEATS) -> dict[str, Figure]:
+    """Milliseconds per image of each feature kind alone, on patches of real RGB photos.
+
+    The per-image kinds on one thread (a job spreads them over every core); deep in its
+    batches of 64 on TensorFlow's own threads, at 64 pixels (the svm default) and at 224
+    (ImageNet's size, where ImageNet weights work best), with random weights: the cost is
+    the same whatever the weights."""
+    from smvision import hyperparameters, images
+    from smvision.algorithms import features
+    from smvision.algorithms.features import FeatureSettings
+    from smvision.algorithms.features.deep import Backbone
+    from smvision.params import FEATURE_KINDS
+
+    patches = _photo_patches()
+    batch = np.stack([images.prepare(p, 64, 3) for p in patches])
+    large = np.stack([images.prepare(p, DEEP_LARGE_SIZE, 3) for p in patches[:64]])
+    defaults = hyperparameters.parse({"algorithm": "svm"})  # the default settings of each kind
+    settings = {
+        f"features={kind}": replace(FeatureSettings.from_hyperparameters(defaults), kinds=(kind,))
+        for kind in FEATURE_KINDS
+    }
+    backbones = {
+        size: Backbone.build(size, None, "none", 0, lambda _: None)
+        for size in (64, DEEP_LARGE_SIZE)
+    }
+    runs: list[tuple[str, np.ndarray, FeatureSettings, Backbone | None]] = [
+        (f"{name}, 64x64, 1 thread", batch, s, None)
+        for name, s in settings.items()
+        if "deep" not in s.kinds
+    ]
+    runs += [
+        (f"features=deep, {size}x{size}, TensorFlow threads", data, settings["features=deep"], bb)
+        for (size, bb), data in zip(backbones.items(), (batch, large))
+    ]
+    found = {name: Figure(name, "ms per image") for name, *_ in runs}
+    for _, data, chosen, backbone in runs:  # first calls: tracing, pools, caches
+        features.extract(data[:64], chosen, workers=1, backbone=backbone)
+    for _ in range(repeats):
+        for name, data, chosen, backbone in runs:
+            started = time.perf_counter()
+            features.extract(data, chosen, workers=1, backbone=backbone)
+            found[name].values.append(1000 * (time.perf_counter() - started) / len(data))
+    return {f"feature cost/{name}": figure for name, figure in found.items()}
+
+
+def _photo_patches(count: int = 300, side: int = 96) -> list[np.ndarray]:
+    """Random crops of scikit-learn's two sample photographs (china, flower), RGB."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(0)
+    patches = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        y = int(rng.integers(0, photo.shape[0] - side))
+        x = int(rng.integers(0, photo.shape[1] - side))
+        patches.append(photo[y : y + side, x : x + side])
+    return patches
