@@ -65,7 +65,10 @@ def show_evaluation(ml: Path) -> None:
         f"\n{metadata['algorithm']} on {metadata['train_images']} images, "
         f"classes {', '.join(metadata['class_names'])}"
     )
-    for split, result in results.items():
+    for split in ("validation", "test"):
+        if split not in results:
+            continue
+        result = results[split]
         print(
             f"\n{split}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}, "
             f"log loss {result['loss']:.4f} over {result['count']} images"

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
 
+from scripts import hyperparameter_table
 from smvision import specs
 from tests.serving_fixtures import ServerPool, servers, serving_jobs
 
@@ -160,7 +161,7 @@ def test_the_layout_arrows_hold() -> None:
                  "machine"):
         assert not project_imports(source / f"{name}.py"), f"{name}.py imports the project"
     assert all(m.startswith("smvision.params") for m in project_imports(source / "specs.py"))
-    for path in package_modules("algorithms"):
+    for path in [*package_modules("algorithms"), *package_modules("explain")]:
         forbidden = {m for m in project_imports(path)
                      if m.startswith(("smvision.contract", "smvision.serving", "smvision.train",
                                       "smvision.local"))}
@@ -169,6 +170,10 @@ def test_the_layout_arrows_hold() -> None:
         outside = {m for m in project_imports(path)
                    if m.split(".")[0] in ("tests", "bench", "scripts")}
         assert not outside, f"{path.relative_to(ROOT)} imports {outside}"
+
+
+def test_the_hyperparameter_table_is_the_schema() -> None:
+    assert hyperparameter_table.table() in section(README.read_text(), "### Hyperparameters")
 
 
 def readme_python_snippet() -> str:

@@ -124,7 +124,7 @@ def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
         ({}, "'algorithm' is missing"),
         (
             {"algorithm": "svm", "features": "hog+edges", "canny_low": "200"},
-            "canny_low must be below canny_high",
+            "'canny_low' (200) is not below 'canny_high' (150)",
         ),
         ({"algorithm": "rf", "features": "gabor", "gabor_kernel_size": "20"}, "use an odd number"),
         ({"algorithm": "svm", "cv_folds": "1"}, "cross-validation needs at least 2 folds"),

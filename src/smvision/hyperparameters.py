@@ -217,21 +217,22 @@ def _check_features(size: int, values: Mapping[str, object]) -> None:
             f"and {resnet50.min_image_size_reason}; use {resnet50.min_image_size} or more, or "
             "drop 'deep' from 'features'."
         )
-    if "gabor" in kinds and not int(str(values["gabor_kernel_size"])) % 2:
+    kernel, grid = values["gabor_kernel_size"], values["feature_grid"]
+    if "gabor" in kinds and not int(str(kernel)) % 2:
         raise HyperparameterError(
-            f"Hyperparameter 'gabor_kernel_size' has value '{values['gabor_kernel_size']}'; "
-            "use an odd number, so that each kernel has a centre pixel (such as 21)."
+            f"Hyperparameter 'gabor_kernel_size' has value '{kernel}'; use an odd number, "
+            "so that each kernel has a centre pixel (such as 21)."
         )
-    if "edges" in kinds and int(str(values["canny_low"])) >= int(str(values["canny_high"])):
+    low, high = values["canny_low"], values["canny_high"]
+    if "edges" in kinds and int(str(low)) >= int(str(high)):
         raise HyperparameterError(
-            f"Hyperparameters 'canny_low' ({values['canny_low']}) and 'canny_high' "
-            f"({values['canny_high']}) are the wrong way round; canny_low must be below "
-            "canny_high (50 and 150 are the defaults)."
+            f"Hyperparameter 'canny_low' ({low}) is not below 'canny_high' ({high}); Canny needs "
+            "a lower and an upper threshold (50 and 150 are the defaults)."
         )
-    if int(str(values.get("feature_grid", 1))) > size:
+    if int(str(grid)) > size:
         raise HyperparameterError(
-            f"Hyperparameter 'feature_grid' has value '{values['feature_grid']}', more cells "
-            f"per side than the {size} pixels of image_size; use {size} or fewer."
+            f"Hyperparameter 'feature_grid' has value '{grid}', more cells per side than the "
+            f"{size} pixels of image_size; use {size} or fewer."
         )
 
 

@@ -60,32 +60,31 @@ def sha256_of(path: Path) -> str:
 
 def locate(model_dir: Path, record: BackboneRecord) -> Path:
     """The backbone's weights file, checked against the recorded sha256."""
+    file, sha = record.file, record.sha256[:12]
     if record.in_model_dir:
-        path = model_dir / record.file
+        path = model_dir / file
         if not path.is_file():
             raise BackboneMissingError(
-                f"This model's features=deep backbone weights {record.file} (sha256 "
-                f"{record.sha256[:12]}) are missing from {model_dir}, though metadata.json names "
-                "them; give the endpoint the whole model directory (model.tar.gz) that training "
-                "wrote."
+                f"This model's features=deep backbone weights {file} are missing from "
+                f"{model_dir} (sha256 {sha}; metadata.json names them); give the endpoint the "
+                "whole model directory (model.tar.gz) that training wrote."
             )
     else:
-        path = keras_models_dir() / record.file
+        path = keras_models_dir() / file
         if not path.is_file():
             raise BackboneMissingError(
-                f"This model computes features=deep with ResNet50's ImageNet weights "
-                f"{record.file} (sha256 {record.sha256[:12]}), which this image does not hold "
-                f"at {path}; serve it with an image built with --build-arg "
-                "RESNET50_WEIGHTS=imagenet (or point KERAS_HOME at a folder whose models/ holds "
-                "the file), or retrain it with a 'pretrained' channel so that the weights "
-                "travel inside the model."
+                f"This model computes features=deep with ResNet50's ImageNet weights {file} "
+                f"(sha256 {sha}), which this image does not hold at {path}; serve it with an "
+                "image built with --build-arg RESNET50_WEIGHTS=imagenet (or point KERAS_HOME "
+                "at a folder whose models/ holds the file), or retrain it with a 'pretrained' "
+                "channel so that the weights travel inside the model."
             )
-    actual = sha256_of(path)
-    if actual != record.sha256:
+    actual = sha256_of(path)[:12]
+    if actual != sha:
         raise BackboneMissingError(
-            f"{path} has sha256 {actual[:12]}, but this model's features=deep were computed "
-            f"with weights of sha256 {record.sha256[:12]}; other weights give other features "
-            "and wrong answers. Serve the model with the weights it was trained with."
+            f"{path} has sha256 {actual}, but this model's features were computed with sha256 "
+            f"{sha}; other weights give other features and wrong answers. Serve the model "
+            "with the weights it was trained with."
         )
     return path
 
