@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from smvision.metrics import METRIC_NAMES
 
@@ -85,6 +86,24 @@ def show_evaluation(ml: Path) -> None:
                 f"  wrong: {p['source']} is {p['label']}, predicted {p['predicted']} "
                 f"({p['probability']:.2f})"
             )
+    show_findings(results)
+
+
+def show_findings(results: dict[str, Any]) -> None:
+    """Cross-validation and feature importance, when the job has them."""
+    cv = results.get("cross_validation")
+    if cv:
+        print(
+            f"\n{cv['folds']}-fold cross-validation on {cv['images']} images: accuracy "
+            f"{cv['accuracy']['mean']:.4f} +/- {cv['accuracy']['std']:.4f}, macro F1 "
+            f"{cv['macro_f1']['mean']:.4f} +/- {cv['macro_f1']['std']:.4f}"
+        )
+    importance = results.get("feature_importance")
+    if importance:
+        shares = ", ".join(f"{kind} {share:.0%}" for kind, share in importance["by_kind"].items())
+        print(f"\nFeature importance by kind: {shares}; the top three:")
+        for top in importance["top"][:3]:
+            print(f"  {top['importance']:.4f} {top['name']}")
 
 
 def main(job_dir: Path, log: Path | None) -> None:
