@@ -20,7 +20,7 @@ import pytest
 from smvision import data
 from smvision.algorithms.classical import ClassicalAlgorithm
 from smvision.algorithms.features.backbones import sha256_of
-from smvision.serving.inference import decode_request
+from smvision.serving.inference import Predictor, decode_request
 from tests.conftest import run_local_train
 from tests.server_process import running_server
 from tests.serving_fixtures import PROBABILITY_TOLERANCE, job_environment, offline_model
@@ -76,14 +76,16 @@ def test_training_and_serving_compute_the_same_features(deep_job: Path) -> None:
     oneDNN picks its kernels by batch size (64 in training, 1 here)."""
     model, class_names = offline_model(deep_job)
     assert isinstance(model, ClassicalAlgorithm)
+    metadata = json.loads((model_dir(deep_job) / "metadata.json").read_text())
+    model_input = Predictor(model, class_names, metadata["scaled_jpeg_decode"]).model_input
     samples = data.list_channel(deep_job / "opt/ml/input/data/test", "test")
-    loaded = data.load(samples, class_names, 32, 1, "test", 0.0)
+    loaded = data.load(samples, class_names, 32, 1, "test", 0.0, scaled_jpeg=True)
     training = model.extract(loaded.images)
     assert training.shape == (24, HOG_WIDTH + 2048)
     for row in (0, 9, 23):
         path = samples[row].path
         assert path is not None
-        served = model.features_of(decode_request(path.read_bytes(), "image/png"))[0]
+        served = model.features_of(decode_request(path.read_bytes(), "image/png", model_input))[0]
         np.testing.assert_array_equal(served[:HOG_WIDTH], training[row, :HOG_WIDTH])
         deep = training[row, HOG_WIDTH:]
         np.testing.assert_allclose(

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -12,7 +11,7 @@ from smvision.algorithms.features import FeatureSettings, layout
 from smvision.algorithms.rf import RandomForestAlgorithm
 from smvision.explain import importance
 from smvision.serving.inference import decode_request
-from tests.photos import photo
+from tests.photos import encode, photo
 
 ALL_PER_IMAGE = "hog+color+pixels+gabor+edges"
 
@@ -129,23 +128,25 @@ def test_hog_column_names_follow_opencvs_block_and_cell_order() -> None:
     assert max(by_cell, key=by_cell.__getitem__) == "hog cell (row 3, col 1"
 
 
-def test_features_are_identical_in_training_and_serving(digits: Path) -> None:
-    """The same file through the training loader and through the request decoder."""
-    samples = data.list_channel(digits / "test", "test")
-    names = data.class_names_of(samples)
+def test_features_are_identical_in_training_and_serving(digits: Path, tmp_path: Path) -> None:
+    """The same file through the training loader and through the request decoder: PNG
+    digits, and large JPEG photos (which both paths decode at a reduced scale)."""
     settings = FeatureSettings(tuple(ALL_PER_IMAGE.split("+")), feature_grid=3, canny_low=30)
-    model = RandomForestAlgorithm(64, 1, len(names), settings)
-    trained_on = data.load(samples, names, 64, 1, "test", 0.0)
-    training = model.extract(trained_on.images)
-    for row in (0, 77, len(samples) - 1):
-        path = samples[row].path
-        assert path is not None
-        served = model.features_of(decode_request(path.read_bytes(), "image/png"))
-        np.testing.assert_array_equal(served[0], training[row])
-    rgb = cv2.imencode(".png", cv2.cvtColor(photo("coffee"), cv2.COLOR_RGB2BGR))[1].tobytes()
-    colour = RandomForestAlgorithm(64, 3, 2, settings)
-    decoded = decode_request(rgb, "image/png")
-    np.testing.assert_array_equal(
-        colour.features_of(decoded)[0],
-        colour.extract(images.prepare(decoded[0], 64, 3)[None])[0],
-    )
+    for name in ("china", "flower", "coffee", "astronaut"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        (tmp_path / "photos" / name / f"{name}.jpg").write_bytes(encode(photo(name), ".jpg"))
+    for channel, content_type, channels in (
+        (digits / "test", "image/png", 1),
+        (tmp_path / "photos", "image/jpeg", 3),
+    ):
+        samples = data.list_channel(channel, "test")
+        names = data.class_names_of(samples)
+        model = RandomForestAlgorithm(64, channels, len(names), settings)
+        trained_on = data.load(samples, names, 64, channels, "test", 0.0, scaled_jpeg=True)
+        training = model.extract(trained_on.images)
+        model_input = images.ModelInput(64, channels, scaled_jpeg=True)  # as serve builds it
+        for row in sorted({0, 2, len(samples) - 1}):
+            path = samples[row].path
+            assert path is not None
+            decoded = decode_request(path.read_bytes(), content_type, model_input)
+            np.testing.assert_array_equal(model.features_of(decoded)[0], training[row])
