@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 
+from smvision.algorithms import gradcam
 from smvision.algorithms.base import RunContext
 from smvision.algorithms.keras_base import KerasAlgorithm
 from smvision.hyperparameters import Hyperparameters
@@ -14,7 +16,6 @@ BLOCK_FILTERS = (32, 64, 128)
 
 
 class CNNAlgorithm(KerasAlgorithm):
-
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers
         inputs = keras.Input((self.image_size, self.image_size, self.channels), name="pixels")
@@ -29,6 +30,23 @@ class CNNAlgorithm(KerasAlgorithm):
         x = layers.Dropout(hp.real("dropout"))(x)
         outputs = layers.Dense(self.class_count, activation="softmax", dtype="float32")(x)
         return keras.Model(inputs, outputs, name="smvision_cnn")
+
+    def saliency_parts(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
+        """The last convolution block's activations; then pooling to the logits."""
+        layers = self.model.layers
+        activations = [
+            i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Activation)
+        ]
+        last = activations[-1]
+        to_maps = keras.Model(self.model.inputs, layers[last].output)
+        tail, logits = layers[last + 1 : -1], gradcam.logits_of(layers[-1])
+
+        def to_logits(maps: Any) -> Any:
+            for layer in tail:  # pooling, then dropout (inactive outside training)
+                maps = layer(maps, training=False)
+            return logits(maps)
+
+        return to_maps, to_logits
 
     def preprocessing(self) -> dict[str, object]:
         return super().preprocessing() | {

@@ -14,12 +14,14 @@ from typing import Any
 
 import keras
 
+from smvision.algorithms import gradcam
 from smvision.algorithms.base import AlgorithmInputError, RunContext
 from smvision.algorithms.keras_base import KerasAlgorithm, Phase
 from smvision.hyperparameters import Hyperparameters
 
 IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BASE_NAME = "resnet50"
+LAST_BLOCK = "conv5_block3_out"
 
 
 class WeightsError(AlgorithmInputError):
@@ -66,6 +68,21 @@ class ResNet50Algorithm(KerasAlgorithm):
         for index, layer in enumerate(base.layers):
             in_top = count > 0 and index >= len(base.layers) - count
             layer.trainable = in_top and not isinstance(layer, keras.layers.BatchNormalization)
+
+    def saliency_parts(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
+        """The base's last block (7x7 at 224 pixels); then its average pooling to the logits."""
+        preprocess = self.model.get_layer("imagenet_preprocessing")
+        base = self.model.get_layer(BASE_NAME)
+        last_block = keras.Model(base.inputs, base.get_layer(LAST_BLOCK).output)
+        logits = gradcam.logits_of(self.model.layers[-1])
+
+        def to_maps(pixels: Any) -> Any:
+            return last_block(preprocess(pixels), training=False)
+
+        def to_logits(maps: Any) -> Any:
+            return logits(keras.ops.mean(maps, axis=(1, 2)))  # dropout: inactive here
+
+        return to_maps, to_logits
 
     def preprocessing(self) -> dict[str, object]:
         return super().preprocessing() | {

@@ -36,7 +36,8 @@ class HasFeatureImportances(Protocol):
 
 @runtime_checkable
 class HasSaliency(Protocol):
-    def saliency(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray: ...
+    def saliency(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+        """Images and one class each -> a map in [0, 1] per image (None: not supported)."""
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,7 @@ def write(
             out_dir / "mistakes.png",
         )
         if isinstance(algorithm, HasSaliency):
-            saliency.draw(
-                shown.split,
-                shown.dataset.images,
-                shown.probabilities,
-                shown.dataset.labels,
-                class_names,
-                algorithm.saliency,
-                out_dir / "saliency.png",
-            )
+            _saliency(algorithm, shown, class_names, out_dir / "saliency.png")
     if isinstance(algorithm, HasFeatureImportances):
         importances = algorithm.feature_importances()
         if importances is not None:
@@ -90,6 +83,22 @@ def write(
             importance.draw(importances, columns, mean_image, out_dir / "feature_importance.png")
             findings["feature_importance"] = importance.summary(importances, columns)
     return findings
+
+
+def _saliency(
+    algorithm: HasSaliency, shown: Evaluated, class_names: Sequence[str], path: Path
+) -> None:
+    """Grad-CAM of the predicted class over the most confident right and wrong images."""
+    labels, probabilities = shown.dataset.labels, shown.probabilities
+    rows = saliency.choose(probabilities, labels)
+    chosen = np.concatenate(rows)
+    maps = algorithm.saliency(shown.dataset.images[chosen], probabilities[chosen].argmax(axis=1))
+    if maps is None:
+        log.info("No saliency.png: this model does not say where it looks.")
+        return
+    saliency.draw(
+        shown.split, shown.dataset.images, probabilities, labels, class_names, rows, maps, path
+    )
 
 
 def class_counts(labels: np.ndarray, class_names: Sequence[str]) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +10,6 @@ import numpy as np
 from smvision.explain.plotting import pyplot, save, show_image
 
 PER_ROW = 4
-
-# Images (N x S x S x C uint8) and the class to explain for each -> N x S x S maps in [0, 1].
-SaliencyMaps = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def choose(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,24 +29,22 @@ def draw(
     probabilities: np.ndarray,
     labels: np.ndarray,
     class_names: Sequence[str],
-    maps_of: SaliencyMaps,
+    rows: tuple[np.ndarray, np.ndarray],
+    maps: np.ndarray,
     path: Path,
 ) -> None:
-    """Grad-CAM of the predicted class over each chosen image: right ones, then wrong ones."""
+    """The maps (one per row of `rows`: right ones, then wrong ones) over their images."""
     plt = pyplot()
-    right, wrong = choose(probabilities, labels)
-    groups = [(name, rows) for name, rows in (("right", right), ("wrong", wrong)) if len(rows)]
-    chosen = np.concatenate([rows for _, rows in groups])
+    groups = [(name, chosen) for name, chosen in zip(("right", "wrong"), rows) if len(chosen)]
     predicted = probabilities.argmax(axis=1)
-    maps = maps_of(pixels[chosen], predicted[chosen])
     figure, axes = plt.subplots(
         len(groups), PER_ROW, figsize=(2.8 * PER_ROW, 3.1 * len(groups) + 0.5), squeeze=False
     )
     for axis in axes.ravel():
         axis.axis("off")
     position = 0
-    for axes_row, (group, rows) in zip(axes, groups):
-        for axis, row in zip(axes_row, rows):
+    for axes_row, (group, chosen) in zip(axes, groups):
+        for axis, row in zip(axes_row, chosen):
             show_image(axis, pixels[row])
             axis.imshow(maps[position], cmap="jet", alpha=0.45, vmin=0, vmax=1)
             axis.axis("on")
@@ -61,6 +56,6 @@ def draw(
                 color="darkgreen" if group == "right" else "firebrick",
             )
             position += 1
-    figure.suptitle(f"{split}: Grad-CAM of the predicted class (red: what raised it most)")
+    figure.suptitle(f"{split}: Grad-CAM of the predicted class (red: the strongest evidence)")
     figure.tight_layout()
     save(figure, path)
