@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.merge(training.feature_costs())
     phase("cnn input pipeline against model.fit")
     store.merge(training.cnn_pipeline(digits, args.work))
+    phase("cnn input pipeline against model.fit, augmentation on")
+    store.merge(training.cnn_pipeline(digits, args.work, augment=True))
     loads.append(("at end", load_average()))
 
     payloads = [payload.name for payload in serving.payloads()]

@@ -117,6 +117,7 @@ def ratios(
         )
     rows += [
         ("cnn pipeline / model.fit", store["cnn_ratio"], PIPELINE_TARGET),
+        ("cnn pipeline / model.fit, augmented", store["cnn_aug_ratio"], PIPELINE_TARGET),
         ("HOG smvision / skimage (1 thread)", store["hog_vs_skimage"], None),
         ("HOG 2 threads / 1 thread", store["hog_scaling"], None),
     ]
