@@ -66,7 +66,7 @@ def test_algorithm_choices_and_help_come_from_the_table(command: str) -> None:
     assert tuple(options["--algorithm"].choices or ()) == specs.names()
     assert "toy" in specs.names()
     assert f"{TOY.training_instance_type} for toy" in str(options["--instance-type"].help)
-    assert "resnet50, toy" in str(options["--pretrained"].help)
+    assert "svm, rf, resnet50, toy" in str(options["--pretrained"].help)
 
 
 @pytest.mark.usefixtures("table")
@@ -96,9 +96,9 @@ def test_channel_rules_come_from_the_table() -> None:
         train_plan("--algorithm", "toy", *TRAIN)
     accepted = train_plan("--algorithm", "toy", *TRAIN, *VALIDATION, *PRETRAINED)
     assert accepted.definition.spec.channels["pretrained"] == "s3://data-bucket/weights"
-    with pytest.raises(LaunchError, match="^--pretrained is read by resnet50, toy only; drop it "
-                       "for --algorithm svm.$"):
-        train_plan("--algorithm", "svm", *TRAIN, *PRETRAINED)
+    with pytest.raises(LaunchError, match="^--pretrained is read by svm, rf, resnet50, toy only; "
+                       "drop it for --algorithm cnn.$"):
+        train_plan("--algorithm", "cnn", *TRAIN, *PRETRAINED)
 
 
 @pytest.mark.usefixtures("table")

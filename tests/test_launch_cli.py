@@ -276,7 +276,8 @@ def test_range_overrides_take_the_parameters_kind_and_scaling() -> None:
     ("cnn", {}, "dropout=0.1:0.5:cubic", "scaling 'cubic'"),
     ("cnn", {}, "optimizer=adam", "two or more distinct values"),
     ("cnn", {"dropout": "0.2"}, "dropout=0.1:0.5", "also fixed with --hp dropout=0.2"),
-    ("svm", {"C": "1", "kernel": "rbf", "features": "hog"}, "", "Nothing to tune"),
+    ("svm", {"C": "1", "kernel": "rbf", "features": "hog", "class_weight": "none"}, "",
+     "Nothing to tune"),
 ])
 def test_bad_ranges_are_refused(algorithm: str, fixed: dict[str, str], text: str,
                                 expected: str) -> None:

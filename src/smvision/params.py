@@ -239,7 +239,6 @@ CLASSICAL = (
         "Orientations in the Gabor bank, evenly spaced over 180 degrees.",
         low=2,
         high=16,
-        tuning=TuningRange("integer", 4, 8),
     ),
     Param(
         "gabor_scales",
@@ -248,7 +247,6 @@ CLASSICAL = (
         "Scales in the Gabor bank; each halves the wavelength of the one before.",
         low=1,
         high=4,
-        tuning=TuningRange("integer", 1, 3),
     ),
     Param(
         "gabor_kernel_size",
@@ -257,7 +255,6 @@ CLASSICAL = (
         "Side of the Gabor kernels in pixels (odd); the first scale's wavelength is half of it.",
         low=5,
         high=63,
-        tuning=TuningRange("categorical", values=("11", "21", "31")),
     ),
     Param(
         "feature_grid",
@@ -266,7 +263,6 @@ CLASSICAL = (
         "Cells per side of the grid over which gabor responses and edge density are summarised.",
         low=1,
         high=16,
-        tuning=TuningRange("integer", 2, 8),
     ),
     Param(
         "canny_low",
@@ -275,7 +271,6 @@ CLASSICAL = (
         "Canny's lower hysteresis threshold (gradient magnitude) for features=edges.",
         low=0,
         high=2000,
-        tuning=TuningRange("integer", 10, 100),
     ),
     Param(
         "canny_high",
@@ -284,7 +279,6 @@ CLASSICAL = (
         "Canny's upper hysteresis threshold; must exceed canny_low.",
         low=1,
         high=2000,
-        tuning=TuningRange("integer", 100, 300),
     ),
     WEIGHTS,
     Param(
@@ -424,7 +418,6 @@ KERAS = (
         "Largest random rotation, in degrees either way.",
         low=0.0,
         high=180.0,
-        tuning=TuningRange("continuous", 0.0, 30.0),
     ),
     Param(
         "width_shift_range",
@@ -433,7 +426,6 @@ KERAS = (
         "Largest random horizontal shift, as a share of the width.",
         low=0.0,
         high=0.5,
-        tuning=TuningRange("continuous", 0.0, 0.2),
     ),
     Param(
         "height_shift_range",
@@ -442,7 +434,6 @@ KERAS = (
         "Largest random vertical shift, as a share of the height.",
         low=0.0,
         high=0.5,
-        tuning=TuningRange("continuous", 0.0, 0.2),
     ),
     Param(
         "zoom_range",
@@ -451,7 +442,6 @@ KERAS = (
         "Largest random zoom in or out, as a share of the size.",
         low=0.0,
         high=0.5,
-        tuning=TuningRange("continuous", 0.0, 0.2),
     ),
     Param(
         "horizontal_flip",
@@ -468,7 +458,6 @@ KERAS = (
         "0 disables.",
         low=0.0,
         high=0.5,
-        tuning=TuningRange("continuous", 0.0, 0.2),
     ),
     Param(
         "contrast_range",
