@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from smvision.algorithms.features.layout import Column
-from smvision.explain.plotting import pyplot, save, show_image
+from smvision.explain.plotting import heat_overlay, pyplot, save, show_image
 
 TOP_FEATURES = 20
 MARKED_PLACES = 5
@@ -68,7 +68,8 @@ def draw(
     placed = float(sum(imp for imp, c in zip(importances, columns) if c.place is not None))
     figure, axes = plt.subplots(1, 3, figsize=(16, 5.6), gridspec_kw={"width_ratios": [1, 1.15, 1]})
     show_image(axes[0], mean_image)
-    axes[0].imshow(_overlay(heat, plt), interpolation="nearest")
+    scaled = heat / heat.max() if heat.max() > 0 else heat
+    axes[0].imshow(heat_overlay(scaled), interpolation="nearest")
     _mark_top_places(axes[0], importances, columns)
     axes[0].set_title(
         "mean training image under the importance\n"
@@ -88,14 +89,6 @@ def draw(
         axes[2].text(position, share + 0.02, f"{share:.0%}", ha="center")
     figure.tight_layout()
     save(figure, path)
-
-
-def _overlay(heat: np.ndarray, plt: Any) -> np.ndarray:
-    """The heat map as RGBA whose opacity grows with the heat: cold places stay visible."""
-    scaled = heat / heat.max() if heat.max() > 0 else heat
-    rgba: np.ndarray = plt.get_cmap("inferno")(scaled)
-    rgba[..., 3] = 0.85 * scaled
-    return rgba
 
 
 def _mark_top_places(axis: Any, importances: np.ndarray, columns: Sequence[Column]) -> None:

@@ -34,3 +34,13 @@ def show_image(axis: Any, image: np.ndarray) -> None:
         axis.imshow(pixels)
     axis.set_xticks([])
     axis.set_yticks([])
+
+
+def heat_overlay(
+    heat: np.ndarray, colour_map: str = "inferno", opacity: float = 0.85
+) -> np.ndarray:
+    """A heat map in [0, 1] as RGBA whose opacity grows with the heat: the image under its
+    cold places stays visible."""
+    rgba: np.ndarray = pyplot().get_cmap(colour_map)(heat)
+    rgba[..., 3] = opacity * heat
+    return rgba

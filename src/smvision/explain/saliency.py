@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smvision.explain.plotting import pyplot, save, show_image
+from smvision.explain.plotting import heat_overlay, pyplot, save, show_image
 
 PER_ROW = 4
 
@@ -46,7 +46,7 @@ def draw(
     for axes_row, (group, chosen) in zip(axes, groups):
         for axis, row in zip(axes_row, chosen):
             show_image(axis, pixels[row])
-            axis.imshow(maps[position], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axis.imshow(heat_overlay(np.clip(maps[position], 0, 1), "jet", 0.7))
             axis.axis("on")
             guess = int(predicted[row])
             axis.set_title(
