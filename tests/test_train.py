@@ -202,18 +202,36 @@ class QuietRun:
 
 
 def test_cnn_reports_every_epoch_and_plots_curves(train_job, digits: Path) -> None:
+    """Also: every augmentation, label smoothing, and the pictures."""
+    augmentation = {
+        "augment": "True",
+        "rotation_range": "10",
+        "width_shift_range": "0.05",
+        "height_shift_range": "0.1",
+        "zoom_range": "0.05",
+        "random_crop": "0.1",
+        "contrast_range": "0.1",
+        "label_smoothing": "0.1",
+    }
     job = train_job(
         "cnn",
         {"train": digits / "train", "validation": digits / "validation", "test": digits / "test"},
-        {"epochs": "3", "image_size": "16", "augment": "True", "batch_size": "32", **PLATFORM_KEYS},
+        {"epochs": "3", "image_size": "16", "batch_size": "32", **augmentation, **PLATFORM_KEYS},
     )
     assert_complete_model(job, "cnn")
     metrics = job.metrics()
     for name in ("train:accuracy", "train:loss", "validation:accuracy", "validation:loss"):
         assert len(metrics[name]) >= 3, name
-    assert (job.ml / "output/data/training_curves.png").stat().st_size > 1000
     assert job.metadata["channels"] == 1
     assert metrics["test:accuracy"][-1] > 0.5
+    assert job.metadata["hyperparameters"]["label_smoothing"] == "0.1"
+    # Smoothed targets keep a correct, confident answer's loss above zero: the training
+    # loss stays well above the plain validation cross-entropy's floor.
+    assert metrics["train:loss"][-1] > 0.3
+    pictures = job.ml / "output" / "data"
+    assert_picture(pictures / "training_curves.png", 1000, 350)
+    assert_picture(pictures / "saliency.png", 1000, 550)  # two rows: right and wrong
+    assert_picture(pictures / "mistakes.png", 600, 250)
 
 
 def _resnet_weights(path: Path) -> Path:
@@ -247,6 +265,9 @@ def test_resnet50_uses_the_pretrained_channel_and_fine_tunes(
     assert "ResNet50 starting weights:" in job.output and "resnet50_notop.weights.h5" in job.output
     assert "(fine-tune 1/1)" in job.output
     assert job.metadata["channels"] == 3
+    pictures = job.ml / "output" / "data"
+    assert_picture(pictures / "saliency.png", 1000, 250)  # validation: there is no test
+    assert_picture(pictures / "mistakes.png", 600, 250)
 
 
 def test_resnet50_refuses_weights_that_do_not_fit(train_job, digits: Path, tmp_path: Path) -> None:
