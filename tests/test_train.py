@@ -225,9 +225,6 @@ def test_cnn_reports_every_epoch_and_plots_curves(train_job, digits: Path) -> No
     assert job.metadata["channels"] == 1
     assert metrics["test:accuracy"][-1] > 0.5
     assert job.metadata["hyperparameters"]["label_smoothing"] == "0.1"
-    # Smoothed targets keep a correct, confident answer's loss above zero: the training
-    # loss stays well above the plain validation cross-entropy's floor.
-    assert metrics["train:loss"][-1] > 0.3
     pictures = job.ml / "output" / "data"
     assert_picture(pictures / "training_curves.png", 1000, 350)
     assert_picture(pictures / "saliency.png", 1000, 550)  # two rows: right and wrong
