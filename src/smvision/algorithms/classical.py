@@ -161,9 +161,12 @@ class ClassicalAlgorithm(Algorithm):
     @classmethod
     def load(cls, model_dir: Path) -> ClassicalAlgorithm:
         state = joblib.load(model_dir / MODEL_FILE)
-        settings = FeatureSettings.from_dict(state["features"])
+        if "features" in state:
+            settings = FeatureSettings.from_dict(state["features"])
+        else:  # a model saved before the feature settings: its spec and the defaults
+            settings = FeatureSettings.parse(state["feature_spec"])
         backbone = None
-        if state["backbone"] is not None:
+        if state.get("backbone") is not None:
             from smvision.algorithms.features import deep
 
             deep.use_one_thread()
