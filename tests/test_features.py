@@ -150,3 +150,22 @@ def test_features_are_identical_in_training_and_serving(digits: Path, tmp_path: 
             assert path is not None
             decoded = decode_request(path.read_bytes(), content_type, model_input)
             np.testing.assert_array_equal(model.features_of(decoded)[0], training[row])
+
+
+def test_a_model_saved_before_the_feature_settings_still_loads(tmp_path: Path) -> None:
+    """model.joblib as the previous release wrote it: the spec string alone."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    batch = _batch(10, size=32)
+    labels = np.arange(10) % 2
+    pipeline = Pipeline([("forest", RandomForestClassifier(n_estimators=3, random_state=0))])
+    pipeline.fit(features.extract(batch, "hog+color"), labels)
+    state = {"pipeline": pipeline, "image_size": 32, "channels": 3, "class_count": 2}
+    joblib.dump(state | {"feature_spec": "hog+color"}, tmp_path / "model.joblib")
+    model = RandomForestAlgorithm.load(tmp_path)
+    assert model.settings == FeatureSettings(("hog", "color"))
+    np.testing.assert_array_equal(
+        model.predict_proba(batch), pipeline.predict_proba(model.extract(batch))
+    )
