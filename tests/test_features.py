@@ -167,5 +167,5 @@ def test_a_model_saved_before_the_feature_settings_still_loads(tmp_path: Path) -
     model = RandomForestAlgorithm.load(tmp_path)
     assert model.settings == FeatureSettings(("hog", "color"))
     np.testing.assert_array_equal(
-        model.predict_proba(batch), pipeline.predict_proba(model.extract(batch))
+        model.predict_proba(batch), pipeline.predict_proba(model.extract(batch)).astype(np.float32)
     )
