@@ -59,7 +59,7 @@ def write(
     history: History,
 ) -> dict[str, Any]:
     """Draw every picture that applies into out_dir; return evaluation.json's additions."""
-    findings: dict[str, Any] = {"train_class_counts": class_counts(train.labels, class_names)}
+    findings: dict[str, Any] = {}
     charts.results(results, out_dir)
     if history:
         charts.training_curves(history, out_dir / "training_curves.png")
@@ -99,12 +99,3 @@ def _saliency(
     saliency.draw(
         shown.split, shown.dataset.images, probabilities, labels, class_names, rows, maps, path
     )
-
-
-def class_counts(labels: np.ndarray, class_names: Sequence[str]) -> dict[str, int]:
-    """Images per class (for a multi-label 0/1 matrix: images per label)."""
-    if labels.ndim == 2:
-        counts = labels.sum(axis=0)
-    else:
-        counts = np.bincount(labels, minlength=len(class_names))
-    return {name: int(count) for name, count in zip(class_names, counts)}
