@@ -17,7 +17,7 @@ import json
 import math
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from smvision import images, runtimes
+from smvision.algorithms import augmentation, gradcam, losses
 from smvision.algorithms.base import Algorithm, History, RunContext
 from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
 from smvision.data import Dataset
@@ -209,6 +210,18 @@ class KerasAlgorithm(Algorithm):
         elif runtime != "tensorflow":
             raise ValueError(f"Keras runtime '{runtime}' here: use xla or tensorflow.")
 
+    def saliency_parts(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
+        """Float32 pixels -> the last convolutional feature maps, and those maps -> the
+        classifier's logits, for Grad-CAM; None when the model has no such split."""
+        return None
+
+    def saliency(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
+        """Grad-CAM of `classes` over prepared images: one map in [0, 1] per image."""
+        parts = self.saliency_parts()
+        if self.model is None or parts is None:
+            return None
+        return gradcam.heat_maps(*parts, images, classes)
+
     def save(self, model_dir: Path) -> None:
         self.model.save(model_dir / MODEL_FILE)
 
@@ -247,8 +260,8 @@ class TrainingLoop:
 
     def train_input(self, train: Dataset) -> Any:
         """A distributed, infinite, shuffled and augmented dataset of this worker's shard."""
-        augmenter = _augmenter(self.hp) if self.hp.flag("augment") else None
         size, channels = self.algorithm.image_size, self.algorithm.channels
+        augmenter = augmentation.augmenter(self.hp, size)
         seed = self.hp.integer("seed") + self.run.worker_index
         count = len(train)
 
@@ -340,13 +353,18 @@ class TrainingLoop:
     def _epoch_functions(self, optimizer: Any) -> tuple[Any, Any]:
         """Compiled functions that train one epoch and validate once over every replica."""
         strategy, model, mixed = self.strategy, self.algorithm.model, self.mixed
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+        training_loss = losses.per_example(
+            self.algorithm.class_count, self.hp.real("label_smoothing")
+        )
+        # Validation loss stays the plain cross-entropy, comparable across label_smoothing
+        # values (early stopping and a tuning job compare it).
+        loss_fn = losses.per_example(self.algorithm.class_count, 0.0)
         global_batch = self.global_batch
 
         def train_step(pixels: Any, labels: Any) -> tuple[Any, Any]:
             with tf.GradientTape() as tape:
                 probabilities = model(pixels, training=True)
-                per_example = loss_fn(labels, probabilities)
+                per_example = training_loss(labels, probabilities)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
@@ -426,18 +444,6 @@ def _correct(labels: Any, probabilities: Any) -> Any:
 def _hits(labels: Any, probabilities: Any) -> Any:
     predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
-
-
-def _augmenter(hp: Hyperparameters) -> Any:
-    layers = [
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest"),
-        keras.layers.RandomZoom(0.1, fill_mode="nearest"),
-        keras.layers.RandomRotation(0.04, fill_mode="nearest"),
-        keras.layers.RandomContrast(0.15, value_range=(0, 255)),
-    ]
-    if hp.flag("horizontal_flip"):
-        layers.append(keras.layers.RandomFlip("horizontal"))
-    return keras.Sequential(layers, name="augment")
 
 
 def _optimizer(name: str, learning_rate: float, mixed: bool) -> Any:
