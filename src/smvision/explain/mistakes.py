@@ -45,7 +45,10 @@ def draw(
     shown = most_confident_mistakes(probabilities, labels)
     wrong = int((probabilities.argmax(axis=1) != labels).sum())
     if len(shown):
-        title = f"{split}: the {len(shown)} most confident of {wrong} mistakes in {len(labels)}"
+        title = (
+            f"{split}: the {len(shown)} most confident of {wrong} mistakes in {len(labels)} "
+            "images"
+        )
     else:
         shown = least_confident(probabilities)
         title = (
