@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +22,9 @@ from smvision.algorithms.base import Algorithm, History
 from smvision.algorithms.features.layout import Column
 from smvision.data import Dataset
 from smvision.explain import charts, importance, mistakes, saliency
+from smvision.explain.evaluated import Evaluated
+
+__all__ = ["Evaluated", "HasFeatureImportances", "HasSaliency", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,6 @@ class HasFeatureImportances(Protocol):
 class HasSaliency(Protocol):
     def saliency(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
         """Images and one class each -> a map in [0, 1] per image (None: not supported)."""
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    """One evaluated split: its images and labels, and the model's probabilities."""
-
-    split: str
-    dataset: Dataset
-    probabilities: np.ndarray
 
 
 def write(
@@ -65,14 +58,7 @@ def write(
         charts.training_curves(history, out_dir / "training_curves.png")
     if evaluated and evaluated[-1].dataset.labels.ndim == 1:  # one label per image
         shown = evaluated[-1]  # test when there is one, else validation
-        mistakes.draw(
-            shown.split,
-            shown.dataset.images,
-            shown.probabilities,
-            shown.dataset.labels,
-            class_names,
-            out_dir / "mistakes.png",
-        )
+        mistakes.draw(shown, class_names, out_dir / "mistakes.png")
         if isinstance(algorithm, HasSaliency):
             _saliency(algorithm, shown, class_names, out_dir / "saliency.png")
     if isinstance(algorithm, HasFeatureImportances):
@@ -96,6 +82,4 @@ def _saliency(
     if maps is None:
         log.info("No saliency.png: this model does not say where it looks.")
         return
-    saliency.draw(
-        shown.split, shown.dataset.images, probabilities, labels, class_names, rows, maps, path
-    )
+    saliency.draw(shown, class_names, rows, maps, path)

@@ -6,13 +6,13 @@ right): the images nearest to becoming mistakes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from smvision.explain.plotting import pyplot, save, show_image
+from smvision.explain.evaluated import Evaluated
+from smvision.explain.plotting import Tile, caption, image_grid
 
 MAX_SHOWN = 16
 COLUMNS = 4
@@ -32,22 +32,15 @@ def least_confident(probabilities: np.ndarray, limit: int = MAX_SHOWN) -> np.nda
     return np.argsort(probabilities.max(axis=1), kind="stable")[:limit]
 
 
-def draw(
-    split: str,
-    pixels: np.ndarray,
-    probabilities: np.ndarray,
-    labels: np.ndarray,
-    class_names: Sequence[str],
-    path: Path,
-) -> None:
+def draw(shown_split: Evaluated, class_names: Sequence[str], path: Path) -> None:
     """A grid of the most confident mistakes of one split (or its least confident answers)."""
-    plt = pyplot()
+    split, pixels = shown_split.split, shown_split.dataset.images
+    probabilities, labels = shown_split.probabilities, shown_split.dataset.labels
     shown = most_confident_mistakes(probabilities, labels)
     wrong = int((probabilities.argmax(axis=1) != labels).sum())
     if len(shown):
         title = (
-            f"{split}: the {len(shown)} most confident of {wrong} mistakes in {len(labels)} "
-            "images"
+            f"{split}: the {len(shown)} most confident of {wrong} mistakes in {len(labels)} images"
         )
     else:
         shown = least_confident(probabilities)
@@ -55,22 +48,9 @@ def draw(
             f"{split}: no mistakes in {len(labels)} images; the {len(shown)} least confident "
             "answers"
         )
-    rows = math.ceil(len(shown) / COLUMNS)
-    figure, axes = plt.subplots(
-        rows, COLUMNS, figsize=(2.6 * COLUMNS, 2.9 * rows + 0.6), squeeze=False
-    )
-    for axis in axes.ravel():
-        axis.axis("off")
-    for axis, row in zip(axes.ravel(), shown):
-        guess = int(probabilities[row].argmax())
-        show_image(axis, pixels[row])
-        axis.axis("on")
-        axis.set_title(
-            f"true {class_names[int(labels[row])]}\n"
-            f"predicted {class_names[guess]} ({probabilities[row, guess]:.2f})",
-            fontsize=9,
-            color="firebrick" if guess != labels[row] else "darkgreen",
-        )
-    figure.suptitle(title)
-    figure.tight_layout()
-    save(figure, path)
+    tiles = []
+    for row in shown:
+        guess, truth = int(probabilities[row].argmax()), int(labels[row])
+        text = caption(class_names[truth], class_names[guess], float(probabilities[row, guess]))
+        tiles.append(Tile(pixels[row], text, "darkgreen" if guess == truth else "firebrick"))
+    image_grid([tiles], COLUMNS, title, path)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from smvision.explain.plotting import heat_overlay, pyplot, save, show_image
+from smvision.explain.evaluated import Evaluated
+from smvision.explain.plotting import Tile, caption, heat_overlay, image_grid
 
 PER_ROW = 4
 
@@ -24,38 +25,30 @@ def choose(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
 
 
 def draw(
-    split: str,
-    pixels: np.ndarray,
-    probabilities: np.ndarray,
-    labels: np.ndarray,
+    shown: Evaluated,
     class_names: Sequence[str],
     rows: tuple[np.ndarray, np.ndarray],
     maps: np.ndarray,
     path: Path,
 ) -> None:
     """The maps (one per row of `rows`: right ones, then wrong ones) over their images."""
-    plt = pyplot()
-    groups = [(name, chosen) for name, chosen in zip(("right", "wrong"), rows) if len(chosen)]
+    pixels, probabilities, labels = shown.dataset.images, shown.probabilities, shown.dataset.labels
     predicted = probabilities.argmax(axis=1)
-    figure, axes = plt.subplots(
-        len(groups), PER_ROW, figsize=(2.8 * PER_ROW, 3.1 * len(groups) + 0.5), squeeze=False
-    )
-    for axis in axes.ravel():
-        axis.axis("off")
-    position = 0
-    for axes_row, (group, chosen) in zip(axes, groups):
-        for axis, row in zip(axes_row, chosen):
-            show_image(axis, pixels[row])
-            axis.imshow(heat_overlay(np.clip(maps[position], 0, 1), "jet", 0.7))
-            axis.axis("on")
-            guess = int(predicted[row])
-            axis.set_title(
-                f"{group}: true {class_names[int(labels[row])]}\n"
-                f"predicted {class_names[guess]} ({probabilities[row, guess]:.2f})",
-                fontsize=9,
-                color="darkgreen" if group == "right" else "firebrick",
+    heat = iter(maps)
+    grid = []
+    for group, colour, chosen in zip(("right", "wrong"), ("darkgreen", "firebrick"), rows):
+        tiles = []
+        for row in chosen:
+            guess, truth = int(predicted[row]), int(labels[row])
+            text = caption(
+                class_names[truth],
+                class_names[guess],
+                float(probabilities[row, guess]),
+                f"{group}: ",
             )
-            position += 1
-    figure.suptitle(f"{split}: Grad-CAM of the predicted class (red: the strongest evidence)")
-    figure.tight_layout()
-    save(figure, path)
+            overlay = heat_overlay(np.clip(next(heat), 0, 1), "jet", 0.7)
+            tiles.append(Tile(pixels[row], text, colour, overlay))
+        if tiles:
+            grid.append(tiles)
+    title = f"{shown.split}: Grad-CAM of the predicted class (red: the strongest evidence)"
+    image_grid(grid, PER_ROW, title, path)
