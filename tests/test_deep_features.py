@@ -8,6 +8,7 @@ the checks `serve` makes) but says nothing about what ImageNet features are wort
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,11 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import data
+from smvision import contract, data
 from smvision.algorithms.classical import ClassicalAlgorithm
 from smvision.algorithms.features.backbones import sha256_of
 from smvision.serving.inference import Predictor, decode_request
+from smvision.serving.settings import ModelDirectoryError, settings_from
 from tests.conftest import run_local_train
 from tests.server_process import running_server
 from tests.serving_fixtures import PROBABILITY_TOLERANCE, job_environment, offline_model
@@ -98,9 +100,7 @@ def test_training_and_serving_compute_the_same_features(deep_job: Path) -> None:
     assert abs(float(probabilities.max()) - first["probability"]) <= PROBABILITY_TOLERANCE
 
 
-def test_serve_answers_with_the_weights_and_refuses_without_them(
-    deep_job: Path, tmp_path: Path
-) -> None:
+def test_serve_answers_with_the_weights_it_was_trained_with(deep_job: Path) -> None:
     digit = sorted((deep_job / "opt/ml/input/data/test/7").glob("*.png"))[0].read_bytes()
     with running_server(deep_job, env=job_environment(deep_job)) as server:
         answer = httpx.post(
@@ -112,40 +112,39 @@ def test_serve_answers_with_the_weights_and_refuses_without_them(
         float(offline.max()), abs=PROBABILITY_TOLERANCE
     )
 
-    record = json.loads((model_dir(deep_job) / "metadata.json").read_text())["preprocessing"][
-        "backbone"
-    ]
-    for case, expected in (
-        (
-            "missing",
-            f"backbone weights {record['file']} are missing from",
-        ),
-        (
-            "other",
-            f"but this model's features were computed with sha256 {record['sha256'][:12]}",
-        ),
-        ("imagenet", "which this image does not hold at"),
-    ):
+
+def test_serve_refuses_at_start_without_the_weights_it_was_trained_with(
+    deep_job: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Missing, other, or not baked into the image: the settings serve starts from refuse
+    each with its sentence (no worker starts, no TensorFlow loads), and serve exits 2."""
+    source = model_dir(deep_job)
+    record = json.loads((source / "metadata.json").read_text())["preprocessing"]["backbone"]
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an image without the file
+    cases = {
+        "missing": f"backbone weights {record['file']} are missing from",
+        "other": f"but this model's features were computed with sha256 {record['sha256'][:12]}",
+        "imagenet": "which this image does not hold at",
+    }
+    for case, expected in cases.items():
         ml = tmp_path / case / "opt" / "ml"
-        shutil.copytree(model_dir(deep_job), ml / "model")
-        weights = ml / "model" / record["file"]
-        env = {"SAGEMAKER_BASE_DIR": str(ml), "KERAS_HOME": str(tmp_path / "keras")}
-        if case == "missing":
-            weights.unlink()
-        elif case == "other":
-            content = bytearray(weights.read_bytes())
+        (ml / "model").mkdir(parents=True)
+        metadata = json.loads((source / "metadata.json").read_text())
+        if case == "other":
+            content = bytearray((source / record["file"]).read_bytes())
             content[-1] ^= 0xFF
-            weights.write_bytes(bytes(content))
-        else:  # as if trained with the ImageNet file that the image was to bake in
-            metadata = json.loads((ml / "model" / "metadata.json").read_text())
+            (ml / "model" / record["file"]).write_bytes(bytes(content))
+        if case == "imagenet":  # as if trained with the ImageNet file the image was to hold
             metadata["preprocessing"]["backbone"] |= {"weights": "imagenet", "in_model_dir": False}
-            (ml / "model" / "metadata.json").write_text(json.dumps(metadata))
-        completed = subprocess.run(
-            [str(Path(sys.executable).parent / "serve")],
-            env={"PATH": "/usr/bin:/bin", **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert completed.returncode == 2, (case, completed.stderr[-2000:])
-        assert expected in completed.stderr + completed.stdout, case
+        (ml / "model" / "metadata.json").write_text(json.dumps(metadata))
+        with pytest.raises(ModelDirectoryError, match=re.escape(expected)):
+            settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(ml)}))
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "serve")],
+        env={"PATH": "/usr/bin:/bin", "SAGEMAKER_BASE_DIR": str(tmp_path / "missing/opt/ml")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert cases["missing"] in completed.stderr + completed.stdout
