@@ -129,6 +129,10 @@ def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
         ({"algorithm": "rf", "features": "gabor", "gabor_kernel_size": "20"}, "use an odd number"),
         ({"algorithm": "svm", "cv_folds": "1"}, "cross-validation needs at least 2 folds"),
         (
+            {"algorithm": "rf", "image_size": "auto", "features": "edges", "canny_high": "20"},
+            "'canny_low' (50) is not below 'canny_high' (20)",
+        ),
+        (
             {"algorithm": "svm", "features": "color+deep", "image_size": "24"},
             "features=deep runs ResNet50",
         ),

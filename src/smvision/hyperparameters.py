@@ -182,29 +182,45 @@ def split_per_algorithm(
 
 
 def _check_consistency(algorithm: str, values: Mapping[str, object]) -> None:
-    spec = specs.get(algorithm)
+    if values.get("cv_folds") == 1:
+        raise HyperparameterError(
+            "Hyperparameter 'cv_folds' has value '1'; cross-validation needs at least 2 "
+            "folds: use 0 to turn it off, or 2 or more (5 is usual)."
+        )
+    kinds = str(values["features"]).split("+") if "features" in values else []
+    _check_feature_settings(kinds, values)
     size = values["image_size"]
-    if size == "auto":  # train chooses a size that meets both rules below
+    if size == "auto":  # train chooses a size that meets every rule below
         return
     if not isinstance(size, int):
         raise TypeError(f"Hyperparameter 'image_size' is {size!r}, not a whole number.")
+    spec = specs.get(algorithm)
     if size < spec.min_image_size:
         raise HyperparameterError(
             f"Hyperparameter 'image_size' has value '{size}', but {algorithm} needs at least "
             f"{spec.min_image_size} pixels ({spec.min_image_size_reason}); use "
             f"{spec.min_image_size} or more."
         )
-    if "features" in values:
-        _check_features(size, values)
-    if values.get("cv_folds") == 1:
+    if kinds:
+        _check_feature_sizes(size, kinds, values)
+
+
+def _check_feature_settings(kinds: list[str], values: Mapping[str, object]) -> None:
+    kernel = values.get("gabor_kernel_size")
+    if "gabor" in kinds and not int(str(kernel)) % 2:
         raise HyperparameterError(
-            "Hyperparameter 'cv_folds' has value '1'; cross-validation needs at least 2 "
-            "folds: use 0 to turn it off, or 2 or more (5 is usual)."
+            f"Hyperparameter 'gabor_kernel_size' has value '{kernel}'; use an odd number, "
+            "so that each kernel has a centre pixel (such as 21)."
+        )
+    low, high = values.get("canny_low"), values.get("canny_high")
+    if "edges" in kinds and int(str(low)) >= int(str(high)):
+        raise HyperparameterError(
+            f"Hyperparameter 'canny_low' ({low}) is not below 'canny_high' ({high}); Canny needs "
+            "a lower and an upper threshold (50 and 150 are the defaults)."
         )
 
 
-def _check_features(size: int, values: Mapping[str, object]) -> None:
-    kinds = str(values["features"]).split("+")
+def _check_feature_sizes(size: int, kinds: list[str], values: Mapping[str, object]) -> None:
     if "hog" in kinds and size % 8:
         raise HyperparameterError(
             f"Hyperparameter 'image_size' has value '{size}', but HOG features use 8-pixel "
@@ -217,18 +233,7 @@ def _check_features(size: int, values: Mapping[str, object]) -> None:
             f"and {resnet50.min_image_size_reason}; use {resnet50.min_image_size} or more, or "
             "drop 'deep' from 'features'."
         )
-    kernel, grid = values["gabor_kernel_size"], values["feature_grid"]
-    if "gabor" in kinds and not int(str(kernel)) % 2:
-        raise HyperparameterError(
-            f"Hyperparameter 'gabor_kernel_size' has value '{kernel}'; use an odd number, "
-            "so that each kernel has a centre pixel (such as 21)."
-        )
-    low, high = values["canny_low"], values["canny_high"]
-    if "edges" in kinds and int(str(low)) >= int(str(high)):
-        raise HyperparameterError(
-            f"Hyperparameter 'canny_low' ({low}) is not below 'canny_high' ({high}); Canny needs "
-            "a lower and an upper threshold (50 and 150 are the defaults)."
-        )
+    grid = values["feature_grid"]
     if int(str(grid)) > size:
         raise HyperparameterError(
             f"Hyperparameter 'feature_grid' has value '{grid}', more cells per side than the "
