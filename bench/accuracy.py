@@ -1,12 +1,12 @@
 """Accuracy: what decoding at a reduced scale and int8 exports change, on real data.
 
 Sets: scikit-learn's digits (8x8 PNG: no JPEG, so the decode rule never applies) and
-smvision.samples' real photographs, textures (64x64 patches of brick, grass, gravel) and
-faces (25x25, LFW), JPEG-encoded here at quality 90. Each job trains twice with
+smvision.samples' real photographs, textures (64x64 patches of brick, grass, gravel),
+JPEG-encoded here at quality 90. Each job trains twice with
 `smvision.local train`, scaled_jpeg_decode true and false, same seed; the model sizes are
 chosen so the rule applies (a 64-pixel texture for a 16-pixel model decodes at 1/4).
-The textures cnn trained with the rule is then exported as int8 TFLite and int8 ONNX,
-and export.json says its test accuracy against the float32 Keras model's.
+The cnns trained with the rule are then exported as int8 TFLite and int8 ONNX, and
+export.json says their test accuracy against the float32 Keras model's.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ JOBS: tuple[tuple[str, str, int, dict[str, str]], ...] = (
     ("textures", "svm", 16, {}),
     ("textures", "svm", 32, {}),
     ("textures", "cnn", 32, {"epochs": "40", "batch_size": "32"}),
-    # HOG wants a multiple of 8 pixels: 8 lets a 25-pixel face decode at 1/2.
-    ("faces", "svm", 8, {}),
+    ("digits", "cnn", 16, {"epochs": "8"}),
 )
-SOURCE_SIZES = {"digits": 8, "textures": samples.TEXTURE_PATCH, "faces": 25}
-EXPORTED = ("textures", "cnn", 32)
+# faces (25x25) are left out: the rule needs a model of at most 12 pixels, which HOG
+# (16-pixel blocks) cannot take and the cnn (16 at least) does not allow.
+SOURCE_SIZES = {"digits": 8, "textures": samples.TEXTURE_PATCH}
+# int8 against float32: the textures cnn (photos) and the digits cnn, which learns its set
+# (the textures cnn stayed at chance in the one run so far: bench/NOTES.md).
+EXPORTED = (("textures", "cnn", 32), ("digits", "cnn", 16))
 
 
 def photo_set(name: str, root: Path) -> Path:
@@ -69,7 +72,7 @@ def measure(work: Path, store: Store) -> None:
             jobs.train(algorithm, channels, job_dir, hps)
             accuracy = job_test_accuracy(job_dir)
             store.add(key("accuracy", case, f"scaled {scaled}"), "test accuracy", accuracy)
-        if (data_set, algorithm, size) == EXPORTED:
+        if (data_set, algorithm, size) in EXPORTED:
             export_int8(work / f"accuracy-{data_set}-{algorithm}-{size}-true", case, store)
 
 
