@@ -57,3 +57,40 @@ def test_a_failed_fit_restores_the_global_precision_policy(
     with pytest.raises(WeightsError, match="wrong.h5 does not fit ResNet50"):
         algorithm.fit(train, None, hp, run)
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
+    tmp_path: Path, float32_policy: None
+) -> None:
+    import tensorflow as tf
+
+    from smvision.algorithms.checkpoints import Checkpoints, LoopState
+    from smvision.algorithms.cnn import CNNAlgorithm
+    from smvision.algorithms.keras_base import TrainingLoop
+
+    hp = hyperparameters.parse(
+        {"algorithm": "cnn", "image_size": "16", "early_stopping_patience": "1",
+         "early_stopping_warmup_steps": "9"},
+        strict=True,
+    )
+    cluster = distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0)
+    run = JobRun(tmp_path / "checkpoints", cluster, 100, None)
+    algorithm = CNNAlgorithm(16, 1, 10)
+    algorithm.model = algorithm.build_model(hp, run)
+    checkpoints = Checkpoints(tmp_path / "checkpoints", "fp", writer=True)
+    # Three steps an epoch: epochs 1 and 2 (6 steps) are inside the warm-up, epoch 3 is not.
+    loop = TrainingLoop(algorithm, tf.distribute.get_strategy(), hp, run, checkpoints, 32, 3,
+                        False)
+    state = LoopState("fp")
+
+    def epoch(validation_loss: float) -> None:
+        state.history.setdefault("validation:loss", []).append(validation_loss)
+        loop._early_stopping(state, {"validation:loss": validation_loss})
+
+    epoch(1.0)
+    epoch(2.5)  # worse, but inside the warm-up: neither judged nor remembered
+    assert (state.stopped_early, state.best_loss, checkpoints.has_best()) == (False, None, False)
+    epoch(0.8)
+    assert (state.best_loss, checkpoints.has_best()) == (0.8, True)
+    epoch(0.9)
+    assert state.stopped_early

@@ -486,6 +486,16 @@ KERAS = (
         high=10000,
     ),
     Param(
+        "early_stopping_warmup_steps",
+        "int",
+        50,
+        "Optimizer steps before early stopping and best-weights tracking start: until the "
+        "batch-norm running statistics forget their starting values (about 44 steps at "
+        "momentum 0.9), validation loss measures them rather than the model.",
+        low=0,
+        high=1000000,
+    ),
+    Param(
         "distributed_port",
         "int",
         8890,

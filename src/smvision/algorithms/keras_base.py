@@ -96,6 +96,13 @@ class KerasAlgorithm(Algorithm):
         state = self._resume_state(loop)
         train_fn = loop.train_input(train)
         validation_input = loop.validation_input(validation) if validation is not None else None
+        if validation is not None and loop.patience:
+            first = max(1, math.ceil(loop.warmup_steps / loop.steps))
+            run.info(
+                f"Early stopping watches validation loss from epoch {first} on "
+                f"({loop.steps} steps an epoch, early_stopping_warmup_steps="
+                f"{loop.warmup_steps})."
+            )
         for index, phase in enumerate(self.phases(hp)):
             if index < state.phase or phase.epochs == 0 or state.stopped_early:
                 continue
@@ -257,6 +264,7 @@ class TrainingLoop:
         self.steps = steps
         self.mixed = mixed
         self.patience = hp.integer("early_stopping_patience")
+        self.warmup_steps = hp.integer("early_stopping_warmup_steps")
 
     def train_input(self, train: Dataset) -> Any:
         """A distributed, infinite, shuffled and augmented dataset of this worker's shard."""
@@ -423,6 +431,12 @@ class TrainingLoop:
     def _early_stopping(self, state: LoopState, values: dict[str, float]) -> None:
         loss = values.get("validation:loss")
         if loss is None:
+            return
+        # A small data set takes few steps an epoch: on 180 images, validation accuracy sat
+        # at chance for the first 30 steps while train accuracy reached 0.96, because the
+        # batch-norm running statistics still held their starting values; judged then, the
+        # run stopped at epoch 6 and restored epoch 1. The loop's own steps count, not epochs.
+        if state.epochs_done * self.steps < self.warmup_steps:
             return
         if state.best_loss is None or loss < state.best_loss:
             state.best_loss, state.bad_epochs = loss, 0
