@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,9 @@ class ClassicalAlgorithm(Algorithm):
         self.pipeline = pipeline
         self.backbone = backbone
         self.cross_validation: dict[str, Any] | None = None
+        # Features -> probabilities in place of pipeline.predict_proba, where a subclass has
+        # a faster equal form (svm: platt.py).
+        self.probabilities: Callable[[np.ndarray], np.ndarray] | None = None
 
     @abstractmethod
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
@@ -131,7 +134,8 @@ class ClassicalAlgorithm(Algorithm):
     def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         if self.pipeline is None:
             raise RuntimeError("predict_proba() before fit() or load().")
-        result: np.ndarray = self.pipeline.predict_proba(self.features_of(batch))
+        predict = self.probabilities or self.pipeline.predict_proba
+        result: np.ndarray = predict(self.features_of(batch))
         return result.astype(np.float32)
 
     def columns(self) -> list[layout.Column]:

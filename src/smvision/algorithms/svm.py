@@ -7,11 +7,16 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from smvision.algorithms import platt
 from smvision.algorithms.classical import ClassicalAlgorithm, class_weight
 from smvision.hyperparameters import Hyperparameters
 
 
 class SVMAlgorithm(ClassicalAlgorithm):
+    def for_serving(self) -> None:
+        """Predict through the one-pass Platt scaling where it applies (platt.py)."""
+        if self.pipeline is not None:
+            self.probabilities = platt.compiled(self.pipeline)
 
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
         gamma = hp.values["gamma"]
