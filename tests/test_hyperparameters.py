@@ -116,6 +116,7 @@ def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
         ),
         ({"algorithm": "svm", "image_size": "60"}, "use a multiple of 8"),
         ({"algorithm": "cnn", "image_size": "8"}, "use 16 or more"),
+        ({"algorithm": "svm", "image_size": "8"}, "16-pixel blocks"),
         ({"algorithm": "resnet50", "image_size": "16"}, "resnet50 needs at least 32 pixels"),
         (
             {"algorithm": "xgboost"},

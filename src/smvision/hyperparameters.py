@@ -221,10 +221,11 @@ def _check_feature_settings(kinds: list[str], values: Mapping[str, object]) -> N
 
 
 def _check_feature_sizes(size: int, kinds: list[str], values: Mapping[str, object]) -> None:
-    if "hog" in kinds and size % 8:
+    if "hog" in kinds and (size % 8 or size < 16):
         raise HyperparameterError(
             f"Hyperparameter 'image_size' has value '{size}', but HOG features use 8-pixel "
-            "cells; use a multiple of 8 such as 32 or 64, or drop 'hog' from 'features'."
+            "cells in 16-pixel blocks; use a multiple of 8 from 16 up, such as 32 or 64, or "
+            "drop 'hog' from 'features'."
         )
     resnet50 = specs.get("resnet50")  # features=deep runs its network
     if "deep" in kinds and size < resnet50.min_image_size:
