@@ -95,8 +95,7 @@ class MotoServer:
         if not self.recording.exists():
             return []
         found = []
-        for line in self.recording.read_text().splitlines():
-            entry = json.loads(line)
+        for entry in _json_documents(self.recording.read_text()):
             body = entry.get("body") or ""
             raw = base64.b64decode(body) if entry.get("body_encoded") else body.encode()
             found.append(RecordedRequest(entry["method"], entry["url"], entry["headers"], raw))
@@ -326,3 +325,17 @@ def documented_caller_policy() -> set[str]:
         listed = statement["Action"]
         actions.update([listed] if isinstance(listed, str) else listed)
     return actions
+
+
+def _json_documents(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in the recording. moto writes an entry and its newline in two writes,
+    so requests served side by side can leave two entries on one line."""
+    decoder = json.JSONDecoder()
+    documents, position = [], 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return documents
+        document, position = decoder.raw_decode(text, position)
+        documents.append(document)

@@ -274,8 +274,11 @@ def test_tune_with_overrides_and_hyperband(aws: MotoServer) -> None:
     assert sent["HyperParameterTuningJobConfig"]["StrategyConfig"] == {
         "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 40}}
     assert sorted_ranges(config["ParameterRanges"]) == {
+        # dropout and batch_size as asked; label_smoothing and optimizer from cnn's defaults.
         "ContinuousParameterRanges": [{"Name": "dropout", "MinValue": "0.1", "MaxValue": "0.4",
-                                       "ScalingType": "Auto"}],
+                                       "ScalingType": "Auto"},
+                                      {"Name": "label_smoothing", "MinValue": "0.0",
+                                       "MaxValue": "0.2", "ScalingType": "Auto"}],
         "CategoricalParameterRanges": [{"Name": "batch_size", "Values": ["16", "32"]},
                                        {"Name": "optimizer", "Values": ["adam", "sgd"]}],
     }
