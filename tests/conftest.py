@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -20,6 +21,24 @@ from smvision.local import train_command
 from smvision.samples import export_digits
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+STRAY_RECORDING = ROOT / "moto_recording"  # where moto records without MOTO_RECORDER_FILEPATH
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_recording_before] = STRAY_RECORDING.exists()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A moto server started without its recording path writes into the repository."""
+    if STRAY_RECORDING.exists() and not session.config.stash.get(_recording_before, True):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\n{STRAY_RECORDING} was written by this run: start moto servers through "
+              "tests/moto_server.py, which records under the test's own directory.")
+
+
+_recording_before = pytest.StashKey[bool]()
 
 
 @pytest.fixture(autouse=True)
@@ -54,12 +73,15 @@ class JobResult:
         return path.read_text() if path.exists() else ""
 
     @property
-    def metadata(self) -> dict:
-        return json.loads((self.ml / "model" / "metadata.json").read_text())
+    def metadata(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads((self.ml / "model" / "metadata.json").read_text())
+        return document
 
     @property
-    def evaluation(self) -> dict:
-        return json.loads((self.ml / "output" / "data" / "evaluation.json").read_text())
+    def evaluation(self) -> dict[str, Any]:
+        path = self.ml / "output" / "data" / "evaluation.json"
+        document: dict[str, Any] = json.loads(path.read_text())
+        return document
 
     def metrics(self) -> dict[str, list[float]]:
         """Every NAME=VALUE metric line of the job's output, in order."""
@@ -94,8 +116,20 @@ def run_local_train(
     )
 
 
+class TrainJob(Protocol):
+    """The train_job fixture: run_local_train in a fresh job directory."""
+
+    def __call__(
+        self,
+        algorithm: str,
+        channels: Mapping[str, Path],
+        hps: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> JobResult: ...
+
+
 @pytest.fixture
-def train_job(tmp_path: Path) -> Iterator[object]:
+def train_job(tmp_path: Path) -> Iterator[TrainJob]:
     """Run a local training job in a fresh job directory under tmp_path."""
     counter = iter(range(1000))
 
@@ -103,10 +137,10 @@ def train_job(tmp_path: Path) -> Iterator[object]:
         algorithm: str,
         channels: Mapping[str, Path],
         hps: Mapping[str, str] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> JobResult:
         return run_local_train(
             algorithm, channels, tmp_path / f"job-{next(counter)}", hps, **kwargs
-        )  # type: ignore[arg-type]
+        )
 
     yield run

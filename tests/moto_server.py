@@ -331,7 +331,8 @@ def _json_documents(text: str) -> list[dict[str, Any]]:
     """Every JSON object in the recording. moto writes an entry and its newline in two writes,
     so requests served side by side can leave two entries on one line."""
     decoder = json.JSONDecoder()
-    documents, position = [], 0
+    documents: list[dict[str, Any]] = []
+    position = 0
     while True:
         while position < len(text) and text[position].isspace():
             position += 1

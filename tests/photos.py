@@ -14,7 +14,7 @@ def photo(name: str = "china") -> np.ndarray:
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
-        return load_sample_image(f"{name}.jpg")
+        return np.asarray(load_sample_image(f"{name}.jpg"), np.uint8)
     from skimage import data
 
     return np.ascontiguousarray(getattr(data, name)())

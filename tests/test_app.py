@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,10 +145,12 @@ class InProcess:
 
 
 @asynccontextmanager
-async def started(job_dir: Path, ready: bool = True, **env: str) -> AsyncIterator[InProcess]:
+async def started(
+    job_dir: Path, ready: bool = True, env: Mapping[str, str] | None = None
+) -> AsyncIterator[InProcess]:
     """The app over job_dir's model, its lifespan started (and /ping 200 when `ready`)."""
     ml = job_dir / "opt" / "ml"
-    settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(ml), **env}))
+    settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(ml), **(env or {})}))
     server = InProcess(ServingApp(settings))
     lifespan = asyncio.create_task(
         server.app({"type": "lifespan"}, server._to_app.get, server._from_app.put)
@@ -282,7 +284,7 @@ def test_invocations_answer_as_the_offline_model_does(svm_job: Path) -> None:
 def test_execution_parameters_follow_the_settings(svm_job: Path) -> None:
     async def scenario() -> None:
         env = {"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1.5"}
-        async with started(svm_job, **env) as server:
+        async with started(svm_job, env=env) as server:
             answer = await server.request("GET", "/execution-parameters")
             assert answer.status == 200
             assert answer.json() == {
@@ -441,7 +443,7 @@ def test_a_request_over_the_timeout_gets_504_and_the_app_recovers(gated: Gated) 
     [digit] = digit_pngs(gated.svm_job_dir, 1)
 
     async def scenario() -> None:
-        async with started(gated.job_dir, SAGEMAKER_MODEL_SERVER_TIMEOUT="0.2") as server:
+        async with started(gated.job_dir, env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "0.2"}) as server:
             stuck = await server.invoke(WHITE)  # waits at the gate past the timeout
             assert stuck.status == 504 and "SAGEMAKER_MODEL_SERVER_TIMEOUT" in stuck.error()
             # The inference thread still waits at the gate: /ping does not wait for it.

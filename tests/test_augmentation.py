@@ -49,6 +49,7 @@ def test_augmentation_runs_in_the_tf_data_graph_on_whole_batches() -> None:
         {"algorithm": "cnn", "random_crop": "0.25", "horizontal_flip": "true"}
     )
     layers = augmentation.augmenter(hp, 32)
+    assert layers is not None
     dataset = tf.data.Dataset.from_tensors(batch).map(lambda x: layers(x, training=True))
     traced = dataset.element_spec
     assert traced.shape.as_list() == [64, 32, 32, 1] and traced.dtype == tf.float32

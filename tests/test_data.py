@@ -151,7 +151,9 @@ def _channel_with_broken_files(root: Path, good: int, broken: int) -> list[data.
     return data.list_channel(root, "train")
 
 
-def test_unreadable_files_under_the_limit_are_skipped_and_listed(tmp_path: Path, caplog) -> None:
+def test_unreadable_files_under_the_limit_are_skipped_and_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     samples = _channel_with_broken_files(tmp_path, good=60, broken=1)
     loaded = data.load(samples, ["cat", "cup"], 32, 3, "train", 0.01)
     assert len(loaded) == 120 and loaded.skipped[0][0] == "cat/broken-0.png"

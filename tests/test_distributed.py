@@ -23,7 +23,7 @@ import pytest
 
 from smvision import contract, distributed, hyperparameters
 from smvision.local import train_command
-from tests.conftest import JobResult
+from tests.conftest import JobResult, TrainJob
 
 CNN = {
     "epochs": "8",
@@ -75,7 +75,9 @@ def finish(
     return results
 
 
-def test_two_cnn_workers_converge_like_one(train_job, digits: Path, tmp_path: Path) -> None:
+def test_two_cnn_workers_converge_like_one(
+    train_job: TrainJob, digits: Path, tmp_path: Path
+) -> None:
     channels = {
         "train": digits / "train",
         "validation": digits / "validation",

@@ -146,7 +146,7 @@ def test_strict_mode_rejects_unknown_keys_with_a_suggestion() -> None:
         ({"algorithm": "resnet50", "rotation_range": "-5"}, "'rotation_range' has value '-5'"),
     ],
 )
-def test_bad_values_name_the_key_the_value_and_the_fix(raw: dict, fragment: str) -> None:
+def test_bad_values_name_the_key_the_value_and_the_fix(raw: dict[str, str], fragment: str) -> None:
     with pytest.raises(HyperparameterError) as error:
         parse(raw)
     assert fragment in str(error.value)

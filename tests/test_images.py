@@ -1,5 +1,7 @@
 """images.py: one decode path for every format, and refusals that say what is wrong."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -37,7 +39,7 @@ def test_grey_stays_one_channel_rgba_drops_alpha_16_bit_scales() -> None:
     np.testing.assert_array_equal(images.decode_image(encode(sixteen, ".png"))[:, :, 0], grey)
 
 
-def test_training_and_serving_see_the_same_pixels_for_a_file(tmp_path) -> None:
+def test_training_and_serving_see_the_same_pixels_for_a_file(tmp_path: Path) -> None:
     data = encode(photo("chelsea"), ".png")
     (tmp_path / "cat.png").write_bytes(data)
     np.testing.assert_array_equal(
@@ -134,6 +136,7 @@ def test_jpeg_scale_keeps_the_shorter_side_at_least_the_model_size(
 def test_a_large_jpeg_is_decoded_at_the_reduced_scale(channels: int, flag: int) -> None:
     data = encode(photo("china"), ".jpg")  # 640x427: scale 4 for a 64-pixel model
     reduced = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    assert reduced is not None
     assert reduced.shape[:2] == (107, 160)
     if channels == 3:
         reduced = cv2.cvtColor(reduced, cv2.COLOR_BGR2RGB)

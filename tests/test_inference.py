@@ -39,8 +39,8 @@ from smvision.serving.inference import (
     parse_top_k,
     read_npy,
 )
-from smvision.serving.main import GRACEFUL_SHUTDOWN_S, Worker, gunicorn_options
-from smvision.serving.settings import ModelDirectoryError, settings_from
+from smvision.serving.main import Worker, gunicorn_options
+from smvision.serving.settings import GRACEFUL_SHUTDOWN_S, ModelDirectoryError, settings_from
 from tests.gated_algorithm import BATCH_LOG, FailsOnBlackError, GatedSVM, batch_sizes
 from tests.photos import encode, grey_photo, photo
 from tests.serving_fixtures import JobDirs, npy, serving_jobs
@@ -424,6 +424,7 @@ def test_predictions_hold_at_most_32_images_and_a_larger_request_is_predicted_al
 
     answers = list(predictor.respond([one, two, hundred, three]))
 
+    assert isinstance(answers[2], bytes), answers[2]
     got = [p["probabilities"] for p in json.loads(answers[2])["predictions"]]
     expected = predictor.algorithm.predict_proba(decoded)
     np.testing.assert_allclose([[row[n] for n in CLASS_NAMES] for row in got], expected, atol=1e-6)

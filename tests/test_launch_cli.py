@@ -49,7 +49,7 @@ def subcommand_parsers(parser: argparse.ArgumentParser | None = None, prefix: st
     """Every command's own parser, nested ones by their full name ("rekognition analyze")."""
     parser = parser or cli.build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    found = {}
+    found: dict[str, argparse.ArgumentParser] = {}
     for name, child in action.choices.items():
         nested = any(isinstance(a, argparse._SubParsersAction) for a in child._actions)
         found |= (subcommand_parsers(child, f"{prefix}{name} ") if nested

@@ -68,7 +68,7 @@ def trained(serving_jobs: JobDirs) -> Path:
 def captured(servers: ServerPool, digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Darkened test digits sent through the real `serve`: 60 in this hour, 60 in the hour
     three hours before."""
-    scans = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+    scans = [np.asarray(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), np.uint8)
              for f in sorted((digits / "test").rglob("*.png"))[:120]]
     bodies = [cv2.imencode(".png", (scan * 0.35).astype(np.uint8))[1].tobytes()
               for scan in scans]

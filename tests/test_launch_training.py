@@ -157,16 +157,12 @@ def test_multi_host_svm_warns_before_the_job_starts(aws: MotoServer) -> None:
     (["--max-wait", "100"], "--max-wait applies to managed spot training only"),
 ])
 def test_a_bad_value_makes_no_aws_call(aws: MotoServer, extra: list[str], expected: str) -> None:
-    started = time.monotonic()
     run = launch("train", *settings_flags(), "--algorithm", "svm", "--train", TRAIN, *extra)
-    elapsed = time.monotonic() - started
 
     assert run.returncode == 2
     assert expected in run.stdout
     assert aws.requests() == []
     assert "Nothing was sent to AWS." in run.stdout or "--max-wait" in expected
-    # Generous: the point is seconds, not the minutes a job takes to fail on SageMaker.
-    assert elapsed < 30
 
 
 def test_settings_from_config_file_and_environment(aws: MotoServer, tmp_path: Path) -> None:

@@ -176,7 +176,8 @@ def test_training_writes_the_baseline(trained: Path, digits: Path) -> None:
     assert sum(document["class_priors"].values()) == pytest.approx(1.0)
     assert document["model"]["count"] == validation_count
     assert sum(document["model"]["predicted_classes"].values()) == validation_count
-    assert 0.5 < distributions.median(document["model"]["confidence"]) <= 1.0
+    median = distributions.median(document["model"]["confidence"])
+    assert median is not None and 0.5 < median <= 1.0
 
 
 def test_the_baseline_is_read_from_a_model_tar_gz_and_a_bad_one_is_named(
@@ -225,6 +226,12 @@ def digit_files(digits: Path, split: str) -> list[Path]:
     return sorted((digits / split).rglob("*.png"))
 
 
+def read_scan(path: Path) -> np.ndarray:
+    scan = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert scan is not None, path
+    return np.asarray(scan, np.uint8)
+
+
 def png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     assert ok
@@ -235,7 +242,7 @@ def png(image: np.ndarray) -> bytes:
 def captured_sets(servers: ServerPool, digits: Path,
                   tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each set of images sent through the real `serve`, captured as SageMaker would."""
-    test_scans = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in digit_files(digits, "test")]
+    test_scans = [read_scan(f) for f in digit_files(digits, "test")]
     faces, _ = faces_images()
     sets = {
         "undrifted": [png(scan) for scan in test_scans],

@@ -92,9 +92,7 @@ def test_bad_input_gets_4xx_and_the_server_keeps_serving(
         assert prediction["label"] in [str(d) for d in range(10)]
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert ping(served.url) == 200
-    started = time.monotonic()
+    # podman kills what has not stopped 30 s after SIGTERM: exit 0 means it stopped itself.
     engine.podman("stop", "--time", "30", served.name, timeout=60)
-    stopped_in = time.monotonic() - started
     state = json.loads(engine.podman("inspect", served.name).stdout)[0]["State"]
     assert state["ExitCode"] == 0, engine.logs(served.name)[-3000:]
-    assert stopped_in < 30
