@@ -125,7 +125,10 @@ def parse_top_k(custom_attributes: str | None) -> int | None:
 
 
 def decode_request(
-    body: bytes, content_type: str, model_input: images.ModelInput | None = None
+    body: bytes,
+    content_type: str,
+    model_input: images.ModelInput | None = None,
+    first_line: int = 1,
 ) -> list[np.ndarray]:
     """A body of a supported Content-Type -> its images, uint8 HxWxC, in request order.
 
@@ -138,7 +141,7 @@ def decode_request(
     if content_type == JSON:
         return _json_images(body, model_input)
     if content_type == JSON_LINES:
-        return _jsonlines_images(body, model_input)
+        return _jsonlines_images(body, model_input, first_line)
     raise UnsupportedContentTypeError(f"Content-Type '{content_type}' has no decoder.")
 
 
@@ -214,9 +217,13 @@ def _json_images(body: bytes, model_input: images.ModelInput | None) -> list[np.
     ]
 
 
-def _jsonlines_images(body: bytes, model_input: images.ModelInput | None) -> list[np.ndarray]:
+def _jsonlines_images(
+    body: bytes, model_input: images.ModelInput | None, first_line: int
+) -> list[np.ndarray]:
+    """The images of a JSON Lines body whose first line is line `first_line` of the request
+    (a streamed body comes in parts: smvision.serving.streaming)."""
     decoded: list[np.ndarray] = []
-    for number, line in enumerate(body.splitlines(), start=1):
+    for number, line in enumerate(body.splitlines(), start=first_line):
         if line.strip():
             source = f"Line {number}"
             decoded.append(_instance_image(_parse_json(line, source), source, model_input))
@@ -318,6 +325,8 @@ class Request:
     content_type: str
     accept: str = JSON
     top_k: int | None = None
+    # Where the body starts in the request's JSON Lines (a part of a streamed body).
+    first_line: int = 1
 
 
 Decoded = list[np.ndarray] | Exception  # a request's images, or why it has none: 400
@@ -375,6 +384,10 @@ class Predictor:
         scaled_jpeg = metadata.get("scaled_jpeg_decode") is True
         return cls(algorithm, metadata["class_names"], scaled_jpeg, threads=threads)
 
+    def close(self) -> None:
+        """Let the decoding threads end (the model is being unloaded)."""
+        self._decoders.shutdown(wait=False, cancel_futures=True)
+
     def warm_up_request(self) -> Request:
         """A PNG of the model's input size: the first prediction traces and allocates."""
         grey = np.full((self.algorithm.image_size, self.algorithm.image_size), 128, np.uint8)
@@ -409,7 +422,9 @@ class Predictor:
         try:
             return [
                 self.model_input.from_image(image)
-                for image in decode_request(request.body, request.content_type, self.model_input)
+                for image in decode_request(
+                    request.body, request.content_type, self.model_input, request.first_line
+                )
             ]
         except (images.ImageError, InputError) as error:  # the client's to fix: 400
             return error
