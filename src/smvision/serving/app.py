@@ -1,14 +1,19 @@
-"""The HTTP side of serving: GET /ping, POST /invocations, GET /execution-parameters (ASGI).
+"""The HTTP side of serving (ASGI): GET /ping, POST /invocations, GET /execution-parameters,
+and on a multi-model endpoint the model API of smvision.serving.multi_model.
 
-Written against the bare ASGI interface: three routes need no framework, and every
-microsecond a request spends outside the model shows up in latency. The event loop only
-moves bytes; decoding, prediction and encoding run in the inference thread
-(`smvision.serving.batcher`), together with the requests that arrived meanwhile, so /ping
-answers at once even while the model loads or works.
+Written against the bare ASGI interface (smvision.serving.http): a few routes need no
+framework, and every microsecond a request spends outside the model shows up in latency.
+The event loop only moves bytes; decoding, prediction and encoding run in the model's
+inference thread (`smvision.serving.batcher`), together with the requests that arrived
+meanwhile, so /ping answers at once even while a model loads or works.
 
-The model loads in a background thread when the worker starts. /ping says 503 until it
-is loaded and has answered one warm-up request through the same path requests take;
+One model: it loads in a background thread when the worker starts. /ping says 503 until
+it is loaded and has answered one warm-up request through the same path requests take;
 /invocations that arrive before then wait for it (within the request timeout).
+Many models: /ping answers 200 at once, and each model is loaded when SageMaker asks.
+Either way a request is answered by `_invoke`, one path for every model: a JSON Lines
+body is predicted a group of lines at a time as it arrives (smvision.serving.streaming),
+any other body once it has arrived whole.
 """
 
 from __future__ import annotations
@@ -20,17 +25,27 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import Any
 
 from smvision.images import ImageError
-from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
+from smvision.media import JSON_LINES
+from smvision.serving import memory
+from smvision.serving.batcher import BatcherStoppedError
+from smvision.serving.http import (
+    JSON_TYPE,
+    HTTPError,
+    Receive,
+    Scope,
+    Send,
+    allow,
+    header,
+    respond,
+    respond_in_chunks,
+)
 from smvision.serving.inference import (
     MAX_BATCH_IMAGES,
     InputError,
-    Predictor,
     Request,
     UnsupportedAcceptError,
     UnsupportedContentTypeError,
@@ -39,40 +54,19 @@ from smvision.serving.inference import (
     limit_threads,
     parse_top_k,
 )
+from smvision.serving.loading import LoadedModel, plan
+from smvision.serving.multi_model import ModelRoutes
+from smvision.serving.registry import ModelRegistry, default_budget_mb
 from smvision.serving.settings import ServerSettings
+from smvision.serving.streaming import Answer, Group, answer_in_groups
 
 log = logging.getLogger("smvision.serve")
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Header = tuple[bytes, bytes]
 
 # gunicorn's WORKER_BOOT_ERROR: the master stops the server instead of starting the
 # worker again and again on a model that cannot load.
 LOAD_FAILURE_EXIT_CODE = 3
 BATCHER_STOP_S = 5.0
-JSON_TYPE = b"application/json"
 CLIENT_ERRORS = (ImageError, InputError)  # what the client sent: 400
-
-
-class HTTPError(Exception):
-    """An answer other than 200, with the sentence that goes into {"error": ...}."""
-
-    def __init__(self, status: int, message: str, headers: Iterable[Header] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = list(headers)
-
-
-@dataclass(frozen=True)
-class _Model:
-    """What a worker serves with, once loaded: the predictor and its inference thread."""
-
-    predictor: Predictor
-    batcher: MicroBatcher[Request, bytes]
 
 
 class ServingApp:
@@ -80,8 +74,9 @@ class ServingApp:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self._model: _Model | None = None
+        self._model: LoadedModel | None = None
         self._ready = asyncio.Event()  # set once self._model is loaded and warmed up
+        self._models: ModelRoutes | None = None  # a multi-model server's
         self._execution_parameters = json.dumps(
             {
                 "MaxConcurrentTransforms": settings.workers,
@@ -96,40 +91,45 @@ class ServingApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    # Lifespan: load in the background at start, stop the inference thread at the end ------
+    # Lifespan: load in the background at start, stop the inference threads at the end ----
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                loop = asyncio.get_running_loop()
-                threading.Thread(
-                    target=self._load, args=(loop,), name="model-loader", daemon=True
-                ).start()
+                limit_threads(self.settings.threads_per_worker)
+                if self.settings.multi_model:
+                    self._models = ModelRoutes(self._registry(), self._invoke)
+                    self._ready.set()
+                else:
+                    loop = asyncio.get_running_loop()
+                    threading.Thread(
+                        target=self._load, args=(loop,), name="model-loader", daemon=True
+                    ).start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._model is not None:
-                    self._model.batcher.stop(BATCHER_STOP_S)
+                    self._model.stop(BATCHER_STOP_S)
+                if self._models is not None:
+                    self._models.registry.stop(BATCHER_STOP_S)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _registry(self) -> ModelRegistry[LoadedModel]:
+        settings = self.settings
+        budget = settings.models_memory_mb
+        if budget is None:
+            budget = default_budget_mb(memory.container_memory_mb(), memory.resident_mb())
+        log.info("Multi-model server: models load from %s on SageMaker's request; %s MiB "
+                 "of memory for them.", settings.model_dir, f"{budget:.0f}")
+        return ModelRegistry(lambda url: plan(url, settings),
+                             lambda url: LoadedModel.load(url, settings), budget,
+                             BATCHER_STOP_S)
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         started = time.perf_counter()
         try:
-            limit_threads(self.settings.threads_per_worker)
-            predictor = Predictor.load(
-                self.settings.model_dir,
-                self.settings.serve_format,
-                self.settings.keras_runtime,
-                self.settings.threads_per_worker,
-            )
-            # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
-            # enough to fill a prediction, and respond() predicts no more images at once.
-            batcher: MicroBatcher[Request, bytes] = MicroBatcher(
-                predictor.respond, MAX_BATCH_IMAGES
-            )
-            batcher.start()
-            batcher.submit(predictor.warm_up_request()).result()
+            model = LoadedModel.load(self.settings.model_dir, self.settings)
         except BaseException:  # a worker without a model must not pretend to serve
             log.exception(
                 "Could not load the %s model in %s; stopping the server.",
@@ -139,7 +139,7 @@ class ServingApp:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(LOAD_FAILURE_EXIT_CODE)
-        self._model = _Model(predictor, batcher)
+        self._model = model
         with suppress(RuntimeError):  # the loop is closed: the worker stopped while loading
             loop.call_soon_threadsafe(self._ready.set)
         log.info(
@@ -155,17 +155,21 @@ class ServingApp:
         path, method = scope["path"], scope["method"]
         try:
             if path == "/invocations":
-                _allow(method, "POST")
-                body, accept = await self._invoke(scope, receive)
-                await _respond(send, 200, body, accept.encode())
+                allow(method, "POST")
+                if self._models is not None:
+                    raise HTTPError(404, "This is a multi-model server "
+                                         "(SAGEMAKER_MULTI_MODEL=true): POST /models/NAME/invoke.")
+                await self._invoke(scope, receive, send, self._single_model)
             elif path == "/ping":
-                _allow(method, "GET")
+                allow(method, "GET")
                 if not self._ready.is_set():
                     raise HTTPError(503, "The model is still loading; ask again shortly.")
-                await _respond(send, 200, b'{"status": "ready"}', JSON_TYPE)
+                await respond(send, 200, b'{"status": "ready"}', JSON_TYPE)
             elif path == "/execution-parameters":
-                _allow(method, "GET")
-                await _respond(send, 200, self._execution_parameters, JSON_TYPE)
+                allow(method, "GET")
+                await respond(send, 200, self._execution_parameters, JSON_TYPE)
+            elif self._models is not None and self._models.serves(path):
+                await self._models(scope, receive, send)
             else:
                 raise HTTPError(
                     404,
@@ -176,23 +180,46 @@ class ServingApp:
             if error.status != 503:
                 log.info("%s %s -> %d: %s", method, path, error.status, error.message)
             body = json.dumps({"error": error.message}).encode()
-            await _respond(send, error.status, body, JSON_TYPE, error.headers)
+            await respond(send, error.status, body, JSON_TYPE, error.headers)
 
-    async def _invoke(self, scope: Scope, receive: Receive) -> tuple[bytes, str]:
+    async def _single_model(self) -> LoadedModel:
+        await self._ready.wait()
+        if self._model is None:
+            raise RuntimeError("The ready event was set before the model was loaded.")
+        return self._model
+
+    async def _invoke(self, scope: Scope, receive: Receive, send: Send,
+                      model: Callable[[], Awaitable[LoadedModel]]) -> None:
+        """Answer one request with the model that `model()` gives, once it is ready."""
         try:
-            content_type = check_content_type(_header(scope, b"content-type"))
-            accept = choose_accept(_header(scope, b"accept"))
-            top_k = parse_top_k(_header(scope, b"x-amzn-sagemaker-custom-attributes"))
+            content_type = check_content_type(header(scope, b"content-type"))
+            accept = choose_accept(header(scope, b"accept"))
+            top_k = parse_top_k(header(scope, b"x-amzn-sagemaker-custom-attributes"))
         except UnsupportedContentTypeError as error:
             raise HTTPError(415, str(error)) from error
         except UnsupportedAcceptError as error:
             raise HTTPError(406, str(error)) from error
         except InputError as error:
             raise HTTPError(400, str(error)) from error
-        request = Request(await self._read_body(scope, receive), content_type, accept, top_k)
+        body = None if content_type == JSON_LINES else await self._read_body(scope, receive)
         try:
             async with asyncio.timeout(self.settings.timeout_s):
-                return await self._answer(request), accept
+                ready = await model()
+
+                async def predict(group: Group, group_accept: str) -> bytes:
+                    request = Request(group.body, JSON_LINES, group_accept, top_k,
+                                      first_line=group.first_line)
+                    return await asyncio.wrap_future(ready.batcher.submit(request))
+
+                if body is None:
+                    answer = await answer_in_groups(self._body_chunks(scope, receive), predict,
+                                                    accept, MAX_BATCH_IMAGES,
+                                                    self.settings.threads_per_worker + 1)
+                else:
+                    request = Request(body, content_type, accept, top_k)
+                    answer = Answer.of(await asyncio.wrap_future(ready.batcher.submit(request)))
+        except HTTPError:
+            raise
         except TimeoutError as error:
             raise HTTPError(
                 504,
@@ -209,17 +236,20 @@ class ServingApp:
             raise HTTPError(
                 500, f"Internal error ({type(error).__name__}: {error}); see the server log."
             ) from error
-
-    async def _answer(self, request: Request) -> bytes:
-        """Wait for the model, then for the inference thread's answer."""
-        await self._ready.wait()
-        if self._model is None:
-            raise RuntimeError("The ready event was set before the model was loaded.")
-        return await asyncio.wrap_future(self._model.batcher.submit(request))
+        whole = answer.whole()
+        if whole is not None:
+            await respond(send, 200, whole, accept.encode())
+        else:
+            await respond_in_chunks(send, answer.size, answer.chunks(), accept.encode())
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        chunks = [chunk async for chunk in self._body_chunks(scope, receive)]
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _body_chunks(self, scope: Scope, receive: Receive) -> AsyncIterator[bytes]:
+        """The request body as it arrives, within SAGEMAKER_MAX_PAYLOAD_IN_MB."""
         limit = self.settings.max_payload_bytes
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None:
             try:
                 length = int(declared)
@@ -227,7 +257,6 @@ class ServingApp:
                 raise HTTPError(400, f"Content-Length '{declared}' is not a number.") from error
             if length > limit:
                 raise self._too_large(f"The body is {length} bytes")
-        chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
@@ -237,9 +266,9 @@ class ServingApp:
             size += len(chunk)
             if size > limit:
                 raise self._too_large(f"The body passed {limit} bytes")
-            chunks.append(chunk)
+            yield chunk
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return
 
     def _too_large(self, what: str) -> HTTPError:
         # Closing the connection spares reading the rest of a body nobody will use.
@@ -250,39 +279,6 @@ class ServingApp:
             "split it into smaller requests.",
             headers=[(b"connection", b"close")],
         )
-
-
-def _allow(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise HTTPError(
-            405,
-            f"Method {method} is not allowed here; use {allowed}.",
-            headers=[(b"allow", allowed.encode())],
-        )
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, content_type: bytes, headers: Iterable[Header] = ()
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _whole_if_whole(value: float) -> float | int:

@@ -119,8 +119,7 @@ def load(
     if choice.export is not None:
         return _exported(runtimes.load(model_dir / choice.export["file"], threads), metadata)
     spec = specs.get(metadata["algorithm"])
-    if keras_runtime == "auto":
-        keras_runtime = spec.keras_runtime or "tensorflow"
+    keras_runtime = resolved_keras_runtime(spec, keras_runtime)
     if keras_runtime == "tflite" and spec.family == "keras":
         if not _installed("tensorflow"):
             raise _lite_image_error(metadata, model_dir, "No module named 'tensorflow'")
@@ -148,6 +147,25 @@ def _lite_image_error(metadata: dict[str, Any], model_dir: Path, reason: str) ->
         f"({reason}): an image built with RUNTIME=lite serves exported models only. Run "
         "`python -m smvision.local export` on the job, or serve it with the full image."
     )
+
+
+def resolved_keras_runtime(spec: specs.AlgorithmSpec, keras_runtime: str) -> str:
+    """SMVISION_KERAS_RUNTIME, or for `auto` the algorithm's entry in the table."""
+    if keras_runtime == "auto":
+        return spec.keras_runtime or "tensorflow"
+    return keras_runtime
+
+
+def engine(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> str:
+    """What will run the model: tflite or onnx (an export, or a Keras model compiled to
+    TFLite), tensorflow (a Keras model in the worker) or scikit-learn."""
+    if choice.export is not None:
+        return str(choice.export["format"])
+    spec = specs.get(metadata["algorithm"])
+    if spec.family != "keras":
+        return "scikit-learn"
+    runtime = resolved_keras_runtime(spec, keras_runtime)
+    return "tflite" if runtime == "tflite" else "tensorflow"
 
 
 def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedModel:

@@ -1,5 +1,9 @@
 """What `serve` runs with: SageMaker's serving variables (via contract.py), the model's needs
-and the machine's cores, shared out between the workers."""
+and the machine's cores, shared out between the workers.
+
+A multi-model server (SAGEMAKER_MULTI_MODEL=true) has no model when it starts: SageMaker
+loads them later through /models, into /opt/ml/models.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from smvision import specs
 from smvision.algorithms.features import backbones
 from smvision.algorithms.features.backbones import BackboneMissingError
 from smvision.artifacts import read_metadata
-from smvision.contract import METADATA_FILE, Contract
+from smvision.contract import METADATA_FILE, MULTI_MODEL_ENV, WORKERS_ENV, Contract, ContractError
 from smvision.machine import available_cores
 from smvision.params import HyperparameterError
 from smvision.serving import models
@@ -49,6 +53,11 @@ class ServerSettings:
     keras_runtime: str = "auto"
     # What serve_format picked: the trained model, or the export it will run.
     model: models.Choice = models.Choice(None)
+    # A multi-model server: model_dir holds the models SageMaker loads, one folder each.
+    multi_model: bool = False
+    # The memory a multi-model server gives its models (SMVISION_MODELS_MEMORY_MB); None:
+    # what the container has, less the server's own (registry.default_budget_mb).
+    models_memory_mb: float | None = None
 
     @property
     def max_payload_bytes(self) -> int:
@@ -64,7 +73,9 @@ def settings_from(contract: Contract, cores: int | None = None) -> ServerSetting
     """Settings for serving the model in `contract.model_dir` on `cores` cores (default:
     those this process may use); fails early if the model directory is unusable."""
     cores = cores or available_cores()
-    algorithm = _algorithm_of(contract.model_dir)
+    if contract.multi_model:
+        return multi_model_settings(contract, cores)
+    algorithm = algorithm_of(contract.model_dir)
     try:
         choice = models.choose(contract.model_dir, contract.serve_format)
     except models.ExportError as error:
@@ -84,7 +95,37 @@ def settings_from(contract: Contract, cores: int | None = None) -> ServerSetting
     )
 
 
-def _algorithm_of(model_dir: Path) -> str:
+def multi_model_settings(contract: Contract, cores: int) -> ServerSettings:
+    """One worker, whatever SAGEMAKER_MODEL_SERVER_WORKERS asks: SageMaker sends each
+    POST /models to one connection, so with several workers the model would be loaded in
+    one of them while its requests reach the others. Multi Model Server solves it with a
+    front end that routes every model's requests to that model's own worker processes;
+    the TensorFlow Serving container runs one gunicorn worker that starts a TensorFlow
+    Serving process per model. Here one worker holds every model, each with an inference
+    thread of its own, and uses every core: decoding, scikit-learn's and LiteRT's
+    predictions release the GIL."""
+    if contract.workers is not None and contract.workers > 1:
+        raise ContractError(
+            f"{WORKERS_ENV} is {contract.workers} and {MULTI_MODEL_ENV} is true: a "
+            "multi-model server runs one worker, which holds every model SageMaker loads; "
+            f"unset {WORKERS_ENV}."
+        )
+    return ServerSettings(
+        model_dir=contract.models_dir,
+        algorithm="multi-model",
+        port=contract.port,
+        workers=1,
+        timeout_s=contract.timeout_s,
+        max_payload_mb=contract.max_payload_mb,
+        threads_per_worker=cores,
+        serve_format=contract.serve_format,
+        keras_runtime=contract.keras_runtime,
+        multi_model=True,
+        models_memory_mb=contract.models_memory_mb,
+    )
+
+
+def algorithm_of(model_dir: Path) -> str:
     """The algorithm metadata.json names, once it says what serving needs to know."""
     metadata_file = model_dir / METADATA_FILE
     try:

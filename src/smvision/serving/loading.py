@@ -1,0 +1,64 @@
+"""A model directory -> a model ready to serve: loaded, compiled, its inference thread
+started, warmed up. The one way `serve` loads its model, and each of a multi-model
+endpoint's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from smvision.artifacts import read_metadata
+from smvision.contract import METADATA_FILE
+from smvision.serving import memory, models
+from smvision.serving.batcher import MicroBatcher
+from smvision.serving.inference import MAX_BATCH_IMAGES, Predictor, Request
+from smvision.serving.registry import ModelPlan
+from smvision.serving.settings import ServerSettings, algorithm_of
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve: the predictor and its inference thread."""
+
+    predictor: Predictor
+    batcher: MicroBatcher[Request, bytes]
+
+    @classmethod
+    def load(cls, model_dir: Path, settings: ServerSettings) -> LoadedModel:
+        """Load, start and warm up: the first prediction traces and allocates, so the first
+        request is answered as fast as any later one."""
+        predictor = Predictor.load(model_dir, settings.serve_format, settings.keras_runtime,
+                                   settings.threads_per_worker)
+        # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
+        # enough to fill a prediction, and respond() predicts no more images at once.
+        batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH_IMAGES)
+        batcher.start()
+        try:
+            batcher.submit(predictor.warm_up_request()).result()
+        except BaseException:
+            batcher.stop(0)
+            predictor.close()
+            raise
+        return cls(predictor, batcher)
+
+    def stop(self, timeout: float) -> None:
+        """Finish what is queued, then end the inference and decoding threads."""
+        self.batcher.stop(timeout)
+        self.predictor.close()
+
+
+def plan(model_dir: Path, settings: ServerSettings) -> ModelPlan:
+    """What loading the model in `model_dir` will take, read from its files alone.
+
+    Raises FileNotFoundError when the directory holds no model, ValueError (naming the file
+    and the fix) when it holds one `serve` cannot run."""
+    if not (model_dir / METADATA_FILE).is_file():
+        raise FileNotFoundError(
+            f"{model_dir / METADATA_FILE} is missing: the folder holds no model that "
+            "smvision's train wrote."
+        )
+    algorithm_of(model_dir)
+    choice = models.choose(model_dir, settings.serve_format)
+    engine = models.engine(read_metadata(model_dir), choice, settings.keras_runtime)
+    return ModelPlan(engine, memory.size_on_disk_mb(model_dir))

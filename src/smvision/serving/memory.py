@@ -1,0 +1,109 @@
+"""Memory, as a multi-model server counts it: this process's, the container's, a model's.
+
+Linux reports them in /proc and the cgroup files (what SageMaker runs); elsewhere (local
+runs on macOS) the process's peak stands in for its current size and the container has
+no limit of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+_STATM = Path("/proc/self/statm")
+_MEMINFO = Path("/proc/meminfo")
+# cgroup v2, then v1; a v1 limit this large means "no limit".
+_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"),
+                  Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+_NO_LIMIT = 1 << 60
+
+
+def resident_mb() -> float:
+    """This process's resident memory (RSS) in MiB."""
+    try:
+        pages = int(_STATM.read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (MIB if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
+    return pages * os.sysconf("SC_PAGE_SIZE") / MIB
+
+
+def container_memory_mb() -> float | None:
+    """The memory this container may use: its cgroup limit, else the machine's; None when
+    neither can be read."""
+    found: list[float] = []
+    for path in _CGROUP_LIMITS:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < _NO_LIMIT:
+            found.append(int(text) / MIB)
+    try:
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                found.append(int(line.split()[1]) / 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return min(found) if found else None
+
+
+def size_on_disk_mb(directory: Path) -> float:
+    """The bytes of every file under `directory`, in MiB."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / MIB
+
+
+def release_freed_memory() -> None:
+    """Collect unreachable objects (a Keras model and its traced functions refer to each
+    other) and hand the allocator's free pages back to the system, so that RSS shows
+    what an unloaded model gave up; glibc keeps them otherwise."""
+    gc.collect()
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return
+    trim = getattr(ctypes.CDLL(library), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+@dataclass(frozen=True)
+class ServingMemory:
+    """What a multi-model server reserves for a model before loading it: the engine's own
+    memory when its first model loads (counted once: it stays loaded), then per model a
+    fixed part and a multiple of the model's size on disk."""
+
+    runtime_mb: float
+    per_model_mb: float
+    per_disk_mb: float
+
+    def model_mb(self, size_on_disk_mb: float) -> float:
+        return self.per_model_mb + self.per_disk_mb * size_on_disk_mb
+
+
+# By the engine that runs the model (serving.models.engine), measured as the RSS growth
+# of `serve` loading and warming up models trained on the digits, with about a fifth
+# added (tests/test_multi_model.py reports the figures).
+SERVING_MEMORY = {
+    # svm, rf: 160-170 MiB for the first model (scikit-learn, SciPy, the first prediction's
+    # buffers), then 1.4-1.8 MiB per model of 1.4-1.6 MB on disk.
+    "scikit-learn": ServingMemory(runtime_mb=200, per_model_mb=2, per_disk_mb=1.5),
+    # cnn compiled to TFLite: 23 MiB for the first model (LiteRT and XNNPACK), then
+    # 7.6 MiB per model of 1.2 MB on disk (the float32 flatbuffer, and XNNPACK's buffers for
+    # each of the fixed batch sizes).
+    "tflite": ServingMemory(runtime_mb=30, per_model_mb=4, per_disk_mb=5),
+    # cnn on TensorFlow: 645 MiB for the first model (TensorFlow and its first trace), then
+    # 3-5 MiB per model of 1.2 MB on disk.
+    "tensorflow": ServingMemory(runtime_mb=800, per_model_mb=4, per_disk_mb=3),
+}
+
+
+def serving_memory(engine: str) -> ServingMemory:
+    """An engine's figures; one not measured (ONNX Runtime) gets TensorFlow's, the largest."""
+    return SERVING_MEMORY.get(engine, SERVING_MEMORY["tensorflow"])

@@ -1,0 +1,130 @@
+"""The model API of a multi-model endpoint, as SageMaker calls it (SAGEMAKER_MULTI_MODEL=true).
+
+    POST   /models                 {"model_name": NAME, "url": DIR}: load and warm up; 200
+                                   when ready, 409 if loaded, 404 if DIR holds no model,
+                                   507 if it would not fit the memory budget
+    GET    /models                 [?next_page_token=T&limit=N]: {"models": [{"modelName",
+                                   "modelUrl"}], "nextPageToken"} (100 a page by default)
+    GET    /models/NAME            {"modelName", "modelUrl"}; 404 if not loaded
+    DELETE /models/NAME            unload; the answer says how much memory it freed
+    POST   /models/NAME/invoke     as POST /invocations, answered by model NAME
+
+The table of models is smvision.serving.registry's; an invocation takes the same path
+as one of a single-model server (`ServingApp._invoke`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from smvision.serving.http import (
+    HTTPError,
+    Receive,
+    Scope,
+    Send,
+    allow,
+    query,
+    respond_json,
+)
+from smvision.serving.loading import LoadedModel
+from smvision.serving.registry import ModelRegistry, RegistryError
+
+PREFIX = "/models"
+INVOKE_SUFFIX = "/invoke"
+# A POST /models body is a small JSON object.
+MAX_LOAD_REQUEST_BYTES = 64 * 1024
+
+Invoke = Callable[[Scope, Receive, Send, Callable[[], Awaitable[LoadedModel]]], Awaitable[None]]
+
+
+class ModelRoutes:
+    """The /models routes over a registry; `invoke` answers a request with a given model."""
+
+    def __init__(self, registry: ModelRegistry[LoadedModel], invoke: Invoke) -> None:
+        self.registry = registry
+        self._invoke = invoke
+
+    @staticmethod
+    def serves(path: str) -> bool:
+        return path == PREFIX or path.startswith(PREFIX + "/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        name = path[len(PREFIX) + 1:]
+        try:
+            if not name:
+                allow(method, "GET", "POST")
+                if method == "GET":
+                    await self._list(scope, send)
+                else:
+                    await self._load(receive, send)
+            elif name.endswith(INVOKE_SUFFIX) and len(name) > len(INVOKE_SUFFIX):
+                allow(method, "POST")
+                model = self.registry.get(name[: -len(INVOKE_SUFFIX)])[1]
+
+                async def loaded() -> LoadedModel:
+                    return model
+
+                await self._invoke(scope, receive, send, loaded)
+            else:
+                allow(method, "GET", "DELETE")
+                if method == "GET":
+                    url = self.registry.get(name)[0]
+                    await respond_json(send, {"modelName": name, "modelUrl": url})
+                else:
+                    unloaded = await self.registry.unload(name)
+                    await respond_json(send, {
+                        "modelName": name, "status": "unloaded",
+                        "freedMemoryMiB": round(unloaded.freed_mb, 1),
+                        "residentMemoryMiB": round(unloaded.resident_mb, 1),
+                    })
+        except RegistryError as error:
+            raise HTTPError(error.status, error.message) from error
+
+    async def _load(self, receive: Receive, send: Send) -> None:
+        request = await _json_body(receive)
+        name, url = request.get("model_name"), request.get("url")
+        if not (isinstance(name, str) and name.strip() and isinstance(url, str) and url):
+            raise HTTPError(400, 'POST /models takes {"model_name": NAME, "url": DIR}, with '
+                                 f"both strings; got {json.dumps(request)[:200]}.")
+        try:
+            await self.registry.load(name, url)
+        except RegistryError:
+            raise
+        except Exception as error:  # the model's files: SageMaker reports it to the caller
+            raise HTTPError(500, f"Could not load model {name} from {url} "
+                                 f"({type(error).__name__}: {error}).") from error
+        await respond_json(send, {"modelName": name, "modelUrl": url, "status": "loaded"})
+
+    async def _list(self, scope: Scope, send: Send) -> None:
+        shown, token = self.registry.page(query(scope, "next_page_token"),
+                                          query(scope, "limit"))
+        document: dict[str, Any] = {"models": [{"modelName": name, "modelUrl": url}
+                                               for name, url in shown]}
+        if token is not None:
+            document["nextPageToken"] = token
+        await respond_json(send, document)
+
+
+async def _json_body(receive: Receive) -> dict[str, Any]:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "The client disconnected before sending the whole body.")
+        body += message.get("body", b"")
+        if len(body) > MAX_LOAD_REQUEST_BYTES:
+            raise HTTPError(413, f"A POST /models body is a small JSON object; this one passed "
+                                 f"{MAX_LOAD_REQUEST_BYTES} bytes.",
+                            headers=[(b"connection", b"close")])
+        if not message.get("more_body", False):
+            break
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise HTTPError(400, f"The POST /models body is not JSON ({error}).") from error
+    if not isinstance(document, dict):
+        raise HTTPError(400, 'POST /models takes a JSON object {"model_name", "url"}.')
+    return document

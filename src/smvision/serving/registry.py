@@ -1,0 +1,239 @@
+"""The models of a multi-model endpoint: loaded when SageMaker asks, listed, unloaded.
+
+SageMaker sends POST /models {"model_name", "url"} for a model it has unpacked under
+/opt/ml/models, GET /models and GET /models/NAME to see what is loaded, and DELETE
+/models/NAME to make room (it evicts the least recently used models when a load answers
+507). The table of models changes only on the event loop; loading (reading the files,
+compiling, the warm-up prediction) and unloading (stopping the model's inference thread)
+run in the registry's own threads, so requests to the other models go on meanwhile.
+
+Before a model loads, the memory it will take is reserved against a budget
+(SMVISION_MODELS_MEMORY_MB, else most of what the container has beyond the server
+itself): the estimate of `memory.serving_memory` for the engine that will run it, from
+its size on disk. A model that would not fit is refused with 507 before anything is
+loaded, and SageMaker unloads others and asks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from smvision.serving import memory
+
+log = logging.getLogger("smvision.serve")
+
+# Threads that load and unload models: loads of different models overlap, up to this many.
+LOADER_THREADS = 4
+# The page size of GET /models when the request names none, as Multi Model Server pages.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# A share of the container's memory beyond the server's own left for request bodies in
+# flight and for what else runs in the container.
+HEADROOM = 0.1
+# Engines that must not load two models at once in one process (Keras builds its
+# models in process-wide state).
+LOAD_ONE_AT_A_TIME = frozenset({"tensorflow"})
+
+
+class Stoppable(Protocol):
+    def stop(self, timeout: float) -> None: ...
+
+
+Model = TypeVar("Model", bound=Stoppable)
+
+
+class RegistryError(Exception):
+    """A /models request that cannot be done, with its HTTP status and the sentence why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What loading a model will take, found before it loads."""
+
+    engine: str
+    size_on_disk_mb: float
+
+
+@dataclass
+class Entry(Generic[Model]):
+    name: str
+    url: str
+    reserved_mb: float
+    # None while the model loads.
+    model: Model | None = None
+    loaded_at: float = field(default=0.0)
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    name: str
+    freed_mb: float
+    resident_mb: float
+    seconds: float
+
+
+class ModelRegistry(Generic[Model]):
+    """Loaded models by SageMaker's model_name (an opaque key)."""
+
+    def __init__(self, plan: Callable[[Path], ModelPlan], load: Callable[[Path], Model],
+                 budget_mb: float, stop_timeout_s: float) -> None:
+        self._plan = plan
+        self._load = load
+        self.budget_mb = budget_mb
+        self._stop_timeout_s = stop_timeout_s
+        self._entries: dict[str, Entry[Model]] = {}
+        # Engines whose own memory is counted (once: an engine stays imported).
+        self._engines: dict[str, float] = {}
+        self._engine_locks = {engine: threading.Lock() for engine in LOAD_ONE_AT_A_TIME}
+        self._threads = ThreadPoolExecutor(LOADER_THREADS, thread_name_prefix="model-loader")
+
+    @property
+    def reserved_mb(self) -> float:
+        return sum(self._engines.values()) + sum(e.reserved_mb for e in self._entries.values())
+
+    async def load(self, name: str, url: str) -> Model:
+        """Load the model in `url` as `name` and warm it up; 409, 404 or 507 otherwise."""
+        if name in self._entries:
+            state = "loaded" if self._entries[name].model is not None else "loading"
+            raise RegistryError(409, f"Model {name} is already {state}; DELETE "
+                                     f"/models/{name} first to load it again.")
+        loop = asyncio.get_running_loop()
+        try:
+            plan = await loop.run_in_executor(self._threads, self._plan, Path(url))
+        except FileNotFoundError as error:
+            raise RegistryError(404, f"No model at {url}: {error}") from error
+        except ValueError as error:
+            raise RegistryError(404, f"No model smvision can serve at {url}: {error}") from error
+        if name in self._entries:  # another request loaded it while the plan was made
+            raise RegistryError(409, f"Model {name} is already loading.")
+        reservation = self._reserve(name, plan)
+        self._entries[name] = Entry(name, url, reservation)
+        started = time.perf_counter()
+        resident = memory.resident_mb()
+        try:
+            model = await loop.run_in_executor(self._threads, self._load_one, plan, Path(url))
+        except BaseException:
+            del self._entries[name]
+            raise
+        entry = self._entries[name]
+        entry.model, entry.loaded_at = model, time.time()
+        log.info("Model %s (%s, %.1f MB on disk) loaded and warmed up in %.2f s; resident "
+                 "memory %+.1f MiB (%.1f MiB reserved).", name, plan.engine,
+                 plan.size_on_disk_mb, time.perf_counter() - started,
+                 memory.resident_mb() - resident, reservation)
+        return model
+
+    def _reserve(self, name: str, plan: ModelPlan) -> float:
+        figures = memory.serving_memory(plan.engine)
+        need = figures.model_mb(plan.size_on_disk_mb)
+        engine = 0.0 if plan.engine in self._engines else figures.runtime_mb
+        if self.reserved_mb + need + engine > self.budget_mb:
+            raise RegistryError(
+                507,
+                f"Model {name} needs about {need + engine:.0f} MiB ({plan.engine}); "
+                f"{self.reserved_mb:.0f} of the {self.budget_mb:.0f} MiB for models "
+                f"(SMVISION_MODELS_MEMORY_MB) are taken; unload a model first.",
+            )
+        if engine:
+            self._engines[plan.engine] = engine
+        return need
+
+    def _load_one(self, plan: ModelPlan, url: Path) -> Model:
+        lock = self._engine_locks.get(plan.engine)
+        if lock is None:
+            return self._load(url)
+        with lock:
+            return self._load(url)
+
+    def get(self, name: str) -> tuple[str, Model]:
+        """A loaded model's url and model; 404 when there is none by that name."""
+        entry = self._entries.get(name)
+        if entry is None:
+            raise RegistryError(404, f"Model {name} is not loaded; POST /models loads it.")
+        if entry.model is None:
+            raise RegistryError(404, f"Model {name} is still loading; ask again once "
+                                     "POST /models has answered.")
+        return entry.url, entry.model
+
+    def page(self, token: str | None, limit: str | None) -> tuple[list[tuple[str, str]],
+                                                                  str | None]:
+        """Loaded models (name, url) in name order after `token`, and the next page's token."""
+        size = DEFAULT_PAGE_SIZE
+        if limit is not None:
+            if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
+                raise RegistryError(400, f"limit '{limit}' must be a whole number from 1 to "
+                                         f"{MAX_PAGE_SIZE}.")
+            size = int(limit)
+        after = decode_page_token(token) if token else None
+        names = sorted(n for n, e in self._entries.items()
+                       if e.model is not None and (after is None or n > after))
+        shown = names[:size]
+        more = len(names) > size
+        return ([(n, self._entries[n].url) for n in shown],
+                encode_page_token(shown[-1]) if more else None)
+
+    async def unload(self, name: str) -> Unloaded:
+        """Stop serving `name` and free its memory; requests to it get 404 from now on."""
+        self.get(name)  # a 404 unless it is loaded
+        held = [self._entries.pop(name).model]
+        started, before = time.perf_counter(), memory.resident_mb()
+
+        def stop() -> None:
+            model = held.pop()
+            if model is not None:
+                model.stop(self._stop_timeout_s)
+            del model  # the last reference, unless a request still holds one
+            memory.release_freed_memory()
+
+        await asyncio.get_running_loop().run_in_executor(self._threads, stop)
+        after = memory.resident_mb()
+        unloaded = Unloaded(name, before - after, after, time.perf_counter() - started)
+        log.info("Model %s unloaded in %.2f s; resident memory %+.1f MiB, now %.0f MiB.",
+                 name, unloaded.seconds, -unloaded.freed_mb, after)
+        return unloaded
+
+    def stop(self, timeout: float) -> None:
+        """Stop every model's inference thread (the server is shutting down)."""
+        for entry in list(self._entries.values()):
+            if entry.model is not None:
+                entry.model.stop(timeout)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def default_budget_mb(container_mb: float | None, server_mb: float) -> float:
+    """The container's memory less the server's own and some headroom; no limit when the
+    container's memory cannot be read."""
+    if container_mb is None:
+        return math.inf
+    return max(0.0, container_mb * (1 - HEADROOM) - server_mb)
+
+
+def encode_page_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        name = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+        if not name:
+            raise ValueError("an empty name")
+        return name
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise RegistryError(400, f"next_page_token '{token}' is not one this server gave; "
+                                 "list from the first page.") from error

@@ -1,0 +1,358 @@
+"""A multi-model `serve` (SAGEMAKER_MULTI_MODEL=true), driven as SageMaker drives it.
+
+The real server runs as a subprocess over a job directory whose /opt/ml/models holds
+the digits svm and cnn that `tests.serving_fixtures` trains once per session, and is
+spoken to over HTTP: POST /models to load, GET /models to list, POST
+/models/NAME/invoke to classify, DELETE /models/NAME to unload. A model that is loading
+is made certain by `tests.gated_algorithm.GatedSVM`, which waits at a gate in its load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from smvision import contract
+from smvision.contract import ContractError
+from smvision.serving import memory
+from smvision.serving.registry import decode_page_token, default_budget_mb, encode_page_token
+from smvision.serving.settings import settings_from
+from tests.gated_algorithm import (
+    BATCH_LOG,
+    LOAD_GATE,
+    SPEC,
+    batch_sizes,
+    gated_model,
+    let_through,
+    make_gate,
+    waiter_at,
+    write_plugin_site,
+)
+from tests.server_process import RunningServer, resident_mib, running_server
+from tests.serving_fixtures import (
+    JobDirs,
+    assert_predictions_match,
+    offline_file_probabilities,
+    offline_probabilities,
+    serving_jobs,
+)
+from tests.test_serve import CLASS_NAMES, content_type_cases, digit_png, gated_environment
+
+__all__ = ["serving_jobs"]  # the session fixture used below
+
+MULTI_MODEL = {"SAGEMAKER_MULTI_MODEL": "true"}
+FIFTY = 50
+HTTP_TIMEOUT = httpx.Timeout(300.0)
+
+
+class Models:
+    """The model API of one running multi-model server."""
+
+    def __init__(self, server: RunningServer, root: Path, gate: Path | None = None,
+                 batches: Path | None = None) -> None:
+        self.server = server
+        self.root = root  # the server's /opt/ml/models
+        self.client = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT)
+        # GatedSVM's load gate and batch log, where the server has them.
+        self.gate = gate
+        self.batches = batches
+
+    def url(self, folder: str) -> str:
+        return str(self.root / folder / "model")
+
+    def load(self, name: str, folder: str | None = None, url: str | None = None
+             ) -> httpx.Response:
+        return self.client.post("/models", json={"model_name": name,
+                                                 "url": url or self.url(folder or name)})
+
+    def invoke(self, name: str, body: bytes, content_type: str,
+               headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.client.post(f"/models/{name}/invoke", content=body,
+                                headers={"Content-Type": content_type, **(headers or {})})
+
+    def listed(self, **params: str) -> dict[str, Any]:
+        response = self.client.get("/models", params=params)
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    def unload(self, name: str) -> httpx.Response:
+        return self.client.delete(f"/models/{name}")
+
+    def worker_resident_mib(self) -> float:
+        (worker,) = self.server.worker_pids()
+        return resident_mib(worker)
+
+
+def lay_out_models(root: Path, models: dict[str, Path]) -> Path:
+    """/opt/ml/models/NAME/model for each model, as SageMaker unpacks a model.tar.gz."""
+    for name, model_dir in models.items():
+        shutil.copytree(model_dir, root / name / "model")
+    return root
+
+
+@pytest.fixture(scope="module")
+def models(serving_jobs: JobDirs, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Models]:
+    """A multi-model server with the digits svm and cnn, and the svm as GatedSVM, on disk."""
+    job_dir = tmp_path_factory.mktemp("multi-model")
+    root = job_dir / "opt" / "ml" / "models"
+    gated = gated_model(serving_jobs("svm"), job_dir / "gated") / "opt" / "ml" / "model"
+    lay_out_models(root, {"svm": model_of(serving_jobs("svm")),
+                          "cnn": model_of(serving_jobs("cnn")), "gated": gated})
+    site = write_plugin_site(job_dir / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
+    gate = make_gate(job_dir / "load-gate")
+    batches = job_dir / "batches.log"
+    env = {**gated_environment(job_dir, site, **{LOAD_GATE: gate}), BATCH_LOG: str(batches),
+           **MULTI_MODEL}
+    with running_server(job_dir, env=env) as server:
+        api = Models(server, root, gate, batches)
+        yield api
+        api.client.close()
+
+
+def model_of(job_dir: Path) -> Path:
+    return job_dir / "opt" / "ml" / "model"
+
+
+@pytest.mark.slow
+def test_an_svm_and_a_cnn_load_serve_side_by_side_and_unload(
+    models: Models, serving_jobs: JobDirs
+) -> None:
+    assert models.client.get("/ping").status_code == 200
+    for algorithm in ("svm", "cnn"):
+        loaded = models.load(f"digits-{algorithm}", algorithm)
+        assert loaded.status_code == 200, loaded.text
+        assert loaded.json()["status"] == "loaded"
+    assert models.listed()["models"] == [
+        {"modelName": "digits-cnn", "modelUrl": models.url("cnn")},
+        {"modelName": "digits-svm", "modelUrl": models.url("svm")}]
+    assert "nextPageToken" not in models.listed()
+    described = models.client.get("/models/digits-cnn")
+    assert described.json() == {"modelName": "digits-cnn", "modelUrl": models.url("cnn")}
+
+    for algorithm in ("svm", "cnn"):
+        job_dir = serving_jobs(algorithm)
+        latencies = []
+        for index in range(6):
+            png = digit_png(job_dir, index)
+            started = time.perf_counter()
+            answer = models.invoke(f"digits-{algorithm}", png, "image/png")
+            latencies.append(1000 * (time.perf_counter() - started))
+            assert answer.status_code == 200, answer.text
+            expected = offline_file_probabilities(job_dir, [png])
+            assert_predictions_match(answer.json()["predictions"], expected, CLASS_NAMES)
+        print(f"\n{algorithm}: first request after the load {latencies[0]:.1f} ms, the next "
+              f"five {statistics.median(latencies[1:]):.1f} ms (median)")
+
+    freed = models.unload("digits-svm")
+    assert freed.status_code == 200, freed.text
+    assert freed.json()["status"] == "unloaded" and "freedMemoryMiB" in freed.json()
+    gone = models.invoke("digits-svm", digit_png(serving_jobs("svm")), "image/png")
+    assert gone.status_code == 404
+    assert "Model digits-svm is not loaded; POST /models loads it." in gone.json()["error"]
+    assert models.client.get("/models/digits-svm").status_code == 404
+    still = models.invoke("digits-cnn", digit_png(serving_jobs("cnn")), "image/png")
+    assert still.status_code == 200, still.text
+    assert models.unload("digits-cnn").status_code == 200
+    assert models.listed() == {"models": []}
+    for line in models.server.log().splitlines():
+        if "Model digits-" in line:
+            print(line.split(" INFO ", 1)[-1])
+
+
+@pytest.mark.slow
+def test_invoke_takes_every_content_type_accept_attribute_and_error_of_invocations(
+    models: Models, serving_jobs: JobDirs
+) -> None:
+    job_dir = serving_jobs("svm")
+    assert models.load("types", "svm").status_code == 200
+    try:
+        for name, content_type, body, decoded in content_type_cases(job_dir):
+            answer = models.invoke("types", body, content_type)
+            assert answer.status_code == 200, f"{name}: {answer.text}"
+            expected = offline_probabilities(job_dir, decoded)
+            assert_predictions_match(answer.json()["predictions"], expected, CLASS_NAMES)
+        png = digit_png(job_dir, 5)
+        csv = models.invoke("types", png, "image/png", {"Accept": "text/csv"})
+        assert csv.headers["content-type"] == "text/csv" and csv.text.count("\n") == 1
+        top = models.invoke("types", png, "image/png",
+                            {"X-Amzn-SageMaker-Custom-Attributes": "top_k=2"})
+        assert len(top.json()["predictions"][0]["probabilities"]) == 2
+        refusals = [
+            (models.invoke("types", png, "image/gif"), 415),
+            (models.invoke("types", png, "image/png", {"Accept": "image/png"}), 406),
+            (models.invoke("types", b"not a PNG", "image/png"), 400),
+            (models.invoke("types", png, "image/png",
+                           {"X-Amzn-SageMaker-Custom-Attributes": "top_k=0"}), 400),
+            (models.invoke("types", b"\0" * (6 * 1024 * 1024 + 1), "application/x-npy"), 413),
+        ]
+        for response, status in refusals:
+            assert response.status_code == status, response.text
+    finally:
+        models.unload("types")
+
+
+@pytest.mark.slow
+def test_a_model_that_loads_blocks_no_other_and_is_warm_when_loaded(
+    models: Models, serving_jobs: JobDirs
+) -> None:
+    """GatedSVM waits at its gate inside its load: meanwhile the loaded model answers, the
+    server answers /ping and /models, and a third model loads; then the gated load ends
+    with its warm-up prediction made, before SageMaker sends it a request."""
+    png = digit_png(serving_jobs("svm"))
+    gate, batches = models.gate, models.batches
+    assert gate is not None and batches is not None
+    assert models.load("steady", "svm").status_code == 200
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(models.load, "held", "gated")
+        waiting = waiter_at(gate)  # the load is in progress, by construction
+        try:
+            assert models.invoke("steady", png, "image/png").status_code == 200
+            assert models.client.get("/ping").status_code == 200
+            assert [m["modelName"] for m in models.listed()["models"]] == ["steady"]
+            loading = models.client.get("/models/held")
+            assert loading.status_code == 404 and "is still loading" in loading.text
+            again = models.load("held", "gated")
+            assert again.status_code == 409 and "is already loading" in again.text
+            assert models.load("third", "svm").status_code == 200
+            assert batch_sizes(batches) == []  # GatedSVM has predicted nothing yet
+        finally:
+            let_through(waiting)
+        response = held.result(timeout=120)
+    assert response.status_code == 200, response.text
+    assert batch_sizes(batches) == [1]  # the warm-up, inside the load
+    answer = models.invoke("held", png, "image/png")
+    assert answer.status_code == 200, answer.text
+    assert batch_sizes(batches) == [1, 1]
+    for name in ("steady", "held", "third"):
+        assert models.unload(name).status_code == 200
+
+
+@pytest.mark.slow
+def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
+    models: Models, serving_jobs: JobDirs
+) -> None:
+    """SageMaker gives each model a folder of its own; here the fifty share the svm's
+    files, and each load reads them into objects of its own."""
+    names = [f"site-{index:02d}" for index in range(FIFTY)]
+    before = models.worker_resident_mib()
+    first = models.load(names[0], "svm")
+    assert first.status_code == 200, first.text
+    after_first = models.worker_resident_mib()
+    for name in names[1:]:
+        response = models.load(name, "svm")
+        assert response.status_code == 200, response.text
+    after_all = models.worker_resident_mib()
+    per_model = (after_all - after_first) / (FIFTY - 1)
+    size = memory.size_on_disk_mb(model_of(serving_jobs("svm")))
+    estimate = memory.serving_memory("scikit-learn").model_mb(size)
+    print(f"\nMulti-model memory: worker {before:.0f} MiB before; the first svm "
+          f"{after_first - before:+.1f} MiB (scikit-learn and its buffers); then "
+          f"{per_model:.2f} MiB per svm of {size:.2f} MB on disk (reserved: {estimate:.2f} "
+          f"MiB); {after_all:.0f} MiB with {FIFTY}")
+
+    pages = [models.listed(limit="20")]
+    while "nextPageToken" in pages[-1]:
+        pages.append(models.listed(limit="20", next_page_token=pages[-1]["nextPageToken"]))
+    assert [len(page["models"]) for page in pages] == [20, 20, 10]
+    assert [m["modelName"] for page in pages for m in page["models"]] == names
+    png = digit_png(serving_jobs("svm"), 7)
+    answer = models.invoke("site-37", png, "image/png")
+    expected = offline_file_probabilities(serving_jobs("svm"), [png])
+    assert_predictions_match(answer.json()["predictions"], expected, CLASS_NAMES)
+
+    freed = [models.unload(name).json()["freedMemoryMiB"] for name in names]
+    after_unload = models.worker_resident_mib()
+    print(f"Unloading the {FIFTY}: {sum(freed):.1f} MiB freed as each reported; worker "
+          f"{after_unload:.0f} MiB after")
+    assert per_model <= estimate
+    assert after_all - after_unload >= 0.5 * (after_all - after_first)
+
+
+@pytest.mark.slow
+def test_409_404_and_requests_that_are_not_the_api(models: Models, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    unknown = tmp_path / "unknown"
+    shutil.copytree(Path(models.url("svm")), unknown)
+    metadata = json.loads((unknown / "metadata.json").read_text())
+    (unknown / "metadata.json").write_text(json.dumps({**metadata, "algorithm": "lda"}))
+    assert models.load("twice", "svm").status_code == 200
+    try:
+        cases = [
+            (models.load("twice", "svm"), 409, "Model twice is already loaded"),
+            (models.load("absent", url=str(tmp_path / "absent")), 404, "No model at"),
+            (models.load("empty", url=str(empty)), 404, "metadata.json is missing"),
+            (models.load("lda", url=str(unknown)), 404, "algorithm' has value 'lda'"),
+            (models.client.post("/models", content=b"{"), 400, "is not JSON"),
+            (models.client.post("/models", json={"model_name": "x"}), 400,
+             'takes {"model_name": NAME, "url": DIR}'),
+            (models.client.get("/models/nothing"), 404, "Model nothing is not loaded"),
+            (models.unload("nothing"), 404, "Model nothing is not loaded"),
+            (models.invoke("nothing", b"x", "image/png"), 404, "Model nothing is not loaded"),
+            (models.client.post("/invocations", content=b"x"), 404,
+             "multi-model server (SAGEMAKER_MULTI_MODEL=true): POST /models/NAME/invoke"),
+            (models.client.put("/models"), 405, "use GET or POST"),
+            (models.client.get("/models", params={"next_page_token": "%%%"}), 400,
+             "is not one this server gave"),
+            (models.client.get("/models", params={"limit": "0"}), 400, "from 1 to 1000"),
+        ]
+        for response, status, message in cases:
+            assert response.status_code == status, response.text
+            assert message in response.json()["error"], response.text
+    finally:
+        models.unload("twice")
+
+
+@pytest.mark.slow
+def test_a_model_over_the_memory_budget_gets_507_until_another_is_unloaded(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    svm = model_of(serving_jobs("svm"))
+    size = memory.size_on_disk_mb(svm)
+    figures = memory.serving_memory("scikit-learn")
+    budget = figures.runtime_mb + 1.5 * figures.model_mb(size)  # room for one svm
+    root = lay_out_models(tmp_path / "opt" / "ml" / "models",
+                          {"svm": svm, "cnn": model_of(serving_jobs("cnn"))})
+    env = {**MULTI_MODEL, "SAGEMAKER_BASE_DIR": str(tmp_path / "opt" / "ml"),
+           "SMVISION_MODELS_MEMORY_MB": f"{budget:.3f}"}
+    with running_server(tmp_path, env=env) as server:
+        models = Models(server, root)
+        assert models.load("first", "svm").status_code == 200
+        refused = models.load("second", "svm")
+        assert refused.status_code == 507, refused.text
+        assert "Model second needs about" in refused.json()["error"]
+        assert "(SMVISION_MODELS_MEMORY_MB) are taken; unload a model first." in refused.text
+        assert models.load("cnn", "cnn").status_code == 507
+        assert models.unload("first").status_code == 200  # SageMaker evicts, then retries
+        assert models.load("second", "svm").status_code == 200
+        assert [m["modelName"] for m in models.listed()["models"]] == ["second"]
+        models.client.close()
+        assert f"{budget:.0f} MiB of memory for them" in server.log()
+
+
+def test_a_multi_model_server_runs_one_worker(tmp_path: Path) -> None:
+    environ = {"SAGEMAKER_BASE_DIR": str(tmp_path), **MULTI_MODEL}
+    settings = settings_from(contract.load(environ), cores=8)
+    assert (settings.multi_model, settings.workers, settings.threads_per_worker) == (True, 1, 8)
+    assert settings.model_dir == tmp_path / "models"
+    with pytest.raises(ContractError, match="a multi-model server runs one worker"):
+        settings_from(contract.load({**environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "4"}))
+
+
+def test_the_default_budget_leaves_headroom_and_tokens_round_trip() -> None:
+    assert default_budget_mb(8192, 300) == pytest.approx(8192 * 0.9 - 300)
+    assert default_budget_mb(None, 300) == float("inf")
+    assert default_budget_mb(256, 300) == 0
+    for name in ("site-1", "a/b c", "ünïcode"):
+        assert decode_page_token(encode_page_token(name)) == name
