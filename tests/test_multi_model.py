@@ -257,7 +257,7 @@ def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
     size = memory.size_on_disk_mb(model_of(serving_jobs("svm")))
     estimate = memory.serving_memory("scikit-learn").model_mb(size)
     print(f"\nMulti-model memory: worker {before:.0f} MiB before; the first svm "
-          f"{after_first - before:+.1f} MiB (scikit-learn and its buffers); then "
+          f"{after_first - before:+.1f} MiB (scikit-learn's own too, unless loaded before); then "
           f"{per_model:.2f} MiB per svm of {size:.2f} MB on disk (reserved: {estimate:.2f} "
           f"MiB); {after_all:.0f} MiB with {FIFTY}")
 

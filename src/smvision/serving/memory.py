@@ -94,7 +94,7 @@ SERVING_MEMORY = {
     # svm, rf: 160-170 MiB for the first model (scikit-learn, SciPy, the first prediction's
     # buffers), then 1.4-1.8 MiB per model of 1.4-1.6 MB on disk.
     "scikit-learn": ServingMemory(runtime_mb=200, per_model_mb=2, per_disk_mb=1.5),
-    # cnn compiled to TFLite: 23 MiB for the first model (LiteRT and XNNPACK), then
+    # cnn compiled to TFLite: 23-27 MiB for the first model (LiteRT and XNNPACK), then
     # 7.6 MiB per model of 1.2 MB on disk (the float32 flatbuffer, and XNNPACK's buffers for
     # each of the fixed batch sizes).
     "tflite": ServingMemory(runtime_mb=30, per_model_mb=4, per_disk_mb=5),
