@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launch.jobs import JobSpec
+from launch.jobs import ChannelSource, JobSpec
 from smvision import contract
 from smvision.metrics import METRIC_DEFINITIONS
 
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 # model.tar.gz: what users expect, and what `deploy --model-data` asks for.
 OUTPUT_COMPRESSION = "GZIP"
 VOLUME_SIZE_GB = 30
-INPUT_MODE = "File"
+# The job's default; each channel names its own (launch.jobs.ChannelSource).
+INPUT_MODE = contract.FILE_MODE
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ class JobDefinition:
         spec = self.spec
         return {
             "role_arn": self.role,
-            "input_data_config": [_s3_channel(name, uri) for name, uri in spec.channels.items()],
+            "input_data_config": [_s3_channel(name, source)
+                                  for name, source in spec.channels.items()],
             "output_data_config": shapes.OutputDataConfig(
                 s3_output_path=self.output_uri, compression_type=OUTPUT_COMPRESSION),
             "resource_config": shapes.ResourceConfig(
@@ -147,8 +149,9 @@ def local_trainer(spec: JobSpec, root: Path, base_job_name: str) -> Any:
         compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count),
         local_container_root=str(root),
         hyperparameters=dict(spec.hyperparameters),
-        input_data_config=[InputData(channel_name=name, data_source=str(Path(path).resolve()))
-                           for name, path in spec.channels.items()],
+        input_data_config=[InputData(channel_name=name,
+                                     data_source=str(Path(source.uri).resolve()))
+                           for name, source in spec.channels.items()],
         base_job_name=base_job_name,
     )
 
@@ -159,12 +162,19 @@ def _metric_definitions() -> list[Any]:
     return [shapes.MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in METRIC_DEFINITIONS]
 
 
-def _s3_channel(name: str, uri: str) -> Any:
+def _s3_channel(name: str, source: ChannelSource) -> Any:
+    """A channel: an S3 prefix (File, FastFile or Pipe), or an augmented manifest streamed in
+    Pipe mode, each of its attributes a RecordIO record."""
     from sagemaker.core import shapes
 
+    manifest = source.is_manifest
     return shapes.Channel(
         channel_name=name,
         data_source=shapes.DataSource(s3_data_source=shapes.S3DataSource(
-            s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="FullyReplicated")),
-        input_mode=INPUT_MODE,
+            s3_data_type=contract.AUGMENTED_MANIFEST if manifest else "S3Prefix",
+            s3_uri=source.uri, s3_data_distribution_type="FullyReplicated",
+            attribute_names=list(source.attribute_names) if manifest else None)),
+        input_mode=source.input_mode,
+        record_wrapper_type=contract.RECORDIO_WRAPPER if manifest else None,
+        content_type=source.content_type,
     )

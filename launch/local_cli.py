@@ -28,7 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from launch.errors import LaunchError
-from launch.jobs import JobSpec, given_channels, job_spec
+from launch.jobs import MANIFEST_OPTIONS, ChannelSource, JobSpec, given_channels, job_spec
 from launch.local_mode import LOCAL_INSTANCE_TYPES, LocalModeError
 from launch.options import Handler, chosen_name
 from launch.parsing import positive_int
@@ -135,15 +135,23 @@ def plan_train(args: argparse.Namespace, settings: Settings, now: datetime) -> L
     return LocalTrainPlan(job_name, spec, output_dir)
 
 
-def local_channels(args: argparse.Namespace) -> dict[str, str]:
+def local_channels(args: argparse.Namespace) -> dict[str, ChannelSource]:
+    if args.input_mode != "File":
+        raise LaunchError(f"--input-mode {args.input_mode} does not apply to --local: the SDK's "
+                          "local mode copies folders (File mode). Drop it, or run "
+                          "`python -m smvision.local train`, which emulates Pipe mode.")
     channels = {}
     for channel, option, value in given_channels(args):
+        if option in MANIFEST_OPTIONS.values():
+            raise LaunchError(f"{option} streams in Pipe mode, which the SDK's local mode does "
+                              "not run; use `python -m smvision.local train --manifest ...`, "
+                              "which emulates it with a FIFO, or drop --local.")
         if value.startswith("s3://"):
             raise LaunchError(f"{option} '{value}' is in S3; with --local, pass a local folder "
                               f"(`aws s3 sync {value} DIR`) or drop --local.")
         if not Path(value).is_dir():
             raise LaunchError(f"{option} '{value}': no such folder.")
-        channels[channel] = str(Path(value).resolve())
+        channels[channel] = ChannelSource(str(Path(value).resolve()))
     return channels
 
 

@@ -1,4 +1,5 @@
-"""`tune`: a hyperparameter tuning job over the image, maximising validation:accuracy.
+"""`tune`: a hyperparameter tuning job over the image, optimising a validation metric
+(--objective: validation:accuracy unless eval_metric names another).
 
 Its training jobs are defined by `launch.definition.JobDefinition`, as `train` defines
 its job, and the tuning job is created with
@@ -21,17 +22,20 @@ from launch.errors import AwsError, LaunchError
 from launch.parsing import positive_int
 from launch.ranges import describe_ranges, plan_ranges
 from launch.settings import Settings
+from smvision import metrics
 from smvision.hyperparameters import TuningRange, schema
 
 if TYPE_CHECKING:
     import boto3
 
 HELP = "start a hyperparameter tuning job and print the best job, its hyperparameters and model"
-OBJECTIVE_METRIC = "validation:accuracy"
+DEFAULT_OBJECTIVE = "validation:accuracy"
+OBJECTIVES = tuple(f"validation:{measure}" for measure in metrics.ALL_MEASURES)
 STRATEGIES = ("Bayesian", "Random", "Hyperband")
 # Every epoch of these reports validation:accuracy: Hyperband's resource is their sum
 # (resnet50 trains its head for `epochs`, then fine-tunes for `fine_tune_epochs`).
 EPOCH_PARAMETERS = ("epochs", "fine_tune_epochs")
+_VERBS = {"Maximize": "maximising", "Minimize": "minimising"}
 # Tuning job names are limited to 32 characters.
 TUNING_NAME_LENGTH = 32
 
@@ -45,6 +49,11 @@ class TuningPlan:
     max_jobs: int
     max_parallel_jobs: int
     wait: bool
+    objective: str = DEFAULT_OBJECTIVE
+
+    @property
+    def direction(self) -> str:
+        return metrics.direction(self.objective.partition(":")[2])
 
     @property
     def early_stopping(self) -> str:
@@ -63,6 +72,11 @@ def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser
     parser.add_argument("--strategy", default="Bayesian", choices=STRATEGIES,
                         help="search strategy (default Bayesian; Hyperband is for cnn and "
                         "resnet50, whose epochs it budgets)")
+    parser.add_argument("--objective", choices=OBJECTIVES, metavar="METRIC",
+                        help="the metric to optimise: validation:accuracy (default; "
+                        "validation:EVAL_METRIC with --hp eval_metric=...), validation:f1_micro "
+                        "for multi-label models, validation:auc and others for two classes; "
+                        "loss and hamming_loss are minimised. Choices: " + ", ".join(OBJECTIVES))
     parser.add_argument("--max-jobs", default="10", metavar="N",
                         help="training jobs in all (default 10)")
     parser.add_argument("--max-parallel-jobs", default="2", metavar="N",
@@ -78,9 +92,10 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
     fixed = {k: v for k, v in spec.hyperparameters.items() if k != "algorithm"}
     ranges = plan_ranges(spec.algorithm, fixed, args.range)
     _check_strategy(args.strategy, spec, ranges)
+    objective = args.objective or _default_objective(spec)
     if "validation" not in spec.channels and _validation_fraction(spec) == 0:
         raise LaunchError(
-            f"The objective {OBJECTIVE_METRIC} needs validation data, but there is no "
+            f"The objective {objective} needs validation data, but there is no "
             "--validation channel and validation_fraction is 0; add one or the other."
         )
     max_jobs = positive_int(args.max_jobs, "--max-jobs")
@@ -94,7 +109,13 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
     definition = JobDefinition(spec=spec, role=settings.require("role"),
                                output_uri=jobs.output_prefix(settings.require("bucket"), "tuning"))
     return TuningPlan(name, definition, ranges, args.strategy, max_jobs, max_parallel,
-                      bool(args.wait))
+                      bool(args.wait), objective)
+
+
+def _default_objective(spec: jobs.JobSpec) -> str:
+    """validation:accuracy, or validation:EVAL_METRIC when the job sets eval_metric."""
+    chosen = spec.hyperparameters.get("eval_metric")
+    return f"validation:{chosen}" if chosen else DEFAULT_OBJECTIVE
 
 
 def _check_strategy(strategy: str, spec: jobs.JobSpec, ranges: Mapping[str, TuningRange]) -> None:
@@ -137,7 +158,8 @@ def submit(tuning: TuningPlan, session: boto3.session.Session) -> int:
     region = str(session.region_name)
     print(f"Tuning job {tuning.job_name}: {spec.algorithm}, {tuning.strategy}, "
           f"{tuning.max_jobs} jobs ({tuning.max_parallel_jobs} at a time) on "
-          f"{spec.instance_count} x {spec.instance_type}; maximising {OBJECTIVE_METRIC} over:")
+          f"{spec.instance_count} x {spec.instance_type}; "
+          f"{_VERBS[tuning.direction]} {tuning.objective} over:")
     print("\n".join(describe_ranges(tuning.ranges)), flush=True)
     with reporting(f"Creating tuning job {tuning.job_name}"):
         job = HyperParameterTuningJob.create(
@@ -168,7 +190,7 @@ def tuning_job_config(tuning: TuningPlan) -> Any:
         strategy=tuning.strategy,
         strategy_config=strategy_config,
         hyper_parameter_tuning_job_objective=shapes.HyperParameterTuningJobObjective(
-            type="Maximize", metric_name=OBJECTIVE_METRIC),
+            type=tuning.direction, metric_name=tuning.objective),
         resource_limits=shapes.ResourceLimits(
             max_number_of_training_jobs=tuning.max_jobs,
             max_parallel_training_jobs=tuning.max_parallel_jobs),

@@ -92,10 +92,11 @@ def test_default_training_instance_type_is_the_algorithms() -> None:
 
 @pytest.mark.usefixtures("table")
 def test_channel_rules_come_from_the_table() -> None:
-    with pytest.raises(LaunchError, match="^--algorithm toy needs --validation.$"):
+    needs = r"^--algorithm toy needs --validation \(or --validation-manifest\).$"
+    with pytest.raises(LaunchError, match=needs):
         train_plan("--algorithm", "toy", *TRAIN)
     accepted = train_plan("--algorithm", "toy", *TRAIN, *VALIDATION, *PRETRAINED)
-    assert accepted.definition.spec.channels["pretrained"] == "s3://data-bucket/weights"
+    assert accepted.definition.spec.channels["pretrained"].uri == "s3://data-bucket/weights"
     with pytest.raises(LaunchError, match="^--pretrained is read by svm, rf, resnet50, toy only; "
                        "drop it for --algorithm cnn.$"):
         train_plan("--algorithm", "cnn", *TRAIN, *PRETRAINED)
@@ -107,7 +108,8 @@ def test_local_runs_apply_the_same_channel_rules(tmp_path: Path) -> None:
     args, settings = parsed("train", "--local", "--image-uri", "smvision:cpu", "--algorithm",
                             "toy", "--train", str(tmp_path / "train"),
                             "--output-dir", str(tmp_path / "job"))
-    with pytest.raises(LaunchError, match="^--algorithm toy needs --validation.$"):
+    needs = r"^--algorithm toy needs --validation \(or --validation-manifest\).$"
+    with pytest.raises(LaunchError, match=needs):
         local_cli.plan_train(args, settings, NOW)
 
 

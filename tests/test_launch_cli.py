@@ -435,10 +435,11 @@ def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_c
     """What `train --local` hands to the SDK's local mode, read from the SDK's own request
     builder (running it needs Docker: tests/container/test_launch_local.py)."""
     from launch.definition import local_trainer
-    from launch.jobs import JobSpec
+    from launch.jobs import ChannelSource, JobSpec
 
     (tmp_path / "train").mkdir()
-    spec = JobSpec("svm", {"algorithm": "svm", "C": "5.0"}, {"train": str(tmp_path / "train")},
+    spec = JobSpec("svm", {"algorithm": "svm", "C": "5.0"},
+                   {"train": ChannelSource(str(tmp_path / "train"))},
                    "smvision:cpu", "local_cpu", 2, 86400)
     request = local_trainer(spec, tmp_path / "job", "digits-local")._create_training_job_args()
     assert request["algorithm_specification"].training_image == "smvision:cpu"

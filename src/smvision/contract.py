@@ -21,7 +21,19 @@ from typing import Any
 DEFAULT_BASE_DIR = "/opt/ml"
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 
-CHANNELS = ("train", "validation", "test", "pretrained")
+CHANNELS = ("train", "validation", "test", "pretrained", "model")
+# How SageMaker hands a channel over (a channel's TrainingInputMode in inputdataconfig.json):
+# File copies it into input/data/<channel>/ before the job starts, FastFile mounts it
+# there and fetches each file as it is read, Pipe streams it through a FIFO.
+FILE_MODE, FAST_FILE_MODE, PIPE_MODE = "File", "FastFile", "Pipe"
+INPUT_MODES = (FILE_MODE, FAST_FILE_MODE, PIPE_MODE)
+# An augmented manifest (S3DataType) streams in Pipe mode, each attribute a record of
+# RecordIO framing (RecordWrapperType).
+AUGMENTED_MANIFEST = "AugmentedManifestFile"
+RECORDIO_WRAPPER = "RecordIO"
+RECORDIO_CONTENT_TYPE = "application/x-recordio"
+# The ContentType the built-in algorithms give an incremental-training `model` channel.
+MODEL_CONTENT_TYPE = "application/x-sagemaker-model"
 # What `train` writes beside the model files in /opt/ml/model, and `serve` reads first.
 METADATA_FILE = "metadata.json"
 # What `python -m smvision.local export` writes beside a compressed model in /opt/ml/model.

@@ -182,6 +182,12 @@ def split_per_algorithm(
 
 
 def _check_consistency(algorithm: str, values: Mapping[str, object]) -> None:
+    if values.get("multi_label") is True and values.get("eval_metric", "accuracy") != "accuracy":
+        raise HyperparameterError(
+            f"Hyperparameter 'eval_metric' has value '{values['eval_metric']}', which measures "
+            "a model of two classes; a multi-label model reports f1_micro, macro_f1 and "
+            "hamming_loss for every label (tune on validation:f1_micro): drop eval_metric."
+        )
     if values.get("cv_folds") == 1:
         raise HyperparameterError(
             "Hyperparameter 'cv_folds' has value '1'; cross-validation needs at least 2 "

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from smvision.labels import LABEL_FORMATS
+from smvision.metrics import EVAL_METRICS
+
 # The order in which joined kinds are listed and their columns laid out.
 FEATURE_KINDS = ("hog", "color", "pixels", "gabor", "edges", "deep")
 
@@ -201,10 +204,44 @@ COMMON = (
         "max_corrupt_fraction",
         "float",
         0.01,
-        "Unreadable images are skipped while they "
+        "Unreadable images (and records) are skipped while they "
         "stay at or under this share of a channel; beyond it the job fails.",
         low=0.0,
         high=1.0,
+    ),
+    Param(
+        "multi_label",
+        "bool",
+        False,
+        "Each image carries a set of labels (any number, none included): sigmoid outputs "
+        "for cnn and resnet50, one-vs-rest for svm and rf, per-label metrics.",
+    ),
+    Param(
+        "label_format",
+        "str",
+        "auto",
+        "How lists of labels read (.lst columns, .rec labels, manifest lists): multi-hot "
+        "(a 0/1 per class) or class-id (the ids that apply); auto: the channel's "
+        "ContentType label-format, else multi-hot when every list is 0s and 1s of one length.",
+        choices=LABEL_FORMATS,
+    ),
+    Param(
+        "eval_metric",
+        "str",
+        "accuracy",
+        "With two classes: the measure validation reports every epoch besides loss and "
+        "accuracy, and `launch tune`'s default objective (validation:<eval_metric>).",
+        choices=EVAL_METRICS,
+    ),
+    Param(
+        "data_memory_mb",
+        "float",
+        "auto",
+        "Decoded images are held in memory up to this many MB; beyond it cnn and resnet50 "
+        "stream from disk and svm and rf extract features in chunks. auto: half the memory "
+        "available when the job starts.",
+        low=1.0,
+        keywords=("auto",),
     ),
 )
 
@@ -494,6 +531,20 @@ KERAS = (
         "momentum 0.9), validation loss measures them rather than the model.",
         low=0,
         high=1000000,
+    ),
+    Param(
+        "reinitialize_top_layer",
+        "bool",
+        False,
+        "With a model channel whose classes differ from this job's: start from its weights "
+        "but give the model a new output layer for this job's classes.",
+    ),
+    Param(
+        "decoded_cache",
+        "bool",
+        True,
+        "When the data set streams from disk (over data_memory_mb): decode each image once "
+        "into a file on the training volume and read pixels from it in later epochs.",
     ),
     Param(
         "distributed_port",

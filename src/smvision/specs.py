@@ -56,6 +56,9 @@ class AlgorithmSpec:
     keras_runtime: str | None = None
     required_channels: tuple[str, ...] = ("train",)
     optional_channels: tuple[str, ...] = ("validation", "test")
+    # What a `model` channel (an earlier model of the same algorithm) does to a job, for
+    # the algorithms that list "model" among their channels.
+    incremental: str = ""
     # Defaults that differ from the parameter's own (resnet50 trains fewer epochs).
     defaults: Mapping[str, object] = field(default_factory=dict)
     # The guide's qualitative columns, as `compare` reports them: how many labelled images
@@ -102,6 +105,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # scikit-learn predicts on one core per call: a worker per core.
         serve_workers=None,
         spans_hosts=False,
+        optional_channels=("validation", "test", "model"),
+        incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
+        "earlier model is checked for fit and recorded as the parent",
         data_needed="a few hundred images (tens per class)",
         interpretability="medium: HOG features can be drawn; the RBF kernel's decision cannot",
         setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
@@ -122,6 +128,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         serving_instance_type=SERVING_CPU,
         serve_workers=None,
         spans_hosts=False,
+        optional_channels=("validation", "test", "model"),
+        incremental="keeps the earlier forest's trees and adds n_estimators new ones grown on "
+        "this job's data (warm start)",
         data_needed="a few hundred images (tens per class)",
         interpretability="medium-high: feature importances, named and drawn onto the image",
         setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
@@ -147,6 +156,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # about half the CPU per image that TensorFlow's per-op dispatch does (bench/NOTES.md).
         keras_runtime="tflite",
         spans_hosts=True,
+        optional_channels=("validation", "test", "model"),
+        incremental="starts from the earlier model's weights (reinitialize_top_layer=true "
+        "gives it a new head for other classes)",
         data_needed="thousands of images: it learns its features from scratch",
         interpretability="low: learned filters; saliency maps only",
         setup="TensorFlow; a GPU beyond a few thousand images",
@@ -169,7 +181,9 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # converting it at start took tens of seconds (bench/NOTES.md).
         keras_runtime="tensorflow",
         spans_hosts=True,
-        optional_channels=("validation", "test", "pretrained"),
+        optional_channels=("validation", "test", "pretrained", "model"),
+        incremental="starts from the earlier model's weights, head and fine-tuned layers "
+        "(reinitialize_top_layer=true gives it a new head for other classes)",
         defaults={"epochs": 10, "batch_size": 32},
         data_needed="hundreds of images: ImageNet features transfer",
         interpretability="low: learned filters; saliency maps only",
