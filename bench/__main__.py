@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.merge(training.cnn_pipeline(digits, args.work))
     phase("cnn input pipeline against model.fit, augmentation on")
     store.merge(training.cnn_pipeline(digits, args.work, augment=True))
+    phase("cnn streaming its images (decoded cache, decoded as read) against in memory")
+    store.merge(training.cnn_streaming(args.work))
     loads.append(("at end", load_average()))
 
     payloads = [payload.name for payload in serving.payloads()]

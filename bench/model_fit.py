@@ -52,7 +52,7 @@ def epoch_speeds(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    pixels = train.images.astype("float32")
+    pixels = train.all_images().astype("float32")
     speeds: list[float] = []
 
     class Timer(keras.callbacks.Callback):  # type: ignore[misc]

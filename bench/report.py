@@ -270,6 +270,11 @@ def training_table(store: Store) -> list[str]:
         "hog_skimage",
         "hog_vs_skimage",
         "hog_scaling",
+        "stream_memory",
+        "stream_cache",
+        "stream_decode",
+        "stream_cache_ratio",
+        "stream_decode_ratio",
     ):
         f = store[name]
         lines.append(

@@ -89,7 +89,7 @@ def feature_extraction(digits: Path, repeats: int = HOG_REPEATS) -> dict[str, Fi
 
     samples = data.list_channel(digits / "train", "train")
     names = data.class_names_of(samples)
-    batch = data.load(samples, names, 64, 1, "train", 0.0).images
+    batch = data.load(samples, names, 64, 1, "train", 0.0).all_images()
     batch = np.concatenate([batch, batch])  # 2,156 images of 64x64, the svm default size
     ours_one = Figure("HOG: smvision.algorithms.features, 1 thread", "images/s")
     ours_two = Figure("HOG: smvision.algorithms.features, 2 threads", "images/s")
@@ -185,3 +185,70 @@ def _photo_patches(count: int = 300, side: int = 96) -> list[np.ndarray]:
         x = int(rng.integers(0, photo.shape[1] - side))
         patches.append(photo[y : y + side, x : x + side])
     return patches
+# Photographs, not 8x8 scans: decoding a JPEG costs what it costs in real data sets.
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket")
+PHOTO_CROPS = 150
+PHOTO_CROP = (240, 320)
+STREAMING_HPS = {
+    "image_size": "64",
+    "batch_size": "64",
+    "epochs": "3",
+    "augment": "false",
+    "validation_fraction": "0",
+}
+STREAMING_MODES = {
+    "memory": {},
+    "cache": {"data_memory_mb": "0"},
+    "decoded as read": {"data_memory_mb": "0", "decoded_cache": "false"},
+}
+
+
+def photo_crops(root: Path, seed: int = 0) -> Path:
+    """PHOTO_CROPS random 320x240 JPEG crops of each of four scikit-image photographs, a
+    class per photograph, in class folders."""
+    import cv2
+    from skimage import data as skimage_data
+
+    rng = np.random.default_rng(seed)
+    for name in PHOTO_NAMES:
+        photo = np.ascontiguousarray(getattr(skimage_data, name)())
+        folder = root / name
+        folder.mkdir(parents=True)
+        height, width = PHOTO_CROP
+        for index in range(PHOTO_CROPS):
+            y = int(rng.integers(0, photo.shape[0] - height + 1))
+            x = int(rng.integers(0, photo.shape[1] - width + 1))
+            crop = cv2.cvtColor(photo[y : y + height, x : x + width], cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(folder / f"{name}-{index:03d}.jpg"), crop)
+    return root
+
+
+def cnn_streaming(work: Path, rounds: int = CNN_ROUNDS) -> dict[str, Figure]:
+    """Epoch images/s of cnn with its decoded images in memory, in the decoded cache
+    (data_memory_mb=0) and decoded as read (decoded_cache=false), alternating; 600 JPEG
+    photographs at 64 pixels. The first epoch of each run traces and is left out."""
+    photos = photo_crops(work / "photos")
+    figures = {
+        mode: Figure(f"cnn, 600 JPEG photos, decoded images {mode} (epochs 2+)", "images/s")
+        for mode in STREAMING_MODES
+    }
+    for index in range(rounds):
+        for mode, extra in STREAMING_MODES.items():
+            job = work / f"cnn-streaming-{index}-{mode.replace(' ', '-')}"
+            output, _ = jobs.train("cnn", {"train": photos}, job, STREAMING_HPS | extra)
+            figures[mode].values += [float(s) for s in _EPOCH_SPEED.findall(output)][1:]
+    ratios = {
+        f"stream_{key}_ratio": Figure(f"cnn streaming efficiency: {mode} / memory", "ratio")
+        for key, mode in (("cache", "cache"), ("decode", "decoded as read"))
+    }
+    memory = float(np.median(figures["memory"].values))
+    ratios["stream_cache_ratio"].values.append(float(np.median(figures["cache"].values)) / memory)
+    ratios["stream_decode_ratio"].values.append(
+        float(np.median(figures["decoded as read"].values)) / memory
+    )
+    return {
+        "stream_memory": figures["memory"],
+        "stream_cache": figures["cache"],
+        "stream_decode": figures["decoded as read"],
+        **ratios,
+    }

@@ -113,7 +113,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Compare
         instance_type = options.sagemaker_instance_type(
             instance_types.get(algorithm) or specs.get(algorithm).training_instance_type,
             "ml.m5.xlarge or ml.g5.xlarge")
-        read = {channel: uri for channel, uri in channels.items()
+        read = {channel: jobs.ChannelSource(uri) for channel, uri in channels.items()
                 if specs.get(algorithm).reads_channel(channel)}
         spec = jobs.job_spec(alone, settings, read, instance_type)
         name = timestamped_name(f"smvision-{algorithm}", now)

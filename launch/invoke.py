@@ -62,6 +62,13 @@ class InvokePlan:
     target_model: str | None = None
     # With --async: the seconds to wait for the answers; None: a real-time request.
     async_wait_s: int | None = None
+    threshold: float | None = None
+
+    def custom_attributes(self) -> str | None:
+        """X-Amzn-SageMaker-Custom-Attributes for top_k and threshold, when given."""
+        parts = [f"top_k={self.top_k}"] if self.top_k is not None else []
+        parts += [f"threshold={self.threshold:g}"] if self.threshold is not None else []
+        return ",".join(parts) or None
 
     def inference_ids(self) -> list[str]:
         """One per file: the given one, else a new UUID each."""
@@ -71,8 +78,9 @@ class InvokePlan:
         """The headers of InvokeEndpoint(Async) for one file, without its body."""
         request = {"EndpointName": self.endpoint_name, "ContentType": image.content_type,
                    "Accept": image.accept, "InferenceId": inference_id}
-        if self.top_k is not None:
-            request["CustomAttributes"] = f"top_k={self.top_k}"
+        attributes = self.custom_attributes()
+        if attributes is not None:
+            request["CustomAttributes"] = attributes
         if self.target_model is not None:
             request["TargetModel"] = self.target_model
         return request
@@ -80,9 +88,16 @@ class InvokePlan:
 
 @dataclass(frozen=True)
 class Prediction:
+    """An answer for one image: its label and probability; for a multi-label model the
+    labels over the threshold, joined by commas (`-` for none), and no single probability."""
+
     label: str
-    probability: float
+    probability: float | None
     probabilities: tuple[tuple[str, float], ...]
+
+    def line(self) -> str:
+        probability = "-" if self.probability is None else f"{self.probability:.4f}"
+        return f"{self.label}\t{probability}"
 
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
@@ -94,6 +109,9 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
                         + ", ".join(sorted(media.IMAGE_CONTENT_TYPES)))
     parser.add_argument("--top-k", metavar="N",
                         help="also print the N most likely classes of each image")
+    parser.add_argument("--threshold", metavar="P",
+                        help="a multi-label model's answer names the labels whose probability "
+                        "is at least P (default 0.5)")
     parser.add_argument("--inference-id", metavar="ID",
                         help="the request's inference id, recorded by data capture (one file "
                         "only; default: a new UUID per file, printed with its answer)")
@@ -123,7 +141,20 @@ def plan(args: argparse.Namespace) -> InvokePlan:
             raise LaunchError(f"--inference-id names one request, but {len(files)} files would "
                               "be sent; give one file, or drop it for a new UUID per file.")
     return InvokePlan(resource_name(args.endpoint_name, "--endpoint-name"), files, top_k,
-                      inference_id, target_model(args.target_model), async_wait(args))
+                      inference_id, target_model(args.target_model), async_wait(args),
+                      _threshold(args.threshold))
+
+
+def _threshold(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise LaunchError(f"--threshold '{text}' is not a probability; use 0 to 1, such as 0.7.")
+    return value
 
 
 def target_model(text: str | None) -> str | None:
@@ -221,8 +252,7 @@ def print_predictions(image: ImageFile, predictions: list[Prediction], inference
     """One line per image: FILE (FILE:LINE for JSON Lines), label, probability, id."""
     for number, prediction in enumerate(predictions, start=1):
         source = f"{image.path}:{number}" if image.accept == media.JSON_LINES else image.path
-        print(f"{source}\t{prediction.label}\t{prediction.probability:.4f}\t{inference_id}",
-              flush=True)
+        print(f"{source}\t{prediction.line()}\t{inference_id}", flush=True)
         if top_k is not None:
             for label, probability in prediction.probabilities[:top_k]:
                 print(f"    {label}\t{probability:.4f}")
@@ -256,6 +286,9 @@ def _read_answer(entry: Callable[[], Any], body: bytes, source: str) -> Predicti
             ((str(k), float(v)) for k, v in found.get("probabilities", {}).items()),
             key=lambda item: -item[1],
         )
+        if "labels" in found:  # a multi-label model
+            labels = ",".join(str(label) for label in found["labels"]) or "-"
+            return Prediction(labels, None, tuple(probabilities))
         return Prediction(str(found["label"]), float(found["probability"]), tuple(probabilities))
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         excerpt = body[:200].decode("utf-8", errors="replace")

@@ -115,12 +115,13 @@ def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def given_channels(args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    """(channel, option, value) for every channel option the user gave, manifests included."""
+    """(channel, option, value) for every channel option the user gave, manifests included
+    (a command without some of these options, such as `compare`, has none of them)."""
     given = [(channel, option, str(getattr(args, channel)))
-             for channel, option in CHANNEL_OPTIONS.items() if getattr(args, channel)]
+             for channel, option in CHANNEL_OPTIONS.items() if getattr(args, channel, None)]
     given += [(channel, option, str(getattr(args, _attribute(option))))
               for channel, option in MANIFEST_OPTIONS.items()
-              if getattr(args, _attribute(option))]
+              if getattr(args, _attribute(option), None)]
     seen: dict[str, str] = {}
     for channel, option, _ in given:
         if channel in seen:

@@ -74,8 +74,8 @@ def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser
                         "resnet50, whose epochs it budgets)")
     parser.add_argument("--objective", choices=OBJECTIVES, metavar="METRIC",
                         help="the metric to optimise: validation:accuracy (default; "
-                        "validation:EVAL_METRIC with --hp eval_metric=...), validation:f1_micro "
-                        "for multi-label models, validation:auc and others for two classes; "
+                        "validation:EVAL_METRIC with --hp eval_metric=..., validation:f1_micro "
+                        "with --hp multi_label=true), validation:auc and others for two classes; "
                         "loss and hamming_loss are minimised. Choices: " + ", ".join(OBJECTIVES))
     parser.add_argument("--max-jobs", default="10", metavar="N",
                         help="training jobs in all (default 10)")
@@ -113,7 +113,10 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
 
 
 def _default_objective(spec: jobs.JobSpec) -> str:
-    """validation:accuracy, or validation:EVAL_METRIC when the job sets eval_metric."""
+    """validation:accuracy; validation:EVAL_METRIC when the job sets eval_metric, and
+    validation:f1_micro for a multi-label job."""
+    if spec.hyperparameters.get("multi_label") == "true":
+        return "validation:f1_micro"
     chosen = spec.hyperparameters.get("eval_metric")
     return f"validation:{chosen}" if chosen else DEFAULT_OBJECTIVE
 

@@ -74,12 +74,28 @@ def show_evaluation(ml: Path) -> None:
             f"\n{split}: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}, "
             f"log loss {result['loss']:.4f} over {result['count']} images"
         )
+        if "f1_micro" in result:
+            print(
+                f"  multi-label: micro F1 {result['f1_micro']:.4f}, Hamming loss "
+                f"{result['hamming_loss']:.4f}, subset accuracy {result['subset_accuracy']:.4f}"
+            )
+        if result.get("auc") is not None:
+            print(
+                f"  positive class {result['positive_class']}: precision "
+                f"{result['precision']:.4f}, recall {result['recall']:.4f}, F1 "
+                f"{result['f1']:.4f}, ROC AUC {result['auc']:.4f}, PR AUC {result['pr_auc']:.4f}"
+            )
         print(f"  {'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
         for name, scores in result["per_class"].items():
             print(
                 f"  {name:>10} {scores['precision']:9.3f} {scores['recall']:7.3f} "
                 f"{scores['f1']:6.3f} {scores['support']:7d}"
             )
+        if "label_confusion" in result:
+            wrong = [p for p in result["predictions"] if p["labels"] != p["predicted"]]
+            for p in wrong[:5]:
+                print(f"  wrong: {p['source']} has {p['labels']}, predicted {p['predicted']}")
+            continue
         wrong = [p for p in result["predictions"] if p["label"] != p["predicted"]]
         for p in wrong[:5]:
             print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,10 +102,13 @@ def run_local_train(
     hps: Mapping[str, str] | None = None,
     timeout: float = 600,
     env: Mapping[str, str] | None = None,
+    manifests: Mapping[str, Path] | None = None,
+    attribute_names: Sequence[str] = (),
+    pipes: Sequence[str] = (),
 ) -> JobResult:
     """`python -m smvision.local train ...` as a subprocess, the way a user runs it."""
     completed = subprocess.run(
-        train_command(algorithm, channels, job_dir, hps),
+        train_command(algorithm, channels, job_dir, hps, manifests, attribute_names, pipes),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -124,3 +124,22 @@ def test_metric_definitions_stay_within_sagemakers_limit() -> None:
     assert len(metrics.METRIC_DEFINITIONS) <= 40
     assert metrics.direction("hamming_loss") == "Minimize"
     assert metrics.direction("f1_micro") == "Maximize"
+
+
+def test_the_comparison_says_it_ranks_single_label_models_only() -> None:
+    from smvision.comparison.rows import ScoresError, scores_from_evaluation
+
+    proba, truth = trait_predictions()
+    multi = {"test": evaluation.evaluate(proba, truth, list(TRAITS), ["x"] * len(truth))}
+    with pytest.raises(ScoresError, match="'test' result is a multi-label model's"):
+        scores_from_evaluation(multi)
+
+
+def test_model_quality_statistics_refuse_a_multi_label_evaluation() -> None:
+    from smvision import model_quality
+
+    proba, truth = trait_predictions()
+    multi = {"test": evaluation.evaluate(proba, truth, list(TRAITS), ["x"] * len(truth))}
+    with pytest.raises(model_quality.EvaluationError, match="are a multi-label model's"):
+        model_quality.from_evaluation(multi)
+    assert model_quality.from_evaluation({"test": faces_result()})["dataset"]["item_count"] == 40

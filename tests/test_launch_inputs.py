@@ -8,6 +8,7 @@ CreateHyperParameterTuningJob requests as sent (moto does not keep every channel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from launch import cli
+from launch.errors import LaunchError
 from tests.moto_server import (
     BUCKET,
     MotoServer,
@@ -84,8 +86,7 @@ def test_fastfile_mounts_the_data_channels_and_copies_the_model(aws: MotoServer)
 
 
 @pytest.mark.parametrize(("extra", "objective"), [
-    (["--objective", "validation:f1_micro", "--hp", "multi_label=true"],
-     {"Type": "Maximize", "MetricName": "validation:f1_micro"}),
+    (["--hp", "multi_label=true"], {"Type": "Maximize", "MetricName": "validation:f1_micro"}),
     (["--hp", "eval_metric=auc"], {"Type": "Maximize", "MetricName": "validation:auc"}),
     (["--objective", "validation:hamming_loss"],
      {"Type": "Minimize", "MetricName": "validation:hamming_loss"}),
@@ -132,3 +133,19 @@ def test_a_bad_input_is_refused_before_any_aws_call(
 
     assert code == 2
     assert expected in capsys.readouterr().err
+
+
+def test_invoke_reads_a_multi_label_answer_and_sends_the_threshold() -> None:
+    from launch import invoke
+
+    answer = {"predictions": [{"labels": ["even", "prime"], "threshold": 0.7,
+                               "probabilities": {"even": 0.9, "prime": 0.75, "large": 0.1}}]}
+    prediction = invoke.parse_response(json.dumps(answer).encode(), "two.png")
+    assert prediction.line() == "even,prime\t-"
+    assert prediction.probabilities[0] == ("even", 0.9)
+    none = {"predictions": [{"labels": [], "threshold": 0.5, "probabilities": {"even": 0.1}}]}
+    assert invoke.parse_response(json.dumps(none).encode(), "one.png").line() == "-\t-"
+    plan = invoke.InvokePlan("endpoint", (), 3, threshold=0.7)
+    assert plan.custom_attributes() == "top_k=3,threshold=0.7"
+    with pytest.raises(LaunchError, match="--threshold '2' is not a probability"):
+        invoke._threshold("2")

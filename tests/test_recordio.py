@@ -100,3 +100,20 @@ def test_written_images_decode_to_the_same_pixels(tmp_path: Path) -> None:
         record = recordio.unpack_image(recordio.read_record_at(path, offset))
         assert record.labels == (float(i),) and record.id == i
         assert (images.decode_image(record.image) == pictures[i]).all()
+
+
+def test_headers_read_without_their_images(tmp_path: Path) -> None:
+    path = tmp_path / "labels.rec"
+    packed = [
+        ImageRecord((4.0,), b"image-a" * 100, id=7),
+        ImageRecord((1.0, 0.0, 1.0), b"image-b", id=8),
+        # A header whose first label's bytes are the magic word: written in parts.
+        ImageRecord((struct.unpack("<f", MAGIC)[0], 1.0), b"image-c", id=9),
+    ]
+    recordio.write_image_records(path, packed)
+    with path.open("rb") as stream:
+        for offset, record in zip(recordio.record_offsets(path), packed):
+            stream.seek(offset)
+            assert recordio.read_image_header(stream) == ImageRecord(
+                record.labels, b"", record.id, record.id2
+            )

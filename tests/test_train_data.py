@@ -1,4 +1,4 @@
-"""train.load_data: the channels of a job -> this worker's datasets."""
+"""inputs.load_data: the channels of a job -> this worker's datasets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from smvision import contract, distributed, hyperparameters
 from smvision.data import DataError
-from smvision.train import load_data
+from smvision.inputs import load_data
 
 
 def _job_with_train(tmp_path: Path, digits: Path, per_class: int) -> contract.Contract:

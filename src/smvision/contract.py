@@ -120,6 +120,24 @@ class ResourceConfig:
 
 
 @dataclass(frozen=True)
+class ChannelInput:
+    """How SageMaker hands one channel over, as inputdataconfig.json says."""
+
+    mode: str = FILE_MODE
+    record_wrapper: str | None = None
+    content_type: str | None = None
+
+    @property
+    def label_format(self) -> str | None:
+        """The built-in's `label-format` parameter of the ContentType (multi-hot, class-id)."""
+        for parameter in (self.content_type or "").split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "label-format":
+                return value.strip().lower()
+        return None
+
+
+@dataclass(frozen=True)
 class Contract:
     """Where SageMaker puts things, and the variables it sets, read when asked for."""
 
@@ -202,6 +220,16 @@ class Contract:
     def channel_dir(self, channel: str) -> Path:
         return self.data_dir / channel
 
+    def pipe_path(self, channel: str, epoch: int = 0) -> Path:
+        """The FIFO a Pipe-mode channel streams through, a new one for each pass (epoch)."""
+        return self.data_dir / f"{channel}_{epoch}"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """The job's own working files on the training volume, never uploaded: Pipe-mode
+        spools, decoded-image caches, an unpacked model channel."""
+        return self.input_dir / "scratch"
+
     @property
     def model_dir(self) -> Path:
         return self.base_dir / "model"
@@ -248,12 +276,38 @@ class Contract:
         return self.output_dir / "message"
 
     def available_channels(self) -> list[str]:
-        """Channels that exist as directories under input/data, in CHANNELS order first."""
-        if not self.data_dir.is_dir():
-            return []
-        present = {p.name for p in self.data_dir.iterdir() if p.is_dir()}
+        """Channels that exist as directories under input/data, and the Pipe-mode channels
+        inputdataconfig.json names; in CHANNELS order first."""
+        present = {p.name for p in self.data_dir.iterdir() if p.is_dir()} if (
+            self.data_dir.is_dir()) else set()
+        present |= {name for name, c in self.channel_inputs().items() if c.mode == PIPE_MODE}
         ordered = [c for c in CHANNELS if c in present]
         return ordered + sorted(present - set(CHANNELS))
+
+    def channel_inputs(self) -> dict[str, ChannelInput]:
+        """Each channel's input mode, record wrapper and ContentType, from
+        inputdataconfig.json; empty without the file (a channel directory is File mode)."""
+        if not self.input_data_config_file.is_file():
+            return {}
+        found = {}
+        for name, raw in read_json_file(self.input_data_config_file).items():
+            if not isinstance(raw, dict):
+                raise ContractError(
+                    f"{self.input_data_config_file}: channel '{name}' must be a JSON object."
+                )
+            mode = str(raw.get("TrainingInputMode", FILE_MODE))
+            if mode not in INPUT_MODES:
+                raise ContractError(
+                    f"{self.input_data_config_file}: channel '{name}' has TrainingInputMode "
+                    f"'{mode}'; SageMaker's modes are {', '.join(INPUT_MODES)}."
+                )
+            wrapper = raw.get("RecordWrapperType")
+            found[str(name)] = ChannelInput(
+                mode,
+                None if wrapper in (None, "None") else str(wrapper),
+                str(raw["ContentType"]) if raw.get("ContentType") else None,
+            )
+        return found
 
     def resource_config(self) -> ResourceConfig:
         """The hosts of this job: SM_HOSTS/SM_CURRENT_HOST first, else resourceconfig.json."""

@@ -149,8 +149,6 @@ def evaluate_multi_label(
     """Per-label scores, micro and macro F1, Hamming loss, subset accuracy, cross-entropy."""
     truth = labels.astype(bool)
     predicted = proba >= threshold
-    clipped = np.clip(proba.astype(np.float64), _EPSILON, 1.0 - _EPSILON)
-    cross_entropy = -(truth * np.log(clipped) + (~truth) * np.log(1.0 - clipped)).mean()
     subset = float(accuracy_score(truth, predicted))
     confusion = multilabel_confusion_matrix(truth, predicted)
     return {
@@ -158,7 +156,7 @@ def evaluate_multi_label(
         "threshold": threshold,
         "accuracy": subset,
         "subset_accuracy": subset,
-        "loss": float(cross_entropy),
+        "loss": binary_cross_entropy(proba, truth),
         "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
         "f1_micro": float(f1_score(truth, predicted, average="micro", zero_division=0)),
         "hamming_loss": float(hamming_loss(truth, predicted)),
@@ -179,3 +177,20 @@ def evaluate_multi_label(
             for row, source in enumerate(sources)
         ],
     }
+
+
+def measure(name: str, proba: np.ndarray, labels: np.ndarray) -> float | None:
+    """One measure, computed alone (each epoch's validation:f1_micro or EVAL_METRIC):
+    f1_micro of a multi-label 0/1 matrix, or a binary measure of two classes."""
+    if name == "f1_micro":
+        predicted = proba >= DEFAULT_THRESHOLD
+        return float(f1_score(labels.astype(bool), predicted, average="micro", zero_division=0))
+    value = binary_measures(proba[:, 1], labels, ("negative", "positive"))[name]
+    return None if value is None else float(value)
+
+
+def binary_cross_entropy(proba: np.ndarray, truth: np.ndarray) -> float:
+    """Mean binary cross-entropy of per-label probabilities against a 0/1 matrix."""
+    clipped = np.clip(proba.astype(np.float64), _EPSILON, 1.0 - _EPSILON)
+    positive = truth.astype(bool)
+    return float(-(positive * np.log(clipped) + ~positive * np.log(1.0 - clipped)).mean())

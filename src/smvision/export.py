@@ -80,8 +80,8 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
         else:
             _to_onnx(keras_model, job, quantize, calibration, exported)
         runtime = runtimes.load(exported, available_cores())
-        original = _predict(model.predict_proba, evaluation.images)
-        compressed = _predict(runtime.predict, evaluation.images)
+        original = _predict(model.predict_proba, evaluation.all_images())
+        compressed = _predict(runtime.predict, evaluation.all_images())
         record = {
             "format": fmt,
             "quantize": quantize,
@@ -172,7 +172,7 @@ def _calibration_images(job: Job) -> np.ndarray:
         )
     count = len(data.list_channel(channel, "train"))
     every = max(1, count // CALIBRATION_IMAGES)
-    return _load_channel(job, "train", every).images[:CALIBRATION_IMAGES]
+    return _load_channel(job, "train", every).all_images()[:CALIBRATION_IMAGES]
 
 
 def _predict(predict: Any, pixels: np.ndarray) -> np.ndarray:

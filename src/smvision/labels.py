@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-LABEL_FORMATS = ("auto", "multi-hot", "class-id")
-
 
 class LabelError(ValueError):
     """A label value that cannot be read, with where it came from and what is accepted."""

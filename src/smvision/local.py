@@ -1,6 +1,7 @@
 """Run training and serving as SageMaker runs the image, without AWS and without Docker.
 
     python -m smvision.local train --algorithm svm --channel train=DIR [--channel ...]
+        [--manifest CHANNEL=FILE --attribute-names IMAGE,LABEL[,META]] [--pipe CHANNEL]
         [--hp KEY=VALUE ...] --job-dir JOBDIR
     python -m smvision.local serve --job-dir JOBDIR [--port PORT]
     python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR [OPTIONS]
@@ -17,11 +18,18 @@ bind-mounted at /opt/ml is what `docker run -v JOBDIR/opt/ml:/opt/ml IMAGE train
 `monitor` runs the image's `monitor` over a model's baseline and a folder of data-capture
 files, writing the report, its plots and constraint_violations.json to --out, as the
 monitoring job writes them to /opt/ml/processing/output.
+
+Pipe mode runs as SageMaker runs it: a real FIFO per channel (input/data/CHANNEL_0, then
+_1 once read), fed by this process in RecordIO framing. `--manifest` streams an
+augmented manifest (each line's image file, then each other attribute's JSON, as
+records; `-ref` paths are files on this machine, relative to the manifest); `--pipe`
+streams the .rec files of a --channel directory one after another.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -29,12 +37,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from smvision import contract as contract_module
+from smvision import pipemode, recordio
 from smvision.contract import CHANNELS, Contract
+from smvision.pipemode import PipeError, PipeFeeder
 
 # The toolkit waits (up to 15 minutes) for every host name in resourceconfig.json to
 # resolve. SageMaker's names (algo-1, ...) resolve only inside a job or a compose network,
@@ -48,14 +59,66 @@ def job_contract(job_dir: Path) -> Contract:
     )
 
 
+@dataclass(frozen=True)
+class PipeChannel:
+    """A channel streamed in Pipe mode: an augmented manifest (its attributes, each a
+    RecordIO record) when `attribute_names` are given, else the .rec files of a folder."""
+
+    source: Path
+    attribute_names: tuple[str, ...] = ()
+
+    def check(self, channel: str) -> None:
+        """Refuse, before training starts, what the stream would fail on."""
+        if not self.attribute_names:
+            if not sorted(self.source.rglob("*.rec")):
+                raise SystemExit(f"--pipe {channel}: {self.source} holds no .rec files to stream.")
+            return
+        try:
+            for number, entry in enumerate(
+                pipemode.read_manifest(self.source, self.attribute_names), start=1
+            ):
+                for name in self.attribute_names:
+                    if name.endswith("-ref"):
+                        pipemode.resolve_ref(self.source, str(entry[name]), number)
+        except (PipeError, OSError) as error:
+            raise SystemExit(f"--manifest {channel}={self.source}: {error}") from None
+
+    def records(self) -> Iterator[bytes]:
+        if self.attribute_names:
+            yield from pipemode.manifest_records(self.source, self.attribute_names)
+            return
+        for rec_file in sorted(self.source.rglob("*.rec")):
+            with rec_file.open("rb") as stream:
+                yield from recordio.read_records(stream, str(rec_file))
+
+    def input_config(self) -> dict[str, str]:
+        return {
+            "TrainingInputMode": contract_module.PIPE_MODE,
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": (
+                contract_module.RECORDIO_WRAPPER if self.attribute_names else "None"
+            ),
+            "ContentType": contract_module.RECORDIO_CONTENT_TYPE,
+        }
+
+
+def start_pipes(contract: Contract, pipes: Mapping[str, PipeChannel]) -> None:
+    """A FIFO per Pipe-mode channel, fed from a thread of this process."""
+    for name, pipe in pipes.items():
+        PipeFeeder(functools.partial(contract.pipe_path, name), pipe.records).start()
+
+
 def lay_out_job(
     job_dir: Path,
     channels: Mapping[str, Path],
     hyperparameters: Mapping[str, str],
     hosts: Sequence[str] = ("algo-1",),
     current_host: str = "algo-1",
+    pipes: Mapping[str, PipeChannel] | None = None,
 ) -> Contract:
-    """Write JOBDIR/opt/ml as SageMaker does; keep checkpoints/ from an earlier run."""
+    """Write JOBDIR/opt/ml as SageMaker does; keep checkpoints/ from an earlier run. Pipe
+    channels get their mode in inputdataconfig.json; `start_pipes` creates their FIFOs."""
+    pipes = pipes or {}
     contract = job_contract(job_dir)
     for directory in (contract.input_dir, contract.model_dir, contract.output_dir):
         if directory.exists():
@@ -69,18 +132,18 @@ def lay_out_job(
     ):
         directory.mkdir(parents=True, exist_ok=True)
     for name, source in channels.items():
-        _copy_channel(source, contract.channel_dir(name))
+        if name not in pipes:
+            _copy_channel(source, contract.channel_dir(name))
     _write(contract.hyperparameters_file, {k: str(v) for k, v in hyperparameters.items()})
+    file_mode = {
+        "TrainingInputMode": contract_module.FILE_MODE,
+        "S3DistributionType": "FullyReplicated",
+        "RecordWrapperType": "None",
+    }
     _write(
         contract.input_data_config_file,
-        {
-            name: {
-                "TrainingInputMode": "File",
-                "S3DistributionType": "FullyReplicated",
-                "RecordWrapperType": "None",
-            }
-            for name in channels
-        },
+        {name: file_mode for name in channels if name not in pipes}
+        | {name: pipe.input_config() for name, pipe in pipes.items()},
     )
     _write(
         contract.resource_config_file,
@@ -171,12 +234,21 @@ def train_command(
     channels: Mapping[str, Path],
     job_dir: Path,
     hyperparameters: Mapping[str, str] | None = None,
+    manifests: Mapping[str, Path] | None = None,
+    attribute_names: Sequence[str] = (),
+    pipes: Sequence[str] = (),
 ) -> list[str]:
     """The argv of `python -m smvision.local train` (this interpreter) for these arguments."""
     command = [sys.executable, "-m", "smvision.local", "train", "--algorithm", algorithm]
     command += ["--job-dir", str(job_dir)]
     for name, path in channels.items():
         command += ["--channel", f"{name}={path}"]
+    for name, path in (manifests or {}).items():
+        command += ["--manifest", f"{name}={path}"]
+    if attribute_names:
+        command += ["--attribute-names", ",".join(attribute_names)]
+    for name in pipes:
+        command += ["--pipe", name]
     for key, value in (hyperparameters or {}).items():
         command += ["--hp", f"{key}={value}"]
     return command
@@ -221,6 +293,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=DIR",
         help=f"a channel ({', '.join(CHANNELS)}) and its directory",
+    )
+    train.add_argument(
+        "--manifest",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="NAME=FILE",
+        help="a channel from an augmented manifest (JSON Lines), streamed in Pipe mode",
+    )
+    train.add_argument(
+        "--attribute-names",
+        metavar="IMAGE,LABEL[,LABEL-metadata]",
+        help="with --manifest: the attributes streamed for each line, the image first",
+    )
+    train.add_argument(
+        "--pipe",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="stream the .rec files of channel NAME (given with --channel) in Pipe mode",
     )
     train.add_argument(
         "--hp",
@@ -268,6 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def pipe_channels(args: argparse.Namespace, channels: Mapping[str, Path]) -> dict[str, PipeChannel]:
+    """The --manifest and --pipe channels, checked before anything is laid out."""
+    names = tuple(n.strip() for n in (args.attribute_names or "").split(",") if n.strip())
+    if args.manifest and len(names) < 2:
+        raise SystemExit("--manifest needs --attribute-names IMAGE,LABEL (source-ref,class).")
+    if names and not args.manifest:
+        raise SystemExit("--attribute-names applies to --manifest; add one or drop it.")
+    pipes = {name: PipeChannel(Path(path).resolve(), names) for name, path in args.manifest}
+    for name in args.pipe:
+        if name not in channels:
+            raise SystemExit(f"--pipe {name}: give the channel with --channel {name}=DIR too.")
+        pipes[name] = PipeChannel(channels[name])
+    for name, pipe in pipes.items():
+        pipe.check(name)
+    return pipes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "compare":
@@ -276,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare.run(args)
     if args.command == "train":
         channels = {name: Path(path).resolve() for name, path in args.channel}
+        pipes = pipe_channels(args, channels)
+        channels |= {name: pipe.source for name, pipe in pipes.items()}
         unknown = sorted(set(channels) - set(CHANNELS))
         if unknown:
             raise SystemExit(f"Unknown channel(s) {unknown}; smvision reads {', '.join(CHANNELS)}.")
@@ -286,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             hyperparameters,
             hosts=args.hosts.split(","),
             current_host=args.current_host,
+            pipes=pipes,
         )
+        start_pipes(contract, pipes)
         return run_foreground([console_script("train")], training_environment(contract))
     if args.command == "monitor":
         return run_monitor(args.model_dir, args.captured, args.out, args.options)

@@ -21,9 +21,6 @@ MEASURES = ("accuracy", "loss", "macro_f1")
 BINARY_MEASURES = ("precision", "recall", "f1", "auc", "pr_auc")
 MULTI_LABEL_MEASURES = ("f1_micro", "hamming_loss", "subset_accuracy")
 ALL_MEASURES = MEASURES + BINARY_MEASURES + MULTI_LABEL_MEASURES
-# What `eval_metric` may choose for a model of two classes: the measure reported for
-# validation every epoch besides loss and accuracy, and `launch tune`'s default objective.
-EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 # svm and rf with cv_folds: the mean and spread of k-fold cross-validation.

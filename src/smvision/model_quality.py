@@ -44,6 +44,11 @@ def from_evaluation(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """The statistics document of evaluation.json's test (else validation) results."""
     split = split_of(evaluation)
     result = evaluation[split]
+    if "label_confusion" in result:
+        raise EvaluationError(
+            f"{EVALUATION_FILE}: the {split} results are a multi-label model's, which Model "
+            "Monitor's model-quality statistics (multiclass or binary) do not describe."
+        )
     try:
         count = int(result["count"])
         accuracy = float(result["accuracy"])

@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from smvision.labels import LABEL_FORMATS
-from smvision.metrics import EVAL_METRICS
-
 # The order in which joined kinds are listed and their columns laid out.
 FEATURE_KINDS = ("hog", "color", "pixels", "gabor", "edges", "deep")
+
+# How lists of labels read (labels.py): one 0/1 per class, or the ids that apply.
+LABEL_FORMATS = ("auto", "multi-hot", "class-id")
+# What eval_metric may choose for a model of two classes (metrics.BINARY_MEASURES but PR
+# AUC, as the built-in TensorFlow classifier offers them).
+EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 
 ParamType = Literal["int", "float", "bool", "str"]
 RangeKind = Literal["continuous", "integer", "categorical"]
@@ -238,9 +241,9 @@ COMMON = (
         "float",
         "auto",
         "Decoded images are held in memory up to this many MB; beyond it cnn and resnet50 "
-        "stream from disk and svm and rf extract features in chunks. auto: half the memory "
-        "available when the job starts.",
-        low=1.0,
+        "stream from disk and svm and rf extract features in chunks (0: always). auto: half "
+        "the memory available when the job starts.",
+        low=0.0,
         keywords=("auto",),
     ),
 )

@@ -222,6 +222,27 @@ def unpack_image(payload: bytes, where: str = "record") -> ImageRecord:
     return ImageRecord(tuple(float(v) for v in labels), payload[end:], record_id, id2)
 
 
+def read_image_header(stream: BinaryIO, where: str = "record") -> ImageRecord:
+    """The labels and ids of the im2rec record that starts at the stream's position, read
+    without its image (returned empty): listing a large `.rec` file reads its headers only."""
+    start = stream.tell()
+    flag, length = _parse_frame(_read_exactly(stream, _FRAME.size, where), where, first=True)
+    head = _read_up_to(stream, min(length, _IR_HEADER.size))
+    if len(head) == _IR_HEADER.size:
+        label_count = _IR_HEADER.unpack(head)[0]
+        needed = _IR_HEADER.size + 4 * label_count
+        if needed <= length:
+            record = unpack_image(head + _read_exactly(stream, needed - len(head), where), where)
+            return ImageRecord(record.labels, b"", record.id, record.id2)
+    # The header is split across parts (a magic word inside it) or short: read it all.
+    stream.seek(start)
+    payload = read_record(stream, where)
+    if payload is None:
+        raise RecordIOError(f"{where}: no record here.")
+    record = unpack_image(payload, where)
+    return ImageRecord(record.labels, b"", record.id, record.id2)
+
+
 class ImageRecordWriter:
     """Writes a `.rec` file (and its `.idx` index, id<TAB>offset) as im2rec does."""
 

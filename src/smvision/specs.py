@@ -105,14 +105,13 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         # scikit-learn predicts on one core per call: a worker per core.
         serve_workers=None,
         spans_hosts=False,
-        optional_channels=("validation", "test", "model"),
         incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
         "earlier model is checked for fit and recorded as the parent",
         data_needed="a few hundred images (tens per class)",
         interpretability="medium: HOG features can be drawn; the RBF kernel's decision cannot",
         setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
         # features=deep reads its ResNet50 weights from 'pretrained', as resnet50 does.
-        optional_channels=("validation", "test", "pretrained"),
+        optional_channels=("validation", "test", "pretrained", "model"),
     ),
     AlgorithmSpec(
         name="rf",
@@ -128,13 +127,12 @@ BUILT_IN: tuple[AlgorithmSpec, ...] = (
         serving_instance_type=SERVING_CPU,
         serve_workers=None,
         spans_hosts=False,
-        optional_channels=("validation", "test", "model"),
         incremental="keeps the earlier forest's trees and adds n_estimators new ones grown on "
         "this job's data (warm start)",
         data_needed="a few hundred images (tens per class)",
         interpretability="medium-high: feature importances, named and drawn onto the image",
         setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
-        optional_channels=("validation", "test", "pretrained"),
+        optional_channels=("validation", "test", "pretrained", "model"),
     ),
     AlgorithmSpec(
         name="cnn",

@@ -22,12 +22,12 @@ import numpy as np
 
 from smvision import (
     algorithms,
-    data,
     distributed,
     evaluation,
     explain,
     hyperparameters,
     logs,
+    memory,
     metrics,
 )
 from smvision import contract as contract_module
@@ -36,6 +36,8 @@ from smvision.artifacts import library_versions, staged_directory, write_json
 from smvision.contract import BASELINE_FILE, METADATA_FILE, Contract, ContractError
 from smvision.data import DataError, Dataset
 from smvision.hyperparameters import HyperparameterError, Hyperparameters
+from smvision.incremental import ParentModel, ParentModelError, check_parent, find_parent
+from smvision.inputs import JobData, load_data
 from smvision.monitor import baseline
 
 log = logging.getLogger("smvision.train")
@@ -45,6 +47,7 @@ USER_ERRORS = (
     DataError,
     ContractError,
     AlgorithmInputError,
+    ParentModelError,
     distributed.ClusterError,
 )
 EVALUATION_BATCH = 256
@@ -78,12 +81,15 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
 
 @dataclass
 class JobRun:
-    """The RunContext algorithms see: metric lines (first host only), checkpoints, cluster."""
+    """The RunContext algorithms see: metric lines (first host only), checkpoints, cluster,
+    the earlier model a job continues (`parent`) and the memory budget for decoded data."""
 
     checkpoint_dir: Path
     cluster: distributed.Cluster
     train_total: int
     pretrained_dir: Path | None
+    parent: ParentModel | None = None
+    memory_budget: int | None = None
 
     def create_strategy(self) -> Any:
         return distributed.create_strategy(self.cluster)
@@ -104,161 +110,8 @@ class JobRun:
         log.info(message)
 
 
-@dataclass
-class JobData:
-    class_names: list[str]
-    channels: int
-    train: Dataset
-    validation: Dataset | None
-    test: Dataset | None
-    train_total: int
-    # What this host's train images were decoded from (their sizes as stored).
-    train_samples: list[data.Sample]
-    image_size: int
-    # How image_size was chosen, for metadata.json.
-    image_size_reason: str
-    # Images per class in all of train (every host's shard), before any is skipped.
-    train_class_counts: dict[str, int]
-
-
-@dataclass
-class ChannelSamples:
-    """The job's labelled files before decoding; `split`: validation was held out of train."""
-
-    class_names: list[str]
-    train: list[data.Sample]
-    validation: list[data.Sample]
-    test: list[data.Sample]
-    split: bool
-
-
-def load_data(contract: Contract, hp: Hyperparameters, cluster: distributed.Cluster) -> JobData:
-    """List, split, shard and decode the channels this job was given."""
-    samples = list_samples(contract, hp)
-    channels = _channels(hp, samples.train)
-    size, size_reason = _image_size(hp, samples.train)
-    limit = hp.real("max_corrupt_fraction")
-    started = time.perf_counter()
-    # Each worker decodes only its shard of train; validation is small and every worker
-    # holds all of it (the training loop evaluates its own slice, the chief reports it all).
-    own_train = data.shard(samples.train, cluster.worker_index, cluster.worker_count)
-    if not own_train:
-        raise DataError(
-            f"Channel 'train' has {len(samples.train)} images for {cluster.worker_count} hosts, "
-            f"so host {cluster.current_host} has none to train on; give the job at least one "
-            "train image per host, or fewer instances."
-        )
-
-    def decode(part: list[data.Sample], channel: str, check: bool = True) -> Dataset:
-        return data.load(
-            part,
-            samples.class_names,
-            size,
-            channels,
-            channel,
-            limit if check else None,
-            scaled_jpeg=hp.flag("scaled_jpeg_decode"),
-        )
-
-    # A held-out part is still the train channel: its unreadable files are judged as one.
-    train = decode(own_train, "train", check=not samples.split)
-    validation = decode(samples.validation, "validation", check=not samples.split)
-    if samples.split:
-        data.check_corrupt(
-            train.skipped + validation.skipped,
-            len(own_train) + len(samples.validation),
-            "train",
-            limit,
-        )
-    test = decode(samples.test, "test") if samples.test and cluster.is_chief else None
-    log.info(
-        "Loaded %d train, %d validation, %d test images as %dx%dx%d in %.1f s; classes: %s",
-        len(train),
-        len(validation),
-        len(test or []),
-        size,
-        size,
-        channels,
-        time.perf_counter() - started,
-        ", ".join(samples.class_names),
-    )
-    return JobData(
-        samples.class_names,
-        channels,
-        train,
-        validation if samples.validation else None,
-        test,
-        len(samples.train),
-        own_train,
-        size,
-        size_reason,
-        {name: sum(s.label == name for s in samples.train) for name in samples.class_names},
-    )
-
-
-def list_samples(contract: Contract, hp: Hyperparameters) -> ChannelSamples:
-    """Every channel's labelled files; validation from its channel, else held out of train."""
-    available = contract.available_channels()
-    if "train" not in available:
-        raise DataError(
-            f"Channel 'train' is missing: expected it at {contract.channel_dir('train')}. "
-            "Give the job a 'train' input (class sub-folders, .lst files or .npz files)."
-        )
-    train = data.list_channel(contract.channel_dir("train"), "train")
-    class_names = data.class_names_of(train)
-
-    def known(channel: str) -> list[data.Sample]:
-        if channel not in available:
-            return []
-        samples = data.list_channel(contract.channel_dir(channel), channel)
-        data.check_known_classes(samples, class_names, channel)
-        return samples
-
-    validation, test = known("validation"), known("test")
-    fraction = hp.real("validation_fraction")
-    split = "validation" not in available and fraction > 0
-    if split:
-        train, validation = data.stratified_split(train, fraction, hp.integer("seed"))
-        log.info(
-            "No validation channel: held out %d of %d train images (validation_fraction=%s, "
-            "stratified).",
-            len(validation),
-            len(validation) + len(train),
-            fraction,
-        )
-    return ChannelSamples(class_names, train, validation, test, split)
-
-
-def _image_size(hp: Hyperparameters, train_samples: list[data.Sample]) -> tuple[int, str]:
-    """The image_size hyperparameter, or for "auto" the size the training images call for."""
-    if hp.values["image_size"] != "auto":
-        return hp.integer("image_size"), "hyperparameter image_size"
-    side = data.median_side(train_samples)
-    size = hp.spec.auto_image_size(side or hp.spec.auto_image_size_range[1])
-    low, high = hp.spec.auto_image_size_range
-    reason = (
-        f"image_size auto: the training images' median longer side is {side} px; rounded up "
-        f"to a multiple of 8 within {low}-{high} px: {size}"
-    )
-    log.info("%s.", reason)
-    return size, reason
-
-
-def _channels(hp: Hyperparameters, train_samples: list[data.Sample]) -> int:
-    if hp.spec.channels != "auto":
-        return hp.spec.channels
-    grayscale = hp.auto_flag("grayscale")
-    if grayscale is None:
-        grayscale = data.all_grey(train_samples)
-    return 1 if grayscale else 3
-
-
 def predict_dataset(algorithm: Algorithm, dataset: Dataset) -> np.ndarray:
-    parts = [
-        algorithm.predict_proba(dataset.images[start : start + EVALUATION_BATCH])
-        for start in range(0, len(dataset), EVALUATION_BATCH)
-    ]
-    return np.concatenate(parts)
+    return np.concatenate([algorithm.predict_proba(c) for c in dataset.chunks(EVALUATION_BATCH)])
 
 
 def run(contract: Contract, hp: Hyperparameters) -> None:
@@ -269,8 +122,11 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     if cluster.idle_reason:
         log.info("%s", cluster.idle_reason)
         return
-    job = load_data(contract, hp, cluster)
-    jobrun = job_run(contract, cluster, job.train_total)
+    budget = memory.budget_bytes(hp.values["data_memory_mb"])
+    job = load_data(contract, hp, cluster, budget)
+    check_eval_metric(hp, job)
+    parent = continued_model(contract, hp, job)
+    jobrun = job_run(contract, cluster, job.train_total, parent, budget)
     algorithm = algorithms.get(hp.algorithm)(job.image_size, job.channels, len(job.class_names))
     started = time.perf_counter()
     history = algorithm.fit(job.train, job.validation, hp, jobrun)
@@ -285,10 +141,50 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     results, probabilities = evaluate(algorithm, job, jobrun)
     write_reports(contract, algorithm, job, results, probabilities, history)
     save_model(contract, hp, algorithm, job, final_metrics(results, history),
-               probabilities.get("validation"))
+               probabilities.get("validation"), parent)
 
 
-def job_run(contract: Contract, cluster: distributed.Cluster, train_total: int) -> JobRun:
+def check_eval_metric(hp: Hyperparameters, job: JobData) -> None:
+    chosen = hp.text("eval_metric")
+    if chosen != "accuracy" and len(job.class_names) != 2:
+        raise HyperparameterError(
+            f"Hyperparameter 'eval_metric' has value '{chosen}', which measures a model of two "
+            f"classes, and this job has {len(job.class_names)} "
+            f"({', '.join(job.class_names)}); drop eval_metric (accuracy)."
+        )
+
+
+def continued_model(contract: Contract, hp: Hyperparameters, job: JobData) -> ParentModel | None:
+    """The model channel's model, checked against this job (incremental training)."""
+    parent = find_parent(contract.channel_dir("model"), contract.scratch_dir)
+    if parent is None:
+        return None
+    checked = check_parent(
+        parent,
+        hp.algorithm,
+        job.image_size,
+        job.channels,
+        job.class_names,
+        job.multi_label,
+        new_head_allowed=hp.values.get("reinitialize_top_layer") is True,
+    )
+    log.info(
+        "Continuing the model of the model channel (%s, %d train images, sha256 %s)%s.",
+        checked.algorithm,
+        checked.metadata.get("train_images", 0),
+        checked.digest[:12],
+        "" if checked.keeps_head else " with a new output layer for this job's classes",
+    )
+    return checked
+
+
+def job_run(
+    contract: Contract,
+    cluster: distributed.Cluster,
+    train_total: int,
+    parent: ParentModel | None = None,
+    memory_budget: int | None = None,
+) -> JobRun:
     contract.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     pretrained = contract.channel_dir("pretrained")
     return JobRun(
@@ -296,6 +192,8 @@ def job_run(contract: Contract, cluster: distributed.Cluster, train_total: int) 
         cluster,
         train_total,
         pretrained if pretrained.is_dir() else None,
+        parent,
+        memory_budget,
     )
 
 
@@ -306,6 +204,7 @@ def evaluate(
     the probabilities it was made from, by split."""
     results = {}
     probabilities = {}
+    measures = metrics.measures_for(len(job.class_names), job.multi_label)
     for split, dataset in (("validation", job.validation), ("test", job.test)):
         if dataset is None:
             continue
@@ -314,8 +213,9 @@ def evaluate(
             probabilities[split], dataset.labels, job.class_names, dataset.sources
         )
         results[split] = result
-        for measure in metrics.MEASURES:
-            jobrun.metric(f"{split}:{measure}", result[measure])
+        for measure in measures:
+            if result.get(measure) is not None:  # an AUC is undefined on a one-class split
+                jobrun.metric(f"{split}:{measure}", result[measure])
     return results, probabilities
 
 
@@ -349,7 +249,8 @@ def final_metrics(results: dict[str, dict[str, Any]], history: History) -> dict[
     final: dict[str, float] = {
         f"{split}:{measure}": result[measure]
         for split, result in results.items()
-        for measure in metrics.MEASURES
+        for measure in metrics.ALL_MEASURES
+        if result.get(measure) is not None
     }
     for name, values in history.items():
         final.setdefault(name, values[-1])
@@ -363,6 +264,7 @@ def save_model(
     job: JobData,
     final: dict[str, float],
     validation_probabilities: np.ndarray | None,
+    parent: ParentModel | None = None,
 ) -> None:
     """The model files, metadata.json and baseline.json (what the drift monitor compares
     requests with), moved into model/ only once all are written."""
@@ -373,6 +275,7 @@ def save_model(
             {
                 "algorithm": hp.algorithm,
                 "class_names": job.class_names,
+                "multi_label": job.multi_label,
                 "image_size": job.image_size,
                 "image_size_reason": job.image_size_reason,
                 "channels": job.channels,
@@ -380,6 +283,7 @@ def save_model(
                 "preprocessing": algorithm.preprocessing(),
                 "hyperparameters": hp.as_strings(),
                 "train_images": job.train_total,
+                "parent": parent.lineage() if parent else None,
                 "versions": library_versions(),
                 "metrics": final,
             },

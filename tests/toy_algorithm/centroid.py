@@ -31,7 +31,7 @@ class NearestCentroidAlgorithm(Algorithm):
     def fit(
         self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
     ) -> History:
-        pixels = self._flatten(train.images)
+        pixels = self._flatten(train.all_images())
         self.centroids = np.stack(
             [pixels[train.labels == label].mean(axis=0) for label in range(self.class_count)]
         )

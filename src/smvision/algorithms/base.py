@@ -11,6 +11,7 @@ import numpy as np
 
 from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters
+from smvision.incremental import ParentModel
 
 History = dict[str, list[float]]
 
@@ -38,6 +39,14 @@ class RunContext(Protocol):
     @property
     def pretrained_dir(self) -> Path | None:
         """The 'pretrained' channel, when the job has one."""
+
+    @property
+    def parent(self) -> ParentModel | None:
+        """The earlier model this job continues (its `model` channel), checked to fit."""
+
+    @property
+    def memory_budget(self) -> int | None:
+        """Bytes the job's decoded data may take in memory (None: no limit)."""
 
     def create_strategy(self) -> Any:
         """The tf.distribute strategy for this host (call before any other TensorFlow op)."""

@@ -11,21 +11,41 @@ import joblib
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
-from smvision import images
+from smvision import images, memory
 from smvision.algorithms import features
 from smvision.algorithms.base import Algorithm, History, RunContext
 from smvision.algorithms.features import FeatureSettings, layout
 from smvision.algorithms.features.backbones import BackboneRecord
 from smvision.data import Dataset
+from smvision.evaluation import binary_cross_entropy
 from smvision.hyperparameters import HyperparameterError, Hyperparameters
+from smvision.incremental import ParentModel
 
 if TYPE_CHECKING:
     from smvision.algorithms.features.deep import Backbone
 
 MODEL_FILE = "model.joblib"
 CV_SCORES = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
+# Images decoded at a time while features are extracted.
+FEATURE_CHUNK = 512
+
+
+def training_scores(proba: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy and loss on the training data (subset accuracy and binary cross-entropy
+    for a multi-label 0/1 matrix)."""
+    if labels.ndim == 2:
+        return {
+            "accuracy": float(accuracy_score(labels.astype(bool), proba >= 0.5)),
+            "loss": binary_cross_entropy(proba, labels),
+        }
+    classes = list(range(proba.shape[1]))
+    return {
+        "accuracy": float(accuracy_score(labels, proba.argmax(axis=1))),
+        "loss": float(log_loss(labels, proba, labels=classes)),
+    }
 
 
 def class_weight(hp: Hyperparameters) -> str | None:
@@ -66,22 +86,65 @@ class ClassicalAlgorithm(Algorithm):
             from smvision.algorithms.features.deep import Backbone
 
             self.backbone = Backbone.for_training(self.image_size, hp, run)
-        x = self.extract(train.images)
+        x = self.extract_features(train, run)
         run.info(f"Extracted {x.shape[1]} '{self.settings.spec}' features from {len(x)} images.")
         if hp.integer("cv_folds"):
             self.cross_validation = self._cross_validate(x, train, validation, hp, run)
-        self.pipeline = self.build_pipeline(hp).fit(x, train.labels)
+        if run.parent is not None:
+            self.pipeline = self.fit_continuing(run.parent, x, train.labels, hp, run)
+        else:
+            self.pipeline = self.new_pipeline(hp).fit(x, train.labels)
         classes = list(self.pipeline.classes_)
         if classes != list(range(self.class_count)):
             raise RuntimeError(
                 f"pipeline learnt classes {classes}, expected 0..{self.class_count - 1}"
             )
         proba = self.pipeline.predict_proba(x)
-        accuracy = float(accuracy_score(train.labels, proba.argmax(axis=1)))
-        loss = float(log_loss(train.labels, proba, labels=classes))
-        run.metric("train:accuracy", accuracy)
-        run.metric("train:loss", loss)
+        for name, value in training_scores(proba, train.labels).items():
+            run.metric(f"train:{name}", value)
         return {}
+
+    def new_pipeline(self, hp: Hyperparameters) -> Pipeline:
+        """The algorithm's pipeline; for multi-label, one classifier per label (one-vs-rest)."""
+        pipeline = self.build_pipeline(hp)
+        if hp.flag("multi_label"):
+            name, estimator = pipeline.steps[-1]
+            pipeline.steps[-1] = (name, OneVsRestClassifier(estimator))
+        return pipeline
+
+    def fit_continuing(
+        self, parent: ParentModel, x: np.ndarray, y: np.ndarray, hp: Hyperparameters,
+        run: RunContext,
+    ) -> Pipeline:
+        """A pipeline fitted on this job's data, continuing `parent` where the algorithm can;
+        this one cannot, and says so."""
+        run.info(
+            f"{hp.algorithm} cannot add to a fitted model: it refits on this job's data. The "
+            f"model channel's model (sha256 {parent.digest[:12]}) is recorded as the parent."
+        )
+        return self.new_pipeline(hp).fit(x, y)
+
+    def extract_features(self, dataset: Dataset, run: RunContext) -> np.ndarray:
+        """Features of every image, a chunk of images at a time; the feature matrix must fit
+        the memory budget (the images need not)."""
+        chunks = dataset.chunks(FEATURE_CHUNK)
+        first = self.extract(next(chunks))
+        needed = len(dataset) * first.shape[1] * first.itemsize
+        if run.memory_budget is not None:
+            memory.require_fits(
+                f"The {first.shape[1]} '{self.settings.spec}' features of {len(dataset)} images",
+                needed,
+                run.memory_budget,
+                "Lower image_size, use fewer feature kinds, raise data_memory_mb on a larger "
+                "instance, or train cnn, which streams its images from disk.",
+            )
+        x = np.empty((len(dataset), first.shape[1]), dtype=first.dtype)
+        x[: len(first)] = first
+        start = len(first)
+        for chunk in chunks:
+            x[start : start + len(chunk)] = self.extract(chunk)
+            start += len(chunk)
+        return x
 
     def _cross_validate(
         self,
@@ -95,7 +158,7 @@ class ClassicalAlgorithm(Algorithm):
         folds = hp.integer("cv_folds")
         labels = train.labels
         if validation is not None:
-            x = np.concatenate([x, self.extract(validation.images)])
+            x = np.concatenate([x, self.extract_features(validation, run)])
             labels = np.concatenate([labels, validation.labels])
         smallest = int(np.bincount(labels, minlength=self.class_count).min())
         if folds > smallest:

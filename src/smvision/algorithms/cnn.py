@@ -28,7 +28,9 @@ class CNNAlgorithm(KerasAlgorithm):
             x = layers.MaxPooling2D()(x)
         x = layers.GlobalAveragePooling2D()(x)
         x = layers.Dropout(hp.real("dropout"))(x)
-        outputs = layers.Dense(self.class_count, activation="softmax", dtype="float32")(x)
+        outputs = layers.Dense(
+            self.class_count, activation=self.output_activation(hp), dtype="float32"
+        )(x)
         return keras.Model(inputs, outputs, name="smvision_cnn")
 
     def saliency_parts(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import time
 from abc import abstractmethod
@@ -26,15 +27,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from smvision import images, runtimes
+from smvision import evaluation, images, runtimes
 from smvision.algorithms import augmentation, gradcam, losses
-from smvision.algorithms.base import Algorithm, History, RunContext
+from smvision.algorithms.base import Algorithm, AlgorithmInputError, History, RunContext
 from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
 from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters
+from smvision.incremental import ParentModel
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 PREDICT_BATCH = 64
+MULTI_LABEL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,9 @@ class KerasAlgorithm(Algorithm):
 
     @abstractmethod
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
-        """The Keras model: float32 pixels in [0, 255] in, class probabilities out."""
+        """The Keras model: float32 pixels in [0, 255] in, class probabilities out (softmax;
+        a sigmoid per class for a multi-label job: `output_activation`). Its last layer is
+        the output layer that reinitialize_top_layer replaces."""
 
     def phases(self, hp: Hyperparameters) -> list[Phase]:
         return [Phase("train", hp.integer("epochs"), hp.real("learning_rate"))]
@@ -69,6 +76,10 @@ class KerasAlgorithm(Algorithm):
 
     def fingerprint_extra(self, hp: Hyperparameters) -> dict[str, object]:
         return {}
+
+    @staticmethod
+    def output_activation(hp: Hyperparameters) -> str:
+        return "sigmoid" if hp.flag("multi_label") else "softmax"
 
     # Training ---------------------------------------------------------------------------
 
@@ -93,6 +104,8 @@ class KerasAlgorithm(Algorithm):
         loop = self._training_loop(strategy, hp, run, mixed)
         with strategy.scope():
             self.model = self.build_model(hp, run)
+            if run.parent is not None:
+                self._start_from(run.parent, run)
         state = self._resume_state(loop)
         train_fn = loop.train_input(train)
         validation_input = loop.validation_input(validation) if validation is not None else None
@@ -115,6 +128,7 @@ class KerasAlgorithm(Algorithm):
             )
         if mixed:
             self.model = self._float32_copy(hp, run)
+        self._predict_fn = None  # traced for the model of the epochs, which may be replaced
         return state.history
 
     def _training_loop(
@@ -123,6 +137,14 @@ class KerasAlgorithm(Algorithm):
         """Batch sizes and steps for this cluster, and where checkpoints go."""
         replicas = strategy.num_replicas_in_sync
         per_replica_batch = hp.integer("batch_size")
+        largest = max(1, run.train_total // replicas)
+        if per_replica_batch > largest:
+            log.warning(
+                f"batch_size {per_replica_batch} is more than the {run.train_total} train "
+                f"images give each of {replicas} replica(s); training with batch_size "
+                f"{largest} instead (SageMaker's built-in algorithm fails here)."
+            )
+            per_replica_batch = largest
         global_batch = per_replica_batch * replicas
         steps = max(1, math.ceil(run.train_total / global_batch))
         run.info(
@@ -133,7 +155,7 @@ class KerasAlgorithm(Algorithm):
         # job the same checkpoint prefix, so every worker resumes from the same epoch.
         checkpoints = Checkpoints(
             run.checkpoint_dir,
-            self._fingerprint(hp, run.train_total),
+            self._fingerprint(hp, run.train_total, run.parent),
             writer=run.worker_index == 0,
         )
         return TrainingLoop(self, strategy, hp, run, checkpoints, per_replica_batch, steps, mixed)
@@ -169,6 +191,28 @@ class KerasAlgorithm(Algorithm):
             state.phase, state.epoch_in_phase = index, 0
         return optimizer
 
+    def _start_from(self, parent: ParentModel, run: RunContext) -> None:
+        """The parent's weights, layer by layer; all but the output layer when this job
+        gives the model a new one (reinitialize_top_layer)."""
+        earlier = keras.saving.load_model(parent.directory / MODEL_FILE, compile=False)
+        layers, theirs = self.model.layers, earlier.layers
+        shapes = [[w.shape for w in layer.get_weights()] for layer in layers]
+        their_shapes = [[w.shape for w in layer.get_weights()] for layer in theirs]
+        copied = len(layers) if parent.keeps_head else len(layers) - 1
+        if len(layers) != len(theirs) or shapes[:copied] != their_shapes[:copied]:
+            raise AlgorithmInputError(
+                f"The model channel's {parent.algorithm} model has {len(theirs)} layers of "
+                f"other shapes than this job's ({len(layers)} layers): it was built with "
+                "other settings; continue it with the hyperparameters it was trained with "
+                "(its metadata.json lists them)."
+            )
+        for layer, earlier_layer in zip(layers[:copied], theirs[:copied]):
+            layer.set_weights(earlier_layer.get_weights())
+        run.info(
+            f"Starting from the model channel's weights ({copied} of {len(layers)} layers"
+            f"{'' if parent.keeps_head else '; a new output layer for this job'})."
+        )
+
     def _float32_copy(self, hp: Hyperparameters, run: RunContext) -> Any:
         """The same weights in a float32 model, so CPU endpoints do not compute in float16."""
         keras.mixed_precision.set_global_policy("float32")
@@ -177,7 +221,9 @@ class KerasAlgorithm(Algorithm):
         model.set_weights(weights)
         return model
 
-    def _fingerprint(self, hp: Hyperparameters, train_total: int) -> str:
+    def _fingerprint(
+        self, hp: Hyperparameters, train_total: int, parent: ParentModel | None
+    ) -> str:
         relevant = {
             "algorithm": hp.algorithm,
             "image_size": self.image_size,
@@ -186,6 +232,8 @@ class KerasAlgorithm(Algorithm):
             "train_images": train_total,
             "values": {k: str(v) for k, v in sorted(hp.values.items())},
         } | self.fingerprint_extra(hp)
+        if parent is not None:  # a checkpoint of a job that continued another model
+            relevant["parent"] = parent.digest
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     # Inference --------------------------------------------------------------------------
@@ -265,16 +313,34 @@ class TrainingLoop:
         self.mixed = mixed
         self.patience = hp.integer("early_stopping_patience")
         self.warmup_steps = hp.integer("early_stopping_warmup_steps")
+        self.multi_label = hp.flag("multi_label")
+        self.validation: Dataset | None = None
+        self.extra_measure: str | None = None
+        if self.multi_label:
+            self.extra_measure = "f1_micro"
+        elif algorithm.class_count == 2 and hp.text("eval_metric") != "accuracy":
+            self.extra_measure = hp.text("eval_metric")
+
+    def _label_spec(self) -> tuple[Any, Any, list[int]]:
+        """The labels' NumPy type, TensorFlow type and shape (after the batch dimension)."""
+        if self.multi_label:
+            return np.float32, tf.float32, [self.algorithm.class_count]
+        return np.int32, tf.int32, []
 
     def train_input(self, train: Dataset) -> Any:
-        """A distributed, infinite, shuffled and augmented dataset of this worker's shard."""
+        """A distributed, infinite, shuffled and augmented dataset of this worker's shard.
+
+        Images come from `train.take`, in tf.data's parallel calls: slices of the array in
+        memory or of the decoded cache, or decoded there and then when the data set streams.
+        """
         size, channels = self.algorithm.image_size, self.algorithm.channels
         augmenter = augmentation.augmenter(self.hp, size)
         seed = self.hp.integer("seed") + self.run.worker_index
         count = len(train)
+        numpy_labels, tf_labels, label_shape = self._label_spec()
 
         def gather(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return train.images[index], train.labels[index]
+            return train.take(index), train.labels[index].astype(numpy_labels)
 
         def dataset_fn(context: Any) -> Any:
             batch = context.get_per_replica_batch_size(self.global_batch)
@@ -282,11 +348,11 @@ class TrainingLoop:
             batches = indices.batch(batch, drop_remainder=True)
 
             def load(index: Any) -> tuple[Any, Any]:
-                pixels, labels = tf.numpy_function(gather, [index], [tf.uint8, tf.int32])
+                pixels, labels = tf.numpy_function(gather, [index], [tf.uint8, tf_labels])
                 pixels = tf.cast(tf.ensure_shape(pixels, [batch, size, size, channels]), tf.float32)
                 if augmenter is not None:
                     pixels = augmenter(pixels, training=True)
-                return pixels, tf.ensure_shape(labels, [batch])
+                return pixels, tf.ensure_shape(labels, [batch, *label_shape])
 
             return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -294,28 +360,56 @@ class TrainingLoop:
 
     def validation_input(self, validation: Dataset) -> tuple[Any, int]:
         """This worker's slice of validation, padded (weight 0) so all workers step alike."""
+        self.validation = validation
         workers, index = self.run.worker_count, self.run.worker_index
         local_replicas = self.strategy.num_replicas_in_sync // workers
         per_worker_batch = self.per_replica_batch * local_replicas
         slice_size = math.ceil(len(validation) / workers)
         steps = max(1, math.ceil(slice_size / per_worker_batch))
-        padded = steps * per_worker_batch
         own = np.arange(index, len(validation), workers)
-        x = np.zeros((padded,) + validation.images.shape[1:], dtype=np.uint8)
-        y = np.zeros(padded, dtype=np.int32)
-        w = np.zeros(padded, dtype=np.float32)
-        x[: len(own)], y[: len(own)], w[: len(own)] = (
-            validation.images[own],
-            validation.labels[own],
-            1.0,
-        )
+        rows = np.full(steps * per_worker_batch, -1, dtype=np.int64)
+        rows[: len(own)] = own
+        size, channels = self.algorithm.image_size, self.algorithm.channels
+        numpy_labels, tf_labels, label_shape = self._label_spec()
+
+        def gather(batch_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            real = batch_rows >= 0
+            pixels = np.zeros((len(batch_rows), size, size, channels), dtype=np.uint8)
+            labels = np.zeros((len(batch_rows), *label_shape), dtype=numpy_labels)
+            if real.any():
+                pixels[real] = validation.take(batch_rows[real])
+                labels[real] = validation.labels[batch_rows[real]]
+            return pixels, labels, real.astype(np.float32)
 
         def dataset_fn(context: Any) -> Any:
             batch = context.get_per_replica_batch_size(self.global_batch)
-            data = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(batch)
-            return data.map(lambda a, b, c: (tf.cast(a, tf.float32), b, c)).prefetch(2)
+
+            def load(batch_rows: Any) -> tuple[Any, Any, Any]:
+                pixels, labels, weights = tf.numpy_function(
+                    gather, [batch_rows], [tf.uint8, tf_labels, tf.float32]
+                )
+                pixels = tf.ensure_shape(pixels, [batch, size, size, channels])
+                return (
+                    tf.cast(pixels, tf.float32),
+                    tf.ensure_shape(labels, [batch, *label_shape]),
+                    tf.ensure_shape(weights, [batch]),
+                )
+
+            data = tf.data.Dataset.from_tensor_slices(rows).batch(batch)
+            return data.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
         return dataset_fn, steps
+
+    def epoch_measure(self) -> dict[str, float]:
+        """The measure tuning follows, when loss and accuracy are not it: validation:f1_micro
+        for a multi-label model, validation:EVAL_METRIC for two classes."""
+        measure = self.extra_measure
+        if measure is None or self.validation is None:
+            return {}
+        chunks = self.validation.chunks(PREDICT_BATCH * 4)
+        proba = np.concatenate([self.algorithm.predict_proba(chunk) for chunk in chunks])
+        value = evaluation.measure(measure, proba, self.validation.labels)
+        return {} if value is None else {f"validation:{measure}": value}
 
     def run_phase(
         self,
@@ -349,6 +443,7 @@ class TrainingLoop:
                 )
                 values["validation:loss"] = float(v_loss) / float(v_count)
                 values["validation:accuracy"] = float(v_hits) / float(v_count)
+                values |= self.epoch_measure()
             state.epoch_in_phase += 1
             for name, value in values.items():
                 state.history.setdefault(name, []).append(value)
@@ -361,12 +456,13 @@ class TrainingLoop:
     def _epoch_functions(self, optimizer: Any) -> tuple[Any, Any]:
         """Compiled functions that train one epoch and validate once over every replica."""
         strategy, model, mixed = self.strategy, self.algorithm.model, self.mixed
-        training_loss = losses.per_example(
-            self.algorithm.class_count, self.hp.real("label_smoothing")
-        )
+        count, multi_label = self.algorithm.class_count, self.multi_label
+        training_loss = losses.per_example(count, self.hp.real("label_smoothing"), multi_label)
         # Validation loss stays the plain cross-entropy, comparable across label_smoothing
         # values (early stopping and a tuning job compare it).
-        loss_fn = losses.per_example(self.algorithm.class_count, 0.0)
+        loss_fn = losses.per_example(count, 0.0, multi_label)
+        # Right: the most likely class; for multi-label, every label at the 0.5 threshold.
+        hits = _exact_matches if multi_label else _hits
         global_batch = self.global_batch
 
         def train_step(pixels: Any, labels: Any) -> tuple[Any, Any]:
@@ -379,7 +475,7 @@ class TrainingLoop:
                 scaled = optimizer.scale_loss(loss) if mixed else loss
             gradients = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply(gradients, model.trainable_variables)
-            return tf.reduce_sum(per_example), _correct(labels, probabilities)
+            return tf.reduce_sum(per_example), tf.reduce_sum(hits(labels, probabilities))
 
         @tf.function
         def train_epoch(iterator: Any, steps: Any) -> tuple[Any, Any]:
@@ -395,7 +491,7 @@ class TrainingLoop:
             per_example = loss_fn(labels, probabilities)
             return (
                 tf.reduce_sum(per_example * weights),
-                tf.reduce_sum(_hits(labels, probabilities) * weights),
+                tf.reduce_sum(hits(labels, probabilities) * weights),
                 tf.reduce_sum(weights),
             )
 
@@ -451,13 +547,16 @@ class TrainingLoop:
             )
 
 
-def _correct(labels: Any, probabilities: Any) -> Any:
-    return tf.reduce_sum(_hits(labels, probabilities))
-
-
 def _hits(labels: Any, probabilities: Any) -> Any:
     predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
     return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+
+
+def _exact_matches(labels: Any, probabilities: Any) -> Any:
+    """1 for an image whose every label is predicted right at the 0.5 threshold, else 0."""
+    predicted = probabilities >= MULTI_LABEL_THRESHOLD
+    right = tf.equal(predicted, labels >= 0.5)
+    return tf.cast(tf.reduce_all(right, axis=-1), tf.float32)
 
 
 def _optimizer(name: str, learning_rate: float, mixed: bool) -> Any:

@@ -1,9 +1,10 @@
 """ResNet50 transfer learning: train a new head on a frozen base, then fine-tune its top.
 
-Starting weights come from the 'pretrained' channel when the job has one (a Keras
-ResNet50 weights file without the top, such as
-resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), else from Keras' ImageNet
-weights (found in KERAS_HOME when baked into the image, downloaded otherwise), or none.
+Starting weights come from the 'model' channel when the job continues an earlier model,
+else from the 'pretrained' channel when the job has one (a Keras ResNet50 weights file
+without the top, such as resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), else
+from Keras' ImageNet weights (found in KERAS_HOME when baked into the image, downloaded
+otherwise), or none.
 """
 
 from __future__ import annotations
@@ -43,13 +44,16 @@ class ResNet50Algorithm(KerasAlgorithm):
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers
         base = base_network(self.image_size)
-        load_starting_weights(base, starting_weights_file(run.pretrained_dir, hp), run.info)
+        if run.parent is None:  # else the model channel's weights (KerasAlgorithm._start_from)
+            load_starting_weights(base, starting_weights_file(run.pretrained_dir, hp), run.info)
         base.trainable = False
         inputs = keras.Input((self.image_size, self.image_size, 3), name="pixels")
         x = ImageNetCaffePreprocessing(name="imagenet_preprocessing")(inputs)
         x = base(x, training=False)  # batch-norm statistics stay frozen, also when fine-tuning
         x = layers.Dropout(hp.real("dropout"))(x)
-        outputs = layers.Dense(self.class_count, activation="softmax", dtype="float32")(x)
+        outputs = layers.Dense(
+            self.class_count, activation=self.output_activation(hp), dtype="float32"
+        )(x)
         return keras.Model(inputs, outputs, name="smvision_resnet50")
 
     def phases(self, hp: Hyperparameters) -> list[Phase]:

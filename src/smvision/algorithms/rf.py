@@ -1,13 +1,20 @@
-"""Random forest on image features; its feature importances say what it looks at."""
+"""Random forest on image features; its feature importances say what it looks at. An
+earlier forest (incremental training) is continued by adding trees."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
+from smvision.algorithms.base import RunContext
 from smvision.algorithms.classical import ClassicalAlgorithm, class_weight
 from smvision.hyperparameters import Hyperparameters
+from smvision.incremental import ParentModel, ParentModelError
 
 
 class RandomForestAlgorithm(ClassicalAlgorithm):
@@ -25,14 +32,62 @@ class RandomForestAlgorithm(ClassicalAlgorithm):
         )
         return Pipeline([("forest", forest)])
 
+    def fit_continuing(
+        self, parent: ParentModel, x: np.ndarray, y: np.ndarray, hp: Hyperparameters,
+        run: RunContext,
+    ) -> Pipeline:
+        """The earlier forest with n_estimators more trees, grown on this job's data (scikit-
+        learn's warm start: the earlier trees stay as they are)."""
+        earlier = type(self).load(parent.directory)
+        if earlier.settings != self.settings or earlier.pipeline is None:
+            raise ParentModelError(
+                f"The model channel's forest splits on '{earlier.settings.spec}' features and "
+                f"this job extracts '{self.settings.spec}'; set features="
+                f"{earlier.settings.spec} (and its settings) to add trees to it."
+            )
+        pipeline = earlier.pipeline
+        added = hp.integer("n_estimators")
+        final = pipeline[-1]
+        if isinstance(final, OneVsRestClassifier):
+            for label, forest in enumerate(final.estimators_):
+                final.estimators_[label] = _grow(forest, x, y[:, label], added, final.estimator)
+        else:
+            pipeline.steps[-1] = (pipeline.steps[-1][0], _grow(final, x, y, added, final))
+        trees = sum(len(forest.estimators_) for forest in _forests(pipeline[-1]))
+        run.info(f"Added {added} trees to the model channel's forest: {trees} trees in all.")
+        return pipeline
+
     def feature_importances(self) -> np.ndarray | None:
-        """The forest's mean decrease in impurity per feature column (sums to 1)."""
+        """The mean decrease in impurity per feature column (sums to 1); a multi-label
+        model's forests averaged."""
         if self.pipeline is None:
             return None
-        importances: np.ndarray = self.pipeline[-1].feature_importances_
+        forests = _forests(self.pipeline[-1])
+        if not forests:
+            return None
+        importances: np.ndarray = np.mean([f.feature_importances_ for f in forests], axis=0)
         return importances
 
     def for_serving(self) -> None:
         if self.pipeline is None:
             raise RuntimeError("for_serving() before fit() or load().")
-        self.pipeline[-1].set_params(n_jobs=1)
+        for forest in _forests(self.pipeline[-1]):
+            forest.set_params(n_jobs=1)
+
+
+def _grow(forest: Any, x: np.ndarray, y: np.ndarray, added: int, template: Any) -> Any:
+    """`forest` with `added` more trees fitted on (x, y); a label that was constant before
+    (scikit-learn kept no forest for it) gets a new forest."""
+    if not isinstance(forest, RandomForestClassifier):
+        fresh = clone(template)
+        fresh.set_params(n_estimators=added)
+        return fresh.fit(x, y)
+    forest.set_params(warm_start=True, n_estimators=forest.n_estimators + added, n_jobs=-1)
+    forest.fit(x, y)
+    forest.set_params(warm_start=False)
+    return forest
+
+
+def _forests(final: Any) -> list[RandomForestClassifier]:
+    estimators = final.estimators_ if isinstance(final, OneVsRestClassifier) else [final]
+    return [e for e in estimators if isinstance(e, RandomForestClassifier)]

@@ -151,6 +151,12 @@ def scores_from_evaluation(
         result = evaluation.get(split)
         if result is None:
             continue
+        if "label_confusion" in result:
+            raise ScoresError(
+                f"evaluation.json's '{split}' result is a multi-label model's; the comparison "
+                "ranks single-label models by accuracy and macro F1 (compare multi-label "
+                "models by the f1_micro and hamming_loss of their evaluation.json)."
+            )
         predictions = result.get("predictions")
         names = result.get("confusion_matrix", {}).get("labels")
         if not predictions or not names:

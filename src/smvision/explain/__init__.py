@@ -65,7 +65,7 @@ def write(
         importances = algorithm.feature_importances()
         if importances is not None:
             columns = algorithm.columns()
-            mean_image = train.images.astype(np.float64).mean(axis=0)
+            mean_image = _mean_image(train)
             importance.draw(importances, columns, mean_image, out_dir / "feature_importance.png")
             findings["feature_importance"] = importance.summary(importances, columns)
     return findings
@@ -78,8 +78,16 @@ def _saliency(
     labels, probabilities = shown.dataset.labels, shown.probabilities
     rows = saliency.choose(probabilities, labels)
     chosen = np.concatenate(rows)
-    maps = algorithm.saliency(shown.dataset.images[chosen], probabilities[chosen].argmax(axis=1))
+    maps = algorithm.saliency(shown.dataset.take(chosen), probabilities[chosen].argmax(axis=1))
     if maps is None:
         log.info("No saliency.png: this model does not say where it looks.")
         return
     saliency.draw(shown, class_names, rows, maps, path)
+
+
+def _mean_image(train: Dataset, chunk: int = 512) -> np.ndarray:
+    """The mean training image, summed a chunk at a time (a streamed set need not fit)."""
+    total = np.zeros(train.take([0]).shape[1:], dtype=np.float64)
+    for images in train.chunks(chunk):
+        total += images.sum(axis=0, dtype=np.float64)
+    return total / len(train)

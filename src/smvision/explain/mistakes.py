@@ -34,7 +34,7 @@ def least_confident(probabilities: np.ndarray, limit: int = MAX_SHOWN) -> np.nda
 
 def draw(shown_split: Evaluated, class_names: Sequence[str], path: Path) -> None:
     """A grid of the most confident mistakes of one split (or its least confident answers)."""
-    split, pixels = shown_split.split, shown_split.dataset.images
+    split = shown_split.split
     probabilities, labels = shown_split.probabilities, shown_split.dataset.labels
     shown = most_confident_mistakes(probabilities, labels)
     wrong = int((probabilities.argmax(axis=1) != labels).sum())
@@ -52,5 +52,6 @@ def draw(shown_split: Evaluated, class_names: Sequence[str], path: Path) -> None
     for row in shown:
         guess, truth = int(probabilities[row].argmax()), int(labels[row])
         text = caption(class_names[truth], class_names[guess], float(probabilities[row, guess]))
-        tiles.append(Tile(pixels[row], text, "darkgreen" if guess == truth else "firebrick"))
+        pixels = shown_split.dataset.take([row])[0]
+        tiles.append(Tile(pixels, text, "darkgreen" if guess == truth else "firebrick"))
     image_grid([tiles], COLUMNS, title, path)

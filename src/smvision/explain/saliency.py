@@ -32,7 +32,7 @@ def draw(
     path: Path,
 ) -> None:
     """The maps (one per row of `rows`: right ones, then wrong ones) over their images."""
-    pixels, probabilities, labels = shown.dataset.images, shown.probabilities, shown.dataset.labels
+    probabilities, labels = shown.probabilities, shown.dataset.labels
     predicted = probabilities.argmax(axis=1)
     heat = iter(maps)
     grid = []
@@ -47,7 +47,7 @@ def draw(
                 f"{group}: ",
             )
             overlay = heat_overlay(np.clip(next(heat), 0, 1), "jet", 0.7)
-            tiles.append(Tile(pixels[row], text, colour, overlay))
+            tiles.append(Tile(shown.dataset.take([row])[0], text, colour, overlay))
         if tiles:
             grid.append(tiles)
     title = f"{shown.split}: Grad-CAM of the predicted class (red: the strongest evidence)"

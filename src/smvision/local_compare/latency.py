@@ -37,9 +37,9 @@ def requests_for(images_dir: Path) -> list[Request]:
     """One request per labelled image of a channel directory, as a client would send it."""
     requests = []
     for sample in data.list_channel(images_dir, images_dir.name):
-        if sample.array is None:
-            kind = image_content_type(sample.path.name) or ANY_IMAGE
-            requests.append(Request(sample.path.read_bytes(), kind))
+        if sample.array is None:  # a file, or a .rec record's image
+            named = image_content_type(sample.path.name) if sample.offset is None else None
+            requests.append(Request(sample.read_bytes(), named or ANY_IMAGE))
         else:
             buffer = io.BytesIO()
             np.save(buffer, sample.read())

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from smvision import images
 from smvision.contract import BASELINE_FILE
 from smvision.data import Dataset, Sample
 from smvision.monitor import distributions, features
@@ -33,16 +34,20 @@ class BaselineError(ValueError):
 
 
 def original_sizes(samples: Sequence[Sample]) -> np.ndarray:
-    """Width and height of each sample as stored: the file's header, or the array's shape."""
+    """Width and height of each sample as stored: the file's header, the header of a
+    RecordIO record's image, or the array's shape."""
     sizes = np.zeros((len(samples), 2), dtype=np.int64)
     for row, sample in enumerate(samples):
         if sample.array is not None:
             sizes[row] = (sample.array.shape[1], sample.array.shape[0])
-        elif sample.path is not None:
+        elif sample.offset is not None:
+            header = images.read_header(sample.read_bytes(), sample.source)
+            sizes[row] = (header.width, header.height)
+        else:
             # Pillow reads the header from the file and stops: training decoded these files
             # already, and a large JPEG need not be read whole again for its size.
-            with Image.open(sample.path) as header:
-                sizes[row] = header.size
+            with Image.open(sample.path) as header_image:
+                sizes[row] = header_image.size
     return sizes
 
 
@@ -65,8 +70,8 @@ def build(
         rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_IMAGES, replace=False))
     by_source = {sample.source: sample for sample in train_samples}
     measured = features.measure(
-        train.images[rows], original_sizes([by_source[train.sources[r]] for r in rows]))
-    labels = [class_names[int(label)] for label in train.labels]
+        train.take(rows), original_sizes([by_source[train.sources[r]] for r in rows]))
+    labels = _label_names(train.labels, class_names)
     document: dict[str, Any] = {
         "version": VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -80,7 +85,10 @@ def build(
         "model": None,
     }
     if validation_probabilities is not None and len(validation_probabilities):
-        predicted = [class_names[int(i)] for i in validation_probabilities.argmax(axis=1)]
+        if train.labels.ndim == 2:  # multi-label: each label at or over 0.5
+            predicted = _label_names(validation_probabilities >= 0.5, class_names)
+        else:
+            predicted = [class_names[int(i)] for i in validation_probabilities.argmax(axis=1)]
         document["model"] = {
             "split": "validation",
             "count": int(len(validation_probabilities)),
@@ -88,6 +96,13 @@ def build(
             "predicted_classes": distributions.class_counts(predicted, class_names),
         }
     return document
+
+
+def _label_names(labels: np.ndarray, class_names: Sequence[str]) -> list[str]:
+    """Each image's class, or every label of a multi-label 0/1 matrix (priors per label)."""
+    if labels.ndim == 2:
+        return [class_names[int(i)] for row in labels for i in np.flatnonzero(row)]
+    return [class_names[int(label)] for label in labels]
 
 
 def read(path: Path) -> dict[str, Any]:

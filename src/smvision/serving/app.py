@@ -52,6 +52,7 @@ from smvision.serving.inference import (
     check_content_type,
     choose_accept,
     limit_threads,
+    parse_threshold,
     parse_top_k,
 )
 from smvision.serving.loading import LoadedModel, plan
@@ -194,7 +195,8 @@ class ServingApp:
         try:
             content_type = check_content_type(header(scope, b"content-type"))
             accept = choose_accept(header(scope, b"accept"))
-            top_k = parse_top_k(header(scope, b"x-amzn-sagemaker-custom-attributes"))
+            attributes = header(scope, b"x-amzn-sagemaker-custom-attributes")
+            top_k, threshold = parse_top_k(attributes), parse_threshold(attributes)
         except UnsupportedContentTypeError as error:
             raise HTTPError(415, str(error)) from error
         except UnsupportedAcceptError as error:
@@ -208,7 +210,7 @@ class ServingApp:
 
                 async def predict(group: Group, group_accept: str) -> bytes:
                     request = Request(group.body, JSON_LINES, group_accept, top_k,
-                                      first_line=group.first_line)
+                                      threshold=threshold, first_line=group.first_line)
                     return await asyncio.wrap_future(ready.batcher.submit(request))
 
                 if body is None:
@@ -216,7 +218,7 @@ class ServingApp:
                                                     accept, MAX_BATCH_IMAGES,
                                                     self.settings.threads_per_worker + 1)
                 else:
-                    request = Request(body, content_type, accept, top_k)
+                    request = Request(body, content_type, accept, top_k, threshold=threshold)
                     answer = Answer.of(await asyncio.wrap_future(ready.batcher.submit(request)))
         except HTTPError:
             raise

@@ -44,6 +44,9 @@ from smvision.serving.models import ServableModel
 
 _WILDCARD_ACCEPT = {"*/*": JSON, "application/*": JSON, "text/*": CSV}
 TOP_K_ATTRIBUTE = "top_k"
+THRESHOLD_ATTRIBUTE = "threshold"
+# A multi-label model's answer names the labels at or above this probability.
+DEFAULT_THRESHOLD = 0.5
 # Images per predict_proba call and per micro-batch: Keras predicts 32 nearly as fast as
 # one, and a bound keeps one request of a thousand images from holding up the others.
 MAX_BATCH_IMAGES = 32
@@ -101,24 +104,48 @@ def choose_accept(header: str | None) -> str:
     )
 
 
-def parse_top_k(custom_attributes: str | None) -> int | None:
-    """`top_k=N` from X-Amzn-SageMaker-Custom-Attributes (other attributes are ignored)."""
-    if not custom_attributes:
-        return None
-    for attribute in custom_attributes.replace(";", ",").split(","):
+def _custom_attribute(custom_attributes: str | None, wanted: str) -> str | None:
+    """One `name=value` of X-Amzn-SageMaker-Custom-Attributes (others are ignored)."""
+    for attribute in (custom_attributes or "").replace(";", ",").split(","):
         name, separator, value = attribute.partition("=")
-        if separator and name.strip().lower() == TOP_K_ATTRIBUTE:
-            try:
-                top_k = int(value.strip())
-            except ValueError:
-                top_k = 0
-            if top_k < 1:
-                raise InputError(
-                    f"X-Amzn-SageMaker-Custom-Attributes has top_k={value.strip()!r}; "
-                    "use a whole number >= 1, such as top_k=3."
-                )
-            return top_k
+        if separator and name.strip().lower() == wanted:
+            return value.strip()
     return None
+
+
+def parse_top_k(custom_attributes: str | None) -> int | None:
+    """`top_k=N` from the custom attributes: the N most likely classes' probabilities."""
+    value = _custom_attribute(custom_attributes, TOP_K_ATTRIBUTE)
+    if value is None:
+        return None
+    try:
+        top_k = int(value)
+    except ValueError:
+        top_k = 0
+    if top_k < 1:
+        raise InputError(
+            f"X-Amzn-SageMaker-Custom-Attributes has top_k={value!r}; "
+            "use a whole number >= 1, such as top_k=3."
+        )
+    return top_k
+
+
+def parse_threshold(custom_attributes: str | None) -> float | None:
+    """`threshold=P` from the custom attributes: a multi-label model's answer names the
+    labels whose probability is at least P (default 0.5); other models ignore it."""
+    value = _custom_attribute(custom_attributes, THRESHOLD_ATTRIBUTE)
+    if value is None:
+        return None
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = -1.0
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(
+            f"X-Amzn-SageMaker-Custom-Attributes has threshold={value!r}; use a probability "
+            "from 0 to 1, such as threshold=0.7."
+        )
+    return threshold
 
 
 # Decoding ----------------------------------------------------------------------------------
@@ -275,9 +302,17 @@ def _instance_image(
 
 
 def encode_predictions(
-    probabilities: np.ndarray, class_names: Sequence[str], accept: str, top_k: int | None
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    accept: str,
+    top_k: int | None,
+    multi_label: bool = False,
+    threshold: float | None = None,
 ) -> bytes:
     """One prediction per row of probabilities, in the Accept type's format."""
+    if multi_label:
+        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        return _encode_multi_label(probabilities, class_names, accept, top_k, threshold)
     rows: list[list[float]] = probabilities.tolist()
     best = probabilities.argmax(axis=1).tolist()
     if accept == CSV:
@@ -305,6 +340,41 @@ def encode_predictions(
     return json.dumps(document).encode()
 
 
+def _encode_multi_label(
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    accept: str,
+    top_k: int | None,
+    threshold: float,
+) -> bytes:
+    """Per image: the labels at or above the threshold, most likely first, and every
+    label's probability (the top_k most likely with top_k). CSV: label,probability pairs."""
+    rows: list[list[float]] = probabilities.tolist()
+    chosen = [
+        sorted((i for i, p in enumerate(row) if p >= threshold), key=lambda i: -row[i])
+        for row in rows
+    ]
+    if accept == CSV:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerows(
+            [value for i in picked for value in (class_names[i], row[i])]
+            for row, picked in zip(rows, chosen)
+        )
+        return text.getvalue().encode()
+    predictions = [
+        {
+            "labels": [class_names[i] for i in picked],
+            "threshold": threshold,
+            "probabilities": _probabilities(row, class_names, top_k),
+        }
+        for row, picked in zip(rows, chosen)
+    ]
+    if accept == JSON_LINES:
+        return "".join(json.dumps(p) + "\n" for p in predictions).encode()
+    return json.dumps({"predictions": predictions}).encode()
+
+
 def _probabilities(
     row: list[float], class_names: Sequence[str], top_k: int | None
 ) -> dict[str, float]:
@@ -327,6 +397,7 @@ class Request:
     top_k: int | None = None
     # Where the body starts in the request's JSON Lines (a part of a streamed body).
     first_line: int = 1
+    threshold: float | None = None
 
 
 Decoded = list[np.ndarray] | Exception  # a request's images, or why it has none: 400
@@ -348,6 +419,7 @@ class Predictor:
         *,
         threads: int = 1,
         max_batch_images: int = MAX_BATCH_IMAGES,
+        multi_label: bool = False,
     ) -> None:
         if len(class_names) != algorithm.class_count:
             raise ValueError(
@@ -361,6 +433,7 @@ class Predictor:
             )
         self.algorithm = algorithm
         self.class_names = list(class_names)
+        self.multi_label = multi_label
         self.model_input = images.ModelInput(algorithm.image_size, algorithm.channels, scaled_jpeg)
         self.threads = threads
         self.max_batch_images = max_batch_images
@@ -382,7 +455,11 @@ class Predictor:
         algorithm = models.load(model_dir, metadata, choice, keras_runtime, threads)
         # Models trained before the key existed decoded every JPEG in full.
         scaled_jpeg = metadata.get("scaled_jpeg_decode") is True
-        return cls(algorithm, metadata["class_names"], scaled_jpeg, threads=threads)
+        multi_label = metadata.get("multi_label") is True
+        return cls(
+            algorithm, metadata["class_names"], scaled_jpeg, threads=threads,
+            multi_label=multi_label,
+        )
 
     def close(self) -> None:
         """Let the decoding threads end (the model is being unloaded)."""
@@ -450,7 +527,14 @@ class Predictor:
                 continue
             rows = probabilities[start : start + len(found)]
             start += len(found)
-            yield encode_predictions(rows, self.class_names, request.accept, request.top_k)
+            yield encode_predictions(
+                rows,
+                self.class_names,
+                request.accept,
+                request.top_k,
+                self.multi_label,
+                request.threshold,
+            )
 
     def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
         """Probabilities for the batch, predicted `max_batch_images` images at a time."""
