@@ -12,6 +12,7 @@ import pytest
 
 from smvision import data, distributed, hyperparameters, memory
 from smvision.algorithms import features
+from smvision.algorithms.features import FeatureSettings
 from smvision.algorithms.svm import SVMAlgorithm
 from smvision.data import DataError, Storage
 from smvision.train import JobRun
@@ -81,7 +82,7 @@ def test_svm_extracts_features_a_chunk_at_a_time(tmp_path: Path) -> None:
     samples = photo_channel(tmp_path / "photos")
     streamed = data.load(samples, ["chelsea", "coffee"], 32, 3, "train", 0.0,
                          storage=Storage("stream"))
-    svm = SVMAlgorithm(32, 3, 2, "hog+color")
+    svm = SVMAlgorithm(32, 3, 2, FeatureSettings.parse("hog+color"))
     whole = features.extract(streamed.all_images(), "hog+color")
     np.testing.assert_array_equal(svm.extract_features(streamed, _svm_run(tmp_path, 1 << 30)),
                                   whole)
