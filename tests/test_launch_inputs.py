@@ -9,8 +9,6 @@ CreateHyperParameterTuningJob requests as sent (moto does not keep every channel
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,24 +18,16 @@ from launch.errors import LaunchError
 from tests.moto_server import (
     BUCKET,
     MotoServer,
-    clean_aws,
+    aws,
     create_moto_best_job,
-    running_moto_server,
+    moto_server,
     settings_flags,
 )
 
+__all__ = ["aws", "moto_server"]  # fixtures used below
+
 DATA = f"s3://{BUCKET}/datasets/digits"
 MODEL = f"s3://{BUCKET}/smvision/training/earlier/output/model.tar.gz"
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
-
-
-@pytest.fixture
-def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    return clean_aws(moto_server, tmp_path, monkeypatch)
 
 
 def channels(sent: dict[str, Any]) -> dict[str, dict[str, Any]]:
