@@ -29,12 +29,8 @@ def test_lst_files_beside_the_images(digits: Path, tmp_path: Path) -> None:
     (folder / "test.lst").write_text("\n".join(lines) + "\n")
     samples = data.list_channel(folder, "test")
     assert len(samples) == 40 and samples[0].label == "0"
-    assert data.load(samples, [str(d) for d in range(10)], 16, 1, "test", 0.0).images.shape == (
-        40,
-        16,
-        16,
-        1,
-    )
+    loaded = data.load(samples, [str(d) for d in range(10)], 16, 1, "test", 0.0)
+    assert loaded.all_images().shape == (40, 16, 16, 1)
 
 
 def test_bad_lst_line_names_file_and_line(tmp_path: Path) -> None:
@@ -94,7 +90,7 @@ def test_npz_arrays_with_class_names(tmp_path: Path) -> None:
     assert samples[3].label == f"digit-{labels[3]}"
     names = data.class_names_of(samples)
     loaded = data.load(samples, names, 8, 1, "train", 0.0)
-    np.testing.assert_array_equal(loaded.images[:, :, :, 0], pixels[:100])
+    np.testing.assert_array_equal(loaded.all_images()[:, :, :, 0], pixels[:100])
 
 
 def test_npz_without_y_is_refused(tmp_path: Path) -> None:
@@ -185,5 +181,5 @@ def test_channels_decode_through_the_model_input(tmp_path: Path, scaled_jpeg: bo
     for row, sample in enumerate(samples):
         assert sample.path is not None
         np.testing.assert_array_equal(
-            loaded.images[row], model_input.from_file(sample.path.read_bytes())
+            loaded.all_images()[row], model_input.from_file(sample.path.read_bytes())
         )

@@ -82,7 +82,7 @@ def test_training_and_serving_compute_the_same_features(deep_job: Path) -> None:
     model_input = Predictor(model, class_names, metadata["scaled_jpeg_decode"]).model_input
     samples = data.list_channel(deep_job / "opt/ml/input/data/test", "test")
     loaded = data.load(samples, class_names, 32, 1, "test", 0.0, scaled_jpeg=True)
-    training = model.extract(loaded.images)
+    training = model.extract(loaded.all_images())
     assert training.shape == (24, HOG_WIDTH + 2048)
     for row in (0, 9, 23):
         path = samples[row].path
@@ -95,7 +95,7 @@ def test_training_and_serving_compute_the_same_features(deep_job: Path) -> None:
         )
     evaluation = json.loads((deep_job / "opt/ml/output/data/evaluation.json").read_text())
     first = evaluation["test"]["predictions"][0]
-    probabilities = model.predict_proba(loaded.images[:1])[0]
+    probabilities = model.predict_proba(loaded.all_images()[:1])[0]
     assert class_names[int(probabilities.argmax())] == first["predicted"]
     assert abs(float(probabilities.max()) - first["probability"]) <= PROBABILITY_TOLERANCE
 

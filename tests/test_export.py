@@ -73,8 +73,8 @@ def test_an_export_predicts_like_the_keras_model(
 
     test = load_test_split(job_dir)
     keras_model, _ = offline_model(serving_jobs("cnn"))
-    original = keras_model.predict_proba(test.images)
-    compressed = runtimes.load(exported, threads=1).predict(test.images)
+    original = keras_model.predict_proba(test.all_images())
+    compressed = runtimes.load(exported, threads=1).predict(test.all_images())
     evaluation = record["evaluation"]
     assert evaluation["split"] == "test" and evaluation["images"] == len(test)
     original_accuracy = float(np.mean(original.argmax(1) == test.labels))

@@ -143,7 +143,7 @@ def test_features_are_identical_in_training_and_serving(digits: Path, tmp_path: 
         names = data.class_names_of(samples)
         model = RandomForestAlgorithm(64, channels, len(names), settings)
         trained_on = data.load(samples, names, 64, channels, "test", 0.0, scaled_jpeg=True)
-        training = model.extract(trained_on.images)
+        training = model.extract(trained_on.all_images())
         model_input = images.ModelInput(64, channels, scaled_jpeg=True)  # as serve builds it
         for row in sorted({0, 2, len(samples) - 1}):
             path = samples[row].path

@@ -19,6 +19,7 @@ from smvision.data import DataError
 from smvision.local import PipeChannel, lay_out_job, start_pipes
 from smvision.recordio import ImageRecord
 from smvision.samples import digit_traits_set, digits_set, export, faces_set
+from tests.conftest import TrainJob
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +152,7 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def test_svm_trains_on_rec_files_in_file_and_pipe_mode(
-    train_job, sample_sets: dict[str, Path]
+    train_job: TrainJob, sample_sets: dict[str, Path]
 ) -> None:
     digits = sample_sets["digits-rec"]
     job = train_job(
@@ -172,7 +173,7 @@ def test_svm_trains_on_rec_files_in_file_and_pipe_mode(
 
 
 def test_svm_trains_on_a_ground_truth_manifest_in_pipe_mode(
-    train_job, sample_sets: dict[str, Path]
+    train_job: TrainJob, sample_sets: dict[str, Path]
 ) -> None:
     faces = sample_sets["faces-manifest"]
     job = train_job(

@@ -19,6 +19,7 @@ from smvision.data import Dataset
 from smvision.incremental import ParentModel, ParentModelError, check_parent
 from smvision.samples import digits_images
 from smvision.train import JobRun
+from tests.conftest import TrainJob
 
 
 def model_archive(model_dir: Path, archive: Path) -> Path:
@@ -30,7 +31,7 @@ def model_archive(model_dir: Path, archive: Path) -> Path:
 
 
 def test_cnn_continues_an_earlier_model_and_improves_on_new_data(
-    train_job, digits: Path, tmp_path: Path
+    train_job: TrainJob, digits: Path, tmp_path: Path
 ) -> None:
     """The earlier model saw 10 images of each digit for two epochs; it continues on the
     validation split, images it never saw, decoded as read (data_memory_mb=0 without the

@@ -729,7 +729,7 @@ def test_serving_decodes_a_jpeg_to_the_pixels_training_decoded_it_to(
     )
     served = predictor._decode(Request(jpeg, "image/jpeg"))
     assert not isinstance(served, Exception)
-    np.testing.assert_array_equal(served[0], trained.images[0])
+    np.testing.assert_array_equal(served[0], trained.all_images()[0])
     # A large JPEG took the reduced path (a 32-pixel model: 1/8 of china, 1/4 of chelsea).
     full = images.ModelInput(metadata["image_size"], metadata["channels"]).from_file(jpeg)
     assert not np.array_equal(served[0], full)

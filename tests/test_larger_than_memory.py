@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -34,7 +35,9 @@ def photo_channel(root: Path, broken: int = 0) -> list[data.Sample]:
 
 
 @pytest.mark.parametrize("kind", ["cache", "stream"])
-def test_streamed_images_are_the_pixels_held_in_memory(tmp_path: Path, kind: str) -> None:
+def test_streamed_images_are_the_pixels_held_in_memory(
+    tmp_path: Path, kind: Literal["cache", "stream"]
+) -> None:
     samples = photo_channel(tmp_path / "photos", broken=2)
     in_memory = data.load(samples, ["chelsea", "coffee"], 32, 3, "train", 0.1)
     streamed = data.load(samples, ["chelsea", "coffee"], 32, 3, "train", 0.1,

@@ -19,7 +19,7 @@ from smvision import data, distributed, hyperparameters, train
 from smvision.local import lay_out_job
 from smvision.samples import DIGIT_TRAITS, digit_traits_set, export
 from smvision.train import JobRun
-from tests.conftest import JobResult, run_local_train
+from tests.conftest import JobResult, TrainJob, run_local_train
 from tests.server_process import running_server
 
 TRAITS = list(DIGIT_TRAITS)
@@ -137,7 +137,7 @@ def test_serve_answers_every_labels_probability_and_those_over_the_threshold(
 
 
 def test_rf_adds_trees_to_the_earlier_forests(
-    rf_traits_job: JobResult, traits: dict[str, Path], train_job
+    rf_traits_job: JobResult, traits: dict[str, Path], train_job: TrainJob
 ) -> None:
     """Incremental rf: each label's forest keeps its 40 trees and grows 40 on new data."""
     manifests = traits["manifest"]
