@@ -185,6 +185,8 @@ def _photo_patches(count: int = 300, side: int = 96) -> list[np.ndarray]:
         x = int(rng.integers(0, photo.shape[1] - side))
         patches.append(photo[y : y + side, x : x + side])
     return patches
+
+
 # Photographs, not 8x8 scans: decoding a JPEG costs what it costs in real data sets.
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket")
 PHOTO_CROPS = 150
