@@ -30,6 +30,7 @@ def model_archive(model_dir: Path, archive: Path) -> Path:
     return archive
 
 
+@pytest.mark.slow
 def test_cnn_continues_an_earlier_model_and_improves_on_new_data(
     train_job: TrainJob, digits: Path, tmp_path: Path
 ) -> None:

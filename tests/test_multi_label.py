@@ -63,6 +63,7 @@ def test_rf_learns_one_forest_per_label_with_the_manifests_names(
     assert (job.ml / "output" / "data" / "per_label.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_cnn_gets_a_sigmoid_per_label_and_trains_on_binary_cross_entropy(
     tmp_path: Path, traits: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
