@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Literal
 
@@ -89,105 +89,95 @@ class AlgorithmSpec:
         return self.serve_workers is None
 
 
-BUILT_IN: tuple[AlgorithmSpec, ...] = (
-    AlgorithmSpec(
-        name="svm",
-        implementation="smvision.algorithms.svm:SVMAlgorithm",
-        family="classical",
-        summary="image features (HOG by default; colour, pixels, Gabor, edges, deep) into an SVM",
-        parameters=CLASSICAL + SVM,
-        image_size="auto",
-        channels="auto",
-        min_image_size=8,
-        min_image_size_reason="HOG needs at least one 8-pixel cell",
-        training_instance_type="ml.m5.xlarge",
-        serving_instance_type=SERVING_CPU,
-        # scikit-learn predicts on one core per call: a worker per core.
-        serve_workers=None,
-        spans_hosts=False,
-        incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
-        "earlier model is checked for fit and recorded as the parent",
-        data_needed="a few hundred images (tens per class)",
-        interpretability="medium: HOG features can be drawn; the RBF kernel's decision cannot",
-        setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
-        # features=deep reads its ResNet50 weights from 'pretrained', as resnet50 does.
-        optional_channels=("validation", "test", "pretrained", "model"),
-    ),
-    AlgorithmSpec(
-        name="rf",
-        implementation="smvision.algorithms.rf:RandomForestAlgorithm",
-        family="classical",
-        summary="the same features into a random forest",
-        parameters=CLASSICAL + RF,
-        image_size="auto",
-        channels="auto",
-        min_image_size=8,
-        min_image_size_reason="HOG needs at least one 8-pixel cell",
-        training_instance_type="ml.m5.xlarge",
-        serving_instance_type=SERVING_CPU,
-        serve_workers=None,
-        spans_hosts=False,
-        incremental="keeps the earlier forest's trees and adds n_estimators new ones grown on "
-        "this job's data (warm start)",
-        data_needed="a few hundred images (tens per class)",
-        interpretability="medium-high: feature importances, named and drawn onto the image",
-        setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
-        optional_channels=("validation", "test", "pretrained", "model"),
-    ),
-    AlgorithmSpec(
-        name="cnn",
-        implementation="smvision.algorithms.cnn:CNNAlgorithm",
-        family="keras",
-        summary="a compact VGG-style Keras CNN trained from scratch",
-        parameters=KERAS,
-        image_size="auto",
-        channels="auto",
-        min_image_size=16,
-        min_image_size_reason="it pools the image three times",
-        training_instance_type="ml.p3.2xlarge",
-        serving_instance_type=SERVING_CPU,
-        # TensorFlow spreads one batch over every core already, and each worker process
-        # holds its own copy of the model and of the TensorFlow runtime (hundreds of MB),
-        # so more workers buy memory use, not speed: one worker, with micro-batching.
-        serve_workers=1,
-        # Compiled to TFLite at start: on LiteRT's XNNPACK kernels the small network costs
-        # about half the CPU per image that TensorFlow's per-op dispatch does (bench/NOTES.md).
-        keras_runtime="tflite",
-        spans_hosts=True,
-        optional_channels=("validation", "test", "model"),
-        incremental="starts from the earlier model's weights (reinitialize_top_layer=true "
-        "gives it a new head for other classes)",
-        data_needed="thousands of images: it learns its features from scratch",
-        interpretability="low: learned filters; saliency maps only",
-        setup="TensorFlow; a GPU beyond a few thousand images",
-    ),
-    AlgorithmSpec(
-        name="resnet50",
-        implementation="smvision.algorithms.resnet50:ResNet50Algorithm",
-        family="keras",
-        summary="Keras ResNet50 transfer learning: new head, then fine-tuning",
-        parameters=KERAS + RESNET50,
-        image_size=224,
-        auto_image_size_range=(224, 224),
-        channels=3,
-        min_image_size=32,
-        min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
-        training_instance_type="ml.p3.2xlarge",
-        serving_instance_type=SERVING_CPU,
-        serve_workers=1,
-        # TensorFlow's graph: XNNPACK matched oneDNN on ResNet50's convolutions, and
-        # converting it at start took tens of seconds (bench/NOTES.md).
-        keras_runtime="tensorflow",
-        spans_hosts=True,
-        optional_channels=("validation", "test", "pretrained", "model"),
-        incremental="starts from the earlier model's weights, head and fine-tuned layers "
-        "(reinitialize_top_layer=true gives it a new head for other classes)",
-        defaults={"epochs": 10, "batch_size": 32},
-        data_needed="hundreds of images: ImageNet features transfer",
-        interpretability="low: learned filters; saliency maps only",
-        setup="TensorFlow, ImageNet weights (about 100 MB), a GPU",
-    ),
+_SVM = AlgorithmSpec(
+    name="svm",
+    implementation="smvision.algorithms.svm:SVMAlgorithm",
+    family="classical",
+    summary="image features (HOG by default; colour, pixels, Gabor, edges, deep) into an SVM",
+    parameters=CLASSICAL + SVM,
+    image_size="auto",
+    channels="auto",
+    min_image_size=8,
+    min_image_size_reason="HOG needs at least one 8-pixel cell",
+    training_instance_type="ml.m5.xlarge",
+    serving_instance_type=SERVING_CPU,
+    # scikit-learn predicts on one core per call: a worker per core.
+    serve_workers=None,
+    spans_hosts=False,
+    incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
+    "earlier model is checked for fit and recorded as the parent",
+    data_needed="a few hundred images (tens per class)",
+    interpretability="medium: HOG features can be drawn; the RBF kernel's decision cannot",
+    setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
+    # features=deep reads its ResNet50 weights from 'pretrained', as resnet50 does.
+    optional_channels=("validation", "test", "pretrained", "model"),
 )
+
+# rf differs from svm only in its model: the same features, instances and channels.
+_RF = replace(
+    _SVM,
+    name="rf",
+    implementation="smvision.algorithms.rf:RandomForestAlgorithm",
+    summary="the same features into a random forest",
+    parameters=CLASSICAL + RF,
+    incremental="keeps the earlier forest's trees and adds n_estimators new ones grown on "
+    "this job's data (warm start)",
+    interpretability="medium-high: feature importances, named and drawn onto the image",
+)
+
+_CNN = AlgorithmSpec(
+    name="cnn",
+    implementation="smvision.algorithms.cnn:CNNAlgorithm",
+    family="keras",
+    summary="a compact VGG-style Keras CNN trained from scratch",
+    parameters=KERAS,
+    image_size="auto",
+    channels="auto",
+    min_image_size=16,
+    min_image_size_reason="it pools the image three times",
+    training_instance_type="ml.p3.2xlarge",
+    serving_instance_type=SERVING_CPU,
+    # TensorFlow spreads one batch over every core already, and each worker process
+    # holds its own copy of the model and of the TensorFlow runtime (hundreds of MB),
+    # so more workers buy memory use, not speed: one worker, with micro-batching.
+    serve_workers=1,
+    # Compiled to TFLite at start: on LiteRT's XNNPACK kernels the small network costs
+    # about half the CPU per image that TensorFlow's per-op dispatch does (bench/NOTES.md).
+    keras_runtime="tflite",
+    spans_hosts=True,
+    optional_channels=("validation", "test", "model"),
+    incremental="starts from the earlier model's weights (reinitialize_top_layer=true "
+    "gives it a new head for other classes)",
+    data_needed="thousands of images: it learns its features from scratch",
+    interpretability="low: learned filters; saliency maps only",
+    setup="TensorFlow; a GPU beyond a few thousand images",
+)
+
+# resnet50 shares the cnn's Keras training loop, instances and serving; it differs in its
+# network, its fixed ImageNet input and its weights.
+_RESNET50 = replace(
+    _CNN,
+    name="resnet50",
+    implementation="smvision.algorithms.resnet50:ResNet50Algorithm",
+    summary="Keras ResNet50 transfer learning: new head, then fine-tuning",
+    parameters=KERAS + RESNET50,
+    image_size=224,
+    auto_image_size_range=(224, 224),
+    channels=3,
+    min_image_size=32,
+    min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
+    # TensorFlow's graph: XNNPACK matched oneDNN on ResNet50's convolutions, and
+    # converting it at start took tens of seconds (bench/NOTES.md).
+    keras_runtime="tensorflow",
+    optional_channels=("validation", "test", "pretrained", "model"),
+    incremental="starts from the earlier model's weights, head and fine-tuned layers "
+    "(reinitialize_top_layer=true gives it a new head for other classes)",
+    defaults={"epochs": 10, "batch_size": 32},
+    data_needed="hundreds of images: ImageNet features transfer",
+    setup="TensorFlow, ImageNet weights (about 100 MB), a GPU",
+)
+
+BUILT_IN: tuple[AlgorithmSpec, ...] = (_SVM, _RF, _CNN, _RESNET50)
 
 
 @functools.cache
