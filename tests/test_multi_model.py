@@ -9,9 +9,11 @@ is made certain by `tests.gated_algorithm.GatedSVM`, which waits at a gate in it
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,24 +21,29 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from smvision import contract
 from smvision.contract import ContractError
 from smvision.serving import memory
+from smvision.serving.inference import MAX_BATCH_IMAGES
 from smvision.serving.registry import decode_page_token, default_budget_mb, encode_page_token
 from smvision.serving.settings import settings_from
 from tests.gated_algorithm import (
     BATCH_LOG,
     LOAD_GATE,
+    PREDICT_GATE,
     SPEC,
     batch_sizes,
     gated_model,
     let_through,
     make_gate,
+    release,
     waiter_at,
     write_plugin_site,
 )
+from tests.photos import encode
 from tests.server_process import RunningServer, resident_mib, running_server
 from tests.serving_fixtures import (
     JobDirs,
@@ -58,13 +65,14 @@ class Models:
     """The model API of one running multi-model server."""
 
     def __init__(self, server: RunningServer, root: Path, gate: Path | None = None,
-                 batches: Path | None = None) -> None:
+                 batches: Path | None = None, predict_gate: Path | None = None) -> None:
         self.server = server
         self.root = root  # the server's /opt/ml/models
         self.client = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT)
         # GatedSVM's load gate and batch log, where the server has them.
         self.gate = gate
         self.batches = batches
+        self.predict_gate = predict_gate
 
     def url(self, folder: str) -> str:
         return str(self.root / folder / "model")
@@ -74,7 +82,7 @@ class Models:
         return self.client.post("/models", json={"model_name": name,
                                                  "url": url or self.url(folder or name)})
 
-    def invoke(self, name: str, body: bytes, content_type: str,
+    def invoke(self, name: str, body: bytes | Iterator[bytes], content_type: str,
                headers: dict[str, str] | None = None) -> httpx.Response:
         return self.client.post(f"/models/{name}/invoke", content=body,
                                 headers={"Content-Type": content_type, **(headers or {})})
@@ -111,11 +119,12 @@ def models(serving_jobs: JobDirs, tmp_path_factory: pytest.TempPathFactory
                           "cnn": model_of(serving_jobs("cnn")), "gated": gated})
     site = write_plugin_site(job_dir / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
     gate = make_gate(job_dir / "load-gate")
+    predict_gate = make_gate(job_dir / "predict-gate")
     batches = job_dir / "batches.log"
-    env = {**gated_environment(job_dir, site, **{LOAD_GATE: gate}), BATCH_LOG: str(batches),
-           **MULTI_MODEL}
+    env = {**gated_environment(job_dir, site, **{LOAD_GATE: gate, PREDICT_GATE: predict_gate}),
+           BATCH_LOG: str(batches), **MULTI_MODEL}
     with running_server(job_dir, env=env) as server:
-        api = Models(server, root, gate, batches)
+        api = Models(server, root, gate, batches, predict_gate)
         yield api
         api.client.close()
 
@@ -236,6 +245,65 @@ def test_a_model_that_loads_blocks_no_other_and_is_warm_when_loaded(
     assert batch_sizes(batches) == [1, 1]
     for name in ("steady", "held", "third"):
         assert models.unload(name).status_code == 200
+
+
+def load_gated(models: Models, name: str) -> None:
+    """Load GatedSVM as `name`, letting its load through the gate."""
+    assert models.gate is not None
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(models.load, name, "gated")
+        release(models.gate)
+        response = loading.result(timeout=120)
+    assert response.status_code == 200, response.text
+
+
+def json_line(image: bytes) -> bytes:
+    return json.dumps({"b64": base64.b64encode(image).decode()}).encode() + b"\n"
+
+
+@pytest.mark.slow
+def test_delete_waits_for_the_requests_in_flight_and_later_ones_get_404(
+    models: Models, serving_jobs: JobDirs
+) -> None:
+    """A JSON Lines request holds GatedSVM at its predict gate with the rest of its body
+    unsent when DELETE comes: the request is answered in full by the running model (no
+    503, no cancelled decode), and only then does DELETE answer; new requests get 404."""
+    assert models.predict_gate is not None
+    load_gated(models, "draining")
+    digits = [digit_png(serving_jobs("svm"), index) for index in range(MAX_BATCH_IMAGES)]
+    first = [json_line(encode(np.full((32, 32), 255, np.uint8), ".png"))]  # held at the gate
+    first += [json_line(png) for png in digits[1:]]
+    rest_may_go = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield b"".join(first)
+        rest_may_go.wait(timeout=300)
+        yield b"".join(json_line(png) for png in digits)
+
+    with ThreadPoolExecutor(2) as pool:
+        invoked = pool.submit(models.invoke, "draining", body(), "application/jsonlines",
+                              {"Accept": "application/jsonlines"})
+        held = waiter_at(models.predict_gate)  # the request is in flight, by construction
+        try:
+            deleted = pool.submit(models.unload, "draining")
+            while models.client.get("/models/draining").status_code != 404:
+                time.sleep(0.01)  # until the server has taken the DELETE
+            refused = models.invoke("draining", digits[0], "image/png")
+            assert refused.status_code == 404, refused.text
+            assert "Model draining is being unloaded" in refused.json()["error"]
+            again = models.load("draining", "gated")
+            assert again.status_code == 409 and "is being unloaded" in again.text
+        finally:
+            let_through(held)
+            rest_may_go.set()
+        answer = invoked.result(timeout=300)
+        unloaded = deleted.result(timeout=300)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.text.splitlines()) == 2 * MAX_BATCH_IMAGES
+    assert unloaded.status_code == 200, unloaded.text
+    gone = models.invoke("draining", digits[0], "image/png")
+    assert gone.status_code == 404
+    assert "Model draining is not loaded" in gone.json()["error"]
 
 
 @pytest.mark.slow

@@ -232,7 +232,7 @@ class ServingApp:
         except CLIENT_ERRORS as error:
             raise HTTPError(400, str(error)) from error
         except BatcherStoppedError as error:
-            raise HTTPError(503, str(error)) from error
+            raise HTTPError(error.status, str(error)) from error
         except Exception as error:
             log.exception("Internal error on a %s request", content_type)
             raise HTTPError(

@@ -24,8 +24,15 @@ BatchFunction = Callable[[Sequence[Item]], Iterable[Result | Exception]]
 Entry = tuple[Item, Future[Result]]
 
 
+SHUTTING_DOWN = "The server is shutting down; send the request again."
+
+
 class BatcherStoppedError(RuntimeError):
-    """A request submitted after the batcher stopped."""
+    """A request submitted after the batcher stopped: the HTTP status to answer, and why."""
+
+    def __init__(self, message: str = SHUTTING_DOWN, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class MicroBatcher(Generic[Item, Result]):
@@ -48,13 +55,14 @@ class MicroBatcher(Generic[Item, Result]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stopping = False
         self._finished = False
+        self._stopped_why = (SHUTTING_DOWN, 503)
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, item: Item) -> Future[Result]:
         if self._stopping:
-            raise _stopped()
+            raise self._stopped()
         future: Future[Result] = Future()
         self._queue.put((item, future))
         # stop() may have queued its sentinel between the check above and the put, and the
@@ -63,8 +71,10 @@ class MicroBatcher(Generic[Item, Result]):
             self._fail_leftovers()
         return future
 
-    def stop(self, timeout: float) -> None:
-        """Finish what is queued, then end the thread (waiting at most `timeout` seconds)."""
+    def stop(self, timeout: float | None, why: str = SHUTTING_DOWN, status: int = 503) -> None:
+        """Finish what is queued, then end the thread (waiting at most `timeout` seconds, or
+        until it has ended); later submits fail with `why` and `status`."""
+        self._stopped_why = (why, status)
         self._stopping = True
         self._queue.put(None)
         if self._thread.is_alive():
@@ -114,8 +124,7 @@ class MicroBatcher(Generic[Item, Result]):
             except queue.Empty:
                 return
             if entry is not None and entry[1].set_running_or_notify_cancel():
-                entry[1].set_exception(_stopped())
+                entry[1].set_exception(self._stopped())
 
-
-def _stopped() -> BatcherStoppedError:
-    return BatcherStoppedError("The server is shutting down; send the request again.")
+    def _stopped(self) -> BatcherStoppedError:
+        return BatcherStoppedError(*self._stopped_why)

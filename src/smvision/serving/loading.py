@@ -42,9 +42,16 @@ class LoadedModel:
             raise
         return cls(predictor, batcher)
 
-    def stop(self, timeout: float) -> None:
-        """Finish what is queued, then end the inference and decoding threads."""
+    def stop(self, timeout: float | None) -> None:
+        """Finish what is queued, then end the inference and decoding threads (the server is
+        shutting down: after `timeout` seconds they are ended whatever they do)."""
         self.batcher.stop(timeout)
+        self.predictor.close()
+
+    def unload(self, name: str) -> None:
+        """Finish every batch queued, waiting as long as that takes, then end the threads;
+        a request that comes after gets 404."""
+        self.batcher.stop(None, f"Model {name} was unloaded; POST /models loads it again.", 404)
         self.predictor.close()
 
 

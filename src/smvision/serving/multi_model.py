@@ -62,12 +62,12 @@ class ModelRoutes:
                     await self._load(receive, send)
             elif name.endswith(INVOKE_SUFFIX) and len(name) > len(INVOKE_SUFFIX):
                 allow(method, "POST")
-                model = self.registry.get(name[: -len(INVOKE_SUFFIX)])[1]
+                async with self.registry.using(name[: -len(INVOKE_SUFFIX)]) as model:
 
-                async def loaded() -> LoadedModel:
-                    return model
+                    async def loaded() -> LoadedModel:
+                        return model
 
-                await self._invoke(scope, receive, send, loaded)
+                    await self._invoke(scope, receive, send, loaded)
             else:
                 allow(method, "GET", "DELETE")
                 if method == "GET":

@@ -23,8 +23,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -47,7 +48,9 @@ LOAD_ONE_AT_A_TIME = frozenset({"tensorflow"})
 
 
 class Stoppable(Protocol):
-    def stop(self, timeout: float) -> None: ...
+    def stop(self, timeout: float | None) -> None: ...
+
+    def unload(self, name: str) -> None: ...
 
 
 Model = TypeVar("Model", bound=Stoppable)
@@ -78,6 +81,14 @@ class Entry(Generic[Model]):
     # None while the model loads.
     model: Model | None = None
     loaded_at: float = field(default=0.0)
+    # Requests that hold the model, from their look-up to their answer; once `draining`
+    # (DELETE came), look-ups get 404 and the unload waits until `idle`.
+    in_flight: int = 0
+    draining: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,11 @@ class ModelRegistry(Generic[Model]):
     async def load(self, name: str, url: str) -> Model:
         """Load the model in `url` as `name` and warm it up; 409, 404 or 507 otherwise."""
         if name in self._entries:
-            state = "loaded" if self._entries[name].model is not None else "loading"
+            entry = self._entries[name]
+            if entry.draining:
+                raise RegistryError(409, f"Model {name} is being unloaded; load it again "
+                                         f"once DELETE /models/{name} has answered.")
+            state = "loaded" if entry.model is not None else "loading"
             raise RegistryError(409, f"Model {name} is already {state}; DELETE "
                                      f"/models/{name} first to load it again.")
         loop = asyncio.get_running_loop()
@@ -163,13 +178,36 @@ class ModelRegistry(Generic[Model]):
 
     def get(self, name: str) -> tuple[str, Model]:
         """A loaded model's url and model; 404 when there is none by that name."""
+        entry = self._serving(name)
+        assert entry.model is not None
+        return entry.url, entry.model
+
+    @asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[Model]:
+        """The loaded model `name` (404 otherwise), which an unload leaves running until
+        every request that holds it this way has been answered."""
+        entry = self._serving(name)
+        assert entry.model is not None
+        entry.in_flight += 1
+        entry.idle.clear()
+        try:
+            yield entry.model
+        finally:
+            entry.in_flight -= 1
+            if entry.in_flight == 0:
+                entry.idle.set()
+
+    def _serving(self, name: str) -> Entry[Model]:
         entry = self._entries.get(name)
         if entry is None:
             raise RegistryError(404, f"Model {name} is not loaded; POST /models loads it.")
+        if entry.draining:
+            raise RegistryError(404, f"Model {name} is being unloaded; POST /models loads it "
+                                     f"again once DELETE /models/{name} has answered.")
         if entry.model is None:
             raise RegistryError(404, f"Model {name} is still loading; ask again once "
                                      "POST /models has answered.")
-        return entry.url, entry.model
+        return entry
 
     def page(self, token: str | None, limit: str | None) -> tuple[list[tuple[str, str]],
                                                                   str | None]:
@@ -182,26 +220,35 @@ class ModelRegistry(Generic[Model]):
             size = int(limit)
         after = decode_page_token(token) if token else None
         names = sorted(n for n, e in self._entries.items()
-                       if e.model is not None and (after is None or n > after))
+                       if e.model is not None and not e.draining
+                       and (after is None or n > after))
         shown = names[:size]
         more = len(names) > size
         return ([(n, self._entries[n].url) for n in shown],
                 encode_page_token(shown[-1]) if more else None)
 
     async def unload(self, name: str) -> Unloaded:
-        """Stop serving `name` and free its memory; requests to it get 404 from now on."""
-        self.get(name)  # a 404 unless it is loaded
-        held = [self._entries.pop(name).model]
-        started, before = time.perf_counter(), memory.resident_mb()
+        """Stop serving `name` and free its memory: new requests to it get 404 at once; the
+        requests in flight are answered first, then its threads end, then it is freed."""
+        entry = self._serving(name)  # a 404 unless it is loaded
+        entry.draining = True
+        started = time.perf_counter()
+        await entry.idle.wait()
+        held = [entry.model]
+        entry.model = None
+        before = memory.resident_mb()
 
         def stop() -> None:
             model = held.pop()
             if model is not None:
-                model.stop(self._stop_timeout_s)
-            del model  # the last reference, unless a request still holds one
+                model.unload(name)
+            del model  # the last reference
             memory.release_freed_memory()
 
-        await asyncio.get_running_loop().run_in_executor(self._threads, stop)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._threads, stop)
+        finally:
+            del self._entries[name]
         after = memory.resident_mb()
         unloaded = Unloaded(name, before - after, after, time.perf_counter() - started)
         log.info("Model %s unloaded in %.2f s; resident memory %+.1f MiB, now %.0f MiB.",
