@@ -10,6 +10,7 @@ is made certain by `tests.gated_algorithm.GatedSVM`, which waits at a gate in it
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import statistics
@@ -25,10 +26,17 @@ import numpy as np
 import pytest
 
 from smvision import contract
-from smvision.contract import ContractError
+from smvision.contract import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE, ContractError
 from smvision.serving import memory
+from smvision.serving import models as models_module
 from smvision.serving.inference import MAX_BATCH_IMAGES
-from smvision.serving.registry import decode_page_token, default_budget_mb, encode_page_token
+from smvision.serving.loading import plan
+from smvision.serving.registry import (
+    LOADER_THREADS,
+    decode_page_token,
+    default_budget_mb,
+    encode_page_token,
+)
 from smvision.serving.settings import settings_from
 from tests.gated_algorithm import (
     BATCH_LOG,
@@ -322,7 +330,7 @@ def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
         assert response.status_code == 200, response.text
     after_all = models.worker_resident_mib()
     per_model = (after_all - after_first) / (FIFTY - 1)
-    size = memory.size_on_disk_mb(model_of(serving_jobs("svm")))
+    size = memory.size_on_disk_mb([model_of(serving_jobs("svm")) / CLASSICAL_MODEL_FILE])
     estimate = memory.serving_memory("scikit-learn").model_mb(size)
     print(f"\nMulti-model memory: worker {before:.0f} MiB before; the first svm "
           f"{after_first - before:+.1f} MiB (scikit-learn's own too, unless loaded before); then "
@@ -387,7 +395,7 @@ def test_a_model_over_the_memory_budget_gets_507_until_another_is_unloaded(
     serving_jobs: JobDirs, tmp_path: Path
 ) -> None:
     svm = model_of(serving_jobs("svm"))
-    size = memory.size_on_disk_mb(svm)
+    size = memory.size_on_disk_mb([svm / CLASSICAL_MODEL_FILE])
     figures = memory.serving_memory("scikit-learn")
     budget = figures.runtime_mb + 1.5 * figures.model_mb(size)  # room for one svm
     root = lay_out_models(tmp_path / "opt" / "ml" / "models",
@@ -401,7 +409,7 @@ def test_a_model_over_the_memory_budget_gets_507_until_another_is_unloaded(
         assert refused.status_code == 507, refused.text
         assert "Model second needs about" in refused.json()["error"]
         assert "(SMVISION_MODELS_MEMORY_MB) are taken; unload a model first." in refused.text
-        assert models.load("cnn", "cnn").status_code == 507
+        assert models.load("cnn", "cnn").status_code == 413  # its compile alone is over budget
         assert models.unload("first").status_code == 200  # SageMaker evicts, then retries
         assert models.load("second", "svm").status_code == 200
         assert [m["modelName"] for m in models.listed()["models"]] == ["second"]
@@ -424,3 +432,96 @@ def test_the_default_budget_leaves_headroom_and_tokens_round_trip() -> None:
     assert default_budget_mb(256, 300) == 0
     for name in ("site-1", "a/b c", "ünïcode"):
         assert decode_page_token(encode_page_token(name)) == name
+
+
+@pytest.mark.slow
+def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    """LOADER_THREADS GatedSVM loads wait at their gate (each has passed its plan, so each
+    holds a load slot): a DELETE sent to make room is answered meanwhile. A model that
+    could not fit even with no other loaded gets 413, not the 507 that would make
+    SageMaker evict everything and ask again forever."""
+    root = tmp_path / "opt" / "ml" / "models"
+    gated = gated_model(serving_jobs("svm"), tmp_path / "gated") / "opt" / "ml" / "model"
+    lay_out_models(root, {"svm": model_of(serving_jobs("svm")),
+                          "cnn": model_of(serving_jobs("cnn")), "gated": gated})
+    site = write_plugin_site(tmp_path / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
+    gate = make_gate(tmp_path / "load-gate")
+    budget = 400.0  # scikit-learn and a few svms; not a cnn's compile (memory.COMPILE_CHILD_MB)
+    env = {**gated_environment(tmp_path, site, **{LOAD_GATE: gate}), **MULTI_MODEL,
+           "SMVISION_MODELS_MEMORY_MB": str(budget)}
+    with running_server(tmp_path, env=env) as server, ThreadPoolExecutor(LOADER_THREADS + 1
+                                                                         ) as pool:
+        models = Models(server, root, gate)
+        assert models.load("room", "svm").status_code == 200
+        held = [pool.submit(models.load, f"held-{index}", "gated")
+                for index in range(LOADER_THREADS)]
+        for index in range(LOADER_THREADS):
+            while "is still loading" not in models.client.get(f"/models/held-{index}").text:
+                assert not held[index].done(), held[index].result().text
+        try:
+            deleted = pool.submit(models.unload, "room")
+            # A guard against a hang, not a speed check: before the fix it waited for a load.
+            assert deleted.result(timeout=60).status_code == 200
+            never = models.load("cnn", "cnn")
+            assert never.status_code == 413, never.text
+            message = never.json()["error"]
+            assert "Model cnn needs about" in message and "(tflite, " in message
+            assert f"(SMVISION_MODELS_MEMORY_MB is {budget:.0f} MiB)" in message
+        finally:
+            for _ in held:
+                release(gate)
+        assert all(load.result(timeout=120).status_code == 200 for load in held)
+        models.client.close()
+
+
+def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    """Plots and reports beside the model are not loaded; an svm on features=deep runs
+    ResNet50 on TensorFlow, whose weights it loads too."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(model_of(serving_jobs("svm")), model_dir)
+    joblib_mb = (model_dir / CLASSICAL_MODEL_FILE).stat().st_size / memory.MIB
+    (model_dir / "confusion_matrix.png").write_bytes(b"\0" * 5 * memory.MIB)
+    settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)}), cores=1)
+    plain = plan(model_dir, settings)
+    assert (plain.engine, plain.loading_mb) == ("scikit-learn", 0.0)
+    assert plain.size_on_disk_mb == pytest.approx(joblib_mb)
+
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    weights = "backbone.weights.h5"
+    (model_dir / weights).write_bytes(b"\0" * 3 * memory.MIB)
+    record = {"network": "resnet50", "weights": "pretrained", "file": weights,
+              "sha256": hashlib.sha256((model_dir / weights).read_bytes()).hexdigest(),
+              "in_model_dir": True}
+    metadata["preprocessing"] = {**metadata.get("preprocessing", {}), "backbone": record}
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    deep = plan(model_dir, settings)
+    assert deep.engine == "tensorflow"
+    assert deep.size_on_disk_mb == pytest.approx(joblib_mb + 3)
+
+    cnn = plan(model_of(serving_jobs("cnn")), settings)
+    assert (cnn.engine, cnn.loading_mb) == ("tflite", memory.COMPILE_CHILD_MB)
+
+
+@pytest.mark.slow
+def test_a_keras_model_compiles_once_and_within_sagemakers_load_limit(
+    serving_jobs: JobDirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cnn loaded again after an eviction takes its flatbuffer from the cache in /tmp,
+    keyed by its Keras file; no compile may outlast the 360 s SageMaker gives a load."""
+    assert models_module.COMPILE_TIMEOUT_S <= 300
+    monkeypatch.setattr(models_module, "COMPILE_CACHE", tmp_path / "cache")
+    cnn = model_of(serving_jobs("cnn"))
+    compiled = models_module.compile_in_child(cnn)
+    (cached,) = (tmp_path / "cache").iterdir()
+    digest = hashlib.sha256((cnn / KERAS_MODEL_FILE).read_bytes()).hexdigest()
+    assert cached.name == f"{digest}.tflite" and cached.read_bytes() == compiled
+
+    def no_compile(command: list[str]) -> tuple[int, str]:
+        raise AssertionError(f"compiled again: {command}")
+
+    monkeypatch.setattr(models_module, "_run_child", no_compile)
+    assert models_module.compile_in_child(cnn) == compiled

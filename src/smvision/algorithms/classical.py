@@ -19,6 +19,7 @@ from smvision.algorithms import features
 from smvision.algorithms.base import Algorithm, History, RunContext
 from smvision.algorithms.features import FeatureSettings, layout
 from smvision.algorithms.features.backbones import BackboneRecord
+from smvision.contract import CLASSICAL_MODEL_FILE
 from smvision.data import Dataset
 from smvision.evaluation import binary_cross_entropy
 from smvision.hyperparameters import HyperparameterError, Hyperparameters
@@ -27,7 +28,7 @@ from smvision.incremental import ParentModel
 if TYPE_CHECKING:
     from smvision.algorithms.features.deep import Backbone
 
-MODEL_FILE = "model.joblib"
+MODEL_FILE = CLASSICAL_MODEL_FILE
 CV_SCORES = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
 # Images decoded at a time while features are extracted.
 FEATURE_CHUNK = 512

@@ -31,13 +31,14 @@ from smvision import evaluation, images, runtimes
 from smvision.algorithms import augmentation, gradcam, losses
 from smvision.algorithms.base import Algorithm, AlgorithmInputError, History, RunContext
 from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
+from smvision.contract import KERAS_MODEL_FILE
 from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters
 from smvision.incremental import ParentModel
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = KERAS_MODEL_FILE
 PREDICT_BATCH = 64
 MULTI_LABEL_THRESHOLD = 0.5
 

@@ -30,7 +30,7 @@ from contextlib import suppress
 
 from smvision.images import ImageError
 from smvision.media import JSON_LINES
-from smvision.serving import memory
+from smvision.serving import memory, models
 from smvision.serving.batcher import BatcherStoppedError
 from smvision.serving.http import (
     JSON_TYPE,
@@ -112,7 +112,8 @@ class ServingApp:
                 if self._model is not None:
                     self._model.stop(BATCHER_STOP_S)
                 if self._models is not None:
-                    self._models.registry.stop(BATCHER_STOP_S)
+                    models.kill_compiles()
+                    await self._models.registry.stop(BATCHER_STOP_S)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -67,5 +67,9 @@ def plan(model_dir: Path, settings: ServerSettings) -> ModelPlan:
         )
     algorithm_of(model_dir)
     choice = models.choose(model_dir, settings.serve_format)
-    engine = models.engine(read_metadata(model_dir), choice, settings.keras_runtime)
-    return ModelPlan(engine, memory.size_on_disk_mb(model_dir))
+    metadata = read_metadata(model_dir)
+    engine = models.engine(metadata, choice, settings.keras_runtime)
+    compiling = models.compiles_in_child(metadata, choice, settings.keras_runtime)
+    return ModelPlan(engine,
+                     memory.size_on_disk_mb(models.loaded_files(model_dir, metadata, choice)),
+                     memory.COMPILE_CHILD_MB if compiling else 0.0)

@@ -13,6 +13,7 @@ import gc
 import os
 import resource
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +56,9 @@ def container_memory_mb() -> float | None:
     return min(found) if found else None
 
 
-def size_on_disk_mb(directory: Path) -> float:
-    """The bytes of every file under `directory`, in MiB."""
-    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / MIB
+def size_on_disk_mb(files: Iterable[Path]) -> float:
+    """The bytes of `files` (those that exist), in MiB."""
+    return sum(path.stat().st_size for path in files if path.is_file()) / MIB
 
 
 def release_freed_memory() -> None:
@@ -87,6 +88,9 @@ class ServingMemory:
         return self.per_model_mb + self.per_disk_mb * size_on_disk_mb
 
 
+# A compile of a Keras model to TFLite, in a child process that imports TensorFlow: held
+# while it runs (serving.models.compile_in_child), one at a time.
+COMPILE_CHILD_MB = 800.0
 # By the engine that runs the model (serving.models.engine), measured as the RSS growth
 # of `serve` loading and warming up models trained on the digits, with about a fifth
 # added (tests/test_multi_model.py reports the figures).

@@ -17,12 +17,16 @@ and /ping, which must answer within 2 s while the model loads, waited 24 s behin
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,10 +34,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from smvision import images, runtimes, specs
-from smvision.contract import EXPORT_FILE
+from smvision.algorithms.features.backbones import keras_models_dir
+from smvision.contract import CLASSICAL_MODEL_FILE, EXPORT_FILE, KERAS_MODEL_FILE
 
-# Loading TensorFlow and converting a large model takes a while on a busy small instance.
-COMPILE_TIMEOUT_S = 600
+# Loading TensorFlow and converting a large model takes a while on a busy small instance,
+# and SageMaker gives a multi-model endpoint's load 360 s in all (files, compile, warm-up).
+COMPILE_TIMEOUT_S = 300
+# Compiled flatbuffers, by the SHA-256 of the Keras file: a model loaded again after an
+# eviction is not compiled again. /tmp: the one place a serverless container may write.
+COMPILE_CACHE = Path(tempfile.gettempdir()) / "smvision-tflite"
+# One compile at a time: each child imports TensorFlow (hundreds of MiB).
+_compiling = threading.Lock()
+_children: set[subprocess.Popen[str]] = set()
+_children_lock = threading.Lock()
 
 
 class ServableModel(Protocol):
@@ -158,14 +171,43 @@ def resolved_keras_runtime(spec: specs.AlgorithmSpec, keras_runtime: str) -> str
 
 def engine(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> str:
     """What will run the model: tflite or onnx (an export, or a Keras model compiled to
-    TFLite), tensorflow (a Keras model in the worker) or scikit-learn."""
+    TFLite), tensorflow (a Keras model in the worker, or an svm or rf whose features
+    include deep: ResNet50 on TensorFlow) or scikit-learn."""
     if choice.export is not None:
         return str(choice.export["format"])
     spec = specs.get(metadata["algorithm"])
     if spec.family != "keras":
-        return "scikit-learn"
+        return "tensorflow" if _backbone(metadata) else "scikit-learn"
     runtime = resolved_keras_runtime(spec, keras_runtime)
     return "tflite" if runtime == "tflite" else "tensorflow"
+
+
+def compiles_in_child(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> bool:
+    """Whether loading the model compiles it to TFLite in a child process first."""
+    spec = specs.get(metadata["algorithm"])
+    return (choice.export is None and spec.family == "keras"
+            and resolved_keras_runtime(spec, keras_runtime) == "tflite")
+
+
+def loaded_files(model_dir: Path, metadata: dict[str, Any], choice: Choice) -> list[Path]:
+    """The files that loading the chosen model reads (not the plots, reports or the model
+    not chosen that share its folder)."""
+    if choice.export is not None:
+        return [model_dir / str(choice.export["file"])]
+    if specs.get(metadata["algorithm"]).family == "keras":
+        return [model_dir / KERAS_MODEL_FILE]
+    files = [model_dir / CLASSICAL_MODEL_FILE]
+    backbone = _backbone(metadata)
+    if backbone:
+        folder = model_dir if backbone.get("in_model_dir") else keras_models_dir()
+        files.append(folder / str(backbone["file"]))
+    return files
+
+
+def _backbone(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The features=deep backbone's record (backbones.BackboneRecord), if any."""
+    record = metadata.get("preprocessing", {}).get("backbone")
+    return record if isinstance(record, dict) else None
 
 
 def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedModel:
@@ -178,19 +220,63 @@ def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedMo
 
 
 def compile_in_child(model_dir: Path) -> bytes:
-    """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process."""
-    with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
-        destination = Path(scratch) / "model.tflite"
-        completed = subprocess.run(
-            [sys.executable, "-m", "smvision.export", str(model_dir), str(destination)],
-            capture_output=True,
-            text=True,
-            timeout=COMPILE_TIMEOUT_S,
-        )
-        if completed.returncode != 0 or not destination.is_file():
+    """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process
+    (one at a time), or as compiled before from the same Keras file."""
+    cached = COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.tflite"
+    with _compiling:
+        if cached.is_file():
+            return cached.read_bytes()
+        with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
+            destination = Path(scratch) / "model.tflite"
+            returncode, stderr = _run_child(
+                [sys.executable, "-m", "smvision.export", str(model_dir), str(destination)])
+            if returncode != 0 or not destination.is_file():
+                raise ExportError(
+                    f"Compiling the Keras model in {model_dir} to TFLite failed (exit "
+                    f"{returncode}): {stderr.strip()[-2000:]} Set "
+                    "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
+                )
+            flatbuffer = destination.read_bytes()
+        with suppress(OSError):  # a cache that cannot be written costs a compile, no more
+            COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(f".{os.getpid()}.partial")
+            partial.write_bytes(flatbuffer)
+            partial.replace(cached)
+        return flatbuffer
+
+
+def _run_child(command: list[str]) -> tuple[int, str]:
+    """Run the compile, killed after COMPILE_TIMEOUT_S or by `kill_compiles`."""
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True) as child:
+        with _children_lock:
+            _children.add(child)
+        try:
+            _, stderr = child.communicate(timeout=COMPILE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
             raise ExportError(
-                f"Compiling the Keras model in {model_dir} to TFLite failed (exit "
-                f"{completed.returncode}): {completed.stderr.strip()[-2000:]} Set "
+                f"Compiling {command[-2]} to TFLite took more than {COMPILE_TIMEOUT_S} s; set "
                 "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
-            )
-        return destination.read_bytes()
+            ) from None
+        finally:
+            with _children_lock:
+                _children.discard(child)
+        return child.returncode, stderr
+
+
+def kill_compiles() -> None:
+    """End the compiles under way (the server stops: nobody will serve what they make)."""
+    with _children_lock:
+        for child in _children:
+            with suppress(OSError):
+                child.kill()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

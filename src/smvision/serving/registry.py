@@ -5,13 +5,16 @@ SageMaker sends POST /models {"model_name", "url"} for a model it has unpacked u
 /models/NAME to make room (it evicts the least recently used models when a load answers
 507). The table of models changes only on the event loop; loading (reading the files,
 compiling, the warm-up prediction) and unloading (stopping the model's inference thread)
-run in the registry's own threads, so requests to the other models go on meanwhile.
+run in daemon threads of their own, an unload never behind a load, so requests to the
+other models go on meanwhile. A request holds its model from its look-up to its answer
+(`using`); DELETE makes new look-ups 404 at once and frees the model once none holds it.
 
 Before a model loads, the memory it will take is reserved against a budget
 (SMVISION_MODELS_MEMORY_MB, else most of what the container has beyond the server
 itself): the estimate of `memory.serving_memory` for the engine that will run it, from
-its size on disk. A model that would not fit is refused with 507 before anything is
-loaded, and SageMaker unloads others and asks again.
+the size of the files it loads, and while it loads the compile's child process. A model
+that would not fit now is refused with 507 before anything is loaded, and SageMaker
+unloads others and asks again; one that would not fit with no other loaded gets 413.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +37,8 @@ from smvision.serving import memory
 
 log = logging.getLogger("smvision.serve")
 
-# Threads that load and unload models: loads of different models overlap, up to this many.
+# Loads of different models overlap, up to this many; plans and unloads run beside them
+# (never queued behind loads: SageMaker's DELETE to make room must not wait for one).
 LOADER_THREADS = 4
 # The page size of GET /models when the request names none, as Multi Model Server pages.
 DEFAULT_PAGE_SIZE = 100
@@ -54,6 +58,7 @@ class Stoppable(Protocol):
 
 
 Model = TypeVar("Model", bound=Stoppable)
+T = TypeVar("T")
 
 
 class RegistryError(Exception):
@@ -70,7 +75,10 @@ class ModelPlan:
     """What loading a model will take, found before it loads."""
 
     engine: str
+    # Of the files the engine will read.
     size_on_disk_mb: float
+    # Held while the model loads only (a compile in a child process).
+    loading_mb: float = 0.0
 
 
 @dataclass
@@ -112,7 +120,7 @@ class ModelRegistry(Generic[Model]):
         # Engines whose own memory is counted (once: an engine stays imported).
         self._engines: dict[str, float] = {}
         self._engine_locks = {engine: threading.Lock() for engine in LOAD_ONE_AT_A_TIME}
-        self._threads = ThreadPoolExecutor(LOADER_THREADS, thread_name_prefix="model-loader")
+        self._load_slots = threading.Semaphore(LOADER_THREADS)
 
     @property
     def reserved_mb(self) -> float:
@@ -128,9 +136,8 @@ class ModelRegistry(Generic[Model]):
             state = "loaded" if entry.model is not None else "loading"
             raise RegistryError(409, f"Model {name} is already {state}; DELETE "
                                      f"/models/{name} first to load it again.")
-        loop = asyncio.get_running_loop()
         try:
-            plan = await loop.run_in_executor(self._threads, self._plan, Path(url))
+            plan = await asyncio.wrap_future(in_thread("model-planner", self._plan, Path(url)))
         except FileNotFoundError as error:
             raise RegistryError(404, f"No model at {url}: {error}") from error
         except ValueError as error:
@@ -138,30 +145,51 @@ class ModelRegistry(Generic[Model]):
         if name in self._entries:  # another request loaded it while the plan was made
             raise RegistryError(409, f"Model {name} is already loading.")
         reservation = self._reserve(name, plan)
-        self._entries[name] = Entry(name, url, reservation)
+        self._entries[name] = Entry(name, url, reservation + plan.loading_mb)
         started = time.perf_counter()
         resident = memory.resident_mb()
+        loading = in_thread("model-loader", self._load_one, plan, Path(url))
         try:
-            model = await loop.run_in_executor(self._threads, self._load_one, plan, Path(url))
+            model = await asyncio.wrap_future(loading)
         except BaseException:
             del self._entries[name]
+            # Cancelled (the server stops): the thread goes on; stop what it loads.
+            loading.add_done_callback(self._stop_if_loaded)
             raise
         entry = self._entries[name]
-        entry.model, entry.loaded_at = model, time.time()
+        entry.model, entry.loaded_at, entry.reserved_mb = model, time.time(), reservation
         log.info("Model %s (%s, %.1f MB on disk) loaded and warmed up in %.2f s; resident "
                  "memory %+.1f MiB (%.1f MiB reserved).", name, plan.engine,
                  plan.size_on_disk_mb, time.perf_counter() - started,
                  memory.resident_mb() - resident, reservation)
         return model
 
+    def _stop_if_loaded(self, loading: Future[Model]) -> None:
+        if not loading.cancelled() and loading.exception() is None:
+            loading.result().stop(self._stop_timeout_s)
+
     def _reserve(self, name: str, plan: ModelPlan) -> float:
+        """The memory the model will hold once loaded, reserved (with what it holds while
+        it loads); 413 if it could never fit, 507 if it does not fit now."""
         figures = memory.serving_memory(plan.engine)
         need = figures.model_mb(plan.size_on_disk_mb)
         engine = 0.0 if plan.engine in self._engines else figures.runtime_mb
-        if self.reserved_mb + need + engine > self.budget_mb:
+        engines = sum(self._engines.values())  # stay loaded when every model is unloaded
+        if engines + engine + need + plan.loading_mb > self.budget_mb:
+            raise RegistryError(
+                413,
+                f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
+                f"({plan.engine}, "
+                f"{plan.size_on_disk_mb:.1f} MB on disk), more than the "
+                f"{self.budget_mb - engines:.0f} MiB this server can give a model even with "
+                f"no other loaded (SMVISION_MODELS_MEMORY_MB is {self.budget_mb:.0f} MiB); "
+                "raise SMVISION_MODELS_MEMORY_MB or use an instance with more memory.",
+            )
+        if self.reserved_mb + need + engine + plan.loading_mb > self.budget_mb:
             raise RegistryError(
                 507,
-                f"Model {name} needs about {need + engine:.0f} MiB ({plan.engine}); "
+                f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
+                f"({plan.engine}); "
                 f"{self.reserved_mb:.0f} of the {self.budget_mb:.0f} MiB for models "
                 f"(SMVISION_MODELS_MEMORY_MB) are taken; unload a model first.",
             )
@@ -170,11 +198,12 @@ class ModelRegistry(Generic[Model]):
         return need
 
     def _load_one(self, plan: ModelPlan, url: Path) -> Model:
-        lock = self._engine_locks.get(plan.engine)
-        if lock is None:
-            return self._load(url)
-        with lock:
-            return self._load(url)
+        with self._load_slots:
+            lock = self._engine_locks.get(plan.engine)
+            if lock is None:
+                return self._load(url)
+            with lock:
+                return self._load(url)
 
     def get(self, name: str) -> tuple[str, Model]:
         """A loaded model's url and model; 404 when there is none by that name."""
@@ -246,7 +275,7 @@ class ModelRegistry(Generic[Model]):
             memory.release_freed_memory()
 
         try:
-            await asyncio.get_running_loop().run_in_executor(self._threads, stop)
+            await asyncio.wrap_future(in_thread("model-unloader", stop))
         finally:
             del self._entries[name]
         after = memory.resident_mb()
@@ -255,12 +284,30 @@ class ModelRegistry(Generic[Model]):
                  name, unloaded.seconds, -unloaded.freed_mb, after)
         return unloaded
 
-    def stop(self, timeout: float) -> None:
-        """Stop every model's inference thread (the server is shutting down)."""
-        for entry in list(self._entries.values()):
-            if entry.model is not None:
-                entry.model.stop(timeout)
-        self._threads.shutdown(wait=False, cancel_futures=True)
+    async def stop(self, timeout: float) -> None:
+        """Stop every model's inference thread (the server is shutting down): all at once,
+        within `timeout` seconds in all, off the event loop."""
+        stopping = [asyncio.wrap_future(in_thread("model-stopper", entry.model.stop, timeout))
+                    for entry in self._entries.values() if entry.model is not None]
+        if stopping:
+            await asyncio.wait(stopping, timeout=timeout)
+
+
+def in_thread(name: str, function: Callable[..., T], *args: object) -> Future[T]:
+    """`function(*args)` in a daemon thread of its own: a load that never ends (a model
+    stuck in its files) must not keep the process from exiting when the server stops."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def default_budget_mb(container_mb: float | None, server_mb: float) -> float:
