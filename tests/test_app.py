@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import pytest
 
 from smvision import contract, images, specs
 from smvision.serving.app import ServingApp
+from smvision.serving.http import HTTPError, read_body
 from smvision.serving.inference import MAX_BATCH_IMAGES
 from smvision.serving.settings import settings_from
 from tests.gated_algorithm import (
@@ -492,3 +494,33 @@ def test_a_request_of_a_thousand_images_is_predicted_in_batches_of_at_most_32(
     sizes = gated.batch_sizes()
     assert sum(sizes) == 1 + 1000 + 3  # the warm-up, then the requests
     assert max(sizes) <= MAX_BATCH_IMAGES, sizes
+
+
+def test_a_large_body_is_read_into_one_buffer_not_held_twice() -> None:
+    """A 64 MiB body in 1 MiB messages, as uvicorn hands it over: reading it whole
+    allocates about the body once (chunks kept, then joined, held it twice)."""
+    size, step = 64 * MIB, MIB
+    source = memoryview(bytes(range(256)) * (size // 256))
+    offsets = iter(range(0, size, step))
+
+    async def receive() -> dict[str, Any]:
+        start = next(offsets)
+        return {"type": "http.request", "body": bytes(source[start:start + step]),
+                "more_body": start + step < size}
+
+    scope = {"headers": [(b"content-length", str(size).encode())]}
+
+    def too_large(what: str) -> HTTPError:
+        return HTTPError(413, what)
+
+    async def read() -> tuple[bytes, int]:
+        tracemalloc.start()
+        try:
+            body = await read_body(scope, receive, 2 * size, too_large)
+            return body, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    body, peak = asyncio.run(read())
+    assert len(body) == size and body[-step:] == source[-step:]
+    assert peak < 1.2 * size, f"{peak / MIB:.0f} MiB allocated for a {size // MIB} MiB body"

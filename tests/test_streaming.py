@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import tempfile
 from collections.abc import AsyncIterator
+from typing import IO
 
 import numpy as np
 import pytest
@@ -167,3 +169,32 @@ def test_a_large_answer_moves_to_a_file_and_comes_back_whole(
     chunks = list(spooled.chunks())
     assert b"".join(chunks) == b"".join(parts) and max(map(len, chunks)) == 64
     assert streaming.Answer.of(b"small").whole() == b"small"
+
+
+def test_an_error_part_way_closes_the_spool_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Line 9's group fails after earlier answers moved to a file in /tmp: the file is
+    closed then, not left open until the garbage collector finds it."""
+    from smvision.serving import streaming
+
+    monkeypatch.setattr(streaming, "SPOOL_IN_MEMORY_BYTES", 100)
+    opened: list[IO[bytes]] = []
+    original = tempfile.TemporaryFile
+
+    def temporary_file() -> IO[bytes]:
+        spool: IO[bytes] = original()  # noqa: SIM115
+        opened.append(spool)
+        return spool
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+
+    async def predict(group: Group, group_accept: str) -> bytes:
+        if group.first_line >= 9:
+            raise ValueError(f"line {group.first_line} is not an image")
+        return b"x" * 80 + b"\n"
+
+    async def run() -> None:
+        await answer_in_groups(chunked(body_of(12), 4096), predict, JSON_LINES, 2, 1)
+
+    with pytest.raises(ValueError, match="line 9"):
+        asyncio.run(run())
+    assert len(opened) == 1 and opened[0].closed

@@ -39,7 +39,9 @@ from smvision.serving.http import (
     Scope,
     Send,
     allow,
+    body_chunks,
     header,
+    read_body,
     respond,
     respond_in_chunks,
 )
@@ -246,32 +248,13 @@ class ServingApp:
             await respond_in_chunks(send, answer.size, answer.chunks(), accept.encode())
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        chunks = [chunk async for chunk in self._body_chunks(scope, receive)]
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        """The whole body, within SAGEMAKER_MAX_PAYLOAD_IN_MB."""
+        return await read_body(scope, receive, self.settings.max_payload_bytes,
+                               self._too_large)
 
-    async def _body_chunks(self, scope: Scope, receive: Receive) -> AsyncIterator[bytes]:
-        """The request body as it arrives, within SAGEMAKER_MAX_PAYLOAD_IN_MB."""
-        limit = self.settings.max_payload_bytes
-        declared = header(scope, b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError as error:
-                raise HTTPError(400, f"Content-Length '{declared}' is not a number.") from error
-            if length > limit:
-                raise self._too_large(f"The body is {length} bytes")
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HTTPError(400, "The client disconnected before sending the whole body.")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise self._too_large(f"The body passed {limit} bytes")
-            yield chunk
-            if not message.get("more_body", False):
-                return
+    def _body_chunks(self, scope: Scope, receive: Receive) -> AsyncIterator[bytes]:
+        """The body as it arrives, within SAGEMAKER_MAX_PAYLOAD_IN_MB."""
+        return body_chunks(scope, receive, self.settings.max_payload_bytes, self._too_large)
 
     def _too_large(self, what: str) -> HTTPError:
         # Closing the connection spares reading the rest of a body nobody will use.

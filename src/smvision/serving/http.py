@@ -1,12 +1,12 @@
 """The bare ASGI interface as the serving routes use it: errors as statuses, headers,
-query strings, and answers sent whole or in chunks."""
+query strings, request bodies within a limit, and answers sent whole or in chunks."""
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, cast
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -15,6 +15,11 @@ Send = Callable[[Message], Awaitable[None]]
 Header = tuple[bytes, bytes]
 
 JSON_TYPE = b"application/json"
+# A body larger than this is read into one buffer of its declared length: chunks joined
+# at the end would hold it twice (an asynchronous endpoint's body may be 1 GB).
+ONE_BUFFER_BYTES = 8 * 1024 * 1024
+
+TooLarge = Callable[[str], "HTTPError"]
 
 
 class HTTPError(Exception):
@@ -49,6 +54,59 @@ def query(scope: Scope, name: str) -> str | None:
     values = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
     found = values.get(name)
     return found[0] if found else None
+
+
+async def body_chunks(scope: Scope, receive: Receive, limit: int, too_large: TooLarge
+                      ) -> AsyncIterator[bytes]:
+    """The request body as it arrives; `too_large(what)` is raised once it would pass
+    `limit` bytes (at once, when its Content-Length says so)."""
+    length = declared_length(scope)
+    if length is not None and length > limit:
+        raise too_large(f"The body is {length} bytes")
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "The client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"The body passed {limit} bytes")
+        yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int, too_large: TooLarge) -> bytes:
+    """The whole request body (see `body_chunks`); a large one with a Content-Length is
+    filled into one buffer of that size, so that it is never held twice."""
+    chunks = body_chunks(scope, receive, limit, too_large)
+    length = declared_length(scope)
+    if length is None or length <= ONE_BUFFER_BYTES:
+        parts = [chunk async for chunk in chunks]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    buffer = bytearray(length)
+    filled = 0
+    async for chunk in chunks:
+        if filled + len(chunk) > length:
+            raise HTTPError(400, f"The body is longer than its Content-Length ({length}).")
+        buffer[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    if filled != length:
+        raise HTTPError(400, f"The body ended after {filled} of the {length} bytes its "
+                             "Content-Length declares.")
+    # Only read from here on, as bytes are: the decoders take any buffer (cv2, numpy, json).
+    return cast(bytes, buffer)
+
+
+def declared_length(scope: Scope) -> int | None:
+    declared = header(scope, b"content-length")
+    if declared is None:
+        return None
+    try:
+        return int(declared)
+    except ValueError as error:
+        raise HTTPError(400, f"Content-Length '{declared}' is not a number.") from error
 
 
 async def respond(

@@ -26,6 +26,7 @@ from smvision.serving.http import (
     Send,
     allow,
     query,
+    read_body,
     respond_json,
 )
 from smvision.serving.loading import LoadedModel
@@ -59,7 +60,7 @@ class ModelRoutes:
                 if method == "GET":
                     await self._list(scope, send)
                 else:
-                    await self._load(receive, send)
+                    await self._load(scope, receive, send)
             elif name.endswith(INVOKE_SUFFIX) and len(name) > len(INVOKE_SUFFIX):
                 allow(method, "POST")
                 async with self.registry.using(name[: -len(INVOKE_SUFFIX)]) as model:
@@ -83,8 +84,8 @@ class ModelRoutes:
         except RegistryError as error:
             raise HTTPError(error.status, error.message) from error
 
-    async def _load(self, receive: Receive, send: Send) -> None:
-        request = await _json_body(receive)
+    async def _load(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = await _json_body(scope, receive)
         name, url = request.get("model_name"), request.get("url")
         if not (isinstance(name, str) and name.strip() and isinstance(url, str) and url):
             raise HTTPError(400, 'POST /models takes {"model_name": NAME, "url": DIR}, with '
@@ -108,19 +109,13 @@ class ModelRoutes:
         await respond_json(send, document)
 
 
-async def _json_body(receive: Receive) -> dict[str, Any]:
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HTTPError(400, "The client disconnected before sending the whole body.")
-        body += message.get("body", b"")
-        if len(body) > MAX_LOAD_REQUEST_BYTES:
-            raise HTTPError(413, f"A POST /models body is a small JSON object; this one passed "
-                                 f"{MAX_LOAD_REQUEST_BYTES} bytes.",
-                            headers=[(b"connection", b"close")])
-        if not message.get("more_body", False):
-            break
+def _load_request_too_large(what: str) -> HTTPError:
+    return HTTPError(413, f"A POST /models body is a small JSON object; {what}, more than "
+                          f"{MAX_LOAD_REQUEST_BYTES}.", headers=[(b"connection", b"close")])
+
+
+async def _json_body(scope: Scope, receive: Receive) -> dict[str, Any]:
+    body = await read_body(scope, receive, MAX_LOAD_REQUEST_BYTES, _load_request_too_large)
     try:
         document = json.loads(body)
     except ValueError as error:

@@ -96,7 +96,8 @@ def settings_from(contract: Contract, cores: int | None = None) -> ServerSetting
 
 
 def multi_model_settings(contract: Contract, cores: int) -> ServerSettings:
-    """One worker, whatever SAGEMAKER_MODEL_SERVER_WORKERS asks: SageMaker sends each
+    """One worker: SAGEMAKER_MODEL_SERVER_WORKERS above 1 is refused (ContractError), as
+    the worker count cannot be honoured. SageMaker sends each
     POST /models to one connection, so with several workers the model would be loaded in
     one of them while its requests reach the others. Multi Model Server solves it with a
     front end that routes every model's requests to that model's own worker processes;

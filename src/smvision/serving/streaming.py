@@ -97,7 +97,7 @@ class Answer:
             self._parts.append(data)
             return
         if self._file is None:
-            # Closed by chunks(), once the answer is sent.
+            # Closed by chunks(), once the answer is sent, or by close() on an error.
             self._file = tempfile.TemporaryFile()  # noqa: SIM115
             self._file.writelines(self._parts)
             self._parts = []
@@ -117,6 +117,12 @@ class Answer:
             while chunk := self._file.read(SEND_CHUNK_BYTES):
                 yield chunk
         finally:
+            self._file.close()
+
+    def close(self) -> None:
+        """Let go of the answer unsent (an error came part-way): its spool file too."""
+        self._parts = []
+        if self._file is not None:
             self._file.close()
 
     @classmethod
@@ -184,6 +190,10 @@ async def answer_in_groups(chunks: AsyncIterator[bytes], predict: Predict, accep
         while pending:
             answers.add(await pending.popleft())
         return answers.finish()
+    except BaseException:
+        if answers is not None:
+            answers.answer.close()
+        raise
     finally:
         for future in pending:
             future.cancel()
