@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,9 +136,9 @@ def test_capture_files_are_read_in_every_body_encoding_and_bad_records_are_named
     late = next((tmp_path / ENDPOINT).rglob("*.jsonl"))
     late.write_text(late.read_text() + "{not json\n")
 
-    captured = read_captured(tmp_path)
+    captured = read_captured(tmp_path, 32, 1)
     assert (captured.files, captured.records) == (3, 5)
-    assert [image.shape for image in captured.images] == [(512, 512, 1), (512, 512, 1),
+    assert captured.shapes == [(512, 512, 1), (512, 512, 1),
                                                           (400, 600, 3), (400, 600, 3)]
     assert [(p.label, p.probability) for p in captured.predictions] == [
         ("dog", 0.7), ("cat", 0.8), ("fish", 0.6), ("fish", 0.4)]
@@ -148,8 +149,32 @@ def test_capture_files_are_read_in_every_body_encoding_and_bad_records_are_named
     assert all(where.endswith(".jsonl:" + where.rsplit(":", 1)[1])
                for where, _ in captured.skipped)
 
-    window = read_captured(tmp_path, start + timedelta(minutes=5), start + timedelta(hours=1))
+    window = read_captured(tmp_path, 32, 1, start + timedelta(minutes=5),
+                           start + timedelta(hours=1))
     assert [p.label for p in window.predictions] == ["cat", "fish"]
+
+
+def test_captured_images_are_measured_as_they_are_decoded_not_kept(tmp_path: Path) -> None:
+    """300 captured photos of 600 x 400 (206 MiB decoded): reading them holds their features
+    and a chunk of 32-pixel model inputs, not the photos (tracemalloc sees numpy's and
+    OpenCV's arrays)."""
+    start = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    jpeg = encode(photo("coffee"), ".jpg")
+    count = 300
+    write_capture(tmp_path, ENDPOINT, [
+        exchange(jpeg, "image/jpeg", answer([[0.2, 0.5, 0.3]], JSON), JSON,
+                 start + timedelta(seconds=index)) for index in range(count)])
+    decoded = count * photo("coffee").nbytes
+    tracemalloc.start()
+    try:
+        captured = read_captured(tmp_path, 32, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(captured.shapes) == count and len(captured.values["brightness"]) == count
+    print(f"\nReading {count} captured photos ({decoded / 2**20:.0f} MiB decoded): peak "
+          f"{peak / 2**20:.1f} MiB traced")
+    assert peak < decoded / 10
 
 
 # The monitor as a program ---------------------------------------------------------------
@@ -324,7 +349,9 @@ def test_without_validation_predictions_only_the_images_are_compared(
     trained: Path, captured_sets: dict[str, Path]
 ) -> None:
     reference = {**baseline.read(trained), "model": None}  # a job without validation data
-    result = analysis.analyse(reference, read_captured(captured_sets["rotated"]), Thresholds())
+    captured = read_captured(captured_sets["rotated"], int(reference["image_size"]),
+                             int(reference["channels"]))
+    result = analysis.analyse(reference, captured, Thresholds())
     assert [c.feature_name for c in result.checks] == list(features.feature_names(1))
     assert not result.violations  # rotation changes what the model says, not the pixels
     assert any("confidence and predicted classes were not compared" in n for n in result.notes)

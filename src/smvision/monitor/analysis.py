@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from smvision import images
-from smvision.monitor import distributions, drift, features
+from smvision.monitor import distributions, drift
 from smvision.monitor.capture import Captured
 from smvision.monitor.thresholds import Thresholds
 
@@ -32,11 +31,11 @@ def analyse(
     baseline: Mapping[str, Any], captured: Captured, thresholds: Thresholds
 ) -> Analysis:
     class_names = list(baseline["class_names"])
-    values = measure_captured(captured, int(baseline["image_size"]), int(baseline["channels"]))
+    values = dict(captured.values)
     values["confidence"] = np.array([p.probability for p in captured.predictions])
     predicted = distributions.class_counts([p.label for p in captured.predictions], class_names)
     analysis = Analysis([], values, predicted)
-    count = len(captured.images)
+    count = len(captured.shapes)
     if count < thresholds.min_images:
         analysis.notes.append(
             f"{count} captured images, fewer than min_images={thresholds.min_images}: "
@@ -60,10 +59,3 @@ def analyse(
         )
     return analysis
 
-
-def measure_captured(captured: Captured, size: int, channels: int) -> dict[str, np.ndarray]:
-    if not captured.images:
-        return {name: np.zeros(0) for name in features.feature_names(channels)}
-    prepared = np.stack([images.prepare(image, size, channels) for image in captured.images])
-    sizes = np.array([(image.shape[1], image.shape[0]) for image in captured.images])
-    return features.measure(prepared, sizes)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from smvision import images, media
+from smvision.monitor.features import FeatureMeter
 from smvision.serving.inference import InputError, UnsupportedContentTypeError, decode_request
 
 CAPTURE_SUFFIX = ".jsonl"
@@ -45,9 +46,11 @@ class Prediction:
 
 @dataclass
 class Captured:
-    """Every image of the captured requests, in order, and the answers they got."""
+    """What the captured requests held: each image's features (measured as it was decoded,
+    then let go), its shape as decoded, and the answers they got, in order."""
 
-    images: list[np.ndarray] = field(default_factory=list)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     files: int = 0
     records: int = 0
@@ -65,10 +68,13 @@ def capture_files(root: Path) -> list[Path]:
 
 
 def read_captured(
-    root: Path, since: datetime | None = None, until: datetime | None = None
+    root: Path, image_size: int, channels: int, since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Captured:
-    """The records under root whose inferenceTime lies in [since, until)."""
+    """The records under root whose inferenceTime lies in [since, until), their images
+    measured as the model's input (`image_size`, `channels`) saw them."""
     captured = Captured()
+    meter = FeatureMeter(image_size, channels)
     for path in capture_files(root):
         captured.files += 1
         for number, line in _lines(path):
@@ -89,8 +95,12 @@ def read_captured(
                     (where, f"the request holds {len(decoded)} images but the answer "
                      f"{len(answers)} predictions"))
                 continue
-            captured.images += decoded
+            for image in decoded:
+                meter.add(image)
+                captured.shapes.append(image.shape)
             captured.predictions += answers
+            del decoded
+    captured.values = meter.values()
     return captured
 
 

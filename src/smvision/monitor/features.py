@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from smvision import images
+
 SIZE_FEATURES = ("width", "height", "aspect_ratio")
 LIGHT_FEATURES = ("brightness", "contrast", "sharpness")
 CHANNEL_NAMES = {1: ("grey",), 3: ("red", "green", "blue")}
@@ -27,6 +29,38 @@ def feature_names(channels: int) -> tuple[str, ...]:
         + tuple(f"mean_{name}" for name in names)
         + tuple(f"spread_{name}" for name in names)
     )
+
+
+class FeatureMeter:
+    """Images measured as they come, holding no more than a chunk of model inputs: an hour
+    of captured photos would not fit in memory, their numbers do."""
+
+    def __init__(self, size: int, channels: int) -> None:
+        self.size = size
+        self.channels = channels
+        self._pending: list[np.ndarray] = []
+        self._sizes: list[tuple[int, int]] = []
+        self._measured: list[dict[str, np.ndarray]] = []
+
+    def add(self, image: np.ndarray) -> None:
+        """Measure `image` (as decoded: H x W x C uint8); it is not kept."""
+        self._pending.append(images.prepare(image, self.size, self.channels))
+        self._sizes.append((image.shape[1], image.shape[0]))
+        if len(self._pending) >= _CHUNK:
+            self._flush()
+
+    def values(self) -> dict[str, np.ndarray]:
+        """One array per feature name, of every image added, in order."""
+        self._flush()
+        if not self._measured:
+            return {name: np.zeros(0) for name in feature_names(self.channels)}
+        return {name: np.concatenate([part[name] for part in self._measured])
+                for name in self._measured[0]}
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._measured.append(measure(np.stack(self._pending), np.array(self._sizes)))
+            self._pending, self._sizes = [], []
 
 
 def measure(prepared: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:

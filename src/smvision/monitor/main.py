@@ -94,9 +94,10 @@ def run(args: argparse.Namespace, contract: Contract, environ: Mapping[str, str]
     log.info("Baseline %s: %s model, %d classes, %d training images.", baseline_path,
              reference["algorithm"], len(reference["class_names"]),
              reference["images"]["count"])
-    captured = read_captured(captured_dir, *window)
+    captured = read_captured(captured_dir, int(reference["image_size"]),
+                             int(reference["channels"]), *window)
     log.info("Captured: %d files, %d records in the window, %d images, %d records skipped.",
-             captured.files, captured.records, len(captured.images), len(captured.skipped))
+             captured.files, captured.records, len(captured.shapes), len(captured.skipped))
     for where, why in captured.skipped[: report.SKIPPED_SHOWN]:
         log.warning("Skipped %s: %s", where, why)
     result = analysis.analyse(reference, captured, limits)

@@ -38,7 +38,7 @@ def report_document(
         "captured": {
             "files": captured.files,
             "records": captured.records,
-            "images": len(captured.images),
+            "images": len(captured.shapes),
             "skipped_records": len(captured.skipped),
             "skipped": [{"where": where, "why": why}
                         for where, why in captured.skipped[:SKIPPED_SHOWN]],
