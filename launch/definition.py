@@ -90,7 +90,7 @@ class JobDefinition:
         spec = self.spec
         return {
             "role_arn": self.role,
-            "input_data_config": [_s3_channel(name, source)
+            "input_data_config": [s3_channel(name, source)
                                   for name, source in spec.channels.items()],
             "output_data_config": shapes.OutputDataConfig(
                 s3_output_path=self.output_uri, compression_type=OUTPUT_COMPRESSION),
@@ -162,7 +162,7 @@ def _metric_definitions() -> list[Any]:
     return [shapes.MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in METRIC_DEFINITIONS]
 
 
-def _s3_channel(name: str, source: ChannelSource) -> Any:
+def s3_channel(name: str, source: ChannelSource) -> Any:
     """A channel: an S3 prefix (File, FastFile or Pipe), or an augmented manifest streamed in
     Pipe mode, each of its attributes a RecordIO record."""
     from sagemaker.core import shapes

@@ -22,10 +22,10 @@ import os
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from launch.definition import JobDefinition
+from launch.definition import JobDefinition, s3_channel
 from launch.jobs import OUTPUT_ROOT
 from launch.packages import package_request
 from launch.pipeline import CHANNEL_PARAMETERS, THRESHOLD, TRAINING_STEP
@@ -117,8 +117,9 @@ def build(spec: PipelineSpec, session: boto3.session.Session) -> Any:
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
     pipeline_session = PipelineSession(boto_session=session, default_bucket=spec.bucket)
-    channels = {name: ParameterString(CHANNEL_PARAMETERS[name], default_value=uri)
-                for name, uri in spec.job.spec.channels.items()}
+    sources = spec.job.spec.channels
+    channels = {name: ParameterString(CHANNEL_PARAMETERS[name], default_value=source.uri)
+                for name, source in sources.items()}
     hyperparameters = {key: ParameterString(key, default_value=value)
                        for key, value in spec.job.hyperparameters.items() if key != "algorithm"}
     threshold = ParameterFloat(THRESHOLD, default_value=spec.threshold)
@@ -128,7 +129,10 @@ def build(spec: PipelineSpec, session: boto3.session.Session) -> Any:
     with no_client_side_role_check():
         trainer = spec.job.pipeline_trainer(
             pipeline_session, {"algorithm": spec.job.spec.algorithm, **hyperparameters})
-    train = _training_step(trainer, channels)
+    # Each channel as `train` sends it (input mode, manifest attributes), its S3 location a
+    # pipeline parameter so that `pipeline start` can point it at new data.
+    train = _training_step(trainer, [s3_channel(name, replace(sources[name], uri=uri))
+                                     for name, uri in channels.items()])
     gate = PropertyFile(name="Gate", output_name=EVALUATION_OUTPUT, path=model_quality.GATE_FILE)
     evaluate = _evaluation_step(spec, pipeline_session, train, group, gate)
 
@@ -163,13 +167,11 @@ def build(spec: PipelineSpec, session: boto3.session.Session) -> Any:
     )
 
 
-def _training_step(trainer: Any, channels: Mapping[str, Any]) -> Any:
-    from sagemaker.core.training.configs import InputData
+def _training_step(trainer: Any, channels: list[Any]) -> Any:
     from sagemaker.mlops.workflow.steps import TrainingStep
 
     with quiet_pipeline_session():
-        arguments = trainer.train(input_data_config=[
-            InputData(channel_name=name, data_source=uri) for name, uri in channels.items()])
+        arguments = trainer.train(input_data_config=channels)
     return TrainingStep(TRAIN, step_args=arguments)
 
 
