@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import threading
@@ -525,3 +526,32 @@ def test_a_keras_model_compiles_once_and_within_sagemakers_load_limit(
 
     monkeypatch.setattr(models_module, "_run_child", no_compile)
     assert models_module.compile_in_child(cnn) == compiled
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_model_loads_ends_the_worker_without_sigkill(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    """A load that never ends (GatedSVM held at its gate for good) neither keeps the worker
+    from exiting nor makes gunicorn kill it: the request is cancelled after uvicorn's
+    graceful timeout, the models stop, and the loader thread does not hold the process."""
+    root = tmp_path / "opt" / "ml" / "models"
+    gated = gated_model(serving_jobs("svm"), tmp_path / "gated") / "opt" / "ml" / "model"
+    lay_out_models(root, {"gated": gated})
+    site = write_plugin_site(tmp_path / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
+    gate = make_gate(tmp_path / "load-gate")
+    env = {**gated_environment(tmp_path, site, **{LOAD_GATE: gate}), **MULTI_MODEL}
+    with running_server(tmp_path, env=env) as server, ThreadPoolExecutor(1) as pool:
+        models = Models(server, root, gate)
+        held = pool.submit(models.load, "held", "gated")
+        waiting = waiter_at(gate)  # the load is under way and stays so
+        try:
+            assert server.stop() == 0
+        finally:
+            os.close(waiting)
+        if held.exception(timeout=60) is None:  # answered, as uvicorn answers a cancelled task
+            assert held.result().status_code == 500, held.result().text
+        models.client.close()
+        log = server.log()
+    assert "timeout graceful shutdown exceeded" in log, log[-3000:]
+    assert "Application shutdown complete" in log and "was sent SIGKILL" not in log

@@ -25,7 +25,7 @@ from uvicorn_worker import UvicornWorker
 from smvision import contract as contract_module
 from smvision.contract import ContractError
 from smvision.logs import configure_logging
-from smvision.serving.app import ServingApp
+from smvision.serving.app import BATCHER_STOP_S, ServingApp
 from smvision.serving.settings import (
     GRACEFUL_SHUTDOWN_S,
     KEEPALIVE_S,
@@ -51,6 +51,10 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         "lifespan": "on",
         "ws": "none",
         "server_header": False,
+        # Requests still running this long after SIGTERM (a model load stuck in its files,
+        # a long asynchronous request) are cancelled, so the lifespan shutdown stops the
+        # models before gunicorn's SIGKILL at GRACEFUL_SHUTDOWN_S; uvicorn would wait forever.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S - BATCHER_STOP_S - 2,
     }
 
 
