@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 
 from smvision import contract
-from smvision.contract import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE, ContractError
+from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
+from smvision.contract import ContractError
 from smvision.serving import memory
 from smvision.serving import models as models_module
 from smvision.serving.inference import MAX_BATCH_IMAGES

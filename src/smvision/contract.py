@@ -36,9 +36,6 @@ RECORDIO_CONTENT_TYPE = "application/x-recordio"
 MODEL_CONTENT_TYPE = "application/x-sagemaker-model"
 # What `train` writes beside the model files in /opt/ml/model, and `serve` reads first.
 METADATA_FILE = "metadata.json"
-# The model files `train` writes there: a Keras network, or a classical pipeline.
-KERAS_MODEL_FILE = "model.keras"
-CLASSICAL_MODEL_FILE = "model.joblib"
 # What `python -m smvision.local export` writes beside a compressed model in /opt/ml/model.
 EXPORT_FILE = "export.json"
 # Where a job reads and writes checkpoints; SageMaker syncs this folder with the job's

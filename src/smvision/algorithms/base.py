@@ -13,6 +13,11 @@ from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters
 from smvision.incremental import ParentModel
 
+# The model file each family writes beside metadata.json (read by serve's memory plan,
+# which must not import TensorFlow or scikit-learn to learn the names).
+KERAS_MODEL_FILE = "model.keras"
+CLASSICAL_MODEL_FILE = "model.joblib"
+
 History = dict[str, list[float]]
 
 

@@ -16,10 +16,9 @@ from sklearn.pipeline import Pipeline
 
 from smvision import images, memory
 from smvision.algorithms import features
-from smvision.algorithms.base import Algorithm, History, RunContext
+from smvision.algorithms.base import CLASSICAL_MODEL_FILE, Algorithm, History, RunContext
 from smvision.algorithms.features import FeatureSettings, layout
 from smvision.algorithms.features.backbones import BackboneRecord
-from smvision.contract import CLASSICAL_MODEL_FILE
 from smvision.data import Dataset
 from smvision.evaluation import binary_cross_entropy
 from smvision.hyperparameters import HyperparameterError, Hyperparameters

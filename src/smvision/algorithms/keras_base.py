@@ -29,9 +29,14 @@ import tensorflow as tf
 
 from smvision import evaluation, images, runtimes
 from smvision.algorithms import augmentation, gradcam, losses
-from smvision.algorithms.base import Algorithm, AlgorithmInputError, History, RunContext
+from smvision.algorithms.base import (
+    KERAS_MODEL_FILE,
+    Algorithm,
+    AlgorithmInputError,
+    History,
+    RunContext,
+)
 from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
-from smvision.contract import KERAS_MODEL_FILE
 from smvision.data import Dataset
 from smvision.hyperparameters import Hyperparameters
 from smvision.incremental import ParentModel

@@ -34,8 +34,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from smvision import images, runtimes, specs
+from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
 from smvision.algorithms.features.backbones import keras_models_dir
-from smvision.contract import CLASSICAL_MODEL_FILE, EXPORT_FILE, KERAS_MODEL_FILE
+from smvision.contract import EXPORT_FILE
 
 # Loading TensorFlow and converting a large model takes a while on a busy small instance,
 # and SageMaker gives a multi-model endpoint's load 360 s in all (files, compile, warm-up).
