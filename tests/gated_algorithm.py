@@ -99,7 +99,7 @@ def waiter_at(gate: Path, timeout: float = RELEASE_TIMEOUT_S) -> int:
         except OSError:  # ENXIO: nobody waits at the gate yet
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Nothing waited at {gate} within {timeout:g} s.") from None
-            time.sleep(0.01)
+            time.sleep(0.01)  # waits on a reader opening the FIFO (open has no blocking poll)
 
 
 def let_through(descriptor: int) -> None:

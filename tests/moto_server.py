@@ -159,7 +159,7 @@ def start_moto_server(workdir: Path, timeout_s: float = 120) -> MotoServer:
         if time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"moto server did not answer in {timeout_s} s:\n{log.read_text()}")
-        time.sleep(0.2)
+        time.sleep(0.2)  # waits on the server answering /moto-api/ (it signals nothing else)
 
 
 def running_moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:

@@ -79,7 +79,7 @@ class RunningServer:
                 )
             if ping(self.url) == 200:
                 return
-            time.sleep(0.1)
+            time.sleep(0.1)  # waits on /ping turning 200: polling is how SageMaker sees it too
         raise ServerStartError(
             f"serve did not answer /ping with 200 within {timeout:.0f} s; its log:\n"
             f"{self.log_tail()}"

@@ -125,7 +125,7 @@ def test_killed_cluster_resumes_from_the_chiefs_checkpoint(digits: Path, tmp_pat
     while not (state.exists() and json.loads(state.read_text())["epoch_in_phase"] >= 2):
         assert time.monotonic() < deadline, "no checkpoint after two epochs"
         assert all(p.poll() is None for p in processes), finish(processes, root)[0].output[-3000:]
-        time.sleep(0.2)
+        time.sleep(0.2)  # waits on the chief writing state.json (another process's file)
     for process in processes:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

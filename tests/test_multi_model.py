@@ -296,8 +296,10 @@ def test_delete_waits_for_the_requests_in_flight_and_later_ones_get_404(
         held = waiter_at(models.predict_gate)  # the request is in flight, by construction
         try:
             deleted = pool.submit(models.unload, "draining")
+            deadline = time.monotonic() + 60
             while models.client.get("/models/draining").status_code != 404:
-                time.sleep(0.01)  # until the server has taken the DELETE
+                assert time.monotonic() < deadline, "the server never took the DELETE"
+                time.sleep(0.01)  # waits on the server taking the DELETE (GET shows it)
             refused = models.invoke("draining", digits[0], "image/png")
             assert refused.status_code == 404, refused.text
             assert "Model draining is being unloaded" in refused.json()["error"]

@@ -470,7 +470,7 @@ def wait_until_refused(url: str, timeout: float) -> None:
         except ConnectionRefusedError:
             return
         assert time.monotonic() < deadline, f"{url} still took connections after {timeout} s"
-        time.sleep(0.01)
+        time.sleep(0.01)  # waits on the listening socket closing: nothing signals it
 
 
 def wait_for_ping(url: str, status: int, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -478,7 +478,7 @@ def wait_for_ping(url: str, status: int, process: subprocess.Popen[bytes], timeo
     while (answer := ping(url)) != status:
         assert process.poll() is None, f"serve exited with {process.returncode}"
         assert time.monotonic() < deadline, f"/ping said {answer}, never {status}"
-        time.sleep(0.01)
+        time.sleep(0.01)  # waits on /ping's answer changing: polling is how SageMaker sees it too
 
 
 @pytest.fixture

@@ -381,7 +381,7 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
         if state.exists() and json.loads(state.read_text())["epoch_in_phase"] >= 2:
             break
         assert first.poll() is None, first.stdout.read() if first.stdout else ""
-        time.sleep(0.2)
+        time.sleep(0.2)  # waits on the job writing state.json (another process's file)
     else:
         pytest.fail("no checkpoint after two epochs")
     os.killpg(first.pid, signal.SIGKILL)  # what a spot interruption does to every process

@@ -119,7 +119,7 @@ class Engine:
             if time.monotonic() > deadline:
                 raise EngineError(f"The Docker API on {self.socket} did not answer in "
                                   f"{SERVICE_START_TIMEOUT_S} s: {answered.stderr}")
-            time.sleep(0.5)
+            time.sleep(0.5)  # waits on podman's Docker API answering
 
     def stop_docker_api(self) -> None:
         if self._service is None:

@@ -53,7 +53,7 @@ def wait_ready(engine: Engine, served: ServingContainer) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"/ping did not answer 200 in {READY_TIMEOUT_S} s:\n"
                         f"{engine.logs(served.name)[-6000:]}")
-        time.sleep(0.5)
+        time.sleep(0.5)  # waits on /ping turning 200 in the container
 
 
 def test_served_predictions_equal_the_job_s_evaluation(
