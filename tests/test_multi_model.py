@@ -123,12 +123,7 @@ def models(serving_jobs: JobDirs, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Models]:
     """A multi-model server with the digits svm and cnn, and the svm as GatedSVM, on disk."""
     job_dir = tmp_path_factory.mktemp("multi-model")
-    root = job_dir / "opt" / "ml" / "models"
-    gated = gated_model(serving_jobs("svm"), job_dir / "gated") / "opt" / "ml" / "model"
-    lay_out_models(root, {"svm": model_of(serving_jobs("svm")),
-                          "cnn": model_of(serving_jobs("cnn")), "gated": gated})
-    site = write_plugin_site(job_dir / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
-    gate = make_gate(job_dir / "load-gate")
+    root, site, gate = svm_cnn_and_gated(serving_jobs, job_dir)
     predict_gate = make_gate(job_dir / "predict-gate")
     batches = job_dir / "batches.log"
     env = {**gated_environment(job_dir, site, **{LOAD_GATE: gate, PREDICT_GATE: predict_gate}),
@@ -141,6 +136,17 @@ def models(serving_jobs: JobDirs, tmp_path_factory: pytest.TempPathFactory
 
 def model_of(job_dir: Path) -> Path:
     return job_dir / "opt" / "ml" / "model"
+
+
+def svm_cnn_and_gated(serving_jobs: JobDirs, job_dir: Path) -> tuple[Path, Path, Path]:
+    """job_dir's models folder holding the digits svm and cnn and the svm as GatedSVM; the
+    plugin site that registers GatedSVM; its load gate."""
+    root = job_dir / "opt" / "ml" / "models"
+    gated = gated_model(serving_jobs("svm"), job_dir / "gated") / "opt" / "ml" / "model"
+    lay_out_models(root, {"svm": model_of(serving_jobs("svm")),
+                          "cnn": model_of(serving_jobs("cnn")), "gated": gated})
+    site = write_plugin_site(job_dir / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
+    return root, site, make_gate(job_dir / "load-gate")
 
 
 @pytest.mark.slow
@@ -446,12 +452,7 @@ def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
     holds a load slot): a DELETE sent to make room is answered meanwhile. A model that
     could not fit even with no other loaded gets 413, not the 507 that would make
     SageMaker evict everything and ask again forever."""
-    root = tmp_path / "opt" / "ml" / "models"
-    gated = gated_model(serving_jobs("svm"), tmp_path / "gated") / "opt" / "ml" / "model"
-    lay_out_models(root, {"svm": model_of(serving_jobs("svm")),
-                          "cnn": model_of(serving_jobs("cnn")), "gated": gated})
-    site = write_plugin_site(tmp_path / "site", {SPEC.name: "tests.gated_algorithm:SPEC"})
-    gate = make_gate(tmp_path / "load-gate")
+    root, site, gate = svm_cnn_and_gated(serving_jobs, tmp_path)
     budget = 400.0  # scikit-learn and a few svms; not a cnn's compile (memory.COMPILE_CHILD_MB)
     env = {**gated_environment(tmp_path, site, **{LOAD_GATE: gate}), **MULTI_MODEL,
            "SMVISION_MODELS_MEMORY_MB": str(budget)}
@@ -461,9 +462,12 @@ def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
         assert models.load("room", "svm").status_code == 200
         held = [pool.submit(models.load, f"held-{index}", "gated")
                 for index in range(LOADER_THREADS)]
+        deadline = time.monotonic() + 300
         for index in range(LOADER_THREADS):
             while "is still loading" not in models.client.get(f"/models/held-{index}").text:
                 assert not held[index].done(), held[index].result().text
+                assert time.monotonic() < deadline, f"held-{index} never started loading"
+                time.sleep(0.01)  # waits on the load reaching its gate (GET shows it)
         try:
             deleted = pool.submit(models.unload, "room")
             # A guard against a hang, not a speed check: before the fix it waited for a load.
