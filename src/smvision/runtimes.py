@@ -55,18 +55,18 @@ class LiteRuntime:
 
         self.batch_sizes = tuple(sorted(batch_sizes))
         self._content = content  # the interpreters read the flatbuffer in place
-        self._interpreters: dict[int, Any] = {}
+        # Per batch size: the interpreter, its input tensor's index and its output's.
+        self._interpreters: dict[int, tuple[Any, int, int]] = {}
         for size in self.batch_sizes:
             interpreter = Interpreter(model_content=content, num_threads=threads)
             (entry,) = interpreter.get_input_details()
             shape = list(entry["shape"])
             interpreter.resize_tensor_input(entry["index"], [size, *shape[1:]])
             interpreter.allocate_tensors()
-            self._interpreters[size] = interpreter
-        first = self._interpreters[self.batch_sizes[0]]
-        (entry,) = first.get_input_details()
-        self.input_shape = tuple(int(d) for d in entry["shape"][1:])
-        self.input_dtype = np.dtype(entry["dtype"])
+            (output,) = interpreter.get_output_details()
+            self._interpreters[size] = (interpreter, entry["index"], output["index"])
+            self.input_shape = tuple(int(d) for d in shape[1:])
+            self.input_dtype = np.dtype(entry["dtype"])
         for size in self.batch_sizes:  # the first run of each shape allocates and packs weights
             self._run(np.zeros((size, *self.input_shape), np.uint8))
 
@@ -78,13 +78,11 @@ class LiteRuntime:
         return in_fixed_batches(pixels, self.batch_sizes, self._run)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
-        interpreter = self._interpreters[len(pixels)]
-        (entry,) = interpreter.get_input_details()
-        (output,) = interpreter.get_output_details()
-        interpreter.set_tensor(entry["index"], pixels.astype(self.input_dtype, copy=False))
+        interpreter, input_index, output_index = self._interpreters[len(pixels)]
+        interpreter.set_tensor(input_index, pixels.astype(self.input_dtype, copy=False))
         interpreter.invoke()
-        result: np.ndarray = interpreter.get_tensor(output["index"])
-        return result.copy()
+        result: np.ndarray = interpreter.get_tensor(output_index)  # a copy, not a view
+        return result
 
 
 class OnnxRuntime:
