@@ -80,8 +80,8 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
         else:
             _to_onnx(keras_model, job, quantize, calibration, exported)
         runtime = runtimes.load(exported, available_cores())
-        original = _predict(model.predict_proba, evaluation.all_images())
-        compressed = _predict(runtime.predict, evaluation.all_images())
+        original = _predict(model.predict_proba, evaluation)
+        compressed = _predict(runtime.predict, evaluation)
         record = {
             "format": fmt,
             "quantize": quantize,
@@ -175,8 +175,8 @@ def _calibration_images(job: Job) -> np.ndarray:
     return _load_channel(job, "train", every).all_images()[:CALIBRATION_IMAGES]
 
 
-def _predict(predict: Any, pixels: np.ndarray) -> np.ndarray:
-    parts = [predict(pixels[i : i + _PREDICT_BATCH]) for i in range(0, len(pixels), _PREDICT_BATCH)]
+def _predict(predict: Any, dataset: Dataset) -> np.ndarray:
+    parts = [predict(chunk) for chunk in dataset.chunks(_PREDICT_BATCH)]
     return np.concatenate(parts).astype(np.float32)
 
 
