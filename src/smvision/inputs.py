@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from smvision import channels, data, distributed, memory
@@ -141,10 +142,7 @@ def load_data(
         own_train,
         size,
         size_reason,
-        {
-            name: sum(class_id in s.labels for s in samples.train)
-            for class_id, name in zip(samples.class_ids, samples.class_names)
-        },
+        _class_counts(samples),
         multi_label,
         storage,
     )
@@ -236,3 +234,11 @@ def _channels(hp: Hyperparameters, train_samples: list[Sample]) -> int:
     if grayscale is None:
         grayscale = data.all_grey(train_samples)
     return 1 if grayscale else 3
+
+
+def _class_counts(samples: ChannelSamples) -> dict[str, int]:
+    """Train images per class name (a multi-label image counts once for each of its labels)."""
+    counts = Counter(class_id for s in samples.train for class_id in set(s.labels))
+    return {
+        name: counts[class_id] for class_id, name in zip(samples.class_ids, samples.class_names)
+    }
