@@ -98,12 +98,12 @@ def submit(addition: AddModelPlan, session: boto3.session.Session) -> int:
 def _exists(s3: Any, uri: S3Uri) -> bool:
     from botocore.exceptions import ClientError
 
-    from launch.aws import error_code, reporting
+    from launch.aws import is_missing, reporting
 
     try:
         s3.head_object(Bucket=uri.bucket, Key=uri.key)
     except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(error):
             return False
         with reporting(f"Reading {uri}"):
             raise

@@ -111,13 +111,13 @@ def wait_for_answer(s3: Any, request: Queued, deadline: float,
 def _read_if_present(s3: Any, uri: str) -> bytes | None:
     from botocore.exceptions import ClientError
 
-    from launch.aws import error_code
+    from launch.aws import is_missing
 
     location = s3_uri(uri, "OutputLocation")
     try:
         response = s3.get_object(Bucket=location.bucket, Key=location.key)
     except ClientError as error:
-        if error_code(error) in ("NoSuchKey", "404", "NotFound"):
+        if is_missing(error):
             return None
         raise
     return bytes(response["Body"].read())

@@ -67,6 +67,11 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def is_missing(error: ClientError) -> bool:
+    """An S3 object that is not there (GetObject says NoSuchKey, HeadObject 404)."""
+    return error_code(error) in ("404", "NoSuchKey", "NotFound")
+
+
 def _sdk_errors() -> tuple[type[Exception], ...]:
     """The SDK's own error class, once something imported the SDK (only then can it be
     raised); commands that never use the SDK, such as `rekognition`, need not load it."""

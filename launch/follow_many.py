@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from launch.errors import Interrupted
-from launch.progress import TERMINAL
+from launch.progress import TERMINAL, latest_status_message
 
 
 class StillRunning(Interrupted):
@@ -80,8 +80,7 @@ def follow_jobs(
 def _change(answer: Mapping[str, Any]) -> str:
     status = str(answer["TrainingJobStatus"])
     secondary = answer.get("SecondaryStatus")
-    transitions = answer.get("SecondaryStatusTransitions") or []
-    message = str(transitions[-1].get("StatusMessage", "")) if transitions else ""
+    message = latest_status_message(answer)
     if status in ("Failed", "Stopped") and answer.get("FailureReason"):
         message = str(answer["FailureReason"])
     text = status + (f" / {secondary}" if secondary and secondary != status else "")

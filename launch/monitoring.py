@@ -32,6 +32,7 @@ from launch.options import (
     sagemaker_instance_type,
 )
 from launch.parsing import S3Uri, resource_name, s3_uri
+from launch.progress import TERMINAL
 from launch.settings import Settings
 from smvision import contract
 from smvision.monitor import thresholds
@@ -285,7 +286,7 @@ def follow_processing_job(session: boto3.session.Session, name: str,
         if status != last:
             print(f"Status: {status}", flush=True)
             last = status
-        if status in ("Completed", "Failed", "Stopped"):
+        if status in TERMINAL:
             return dict(described)
         time.sleep(poll_s)
 

@@ -221,13 +221,13 @@ def read_evaluation(session: boto3.session.Session, archive_uri: str) -> dict[st
     """evaluation.json from a training job's output.tar.gz, read as it streams."""
     from botocore.exceptions import ClientError
 
-    from launch.aws import error_code, reporting
+    from launch.aws import is_missing, reporting
 
     uri = s3_uri(archive_uri, "--model-data")
     try:
         body = session.client("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
     except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(error):
             raise AwsError(
                 f"{archive_uri}: no such object. register reads the test results from the "
                 f"{model_quality.EVALUATION_FILE} a training job writes into {OUTPUT_ARCHIVE} "

@@ -9,7 +9,7 @@ the session the job was created with.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def follow_training_job(
         described = sagemaker.describe_training_job(TrainingJobName=job_name)
         status = (described["TrainingJobStatus"], described.get("SecondaryStatus"))
         if status != last_status:
-            message = _latest_status_message(described)
+            message = latest_status_message(described)
             show(f"Status: {status[0]} / {status[1]}{' - ' + message if message else ''}")
             last_status = status
         for line in follower.new_lines():
@@ -85,7 +85,7 @@ def follow_training_job(
         time.sleep(poll_s)
 
 
-def _latest_status_message(described: dict[str, Any]) -> str:
+def latest_status_message(described: Mapping[str, Any]) -> str:
     transitions = described.get("SecondaryStatusTransitions") or []
     return str(transitions[-1].get("StatusMessage", "")) if transitions else ""
 

@@ -102,13 +102,13 @@ def check_model_data_exists(session: boto3.session.Session, uri: str) -> None:
     """Fail in a second on a mistyped URI, not after minutes of provisioning."""
     from botocore.exceptions import ClientError
 
-    from launch.aws import error_code, reporting
+    from launch.aws import is_missing, reporting
 
     parsed = s3_uri(uri, "--model-data")
     try:
         session.client("s3").head_object(Bucket=parsed.bucket, Key=parsed.key)
     except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(error):
             raise AwsError(
                 f"--model-data {uri}: no such object; copy the 'Model artifact' URI that "
                 "`train` printed."

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from launch.aws import error_code
 from launch.rekognition import retry
 from launch.rekognition.prepare import MAX_S3_OBJECT_BYTES, S3_SUFFIXES, ImageRejected, prepare
 from launch.rekognition.sources import ImageRef
@@ -83,7 +84,7 @@ class Analyzer:
                 try:
                     record |= self._detect(operation, argument)
                 except ClientError as error:
-                    if record["sent_as"] != "S3Object" or _code(error) not in _CURABLE:
+                    if record["sent_as"] != "S3Object" or error_code(error) not in _CURABLE:
                         raise
                     argument, change = self._as_bytes(image, error)
                     record["sent_as"], record["reencoded"] = "bytes", change
@@ -171,14 +172,10 @@ def _sendable_as_object(image: ImageRef) -> bool:
         image.size is not None and image.size <= MAX_S3_OBJECT_BYTES)
 
 
-def _code(error: Any) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _sentence(error: Exception) -> str:
     from botocore.exceptions import ClientError
 
     if isinstance(error, ClientError):
         message = error.response.get("Error", {}).get("Message", "")
-        return f"{_code(error)}: {message or error}"
+        return f"{error_code(error)}: {message or error}"
     return f"{type(error).__name__}: {error}"
