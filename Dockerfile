@@ -53,7 +53,7 @@ ENV PATH=/opt/smvision/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KERAS_HOME=/opt/smvision/keras \
     MPLCONFIGDIR=/opt/smvision/matplotlib \
-    SAGEMAKER_TRAINING_MODULE=smvision.toolkit_entry:main
+    SAGEMAKER_TRAINING_MODULE=smvision.training.toolkit_entry:main
 EXPOSE 8080
 # SageMaker runs `IMAGE train` or `IMAGE serve`, and `monitor` (drift) or `gate` (the
 # retraining pipeline's evaluation) as a processing job's entrypoint (the full runtime:
@@ -97,6 +97,6 @@ RUN mkdir -p "$KERAS_HOME/models" \
 COPY --from=package /tmp/wheel/ /tmp/wheel/
 RUN pip install --no-deps /tmp/wheel/*.whl \
     && rm -rf /tmp/wheel \
-    && python -c 'import pathlib, smvision; script = pathlib.Path(smvision.__file__).parent / "entry_script" / "train.py"; assert script.is_file(), f"{script} is missing from the installed package"' \
+    && python -c 'import pathlib, smvision; script = pathlib.Path(smvision.__file__).parent / "training" / "entry_script" / "train.py"; assert script.is_file(), f"{script} is missing from the installed package"' \
     && command -v serve \
     && { [ "$RUNTIME" = lite ] || { command -v train && command -v monitor && command -v gate; }; }

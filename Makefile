@@ -31,7 +31,7 @@ $(VENV)/.installed: requirements/*.txt pyproject.toml
 # a log file the demo names.
 demo: venv
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(PY) -m smvision.samples digits $(DEMO)/digits
+	$(PY) -m smvision.local.samples digits $(DEMO)/digits
 	$(PY) -m smvision.local train --algorithm svm \
 		--channel train=$(DEMO)/digits/train \
 		--channel validation=$(DEMO)/digits/validation \
@@ -49,7 +49,7 @@ demo: venv
 # comparison table, the plots and each job's logs in $(COMPARE_DEMO).
 compare-demo: venv
 	rm -rf $(COMPARE_DEMO) && mkdir -p $(COMPARE_DEMO)
-	$(PY) -m smvision.samples digits $(COMPARE_DEMO)/digits
+	$(PY) -m smvision.local.samples digits $(COMPARE_DEMO)/digits
 	$(PY) -m smvision.local compare --algorithms svm,rf,cnn \
 		--channel train=$(COMPARE_DEMO)/digits/train \
 		--channel validation=$(COMPARE_DEMO)/digits/validation \

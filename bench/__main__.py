@@ -12,7 +12,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import accuracy, inprocess, jobs, plots, report, serving, training
+from bench import accuracy, inprocess, serving, training
+from bench import charts as plots
+from bench import results_page as report
+from bench import training_runs as jobs
 from bench.common import ROOT, Store, load_average, machine_description
 
 SERVING_ALGORITHMS = ("svm", "cnn")

@@ -1,7 +1,7 @@
 """Accuracy: what decoding at a reduced scale and int8 exports change, on real data.
 
 Sets: scikit-learn's digits (8x8 PNG: no JPEG, so the decode rule never applies) and
-smvision.samples' real photographs, textures (64x64 patches of brick, grass, gravel),
+smvision.local.samples' real photographs, textures (64x64 patches of brick, grass, gravel),
 JPEG-encoded here at quality 90. Each job trains twice with
 `smvision.local train`, scaled_jpeg_decode true and false, same seed; the model sizes are
 chosen so the rule applies (a 64-pixel texture for a 16-pixel model decodes at 1/4).
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import cv2
 
-from bench import jobs
+from bench import training_runs as jobs
 from bench.common import Store, key
-from smvision import local, samples
-from smvision.images import jpeg_scale
+from smvision.local import cli as local
+from smvision.data.images import jpeg_scale
+from smvision.local import samples
 
 JPEG_QUALITY = 90
 # (set, algorithm, image_size, extra hyperparameters)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from bench.common import Store, key
 from bench.serving import Payload, classic_model, serve_model
-from smvision import images, local
+from smvision.local import cli as local
+from smvision.data import images
 from smvision.serving.inference import Predictor
 
 REPEATS = 7

@@ -26,9 +26,10 @@ def epoch_speeds(
     """images/s of every epoch of model.fit (the first one includes tracing)."""
     import keras
 
-    from smvision import data, hyperparameters
     from smvision.algorithms.augmentation import augmenter
     from smvision.algorithms.cnn import CNNAlgorithm
+    from smvision.data import dataset as data
+    from smvision.schema import hyperparameters
 
     samples = data.list_channel(train_dir, "train")
     names = data.class_names_of(samples)

@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from smvision.local_compare.memory import descendants
-from smvision.local_compare.serving import ping_status
+from smvision.local.compare.peak_memory import descendants
+from smvision.local.compare.serving import ping_status
 
 POLL_S = 0.01
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -3,7 +3,7 @@
 Shaped after AWS's scikit_bring_your_own example (predictor.py + serve): one gunicorn
 sync worker per CPU, each loading the model and answering one request at a time, with
 no keep-alive. It does what such a server does with an image: decode it whole
-(`smvision.images.decode_image`), then predict with the model as trained (the
+(`smvision.data.images.decode_image`), then predict with the model as trained (the
 algorithm's `predict_proba`: scikit-learn, or the Keras model on TensorFlow's graph),
 and writes the same JSON as `serve`. `serve` differs in how it serves (event loop,
 micro-batching), in what it decodes (a large JPEG at a reduced scale) and in how a Keras
@@ -28,9 +28,10 @@ MODEL_DIR_ENV = "SMVISION_REFERENCE_MODEL_DIR"
 
 def create_app() -> flask.Flask:
     """The WSGI app; gunicorn calls this in every worker, which loads its own model."""
-    from smvision.images import ImageError, decode_image
-    from smvision.media import JSON
-    from smvision.serving.inference import Predictor, encode_predictions
+    from smvision.core.media import JSON
+    from smvision.data.images import ImageError, decode_image
+    from smvision.serving.codecs import encode_predictions
+    from smvision.serving.inference import Predictor
 
     predictor = Predictor.load(
         Path(os.environ[MODEL_DIR_ENV]), serve_format="trained", keras_runtime="tensorflow"

@@ -26,12 +26,13 @@ import numpy as np
 
 from bench import loadgen, processes, reference_server
 from bench.common import Store, key
-from smvision import algorithms, images
+from smvision import algorithms
 from smvision.algorithms.base import Algorithm
-from smvision.artifacts import read_metadata
-from smvision.local import console_script
-from smvision.local_compare.memory import descendants
-from smvision.machine import available_cores
+from smvision.core.artifacts import read_metadata
+from smvision.core.machine import available_cores
+from smvision.data import images
+from smvision.local.job_dir import console_script
+from smvision.local.compare.peak_memory import descendants
 from smvision.serving.inference import Predictor
 from tests.server_process import free_port
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import jobs
+from bench import training_runs as jobs
 from bench.common import Figure
 
 # No validation: the epoch's time is the training loop fed by the pipeline. Measured with
@@ -84,8 +84,8 @@ def feature_extraction(digits: Path, repeats: int = HOG_REPEATS) -> dict[str, Fi
     """HOG images/s: algorithms.features (OpenCV, 1 and 2 threads) vs skimage.feature.hog."""
     from skimage.feature import hog
 
-    from smvision import data
     from smvision.algorithms import features
+    from smvision.data import dataset as data
 
     samples = data.list_channel(digits / "train", "train")
     names = data.class_names_of(samples)
@@ -134,11 +134,12 @@ def feature_costs(repeats: int = FEATURE_COST_REPEATS) -> dict[str, Figure]:
     batches of 64 on TensorFlow's own threads, at 64 pixels (the svm default) and at 224
     (ImageNet's size, where ImageNet weights work best), with random weights: the cost is
     the same whatever the weights."""
-    from smvision import hyperparameters, images
     from smvision.algorithms import features
     from smvision.algorithms.features import FeatureSettings
     from smvision.algorithms.features.deep import Backbone
-    from smvision.params import FEATURE_KINDS
+    from smvision.data import images
+    from smvision.schema import hyperparameters
+    from smvision.schema.params import FEATURE_KINDS
 
     patches = _photo_patches()
     batch = np.stack([images.prepare(p, 64, 3) for p in patches])

@@ -37,11 +37,11 @@ run() {
     fi
 }
 
-repository_uri=$(cd "$root" && "$python" -m launch.registry repository "$repository")
+repository_uri=$(cd "$root" && "$python" -m launch.common.ecr repository "$repository")
 registry=${repository_uri%%/*}
 image="$repository_uri:$tag"
 
-password=$(cd "$root" && "$python" -m launch.registry password)
+password=$(cd "$root" && "$python" -m launch.common.ecr password)
 if [[ "${DRY_RUN:-}" == 1 ]]; then
     echo "+ $engine login --username AWS --password-stdin $registry" >&2
 else

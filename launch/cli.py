@@ -15,28 +15,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launch import (
-    add_model,
-    cleanup,
-    compare,
-    endpoints,
-    invoke,
-    monitoring,
-    packages,
-    pipeline,
-    training,
-    transform,
-    tuning,
-)
-from launch.errors import Interrupted, LaunchError
-from launch.local_cli import add_local_options
+from launch.common.errors import Interrupted, LaunchError
+from launch.common.settings import SPECS, resolve
+from launch.compare import command as compare
+from launch.hosting import add_model, cleanup, invoke, transform
+from launch.hosting import deploy as endpoints
+from launch.local.cli import add_local_options
+from launch.mlops import model_registry as packages
+from launch.mlops import monitoring, pipeline
 from launch.rekognition import command as rekognition
-from launch.settings import SPECS, resolve
+from launch.training import train as training
+from launch.training import tune as tuning
 
 if TYPE_CHECKING:
     import boto3
 
-    from launch.aws import SessionFactory
+    from launch.common.aws import SessionFactory
 
 COMMANDS = (training, tuning, endpoints, add_model, invoke, transform, cleanup, packages,
             compare, rekognition, monitoring, pipeline)
@@ -66,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _boto3_session(region: str) -> boto3.session.Session:
-    from launch.aws import open_session
+    from launch.common.aws import open_session
 
     return open_session(region)
 

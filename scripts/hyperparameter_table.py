@@ -7,8 +7,8 @@ searches, and what it does. tests/test_docs.py checks that the README holds exac
 
 from __future__ import annotations
 
-from smvision import hyperparameters, specs
-from smvision.params import Param, TuningRange, format_value
+from smvision.schema import hyperparameters, specs
+from smvision.schema.params import Param, TuningRange, format_value
 
 
 def table() -> str:

@@ -24,8 +24,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from smvision import algorithms, images
-from smvision.artifacts import read_metadata
+from smvision import algorithms
+from smvision.core.artifacts import read_metadata
+from smvision.data import images
 from tests.server_process import resident_mib, running_server
 
 WARM_UP_REQUESTS = 20

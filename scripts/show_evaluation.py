@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from smvision.metrics import METRIC_NAMES
+from smvision.core.metrics import METRIC_NAMES
 
-# smvision.logs' format: "2026-01-31 12:00:00,000 INFO smvision.train: message".
+# smvision.core.logs' format: "2026-01-31 12:00:00,000 INFO smvision.training.main: message".
 OWN_LOG_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) smvision[\w.]*: (?P<message>.*)$")
 
 

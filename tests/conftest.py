@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from smvision.local import train_command
-from smvision.samples import export_digits
+from smvision.local.job_dir import train_command
+from smvision.local.samples import export_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ class JobResult:
 
     def metrics(self) -> dict[str, list[float]]:
         """Every NAME=VALUE metric line of the job's output, in order."""
-        from smvision.metrics import METRIC_NAMES
+        from smvision.core.metrics import METRIC_NAMES
 
         found: dict[str, list[float]] = {}
         for line in self.output.splitlines():

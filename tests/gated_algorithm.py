@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from smvision import specs
 from smvision.algorithms.svm import SVMAlgorithm
-from smvision.contract import METADATA_FILE
+from smvision.core.contract import METADATA_FILE
+from smvision.schema import specs
 
 LOAD_GATE = "SMVISION_TEST_LOAD_GATE"
 PREDICT_GATE = "SMVISION_TEST_PREDICT_GATE"

@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from smvision.local_compare.memory import descendants
+from smvision.local.compare.peak_memory import descendants
 
 PING_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 40.0

@@ -19,9 +19,12 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import algorithms, images, local, specs
+from smvision import algorithms
+from smvision.local import cli as local
 from smvision.algorithms.base import Algorithm
-from smvision.artifacts import read_metadata
+from smvision.core.artifacts import read_metadata
+from smvision.data import images
+from smvision.schema import specs
 from tests.conftest import run_local_train
 from tests.server_process import RunningServer, running_server
 

@@ -51,7 +51,7 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def table_names(env: dict[str, str]) -> list[str]:
     completed = subprocess.run(
-        [sys.executable, "-c", "import json; from smvision import specs; "
+        [sys.executable, "-c", "import json; from smvision.schema import specs; "
          "print(json.dumps(specs.names()))"],
         capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=True,
     )

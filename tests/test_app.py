@@ -21,7 +21,9 @@ import cv2
 import numpy as np
 import pytest
 
-from smvision import contract, images, specs
+from smvision.core import contract
+from smvision.data import images
+from smvision.schema import specs
 from smvision.serving.app import ServingApp
 from smvision.serving.http import HTTPError, read_body
 from smvision.serving.inference import MAX_BATCH_IMAGES

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from smvision import contract
-from smvision.artifacts import read_metadata
+from smvision.core import contract
+from smvision.core.artifacts import read_metadata
 from smvision.serving.settings import ModelDirectoryError, settings_from
 
 NOT_AN_OBJECT = json.dumps(["svm", ["0", "1"]])
@@ -33,7 +33,7 @@ def test_metadata_that_is_not_a_json_object_is_refused(
 def test_the_check_survives_python_dash_o(tmp_path: Path) -> None:
     (tmp_path / "metadata.json").write_text(NOT_AN_OBJECT)
     code = (
-        "import sys; from pathlib import Path; from smvision.artifacts import read_metadata\n"
+        "import sys; from pathlib import Path; from smvision.core.artifacts import read_metadata\n"
         "try:\n"
         "    read_metadata(Path(sys.argv[1]))\n"
         "except ValueError as error:\n"

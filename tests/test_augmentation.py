@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from smvision import hyperparameters
 from smvision.algorithms import augmentation, losses
-from smvision.samples import digits_images
+from smvision.local.samples import digits_images
+from smvision.schema import hyperparameters
 
 
 def layer_names(raw: dict[str, str]) -> list[str]:

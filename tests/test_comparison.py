@@ -1,7 +1,7 @@
 """The comparison report on real evaluations: statistics against scipy, the verdict, the files.
 
 The evaluations are real: classifiers trained in-process on scikit-learn's digits and
-scored by smvision.evaluation, exactly what a job writes to evaluation.json.
+scored by smvision.model.evaluation, exactly what a job writes to evaluation.json.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from sklearn.metrics import f1_score
 from sklearn.naive_bayes import GaussianNB
 from sklearn.svm import SVC
 
-from smvision import evaluation
 from smvision.comparison import stats
-from smvision.comparison.report import PLOT_FILES, assess, render_markdown, write_report
+from smvision.comparison.assessment import assess
+from smvision.comparison.plots import PLOT_FILES
+from smvision.comparison.report import render_markdown, write_report
 from smvision.comparison.rows import (
     Qualities,
     Row,
@@ -35,7 +36,8 @@ from smvision.comparison.rows import (
     qualities_of,
     scores_from_evaluation,
 )
-from smvision.samples import digits_images, split_indices
+from smvision.local.samples import digits_images, split_indices
+from smvision.model import evaluation
 from tests.pictures import assert_picture
 
 ROOT = Path(__file__).resolve().parent.parent

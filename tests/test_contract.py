@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from smvision import contract
-from smvision.contract import ContractError
+from smvision.core import contract
+from smvision.core.contract import ContractError
 
 
 def test_paths_follow_the_base_dir(tmp_path: Path) -> None:

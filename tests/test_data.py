@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import data, images
-from smvision.data import DataError
-from smvision.samples import digits_images
+from smvision.data import dataset as data
+from smvision.data import images
+from smvision.data.dataset import DataError
+from smvision.local.samples import digits_images
 from tests.photos import encode, photo
 
 

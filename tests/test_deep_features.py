@@ -18,10 +18,12 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import contract, data
 from smvision.algorithms.classical import ClassicalAlgorithm
 from smvision.algorithms.features.backbones import sha256_of
-from smvision.serving.inference import Predictor, decode_request
+from smvision.core import contract
+from smvision.data import dataset as data
+from smvision.data.bodies import decode_request
+from smvision.serving.inference import Predictor
 from smvision.serving.settings import ModelDirectoryError, settings_from
 from tests.conftest import run_local_train
 from tests.server_process import running_server

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from smvision import contract, distributed, hyperparameters
-from smvision.local import train_command
+from smvision.core import contract
+from smvision.local.job_dir import train_command
+from smvision.schema import hyperparameters
+from smvision.training import distributed
 from tests.conftest import JobResult, TrainJob
 
 CNN = {

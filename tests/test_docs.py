@@ -1,6 +1,6 @@
 """The README and docs/ against the code, so that each fact stays in one place.
 
-The algorithm table must say what the algorithm table in `smvision.specs` says; every
+The algorithm table must say what the algorithm table in `smvision.schema.specs` says; every
 Troubleshooting sentence must be one the code writes; the boto3 snippet must classify an
 image against the real server; the layout's names must exist and its arrows must hold;
 links must lead to files.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest
 
 from scripts import hyperparameter_table
-from smvision import specs
+from smvision.schema import specs
 from tests.serving_fixtures import ServerPool, servers, serving_jobs
 
 __all__ = ["servers", "serving_jobs"]  # session fixtures used below
@@ -112,64 +114,13 @@ def test_the_iam_documents_are_policies(policy: Path) -> None:
         assert "Action" in statement and ("Resource" in statement or "Principal" in statement)
 
 
-def layout_paths() -> Iterator[Path]:
-    """Every path the README's layout block names: its entries (top level, or two spaces in:
-    inside src/smvision/) and the files their descriptions name, beside or inside them."""
-    block = section(README.read_text(), "## Repository layout").split("```")[1]
-    entry = ROOT
-    for line in block.strip("\n").splitlines():
-        indent = len(line) - len(line.lstrip())
-        if indent in (0, 2):
-            name, _, description = line.strip().partition(" ")
-            entry = (ROOT / "src" / "smvision" if indent == 2 else ROOT) / name
-            yield entry
-        else:  # a description's next line
-            description = line
-        folder = entry if entry.is_dir() else entry.parent
-        for file_name in re.findall(r"\b[\w-]+\.(?:py|md|txt|sh)\b", description):
-            yield folder / file_name
-
-
-def test_the_layout_names_only_what_exists() -> None:
-    paths = list(layout_paths())
-    assert ROOT / "src" / "smvision" / "serving" / "batcher.py" in paths
-    assert ROOT / "src" / "smvision" / "algorithms" / "keras_base.py" in paths
-    missing = [str(path.relative_to(ROOT)) for path in paths if not path.exists()]
-    assert not missing
-
-
-def project_imports(path: Path) -> set[str]:
-    """The smvision, launch, tests, bench and scripts modules a file imports."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found
-            if name.split(".")[0] in ("smvision", "launch", "tests", "bench", "scripts")}
-
-
-def package_modules(folder: str) -> list[Path]:
-    return sorted((ROOT / "src" / "smvision" / folder).rglob("*.py"))
-
-
-def test_the_layout_arrows_hold() -> None:
-    source = ROOT / "src" / "smvision"
-    for name in ("contract", "params", "metrics", "media", "model_quality", "images", "logs",
-                 "machine"):
-        assert not project_imports(source / f"{name}.py"), f"{name}.py imports the project"
-    assert all(m.startswith("smvision.params") for m in project_imports(source / "specs.py"))
-    for path in [*package_modules("algorithms"), *package_modules("explain")]:
-        forbidden = {m for m in project_imports(path)
-                     if m.startswith(("smvision.contract", "smvision.serving", "smvision.train",
-                                      "smvision.local"))}
-        assert not forbidden, f"{path.name} imports {forbidden}"
-    for path in [*source.rglob("*.py"), *(ROOT / "launch").rglob("*.py")]:
-        outside = {m for m in project_imports(path)
-                   if m.split(".")[0] in ("tests", "bench", "scripts")}
-        assert not outside, f"{path.relative_to(ROOT)} imports {outside}"
+def test_the_import_contracts_hold() -> None:
+    """The layering of .importlinter: arrows only downwards, no cycles, launch/ light."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    completed = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "0 broken" in completed.stdout
 
 
 def test_the_hyperparameter_table_is_the_schema() -> None:

@@ -11,9 +11,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
-from smvision import evaluation, metrics
-from smvision.explain import charts
-from smvision.samples import digits_images, faces_images, split_indices
+from smvision.core import metrics
+from smvision.local.samples import digits_images, faces_images, split_indices
+from smvision.model import evaluation
+from smvision.training.explain import charts
 
 # Traits of a digit that several can share: a multi-label problem on real scans.
 TRAITS = {"even": {0, 2, 4, 6, 8}, "loop": {0, 6, 8, 9}, "large": {5, 6, 7, 8, 9}}
@@ -136,7 +137,7 @@ def test_the_comparison_says_it_ranks_single_label_models_only() -> None:
 
 
 def test_model_quality_statistics_refuse_a_multi_label_evaluation() -> None:
-    from smvision import model_quality
+    from smvision.core import model_quality
 
     proba, truth = trait_predictions()
     multi = {"test": evaluation.evaluate(proba, truth, list(TRAITS), ["x"] * len(truth))}

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import contract, data, local, runtimes
+from smvision.local import cli as local
+from smvision.core import contract
+from smvision.data import dataset as data
+from smvision.model import runtimes
 from tests.serving_fixtures import (
     JobDirs,
     exported_copy,

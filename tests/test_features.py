@@ -5,12 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import data, images
 from smvision.algorithms import features
-from smvision.algorithms.features import FeatureSettings, layout
+from smvision.algorithms.features import FeatureSettings
+from smvision.algorithms.features import columns as layout
 from smvision.algorithms.rf import RandomForestAlgorithm
-from smvision.explain import importance
-from smvision.serving.inference import decode_request
+from smvision.data import dataset as data
+from smvision.data import images
+from smvision.data.bodies import decode_request
+from smvision.training.explain import importance
 from tests.photos import encode, photo
 
 ALL_PER_IMAGE = "hog+color+pixels+gabor+edges"

@@ -2,7 +2,7 @@
 Pipe mode through a real FIFO, .lst label columns, and unreadable records.
 
 Every channel is written from real images (scikit-learn's digits, scikit-image's LFW
-faces) by `smvision.samples`, which follows im2rec's and Ground Truth's layouts.
+faces) by `smvision.local.samples`, which follows im2rec's and Ground Truth's layouts.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import channels, contract, data, recordio
-from smvision.data import DataError
-from smvision.local import PipeChannel, lay_out_job, start_pipes
-from smvision.recordio import ImageRecord
-from smvision.samples import digit_traits_set, digits_set, export, faces_set
+from smvision.core import contract
+from smvision.data import channels, recordio
+from smvision.data import dataset as data
+from smvision.data.dataset import DataError
+from smvision.data.recordio import ImageRecord
+from smvision.local.job_dir import PipeChannel, lay_out_job, start_pipes
+from smvision.local.samples import digit_traits_set, digits_set, export, faces_set
 from tests.conftest import TrainJob
 
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from smvision import hyperparameters, specs
-from smvision.hyperparameters import HyperparameterError, parse
+from smvision.schema import hyperparameters, specs
+from smvision.schema.hyperparameters import HyperparameterError, parse
 
 ALGORITHMS = specs.names()
 

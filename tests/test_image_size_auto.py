@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from smvision import data
+from smvision.data import dataset as data
 from tests.photos import encode, grey_photo
 
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from smvision import images
-from smvision.images import ImageError, ImageTooLargeError
+from smvision.data import images
+from smvision.data.images import ImageError, ImageTooLargeError
 from tests.photos import encode, grey_photo, photo
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import distributed, hyperparameters, images
-from smvision.data import Dataset
-from smvision.incremental import ParentModel, ParentModelError, check_parent
-from smvision.samples import digits_images
-from smvision.train import JobRun
+from smvision.data import images
+from smvision.data.dataset import Dataset
+from smvision.local.samples import digits_images
+from smvision.model.parent import ParentModel, ParentModelError, check_parent
+from smvision.schema import hyperparameters
+from smvision.training import distributed
+from smvision.training.main import JobRun
 from tests.conftest import TrainJob
 
 

@@ -21,24 +21,26 @@ from typing import Any
 import numpy as np
 import pytest
 
-from smvision import contract, data, images
-from smvision.machine import available_cores
-from smvision.media import ACCEPT_TYPES, CONTENT_TYPES, CSV, JSON, JSON_LINES
-from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
-from smvision.serving.inference import (
-    MAX_BATCH_IMAGES,
+from smvision.core import contract
+from smvision.core.machine import available_cores
+from smvision.core.media import ACCEPT_TYPES, CONTENT_TYPES, CSV, JSON, JSON_LINES
+from smvision.data import dataset as data
+from smvision.data import images
+from smvision.data.bodies import (
     InputError,
-    Predictor,
-    Request,
-    UnsupportedAcceptError,
     UnsupportedContentTypeError,
     check_content_type,
-    choose_accept,
     decode_request,
-    encode_predictions,
-    parse_top_k,
     read_npy,
 )
+from smvision.serving.batcher import BatcherStoppedError, MicroBatcher
+from smvision.serving.codecs import (
+    UnsupportedAcceptError,
+    choose_accept,
+    encode_predictions,
+    parse_top_k,
+)
+from smvision.serving.inference import MAX_BATCH_IMAGES, Predictor, Request
 from smvision.serving.main import Worker, gunicorn_options
 from smvision.serving.settings import GRACEFUL_SHUTDOWN_S, ModelDirectoryError, settings_from
 from tests.gated_algorithm import BATCH_LOG, FailsOnBlackError, GatedSVM, batch_sizes

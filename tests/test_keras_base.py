@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smvision import distributed, hyperparameters, images
-from smvision.data import Dataset
-from smvision.samples import digits_images
-from smvision.train import JobRun
+from smvision.data import images
+from smvision.data.dataset import Dataset
+from smvision.local.samples import digits_images
+from smvision.schema import hyperparameters
+from smvision.training import distributed
+from smvision.training.main import JobRun
 
 keras = pytest.importorskip("keras")
 

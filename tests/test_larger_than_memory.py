@@ -11,12 +11,15 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from smvision import data, distributed, hyperparameters, memory
 from smvision.algorithms import features
 from smvision.algorithms.features import FeatureSettings
 from smvision.algorithms.svm import SVMAlgorithm
-from smvision.data import DataError, Storage
-from smvision.train import JobRun
+from smvision.data import dataset as data
+from smvision.data import memory_budget as memory
+from smvision.data.dataset import DataError, Storage
+from smvision.schema import hyperparameters
+from smvision.training import distributed
+from smvision.training.main import JobRun
 from tests.photos import encode, photo
 
 

@@ -1,4 +1,4 @@
-"""The launchers read the algorithm table (smvision.specs) and nothing else about algorithms:
+"""The launchers read the algorithm table (smvision.schema.specs) and nothing else about algorithms:
 a toy entry registered for one test gets its --algorithm choice, its default instance
 types, its channel rules and its multi-host warning with no change to launch/.
 
@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from launch import cli, local_cli, training, tuning
-from launch.errors import LaunchError
-from launch.settings import SPECS, SettingName, Settings, resolve
-from smvision import specs
+from launch import cli
+from launch.common.errors import LaunchError
+from launch.common.settings import SPECS, SettingName, Settings, resolve
+from launch.local import cli as local_cli
+from launch.training import train as training
+from launch.training import tune as tuning
+from smvision.schema import specs
 
 NOW = datetime(2026, 11, 25, 22, 1, 32)
 SETTINGS = ["--region", "us-east-1", "--role", "arn:aws:iam::123456789012:role/R",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import subprocess
 import sys
@@ -12,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from launch import cli, invoke, ranges, tuning
-from launch.errors import AwsError, Interrupted, LaunchError
-from launch.jobs import validated_hyperparameters
-from launch.parsing import (
+from launch import cli
+from launch.common.errors import AwsError, Interrupted, LaunchError
+from launch.common.parsing import (
     S3Uri,
     capacity_range,
     model_package_arn,
@@ -23,25 +21,23 @@ from launch.parsing import (
     s3_uri,
     timestamped_name,
 )
-from launch.settings import SPECS, SettingName, resolve
-from smvision import media
-from smvision.hyperparameters import TuningRange, tuning_ranges
+from launch.common.settings import SPECS, SettingName, resolve
+from launch.hosting import invocation, invoke
+from launch.training import ranges
+from launch.training import tune as tuning
+from launch.training.spec import validated_hyperparameters
+from smvision.core import media
+from smvision.schema.hyperparameters import TuningRange, tuning_ranges
 from tests.photos import encode, grey_photo, photo
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("train", "tune", "deploy", "add-model", "invoke", "transform", "cleanup", "register",
             "approve", "compare", "rekognition analyze", "rekognition custom-labels", "monitor",
             "pipeline create", "pipeline start", "pipeline status")
-# The package's modules that import the standard library alone: all launch/ may import.
-STDLIB_ONLY_MODULES = {"smvision", "smvision.contract", "smvision.hyperparameters",
-                       "smvision.media", "smvision.metrics", "smvision.model_quality",
-                       "smvision.params", "smvision.specs",
-                       "smvision.comparison", "smvision.comparison.rows",
-                       "smvision.comparison.report", "smvision.comparison.stats",
-                       "smvision.monitor", "smvision.monitor.thresholds"}
-# Imported inside a function only when asked for: the report draws its plots (matplotlib)
-# with plots=True, which launch/ never passes; the import probe below shows numpy unloaded.
-DRAWN_ON_REQUEST = {"smvision.comparison.report": {"smvision.comparison.plots"}}
+# What the launchers may load of the package: the standard-library layers, the comparison
+# (its plots import matplotlib only when drawn) and the monitor's thresholds (.importlinter).
+LAUNCH_MAY_LOAD = ("smvision.core", "smvision.schema", "smvision.comparison",
+                   "smvision.monitor.thresholds")
 
 
 def subcommand_parsers(parser: argparse.ArgumentParser | None = None, prefix: str = ""
@@ -123,58 +119,10 @@ def test_launchers_import_no_training_stack_and_no_sdk_before_validation() -> No
     # Every module of launch/, imported: still nothing of the training stack.
     modules = set(result["everything"])
     assert not {m for m in modules if m.split(".")[0] in TRAINING_STACK}
-    assert not {"smvision.images", "smvision.data", "smvision.train"} & modules
-    assert {m for m in modules if m.startswith("smvision")} <= STDLIB_ONLY_MODULES
+    assert not {"smvision.data.images", "smvision.data.dataset", "smvision.training.main"} & modules
+    loaded = {m for m in modules if m.startswith("smvision.")} - {"smvision.monitor"}
+    assert all(m.startswith(LAUNCH_MAY_LOAD) for m in loaded), sorted(loaded)
 
-
-def module_path(module: str) -> Path:
-    relative = Path(*module.split("."))
-    package = ROOT / "src" / relative / "__init__.py"
-    return package if package.is_file() else (ROOT / "src" / relative).with_suffix(".py")
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, wherever the import stands (also inside functions and
-    TYPE_CHECKING blocks); `from smvision import specs` counts as smvision.specs."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0 and node.module, f"{path}:{node.lineno}: a relative import"
-            found.add(node.module)
-            for alias in node.names:
-                submodule = f"{node.module}.{alias.name}"
-                if node.module in ("smvision", "launch") and (
-                        module_path(submodule).is_file()
-                        or (ROOT / Path(*submodule.split("."))).with_suffix(".py").is_file()):
-                    found.add(submodule)
-    return found
-
-
-def is_standard_library(module: str) -> bool:
-    return module.split(".")[0] in sys.stdlib_module_names
-
-
-@pytest.mark.parametrize("module", sorted(STDLIB_ONLY_MODULES))
-def test_the_modules_launch_imports_use_the_standard_library_and_each_other(module: str) -> None:
-    path = module_path(module)
-    assert path.is_file(), module
-    imported = imported_modules(path)
-    others = ({m for m in imported if not is_standard_library(m)} - STDLIB_ONLY_MODULES
-              - DRAWN_ON_REQUEST.get(module, set()))
-    assert not others, f"{module} imports {sorted(others)}; the launchers import it on a laptop"
-
-
-@pytest.mark.parametrize("path", sorted((ROOT / "launch").rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT / "launch")))
-def test_launch_imports_only_the_sdk_and_the_stdlib_only_modules(path: Path) -> None:
-    imported = imported_modules(path)
-    package = {m for m in imported if m.split(".")[0] == "smvision"}
-    assert package <= STDLIB_ONLY_MODULES, sorted(package - STDLIB_ONLY_MODULES)
-    others = {m.split(".")[0] for m in imported if not is_standard_library(m)}
-    assert others <= {"launch", "smvision"} | LAUNCH_THIRD_PARTY, sorted(others)
-    assert not others & TRAINING_STACK
 
 
 def test_settings_come_from_flag_then_environment_then_config_file(tmp_path: Path) -> None:
@@ -309,7 +257,7 @@ def test_values_users_type_are_checked() -> None:
 def test_monitor_since_is_an_iso_time_or_an_age() -> None:
     from datetime import UTC, datetime
 
-    from launch.monitoring import parse_since
+    from launch.mlops.monitoring import parse_since
 
     now = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     assert parse_since("90m", now) == datetime(2026, 3, 1, 11, 0, tzinfo=UTC)
@@ -375,7 +323,7 @@ SERVER_ANSWER = {"predictions": [{
 
 
 def test_the_servers_prediction_json_is_read() -> None:
-    prediction = invoke.parse_response(json.dumps(SERVER_ANSWER).encode(), "cat.jpg")
+    prediction = invocation.parse_response(json.dumps(SERVER_ANSWER).encode(), "cat.jpg")
     assert prediction.label == "cat" and prediction.probability == 0.8125
     assert prediction.probabilities == (("cat", 0.8125), ("dog", 0.125), ("bird", 0.0625))
 
@@ -387,13 +335,13 @@ TWO_PREDICTIONS = json.dumps({"predictions": SERVER_ANSWER["predictions"] * 2}).
                                   b'{"predictions": []}', TWO_PREDICTIONS])
 def test_an_answer_that_is_not_a_prediction_is_an_error(body: bytes) -> None:
     with pytest.raises(LaunchError, match="cat.jpg is not smvision's prediction JSON"):
-        invoke.parse_response(body, "cat.jpg")
+        invocation.parse_response(body, "cat.jpg")
 
 
 def test_a_failed_or_interrupted_step_is_one_sentence_that_names_it() -> None:
     from botocore.exceptions import ClientError
 
-    from launch.aws import reporting
+    from launch.common.aws import reporting
 
     refused = ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": "quota 0"}},
                           "CreateTrainingJob")
@@ -434,8 +382,8 @@ def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_c
 ) -> None:
     """What `train --local` hands to the SDK's local mode, read from the SDK's own request
     builder (running it needs Docker: tests/container/test_launch_local.py)."""
-    from launch.definition import local_trainer
-    from launch.jobs import ChannelSource, JobSpec
+    from launch.training.definition import local_trainer
+    from launch.training.spec import ChannelSource, JobSpec
 
     (tmp_path / "train").mkdir()
     spec = JobSpec("svm", {"algorithm": "svm", "C": "5.0"},

@@ -5,7 +5,7 @@ What moto 5.2.5 does and does not, and how each test copes:
   S3. The end-to-end test runs the real command in this process (`launch.cli.main`) on a
   boto3 session with one test hook: when a job is created, the hook puts the job's
   output.tar.gz where SageMaker would, holding an evaluation.json written by
-  smvision.evaluation.evaluate from a real classifier's predictions on the digits test
+  smvision.model.evaluation.evaluate from a real classifier's predictions on the digits test
   images (a small scikit-learn model per algorithm: nothing here trains the image's own
   algorithms). One job gets no output, as a job that wrote none.
 - The running, failed and billed paths, and Ctrl-C while following, are driven by
@@ -31,14 +31,16 @@ import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
-from launch import cli, compare, compare_rows
-from launch.errors import LaunchError
-from launch.follow_many import StillRunning, follow_jobs
-from launch.job_outputs import OutputMissing, read_evaluation
-from launch.pricing import Prices, parse_prices
-from launch.settings import resolve
+from launch import cli
+from launch.common.errors import LaunchError
+from launch.common.pricing import Prices, parse_prices
+from launch.common.settings import resolve
+from launch.compare import command as compare
+from launch.compare import rows as compare_rows
+from launch.training.follow_many import StillRunning, follow_jobs
+from launch.training.outputs import OutputMissing, read_evaluation
 from smvision.comparison.__main__ import main as redraw
-from smvision.evaluation import evaluate
+from smvision.model.evaluation import evaluate
 from tests.moto_server import (
     BUCKET,
     IMAGE,

@@ -36,7 +36,7 @@ import boto3
 import pytest
 
 from launch import cli
-from smvision import specs
+from smvision.schema import specs
 from tests.archives import tar_gz
 from tests.conftest import run_local_train
 from tests.moto_server import (
@@ -244,7 +244,7 @@ def test_deploy_and_transform_serve_on_the_algorithms_instance_type(
 def test_a_models_algorithm_that_cannot_be_found_says_why(
     toy_model: str, key: str, reason: str
 ) -> None:
-    from launch.serving import model_algorithm
+    from launch.hosting.model import model_algorithm
 
     uri = f"s3://{BUCKET}/{key}"
     assert model_algorithm(sagemaker(), uri) == (None, reason)
@@ -254,7 +254,7 @@ def test_a_models_algorithm_that_cannot_be_found_says_why(
 def test_a_training_job_of_an_algorithm_this_launcher_lacks_falls_back(
     toy_model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from launch.serving import DEFAULT_INSTANCE_TYPE, model_algorithm, serving_instance_type
+    from launch.hosting.model import DEFAULT_INSTANCE_TYPE, model_algorithm, serving_instance_type
 
     table = {name: spec for name, spec in specs.table().items() if name != "toy"}
     monkeypatch.setattr(specs, "table", lambda: table)
@@ -267,7 +267,7 @@ def test_aws_saying_requested_resource_not_found_means_no_training_job() -> None
     """AWS answers DescribeTrainingJob of a missing job with another message than moto."""
     from botocore.stub import Stubber
 
-    from launch.serving import model_algorithm
+    from launch.hosting.model import model_algorithm
 
     client = boto3.session.Session(region_name=REGION).client("sagemaker")
     stubber = Stubber(client)
@@ -544,7 +544,7 @@ def test_the_documented_caller_policy_covers_every_call_of_the_walkthrough(
     aws: MotoServer, capsys: pytest.CaptureFixture[str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from launch import registry
+    from launch.common import ecr as registry
 
     monkeypatch.setenv("SMVISION_REGION", REGION)
     create_moto_best_job()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from launch import cli
-from launch.errors import LaunchError
+from launch.common.errors import LaunchError
 from tests.moto_server import (
     BUCKET,
     MotoServer,
@@ -126,16 +126,16 @@ def test_a_bad_input_is_refused_before_any_aws_call(
 
 
 def test_invoke_reads_a_multi_label_answer_and_sends_the_threshold() -> None:
-    from launch import invoke
+    from launch.hosting import invocation, invoke
 
     answer = {"predictions": [{"labels": ["even", "prime"], "threshold": 0.7,
                                "probabilities": {"even": 0.9, "prime": 0.75, "large": 0.1}}]}
-    prediction = invoke.parse_response(json.dumps(answer).encode(), "two.png")
+    prediction = invocation.parse_response(json.dumps(answer).encode(), "two.png")
     assert prediction.line() == "even,prime\t-"
     assert prediction.probabilities[0] == ("even", 0.9)
     none = {"predictions": [{"labels": [], "threshold": 0.5, "probabilities": {"even": 0.1}}]}
-    assert invoke.parse_response(json.dumps(none).encode(), "one.png").line() == "-\t-"
-    plan = invoke.InvokePlan("endpoint", (), 3, threshold=0.7)
+    assert invocation.parse_response(json.dumps(none).encode(), "one.png").line() == "-\t-"
+    plan = invocation.InvokePlan("endpoint", (), 3, threshold=0.7)
     assert plan.custom_attributes() == "top_k=3,threshold=0.7"
     with pytest.raises(LaunchError, match="--threshold '2' is not a probability"):
         invoke._threshold("2")

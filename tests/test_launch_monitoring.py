@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 from botocore.stub import Stubber
 
-from launch import cli, monitoring
-from launch.settings import SPECS, resolve
-from smvision import contract
+from launch import cli
+from launch.common.settings import SPECS, resolve
+from launch.mlops import monitoring
+from smvision.core import contract
 from smvision.monitor.main import build_parser, run
 from tests.archives import model_archive
 from tests.capture import send, write_capture

@@ -24,9 +24,9 @@ import pytest
 from botocore.stub import Stubber
 from botocore.validate import validate_parameters
 
-from launch import pipeline
-from smvision import media
-from smvision.metrics import METRIC_DEFINITIONS
+from launch.mlops import pipeline
+from smvision.core import media
+from smvision.core.metrics import METRIC_DEFINITIONS
 from tests.moto_server import (
     BUCKET,
     IMAGE,

@@ -22,7 +22,9 @@ import boto3
 import pytest
 
 from launch import cli
-from smvision import contract, gate, media, model_quality, specs
+from smvision.core import contract, media, model_quality
+from smvision.monitor import gate
+from smvision.schema import specs
 from tests.archives import model_archive, output_archive
 from tests.moto_server import (
     BUCKET,
@@ -240,7 +242,7 @@ def test_a_gate_that_cannot_compare_says_why_in_the_jobs_exit_message(
     (tmp_path / "training" / "output.tar.gz").write_bytes(output_archive(trained))
     base = tmp_path / "opt" / "ml"
     done = subprocess.run(
-        [sys.executable, "-m", "smvision.gate", "--group", "digits", "--region", REGION,
+        [sys.executable, "-m", "smvision.monitor.gate", "--group", "digits", "--region", REGION,
          "--training", str(tmp_path / "training"), "--output", str(tmp_path / "out")],
         env={**os.environ, "SAGEMAKER_BASE_DIR": str(base)}, capture_output=True, text=True,
         timeout=300)

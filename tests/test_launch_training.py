@@ -26,8 +26,8 @@ from typing import Any
 import boto3
 import pytest
 
-from smvision.hyperparameters import tuning_ranges
-from smvision.metrics import METRIC_DEFINITIONS
+from smvision.core.metrics import METRIC_DEFINITIONS
+from smvision.schema.hyperparameters import tuning_ranges
 from tests.moto_server import (
     BUCKET,
     IMAGE,

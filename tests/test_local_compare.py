@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from smvision import specs
-from smvision.comparison.report import PLOT_FILES
-from smvision.local_compare.plan import PlanError, make_plan
-from smvision.local_compare.progress import read_line
+from smvision.comparison.plots import PLOT_FILES
+from smvision.local.compare.plan import PlanError, make_plan
+from smvision.local.compare.progress import read_line
+from smvision.schema import specs
 from tests.pictures import assert_picture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_progress_reads_the_stages_of_real_job_logs(
     assert stages[0].startswith("data loaded: 64 train, 15 validation, 26 test at 32 px")
     assert stages[1].endswith("hog features from 64 images; fitting")
     assert stages[2].startswith("trained in ") and stages[3].startswith("model written")
-    epoch = read_line("2026-01-01 00:00:00,000 INFO smvision.train: epoch 3/12 (head 3/12) "
+    epoch = read_line("2026-01-01 00:00:00,000 INFO smvision.training.main: epoch 3/12 (head 3/12) "
                       "train:loss=0.1 train 1.0s (900 images/s), epoch 1.2s", epochs=1)
     assert epoch is not None and (epoch.step, epoch.epochs) == (4, 12)
 
@@ -171,7 +171,7 @@ subprocess.run([sys.executable, "-c", {GRANDCHILD!r}], stdout=sys.stdout, stdin=
 
 def test_tree_memory_counts_every_process_below_the_job() -> None:
     """A grandchild holds 200 MB until told to stop: the tree's sum must include it."""
-    from smvision.local_compare.memory import descendants, tree_resident_bytes
+    from smvision.local.compare.peak_memory import descendants, tree_resident_bytes
 
     holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)

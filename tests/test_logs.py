@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smvision import logs
+from smvision.core import logs
 
 
 @pytest.fixture

@@ -25,14 +25,16 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import contract, images
-from smvision.media import CSV, JSON, JSON_LINES
-from smvision.monitor import analysis, baseline, distributions, drift, features, report
+from smvision.core import contract
+from smvision.core.media import CSV, JSON, JSON_LINES
+from smvision.data import images
+from smvision.local.samples import faces_images
+from smvision.monitor import analysis, baseline, distributions, drift, features
+from smvision.monitor import drift_report as report
 from smvision.monitor.capture import read_captured
 from smvision.monitor.main import build_parser, run
 from smvision.monitor.thresholds import Thresholds
-from smvision.samples import faces_images
-from smvision.serving.inference import encode_predictions
+from smvision.serving.codecs import encode_predictions
 from tests.capture import Exchange, send, write_capture
 from tests.photos import encode, grey_photo, photo
 from tests.serving_fixtures import JobDirs, ServerPool, servers, serving_jobs

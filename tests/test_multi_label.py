@@ -15,10 +15,13 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import data, distributed, hyperparameters, train
-from smvision.local import lay_out_job
-from smvision.samples import DIGIT_TRAITS, digit_traits_set, export
-from smvision.train import JobRun
+from smvision.data import dataset as data
+from smvision.local.job_dir import lay_out_job
+from smvision.local.samples import DIGIT_TRAITS, digit_traits_set, export
+from smvision.schema import hyperparameters
+from smvision.training import distributed
+from smvision.training import main as train
+from smvision.training.main import JobRun
 from tests.conftest import JobResult, TrainJob, run_local_train
 from tests.server_process import running_server
 

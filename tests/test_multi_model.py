@@ -26,14 +26,14 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import contract
 from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
-from smvision.contract import ContractError
-from smvision.serving import memory
+from smvision.core import contract
+from smvision.core.contract import ContractError
 from smvision.serving import models as models_module
+from smvision.serving import process_memory as memory
 from smvision.serving.inference import MAX_BATCH_IMAGES
 from smvision.serving.loading import plan
-from smvision.serving.registry import (
+from smvision.serving.model_table import (
     LOADER_THREADS,
     decode_page_token,
     default_budget_mb,

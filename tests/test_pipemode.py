@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from smvision import pipemode, recordio
-from smvision.pipemode import PipeError, PipeFeeder
-from smvision.recordio import ImageRecord
+from smvision.data import pipemode, recordio
+from smvision.data.pipemode import PipeError, PipeFeeder
+from smvision.data.recordio import ImageRecord
 
 
 def write_manifest(path: Path, lines: list[dict[str, object]]) -> Path:

@@ -10,10 +10,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from smvision import hyperparameters
 from smvision.algorithms import platt
 from smvision.algorithms.rf import RandomForestAlgorithm
 from smvision.algorithms.svm import SVMAlgorithm
+from smvision.schema import hyperparameters
 
 
 def digits(classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smvision import images, recordio
-from smvision.recordio import ImageRecord, RecordIOError
+from smvision.data import images, recordio
+from smvision.data.recordio import ImageRecord, RecordIOError
 from tests.photos import encode, photo
 
 MAGIC = struct.pack("<I", 0xCED7230A)

@@ -28,7 +28,7 @@ from botocore.stub import ANY, Stubber
 from PIL import Image
 
 from launch import cli
-from launch.errors import LaunchError
+from launch.common.errors import LaunchError
 from launch.rekognition import analyze, custom_labels, prepare, retry, zero_shot
 from launch.rekognition.sources import ImageRef, Labelled
 from tests.moto_server import (
@@ -514,7 +514,7 @@ def _file(data: bytes, name: str, folder: Path) -> Path:
 
 
 def _uri(key: str) -> Any:
-    from launch.parsing import S3Uri
+    from launch.common.parsing import S3Uri
 
     return S3Uri(BUCKET, key)
 

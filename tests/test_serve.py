@@ -35,8 +35,8 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import images
-from smvision.machine import available_cores
+from smvision.core.machine import available_cores
+from smvision.data import images
 from smvision.serving.settings import GRACEFUL_SHUTDOWN_S
 from tests.conftest import ROOT
 from tests.gated_algorithm import (

@@ -17,9 +17,10 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision import algorithms, runtimes
+from smvision import algorithms
 from smvision.algorithms.keras_base import KerasAlgorithm
-from smvision.artifacts import read_metadata
+from smvision.core.artifacts import read_metadata
+from smvision.model import runtimes
 from smvision.serving import models
 from tests.photos import encode, photo
 from tests.server_process import running_server

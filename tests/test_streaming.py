@@ -14,8 +14,8 @@ from typing import IO
 import numpy as np
 import pytest
 
-from smvision.media import CSV, JSON, JSON_LINES
-from smvision.serving.inference import encode_predictions
+from smvision.core.media import CSV, JSON, JSON_LINES
+from smvision.serving.codecs import encode_predictions
 from smvision.serving.streaming import Group, LineGroups, answer_in_groups
 
 CLASSES = ["cat", "dog", "bird"]

@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import json, sys
-from smvision import toolkit_entry
+from smvision.training import toolkit_entry
 toolkit_entry.configure_toolkit()
 from sagemaker_training import process
 classes = process.get_tensorflow_exception_classes()

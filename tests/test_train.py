@@ -19,14 +19,15 @@ from typing import cast
 import numpy as np
 import pytest
 
-from smvision import data, hyperparameters
 from smvision.algorithms.base import RunContext
 from smvision.algorithms.rf import RandomForestAlgorithm
-from smvision.data import Dataset
-from smvision.local import lay_out_job, train_command
-from smvision.metrics import CROSS_VALIDATION, METRIC_DEFINITIONS
-from smvision.samples import digits_images
-from smvision.toolkit_entry import ENTRY_SCRIPT, ENTRY_SCRIPT_DIR
+from smvision.core.metrics import CROSS_VALIDATION, METRIC_DEFINITIONS
+from smvision.data import dataset as data
+from smvision.data.dataset import Dataset
+from smvision.local.job_dir import lay_out_job, train_command
+from smvision.local.samples import digits_images
+from smvision.schema import hyperparameters
+from smvision.training.toolkit_entry import ENTRY_SCRIPT, ENTRY_SCRIPT_DIR
 from tests.conftest import JobResult, TrainJob
 from tests.pictures import assert_picture
 
@@ -402,8 +403,8 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
 
 def test_import_has_no_side_effects(tmp_path: Path) -> None:
     code = (
-        "import smvision, smvision.train, smvision.local, smvision.algorithms, "
-        "smvision.hyperparameters, smvision.contract, smvision.data, smvision.algorithms.features; "
+        "import smvision, smvision.training.main, smvision.local, smvision.algorithms, "
+        "smvision.schema.hyperparameters, smvision.core.contract, smvision.data.dataset, smvision.algorithms.features; "
         "import sys; print('tensorflow' in sys.modules)"
     )
     env = {**os.environ, "HOME": str(tmp_path)}

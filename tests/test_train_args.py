@@ -3,7 +3,7 @@
 import pytest
 from sagemaker_training import mapping
 
-from smvision.train import ArgumentError, parse_args
+from smvision.training.main import ArgumentError, parse_args
 
 
 def test_the_toolkits_own_argument_list_parses_back() -> None:

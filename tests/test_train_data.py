@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from smvision import contract, distributed, hyperparameters
-from smvision.data import DataError
-from smvision.inputs import load_data
+from smvision.core import contract
+from smvision.data.dataset import DataError
+from smvision.schema import hyperparameters
+from smvision.training import distributed
+from smvision.training.inputs import load_data
 
 
 def _job_with_train(tmp_path: Path, digits: Path, per_class: int) -> contract.Contract:

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from launch.aws import error_code
+from launch.common.aws import error_code
 from launch.rekognition import retry
 from launch.rekognition.prepare import MAX_S3_OBJECT_BYTES, S3_SUFFIXES, ImageRejected, prepare
 from launch.rekognition.sources import ImageRef

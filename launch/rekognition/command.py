@@ -15,16 +15,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launch import options
-from launch.errors import LaunchError
-from launch.parsing import positive_int, s3_uri
+from launch.common import options
+from launch.common.errors import LaunchError
+from launch.common.parsing import positive_int, s3_uri
+from launch.common.settings import Settings
 from launch.rekognition.names import project_name
-from launch.settings import Settings
 
 if TYPE_CHECKING:
     import boto3
 
-    from launch.aws import SessionFactory
+    from launch.common.aws import SessionFactory
     from launch.rekognition.analyze import Request
     from launch.rekognition.custom_labels import CustomLabelsPlan
 
@@ -112,7 +112,7 @@ def _analyze(session: boto3.session.Session, images: list[str], out: Path, reque
              concurrency: int) -> int:
     from rich.progress import Progress
 
-    from launch.aws import reporting
+    from launch.common.aws import reporting
     from launch.rekognition import analyze, sources
 
     s3 = session.client("s3")
@@ -132,7 +132,7 @@ def _analyze(session: boto3.session.Session, images: list[str], out: Path, reque
 
 
 def _custom_labels(session: boto3.session.Session, plan: CustomLabelsPlan) -> int:
-    from launch.aws import reporting
+    from launch.common.aws import reporting
     from launch.rekognition import custom_labels
 
     with reporting(f"Custom Labels project {plan.project}"):

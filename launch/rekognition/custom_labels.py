@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from launch import pricing
-from launch.errors import AwsError, LaunchError
-from launch.parsing import S3Uri
+from launch.common import pricing
+from launch.common.errors import AwsError, LaunchError
+from launch.common.parsing import S3Uri
 from launch.rekognition.prepare import MAX_S3_OBJECT_BYTES, S3_SUFFIXES
 from launch.rekognition.sources import Labelled, labelled_set
 from smvision.comparison.rows import Qualities, Row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from launch.errors import LaunchError
+from launch.common.errors import LaunchError
 
 # The service model's pattern for ProjectName and VersionName.
 _NAME = re.compile(r"[a-zA-Z0-9_.\-]{1,255}")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launch.errors import LaunchError
-from launch.parsing import S3Uri, s3_uri
+from launch.common.errors import LaunchError
+from launch.common.parsing import S3Uri, s3_uri
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -106,7 +106,7 @@ def _local(path: Path) -> list[ImageRef]:
 
 def _listed(s3: Any, uri: S3Uri) -> Iterator[tuple[ImageRef, str]]:
     """Image objects under the prefix (or the one object the URI names), key order."""
-    from launch.aws import reporting
+    from launch.common.aws import reporting
 
     prefix = uri.key
     with reporting(f"Listing {uri}"):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launch import pricing
-from launch.errors import LaunchError
-from launch.parsing import S3Uri, read_toml
+from launch.common import pricing
+from launch.common.errors import LaunchError
+from launch.common.parsing import S3Uri, read_toml
 from launch.rekognition.sources import Labelled, labelled_set
 from smvision.comparison.rows import Prediction, Qualities, Row, Scores
 

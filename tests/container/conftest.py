@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from smvision.local import lay_out_job
+from smvision.local.job_dir import lay_out_job
 from tests.conftest import JobResult
 from tests.container.engine import (
     IMAGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smvision import contract
+from smvision.core import contract
 from tests.container.conftest import BuiltImage, image_config, run_in_image
 from tests.container.engine import Engine
 

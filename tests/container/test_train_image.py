@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smvision.metrics import METRIC_DEFINITIONS
+from smvision.core.metrics import METRIC_DEFINITIONS
 from tests.container.conftest import BuiltImage, ContainerJobs, train_in_container
 from tests.container.engine import Engine
 

@@ -41,7 +41,7 @@ PY
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-"$PY" -m smvision.samples digits "$WORK/digits" >/dev/null
+"$PY" -m smvision.local.samples digits "$WORK/digits" >/dev/null
 
 train() {  # ALGORITHM --hp KEY=VALUE ...
     local algorithm="$1"; shift

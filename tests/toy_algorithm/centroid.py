@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from smvision import images
 from smvision.algorithms.base import Algorithm, History, RunContext
-from smvision.data import Dataset
-from smvision.hyperparameters import Hyperparameters
+from smvision.data import images
+from smvision.data.dataset import Dataset
+from smvision.schema.hyperparameters import Hyperparameters
 
 MODEL_FILE = "centroids.npz"
 

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from smvision.params import Param, TuningRange
-from smvision.specs import AlgorithmSpec
+from smvision.schema.params import Param, TuningRange
+from smvision.schema.specs import AlgorithmSpec
 
 TEMPERATURE = Param(
     "temperature",

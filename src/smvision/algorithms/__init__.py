@@ -1,6 +1,6 @@
 """`--algorithm` name -> implementation class, imported on demand.
 
-The algorithm table (`smvision.specs`) names each implementation; modules are imported
+The algorithm table (`smvision.schema.specs`) names each implementation; modules are imported
 only when asked for, so serving an svm never loads TensorFlow.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from smvision import specs
 from smvision.algorithms.base import Algorithm
+from smvision.schema import specs
 
 
 def get(name: str) -> type[Algorithm]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-from smvision.hyperparameters import Hyperparameters
+from smvision.schema.hyperparameters import Hyperparameters
 
 
 def augmenter(hp: Hyperparameters, image_size: int) -> Any | None:

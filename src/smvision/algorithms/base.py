@@ -9,9 +9,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smvision.data import Dataset
-from smvision.hyperparameters import Hyperparameters
-from smvision.incremental import ParentModel
+from smvision.data.dataset import Dataset
+from smvision.model.parent import ParentModel
+from smvision.schema.hyperparameters import Hyperparameters
 
 # The model file each family writes beside metadata.json (read by serve's memory plan,
 # which must not import TensorFlow or scikit-learn to learn the names).
@@ -111,12 +111,12 @@ class Algorithm(ABC):
         """How raw images become model input, for metadata.json."""
         return {
             "decode": (
-                "smvision.images.ModelInput.from_file (RGB, 16-bit scaled to 8-bit, alpha "
+                "smvision.data.images.ModelInput.from_file (RGB, 16-bit scaled to 8-bit, alpha "
                 "dropped; a JPEG at 1/2, 1/4 or 1/8 scale when scaled_jpeg_decode is true "
                 "and its shorter side stays at least image_size)"
             ),
             "resize": (
-                f"smvision.images.prepare to {self.image_size}x{self.image_size}x"
+                f"smvision.data.images.prepare to {self.image_size}x{self.image_size}x"
                 f"{self.channels} (INTER_AREA down, INTER_LINEAR up)"
             ),
         }

@@ -14,15 +14,17 @@ from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
-from smvision import images, memory
 from smvision.algorithms import features
 from smvision.algorithms.base import CLASSICAL_MODEL_FILE, Algorithm, History, RunContext
-from smvision.algorithms.features import FeatureSettings, layout
+from smvision.algorithms.features import FeatureSettings
+from smvision.algorithms.features import columns as layout
 from smvision.algorithms.features.backbones import BackboneRecord
-from smvision.data import Dataset
-from smvision.evaluation import binary_cross_entropy
-from smvision.hyperparameters import HyperparameterError, Hyperparameters
-from smvision.incremental import ParentModel
+from smvision.data import images
+from smvision.data import memory_budget as memory
+from smvision.data.dataset import Dataset
+from smvision.model.evaluation import binary_cross_entropy
+from smvision.model.parent import ParentModel
+from smvision.schema.hyperparameters import HyperparameterError, Hyperparameters
 
 if TYPE_CHECKING:
     from smvision.algorithms.features.deep import Backbone

@@ -10,7 +10,7 @@ import keras
 from smvision.algorithms import gradcam
 from smvision.algorithms.base import RunContext
 from smvision.algorithms.keras_base import KerasAlgorithm
-from smvision.hyperparameters import Hyperparameters
+from smvision.schema.hyperparameters import Hyperparameters
 
 BLOCK_FILTERS = (32, 64, 128)
 

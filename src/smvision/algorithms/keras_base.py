@@ -27,7 +27,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from smvision import evaluation, images, runtimes
 from smvision.algorithms import augmentation, gradcam, losses
 from smvision.algorithms.base import (
     KERAS_MODEL_FILE,
@@ -37,9 +36,11 @@ from smvision.algorithms.base import (
     RunContext,
 )
 from smvision.algorithms.checkpoints import Checkpoints, LoopState, workers_agree
-from smvision.data import Dataset
-from smvision.hyperparameters import Hyperparameters
-from smvision.incremental import ParentModel
+from smvision.data import images
+from smvision.data.dataset import Dataset
+from smvision.model import evaluation, runtimes
+from smvision.model.parent import ParentModel
+from smvision.schema.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import keras
 from smvision.algorithms import gradcam
 from smvision.algorithms.base import AlgorithmInputError, RunContext
 from smvision.algorithms.keras_base import KerasAlgorithm, Phase
-from smvision.hyperparameters import Hyperparameters
+from smvision.schema.hyperparameters import Hyperparameters
 
 IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BASE_NAME = "resnet50"

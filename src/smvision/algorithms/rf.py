@@ -13,8 +13,8 @@ from sklearn.pipeline import Pipeline
 
 from smvision.algorithms.base import RunContext
 from smvision.algorithms.classical import ClassicalAlgorithm, class_weight
-from smvision.hyperparameters import Hyperparameters
-from smvision.incremental import ParentModel, ParentModelError
+from smvision.model.parent import ParentModel, ParentModelError
+from smvision.schema.hyperparameters import Hyperparameters
 
 
 class RandomForestAlgorithm(ClassicalAlgorithm):

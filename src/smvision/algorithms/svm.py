@@ -9,7 +9,7 @@ from sklearn.svm import SVC
 
 from smvision.algorithms import platt
 from smvision.algorithms.classical import ClassicalAlgorithm, class_weight
-from smvision.hyperparameters import Hyperparameters
+from smvision.schema.hyperparameters import Hyperparameters
 
 
 class SVMAlgorithm(ClassicalAlgorithm):

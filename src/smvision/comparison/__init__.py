@@ -10,6 +10,6 @@
 `rows` holds the measurements (every field but the name may be None), `stats` the
 intervals and the paired test, `report` the recommendation and comparison.md/.json,
 `plots` the pictures. Standard library only (plots import matplotlib when they draw), so
-launch/ can build the same report from SageMaker jobs; `smvision.local_compare` builds
+launch/ can build the same report from SageMaker jobs; `smvision.local.compare` builds
 rows from local jobs.
 """

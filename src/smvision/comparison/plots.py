@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smvision.comparison.report import PLOT_FILES, Assessment, Comparison, pareto_front
+from smvision.comparison.assessment import Assessment, Comparison, pareto_front
+
+PLOT_FILES = {
+    "accuracy_vs_training_time": "accuracy_vs_training_time.png",
+    "accuracy_vs_latency": "accuracy_vs_latency.png",
+    "per_class_f1": "per_class_f1.png",
+}
 
 
 def draw_all(comparison: Comparison, out_dir: Path) -> dict[str, str]:

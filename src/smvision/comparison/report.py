@@ -1,39 +1,29 @@
-"""From rows to a verdict: intervals, paired tests, the recommendation, comparison.md/json.
+"""The comparison written for people: comparison.md, comparison.json and the plots.
 
-    comparison = assess(rows)                  # pure: numbers and the recommendation
-    write_report(rows, out_dir, title=...)     # comparison.md, comparison.json, the plots
+    write_report(rows, out_dir, title=...)     # assess(rows), then the files
 
-The recommendation's rule: the most accurate row; and among the rows whose accuracy is not
-significantly lower than it (exact McNemar test on the same images, p >= ALPHA; rows
-evaluated on other images: the best accuracy lies inside their interval), the one that is
-cheapest to serve (lowest per-image latency p50; rows without one after those with one,
-then by cost per 1,000 images, then by model size). Standard library only, except that the
-plots import matplotlib when drawn.
+The numbers and the recommendation come from comparison.assessment. Standard library
+only, except that the plots import matplotlib when drawn.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smvision.comparison import stats
+from smvision.comparison.assessment import (
+    ALPHA,
+    RECOMMENDATION_RULE,
+    Assessment,
+    Comparison,
+    assess,
+)
+from smvision.comparison.plots import draw_all
 from smvision.comparison.rows import Row
 
-ALPHA = 0.05
-PLOT_FILES = {
-    "accuracy_vs_training_time": "accuracy_vs_training_time.png",
-    "accuracy_vs_latency": "accuracy_vs_latency.png",
-    "per_class_f1": "per_class_f1.png",
-}
-RECOMMENDATION_RULE = (
-    "the most accurate; among the rows whose accuracy is not significantly lower "
-    f"(exact McNemar test on the same images, p >= {ALPHA}), the cheapest to serve: lowest "
-    "per-image latency p50, then cost per 1,000 images, then model size"
-)
 QUALITY_RULES = {
     "Data needed": "the algorithm table's rule of thumb for how many labelled images the "
     "method needs to do well, then how many training images per class this run had",
@@ -45,123 +35,18 @@ QUALITY_RULES = {
 }
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """One row and what the report derives from it."""
-
-    row: Row
-    accuracy_interval: tuple[float, float] | None
-    macro_f1_interval: tuple[float, float] | None
-    # The paired test against the best row (None for the best itself and unscored rows).
-    versus_best: stats.PairedTest | None
-    # Not significantly less accurate than the best (the best is tied with itself).
-    tied_with_best: bool
-    on_pareto_front: bool
-
-    @property
-    def name(self) -> str:
-        return self.row.name
 
 
-@dataclass(frozen=True)
-class Comparison:
-    title: str
-    assessments: tuple[Assessment, ...]
-    best: str | None
-    recommended: str | None
-    confidence: float = stats.CONFIDENCE
-
-    def get(self, name: str) -> Assessment:
-        return next(a for a in self.assessments if a.name == name)
-
-    @property
-    def scored(self) -> tuple[Assessment, ...]:
-        return tuple(a for a in self.assessments if a.row.scores is not None)
 
 
-def assess(
-    rows: Sequence[Row],
-    title: str = "Which algorithm for these images?",
-    confidence: float = stats.CONFIDENCE,
-    seed: int = 0,
-) -> Comparison:
-    """Intervals for every scored row, paired tests against the best, the recommendation."""
-    names = [row.name for row in rows]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Row names must be unique; got {', '.join(names)}.")
-    scored = [row for row in rows if row.scores is not None and row.scores.count]
-    best = max(scored, key=_accuracy_rank, default=None)
-    front = _pareto_front(scored)
-    assessments = []
-    for row in rows:
-        scores = row.scores
-        if scores is None or not scores.count or best is None:
-            assessments.append(Assessment(row, None, None, None, False, False))
-            continue
-        accuracy_interval = stats.wilson_interval(scores.correct, scores.count, confidence)
-        labels = [p.label for p in scores.predictions]
-        guesses = [p.predicted for p in scores.predictions]
-        f1_interval = stats.bootstrap_macro_f1(
-            labels, guesses, scores.class_names, confidence, seed=seed
-        )
-        paired = None
-        tied = row is best
-        if row is not best and best.scores is not None:
-            paired = stats.mcnemar(best.scores.outcomes(), scores.outcomes())
-            if paired.shared == scores.count == best.scores.count:
-                tied = paired.p_value >= ALPHA
-            else:  # other images: fall back to the interval
-                tied = accuracy_interval[1] >= best.scores.accuracy - 1e-9
-                paired = paired if paired.shared else None
-        assessments.append(
-            Assessment(row, accuracy_interval, f1_interval, paired, tied, row.name in front)
-        )
-    candidates = [a.row for a in assessments if a.tied_with_best]
-    recommended = min(candidates, key=_serving_cost, default=None)
-    return Comparison(
-        title=title,
-        assessments=tuple(assessments),
-        best=best.name if best else None,
-        recommended=recommended.name if recommended else None,
-        confidence=confidence,
-    )
 
 
-def _accuracy_rank(row: Row) -> tuple[float, float, float]:
-    assert row.scores is not None
-    latency = row.latency_p50_ms if row.latency_p50_ms is not None else math.inf
-    return (row.scores.accuracy, row.scores.macro_f1, -latency)
 
 
-def _serving_cost(row: Row) -> tuple[bool, float, float, float]:
-    return (
-        row.latency_p50_ms is None,
-        row.latency_p50_ms if row.latency_p50_ms is not None else 0.0,
-        row.cost_per_1000_images_usd if row.cost_per_1000_images_usd is not None else math.inf,
-        row.model_bytes if row.model_bytes is not None else math.inf,
-    )
 
 
-def _pareto_front(rows: Sequence[Row]) -> set[str]:
-    """Rows no other row beats on both accuracy (higher) and latency p50 (lower)."""
-    points = [
-        (row.name, row.scores.accuracy, row.latency_p50_ms)
-        for row in rows
-        if row.scores is not None and row.latency_p50_ms is not None
-    ]
-    return {
-        name
-        for name, accuracy, latency in points
-        if not any(
-            a >= accuracy and t <= latency and (a > accuracy or t < latency) for _, a, t in points
-        )
-    }
 
 
-def pareto_front(comparison: Comparison) -> list[Assessment]:
-    """The front's rows from fastest to slowest."""
-    front = [a for a in comparison.assessments if a.on_pareto_front]
-    return sorted(front, key=lambda a: a.row.latency_p50_ms or 0.0)
 
 
 # Writing ------------------------------------------------------------------------------------
@@ -184,9 +69,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, str] = {}
     if plots:
-        from smvision.comparison import plots as plotting
-
-        drawn = plotting.draw_all(comparison, out_dir)
+        drawn = draw_all(comparison, out_dir)
     (out_dir / "comparison.md").write_text(
         render_markdown(comparison, context, measured or {}, drawn)
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smvision import specs
+from smvision.schema import specs
 
 # evaluation.json's splits, in the order a report prefers them.
 PREFERRED_SPLITS = ("test", "validation")

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from smvision import images
-from smvision.contract import BASELINE_FILE
-from smvision.data import Dataset, Sample
+from smvision.core.contract import BASELINE_FILE
+from smvision.data import images
+from smvision.data.dataset import Dataset, Sample
 from smvision.monitor import distributions, features
 
 VERSION = 1

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from smvision import images, media
+from smvision.core import media
+from smvision.data import images
+from smvision.data.bodies import InputError, UnsupportedContentTypeError, decode_request
 from smvision.monitor.features import FeatureMeter
-from smvision.serving.inference import InputError, UnsupportedContentTypeError, decode_request
 
 CAPTURE_SUFFIX = ".jsonl"
 

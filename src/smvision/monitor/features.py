@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smvision import images
+from smvision.data import images
 
 SIZE_FEATURES = ("width", "height", "aspect_ratio")
 LIGHT_FEATURES = ("brightness", "contrast", "sharpness")

@@ -5,7 +5,7 @@
             [--min-images N]
 
 Where things are, each from its option, else Model Monitor's variable for a scheduled
-run, else the processing job's layout (smvision.contract):
+run, else the processing job's layout (smvision.core.contract):
 - the baseline: --baseline; `baseline_statistics`; processing/input/baseline/ (baseline.json,
   or the model.tar.gz that holds it);
 - the captured data: --captured; `dataset_source`; processing/input/endpoint/;
@@ -27,11 +27,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smvision import contract as contract_module
-from smvision.contract import Contract
-from smvision.monitor import analysis, baseline, report, thresholds
+from smvision.core import contract as contract_module
+from smvision.core.contract import Contract
+from smvision.core.processing import run_job
+from smvision.monitor import analysis, baseline, thresholds
+from smvision.monitor import drift_report as report
 from smvision.monitor.capture import read_captured
-from smvision.processing import run_job
 
 log = logging.getLogger("smvision.monitor")
 

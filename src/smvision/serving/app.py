@@ -28,10 +28,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 
-from smvision.images import ImageError
-from smvision.media import JSON_LINES
-from smvision.serving import memory, models
+from smvision.core.media import JSON_LINES
+from smvision.data.bodies import InputError, UnsupportedContentTypeError, check_content_type
+from smvision.data.images import ImageError
+from smvision.serving import models
+from smvision.serving import process_memory as memory
 from smvision.serving.batcher import BatcherStoppedError
+from smvision.serving.codecs import (
+    UnsupportedAcceptError,
+    choose_accept,
+    parse_threshold,
+    parse_top_k,
+)
 from smvision.serving.http import (
     JSON_TYPE,
     HTTPError,
@@ -45,21 +53,10 @@ from smvision.serving.http import (
     respond,
     respond_in_chunks,
 )
-from smvision.serving.inference import (
-    MAX_BATCH_IMAGES,
-    InputError,
-    Request,
-    UnsupportedAcceptError,
-    UnsupportedContentTypeError,
-    check_content_type,
-    choose_accept,
-    limit_threads,
-    parse_threshold,
-    parse_top_k,
-)
+from smvision.serving.inference import MAX_BATCH_IMAGES, Request, limit_threads
 from smvision.serving.loading import LoadedModel, plan
+from smvision.serving.model_table import ModelRegistry, default_budget_mb
 from smvision.serving.multi_model import ModelRoutes
-from smvision.serving.registry import ModelRegistry, default_budget_mb
 from smvision.serving.settings import ServerSettings
 from smvision.serving.streaming import Answer, Group, answer_in_groups
 

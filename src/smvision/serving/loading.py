@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from smvision.artifacts import read_metadata
-from smvision.contract import METADATA_FILE
-from smvision.serving import memory, models
+from smvision.core.artifacts import read_metadata
+from smvision.core.contract import METADATA_FILE
+from smvision.serving import models
+from smvision.serving import process_memory as memory
 from smvision.serving.batcher import MicroBatcher
 from smvision.serving.inference import MAX_BATCH_IMAGES, Predictor, Request
-from smvision.serving.registry import ModelPlan
+from smvision.serving.model_table import ModelPlan
 from smvision.serving.settings import ServerSettings, algorithm_of
 
 

@@ -5,7 +5,7 @@ that each run the ASGI app of `smvision.serving.app` over the model in /opt/ml/m
 (SAGEMAKER_BASE_DIR honoured). SIGTERM stops accepting, lets in-flight requests finish
 and exits within 30 s. The settings come from `smvision.serving.settings`, which reads
 SAGEMAKER_MODEL_SERVER_WORKERS, SAGEMAKER_MODEL_SERVER_TIMEOUT and
-SAGEMAKER_MAX_PAYLOAD_IN_MB through `smvision.contract`.
+SAGEMAKER_MAX_PAYLOAD_IN_MB through `smvision.core.contract`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.errors import HaltServer
 from uvicorn_worker import UvicornWorker
 
-from smvision import contract as contract_module
-from smvision.contract import ContractError
-from smvision.logs import configure_logging
+from smvision.core import contract as contract_module
+from smvision.core.contract import ContractError
+from smvision.core.logs import configure_logging
 from smvision.serving.app import BATCHER_STOP_S, ServingApp
 from smvision.serving.settings import (
     GRACEFUL_SHUTDOWN_S,

@@ -8,7 +8,7 @@ TensorFlow nor scikit-learn: the image built with RUNTIME=lite has neither.
 
 A trained Keras model runs as SMVISION_KERAS_RUNTIME says, else as its algorithm's entry
 in the table (specs.py): `tflite` compiles it to a float32 TFLite flatbuffer in a child
-process (`python -m smvision.export`) and serves that like an export, so the worker
+process (`python -m smvision.serving.export`) and serves that like an export, so the worker
 itself never imports TensorFlow; in-process, the converter held the GIL for seconds,
 and /ping, which must answer within 2 s while the model loads, waited 24 s behind it.
 `xla` and `tensorflow` run the Keras model in the worker
@@ -33,10 +33,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smvision import images, runtimes, specs
 from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
 from smvision.algorithms.features.backbones import keras_models_dir
-from smvision.contract import EXPORT_FILE
+from smvision.core.contract import EXPORT_FILE
+from smvision.data import images
+from smvision.model import runtimes
+from smvision.schema import specs
 
 # Loading TensorFlow and converting a large model takes a while on a busy small instance,
 # and SageMaker gives a multi-model endpoint's load 360 s in all (files, compile, warm-up).
@@ -230,7 +232,7 @@ def compile_in_child(model_dir: Path) -> bytes:
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
             destination = Path(scratch) / "model.tflite"
             returncode, stderr = _run_child(
-                [sys.executable, "-m", "smvision.export", str(model_dir), str(destination)])
+                [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)])
             if returncode != 0 or not destination.is_file():
                 raise ExportError(
                     f"Compiling the Keras model in {model_dir} to TFLite failed (exit "

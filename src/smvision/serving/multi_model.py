@@ -9,7 +9,7 @@
     DELETE /models/NAME            unload; the answer says how much memory it freed
     POST   /models/NAME/invoke     as POST /invocations, answered by model NAME
 
-The table of models is smvision.serving.registry's; an invocation takes the same path
+The table of models is smvision.serving.model_table's; an invocation takes the same path
 as one of a single-model server (`ServingApp._invoke`).
 """
 
@@ -30,7 +30,7 @@ from smvision.serving.http import (
     respond_json,
 )
 from smvision.serving.loading import LoadedModel
-from smvision.serving.registry import ModelRegistry, RegistryError
+from smvision.serving.model_table import ModelRegistry, RegistryError
 
 PREFIX = "/models"
 INVOKE_SUFFIX = "/invoke"

@@ -12,13 +12,19 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from smvision import specs
 from smvision.algorithms.features import backbones
 from smvision.algorithms.features.backbones import BackboneMissingError
-from smvision.artifacts import read_metadata
-from smvision.contract import METADATA_FILE, MULTI_MODEL_ENV, WORKERS_ENV, Contract, ContractError
-from smvision.machine import available_cores
-from smvision.params import HyperparameterError
+from smvision.core.artifacts import read_metadata
+from smvision.core.contract import (
+    METADATA_FILE,
+    MULTI_MODEL_ENV,
+    WORKERS_ENV,
+    Contract,
+    ContractError,
+)
+from smvision.core.machine import available_cores
+from smvision.schema import specs
+from smvision.schema.params import HyperparameterError
 from smvision.serving import models
 
 # SIGTERM must end the server within 30 s; this leaves the master time to exit after

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from smvision.media import JSON, JSON_LINES
+from smvision.core.media import JSON, JSON_LINES
 
 # An answer this large moves from memory to a file in /tmp.
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024

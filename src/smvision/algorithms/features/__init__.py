@@ -19,12 +19,12 @@ import numpy as np
 
 from smvision.algorithms.features import handcrafted, texture
 from smvision.algorithms.features.backbones import DEEP_WIDTH
-from smvision.machine import available_cores
-from smvision.params import FEATURE_KINDS
+from smvision.core.machine import available_cores
+from smvision.schema.params import FEATURE_KINDS
 
 if TYPE_CHECKING:
     from smvision.algorithms.features.deep import Backbone
-    from smvision.hyperparameters import Hyperparameters
+    from smvision.schema.hyperparameters import Hyperparameters
 
 PER_IMAGE_KINDS = ("hog", "color", "pixels", "gabor", "edges")
 IMAGES_PER_THREAD = 64

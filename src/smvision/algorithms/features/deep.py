@@ -28,7 +28,7 @@ from smvision.algorithms.features.backbones import (
     locate,
     sha256_of,
 )
-from smvision.hyperparameters import Hyperparameters
+from smvision.schema.hyperparameters import Hyperparameters
 
 BATCH = 64
 RANDOM_WEIGHTS_FILE = "deep_backbone.weights.h5"

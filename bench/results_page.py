@@ -1,0 +1,436 @@
+"""bench/RESULTS.md from the figures of one run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.common import Figure, Store, key
+from bench.serving import CONCURRENCIES, SERVERS
+
+FLOOR_TARGET = 1.15
+THROUGHPUT_TARGET = 2.0
+CPU_TARGET = 1.5
+INT8_POINTS = 1.0
+PIPELINE_TARGET = 0.9
+BUSY_LOAD = 1.0
+
+
+@dataclass(frozen=True)
+class RunContext:
+    machine: list[str]
+    load_averages: list[tuple[str, str]]  # (phase, "1 / 5 / 15 min")
+    wall_s: float
+    cores: int
+    rounds: int
+    seconds: float
+    serving_algorithms: Sequence[str]
+    startup_algorithms: Sequence[str]
+    payloads: Sequence[str]
+
+
+def spread(figure: Figure, digits: int = 3) -> str:
+    """'median (min-max)', or the value alone when there is one."""
+    if len(figure.values) == 1:
+        return f"{figure.median:.{digits}g}"
+    return f"{figure.median:.{digits}g} ({figure.low:.{digits}g}-{figure.high:.{digits}g})"
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def targets(store: Store, run: RunContext) -> list[str]:
+    lines = ["| target | case | ratio: median (min-max) over rounds | |", "|---|---|---|---|"]
+    for algorithm in run.serving_algorithms:
+        for payload in run.payloads:
+            ratio = store[key(algorithm, payload, "c1", "floor ratio")]
+            lines.append(
+                f"| c=1: serve p50 <= {FLOOR_TARGET}x the in-process floor | {algorithm}, "
+                f"{payload} | {spread(ratio)} | {_met(ratio.median <= FLOOR_TARGET)} |"
+            )
+    for algorithm in run.serving_algorithms:
+        for payload in run.payloads:
+            ratio = store[key(algorithm, payload, "c8", "rps ratio")]
+            lines.append(
+                f"| c=8: serve requests/s >= {THROUGHPUT_TARGET}x the reference's | "
+                f"{algorithm}, {payload} | {spread(ratio)} | "
+                f"{_met(ratio.median >= THROUGHPUT_TARGET)} |"
+            )
+    for payload in run.payloads:
+        ratio = store[key("cnn", payload, "cpu ratio", "batch 1")]
+        lines.append(
+            f"| cnn in-process CPU per image: classic / serve >= {CPU_TARGET} | {payload}, one "
+            f"image at a time | {spread(ratio)} | {_met(ratio.median >= CPU_TARGET)} |"
+        )
+    for name, figure in sorted(store.items()):
+        if name.startswith("int8/") and name.endswith("/change"):
+            case, fmt = name.split("/")[1:3]
+            lines.append(
+                f"| int8 test accuracy within {INT8_POINTS:g} point of float32 | {case}, {fmt} "
+                f"| {figure.median:+.2f} points | {_met(abs(figure.median) <= INT8_POINTS)} |"
+            )
+    for name, case in (("cnn_ratio", "no augmentation"), ("cnn_aug_ratio", "augmentation on")):
+        pipeline = store[name]
+        lines.append(
+            f"| cnn input pipeline >= {PIPELINE_TARGET}x model.fit on an in-memory array | "
+            f"images/s, epochs 2+, {case} | {spread(pipeline)} | "
+            f"{_met(pipeline.median >= PIPELINE_TARGET)} |"
+        )
+    return lines
+
+
+def serving_table(store: Store, algorithm: str, run: RunContext) -> list[str]:
+    lines = [
+        "| payload | floor p50 ms | c | serve p50 ms | serve p99 ms | serve req/s | "
+        "reference p50 ms | reference p99 ms | reference req/s | req/s serve / reference |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for payload in run.payloads:
+        floor = spread(store[key(algorithm, payload, "floor", "p50")])
+        for concurrency in CONCURRENCIES:
+            cells = []
+            for server in SERVERS:
+                base = key(algorithm, payload, server, f"c{concurrency}")
+                cells += [spread(store[key(base, name)]) for name in ("p50", "p99", "rps")]
+            ratio = spread(store[key(algorithm, payload, f"c{concurrency}", "rps ratio")], 2)
+            lines.append(f"| {payload} | {floor} | {concurrency} | {' | '.join(cells)} | {ratio} |")
+    return lines
+
+
+def client_table(store: Store, algorithm: str, run: RunContext) -> list[str]:
+    lines = [
+        "| payload | c | client CPU ms per request, serve | client CPU ms per request, reference |",
+        "|---|---|---|---|",
+    ]
+    for payload in run.payloads:
+        for concurrency in CONCURRENCIES:
+            cells = [
+                spread(store[key(algorithm, payload, server, f"c{concurrency}", "client cpu")], 2)
+                for server in SERVERS
+            ]
+            lines.append(f"| {payload} | {concurrency} | {' | '.join(cells)} |")
+    return lines
+
+
+def balance_table(store: Store, algorithm: str, run: RunContext) -> list[str]:
+    lines = [
+        "| payload | c | serve: busiest worker's share | reference: busiest worker's share |",
+        "|---|---|---|---|",
+    ]
+    for payload in run.payloads:
+        for concurrency in CONCURRENCIES[1:]:
+            cells = []
+            for server in SERVERS:
+                figure = store.get(key(algorithm, payload, server, f"c{concurrency}", "busiest"))
+                cells.append(spread(figure, 2) if figure else "one worker")
+            lines.append(f"| {payload} | {concurrency} | {' | '.join(cells)} |")
+    return lines
+
+
+def memory_table(store: Store, run: RunContext) -> list[str]:
+    lines = [
+        "| algorithm | server | when | workers | RSS per worker, MiB | PSS per worker, MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for algorithm in run.startup_algorithms:
+        lines.append(
+            _memory_row(
+                store,
+                algorithm,
+                "serve",
+                "ready (before any request)",
+                key(algorithm, "ready memory"),
+            )
+        )
+    for algorithm in run.serving_algorithms:
+        for server in SERVERS:
+            lines.append(
+                _memory_row(
+                    store,
+                    algorithm,
+                    server,
+                    "after the load runs",
+                    key(algorithm, "memory", server),
+                )
+            )
+    return lines
+
+
+def _memory_row(store: Store, algorithm: str, server: str, when: str, prefix: str) -> str:
+    figures = {
+        name: [
+            f
+            for k, f in store.items()
+            if k.startswith(prefix + "/worker") and k.endswith("/" + name)
+        ]
+        for name in ("rss", "pss")
+    }
+    workers = len(figures["rss"])
+    cells = [", ".join(f"{f.median:.0f}" for f in figures[name]) for name in ("rss", "pss")]
+    return f"| {algorithm} | {server} | {when} | {workers} | {cells[0]} | {cells[1]} |"
+
+
+def cpu_table(store: Store, run: RunContext) -> list[str]:
+    lines = [
+        "| model | payload | images per call | classic | serve | serve int8 | classic / serve |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for algorithm in run.serving_algorithms:
+        for payload in run.payloads:
+            for batch in ("batch 1", "batch 8"):
+                cells = []
+                for variant in ("classic", "serve", "int8"):
+                    figure = store.get(key(algorithm, payload, "cpu", variant, batch))
+                    cells.append(spread(figure) if figure else "-")
+                ratio = spread(store[key(algorithm, payload, "cpu ratio", batch)])
+                lines.append(
+                    f"| {algorithm} | {payload} | {batch.split()[1]} | {' | '.join(cells)} | "
+                    f"{ratio} |"
+                )
+    return lines
+
+
+def decode_table(store: Store, run: RunContext) -> list[str]:
+    lines = [
+        "| payload | model input | decode whole, then resize: ms | decode at the reduced scale, "
+        "then resize: ms | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for algorithm in run.serving_algorithms[:1]:
+        for payload in run.payloads:
+            whole = store[key(algorithm, payload, "decode", "classic")]
+            scaled = store[key(algorithm, payload, "decode", "serve")]
+            lines.append(
+                f"| {payload} | 64x64x1 | {spread(whole)} | {spread(scaled)} | "
+                f"{whole.median / scaled.median:.2f} |"
+            )
+    return lines
+
+
+def accuracy_table(store: Store) -> list[str]:
+    lines = [
+        "| set, model, input | JPEG decoded at | test accuracy, rule on | rule off | change, "
+        "points |",
+        "|---|---|---|---|---|",
+    ]
+    cases = sorted({name.split("/")[1] for name in store if name.startswith("accuracy/")})
+    for case in cases:
+        scale = int(store[key("accuracy", case, "scale")].median)
+        on = store[key("accuracy", case, "scaled true")].median
+        off = store[key("accuracy", case, "scaled false")].median
+        where = "full size (a PNG)" if case.startswith("digits") else f"1/{scale}"
+        lines.append(
+            f"| {case} | {where} | {on:.4f} | {off:.4f} | {100 * (on - off):+.2f} |"
+        )
+    return lines
+
+
+def int8_table(store: Store) -> list[str]:
+    lines = [
+        "| model | format | float32 (Keras) accuracy | int8 accuracy | change, points | "
+        "size: Keras -> int8, MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in sorted(store):
+        if name.startswith("int8/") and name.endswith("/change"):
+            case, fmt = name.split("/")[1:3]
+            base = key("int8", case, fmt)
+            lines.append(
+                f"| {case} | {fmt} | {store[key(base, 'float32')].median:.4f} | "
+                f"{store[key(base, 'int8')].median:.4f} | {store[name].median:+.2f} | "
+                f"{store[key(base, 'original bytes')].median:.2f} -> "
+                f"{store[key(base, 'bytes')].median:.2f} |"
+            )
+    return lines
+
+
+def startup_table(store: Store, run: RunContext) -> list[str]:
+    lines = [
+        "| algorithm | seconds to the first 200 on /ping: median (min-max) | starts |",
+        "|---|---|---|",
+    ]
+    for algorithm in run.startup_algorithms:
+        figure = store[key(algorithm, "startup")]
+        lines.append(f"| {algorithm} | {spread(figure)} | {len(figure.values)} |")
+    return lines
+
+
+def training_table(store: Store) -> list[str]:
+    lines = ["| measure | median | min | max | unit | runs |", "|---|---|---|---|---|---|"]
+    for name in (
+        "cnn_ours",
+        "cnn_fit",
+        "cnn_ratio",
+        "cnn_aug_ours",
+        "cnn_aug_fit",
+        "cnn_aug_ratio",
+        "hog_one",
+        "hog_two",
+        "hog_skimage",
+        "hog_vs_skimage",
+        "hog_scaling",
+        "stream_memory",
+        "stream_cache",
+        "stream_decode",
+        "stream_cache_ratio",
+        "stream_decode_ratio",
+    ):
+        f = store[name]
+        lines.append(
+            f"| {f.name} | {f.median:.4g} | {f.low:.4g} | {f.high:.4g} | {f.unit} | "
+            f"{len(f.values)} |"
+        )
+    return lines
+
+
+def feature_cost_table(store: Store) -> list[str]:
+    lines = ["| feature kind | ms per image: median (min-max) | runs |", "|---|---|---|"]
+    for name, figure in store.items():
+        if name.startswith("feature cost/"):
+            lines.append(f"| {figure.name} | {spread(figure)} | {len(figure.values)} |")
+    return lines
+
+
+def _busy_note(run: RunContext) -> list[str]:
+    """The load at the start is other people's; later readings include this run's own."""
+    at_start = float(run.load_averages[0][1].split("/")[0])
+    if at_start < BUSY_LOAD:
+        return []
+    return [
+        f"- Other processes were using the CPUs when the run started (1-minute load average "
+        f"{at_start:.2f} on {run.cores} cores): absolute figures are noisier than the ratios, "
+        "which compare measurements taken seconds apart."
+    ]
+
+
+def render(store: Store, run: RunContext) -> str:
+    loads = "; ".join(f"{phase} {value}" for phase, value in run.load_averages)
+    out = [
+        "# smvision benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); do not edit by hand. How it measures, the "
+        "profiles and what each optimisation bought: [NOTES.md](NOTES.md).",
+        "",
+        "## Machine and run",
+        "",
+        *run.machine,
+        f"- Load average (1 / 5 / 15 min): {loads}. Readings after the start include this "
+        "run's own server and client (about 2 when a load test runs).",
+        *_busy_note(run),
+        f"- Wall time of the suite: {run.wall_s / 60:.1f} min; {run.rounds} rounds; each load run "
+        f"{run.seconds:g} s after a 0.5 s warm-up",
+        "- The load generator (bench/loadgen.py: keep-alive connections on one uvloop event "
+        "loop) runs on the same machine and shares its cores with the server under test.",
+        "",
+        "## Targets",
+        "",
+        *targets(store, run),
+        "",
+        "## Serving",
+        "",
+        "Figures are median (min-max) over the rounds. Payloads are JPEG photos. The floor is "
+        "what serve does with one image, in a loop in the benchmark's own process, no HTTP: "
+        "`ModelInput.from_file` (a large JPEG decoded at a reduced scale) and the model as "
+        "serve loads it (a Keras model compiled to TFLite at start). The reference is "
+        "bench/reference_server.py, the classic design: Flask under gunicorn sync workers, one "
+        "per core, no keep-alive (a new connection per request, its connect time counted), no "
+        "nginx; it decodes each image whole and predicts with the model as trained "
+        "(TensorFlow's graph for the cnn).",
+        "",
+    ]
+    for algorithm in run.serving_algorithms:
+        out += [
+            f"### {algorithm}",
+            "",
+            *serving_table(store, algorithm, run),
+            "",
+            f"![{algorithm}: latency and throughput by concurrency](serving_{algorithm}.png)",
+            "",
+            "How evenly the load spread over the workers (CPU seconds of the busiest "
+            "worker over all workers' during the run; 0.5 is even with two workers):",
+            "",
+            *balance_table(store, algorithm, run),
+            "",
+            "The load generator's own CPU time per request, warm-up included (it shares the "
+            "cores with the server, and a new connection per request costs it more):",
+            "",
+            *client_table(store, algorithm, run),
+            "",
+        ]
+    out += [
+        "### In-process CPU per image",
+        "",
+        "CPU milliseconds per image (every thread of the process), decoding included; median "
+        "(min-max) of 7 alternating runs. classic: the whole JPEG decoded, the model as "
+        "trained (TensorFlow's graph for the cnn). serve: the JPEG decoded at a reduced scale, "
+        "the model compiled to TFLite. serve int8: the same with the job's model exported as "
+        "int8 TFLite (`smvision.local export --format tflite --quantize int8`).",
+        "",
+        *cpu_table(store, run),
+        "",
+        "Decoding alone, to the 64x64 grey input of the bench's models (CPU ms per image):",
+        "",
+        *decode_table(store, run),
+        "",
+        "### Start-up: `serve` started to the first 200 on /ping",
+        "",
+        "The `serve` console script as the image runs it; /ping polled every 10 ms. The "
+        "worker loads the model and answers one warm-up request before /ping says 200. "
+        "Keras models by SMVISION_KERAS_RUNTIME: tflite (the default: converted at start, "
+        "batch sizes 1, 8 and 32 allocated and run once), xla (compiled at start for the "
+        "same sizes), tensorflow (what serve did before: no compilation).",
+        "",
+        *startup_table(store, run),
+        "",
+        "### Memory per worker",
+        "",
+        "RSS counts every page a worker maps; PSS divides shared pages among the processes "
+        "that share them, so PSS sums to what the workers cost together.",
+        "",
+        *memory_table(store, run),
+        "",
+        "## Accuracy on photos",
+        "",
+        "The JPEG decode rule (scaled_jpeg_decode) on and off, each job trained twice with "
+        "the same seed; photographs from smvision.local.samples re-encoded as JPEG (quality 90). The "
+        "digits are PNG files, which the rule leaves alone: the same pixels, the same "
+        "accuracy.",
+        "",
+        *accuracy_table(store),
+        "",
+        "int8 exports of the textures cnn (trained with the rule), calibrated on 200 training "
+        "images, against the float32 Keras model on the test split (export.json):",
+        "",
+        *int8_table(store),
+        "",
+        "## Training",
+        "",
+        "cnn: `smvision.local train` (PNG files decoded once into memory, then batches through "
+        "tf.data into the custom training loop) against Keras `model.fit` on the same images as "
+        "one float32 array, same network, batch 64, image_size 32; epochs after the first (which "
+        "traces), runs alternating; then both again with the default augmentation (rotation, "
+        "shifts, zoom, contrast: ours in the tf.data pipeline, model.fit's as the model's "
+        "first layers). HOG: 2,156 digit images at 64x64, the svm "
+        "default, with the same cells (8), blocks (2x2) and bins (9).",
+        "",
+        *training_table(store),
+        "",
+        "![training speed](training.png)",
+        "",
+        "### Features: the cost of each kind",
+        "",
+        "Each kind alone (`features=KIND`, its default settings) on 300 crops of "
+        "scikit-learn's two sample photographs, resized to 64x64 RGB: the per-image kinds on one "
+        "thread (jobs spread them over every core), deep (a frozen ResNet50 without its top, "
+        "random weights: ImageNet's cost the same) in batches of 64 on TensorFlow's threads, "
+        "at 64 and at 224 pixels (64 crops). A row of `features=a+b` costs about the sum.",
+        "",
+        *feature_cost_table(store),
+        "",
+        "## Every headline ratio",
+        "",
+        "![headline ratios against their targets](ratios.png)",
+        "",
+    ]
+    return "\n".join(out)

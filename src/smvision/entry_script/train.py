@@ -1,6 +1,0 @@
-"""The user script the sagemaker-training toolkit runs: `python train.py --name value ...`."""
-
-from smvision.train import main
-
-if __name__ == "__main__":
-    raise SystemExit(main())

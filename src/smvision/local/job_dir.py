@@ -1,0 +1,234 @@
+"""A local training job: its directory laid out as SageMaker lays out /opt/ml, and the
+command that runs the image's `train` in it.
+
+`lay_out_job` writes JOBDIR/opt/ml (input/config, the channels as copies or links, Pipe
+mode's FIFOs); `train_command` is the argv of `python -m smvision.local train`, which the
+local compare runs once per algorithm.
+"""
+
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from smvision.core import contract as contract_module
+from smvision.core.contract import Contract
+from smvision.data import pipemode, recordio
+from smvision.data.pipemode import PipeError, PipeFeeder
+
+# The toolkit waits (up to 15 minutes) for every host name in resourceconfig.json to
+# resolve. SageMaker's names (algo-1, ...) resolve only inside a job or a compose network,
+# so outside a container we use the toolkit's own switch for local runs to skip the wait.
+SKIP_HOST_WAIT_ENV = {"SM_STUDIO_LOCAL_MODE": "true"}
+
+
+def job_contract(job_dir: Path) -> Contract:
+    return contract_module.load(
+        {contract_module.BASE_DIR_ENV: str(job_dir.resolve() / "opt" / "ml")}
+    )
+
+
+@dataclass(frozen=True)
+class PipeChannel:
+    """A channel streamed in Pipe mode: an augmented manifest (its attributes, each a
+    RecordIO record) when `attribute_names` are given, else the .rec files of a folder."""
+
+    source: Path
+    attribute_names: tuple[str, ...] = ()
+
+    def check(self, channel: str) -> None:
+        """Refuse, before training starts, what the stream would fail on."""
+        if not self.attribute_names:
+            if not sorted(self.source.rglob("*.rec")):
+                raise SystemExit(f"--pipe {channel}: {self.source} holds no .rec files to stream.")
+            return
+        try:
+            for number, entry in enumerate(
+                pipemode.read_manifest(self.source, self.attribute_names), start=1
+            ):
+                for name in self.attribute_names:
+                    if name.endswith("-ref"):
+                        pipemode.resolve_ref(self.source, str(entry[name]), number)
+        except (PipeError, OSError) as error:
+            raise SystemExit(f"--manifest {channel}={self.source}: {error}") from None
+
+    def records(self) -> Iterator[bytes]:
+        if self.attribute_names:
+            yield from pipemode.manifest_records(self.source, self.attribute_names)
+            return
+        for rec_file in sorted(self.source.rglob("*.rec")):
+            with rec_file.open("rb") as stream:
+                yield from recordio.read_records(stream, str(rec_file))
+
+    def input_config(self) -> dict[str, str]:
+        return {
+            "TrainingInputMode": contract_module.PIPE_MODE,
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": (
+                contract_module.RECORDIO_WRAPPER if self.attribute_names else "None"
+            ),
+            "ContentType": contract_module.RECORDIO_CONTENT_TYPE,
+        }
+
+
+def start_pipes(contract: Contract, pipes: Mapping[str, PipeChannel]) -> None:
+    """A FIFO per Pipe-mode channel, fed from a thread of this process."""
+    for name, pipe in pipes.items():
+        PipeFeeder(functools.partial(contract.pipe_path, name), pipe.records).start()
+
+
+def lay_out_job(
+    job_dir: Path,
+    channels: Mapping[str, Path],
+    hyperparameters: Mapping[str, str],
+    hosts: Sequence[str] = ("algo-1",),
+    current_host: str = "algo-1",
+    pipes: Mapping[str, PipeChannel] | None = None,
+) -> Contract:
+    """Write JOBDIR/opt/ml as SageMaker does; keep checkpoints/ from an earlier run. Pipe
+    channels get their mode in inputdataconfig.json; `start_pipes` creates their FIFOs."""
+    pipes = pipes or {}
+    contract = job_contract(job_dir)
+    for directory in (contract.input_dir, contract.model_dir, contract.output_dir):
+        if directory.exists():
+            shutil.rmtree(directory)
+    for directory in (
+        contract.config_dir,
+        contract.data_dir,
+        contract.model_dir,
+        contract.output_data_dir,
+        contract.checkpoint_dir,
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+    for name, source in channels.items():
+        if name not in pipes:
+            _copy_channel(source, contract.channel_dir(name))
+    _write(contract.hyperparameters_file, {k: str(v) for k, v in hyperparameters.items()})
+    file_mode = {
+        "TrainingInputMode": contract_module.FILE_MODE,
+        "S3DistributionType": "FullyReplicated",
+        "RecordWrapperType": "None",
+    }
+    _write(
+        contract.input_data_config_file,
+        {name: file_mode for name in channels if name not in pipes}
+        | {name: pipe.input_config() for name, pipe in pipes.items()},
+    )
+    _write(
+        contract.resource_config_file,
+        {
+            "current_host": current_host,
+            "current_instance_type": "local",
+            "current_group_name": "homogeneousCluster",
+            "hosts": list(hosts),
+            "instance_groups": [
+                {
+                    "instance_group_name": "homogeneousCluster",
+                    "instance_type": "local",
+                    "hosts": list(hosts),
+                }
+            ],
+            "network_interface_name": "eth0",
+        },
+    )
+    return contract
+
+
+def _copy_channel(source: Path, destination: Path) -> None:
+    """Hard-link (else copy) a channel into place, so a bind mount of opt/ml sees real files."""
+    if not source.exists():
+        raise SystemExit(f"--channel {destination.name}={source}: no such file or directory.")
+    if source.is_dir():
+        shutil.copytree(source, destination, copy_function=_link_or_copy)
+    else:
+        destination.mkdir(parents=True)
+        _link_or_copy(str(source), str(destination / source.name))
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _write(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def training_environment(
+    contract: Contract, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
+    env[contract_module.TRAINING_MODULE_ENV] = contract_module.TRAINING_MODULE
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(SKIP_HOST_WAIT_ENV)
+    return env
+
+
+def console_script(name: str) -> str:
+    """A console script of this interpreter's environment (the venv's `train`, `serve`)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"'{name}' is not installed next to {sys.executable}; run `make venv`.")
+    return found
+
+
+def run_foreground(command: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run a command, pass SIGINT/SIGTERM on to it, and return its exit status."""
+    child = subprocess.Popen(list(command), env=dict(env))
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def key_value(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
+def train_command(
+    algorithm: str,
+    channels: Mapping[str, Path],
+    job_dir: Path,
+    hyperparameters: Mapping[str, str] | None = None,
+    manifests: Mapping[str, Path] | None = None,
+    attribute_names: Sequence[str] = (),
+    pipes: Sequence[str] = (),
+) -> list[str]:
+    """The argv of `python -m smvision.local train` (this interpreter) for these arguments."""
+    command = [sys.executable, "-m", "smvision.local", "train", "--algorithm", algorithm]
+    command += ["--job-dir", str(job_dir)]
+    for name, path in channels.items():
+        command += ["--channel", f"{name}={path}"]
+    for name, path in (manifests or {}).items():
+        command += ["--manifest", f"{name}={path}"]
+    if attribute_names:
+        command += ["--attribute-names", ",".join(attribute_names)]
+    for name in pipes:
+        command += ["--pipe", name]
+    for key, value in (hyperparameters or {}).items():
+        command += ["--hp", f"{key}={value}"]
+    return command

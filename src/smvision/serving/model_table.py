@@ -1,0 +1,333 @@
+"""The models of a multi-model endpoint: loaded when SageMaker asks, listed, unloaded.
+
+SageMaker sends POST /models {"model_name", "url"} for a model it has unpacked under
+/opt/ml/models, GET /models and GET /models/NAME to see what is loaded, and DELETE
+/models/NAME to make room (it evicts the least recently used models when a load answers
+507). The table of models changes only on the event loop; loading (reading the files,
+compiling, the warm-up prediction) and unloading (stopping the model's inference thread)
+run in daemon threads of their own, an unload never behind a load, so requests to the
+other models go on meanwhile. A request holds its model from its look-up to its answer
+(`using`); DELETE makes new look-ups 404 at once and frees the model once none holds it.
+
+Before a model loads, the memory it will take is reserved against a budget
+(SMVISION_MODELS_MEMORY_MB, else most of what the container has beyond the server
+itself): the estimate of `memory.serving_memory` for the engine that will run it, from
+the size of the files it loads, and while it loads the compile's child process. A model
+that would not fit now is refused with 507 before anything is loaded, and SageMaker
+unloads others and asks again; one that would not fit with no other loaded gets 413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+from smvision.serving import process_memory as memory
+
+log = logging.getLogger("smvision.serve")
+
+# Loads of different models overlap, up to this many; plans and unloads run beside them
+# (never queued behind loads: SageMaker's DELETE to make room must not wait for one).
+LOADER_THREADS = 4
+# The page size of GET /models when the request names none, as Multi Model Server pages.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# A share of the container's memory beyond the server's own left for request bodies in
+# flight and for what else runs in the container.
+HEADROOM = 0.1
+# Engines that must not load two models at once in one process (Keras builds its
+# models in process-wide state).
+LOAD_ONE_AT_A_TIME = frozenset({"tensorflow"})
+
+
+class Stoppable(Protocol):
+    def stop(self, timeout: float | None) -> None: ...
+
+    def unload(self, name: str) -> None: ...
+
+
+Model = TypeVar("Model", bound=Stoppable)
+T = TypeVar("T")
+
+
+class RegistryError(Exception):
+    """A /models request that cannot be done, with its HTTP status and the sentence why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What loading a model will take, found before it loads."""
+
+    engine: str
+    # Of the files the engine will read.
+    size_on_disk_mb: float
+    # Held while the model loads only (a compile in a child process).
+    loading_mb: float = 0.0
+
+
+@dataclass
+class Entry(Generic[Model]):
+    name: str
+    url: str
+    reserved_mb: float
+    # None while the model loads.
+    model: Model | None = None
+    loaded_at: float = field(default=0.0)
+    # Requests that hold the model, from their look-up to their answer; once `draining`
+    # (DELETE came), look-ups get 404 and the unload waits until `idle`.
+    in_flight: int = 0
+    draining: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    name: str
+    freed_mb: float
+    resident_mb: float
+    seconds: float
+
+
+class ModelRegistry(Generic[Model]):
+    """Loaded models by SageMaker's model_name (an opaque key)."""
+
+    def __init__(self, plan: Callable[[Path], ModelPlan], load: Callable[[Path], Model],
+                 budget_mb: float, stop_timeout_s: float) -> None:
+        self._plan = plan
+        self._load = load
+        self.budget_mb = budget_mb
+        self._stop_timeout_s = stop_timeout_s
+        self._entries: dict[str, Entry[Model]] = {}
+        # Engines whose own memory is counted (once: an engine stays imported).
+        self._engines: dict[str, float] = {}
+        self._engine_locks = {engine: threading.Lock() for engine in LOAD_ONE_AT_A_TIME}
+        self._load_slots = threading.Semaphore(LOADER_THREADS)
+
+    @property
+    def reserved_mb(self) -> float:
+        return sum(self._engines.values()) + sum(e.reserved_mb for e in self._entries.values())
+
+    async def load(self, name: str, url: str) -> Model:
+        """Load the model in `url` as `name` and warm it up; 409, 404 or 507 otherwise."""
+        if name in self._entries:
+            entry = self._entries[name]
+            if entry.draining:
+                raise RegistryError(409, f"Model {name} is being unloaded; load it again "
+                                         f"once DELETE /models/{name} has answered.")
+            state = "loaded" if entry.model is not None else "loading"
+            raise RegistryError(409, f"Model {name} is already {state}; DELETE "
+                                     f"/models/{name} first to load it again.")
+        try:
+            plan = await asyncio.wrap_future(in_thread("model-planner", self._plan, Path(url)))
+        except FileNotFoundError as error:
+            raise RegistryError(404, f"No model at {url}: {error}") from error
+        except ValueError as error:
+            raise RegistryError(404, f"No model smvision can serve at {url}: {error}") from error
+        if name in self._entries:  # another request loaded it while the plan was made
+            raise RegistryError(409, f"Model {name} is already loading.")
+        reservation = self._reserve(name, plan)
+        self._entries[name] = Entry(name, url, reservation + plan.loading_mb)
+        started = time.perf_counter()
+        resident = memory.resident_mb()
+        loading = in_thread("model-loader", self._load_one, plan, Path(url))
+        try:
+            model = await asyncio.wrap_future(loading)
+        except BaseException:
+            del self._entries[name]
+            # Cancelled (the server stops): the thread goes on; stop what it loads.
+            loading.add_done_callback(self._stop_if_loaded)
+            raise
+        entry = self._entries[name]
+        entry.model, entry.loaded_at, entry.reserved_mb = model, time.time(), reservation
+        log.info("Model %s (%s, %.1f MB on disk) loaded and warmed up in %.2f s; resident "
+                 "memory %+.1f MiB (%.1f MiB reserved).", name, plan.engine,
+                 plan.size_on_disk_mb, time.perf_counter() - started,
+                 memory.resident_mb() - resident, reservation)
+        return model
+
+    def _stop_if_loaded(self, loading: Future[Model]) -> None:
+        if not loading.cancelled() and loading.exception() is None:
+            loading.result().stop(self._stop_timeout_s)
+
+    def _reserve(self, name: str, plan: ModelPlan) -> float:
+        """The memory the model will hold once loaded, reserved (with what it holds while
+        it loads); 413 if it could never fit, 507 if it does not fit now."""
+        figures = memory.serving_memory(plan.engine)
+        need = figures.model_mb(plan.size_on_disk_mb)
+        engine = 0.0 if plan.engine in self._engines else figures.runtime_mb
+        engines = sum(self._engines.values())  # stay loaded when every model is unloaded
+        if engines + engine + need + plan.loading_mb > self.budget_mb:
+            raise RegistryError(
+                413,
+                f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
+                f"({plan.engine}, "
+                f"{plan.size_on_disk_mb:.1f} MB on disk), more than the "
+                f"{self.budget_mb - engines:.0f} MiB this server can give a model even with "
+                f"no other loaded (SMVISION_MODELS_MEMORY_MB is {self.budget_mb:.0f} MiB); "
+                "raise SMVISION_MODELS_MEMORY_MB or use an instance with more memory.",
+            )
+        if self.reserved_mb + need + engine + plan.loading_mb > self.budget_mb:
+            raise RegistryError(
+                507,
+                f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
+                f"({plan.engine}); "
+                f"{self.reserved_mb:.0f} of the {self.budget_mb:.0f} MiB for models "
+                f"(SMVISION_MODELS_MEMORY_MB) are taken; unload a model first.",
+            )
+        if engine:
+            self._engines[plan.engine] = engine
+        return need
+
+    def _load_one(self, plan: ModelPlan, url: Path) -> Model:
+        with self._load_slots:
+            lock = self._engine_locks.get(plan.engine)
+            if lock is None:
+                return self._load(url)
+            with lock:
+                return self._load(url)
+
+    def get(self, name: str) -> tuple[str, Model]:
+        """A loaded model's url and model; 404 when there is none by that name."""
+        entry = self._serving(name)
+        assert entry.model is not None
+        return entry.url, entry.model
+
+    @asynccontextmanager
+    async def using(self, name: str) -> AsyncIterator[Model]:
+        """The loaded model `name` (404 otherwise), which an unload leaves running until
+        every request that holds it this way has been answered."""
+        entry = self._serving(name)
+        assert entry.model is not None
+        entry.in_flight += 1
+        entry.idle.clear()
+        try:
+            yield entry.model
+        finally:
+            entry.in_flight -= 1
+            if entry.in_flight == 0:
+                entry.idle.set()
+
+    def _serving(self, name: str) -> Entry[Model]:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise RegistryError(404, f"Model {name} is not loaded; POST /models loads it.")
+        if entry.draining:
+            raise RegistryError(404, f"Model {name} is being unloaded; POST /models loads it "
+                                     f"again once DELETE /models/{name} has answered.")
+        if entry.model is None:
+            raise RegistryError(404, f"Model {name} is still loading; ask again once "
+                                     "POST /models has answered.")
+        return entry
+
+    def page(self, token: str | None, limit: str | None) -> tuple[list[tuple[str, str]],
+                                                                  str | None]:
+        """Loaded models (name, url) in name order after `token`, and the next page's token."""
+        size = DEFAULT_PAGE_SIZE
+        if limit is not None:
+            if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
+                raise RegistryError(400, f"limit '{limit}' must be a whole number from 1 to "
+                                         f"{MAX_PAGE_SIZE}.")
+            size = int(limit)
+        after = decode_page_token(token) if token else None
+        names = sorted(n for n, e in self._entries.items()
+                       if e.model is not None and not e.draining
+                       and (after is None or n > after))
+        shown = names[:size]
+        more = len(names) > size
+        return ([(n, self._entries[n].url) for n in shown],
+                encode_page_token(shown[-1]) if more else None)
+
+    async def unload(self, name: str) -> Unloaded:
+        """Stop serving `name` and free its memory: new requests to it get 404 at once; the
+        requests in flight are answered first, then its threads end, then it is freed."""
+        entry = self._serving(name)  # a 404 unless it is loaded
+        entry.draining = True
+        started = time.perf_counter()
+        await entry.idle.wait()
+        held = [entry.model]
+        entry.model = None
+        before = memory.resident_mb()
+
+        def stop() -> None:
+            model = held.pop()
+            if model is not None:
+                model.unload(name)
+            del model  # the last reference
+            memory.release_freed_memory()
+
+        try:
+            await asyncio.wrap_future(in_thread("model-unloader", stop))
+        finally:
+            del self._entries[name]
+        after = memory.resident_mb()
+        unloaded = Unloaded(name, before - after, after, time.perf_counter() - started)
+        log.info("Model %s unloaded in %.2f s; resident memory %+.1f MiB, now %.0f MiB.",
+                 name, unloaded.seconds, -unloaded.freed_mb, after)
+        return unloaded
+
+    async def stop(self, timeout: float) -> None:
+        """Stop every model's inference thread (the server is shutting down): all at once,
+        within `timeout` seconds in all, off the event loop."""
+        stopping = [asyncio.wrap_future(in_thread("model-stopper", entry.model.stop, timeout))
+                    for entry in self._entries.values() if entry.model is not None]
+        if stopping:
+            await asyncio.wait(stopping, timeout=timeout)
+
+
+def in_thread(name: str, function: Callable[..., T], *args: object) -> Future[T]:
+    """`function(*args)` in a daemon thread of its own: a load that never ends (a model
+    stuck in its files) must not keep the process from exiting when the server stops."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def default_budget_mb(container_mb: float | None, server_mb: float) -> float:
+    """The container's memory less the server's own and some headroom; no limit when the
+    container's memory cannot be read."""
+    if container_mb is None:
+        return math.inf
+    return max(0.0, container_mb * (1 - HEADROOM) - server_mb)
+
+
+def encode_page_token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def decode_page_token(token: str) -> str:
+    try:
+        name = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+        if not name:
+            raise ValueError("an empty name")
+        return name
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise RegistryError(400, f"next_page_token '{token}' is not one this server gave; "
+                                 "list from the first page.") from error

@@ -1,0 +1,328 @@
+"""Training entrypoint: `train.py --algorithm ALG --key value ...` as the toolkit runs it.
+
+`main` parses, calls `run`, and is the one place errors are caught: a user error (bad
+hyperparameter, bad data) or an internal one ends the job with a sentence in
+/opt/ml/output/failure and a non-zero exit; the model directory gets files only once
+everything succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smvision import algorithms
+from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
+from smvision.core import contract as contract_module
+from smvision.core import logs, metrics
+from smvision.core.artifacts import library_versions, staged_directory, write_json
+from smvision.core.contract import BASELINE_FILE, METADATA_FILE, Contract, ContractError
+from smvision.data import memory_budget as memory
+from smvision.data.dataset import DataError, Dataset
+from smvision.model import evaluation
+from smvision.model.parent import ParentModel, ParentModelError, check_parent, find_parent
+from smvision.monitor import baseline
+from smvision.schema import hyperparameters
+from smvision.schema.hyperparameters import HyperparameterError, Hyperparameters
+from smvision.training import distributed, explain
+from smvision.training.inputs import JobData, load_data
+
+log = logging.getLogger("smvision.training.main")
+
+USER_ERRORS = (
+    HyperparameterError,
+    DataError,
+    ContractError,
+    AlgorithmInputError,
+    ParentModelError,
+    distributed.ClusterError,
+)
+EVALUATION_BATCH = 256
+
+
+class ArgumentError(ValueError):
+    """Command-line arguments that are not --name value pairs."""
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
+    """`--name value` pairs as the toolkit passes hyperparameters (`-C value` for one letter)."""
+    raw: dict[str, str] = {}
+    items = list(argv)
+    position = 0
+    while position < len(items):
+        item = items[position]
+        name = item[2:] if item.startswith("--") else item[1:] if re.fullmatch(r"-\w", item) else ""
+        if not name:
+            raise ArgumentError(f"Unexpected argument {item!r}; arguments are --name value pairs.")
+        if "=" in name:
+            key, value = name.split("=", 1)
+            position += 1
+        elif position + 1 < len(items):
+            key, value = name, items[position + 1]
+            position += 2
+        else:
+            raise ArgumentError(f"Argument {item!r} has no value; pass --name value.")
+        raw[key] = value
+    return raw
+
+
+@dataclass
+class JobRun:
+    """The RunContext algorithms see: metric lines (first host only), checkpoints, cluster,
+    the earlier model a job continues (`parent`) and the memory budget for decoded data."""
+
+    checkpoint_dir: Path
+    cluster: distributed.Cluster
+    train_total: int
+    pretrained_dir: Path | None
+    parent: ParentModel | None = None
+    memory_budget: int | None = None
+
+    def create_strategy(self) -> Any:
+        return distributed.create_strategy(self.cluster)
+
+    @property
+    def worker_index(self) -> int:
+        return self.cluster.worker_index
+
+    @property
+    def worker_count(self) -> int:
+        return self.cluster.worker_count
+
+    def metric(self, name: str, value: float) -> None:
+        if self.cluster.is_chief:
+            metrics.emit(name, value)
+
+    def info(self, message: str) -> None:
+        log.info(message)
+
+
+def predict_dataset(algorithm: Algorithm, dataset: Dataset) -> np.ndarray:
+    return np.concatenate([algorithm.predict_proba(c) for c in dataset.chunks(EVALUATION_BATCH)])
+
+
+def run(contract: Contract, hp: Hyperparameters) -> None:
+    """Train one job described by `contract` and `hp`; write model/ and output/data/."""
+    if hp.ignored:
+        log.warning("Ignoring hyperparameters smvision does not use: %s", ", ".join(hp.ignored))
+    cluster = distributed.plan(contract, hp)
+    if cluster.idle_reason:
+        log.info("%s", cluster.idle_reason)
+        return
+    budget = memory.budget_bytes(hp.values["data_memory_mb"])
+    job = load_data(contract, hp, cluster, budget)
+    check_eval_metric(hp, job)
+    parent = continued_model(contract, hp, job)
+    jobrun = job_run(contract, cluster, job.train_total, parent, budget)
+    algorithm = algorithms.get(hp.algorithm)(job.image_size, job.channels, len(job.class_names))
+    started = time.perf_counter()
+    history = algorithm.fit(job.train, job.validation, hp, jobrun)
+    log.info("Training took %.1f s.", time.perf_counter() - started)
+    if not cluster.is_chief:
+        log.info(
+            "Worker %d of %d done; the first host writes the model.",
+            cluster.worker_index + 1,
+            cluster.worker_count,
+        )
+        return
+    results, probabilities = evaluate(algorithm, job, jobrun)
+    write_reports(contract, algorithm, job, results, probabilities, history)
+    save_model(contract, hp, algorithm, job, final_metrics(results, history),
+               probabilities.get("validation"), parent)
+
+
+def check_eval_metric(hp: Hyperparameters, job: JobData) -> None:
+    chosen = hp.text("eval_metric")
+    if chosen != "accuracy" and len(job.class_names) != 2:
+        raise HyperparameterError(
+            f"Hyperparameter 'eval_metric' has value '{chosen}', which measures a model of two "
+            f"classes, and this job has {len(job.class_names)} "
+            f"({', '.join(job.class_names)}); drop eval_metric (accuracy)."
+        )
+
+
+def continued_model(contract: Contract, hp: Hyperparameters, job: JobData) -> ParentModel | None:
+    """The model channel's model, checked against this job (incremental training)."""
+    parent = find_parent(contract.channel_dir("model"), contract.scratch_dir)
+    if parent is None:
+        return None
+    checked = check_parent(
+        parent,
+        hp.algorithm,
+        job.image_size,
+        job.channels,
+        job.class_names,
+        job.multi_label,
+        new_head_allowed=hp.values.get("reinitialize_top_layer") is True,
+    )
+    log.info(
+        "Continuing the model of the model channel (%s, %d train images, sha256 %s)%s.",
+        checked.algorithm,
+        checked.metadata.get("train_images", 0),
+        checked.digest[:12],
+        "" if checked.keeps_head else " with a new output layer for this job's classes",
+    )
+    return checked
+
+
+def job_run(
+    contract: Contract,
+    cluster: distributed.Cluster,
+    train_total: int,
+    parent: ParentModel | None = None,
+    memory_budget: int | None = None,
+) -> JobRun:
+    contract.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    pretrained = contract.channel_dir("pretrained")
+    return JobRun(
+        contract.checkpoint_dir,
+        cluster,
+        train_total,
+        pretrained if pretrained.is_dir() else None,
+        parent,
+        memory_budget,
+    )
+
+
+def evaluate(
+    algorithm: Algorithm, job: JobData, jobrun: JobRun
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """Evaluation of validation and test, each measure also emitted as a metric line; and
+    the probabilities it was made from, by split."""
+    results = {}
+    probabilities = {}
+    measures = metrics.measures_for(len(job.class_names), job.multi_label)
+    for split, dataset in (("validation", job.validation), ("test", job.test)):
+        if dataset is None:
+            continue
+        probabilities[split] = predict_dataset(algorithm, dataset)
+        result = evaluation.evaluate(
+            probabilities[split], dataset.labels, job.class_names, dataset.sources
+        )
+        results[split] = result
+        for measure in measures:
+            if result.get(measure) is not None:  # an AUC is undefined on a one-class split
+                jobrun.metric(f"{split}:{measure}", result[measure])
+    return results, probabilities
+
+
+def write_reports(
+    contract: Contract,
+    algorithm: Algorithm,
+    job: JobData,
+    results: dict[str, dict[str, Any]],
+    probabilities: dict[str, np.ndarray],
+    history: History,
+) -> None:
+    """output/data/: evaluation.json (the results, the class counts of train, what the
+    algorithm found) and the pictures."""
+    out = contract.output_data_dir
+    out.mkdir(parents=True, exist_ok=True)
+    datasets = {"validation": job.validation, "test": job.test}
+    evaluated = [
+        explain.Evaluated(split, dataset, probabilities[split])
+        for split, dataset in datasets.items()
+        if dataset is not None and split in probabilities
+    ]
+    findings = explain.write(
+        out, algorithm, job.class_names, job.train, evaluated, results, history
+    )
+    counts = {"train_class_counts": job.train_class_counts}
+    write_json(out / "evaluation.json", results | counts | algorithm.report() | findings)
+
+
+def final_metrics(results: dict[str, dict[str, Any]], history: History) -> dict[str, float]:
+    """Evaluation measures, then each history metric's last value."""
+    final: dict[str, float] = {
+        f"{split}:{measure}": result[measure]
+        for split, result in results.items()
+        for measure in metrics.ALL_MEASURES
+        if result.get(measure) is not None
+    }
+    for name, values in history.items():
+        final.setdefault(name, values[-1])
+    return final
+
+
+def save_model(
+    contract: Contract,
+    hp: Hyperparameters,
+    algorithm: Algorithm,
+    job: JobData,
+    final: dict[str, float],
+    validation_probabilities: np.ndarray | None,
+    parent: ParentModel | None = None,
+) -> None:
+    """The model files, metadata.json and baseline.json (what the drift monitor compares
+    requests with), moved into model/ only once all are written."""
+    with staged_directory(contract.model_dir) as staging:
+        algorithm.save(staging)
+        write_json(
+            staging / METADATA_FILE,
+            {
+                "algorithm": hp.algorithm,
+                "class_names": job.class_names,
+                "multi_label": job.multi_label,
+                "image_size": job.image_size,
+                "image_size_reason": job.image_size_reason,
+                "channels": job.channels,
+                "scaled_jpeg_decode": hp.flag("scaled_jpeg_decode"),
+                "preprocessing": algorithm.preprocessing(),
+                "hyperparameters": hp.as_strings(),
+                "train_images": job.train_total,
+                "parent": parent.lineage() if parent else None,
+                "versions": library_versions(),
+                "metrics": final,
+            },
+        )
+        write_json(
+            staging / BASELINE_FILE,
+            baseline.build(
+                algorithm=hp.algorithm,
+                class_names=job.class_names,
+                image_size=job.image_size,
+                channels=job.channels,
+                train=job.train,
+                train_samples=job.train_samples,
+                validation_probabilities=validation_probabilities,
+                seed=hp.integer("seed"),
+            ),
+        )
+    log.info("Model written to %s", contract.model_dir)
+
+
+def write_failure(contract: Contract, message: str) -> None:
+    contract.output_dir.mkdir(parents=True, exist_ok=True)
+    contract.failure_file.write_text(message.strip() + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logs.configure_logging()
+    # load() reads only the base directory and cannot fail, so every failure below,
+    # a bad SageMaker variable included, ends in the failure file.
+    contract = contract_module.load()
+    try:
+        hp = hyperparameters.parse(parse_args(sys.argv[1:] if argv is None else argv))
+        run(contract, hp)
+    except (*USER_ERRORS, ArgumentError) as error:
+        log.error("%s", error)
+        write_failure(contract, str(error))
+        return 2
+    except Exception as error:  # the one place internal errors are caught and reported
+        log.error("Internal error:\n%s", traceback.format_exc())
+        write_failure(contract, f"Internal error ({type(error).__name__}): {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
