@@ -34,7 +34,7 @@ from smvision.data import images
 from smvision.local.job_dir import console_script
 from smvision.local.compare.peak_memory import descendants
 from smvision.serving.inference import Predictor
-from tests.server_process import free_port
+from tests.support.server_process import free_port
 
 CONCURRENCIES = (1, 8, 32)
 SERVERS = ("serve", "reference")

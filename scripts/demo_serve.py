@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.show_evaluation import own_lines
-from tests.server_process import RunningServer, start_server
+from tests.support.server_process import RunningServer, start_server
 
 READY_TIMEOUT_S = 180.0
 SHOWN_ANSWERS = 5

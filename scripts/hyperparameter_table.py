@@ -2,7 +2,7 @@
 
 Prints one Markdown row per hyperparameter: the algorithms that take it, its default
 (per algorithm where they differ), the values it accepts, the range a tuning job
-searches, and what it does. tests/test_docs.py checks that the README holds exactly this.
+searches, and what it does. tests/docs/test_docs.py checks that the README holds exactly this.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import numpy as np
 from smvision import algorithms
 from smvision.core.artifacts import read_metadata
 from smvision.data import images
-from tests.server_process import resident_mib, running_server
+from tests.support.server_process import resident_mib, running_server
 
 WARM_UP_REQUESTS = 20
 

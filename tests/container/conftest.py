@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from smvision.local.job_dir import lay_out_job
-from tests.conftest import JobResult
 from tests.container.engine import (
     IMAGE,
     OPT_OUT_ENV,
@@ -30,6 +29,7 @@ from tests.container.engine import (
     opted_out,
     run_container,
 )
+from tests.support.training_jobs import JobResult
 
 TRAIN_TIMEOUT_S = 900
 # Small settings: the point is the image, not the model.

@@ -20,8 +20,8 @@ import pytest
 
 from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
-from tests.moto_server import SDK_CONFIG
-from tests.server_process import free_port
+from tests.support.moto_server import SDK_CONFIG
+from tests.support.server_process import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -16,9 +16,9 @@ import pytest
 
 from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
-from tests.moto_server import SDK_CONFIG, MotoServer, running_moto_server
-from tests.photos import encode, photo
-from tests.server_process import free_port
+from tests.support.moto_server import SDK_CONFIG, MotoServer, running_moto_server
+from tests.support.photos import encode, photo
+from tests.support.server_process import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

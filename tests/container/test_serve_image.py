@@ -13,8 +13,8 @@ import pytest
 
 from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
-from tests.photos import encode, photo
-from tests.server_process import free_port, ping
+from tests.support.photos import encode, photo
+from tests.support.server_process import free_port, ping
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ import pytest
 from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
 from tests.container.test_serve_image import ServingContainer, wait_ready
-from tests.server_process import free_port
+from tests.support.server_process import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

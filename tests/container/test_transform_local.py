@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.archives import tar_gz
 from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
 from tests.container.test_launch_local import ROOT, laptop, launch
-from tests.photos import encode, photo
+from tests.support.archives import tar_gz
+from tests.support.photos import encode, photo
 
 __all__ = ["laptop"]  # the fixture used below
 

@@ -93,7 +93,7 @@ class ServingMemory:
 COMPILE_CHILD_MB = 800.0
 # By the engine that runs the model (serving.models.engine), measured as the RSS growth
 # of `serve` loading and warming up models trained on the digits, with about a fifth
-# added (tests/test_multi_model.py reports the figures).
+# added (tests/server/test_multi_model.py reports the figures).
 SERVING_MEMORY = {
     # svm, rf: 160-170 MiB for the first model (scikit-learn, SciPy, the first prediction's
     # buffers), then 1.4-1.8 MiB per model of 1.4-1.6 MB on disk.

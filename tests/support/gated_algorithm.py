@@ -1,0 +1,142 @@
+"""An algorithm for serving tests that makes "slow", "busy" and "failing" certain by construction.
+
+`GatedSVM` is the digits svm (a real model, loaded from the files train wrote) whose
+behaviour a test steers through environment variables, read when it is called, so the
+same class works in this process and inside a real `serve`:
+
+- SMVISION_TEST_LOAD_GATE, a FIFO: `load` waits until the test `release`s it;
+- SMVISION_TEST_PREDICT_GATE, a FIFO: `predict_proba` on a batch that holds an all-white
+  image waits until the test `release`s it (once per call);
+- a batch that holds an all-black image makes `predict_proba` raise;
+- SMVISION_TEST_BATCH_LOG, a file: each `predict_proba` call appends its batch size.
+
+A gate is a FIFO because opening one for reading blocks until a writer comes: `release`
+succeeds only once the algorithm waits at the gate, and the algorithm goes on only
+after `release`, so neither side depends on how fast the other is.
+
+It joins the algorithm table as any added algorithm does, through the
+`smvision.algorithms` entry point of a distribution on the path (`write_plugin_site`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from smvision.algorithms.svm import SVMAlgorithm
+from smvision.core.contract import METADATA_FILE
+from smvision.schema import specs
+
+LOAD_GATE = "SMVISION_TEST_LOAD_GATE"
+PREDICT_GATE = "SMVISION_TEST_PREDICT_GATE"
+BATCH_LOG = "SMVISION_TEST_BATCH_LOG"
+RELEASE_TIMEOUT_S = 120.0
+
+# The svm's row of the table under another name: not through specs.get, which would load
+# the entry points while this module is being loaded by them.
+SPEC = dataclasses.replace(
+    next(spec for spec in specs.BUILT_IN if spec.name == "svm"),
+    name="gated-svm",
+    implementation="tests.support.gated_algorithm:GatedSVM",
+    summary="the digits svm, steered by a test (tests/support/gated_algorithm.py)",
+    serve_workers=1,
+)
+
+
+class FailsOnBlackError(ValueError):
+    """What predict_proba raises on a batch that holds an all-black image."""
+
+
+class GatedSVM(SVMAlgorithm):
+    @classmethod
+    def load(cls, model_dir: Path) -> GatedSVM:
+        _wait_at(LOAD_GATE)
+        algorithm = super().load(model_dir)
+        assert isinstance(algorithm, GatedSVM)
+        return algorithm
+
+    def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        log = os.environ.get(BATCH_LOG)
+        if log:
+            with open(log, "a") as stream:
+                stream.write(f"{len(batch)}\n")
+        if any(image.min() == 255 for image in batch):
+            _wait_at(PREDICT_GATE)
+        if any(image.max() == 0 for image in batch):
+            raise FailsOnBlackError("GatedSVM refuses all-black images (as the test asked).")
+        return super().predict_proba(batch)
+
+
+def _wait_at(variable: str) -> None:
+    gate = os.environ.get(variable)
+    if not gate:
+        return
+    while True:  # end of file: a writer came and went without a byte; wait for the next
+        with open(gate, "rb", buffering=0) as fifo:
+            if fifo.read(1):
+                return
+
+
+def make_gate(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def waiter_at(gate: Path, timeout: float = RELEASE_TIMEOUT_S) -> int:
+    """Once something waits at `gate` (within `timeout` seconds): a descriptor that
+    `let_through` lets it go on with; until then it stays waiting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody waits at the gate yet
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Nothing waited at {gate} within {timeout:g} s.") from None
+            time.sleep(0.01)  # waits on a reader opening the FIFO (open has no blocking poll)
+
+
+def let_through(descriptor: int) -> None:
+    try:
+        os.write(descriptor, b"x")
+    finally:
+        os.close(descriptor)
+
+
+def release(gate: Path, timeout: float = RELEASE_TIMEOUT_S) -> None:
+    """Let one waiter through `gate`, once one waits there."""
+    let_through(waiter_at(gate, timeout))
+
+
+def batch_sizes(log: Path) -> list[int]:
+    return [int(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def write_plugin_site(site: Path, entry_points: dict[str, str]) -> Path:
+    """A directory that, on the path, holds a distribution adding `entry_points`
+    (name -> "module:attribute") to the `smvision.algorithms` group."""
+    info = site / "smvision_test_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: smvision-test-plugin\nVersion: 0.1\n"
+    )
+    lines = [f"{name} = {target}" for name, target in entry_points.items()]
+    (info / "entry_points.txt").write_text(
+        f"[{specs.ENTRY_POINT_GROUP}]\n" + "\n".join(lines) + "\n"
+    )
+    return site
+
+
+def gated_model(trained_job_dir: Path, job_dir: Path) -> Path:
+    """A copy of a trained svm job's model/ whose metadata.json names gated-svm."""
+    model_dir = job_dir / "opt" / "ml" / "model"
+    shutil.copytree(trained_job_dir / "opt" / "ml" / "model", model_dir)
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    (model_dir / METADATA_FILE).write_text(json.dumps({**metadata, "algorithm": SPEC.name}))
+    return job_dir
