@@ -12,10 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import accuracy, inprocess, serving, training
-from bench import charts as plots
-from bench import results_page as report
-from bench import training_runs as jobs
+from bench import accuracy, charts, inprocess, results_page, serving, training, training_runs
 from bench.common import ROOT, Store, load_average, machine_description
 
 SERVING_ALGORITHMS = ("svm", "cnn")
@@ -63,13 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     phase("exporting the digits and training svm, rf, cnn, resnet50")
-    digits = jobs.digits(args.work / "digits")
-    small = jobs.subset(digits, args.work / "digits-small")
+    digits = training_runs.digits(args.work / "digits")
+    small = training_runs.subset(digits, args.work / "digits-small")
     job_dirs: dict[str, Path] = {}
     for algorithm in STARTUP_ALGORITHMS:
         data = small if algorithm == "resnet50" else digits
         job_dirs[algorithm] = args.work / f"job-{algorithm}"
-        _, seconds = jobs.train(algorithm, jobs.channels(data), job_dirs[algorithm])
+        _, seconds = training_runs.train(
+            algorithm, training_runs.channels(data), job_dirs[algorithm]
+        )
         store.add(f"{algorithm}/training job", "s", seconds)
 
     for algorithm in SERVING_ALGORITHMS:
@@ -100,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loads.append(("at end", load_average()))
 
     payloads = [payload.name for payload in serving.payloads()]
-    run = report.RunContext(
+    run = results_page.RunContext(
         machine=machine_description(),
         load_averages=loads,
         wall_s=time.monotonic() - started,
@@ -114,10 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     store.save(args.out / "results.json")
     for algorithm in SERVING_ALGORITHMS:
-        plots.serving(store, algorithm, payloads, args.out / f"serving_{algorithm}.png")
-    plots.ratios(store, SERVING_ALGORITHMS, payloads, args.out / "ratios.png")
-    plots.training(store, args.out / "training.png")
-    (args.out / "RESULTS.md").write_text(report.render(store, run))
+        charts.serving(store, algorithm, payloads, args.out / f"serving_{algorithm}.png")
+    charts.ratios(store, SERVING_ALGORITHMS, payloads, args.out / "ratios.png")
+    charts.training(store, args.out / "training.png")
+    (args.out / "RESULTS.md").write_text(results_page.render(store, run))
     phase(f"wrote {args.out / 'RESULTS.md'}")
     return 0
 

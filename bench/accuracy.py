@@ -17,11 +17,10 @@ from pathlib import Path
 
 import cv2
 
-from bench import training_runs as jobs
+from bench import training_runs
 from bench.common import Store, key
-from smvision.local import cli as local
 from smvision.data.images import jpeg_scale
-from smvision.local import samples
+from smvision.local import cli, samples
 
 JPEG_QUALITY = 90
 # (set, algorithm, image_size, extra hyperparameters)
@@ -66,11 +65,11 @@ def measure(work: Path, store: Store) -> None:
         case = f"{data_set} {algorithm} {size}px"
         scale = jpeg_scale(SOURCE_SIZES[data_set], SOURCE_SIZES[data_set], size)
         store.add(key("accuracy", case, "scale"), "JPEG decode divisor", scale)
-        channels = jobs.channels(sets[data_set], ("train", "validation", "test"))
+        channels = training_runs.channels(sets[data_set], ("train", "validation", "test"))
         for scaled in ("true", "false"):
             job_dir = work / f"accuracy-{data_set}-{algorithm}-{size}-{scaled}"
             hps = {"image_size": str(size), "scaled_jpeg_decode": scaled, **extra}
-            jobs.train(algorithm, channels, job_dir, hps)
+            training_runs.train(algorithm, channels, job_dir, hps)
             accuracy = job_test_accuracy(job_dir)
             store.add(key("accuracy", case, f"scaled {scaled}"), "test accuracy", accuracy)
         if (data_set, algorithm, size) in EXPORTED:
@@ -84,7 +83,7 @@ def export_int8(job_dir: Path, case: str, store: Store) -> None:
             shutil.rmtree(copy)
         shutil.copytree(job_dir, copy)
         command = ["export", "--job-dir", str(copy), "--format", fmt, "--quantize", "int8"]
-        if local.main(command) != 0:
+        if cli.main(command) != 0:
             raise RuntimeError(f"exporting {copy} as int8 {fmt} failed")
         record = json.loads((copy / "opt" / "ml" / "model" / "export.json").read_text())
         result = record["evaluation"]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench.common import Store, key
 from bench.serving import Payload, classic_model, serve_model
-from smvision.local import cli as local
 from smvision.data import images
+from smvision.local import cli
 from smvision.serving.inference import Predictor
 
 REPEATS = 7
@@ -44,7 +44,7 @@ def int8_copy(job_dir: Path, work: Path) -> Path:
         shutil.rmtree(copy)
     shutil.copytree(job_dir, copy)
     command = ["export", "--job-dir", str(copy), "--format", "tflite", "--quantize", "int8"]
-    if local.main(command) != 0:
+    if cli.main(command) != 0:
         raise RuntimeError(f"exporting {copy} as int8 TFLite failed")
     return copy
 
@@ -83,9 +83,7 @@ def decoding(serve: Predictor, body: bytes) -> dict[str, Callable[[], object]]:
     }
 
 
-def measure(
-    algorithm: str, job_dir: Path, bodies: list[Payload], work: Path, store: Store
-) -> None:
+def measure(algorithm: str, job_dir: Path, bodies: list[Payload], work: Path, store: Store) -> None:
     """CPU ms per image of each pipeline, and of decoding alone, for every payload."""
     int8_job = int8_copy(job_dir, work) if algorithm == "cnn" else None
     serve = serve_model(job_dir)

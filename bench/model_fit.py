@@ -28,12 +28,12 @@ def epoch_speeds(
 
     from smvision.algorithms.augmentation import augmenter
     from smvision.algorithms.cnn import CNNAlgorithm
-    from smvision.data import dataset as data
+    from smvision.data import dataset
     from smvision.schema import hyperparameters
 
-    samples = data.list_channel(train_dir, "train")
-    names = data.class_names_of(samples)
-    train = data.load(samples, names, image_size, 1, "train", 0.0)
+    samples = dataset.list_channel(train_dir, "train")
+    names = dataset.class_names_of(samples)
+    train = dataset.load(samples, names, image_size, 1, "train", 0.0)
     hp = hyperparameters.parse(
         {
             "algorithm": "cnn",

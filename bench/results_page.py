@@ -220,9 +220,7 @@ def accuracy_table(store: Store) -> list[str]:
         on = store[key("accuracy", case, "scaled true")].median
         off = store[key("accuracy", case, "scaled false")].median
         where = "full size (a PNG)" if case.startswith("digits") else f"1/{scale}"
-        lines.append(
-            f"| {case} | {where} | {on:.4f} | {off:.4f} | {100 * (on - off):+.2f} |"
-        )
+        lines.append(f"| {case} | {where} | {on:.4f} | {off:.4f} | {100 * (on - off):+.2f} |")
     return lines
 
 
@@ -393,7 +391,8 @@ def render(store: Store, run: RunContext) -> str:
         "## Accuracy on photos",
         "",
         "The JPEG decode rule (scaled_jpeg_decode) on and off, each job trained twice with "
-        "the same seed; photographs from smvision.local.samples re-encoded as JPEG (quality 90). The "
+        "the same seed; photographs from smvision.local.samples re-encoded as JPEG "
+        "(quality 90). The "
         "digits are PNG files, which the rule leaves alone: the same pixels, the same "
         "accuracy.",
         "",

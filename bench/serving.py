@@ -31,8 +31,8 @@ from smvision.algorithms.base import Algorithm
 from smvision.core.artifacts import read_metadata
 from smvision.core.machine import available_cores
 from smvision.data import images
-from smvision.local.job_dir import console_script
 from smvision.local.compare.peak_memory import descendants
+from smvision.local.job_dir import console_script
 from smvision.serving.inference import Predictor
 from tests.support.server_process import free_port
 

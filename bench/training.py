@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import training_runs as jobs
+from bench import training_runs
 from bench.common import Figure
 
 # No validation: the epoch's time is the training loop fed by the pipeline. Measured with
@@ -49,7 +49,9 @@ def cnn_pipeline(
     epochs = int(CNN_HPS["epochs"])
     hps = CNN_HPS | {"augment": str(augment).lower()}
     for index in range(rounds):
-        output, _ = jobs.train("cnn", {"train": digits / "train"}, work / f"{tag}-{index}", hps)
+        output, _ = training_runs.train(
+            "cnn", {"train": digits / "train"}, work / f"{tag}-{index}", hps
+        )
         ours_round = [float(s) for s in _EPOCH_SPEED.findall(output)][1:]
         fit_round = _model_fit_speeds(digits / "train", epochs, augment)[1:]
         ours.values += ours_round
@@ -238,7 +240,7 @@ def cnn_streaming(work: Path, rounds: int = CNN_ROUNDS) -> dict[str, Figure]:
     for index in range(rounds):
         for mode, extra in STREAMING_MODES.items():
             job = work / f"cnn-streaming-{index}-{mode.replace(' ', '-')}"
-            output, _ = jobs.train("cnn", {"train": photos}, job, STREAMING_HPS | extra)
+            output, _ = training_runs.train("cnn", {"train": photos}, job, STREAMING_HPS | extra)
             figures[mode].values += [float(s) for s in _EPOCH_SPEED.findall(output)][1:]
     ratios = {
         f"stream_{key}_ratio": Figure(f"cnn streaming efficiency: {mode} / memory", "ratio")

@@ -18,22 +18,31 @@ from typing import TYPE_CHECKING
 from launch.common.errors import Interrupted, LaunchError
 from launch.common.settings import SPECS, resolve
 from launch.compare import command as compare
-from launch.hosting import add_model, cleanup, invoke, transform
-from launch.hosting import deploy as endpoints
+from launch.hosting import add_model, cleanup, deploy, invoke, transform
 from launch.local.cli import add_local_options
-from launch.mlops import model_registry as packages
-from launch.mlops import monitoring, pipeline
+from launch.mlops import model_registry, monitoring, pipeline
 from launch.rekognition import command as rekognition
-from launch.training import train as training
-from launch.training import tune as tuning
+from launch.training import train, tune
 
 if TYPE_CHECKING:
     import boto3
 
     from launch.common.aws import SessionFactory
 
-COMMANDS = (training, tuning, endpoints, add_model, invoke, transform, cleanup, packages,
-            compare, rekognition, monitoring, pipeline)
+COMMANDS = (
+    train,
+    tune,
+    deploy,
+    add_model,
+    invoke,
+    transform,
+    cleanup,
+    model_registry,
+    compare,
+    rekognition,
+    monitoring,
+    pipeline,
+)
 
 DESCRIPTION = """\
 Run the smvision image on Amazon SageMaker: training and tuning jobs, endpoints, batch
@@ -46,12 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     shared = argparse.ArgumentParser(add_help=False)
     group = shared.add_argument_group("settings (flag, else environment variable, else --config)")
     for spec in SPECS.values():
-        group.add_argument(spec.flag, dest=spec.name, metavar=spec.name.upper(),
-                           help=f"{spec.meaning} (${spec.variable}; e.g. {spec.example})")
-    group.add_argument("--config", type=Path, metavar="FILE",
-                       help="a TOML file with any of: region, role, bucket, image_uri")
-    parser = argparse.ArgumentParser(prog="python -m launch", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        group.add_argument(
+            spec.flag,
+            dest=spec.name,
+            metavar=spec.name.upper(),
+            help=f"{spec.meaning} (${spec.variable}; e.g. {spec.example})",
+        )
+    group.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file with any of: region, role, bucket, image_uri",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m launch",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands, [shared])

@@ -50,14 +50,19 @@ def classify(server: RunningServer, files: list[Path]) -> tuple[list[Answer], li
     connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=60)
     answers = [post(connection, path.read_bytes(), "image/png")[0] for path in files]
     batch = {"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in files[:3]]}
-    top3 = post(connection, json.dumps(batch).encode(), "application/json",
-                {"X-Amzn-SageMaker-Custom-Attributes": "top_k=3"})
+    top3 = post(
+        connection,
+        json.dumps(batch).encode(),
+        "application/json",
+        {"X-Amzn-SageMaker-Custom-Attributes": "top_k=3"},
+    )
     connection.close()
     return answers, top3
 
 
-def show_answers(files: list[Path], answers: list[Answer], top3: list[Answer],
-                 trained: float) -> float:
+def show_answers(
+    files: list[Path], answers: list[Answer], top3: list[Answer], trained: float
+) -> float:
     """Print some answers of each kind and the accuracy over HTTP; return it."""
     print(f"Posted the {len(files)} test images one by one as image/png; some answers:")
     step = max(1, len(files) // SHOWN_ANSWERS)
@@ -69,8 +74,10 @@ def show_answers(files: list[Path], answers: list[Answer], top3: list[Answer],
         print(f"  {path.parent.name}/{path.name}: {likeliest}")
     correct = sum(1 for path, answer in zip(files, answers) if answer["label"] == path.parent.name)
     accuracy = correct / len(files)
-    print(f"Accuracy over HTTP: {accuracy:.4f} ({correct}/{len(files)}); "
-          f"evaluation.json from training: {trained:.4f}")
+    print(
+        f"Accuracy over HTTP: {accuracy:.4f} ({correct}/{len(files)}); "
+        f"evaluation.json from training: {trained:.4f}"
+    )
     return accuracy
 
 

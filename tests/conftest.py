@@ -30,8 +30,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A moto server started without its recording path writes into the repository."""
     if STRAY_RECORDING.exists() and not session.config.stash.get(_recording_before, True):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(f"\n{STRAY_RECORDING} was written by this run: start moto servers through "
-              "tests/support/moto_server.py, which records under the test's own directory.")
+        print(
+            f"\n{STRAY_RECORDING} was written by this run: start moto servers through "
+            "tests/support/moto_server.py, which records under the test's own directory."
+        )
 
 
 _recording_before = pytest.StashKey[bool]()

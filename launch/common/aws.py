@@ -59,8 +59,9 @@ def console_url(region: str, fragment: str) -> str:
 def print_status_command(kind: str, name: str, region: str) -> None:
     """For --no-wait: the AWS CLI command that tells how a job of `kind` (such as
     training-job) is doing."""
-    print(f"Not waiting. Status: aws sagemaker describe-{kind} --region {region} "
-          f"--{kind}-name {name}")
+    print(
+        f"Not waiting. Status: aws sagemaker describe-{kind} --region {region} --{kind}-name {name}"
+    )
 
 
 def error_code(error: ClientError) -> str:

@@ -44,7 +44,8 @@ def repository_uri(ecr: object, name: str) -> str:
                 raise
     with reporting(f"Creating ECR repository {name}"):
         created = ecr.create_repository(  # type: ignore[attr-defined]
-            repositoryName=name, imageScanningConfiguration={"scanOnPush": True})
+            repositoryName=name, imageScanningConfiguration={"scanOnPush": True}
+        )
     print(f"Created ECR repository {name}", file=sys.stderr)
     return str(created["repository"]["repositoryUri"])
 
@@ -59,8 +60,11 @@ def login_password(ecr: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m launch.common.ecr", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m launch.common.ecr",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     repository = commands.add_parser("repository", help="create if missing, print the URI")
     repository.add_argument("name", help="repository name, such as smvision")

@@ -25,19 +25,30 @@ Plan = TypeVar("Plan")
 NAME_LENGTH = 63
 
 
-def command_parser(commands: Commands, name: str, parents: list[argparse.ArgumentParser],
-                   summary: str, description: str | None = None) -> argparse.ArgumentParser:
+def command_parser(
+    commands: Commands,
+    name: str,
+    parents: list[argparse.ArgumentParser],
+    summary: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
     """One command's parser: `summary` in the command list, `description` (default the
     summary) at the top of its --help, printed as written."""
     if description is None:
-        return commands.add_parser(name, parents=parents, help=summary,
-                                   description=summary + ".")
-    return commands.add_parser(name, parents=parents, help=summary, description=description,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        return commands.add_parser(name, parents=parents, help=summary, description=summary + ".")
+    return commands.add_parser(
+        name,
+        parents=parents,
+        help=summary,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
-def planned(plan: Callable[[argparse.Namespace, Settings, datetime], Plan],
-            submit: Callable[[Plan, boto3.session.Session], int]) -> Handler:
+def planned(
+    plan: Callable[[argparse.Namespace, Settings, datetime], Plan],
+    submit: Callable[[Plan, boto3.session.Session], int],
+) -> Handler:
     """The handler of a command that checks everything it can on this machine (`plan`)
     before it opens an AWS session and hands the plan to the SDK (`submit`)."""
 
@@ -52,16 +63,23 @@ def planned(plan: Callable[[argparse.Namespace, Settings, datetime], Plan],
     return handle
 
 
-def add_name_argument(parser: argparse.ArgumentParser, meaning: str, default: str,
-                      option: str = "--job-name", max_length: int = NAME_LENGTH) -> None:
+def add_name_argument(
+    parser: argparse.ArgumentParser,
+    meaning: str,
+    default: str,
+    option: str = "--job-name",
+    max_length: int = NAME_LENGTH,
+) -> None:
     """`option` NAME: `meaning`, at most `max_length` characters, else DEFAULT-TIMESTAMP."""
     limit = f", up to {max_length} characters" if max_length != NAME_LENGTH else ""
-    parser.add_argument(option, metavar="NAME",
-                        help=f"{meaning}{limit} (default {default}-TIMESTAMP)")
+    parser.add_argument(
+        option, metavar="NAME", help=f"{meaning}{limit} (default {default}-TIMESTAMP)"
+    )
 
 
-def chosen_name(given: str | None, option: str, default: str, now: datetime,
-                max_length: int = NAME_LENGTH) -> str:
+def chosen_name(
+    given: str | None, option: str, default: str, now: datetime, max_length: int = NAME_LENGTH
+) -> str:
     """The name the user gave, checked, or `default`-TIMESTAMP."""
     if given:
         return resource_name(given, option, max_length)
@@ -69,28 +87,38 @@ def chosen_name(given: str | None, option: str, default: str, now: datetime,
 
 
 def add_wait_argument(parser: argparse.ArgumentParser, what: str, note: str = "") -> None:
-    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
-                        help=f"wait for {what} (default --wait){'; ' + note if note else ''}")
+    parser.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"wait for {what} (default --wait){'; ' + note if note else ''}",
+    )
 
 
-def add_instance_arguments(parser: argparse.ArgumentParser, type_default: str,
-                           count_meaning: str) -> None:
+def add_instance_arguments(
+    parser: argparse.ArgumentParser, type_default: str, count_meaning: str
+) -> None:
     """--instance-type (None when not given: each command has its own default) and
     --instance-count (default 1)."""
-    parser.add_argument("--instance-type", metavar="TYPE",
-                        help=f"ml.* instance type (default {type_default})")
-    parser.add_argument("--instance-count", default="1", metavar="N",
-                        help=f"{count_meaning} (default 1)")
+    parser.add_argument(
+        "--instance-type", metavar="TYPE", help=f"ml.* instance type (default {type_default})"
+    )
+    parser.add_argument(
+        "--instance-count", default="1", metavar="N", help=f"{count_meaning} (default 1)"
+    )
 
 
 def sagemaker_instance_type(text: str, examples: str = "ml.m5.xlarge") -> str:
     if not text.startswith("ml."):
-        raise LaunchError(f"--instance-type '{text}' is not a SageMaker instance type; use "
-                          f"one such as {examples}.")
+        raise LaunchError(
+            f"--instance-type '{text}' is not a SageMaker instance type; use "
+            f"one such as {examples}."
+        )
     return text
 
 
 def add_endpoint_argument(parser: argparse.ArgumentParser) -> None:
     """--endpoint-name of an endpoint that exists (`invoke`, `cleanup`)."""
-    parser.add_argument("--endpoint-name", required=True, metavar="NAME",
-                        help="the endpoint `deploy` created")
+    parser.add_argument(
+        "--endpoint-name", required=True, metavar="NAME", help="the endpoint `deploy` created"
+    )

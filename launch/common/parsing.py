@@ -20,7 +20,8 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 RESOURCE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 # SageMaker's pattern for a model package ARN (versioned: .../model-package/GROUP/N).
 _MODEL_PACKAGE_ARN = re.compile(
-    r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]{9,16}:\d{12}:model-package/[^\s/]{1,63}(/\d+)?")
+    r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]{9,16}:\d{12}:model-package/[^\s/]{1,63}(/\d+)?"
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ class S3Uri:
 
     def is_under(self, other: S3Uri) -> bool:
         prefix = other.key if not other.key or other.key.endswith("/") else other.key + "/"
-        return self.bucket == other.bucket and (self.key == other.key or
-                                                self.key.startswith(prefix))
+        return self.bucket == other.bucket and (
+            self.key == other.key or self.key.startswith(prefix)
+        )
 
 
 def s3_uri(text: str, option: str) -> S3Uri:
@@ -43,7 +45,7 @@ def s3_uri(text: str, option: str) -> S3Uri:
             f"{option} '{text}' is not an S3 URI; upload the data first (for example "
             f"`aws s3 sync {text} s3://BUCKET/datasets/NAME/`) and pass s3://BUCKET/PREFIX."
         )
-    bucket, _, key = text[len("s3://"):].partition("/")
+    bucket, _, key = text[len("s3://") :].partition("/")
     if not _BUCKET.fullmatch(bucket):
         raise LaunchError(
             f"{option} '{text}' names bucket '{bucket}', which is not a valid S3 bucket "

@@ -42,11 +42,14 @@ class LogFollower:
         lines = []
         for stream in streams:
             name = stream["logStreamName"]
-            host = name[len(self.prefix):].split("-")[0:2]
+            host = name[len(self.prefix) :].split("-")[0:2]
             label = "-".join(host)
             while True:
-                request: dict[str, Any] = {"logGroupName": LOG_GROUP, "logStreamName": name,
-                                           "startFromHead": True}
+                request: dict[str, Any] = {
+                    "logGroupName": LOG_GROUP,
+                    "logStreamName": name,
+                    "startFromHead": True,
+                }
                 if self.tokens.get(name):
                     request["nextToken"] = self.tokens[name]
                 response = self.logs.get_log_events(**request)

@@ -32,19 +32,38 @@ class SettingSpec:
 SPECS: dict[SettingName, SettingSpec] = {
     spec.name: spec
     for spec in (
-        SettingSpec("region", "--region", "SMVISION_REGION", "the AWS region",
-                    "us-east-1", re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")),
-        SettingSpec("role", "--role", "SMVISION_ROLE",
-                    "the ARN of the IAM role SageMaker runs jobs and endpoints as",
-                    "arn:aws:iam::123456789012:role/SmvisionExecution",
-                    re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")),
-        SettingSpec("bucket", "--bucket", "SMVISION_BUCKET",
-                    "the S3 bucket for outputs (written under s3://BUCKET/smvision/)",
-                    "my-ml-bucket", re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")),
-        SettingSpec("image_uri", "--image-uri", "SMVISION_IMAGE_URI",
-                    "the smvision image in ECR (docker/build_and_push.sh prints it)",
-                    "123456789012.dkr.ecr.us-east-1.amazonaws.com/smvision:cpu",
-                    re.compile(r"[^\s@:]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?")),
+        SettingSpec(
+            "region",
+            "--region",
+            "SMVISION_REGION",
+            "the AWS region",
+            "us-east-1",
+            re.compile(r"[a-z]{2}(-[a-z]+)+-\d+"),
+        ),
+        SettingSpec(
+            "role",
+            "--role",
+            "SMVISION_ROLE",
+            "the ARN of the IAM role SageMaker runs jobs and endpoints as",
+            "arn:aws:iam::123456789012:role/SmvisionExecution",
+            re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"),
+        ),
+        SettingSpec(
+            "bucket",
+            "--bucket",
+            "SMVISION_BUCKET",
+            "the S3 bucket for outputs (written under s3://BUCKET/smvision/)",
+            "my-ml-bucket",
+            re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+        ),
+        SettingSpec(
+            "image_uri",
+            "--image-uri",
+            "SMVISION_IMAGE_URI",
+            "the smvision image in ECR (docker/build_and_push.sh prints it)",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/smvision:cpu",
+            re.compile(r"[^\s@:]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?"),
+        ),
     )
 }
 
@@ -67,7 +86,7 @@ class Settings:
         if source is None:
             raise LaunchError(
                 f"Missing setting '{name}' ({spec.meaning}): pass {spec.flag}, set "
-                f"{spec.variable}, or put {name} = \"{spec.example}\" in the --config file."
+                f'{spec.variable}, or put {name} = "{spec.example}" in the --config file.'
             )
         if not spec.pattern.fullmatch(source.value):
             raise LaunchError(
@@ -107,13 +126,12 @@ def read_config(path: Path) -> dict[SettingName, str]:
     for key, value in data.items():
         if key not in known:
             raise LaunchError(
-                f"--config {path}: unknown key '{key}'; the file may set "
-                f"{', '.join(known)}."
+                f"--config {path}: unknown key '{key}'; the file may set {', '.join(known)}."
             )
         if not isinstance(value, str) or not value.strip():
             raise LaunchError(
                 f"--config {path}: key '{key}' must be a non-empty string, such as "
-                f"{key} = \"{SPECS[known[key]].example}\"."
+                f'{key} = "{SPECS[known[key]].example}".'
             )
         result[known[key]] = value.strip()
     return result

@@ -34,8 +34,10 @@ from smvision.schema.hyperparameters import HyperparameterError, split_per_algor
 if TYPE_CHECKING:
     import boto3
 
-HELP = ("train every algorithm on the same S3 data at once, follow them, and compare them "
-        "(optionally beside AWS Rekognition)")
+HELP = (
+    "train every algorithm on the same S3 data at once, follow them, and compare them "
+    "(optionally beside AWS Rekognition)"
+)
 POLL_S = 30
 TITLE = "Which algorithm for these images? (SageMaker)"
 
@@ -53,46 +55,102 @@ class ComparePlan:
 
 def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = options.command_parser(commands, "compare", parents, HELP)
-    parser.add_argument("--train", required=True, metavar="S3URI",
-                        help="S3 prefix of the training images (class folders, .lst or .npz)")
-    parser.add_argument("--validation", metavar="S3URI",
-                        help="S3 prefix of validation images (else each job holds some out)")
-    parser.add_argument("--test", metavar="S3URI",
-                        help="S3 prefix of test images: the report scores every row on them "
-                        "(needed for --rekognition)")
-    parser.add_argument("--pretrained", metavar="S3URI",
-                        help="S3 prefix of starting weights, for the algorithms that read a "
-                        "'pretrained' channel (" + ", ".join(
-                            s.name for s in specs.table().values()
-                            if s.reads_channel("pretrained")) + ")")
-    parser.add_argument("--algorithms", default=",".join(specs.names()), metavar="A,B,...",
-                        help=f"which to compare (default {','.join(specs.names())})")
-    parser.add_argument("--instance-type", action="append", default=[], metavar="ALG=TYPE",
-                        help="an algorithm's instance type (repeat; default the algorithm "
-                        "table's: " + ", ".join(f"{s.name} {s.training_instance_type}"
-                                                for s in specs.table().values()) + ")")
-    parser.add_argument("--spot", action="store_true",
-                        help="managed spot training for every job (cheaper, may wait for "
-                        "capacity); billable seconds then carry the saving")
-    parser.add_argument("--max-run", default=str(jobs.DEFAULT_MAX_RUN_S), metavar="SECONDS",
-                        help=f"stop any job after this long (default {jobs.DEFAULT_MAX_RUN_S})")
-    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE|ALG:KEY=VALUE",
-                        help="a hyperparameter for every algorithm that takes KEY, or for "
-                        "ALG alone (repeat); checked here before anything is sent")
-    parser.add_argument("--rekognition", type=Path, metavar="MAP.toml",
-                        help="add zero-shot Rekognition DetectLabels on the --test images as a "
-                        "row; the file maps each class to Rekognition labels: "
-                        "cat = [\"Cat\", \"Kitten\"]")
-    parser.add_argument("--custom-labels", metavar="PROJECT",
-                        help="add the newest trained model of this Rekognition Custom Labels "
-                        "project as a row (F1 per label; see `rekognition custom-labels`)")
-    parser.add_argument("--concurrency", default="8", metavar="N",
-                        help="Rekognition requests in flight at once (default 8)")
-    parser.add_argument("--price", action="append", default=[], metavar="TYPE=USD_PER_HOUR",
-                        help="an instance type's hourly price, over the dated us-east-1 "
-                        "on-demand table in launch/common/pricing.py (repeat)")
-    parser.add_argument("--out", type=Path, default=Path("comparison"), metavar="DIR",
-                        help="where comparison.md and comparison.json go (default ./comparison)")
+    parser.add_argument(
+        "--train",
+        required=True,
+        metavar="S3URI",
+        help="S3 prefix of the training images (class folders, .lst or .npz)",
+    )
+    parser.add_argument(
+        "--validation",
+        metavar="S3URI",
+        help="S3 prefix of validation images (else each job holds some out)",
+    )
+    parser.add_argument(
+        "--test",
+        metavar="S3URI",
+        help="S3 prefix of test images: the report scores every row on them "
+        "(needed for --rekognition)",
+    )
+    parser.add_argument(
+        "--pretrained",
+        metavar="S3URI",
+        help="S3 prefix of starting weights, for the algorithms that read a "
+        "'pretrained' channel ("
+        + ", ".join(s.name for s in specs.table().values() if s.reads_channel("pretrained"))
+        + ")",
+    )
+    parser.add_argument(
+        "--algorithms",
+        default=",".join(specs.names()),
+        metavar="A,B,...",
+        help=f"which to compare (default {','.join(specs.names())})",
+    )
+    parser.add_argument(
+        "--instance-type",
+        action="append",
+        default=[],
+        metavar="ALG=TYPE",
+        help="an algorithm's instance type (repeat; default the algorithm "
+        "table's: "
+        + ", ".join(f"{s.name} {s.training_instance_type}" for s in specs.table().values())
+        + ")",
+    )
+    parser.add_argument(
+        "--spot",
+        action="store_true",
+        help="managed spot training for every job (cheaper, may wait for "
+        "capacity); billable seconds then carry the saving",
+    )
+    parser.add_argument(
+        "--max-run",
+        default=str(jobs.DEFAULT_MAX_RUN_S),
+        metavar="SECONDS",
+        help=f"stop any job after this long (default {jobs.DEFAULT_MAX_RUN_S})",
+    )
+    parser.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE|ALG:KEY=VALUE",
+        help="a hyperparameter for every algorithm that takes KEY, or for "
+        "ALG alone (repeat); checked here before anything is sent",
+    )
+    parser.add_argument(
+        "--rekognition",
+        type=Path,
+        metavar="MAP.toml",
+        help="add zero-shot Rekognition DetectLabels on the --test images as a "
+        "row; the file maps each class to Rekognition labels: "
+        'cat = ["Cat", "Kitten"]',
+    )
+    parser.add_argument(
+        "--custom-labels",
+        metavar="PROJECT",
+        help="add the newest trained model of this Rekognition Custom Labels "
+        "project as a row (F1 per label; see `rekognition custom-labels`)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        default="8",
+        metavar="N",
+        help="Rekognition requests in flight at once (default 8)",
+    )
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="TYPE=USD_PER_HOUR",
+        help="an instance type's hourly price, over the dated us-east-1 "
+        "on-demand table in launch/common/pricing.py (repeat)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("comparison"),
+        metavar="DIR",
+        help="where comparison.md and comparison.json go (default ./comparison)",
+    )
     parser.set_defaults(handler=options.planned(plan, submit))
 
 
@@ -103,23 +161,32 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Compare
         hyperparameters = split_per_algorithm(args.hp, algorithms)
     except HyperparameterError as error:
         raise LaunchError(f"{error} Nothing was sent to AWS.") from error
-    channels = {channel: str(s3_uri(value, option))
-                for channel, option, value in jobs.given_channels(args)}
+    channels = {
+        channel: str(s3_uri(value, option)) for channel, option, value in jobs.given_channels(args)
+    }
     planned = []
     for algorithm in algorithms:
         # The options `train` would get for this algorithm alone.
         alone = argparse.Namespace(
-            algorithm=algorithm, instance_count="1", max_run=args.max_run,
-            hp=[f"{key}={value}" for key, value in hyperparameters[algorithm].items()])
+            algorithm=algorithm,
+            instance_count="1",
+            max_run=args.max_run,
+            hp=[f"{key}={value}" for key, value in hyperparameters[algorithm].items()],
+        )
         instance_type = options.sagemaker_instance_type(
             instance_types.get(algorithm) or specs.get(algorithm).training_instance_type,
-            "ml.m5.xlarge or ml.g5.xlarge")
-        read = {channel: jobs.ChannelSource(uri) for channel, uri in channels.items()
-                if specs.get(algorithm).reads_channel(channel)}
+            "ml.m5.xlarge or ml.g5.xlarge",
+        )
+        read = {
+            channel: jobs.ChannelSource(uri)
+            for channel, uri in channels.items()
+            if specs.get(algorithm).reads_channel(channel)
+        }
         spec = jobs.job_spec(alone, settings, read, instance_type)
         name = timestamped_name(f"smvision-{algorithm}", now)
-        planned.append(TrainingPlan(name, job_definition(spec, settings, name, bool(args.spot)),
-                                    wait=True))
+        planned.append(
+            TrainingPlan(name, job_definition(spec, settings, name, bool(args.spot)), wait=True)
+        )
     test = s3_uri(args.test, "--test") if args.test else None
     if args.rekognition is not None and test is None:
         raise LaunchError("--rekognition scores Rekognition on the test images; add --test.")
@@ -131,12 +198,12 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Compare
         label_map=read_label_map(args.rekognition) if args.rekognition else None,
         concurrency=positive_int(args.concurrency, "--concurrency"),
         custom_labels=project_name(args.custom_labels, "--custom-labels")
-        if args.custom_labels else None,
+        if args.custom_labels
+        else None,
     )
 
 
-def submit(comparison: ComparePlan, session: boto3.session.Session, poll_s: float = POLL_S
-           ) -> int:
+def submit(comparison: ComparePlan, session: boto3.session.Session, poll_s: float = POLL_S) -> int:
     """Create every job, score Rekognition meanwhile, follow the jobs, write the report."""
     from launch.common.aws import reporting
     from launch.compare import rows as compare_rows
@@ -148,24 +215,35 @@ def submit(comparison: ComparePlan, session: boto3.session.Session, poll_s: floa
     test_set = None
     if comparison.label_map is not None and comparison.test is not None:
         # Before any job starts: a map that does not fit the test classes costs nothing.
-        test_set = zero_shot.test_set(session.client("s3"), comparison.test,
-                                      comparison.label_map)
+        test_set = zero_shot.test_set(session.client("s3"), comparison.test, comparison.label_map)
     created: dict[str, str] = {}
     try:
         failures = _create_jobs(comparison.jobs, session, created)
         rows = []
         if test_set is not None and comparison.label_map is not None:
             label_map, test = comparison.label_map, test_set
-            rows.append(_managed_row("rekognition", "Scoring Rekognition on the test images",
-                                     lambda: zero_shot.row(session, test, label_map,
-                                                           comparison.out_dir,
-                                                           comparison.concurrency)))
+            rows.append(
+                _managed_row(
+                    "rekognition",
+                    "Scoring Rekognition on the test images",
+                    lambda: zero_shot.row(
+                        session, test, label_map, comparison.out_dir, comparison.concurrency
+                    ),
+                )
+            )
         if comparison.custom_labels is not None:
             project = comparison.custom_labels
-            rows.append(_managed_row(
-                custom_labels.ROW_NAME, f"Reading Custom Labels project {project}",
-                lambda: custom_labels.row(custom_labels.latest_evaluation(
-                    rekognition_client(session), session.client("s3"), project))))
+            rows.append(
+                _managed_row(
+                    custom_labels.ROW_NAME,
+                    f"Reading Custom Labels project {project}",
+                    lambda: custom_labels.row(
+                        custom_labels.latest_evaluation(
+                            rekognition_client(session), session.client("s3"), project
+                        )
+                    ),
+                )
+            )
         with reporting("Following the training jobs (they go on without us)"):
             described = follow_jobs(session.client("sagemaker"), created, region, poll_s)
     except StillRunning:
@@ -174,8 +252,12 @@ def submit(comparison: ComparePlan, session: boto3.session.Session, poll_s: floa
         raise StillRunning(region, created) from interrupt
     except AwsError as error:
         raise AwsError("\n".join([str(error), *still_running(region, created)])) from error
-    rows = compare_rows.sagemaker_rows(session.client("s3"), comparison.jobs, described,
-                                       failures, comparison.prices) + rows
+    rows = (
+        compare_rows.sagemaker_rows(
+            session.client("s3"), comparison.jobs, described, failures, comparison.prices
+        )
+        + rows
+    )
     return compare_rows.report(rows, comparison.out_dir, TITLE, _context(comparison, region))
 
 
@@ -194,8 +276,9 @@ def _managed_row(name: str, step: str, build: Callable[[], Row]) -> Row:
         return Row(name, "rekognition", failure=str(error))
 
 
-def _create_jobs(planned: Sequence[TrainingPlan], session: boto3.session.Session,
-                 created: dict[str, str]) -> dict[str, str]:
+def _create_jobs(
+    planned: Sequence[TrainingPlan], session: boto3.session.Session, created: dict[str, str]
+) -> dict[str, str]:
     """Create every job, filling `created`; the creation errors by algorithm.
 
     A job AWS refuses does not stop the others: its row carries the reason. A job counts
@@ -207,8 +290,11 @@ def _create_jobs(planned: Sequence[TrainingPlan], session: boto3.session.Session
     failures = {}
     for job in planned:
         spec = job.definition.spec
-        print(f"Training job {job.job_name}: {spec.algorithm} on {spec.instance_type}"
-              f"{' (spot)' if job.definition.spot else ''}", flush=True)
+        print(
+            f"Training job {job.job_name}: {spec.algorithm} on {spec.instance_type}"
+            f"{' (spot)' if job.definition.spot else ''}",
+            flush=True,
+        )
         created[spec.algorithm] = job.job_name
         try:
             with reporting(f"Creating training job {job.job_name}"):
@@ -222,10 +308,13 @@ def _create_jobs(planned: Sequence[TrainingPlan], session: boto3.session.Session
 
 def _context(comparison: ComparePlan, region: str) -> list[str]:
     channels = comparison.jobs[0].definition.spec.channels
-    lines = [f"Data: {', '.join(f'{name} {uri}' for name, uri in channels.items())}.",
-             f"Trained on Amazon SageMaker in {region}, {datetime.now():%Y-%m-%d}, one job "
-             "per algorithm: " + ", ".join(f"{job.definition.spec.algorithm} {job.job_name}"
-                                          for job in comparison.jobs) + "."]
+    lines = [
+        f"Data: {', '.join(f'{name} {uri}' for name, uri in channels.items())}.",
+        f"Trained on Amazon SageMaker in {region}, {datetime.now():%Y-%m-%d}, one job "
+        "per algorithm: "
+        + ", ".join(f"{job.definition.spec.algorithm} {job.job_name}" for job in comparison.jobs)
+        + ".",
+    ]
     if comparison.label_map is not None:
         lines.append(f"Rekognition zero-shot through the label map {comparison.label_map.path}.")
     return lines

@@ -49,9 +49,16 @@ def sagemaker_rows(
     for job in jobs:
         algorithm = job.definition.spec.algorithm
         if algorithm in failures:
-            rows.append(Row(algorithm, "sagemaker", job.definition.spec.instance_type,
-                            qualities=qualities_of(algorithm), failure=failures[algorithm],
-                            source=job.job_name))
+            rows.append(
+                Row(
+                    algorithm,
+                    "sagemaker",
+                    job.definition.spec.instance_type,
+                    qualities=qualities_of(algorithm),
+                    failure=failures[algorithm],
+                    source=job.job_name,
+                )
+            )
         elif algorithm in described:
             rows.append(job_row(s3, job, described[algorithm], prices))
     return rows
@@ -61,8 +68,9 @@ def job_row(s3: Any, job: TrainingPlan, described: Mapping[str, Any], prices: Pr
     spec = job.definition.spec
     billable = described.get("BillableTimeInSeconds")
     spot = " (spot)" if job.definition.spot else ""
-    notes = [f"{spec.instance_count} x {spec.instance_type}{spot}: "
-             f"{prices.source(spec.instance_type)}"]
+    notes = [
+        f"{spec.instance_count} x {spec.instance_type}{spot}: {prices.source(spec.instance_type)}"
+    ]
     if billable is None:
         notes.append("no BillableTimeInSeconds reported, so no training cost")
     row = Row(
@@ -71,8 +79,7 @@ def job_row(s3: Any, job: TrainingPlan, described: Mapping[str, Any], prices: Pr
         instance_type=spec.instance_type,
         training_seconds=_training_seconds(described),
         training_images_per_second=_final_metric(described, IMAGES_PER_SECOND),
-        training_cost_usd=prices.training_cost(spec.instance_type, spec.instance_count,
-                                               billable),
+        training_cost_usd=prices.training_cost(spec.instance_type, spec.instance_count, billable),
         qualities=qualities_of(spec.algorithm),
         source=job.job_name,
     )
@@ -86,15 +93,17 @@ def job_row(s3: Any, job: TrainingPlan, described: Mapping[str, Any], prices: Pr
     except (OutputMissing, ScoresError) as error:
         failure = f"no evaluation to score: {error}"
         return dataclasses.replace(row, failure=failure, notes=tuple(notes))
-    return dataclasses.replace(row, scores=scores, model_bytes=model_bytes(s3, described),
-                               notes=tuple(notes))
+    return dataclasses.replace(
+        row, scores=scores, model_bytes=model_bytes(s3, described), notes=tuple(notes)
+    )
 
 
 def report(rows: Sequence[Row], out_dir: Path, title: str, context: Sequence[str]) -> int:
     """Write the report; print where it is and its verdict. 0 when any row was scored."""
     # No plots here: matplotlib imports numpy, which the launchers never load.
-    comparison = write_report(rows, out_dir, title=title, context=context, measured=MEASURED,
-                              plots=False)
+    comparison = write_report(
+        rows, out_dir, title=title, context=context, measured=MEASURED, plots=False
+    )
     print(f"Report: {out_dir / 'comparison.md'} and comparison.json")
     print(f"Plots, where matplotlib is installed: python -m smvision.comparison {out_dir}")
     if comparison.recommended:

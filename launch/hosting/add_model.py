@@ -40,14 +40,23 @@ class AddModelPlan:
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = command_parser(commands, "add-model", parents, HELP, description=__doc__)
-    parser.add_argument("--model-data", required=True, metavar="S3URI_OR_FILE",
-                        help="the model.tar.gz a training job wrote (s3://...), or one on this "
-                        "machine (`train --local` writes one)")
-    parser.add_argument("--model-prefix", required=True, metavar="S3URI",
-                        help="the endpoint's --model-prefix")
-    parser.add_argument("--name", required=True, metavar="NAME",
-                        help="the model's name under the prefix (invoke it with "
-                        "--target-model NAME.tar.gz); letters, digits, '-', '_', '.', '/'")
+    parser.add_argument(
+        "--model-data",
+        required=True,
+        metavar="S3URI_OR_FILE",
+        help="the model.tar.gz a training job wrote (s3://...), or one on this "
+        "machine (`train --local` writes one)",
+    )
+    parser.add_argument(
+        "--model-prefix", required=True, metavar="S3URI", help="the endpoint's --model-prefix"
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        metavar="NAME",
+        help="the model's name under the prefix (invoke it with "
+        "--target-model NAME.tar.gz); letters, digits, '-', '_', '.', '/'",
+    )
     parser.set_defaults(handler=planned(plan, submit))
 
 
@@ -58,14 +67,18 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> AddMode
     else:
         path = Path(args.model_data)
         if not path.is_file() or not path.name.endswith(ARCHIVE_SUFFIX):
-            raise LaunchError(f"--model-data '{args.model_data}' is neither an s3:// URI nor "
-                              "a model.tar.gz on this machine.")
+            raise LaunchError(
+                f"--model-data '{args.model_data}' is neither an s3:// URI nor "
+                "a model.tar.gz on this machine."
+            )
         source = str(path.resolve())
     prefix = s3_uri(args.model_prefix, "--model-prefix")
     name = args.name.removesuffix(ARCHIVE_SUFFIX)
     if not _NAME.fullmatch(name) or ".." in name or len(name) > 1000:
-        raise LaunchError(f"--name '{args.name}' must be letters, digits, '-', '_' and '.' "
-                          "(segments separated by '/'), such as site-17.")
+        raise LaunchError(
+            f"--name '{args.name}' must be letters, digits, '-', '_' and '.' "
+            "(segments separated by '/'), such as site-17."
+        )
     key = f"{prefix.key.rstrip('/')}/{name}{ARCHIVE_SUFFIX}".lstrip("/")
     return AddModelPlan(source, S3Uri(prefix.bucket, key), name + ARCHIVE_SUFFIX)
 
@@ -77,21 +90,26 @@ def submit(addition: AddModelPlan, session: boto3.session.Session) -> int:
     s3 = session.client("s3")
     destination = addition.destination
     if _exists(s3, destination):
-        raise AwsError(f"{destination} exists already; an endpoint that loaded it keeps "
-                       "serving its copy, so give the new model a new --name (such as "
-                       f"{addition.target_model.removesuffix(ARCHIVE_SUFFIX)}-v2).")
+        raise AwsError(
+            f"{destination} exists already; an endpoint that loaded it keeps "
+            "serving its copy, so give the new model a new --name (such as "
+            f"{addition.target_model.removesuffix(ARCHIVE_SUFFIX)}-v2)."
+        )
     if addition.source.startswith("s3://"):
         check_model_data_exists(session, addition.source)
         source = s3_uri(addition.source, "--model-data")
         with reporting(f"Copying {addition.source} to {destination}"):
-            s3.copy({"Bucket": source.bucket, "Key": source.key}, destination.bucket,
-                    destination.key)
+            s3.copy(
+                {"Bucket": source.bucket, "Key": source.key}, destination.bucket, destination.key
+            )
     else:
         with reporting(f"Uploading {addition.source} to {destination}"):
             s3.upload_file(addition.source, destination.bucket, destination.key)
     print(f"Model {addition.target_model}: {destination}")
-    print(f"Invoke: python -m launch invoke --region {session.region_name} --endpoint-name "
-          f"ENDPOINT --target-model {addition.target_model} IMAGE...")
+    print(
+        f"Invoke: python -m launch invoke --region {session.region_name} --endpoint-name "
+        f"ENDPOINT --target-model {addition.target_model} IMAGE..."
+    )
     return 0
 
 

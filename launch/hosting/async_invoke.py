@@ -54,19 +54,27 @@ def send_async(invocation: InvokePlan, session: boto3.session.Session, bucket: s
             s3.upload_file(str(image.path), bucket, key)
         with reporting(f"Queuing {image.path} at endpoint {invocation.endpoint_name}"):
             response = runtime.invoke_endpoint_async(
-                InputLocation=f"s3://{bucket}/{key}", **invocation.request(image, inference_id))
-        queued.append(Queued(image, inference_id, response["OutputLocation"],
-                             response.get("FailureLocation")))
-        print(f"{image.path}: queued (inference id {inference_id}); the answer goes to "
-              f"{response['OutputLocation']}", flush=True)
+                InputLocation=f"s3://{bucket}/{key}", **invocation.request(image, inference_id)
+            )
+        queued.append(
+            Queued(image, inference_id, response["OutputLocation"], response.get("FailureLocation"))
+        )
+        print(
+            f"{image.path}: queued (inference id {inference_id}); the answer goes to "
+            f"{response['OutputLocation']}",
+            flush=True,
+        )
     deadline = time.monotonic() + (invocation.async_wait_s or DEFAULT_ASYNC_WAIT_S)
     failures = 0
     for request in queued:
         body, failed = wait_for_answer(s3, request, deadline)
         if failed:
             failures += 1
-            report_failure(request.image, request.inference_id,
-                           f"the endpoint failed it: {body.decode(errors='replace')[:2000]}")
+            report_failure(
+                request.image,
+                request.inference_id,
+                f"the endpoint failed it: {body.decode(errors='replace')[:2000]}",
+            )
             continue
         try:
             predictions = parse_answer(body, request.image)
@@ -78,8 +86,9 @@ def send_async(invocation: InvokePlan, session: boto3.session.Session, bucket: s
     return finish(invocation, failures)
 
 
-def wait_for_answer(s3: Any, request: Queued, deadline: float,
-                    clock: Callable[[], float] = time.monotonic) -> tuple[bytes, bool]:
+def wait_for_answer(
+    s3: Any, request: Queued, deadline: float, clock: Callable[[], float] = time.monotonic
+) -> tuple[bytes, bool]:
     """The answer's bytes, and whether they are the failure's, once either object exists."""
     from rich.console import Console
 
@@ -104,8 +113,9 @@ def wait_for_answer(s3: Any, request: Queued, deadline: float,
                     )
                 time.sleep(POLL_S)
     except Interrupted as error:
-        raise Interrupted(f"{error} The answer to {request.image.path} will appear at "
-                          f"{request.output}.") from error
+        raise Interrupted(
+            f"{error} The answer to {request.image.path} will appear at {request.output}."
+        ) from error
 
 
 def _read_if_present(s3: Any, uri: str) -> bytes | None:

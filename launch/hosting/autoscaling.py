@@ -66,8 +66,10 @@ def deregister(session: boto3.session.Session, endpoint_name: str, variant: str)
     )["ScalingPolicies"]
     for policy in policies:
         client.delete_scaling_policy(
-            PolicyName=policy["PolicyName"], ServiceNamespace=NAMESPACE,
-            ResourceId=resource, ScalableDimension=DIMENSION,
+            PolicyName=policy["PolicyName"],
+            ServiceNamespace=NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=DIMENSION,
         )
         removed.append(f"scaling policy {policy['PolicyName']}")
     targets = client.describe_scalable_targets(

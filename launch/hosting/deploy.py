@@ -54,8 +54,10 @@ from smvision.core import media
 if TYPE_CHECKING:
     import boto3
 
-HELP = ("create an endpoint for a trained model (real-time, multi-model, serverless or "
-        "asynchronous) and wait until it is InService")
+HELP = (
+    "create an endpoint for a trained model (real-time, multi-model, serverless or "
+    "asynchronous) and wait until it is InService"
+)
 VARIANT = "AllTraffic"
 DEFAULT_TARGET_INVOCATIONS = 100
 DEFAULT_SAMPLE_PERCENT = 100
@@ -98,28 +100,50 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
     parser = command_parser(commands, "deploy", parents, HELP)
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model-data", metavar="S3URI", help=MODEL_DATA_HELP)
-    model.add_argument("--model-package", metavar="ARN",
-                       help="an Approved model package of the registry (`register` prints its "
-                       "ARN); it names its own image and model data")
-    model.add_argument("--model-prefix", metavar="S3URI",
-                       help="with --multi-model: the S3 prefix of the models' model.tar.gz "
-                       "files (`add-model` copies models there)")
+    model.add_argument(
+        "--model-package",
+        metavar="ARN",
+        help="an Approved model package of the registry (`register` prints its "
+        "ARN); it names its own image and model data",
+    )
+    model.add_argument(
+        "--model-prefix",
+        metavar="S3URI",
+        help="with --multi-model: the S3 prefix of the models' model.tar.gz "
+        "files (`add-model` copies models there)",
+    )
     add_mode_arguments(parser)
     add_serving_arguments(parser, "instances to start with", model_data=False)
-    add_name_argument(parser, "endpoint name, also used for its model and endpoint config",
-                      "smvision", option="--endpoint-name")
-    parser.add_argument("--autoscale", metavar="MIN:MAX",
-                        help="scale between MIN and MAX instances, tracking invocations per "
-                        "instance (Application Auto Scaling)")
-    parser.add_argument("--target-invocations", metavar="N",
-                        help="with --autoscale: invocations per instance per minute to aim "
-                        f"for (default {DEFAULT_TARGET_INVOCATIONS})")
-    parser.add_argument("--data-capture", metavar="S3URI",
-                        help="capture requests and answers under this S3 prefix "
-                        "(S3URI/ENDPOINT/VARIANT/yyyy/mm/dd/hh/*.jsonl) for `monitor`")
-    parser.add_argument("--sample-percent", metavar="P",
-                        help="with --data-capture: the share of requests captured, 1 to 100 "
-                        f"(default {DEFAULT_SAMPLE_PERCENT})")
+    add_name_argument(
+        parser,
+        "endpoint name, also used for its model and endpoint config",
+        "smvision",
+        option="--endpoint-name",
+    )
+    parser.add_argument(
+        "--autoscale",
+        metavar="MIN:MAX",
+        help="scale between MIN and MAX instances, tracking invocations per "
+        "instance (Application Auto Scaling)",
+    )
+    parser.add_argument(
+        "--target-invocations",
+        metavar="N",
+        help="with --autoscale: invocations per instance per minute to aim "
+        f"for (default {DEFAULT_TARGET_INVOCATIONS})",
+    )
+    parser.add_argument(
+        "--data-capture",
+        metavar="S3URI",
+        help="capture requests and answers under this S3 prefix "
+        "(S3URI/ENDPOINT/VARIANT/yyyy/mm/dd/hh/*.jsonl) for `monitor`",
+    )
+    parser.add_argument(
+        "--sample-percent",
+        metavar="P",
+        help="with --data-capture: the share of requests captured, 1 to 100 "
+        f"(default {DEFAULT_SAMPLE_PERCENT})",
+    )
     parser.set_defaults(handler=planned(plan, submit))
 
 
@@ -134,10 +158,14 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> DeployP
         )
     if args.target_invocations is not None and autoscale is None:
         raise LaunchError("--target-invocations applies to --autoscale only; add it or drop this.")
-    target = (positive_int(args.target_invocations, "--target-invocations")
-              if args.target_invocations is not None else DEFAULT_TARGET_INVOCATIONS)
-    package = (model_package_arn(args.model_package, "--model-package")
-               if args.model_package else None)
+    target = (
+        positive_int(args.target_invocations, "--target-invocations")
+        if args.target_invocations is not None
+        else DEFAULT_TARGET_INVOCATIONS
+    )
+    package = (
+        model_package_arn(args.model_package, "--model-package") if args.model_package else None
+    )
     given = serving_environment(args)
     prefix = multi_model_prefix(args)
     config = serverless(args)
@@ -163,16 +191,18 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> DeployP
 def data_capture(args: argparse.Namespace) -> DataCapture | None:
     if args.data_capture is None:
         if args.sample_percent is not None:
-            raise LaunchError("--sample-percent applies to --data-capture only; add it or "
-                              "drop this.")
+            raise LaunchError(
+                "--sample-percent applies to --data-capture only; add it or drop this."
+            )
         return None
     destination = s3_uri(args.data_capture, "--data-capture")
     percent = DEFAULT_SAMPLE_PERCENT
     if args.sample_percent is not None:
         percent = positive_int(args.sample_percent, "--sample-percent")
         if percent > 100:
-            raise LaunchError(f"--sample-percent '{args.sample_percent}' is a percentage; use "
-                              "1 to 100.")
+            raise LaunchError(
+                f"--sample-percent '{args.sample_percent}' is a percentage; use 1 to 100."
+            )
     return DataCapture(str(destination).rstrip("/"), percent)
 
 
@@ -185,7 +215,8 @@ def data_capture_config(capture: DataCapture) -> Any:
         destination_s3_uri=capture.destination,
         capture_options=[shapes.CaptureOption(capture_mode=mode) for mode in ("Input", "Output")],
         capture_content_type_header=shapes.CaptureContentTypeHeader(
-            json_content_types=list(CAPTURED_AS_JSON), csv_content_types=list(CAPTURED_AS_CSV)),
+            json_content_types=list(CAPTURED_AS_JSON), csv_content_types=list(CAPTURED_AS_CSV)
+        ),
     )
 
 
@@ -198,23 +229,32 @@ def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
     source, instance_type = model_source(deployment, session)
     print(f"Endpoint {name}: {capacity(deployment, instance_type)} serving {source}", flush=True)
     if deployment.data_capture:
-        print(f"Data capture: {deployment.data_capture.sample_percent}% of requests and "
-              f"answers to {deployment.data_capture.destination}/{name}/", flush=True)
+        print(
+            f"Data capture: {deployment.data_capture.sample_percent}% of requests and "
+            f"answers to {deployment.data_capture.destination}/{name}/",
+            flush=True,
+        )
     endpoint = create_endpoint(deployment, instance_type, session)
     print(f"Console: {console_url(region, 'endpoints/' + name)}", flush=True)
-    with reporting(f"Endpoint {name} (remove it with `python -m launch cleanup "
-                   f"--endpoint-name {name}`)"):
+    with reporting(
+        f"Endpoint {name} (remove it with `python -m launch cleanup --endpoint-name {name}`)"
+    ):
         endpoint.wait_for_status("InService", poll=15)
     print(f"Status: {endpoint.endpoint_status}")
     if deployment.autoscale:
         low, high = deployment.autoscale
         with reporting(f"Endpoint {name} is InService, but registering autoscaling"):
-            policy = autoscaling.register(session, name, VARIANT, low, high,
-                                          deployment.target_invocations)
-        print(f"Autoscaling: {low} to {high} instances, target "
-              f"{deployment.target_invocations} invocations per instance per minute ({policy})")
-    print(f"Invoke: python -m launch invoke --region {region} --endpoint-name {name} "
-          f"{invoke_arguments(deployment)}")
+            policy = autoscaling.register(
+                session, name, VARIANT, low, high, deployment.target_invocations
+            )
+        print(
+            f"Autoscaling: {low} to {high} instances, target "
+            f"{deployment.target_invocations} invocations per instance per minute ({policy})"
+        )
+    print(
+        f"Invoke: python -m launch invoke --region {region} --endpoint-name {name} "
+        f"{invoke_arguments(deployment)}"
+    )
     print(f"Remove: python -m launch cleanup --region {region} --endpoint-name {name}")
     return 0
 
@@ -232,15 +272,21 @@ def model_source(deployment: DeployPlan, session: boto3.session.Session) -> tupl
 
     if deployment.model_package:
         package = check_approved(session, deployment.model_package)
-        return deployment.model_package, (deployment.instance_type
-                                          or package_instance_type(package))
+        return deployment.model_package, (
+            deployment.instance_type or package_instance_type(package)
+        )
     if deployment.model_prefix:
-        print(f"Models: {count_models(session, deployment.model_prefix)} model.tar.gz under "
-              f"{deployment.model_prefix} now; SageMaker loads each on its first request.",
-              flush=True)
+        print(
+            f"Models: {count_models(session, deployment.model_prefix)} model.tar.gz under "
+            f"{deployment.model_prefix} now; SageMaker loads each on its first request.",
+            flush=True,
+        )
         if deployment.instance_type is None:
-            print(f"Instance type: {DEFAULT_INSTANCE_TYPE}, the launchers' default for "
-                  "models of any algorithm; choose one with --instance-type.", flush=True)
+            print(
+                f"Instance type: {DEFAULT_INSTANCE_TYPE}, the launchers' default for "
+                "models of any algorithm; choose one with --instance-type.",
+                flush=True,
+            )
         return deployment.model_prefix, deployment.instance_type or DEFAULT_INSTANCE_TYPE
     source = str(deployment.model_data)
     check_model_data_exists(session, source)
@@ -251,8 +297,10 @@ def model_source(deployment: DeployPlan, session: boto3.session.Session) -> tupl
 
 def capacity(deployment: DeployPlan, instance_type: str) -> str:
     if deployment.serverless:
-        return (f"serverless, {deployment.serverless.memory_mb} MB, up to "
-                f"{deployment.serverless.max_concurrency} requests at once,")
+        return (
+            f"serverless, {deployment.serverless.memory_mb} MB, up to "
+            f"{deployment.serverless.max_concurrency} requests at once,"
+        )
     kind = "multi-model " if deployment.model_prefix else ""
     kind += "asynchronous " if deployment.asynchronous else ""
     return f"{kind}{deployment.instance_count} x {instance_type}"
@@ -272,12 +320,14 @@ def package_instance_type(package: Mapping[str, Any]) -> str:
     from launch.hosting.model import DEFAULT_INSTANCE_TYPE
 
     listed = package.get("InferenceSpecification", {}).get(
-        "SupportedRealtimeInferenceInstanceTypes") or [DEFAULT_INSTANCE_TYPE]
+        "SupportedRealtimeInferenceInstanceTypes"
+    ) or [DEFAULT_INSTANCE_TYPE]
     return str(listed[0])
 
 
-def create_endpoint(deployment: DeployPlan, instance_type: str,
-                    session: boto3.session.Session) -> Any:
+def create_endpoint(
+    deployment: DeployPlan, instance_type: str, session: boto3.session.Session
+) -> Any:
     """The model, the endpoint config and the endpoint, all named after the endpoint; what
     was created is deleted again if a later step fails."""
     from sagemaker.core import shapes
@@ -289,33 +339,53 @@ def create_endpoint(deployment: DeployPlan, instance_type: str,
     name = deployment.endpoint_name
     region = str(session.region_name)
     if deployment.serverless:
-        session.events.register("before-parameter-build.sagemaker.CreateEndpointConfig",
-                                respell_serverless_memory,
-                                unique_id="smvision-serverless-memory")
+        session.events.register(
+            "before-parameter-build.sagemaker.CreateEndpointConfig",
+            respell_serverless_memory,
+            unique_id="smvision-serverless-memory",
+        )
     undo: list[Callable[[], Any]] = []
     try:
-        model = create_model(session, name, deployment.role, deployment.environment,
-                             image_uri=deployment.image_uri,
-                             model_data_uri=deployment.model_data or deployment.model_prefix,
-                             model_package=deployment.model_package,
-                             multi_model=deployment.model_prefix is not None)
+        model = create_model(
+            session,
+            name,
+            deployment.role,
+            deployment.environment,
+            image_uri=deployment.image_uri,
+            model_data_uri=deployment.model_data or deployment.model_prefix,
+            model_package=deployment.model_package,
+            multi_model=deployment.model_prefix is not None,
+        )
         undo.append(model.delete)
         with reporting(f"Creating endpoint config {name}"):
             config = EndpointConfig.create(
-                session=session, region=region, endpoint_config_name=name,
-                production_variants=[shapes.ProductionVariant(
-                    variant_name=VARIANT, model_name=name, initial_variant_weight=1.0,
-                    **variant_capacity(deployment, instance_type),
-                )],
-                data_capture_config=(data_capture_config(deployment.data_capture)
-                                     if deployment.data_capture else None),
-                async_inference_config=(async_inference_config(deployment.asynchronous)
-                                        if deployment.asynchronous else None),
+                session=session,
+                region=region,
+                endpoint_config_name=name,
+                production_variants=[
+                    shapes.ProductionVariant(
+                        variant_name=VARIANT,
+                        model_name=name,
+                        initial_variant_weight=1.0,
+                        **variant_capacity(deployment, instance_type),
+                    )
+                ],
+                data_capture_config=(
+                    data_capture_config(deployment.data_capture)
+                    if deployment.data_capture
+                    else None
+                ),
+                async_inference_config=(
+                    async_inference_config(deployment.asynchronous)
+                    if deployment.asynchronous
+                    else None
+                ),
             )
         undo.append(config.delete)
         with reporting(f"Creating endpoint {name}"):
-            return Endpoint.create(session=session, region=region, endpoint_name=name,
-                                   endpoint_config_name=name)
+            return Endpoint.create(
+                session=session, region=region, endpoint_name=name, endpoint_config_name=name
+            )
     except AwsError:
         _undo(reversed(undo))
         raise

@@ -50,40 +50,58 @@ class AsyncOutput:
 
 
 def add_mode_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--multi-model", action="store_true",
-                        help="a multi-model endpoint serving every model.tar.gz under "
-                        "--model-prefix (each loaded on its first request)")
-    parser.add_argument("--serverless", metavar="MEMORY_MB:MAX_CONCURRENCY",
-                        help="a serverless endpoint: MEMORY_MB of "
-                        f"{', '.join(map(str, SERVERLESS_MEMORY_MB))} and at most "
-                        f"MAX_CONCURRENCY (1-{MAX_SERVERLESS_CONCURRENCY}) requests at once")
-    parser.add_argument("--async", dest="async_inference", action="store_true",
-                        help="an asynchronous endpoint: requests from S3 (`invoke --async`), "
-                        "answers to --output")
-    parser.add_argument("--output", metavar="S3URI",
-                        help="with --async: the S3 prefix for the answers")
-    parser.add_argument("--failure", metavar="S3URI",
-                        help="with --async: the S3 prefix for failed requests' errors "
-                        "(default: OUTPUT/failures/)")
-    parser.add_argument("--max-concurrent", metavar="N",
-                        help="with --async: requests each instance works on at once "
-                        f"(1-{MAX_ASYNC_CONCURRENCY}; default: SageMaker's choice)")
+    parser.add_argument(
+        "--multi-model",
+        action="store_true",
+        help="a multi-model endpoint serving every model.tar.gz under "
+        "--model-prefix (each loaded on its first request)",
+    )
+    parser.add_argument(
+        "--serverless",
+        metavar="MEMORY_MB:MAX_CONCURRENCY",
+        help="a serverless endpoint: MEMORY_MB of "
+        f"{', '.join(map(str, SERVERLESS_MEMORY_MB))} and at most "
+        f"MAX_CONCURRENCY (1-{MAX_SERVERLESS_CONCURRENCY}) requests at once",
+    )
+    parser.add_argument(
+        "--async",
+        dest="async_inference",
+        action="store_true",
+        help="an asynchronous endpoint: requests from S3 (`invoke --async`), answers to --output",
+    )
+    parser.add_argument(
+        "--output", metavar="S3URI", help="with --async: the S3 prefix for the answers"
+    )
+    parser.add_argument(
+        "--failure",
+        metavar="S3URI",
+        help="with --async: the S3 prefix for failed requests' errors (default: OUTPUT/failures/)",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        metavar="N",
+        help="with --async: requests each instance works on at once "
+        f"(1-{MAX_ASYNC_CONCURRENCY}; default: SageMaker's choice)",
+    )
 
 
 def multi_model_prefix(args: argparse.Namespace) -> str | None:
     """The prefix of a multi-model endpoint's models, ending in '/'; None without one."""
     if args.model_prefix is None:
         if args.multi_model:
-            raise LaunchError("--multi-model serves the models under --model-prefix S3URI; "
-                              "add it.")
+            raise LaunchError("--multi-model serves the models under --model-prefix S3URI; add it.")
         return None
     if not args.multi_model:
-        raise LaunchError("--model-prefix names the models of a multi-model endpoint; add "
-                          "--multi-model, or pass one model with --model-data.")
+        raise LaunchError(
+            "--model-prefix names the models of a multi-model endpoint; add "
+            "--multi-model, or pass one model with --model-data."
+        )
     uri = s3_uri(args.model_prefix, "--model-prefix")
     if uri.key.endswith(".tar.gz"):
-        raise LaunchError(f"--model-prefix '{args.model_prefix}' names one model; pass the "
-                          "folder the models are in, such as s3://BUCKET/smvision/models/.")
+        raise LaunchError(
+            f"--model-prefix '{args.model_prefix}' names one model; pass the "
+            "folder the models are in, such as s3://BUCKET/smvision/models/."
+        )
     return str(uri) if not uri.key or uri.key.endswith("/") else f"{uri}/"
 
 
@@ -97,59 +115,87 @@ def serverless(args: argparse.Namespace) -> Serverless | None:
         config = Serverless(int(memory), int(concurrency))
     except ValueError:
         config = Serverless(0, 0)
-    if not separator or config.memory_mb not in SERVERLESS_MEMORY_MB or not (
-            1 <= config.max_concurrency <= MAX_SERVERLESS_CONCURRENCY):
+    if (
+        not separator
+        or config.memory_mb not in SERVERLESS_MEMORY_MB
+        or not (1 <= config.max_concurrency <= MAX_SERVERLESS_CONCURRENCY)
+    ):
         raise LaunchError(
             f"--serverless '{text}' is not MEMORY_MB:MAX_CONCURRENCY with MEMORY_MB one of "
             f"{', '.join(map(str, SERVERLESS_MEMORY_MB))} and MAX_CONCURRENCY 1 to "
             f"{MAX_SERVERLESS_CONCURRENCY}, such as --serverless 2048:5."
         )
-    excluded = {"--multi-model": args.multi_model, "--async": args.async_inference,
-                "--autoscale": args.autoscale, "--data-capture": args.data_capture,
-                "--instance-type": args.instance_type,
-                "--instance-count": args.instance_count != "1"}
+    excluded = {
+        "--multi-model": args.multi_model,
+        "--async": args.async_inference,
+        "--autoscale": args.autoscale,
+        "--data-capture": args.data_capture,
+        "--instance-type": args.instance_type,
+        "--instance-count": args.instance_count != "1",
+    }
     for option, given in excluded.items():
         if given:
-            raise LaunchError(f"{option} does not apply to a serverless endpoint, which has "
-                              "no instances, data capture or multi-model mode; drop it or "
-                              "--serverless.")
+            raise LaunchError(
+                f"{option} does not apply to a serverless endpoint, which has "
+                "no instances, data capture or multi-model mode; drop it or "
+                "--serverless."
+            )
     if args.workers is not None and args.workers.strip() != "1":
-        raise LaunchError(f"--workers {args.workers}: a serverless endpoint runs one server "
-                          "worker, as SageMaker recommends; drop --workers.")
+        raise LaunchError(
+            f"--workers {args.workers}: a serverless endpoint runs one server "
+            "worker, as SageMaker recommends; drop --workers."
+        )
     if args.max_payload_mb is not None and float(args.max_payload_mb) > SERVERLESS_MAX_PAYLOAD_MB:
-        raise LaunchError(f"--max-payload-mb {args.max_payload_mb}: a serverless endpoint "
-                          f"takes at most {SERVERLESS_MAX_PAYLOAD_MB} MB per request.")
+        raise LaunchError(
+            f"--max-payload-mb {args.max_payload_mb}: a serverless endpoint "
+            f"takes at most {SERVERLESS_MAX_PAYLOAD_MB} MB per request."
+        )
     return config
 
 
 def async_output(args: argparse.Namespace) -> AsyncOutput | None:
     """Where an asynchronous endpoint writes, checked with the options it excludes."""
     if not args.async_inference:
-        for option, given in (("--output", args.output), ("--failure", args.failure),
-                              ("--max-concurrent", args.max_concurrent)):
+        for option, given in (
+            ("--output", args.output),
+            ("--failure", args.failure),
+            ("--max-concurrent", args.max_concurrent),
+        ):
             if given is not None:
                 raise LaunchError(f"{option} applies to --async only; add it or drop this.")
         return None
     if args.multi_model:
-        raise LaunchError("--async with --multi-model: SageMaker's asynchronous endpoints "
-                          "serve one model; drop one of them.")
+        raise LaunchError(
+            "--async with --multi-model: SageMaker's asynchronous endpoints "
+            "serve one model; drop one of them."
+        )
     if args.output is None:
-        raise LaunchError("--async needs --output S3URI, the prefix SageMaker writes the "
-                          "answers to.")
+        raise LaunchError(
+            "--async needs --output S3URI, the prefix SageMaker writes the answers to."
+        )
     output = s3_uri(args.output, "--output")
-    failure = (s3_uri(args.failure, "--failure") if args.failure is not None
-               else s3_uri(f"{str(output).rstrip('/')}/failures/", "--output"))
+    failure = (
+        s3_uri(args.failure, "--failure")
+        if args.failure is not None
+        else s3_uri(f"{str(output).rstrip('/')}/failures/", "--output")
+    )
     concurrent = None
     if args.max_concurrent is not None:
         concurrent = positive_int(args.max_concurrent, "--max-concurrent")
         if concurrent > MAX_ASYNC_CONCURRENCY:
-            raise LaunchError(f"--max-concurrent '{args.max_concurrent}' is more than "
-                              f"SageMaker's {MAX_ASYNC_CONCURRENCY}.")
+            raise LaunchError(
+                f"--max-concurrent '{args.max_concurrent}' is more than "
+                f"SageMaker's {MAX_ASYNC_CONCURRENCY}."
+            )
     return AsyncOutput(str(output), str(failure), concurrent)
 
 
-def mode_environment(config: Serverless | None, asynchronous: AsyncOutput | None,
-                     multi_model: bool, given: dict[str, str]) -> dict[str, str]:
+def mode_environment(
+    config: Serverless | None,
+    asynchronous: AsyncOutput | None,
+    multi_model: bool,
+    given: dict[str, str],
+) -> dict[str, str]:
     """The model's environment: the serving options given, and what the mode needs."""
     environment = dict(given)
     if config is not None:
@@ -158,9 +204,11 @@ def mode_environment(config: Serverless | None, asynchronous: AsyncOutput | None
     if asynchronous is not None:
         environment[ASYNC_INFERENCE_ENV] = "true"
     if multi_model and int(environment.get(WORKERS_ENV, "1")) > 1:
-        raise LaunchError(f"--workers {environment[WORKERS_ENV]} with --multi-model: a "
-                          "multi-model server runs one worker, which holds every model "
-                          "SageMaker loads; drop --workers.")
+        raise LaunchError(
+            f"--workers {environment[WORKERS_ENV]} with --multi-model: a "
+            "multi-model server runs one worker, which holds every model "
+            "SageMaker loads; drop --workers."
+        )
     return environment
 
 
@@ -177,16 +225,21 @@ def respell_serverless_memory(params: dict[str, Any], **_: Any) -> None:
 def serverless_config(config: Serverless) -> Any:
     from sagemaker.core import shapes
 
-    return shapes.ProductionVariantServerlessConfig(memory_size_in_mb=config.memory_mb,
-                                                    max_concurrency=config.max_concurrency)
+    return shapes.ProductionVariantServerlessConfig(
+        memory_size_in_mb=config.memory_mb, max_concurrency=config.max_concurrency
+    )
 
 
 def async_inference_config(asynchronous: AsyncOutput) -> Any:
     from sagemaker.core import shapes
 
-    config: dict[str, Any] = {"output_config": shapes.AsyncInferenceOutputConfig(
-        s3_output_path=asynchronous.output, s3_failure_path=asynchronous.failure)}
+    config: dict[str, Any] = {
+        "output_config": shapes.AsyncInferenceOutputConfig(
+            s3_output_path=asynchronous.output, s3_failure_path=asynchronous.failure
+        )
+    }
     if asynchronous.max_concurrent is not None:
         config["client_config"] = shapes.AsyncInferenceClientConfig(
-            max_concurrent_invocations_per_instance=asynchronous.max_concurrent)
+            max_concurrent_invocations_per_instance=asynchronous.max_concurrent
+        )
     return shapes.AsyncInferenceConfig(**config)

@@ -19,7 +19,6 @@ from launch.common.errors import AwsError
 from smvision.core import media
 
 if TYPE_CHECKING:
-
     pass
 
 
@@ -68,8 +67,12 @@ class InvokePlan:
 
     def request(self, image: ImageFile, inference_id: str) -> dict[str, str]:
         """The headers of InvokeEndpoint(Async) for one file, without its body."""
-        request = {"EndpointName": self.endpoint_name, "ContentType": image.content_type,
-                   "Accept": image.accept, "InferenceId": inference_id}
+        request = {
+            "EndpointName": self.endpoint_name,
+            "ContentType": image.content_type,
+            "Accept": image.accept,
+            "InferenceId": inference_id,
+        }
         attributes = self.custom_attributes()
         if attributes is not None:
             request["CustomAttributes"] = attributes
@@ -93,19 +96,23 @@ class Prediction:
 
 
 def report_failure(image: ImageFile, inference_id: str, error: str) -> None:
-    print(f"{image.path}: error (inference id {inference_id}): {error}", file=sys.stderr,
-          flush=True)
+    print(
+        f"{image.path}: error (inference id {inference_id}): {error}", file=sys.stderr, flush=True
+    )
 
 
 def finish(invocation: InvokePlan, failures: int) -> int:
     if failures:
-        raise AwsError(f"{failures} of {len(invocation.files)} requests to endpoint "
-                       f"{invocation.endpoint_name} failed (see above).")
+        raise AwsError(
+            f"{failures} of {len(invocation.files)} requests to endpoint "
+            f"{invocation.endpoint_name} failed (see above)."
+        )
     return 0
 
 
-def print_predictions(image: ImageFile, predictions: list[Prediction], inference_id: str,
-                      top_k: int | None) -> None:
+def print_predictions(
+    image: ImageFile, predictions: list[Prediction], inference_id: str, top_k: int | None
+) -> None:
     """One line per image: FILE (FILE:LINE for JSON Lines), label, probability, id."""
     for number, prediction in enumerate(predictions, start=1):
         source = f"{image.path}:{number}" if image.accept == media.JSON_LINES else image.path
@@ -120,8 +127,10 @@ def parse_answer(body: bytes, image: ImageFile) -> list[Prediction]:
     if image.accept != media.JSON_LINES:
         return [parse_response(body, str(image.path))]
     lines = [line for line in body.splitlines() if line.strip()]
-    return [_read_answer(functools.partial(json.loads, line), line, f"{image.path}:{number}")
-            for number, line in enumerate(lines, start=1)]
+    return [
+        _read_answer(functools.partial(json.loads, line), line, f"{image.path}:{number}")
+        for number, line in enumerate(lines, start=1)
+    ]
 
 
 def parse_response(body: bytes, source: str) -> Prediction:

@@ -44,36 +44,49 @@ if TYPE_CHECKING:
 HELP = "classify image files with an endpoint and print label and probability per file"
 
 
-
-
-
-
-
-
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = command_parser(commands, "invoke", parents, HELP)
     add_endpoint_argument(parser)
-    parser.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
-                        help="image files or JSON Lines files (.jsonl, one image per line), "
-                        "or folders searched recursively for "
-                        + ", ".join(sorted(media.IMAGE_CONTENT_TYPES)))
-    parser.add_argument("--top-k", metavar="N",
-                        help="also print the N most likely classes of each image")
-    parser.add_argument("--threshold", metavar="P",
-                        help="a multi-label model's answer names the labels whose probability "
-                        "is at least P (default 0.5)")
-    parser.add_argument("--inference-id", metavar="ID",
-                        help="the request's inference id, recorded by data capture (one file "
-                        "only; default: a new UUID per file, printed with its answer)")
-    parser.add_argument("--target-model", metavar="NAME.tar.gz",
-                        help="on a multi-model endpoint: the model to ask, its path under "
-                        "the endpoint's --model-prefix")
-    parser.add_argument("--async", dest="async_inference", action="store_true",
-                        help="for an asynchronous endpoint: upload each file to "
-                        "s3://BUCKET/smvision/async-inputs/, queue it and wait for its answer")
-    parser.add_argument("--wait-timeout", metavar="SECONDS",
-                        help="with --async: how long to wait for the answers (default "
-                        f"{DEFAULT_ASYNC_WAIT_S})")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="FILE_OR_FOLDER",
+        help="image files or JSON Lines files (.jsonl, one image per line), "
+        "or folders searched recursively for " + ", ".join(sorted(media.IMAGE_CONTENT_TYPES)),
+    )
+    parser.add_argument(
+        "--top-k", metavar="N", help="also print the N most likely classes of each image"
+    )
+    parser.add_argument(
+        "--threshold",
+        metavar="P",
+        help="a multi-label model's answer names the labels whose probability "
+        "is at least P (default 0.5)",
+    )
+    parser.add_argument(
+        "--inference-id",
+        metavar="ID",
+        help="the request's inference id, recorded by data capture (one file "
+        "only; default: a new UUID per file, printed with its answer)",
+    )
+    parser.add_argument(
+        "--target-model",
+        metavar="NAME.tar.gz",
+        help="on a multi-model endpoint: the model to ask, its path under "
+        "the endpoint's --model-prefix",
+    )
+    parser.add_argument(
+        "--async",
+        dest="async_inference",
+        action="store_true",
+        help="for an asynchronous endpoint: upload each file to "
+        "s3://BUCKET/smvision/async-inputs/, queue it and wait for its answer",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        help=f"with --async: how long to wait for the answers (default {DEFAULT_ASYNC_WAIT_S})",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -85,14 +98,24 @@ def plan(args: argparse.Namespace) -> InvokePlan:
         inference_id = inference_id.strip()
         too_long = len(inference_id) > MAX_INFERENCE_ID
         if not inference_id or too_long or not inference_id.isprintable():
-            raise LaunchError(f"--inference-id '{args.inference_id}' must be 1 to "
-                              f"{MAX_INFERENCE_ID} printable characters.")
+            raise LaunchError(
+                f"--inference-id '{args.inference_id}' must be 1 to "
+                f"{MAX_INFERENCE_ID} printable characters."
+            )
         if len(files) != 1:
-            raise LaunchError(f"--inference-id names one request, but {len(files)} files would "
-                              "be sent; give one file, or drop it for a new UUID per file.")
-    return InvokePlan(resource_name(args.endpoint_name, "--endpoint-name"), files, top_k,
-                      inference_id, target_model(args.target_model), async_wait(args),
-                      _threshold(args.threshold))
+            raise LaunchError(
+                f"--inference-id names one request, but {len(files)} files would "
+                "be sent; give one file, or drop it for a new UUID per file."
+            )
+    return InvokePlan(
+        resource_name(args.endpoint_name, "--endpoint-name"),
+        files,
+        top_k,
+        inference_id,
+        target_model(args.target_model),
+        async_wait(args),
+        _threshold(args.threshold),
+    )
 
 
 def _threshold(text: str | None) -> float | None:
@@ -110,11 +133,18 @@ def _threshold(text: str | None) -> float | None:
 def target_model(text: str | None) -> str | None:
     if text is None:
         return None
-    if not (0 < len(text) <= MAX_TARGET_MODEL and text.isprintable() and not text[0].isspace()
-            and not text.startswith("/") and text.endswith(".tar.gz")):
-        raise LaunchError(f"--target-model '{text}' must be a model's path under the "
-                          "endpoint's --model-prefix, such as site-17.tar.gz (what `add-model "
-                          "--name site-17` printed).")
+    if not (
+        0 < len(text) <= MAX_TARGET_MODEL
+        and text.isprintable()
+        and not text[0].isspace()
+        and not text.startswith("/")
+        and text.endswith(".tar.gz")
+    ):
+        raise LaunchError(
+            f"--target-model '{text}' must be a model's path under the "
+            "endpoint's --model-prefix, such as site-17.tar.gz (what `add-model "
+            "--name site-17` printed)."
+        )
     return text
 
 
@@ -133,11 +163,16 @@ def image_files(paths: Sequence[str]) -> tuple[ImageFile, ...]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.is_file() and
-                            not p.name.startswith(".") and media.image_content_type(p.name))
+            inside = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not p.name.startswith(".") and media.image_content_type(p.name)
+            )
             if not inside:
-                raise LaunchError(f"{path}: the folder holds no image files "
-                                  f"({', '.join(sorted(media.IMAGE_CONTENT_TYPES))}).")
+                raise LaunchError(
+                    f"{path}: the folder holds no image files "
+                    f"({', '.join(sorted(media.IMAGE_CONTENT_TYPES))})."
+                )
             found += [ImageFile(p, media.image_content_type(p.name) or "") for p in inside]
         elif path.is_file():
             content_type = media.image_content_type(path.name)
@@ -181,15 +216,3 @@ def send(invocation: InvokePlan, session: boto3.session.Session) -> int:
             continue
         print_predictions(image, predictions, inference_id, invocation.top_k)
     return finish(invocation, failures)
-
-
-
-
-
-
-
-
-
-
-
-

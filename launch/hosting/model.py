@@ -42,8 +42,9 @@ MODEL_DATA_HELP = "the model.tar.gz a training job wrote (its 'Model artifact')"
 MULTI_MODEL = "MultiModel"
 
 
-def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str,
-                          model_data: bool = True) -> None:
+def add_serving_arguments(
+    parser: argparse.ArgumentParser, count_meaning: str, model_data: bool = True
+) -> None:
     """The instances and serving limits, and --model-data unless the command adds its own
     model options."""
     if model_data:
@@ -55,16 +56,25 @@ def add_serving_arguments(parser: argparse.ArgumentParser, count_meaning: str,
         + f"; {DEFAULT_INSTANCE_TYPE} where that is unknown",
         count_meaning=count_meaning,
     )
-    parser.add_argument("--workers", metavar="N",
-                        help=f"server worker processes per instance ({WORKERS_ENV}; default: "
-                        "the image's choice for the algorithm)")
-    parser.add_argument("--timeout", metavar="SECONDS",
-                        help=f"per-request timeout in the server ({TIMEOUT_ENV}; default "
-                        f"{DEFAULT_TIMEOUT_S:g}, {ASYNC_TIMEOUT_S:g} for deploy --async)")
-    parser.add_argument("--max-payload-mb", metavar="MB",
-                        help=f"largest request body the server accepts ({MAX_PAYLOAD_ENV}; "
-                        f"default {DEFAULT_MAX_PAYLOAD_MB:g}, {ASYNC_MAX_PAYLOAD_MB:g} for "
-                        "deploy --async)")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        help=f"server worker processes per instance ({WORKERS_ENV}; default: "
+        "the image's choice for the algorithm)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help=f"per-request timeout in the server ({TIMEOUT_ENV}; default "
+        f"{DEFAULT_TIMEOUT_S:g}, {ASYNC_TIMEOUT_S:g} for deploy --async)",
+    )
+    parser.add_argument(
+        "--max-payload-mb",
+        metavar="MB",
+        help=f"largest request body the server accepts ({MAX_PAYLOAD_ENV}; "
+        f"default {DEFAULT_MAX_PAYLOAD_MB:g}, {ASYNC_MAX_PAYLOAD_MB:g} for "
+        "deploy --async)",
+    )
 
 
 def model_data(args: argparse.Namespace) -> str:
@@ -124,8 +134,12 @@ def count_models(session: boto3.session.Session, prefix: str) -> int:
     parsed = s3_uri(prefix, "--model-prefix")
     paginator = session.client("s3").get_paginator("list_objects_v2")
     with reporting(f"Listing --model-prefix {prefix}"):
-        return sum(1 for page in paginator.paginate(Bucket=parsed.bucket, Prefix=parsed.key)
-                   for item in page.get("Contents", []) if item["Key"].endswith(".tar.gz"))
+        return sum(
+            1
+            for page in paginator.paginate(Bucket=parsed.bucket, Prefix=parsed.key)
+            for item in page.get("Contents", [])
+            if item["Key"].endswith(".tar.gz")
+        )
 
 
 def create_model(
@@ -146,12 +160,14 @@ def create_model(
     from launch.common.aws import reporting
 
     container = (
-        shapes.ContainerDefinition(model_package_name=model_package,
-                                   environment=dict(environment))
-        if model_package else
-        shapes.ContainerDefinition(image=image_uri, model_data_url=model_data_uri,
-                                   environment=dict(environment),
-                                   **({"mode": MULTI_MODEL} if multi_model else {}))
+        shapes.ContainerDefinition(model_package_name=model_package, environment=dict(environment))
+        if model_package
+        else shapes.ContainerDefinition(
+            image=image_uri,
+            model_data_url=model_data_uri,
+            environment=dict(environment),
+            **({"mode": MULTI_MODEL} if multi_model else {}),
+        )
     )
     with reporting(f"Creating model {name}"):
         return Model.create(
@@ -169,9 +185,12 @@ def serving_instance_type(session: boto3.session.Session, model_data_uri: str) -
     algorithm, unknown_because = model_algorithm(session.client("sagemaker"), model_data_uri)
     if algorithm is not None:
         return specs.get(algorithm).serving_instance_type
-    print(f"Instance type: {DEFAULT_INSTANCE_TYPE}, the launchers' default: the algorithm "
-          f"that trained --model-data is unknown ({unknown_because}); choose one with "
-          "--instance-type.", flush=True)
+    print(
+        f"Instance type: {DEFAULT_INSTANCE_TYPE}, the launchers' default: the algorithm "
+        f"that trained --model-data is unknown ({unknown_because}); choose one with "
+        "--instance-type.",
+        flush=True,
+    )
     return DEFAULT_INSTANCE_TYPE
 
 

@@ -72,15 +72,27 @@ class TransformPlan:
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = command_parser(commands, "transform", parents, HELP, description=__doc__)
     add_serving_arguments(parser, "instances to spread the files over")
-    parser.add_argument("--input", required=True, metavar="S3URI",
-                        help="S3 prefix of the image files or .jsonl files to classify")
-    parser.add_argument("--output", required=True, metavar="S3URI",
-                        help="S3 prefix for the results (outside --input)")
-    parser.add_argument("--content-type", choices=CONTENT_TYPES,
-                        help="what --input holds (default: decided from its file names)")
+    parser.add_argument(
+        "--input",
+        required=True,
+        metavar="S3URI",
+        help="S3 prefix of the image files or .jsonl files to classify",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="S3URI",
+        help="S3 prefix for the results (outside --input)",
+    )
+    parser.add_argument(
+        "--content-type",
+        choices=CONTENT_TYPES,
+        help="what --input holds (default: decided from its file names)",
+    )
     add_name_argument(parser, "the job's exact name, also its model's", "smvision-transform")
-    add_wait_argument(parser, "the job", note="with --no-wait the model stays for the job "
-                      "and is not deleted")
+    add_wait_argument(
+        parser, "the job", note="with --no-wait the model stays for the job and is not deleted"
+    )
     parser.set_defaults(handler=planned(plan, submit))
 
 
@@ -114,8 +126,9 @@ def input_kind(names: list[str], where: str) -> InputKind:
     lines = [n for n in names if media.is_json_lines(n)]
     others = [n for n in names if n not in images and n not in lines]
     if not names:
-        raise LaunchError(f"--input {where}: no files under it; put the files to classify "
-                          "there first.")
+        raise LaunchError(
+            f"--input {where}: no files under it; put the files to classify there first."
+        )
     if others or (images and lines):
         examples = ", ".join((others or lines)[:3])
         raise LaunchError(
@@ -131,10 +144,14 @@ def list_keys(session: boto3.session.Session, prefix: S3Uri) -> list[str]:
     from launch.common.aws import reporting
 
     with reporting(f"Listing --input {prefix}"):
-        response = session.client("s3").list_objects_v2(Bucket=prefix.bucket,
-                                                        Prefix=prefix.key, MaxKeys=1000)
-    return [f"s3://{prefix.bucket}/{item['Key']}" for item in response.get("Contents", [])
-            if not str(item["Key"]).endswith("/")]
+        response = session.client("s3").list_objects_v2(
+            Bucket=prefix.bucket, Prefix=prefix.key, MaxKeys=1000
+        )
+    return [
+        f"s3://{prefix.bucket}/{item['Key']}"
+        for item in response.get("Contents", [])
+        if not str(item["Key"]).endswith("/")
+    ]
 
 
 def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
@@ -147,56 +164,74 @@ def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
     else:
         kind = input_kind(list_keys(session, transform.input), str(transform.input))
     check_model_data_exists(session, transform.model_data)
-    instance_type = transform.instance_type or serving_instance_type(session,
-                                                                     transform.model_data)
+    instance_type = transform.instance_type or serving_instance_type(session, transform.model_data)
     name = transform.job_name
-    print(f"Transform job {name}: {transform.input} ({kind.content_type}, "
-          f"{kind.batch_strategy}) -> {transform.output} on {transform.instance_count} x "
-          f"{instance_type}", flush=True)
-    model = create_model(session, name, transform.role, transform.environment,
-                         image_uri=transform.image_uri, model_data_uri=transform.model_data)
+    print(
+        f"Transform job {name}: {transform.input} ({kind.content_type}, "
+        f"{kind.batch_strategy}) -> {transform.output} on {transform.instance_count} x "
+        f"{instance_type}",
+        flush=True,
+    )
+    model = create_model(
+        session,
+        name,
+        transform.role,
+        transform.environment,
+        image_uri=transform.image_uri,
+        model_data_uri=transform.model_data,
+    )
     with model_for_the_job(model, name, region) as keep_model:
         with reporting(f"Creating transform job {name}"):
             job = create_transform_job(transform, kind, instance_type, session)
         print(f"Console: {console_url(region, 'transform-jobs/' + name)}", flush=True)
         if not transform.wait:
             keep_model()
-            print(f"Not waiting; model {name} stays for the job. Delete it afterwards: "
-                  f"aws sagemaker delete-model --region {region} --model-name {name}")
+            print(
+                f"Not waiting; model {name} stays for the job. Delete it afterwards: "
+                f"aws sagemaker delete-model --region {region} --model-name {name}"
+            )
             return 0
         with reporting(f"Transform job {name}"):
             job.wait(poll=15)
     if job.transform_job_status != "Completed":
-        raise AwsError(f"Transform job {name} ended {job.transform_job_status}: "
-                       f"{job.failure_reason}")
+        raise AwsError(
+            f"Transform job {name} ended {job.transform_job_status}: {job.failure_reason}"
+        )
     print(f"Status: {job.transform_job_status}")
     print(f"Results: {transform.output} (one .out file per input file)")
     return 0
 
 
-def create_transform_job(transform: TransformPlan, kind: InputKind, instance_type: str,
-                         session: boto3.session.Session) -> Any:
+def create_transform_job(
+    transform: TransformPlan, kind: InputKind, instance_type: str, session: boto3.session.Session
+) -> Any:
     from sagemaker.core import shapes
     from sagemaker.core.resources import TransformJob
 
     return TransformJob.create(
-        session=session, region=str(session.region_name),
-        transform_job_name=transform.job_name, model_name=transform.job_name,
+        session=session,
+        region=str(session.region_name),
+        transform_job_name=transform.job_name,
+        model_name=transform.job_name,
         batch_strategy=kind.batch_strategy,
         environment=dict(transform.environment),
         transform_input=shapes.TransformInput(
             data_source=shapes.TransformDataSource(
                 s3_data_source=shapes.TransformS3DataSource(
-                    s3_data_type="S3Prefix", s3_uri=str(transform.input))),
+                    s3_data_type="S3Prefix", s3_uri=str(transform.input)
+                )
+            ),
             content_type=kind.content_type,
             split_type=kind.split_type,
         ),
         transform_output=shapes.TransformOutput(
-            s3_output_path=str(transform.output), accept=kind.accept,
+            s3_output_path=str(transform.output),
+            accept=kind.accept,
             assemble_with=kind.assemble_with,
         ),
         transform_resources=shapes.TransformResources(
-            instance_type=instance_type, instance_count=transform.instance_count,
+            instance_type=instance_type,
+            instance_count=transform.instance_count,
         ),
     )
 
@@ -215,9 +250,11 @@ def model_for_the_job(model: Any, name: str, region: str) -> Iterator[Callable[[
         yield keep
     except Interrupted as error:
         kept = True
-        raise Interrupted(f"{error} Model {name} stays for the job; delete it afterwards: "
-                          f"aws sagemaker delete-model --region {region} "
-                          f"--model-name {name}") from error
+        raise Interrupted(
+            f"{error} Model {name} stays for the job; delete it afterwards: "
+            f"aws sagemaker delete-model --region {region} "
+            f"--model-name {name}"
+        ) from error
     finally:
         if not kept:
             _delete_model(model, name)

@@ -48,59 +48,85 @@ DEFAULT_REGION = "us-east-1"
 PING_INTERVAL_S = 2.0
 PING_MISSES = 3
 # Flags of `train` that only mean something on SageMaker, with their defaults.
-_REMOTE_TRAIN_OPTIONS = {"spot": ("--spot", False), "max_wait": ("--max-wait", None),
-                         "checkpoint_s3_uri": ("--checkpoint-s3-uri", None),
-                         "wait": ("--no-wait", True)}
-_REMOTE_TRANSFORM_OPTIONS = {"instance_count": ("--instance-count", "1"),
-                             "wait": ("--no-wait", True)}
-_REMOTE_DEPLOY_OPTIONS = {"autoscale": ("--autoscale", None),
-                          "target_invocations": ("--target-invocations", None),
-                          "instance_count": ("--instance-count", "1"),
-                          "model_package": ("--model-package", None),
-                          "data_capture": ("--data-capture", None),
-                          "sample_percent": ("--sample-percent", None),
-                          "multi_model": ("--multi-model", False),
-                          "model_prefix": ("--model-prefix", None),
-                          "serverless": ("--serverless", None),
-                          "async_inference": ("--async", False),
-                          "output": ("--output", None),
-                          "failure": ("--failure", None),
-                          "max_concurrent": ("--max-concurrent", None)}
+_REMOTE_TRAIN_OPTIONS = {
+    "spot": ("--spot", False),
+    "max_wait": ("--max-wait", None),
+    "checkpoint_s3_uri": ("--checkpoint-s3-uri", None),
+    "wait": ("--no-wait", True),
+}
+_REMOTE_TRANSFORM_OPTIONS = {
+    "instance_count": ("--instance-count", "1"),
+    "wait": ("--no-wait", True),
+}
+_REMOTE_DEPLOY_OPTIONS = {
+    "autoscale": ("--autoscale", None),
+    "target_invocations": ("--target-invocations", None),
+    "instance_count": ("--instance-count", "1"),
+    "model_package": ("--model-package", None),
+    "data_capture": ("--data-capture", None),
+    "sample_percent": ("--sample-percent", None),
+    "multi_model": ("--multi-model", False),
+    "model_prefix": ("--model-prefix", None),
+    "serverless": ("--serverless", None),
+    "async_inference": ("--async", False),
+    "output": ("--output", None),
+    "failure": ("--failure", None),
+    "max_concurrent": ("--max-concurrent", None),
+}
 
 
 def add_local_options(commands: Mapping[str, argparse.ArgumentParser]) -> None:
     """Give `train` and `deploy` a --local switch that runs them through local mode."""
     train = commands["train"]
-    train.add_argument("--local", action="store_true",
-                       help="run the job on this machine in Docker (SageMaker SDK local mode): "
-                       "--train/--validation/--test/--pretrained name local folders; "
-                       "needs Docker and Docker Compose")
-    train.add_argument("--output-dir", type=Path, metavar="DIR",
-                       help="with --local: a new folder for the job's files (default "
-                       f"./{DEFAULT_OUTPUT_ROOT}/JOB_NAME); the model is "
-                       "DIR/compressed_artifacts/model.tar.gz")
+    train.add_argument(
+        "--local",
+        action="store_true",
+        help="run the job on this machine in Docker (SageMaker SDK local mode): "
+        "--train/--validation/--test/--pretrained name local folders; "
+        "needs Docker and Docker Compose",
+    )
+    train.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="with --local: a new folder for the job's files (default "
+        f"./{DEFAULT_OUTPUT_ROOT}/JOB_NAME); the model is "
+        "DIR/compressed_artifacts/model.tar.gz",
+    )
     _dispatch(train, run_train, {"output_dir": ("--output-dir", None)})
     deploy = commands["deploy"]
-    deploy.add_argument("--local", action="store_true",
-                        help="serve the model on this machine in Docker (SageMaker SDK local "
-                        "mode) until Ctrl-C; --model-data may be a local model.tar.gz")
-    deploy.add_argument("--port", default=DEFAULT_PORT, metavar="PORT",
-                        help=f"with --local: the port on this machine (default {DEFAULT_PORT})")
+    deploy.add_argument(
+        "--local",
+        action="store_true",
+        help="serve the model on this machine in Docker (SageMaker SDK local "
+        "mode) until Ctrl-C; --model-data may be a local model.tar.gz",
+    )
+    deploy.add_argument(
+        "--port",
+        default=DEFAULT_PORT,
+        metavar="PORT",
+        help=f"with --local: the port on this machine (default {DEFAULT_PORT})",
+    )
     _dispatch(deploy, run_deploy, {"port": ("--port", DEFAULT_PORT)})
     transform = commands["transform"]
-    transform.add_argument("--local", action="store_true",
-                           help="run the job on this machine in Docker (SageMaker SDK local "
-                           "mode): --model-data may be a local model.tar.gz, --input and "
-                           "--output are local folders (the files directly in --input)")
+    transform.add_argument(
+        "--local",
+        action="store_true",
+        help="run the job on this machine in Docker (SageMaker SDK local "
+        "mode): --model-data may be a local model.tar.gz, --input and "
+        "--output are local folders (the files directly in --input)",
+    )
     _dispatch(transform, run_transform, {})
 
 
-def _dispatch(parser: argparse.ArgumentParser, local: Callable[[argparse.Namespace, Settings],
-              int], local_only: Mapping[str, tuple[str, object]]) -> None:
+def _dispatch(
+    parser: argparse.ArgumentParser,
+    local: Callable[[argparse.Namespace, Settings], int],
+    local_only: Mapping[str, tuple[str, object]],
+) -> None:
     remote: Handler = parser.get_default("handler")
 
-    def handler(args: argparse.Namespace, settings: Settings,
-                open_session: SessionFactory) -> int:
+    def handler(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
         if args.local:
             return local(args, settings)
         _refuse(args, local_only, "applies to --local only; add --local or drop it")
@@ -109,8 +135,9 @@ def _dispatch(parser: argparse.ArgumentParser, local: Callable[[argparse.Namespa
     parser.set_defaults(handler=handler)
 
 
-def _refuse(args: argparse.Namespace, options: Mapping[str, tuple[str, object]],
-            reason: str) -> None:
+def _refuse(
+    args: argparse.Namespace, options: Mapping[str, tuple[str, object]], reason: str
+) -> None:
     for name, (flag, default) in options.items():
         if getattr(args, name) != default:
             raise LaunchError(f"{flag} {reason}.")
@@ -124,31 +151,42 @@ class LocalTrainPlan:
 
 
 def plan_train(args: argparse.Namespace, settings: Settings, now: datetime) -> LocalTrainPlan:
-    _refuse(args, _REMOTE_TRAIN_OPTIONS, "does not apply to --local, which runs the job in "
-            "this terminal; drop it")
+    _refuse(
+        args,
+        _REMOTE_TRAIN_OPTIONS,
+        "does not apply to --local, which runs the job in this terminal; drop it",
+    )
     spec = job_spec(args, settings, local_channels(args), _local_instance_type(args))
     job_name = chosen_name(args.job_name, "--job-name", f"smvision-{spec.algorithm}-local", now)
     output_dir = (args.output_dir or DEFAULT_OUTPUT_ROOT / job_name).resolve()
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise LaunchError(f"--output-dir {output_dir} exists and is not an empty folder; "
-                          "pick a new one, so that no earlier job's files mix in.")
+        raise LaunchError(
+            f"--output-dir {output_dir} exists and is not an empty folder; "
+            "pick a new one, so that no earlier job's files mix in."
+        )
     return LocalTrainPlan(job_name, spec, output_dir)
 
 
 def local_channels(args: argparse.Namespace) -> dict[str, ChannelSource]:
     if args.input_mode != "File":
-        raise LaunchError(f"--input-mode {args.input_mode} does not apply to --local: the SDK's "
-                          "local mode copies folders (File mode). Drop it, or run "
-                          "`python -m smvision.local train`, which emulates Pipe mode.")
+        raise LaunchError(
+            f"--input-mode {args.input_mode} does not apply to --local: the SDK's "
+            "local mode copies folders (File mode). Drop it, or run "
+            "`python -m smvision.local train`, which emulates Pipe mode."
+        )
     channels = {}
     for channel, option, value in given_channels(args):
         if option in MANIFEST_OPTIONS.values():
-            raise LaunchError(f"{option} streams in Pipe mode, which the SDK's local mode does "
-                              "not run; use `python -m smvision.local train --manifest ...`, "
-                              "which emulates it with a FIFO, or drop --local.")
+            raise LaunchError(
+                f"{option} streams in Pipe mode, which the SDK's local mode does "
+                "not run; use `python -m smvision.local train --manifest ...`, "
+                "which emulates it with a FIFO, or drop --local."
+            )
         if value.startswith("s3://"):
-            raise LaunchError(f"{option} '{value}' is in S3; with --local, pass a local folder "
-                              f"(`aws s3 sync {value} DIR`) or drop --local.")
+            raise LaunchError(
+                f"{option} '{value}' is in S3; with --local, pass a local folder "
+                f"(`aws s3 sync {value} DIR`) or drop --local."
+            )
         if not Path(value).is_dir():
             raise LaunchError(f"{option} '{value}': no such folder.")
         channels[channel] = ChannelSource(str(Path(value).resolve()))
@@ -158,8 +196,10 @@ def local_channels(args: argparse.Namespace) -> dict[str, ChannelSource]:
 def _local_instance_type(args: argparse.Namespace) -> str:
     instance_type = str(args.instance_type or LOCAL_INSTANCE_TYPES[0])
     if instance_type not in LOCAL_INSTANCE_TYPES:
-        raise LaunchError(f"--instance-type '{instance_type}' does not apply to --local; use "
-                          f"{' or '.join(LOCAL_INSTANCE_TYPES)} (the default is local_cpu).")
+        raise LaunchError(
+            f"--instance-type '{instance_type}' does not apply to --local; use "
+            f"{' or '.join(LOCAL_INSTANCE_TYPES)} (the default is local_cpu)."
+        )
     return instance_type
 
 
@@ -168,13 +208,18 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
 
     job = plan_train(args, settings, datetime.now())
     spec = job.spec
-    print(f"Local training job {job.job_name}: {spec.algorithm} in {spec.image_uri} on "
-          f"{spec.instance_count} x {spec.instance_type}; files in {job.output_dir}", flush=True)
+    print(
+        f"Local training job {job.job_name}: {spec.algorithm} in {spec.image_uri} on "
+        f"{spec.instance_count} x {spec.instance_type}; files in {job.output_dir}",
+        flush=True,
+    )
     result = train_local(spec, job.output_dir, base_job_name=job.job_name)
     print(f"Model artifact: {result.model_data}")
     print(f"Job output: {result.output_dir} (also {result.output_data})")
-    print(f"Serve it: python -m launch deploy --local --image-uri {spec.image_uri} "
-          f"--model-data {result.model_data}")
+    print(
+        f"Serve it: python -m launch deploy --local --image-uri {spec.image_uri} "
+        f"--model-data {result.model_data}"
+    )
     return 0
 
 
@@ -190,8 +235,11 @@ class LocalDeployPlan:
 
 
 def plan_deploy(args: argparse.Namespace, settings: Settings, now: datetime) -> LocalDeployPlan:
-    _refuse(args, _REMOTE_DEPLOY_OPTIONS, "does not apply to --local, which serves one "
-            "container on this machine; drop it")
+    _refuse(
+        args,
+        _REMOTE_DEPLOY_OPTIONS,
+        "does not apply to --local, which serves one container on this machine; drop it",
+    )
     port = positive_int(args.port, "--port")
     if port > 65535:
         raise LaunchError(f"--port '{args.port}' is not a TCP port; use 1 to 65535.")
@@ -213,8 +261,10 @@ def local_model_data(args: argparse.Namespace, settings: Settings) -> tuple[str,
     if model_data.startswith("s3://"):
         return s3_model_data(args), settings.require("region")
     if not Path(model_data).exists():
-        raise LaunchError(f"--model-data '{model_data}': no such file or folder; pass the "
-                          "model.tar.gz that `train --local` printed.")
+        raise LaunchError(
+            f"--model-data '{model_data}': no such file or folder; pass the "
+            "model.tar.gz that `train --local` printed."
+        )
     return model_data, settings.get("region") or DEFAULT_REGION
 
 
@@ -226,15 +276,30 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from launch.local.mode import local_endpoint
 
     deployment = plan_deploy(args, settings, datetime.now())
-    print(f"Local endpoint {deployment.endpoint_name}: {deployment.image} serving "
-          f"{deployment.model_data} on port {deployment.port}", flush=True)
-    with local_endpoint(deployment.image, deployment.model_data, deployment.port,
-                        deployment.endpoint_name, deployment.environment,
-                        deployment.instance_type, deployment.region) as endpoint:
-        print(f"Local endpoint {endpoint.name} is InService at {endpoint.url}/invocations; "
-              "Ctrl-C stops and removes it.", flush=True)
-        print(f"Try: curl -H 'Content-Type: image/jpeg' --data-binary @IMAGE.jpg "
-              f"{endpoint.url}/invocations", flush=True)
+    print(
+        f"Local endpoint {deployment.endpoint_name}: {deployment.image} serving "
+        f"{deployment.model_data} on port {deployment.port}",
+        flush=True,
+    )
+    with local_endpoint(
+        deployment.image,
+        deployment.model_data,
+        deployment.port,
+        deployment.endpoint_name,
+        deployment.environment,
+        deployment.instance_type,
+        deployment.region,
+    ) as endpoint:
+        print(
+            f"Local endpoint {endpoint.name} is InService at {endpoint.url}/invocations; "
+            "Ctrl-C stops and removes it.",
+            flush=True,
+        )
+        print(
+            f"Try: curl -H 'Content-Type: image/jpeg' --data-binary @IMAGE.jpg "
+            f"{endpoint.url}/invocations",
+            flush=True,
+        )
         _serve_until_stopped(endpoint.is_serving)
     print(f"Local endpoint {deployment.endpoint_name} stopped and removed.", flush=True)
     return 0
@@ -274,30 +339,43 @@ class LocalTransformPlan:
     region: str
 
 
-def plan_transform(args: argparse.Namespace, settings: Settings,
-                   now: datetime) -> LocalTransformPlan:
-    _refuse(args, _REMOTE_TRANSFORM_OPTIONS, "does not apply to --local, which runs one "
-            "container in this terminal; drop it")
+def plan_transform(
+    args: argparse.Namespace, settings: Settings, now: datetime
+) -> LocalTransformPlan:
+    _refuse(
+        args,
+        _REMOTE_TRANSFORM_OPTIONS,
+        "does not apply to --local, which runs one container in this terminal; drop it",
+    )
     input_dir, output_dir = Path(args.input).resolve(), Path(args.output).resolve()
     for option, folder in (("--input", args.input), ("--output", args.output)):
         if str(folder).startswith("s3://"):
-            raise LaunchError(f"{option} '{folder}' is in S3; with --local, pass a local "
-                              "folder or drop --local.")
+            raise LaunchError(
+                f"{option} '{folder}' is in S3; with --local, pass a local folder or drop --local."
+            )
     if not input_dir.is_dir():
         raise LaunchError(f"--input '{args.input}': no such folder.")
     if output_dir == input_dir or output_dir.is_relative_to(input_dir):
-        raise LaunchError(f"--output {output_dir} is inside --input {input_dir}; choose a "
-                          "folder outside it.")
+        raise LaunchError(
+            f"--output {output_dir} is inside --input {input_dir}; choose a folder outside it."
+        )
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise LaunchError(f"--output {output_dir} exists and is not an empty folder; pick a "
-                          "new one, so that no earlier job's results mix in.")
+        raise LaunchError(
+            f"--output {output_dir} exists and is not an empty folder; pick a "
+            "new one, so that no earlier job's results mix in."
+        )
     files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files and any(p.is_dir() for p in input_dir.iterdir()):
-        raise LaunchError(f"--input {input_dir} holds folders but no files: local mode reads "
-                          "only the files directly in it; pass the folder that holds them.")
+        raise LaunchError(
+            f"--input {input_dir} holds folders but no files: local mode reads "
+            "only the files directly in it; pass the folder that holds them."
+        )
     model_data, region = local_model_data(args, settings)
-    kind = (KINDS[args.content_type] if args.content_type
-            else input_kind([str(p) for p in files], str(input_dir)))
+    kind = (
+        KINDS[args.content_type]
+        if args.content_type
+        else input_kind([str(p) for p in files], str(input_dir))
+    )
     return LocalTransformPlan(
         job_name=chosen_name(args.job_name, "--job-name", "smvision-transform-local", now),
         model_data=model_data,
@@ -315,11 +393,22 @@ def run_transform(args: argparse.Namespace, settings: Settings) -> int:
     from launch.local.mode import transform_local
 
     job = plan_transform(args, settings, datetime.now())
-    print(f"Local transform job {job.job_name}: {job.input_dir} ({job.kind.content_type}, "
-          f"{job.kind.batch_strategy}) -> {job.output_dir} with {job.image}", flush=True)
+    print(
+        f"Local transform job {job.job_name}: {job.input_dir} ({job.kind.content_type}, "
+        f"{job.kind.batch_strategy}) -> {job.output_dir} with {job.image}",
+        flush=True,
+    )
     job.output_dir.mkdir(parents=True, exist_ok=True)
-    results = transform_local(job.image, job.model_data, job.job_name, job.input_dir,
-                              job.output_dir, job.kind, job.environment, job.instance_type,
-                              job.region)
+    results = transform_local(
+        job.image,
+        job.model_data,
+        job.job_name,
+        job.input_dir,
+        job.output_dir,
+        job.kind,
+        job.environment,
+        job.instance_type,
+        job.region,
+    )
     print(f"Results: {len(results)} file(s) in {job.output_dir} (one FILE.out per input file)")
     return 0

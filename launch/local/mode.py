@@ -77,8 +77,10 @@ class LocalTrainingResult:
     def failure_files(self) -> list[Path]:
         """/opt/ml/output/failure as gathered, then as each host (algo-N) left it."""
         hosts = sorted(self.root.glob("algo-*"))
-        return [self.collected.failure_file,
-                *(Contract(base_dir=host).failure_file for host in hosts)]
+        return [
+            self.collected.failure_file,
+            *(Contract(base_dir=host).failure_file for host in hosts),
+        ]
 
 
 def check_docker() -> None:
@@ -88,8 +90,9 @@ def check_docker() -> None:
             "--local needs the docker CLI and a Docker daemon (or podman's Docker API at "
             "DOCKER_HOST); install Docker, or run without --local on SageMaker."
         )
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True,
-                            timeout=DOCKER_TIMEOUT_S)
+    plugin = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S
+    )
     if plugin.returncode != 0 and shutil.which("docker-compose") is None:
         raise LocalModeError(
             "--local needs Docker Compose: the `docker compose` plugin or the "
@@ -97,8 +100,9 @@ def check_docker() -> None:
         )
 
 
-def train_local(spec: JobSpec, root: Path, base_job_name: str = "smvision-local"
-                ) -> LocalTrainingResult:
+def train_local(
+    spec: JobSpec, root: Path, base_job_name: str = "smvision-local"
+) -> LocalTrainingResult:
     """Run the job in its image on this machine (its channels are local folders); the
     job's files, and model.tar.gz, go under `root`."""
     from launch.training.definition import local_trainer
@@ -125,8 +129,9 @@ def train_local(spec: JobSpec, root: Path, base_job_name: str = "smvision-local"
     if result.collected.failure_file.is_file():
         raise LocalModeError(f"The local training job failed. {failure_reason(result)}")
     if not (result.collected.model_dir / METADATA_FILE).is_file():
-        raise LocalModeError(f"The local training job ended without a model; its files are "
-                             f"in {result.root}.")
+        raise LocalModeError(
+            f"The local training job ended without a model; its files are in {result.root}."
+        )
     return result
 
 
@@ -151,11 +156,20 @@ class LocalEndpoint:
     def url(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def invoke(self, body: bytes, content_type: str, accept: str = "application/json",
-               custom_attributes: str | None = None) -> tuple[int, bytes]:
+    def invoke(
+        self,
+        body: bytes,
+        content_type: str,
+        accept: str = "application/json",
+        custom_attributes: str | None = None,
+    ) -> tuple[int, bytes]:
         """One InvokeEndpoint request: the HTTP status and the answer's body."""
-        request: dict[str, Any] = {"EndpointName": self.name, "Body": body,
-                                   "ContentType": content_type, "Accept": accept}
+        request: dict[str, Any] = {
+            "EndpointName": self.name,
+            "Body": body,
+            "ContentType": content_type,
+            "Accept": accept,
+        }
         if custom_attributes is not None:
             request["CustomAttributes"] = custom_attributes
         response = self.session.sagemaker_runtime_client.invoke_endpoint(**request)
@@ -183,10 +197,17 @@ def local_endpoint(
     block ends; then stop the endpoint and remove its container and scratch files."""
     with local_model(image, model_data, name, environment, port, region) as session:
         client = session.sagemaker_client
-        client.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-            "VariantName": VARIANT, "ModelName": name, "InitialInstanceCount": 1,
-            "InstanceType": instance_type,
-        }])
+        client.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": instance_type,
+                }
+            ],
+        )
         try:
             try:
                 client.create_endpoint(EndpointName=name, EndpointConfigName=name)
@@ -222,19 +243,30 @@ def transform_local(
     with local_model(image, model_data, name, environment, free_port(), region) as session:
         try:
             session.sagemaker_client.create_transform_job(
-                TransformJobName=name, ModelName=name, BatchStrategy=kind.batch_strategy,
+                TransformJobName=name,
+                ModelName=name,
+                BatchStrategy=kind.batch_strategy,
                 TransformInput={
-                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                    "S3Uri": f"file://{input_dir.resolve()}"}},
-                    "ContentType": kind.content_type, "SplitType": kind.split_type,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": f"file://{input_dir.resolve()}",
+                        }
+                    },
+                    "ContentType": kind.content_type,
+                    "SplitType": kind.split_type,
                 },
-                TransformOutput={"S3OutputPath": f"file://{output_dir.resolve()}",
-                                 "Accept": kind.accept, "AssembleWith": kind.assemble_with},
+                TransformOutput={
+                    "S3OutputPath": f"file://{output_dir.resolve()}",
+                    "Accept": kind.accept,
+                    "AssembleWith": kind.assemble_with,
+                },
                 TransformResources={"InstanceType": instance_type, "InstanceCount": 1},
             )
         except (RuntimeError, ValueError, OSError) as error:
-            raise LocalModeError(f"The local transform job {name} failed ({error}); the "
-                                 "container's log is above.") from error
+            raise LocalModeError(
+                f"The local transform job {name} failed ({error}); the container's log is above."
+            ) from error
     results = sorted(output_dir.rglob("*.out"))
     refused = [path for path in results if _holds_an_error(path)]
     if refused:
@@ -254,27 +286,37 @@ def _holds_an_error(result: Path) -> bool:
 
 
 @contextmanager
-def local_model(image: str, model_data: str, name: str,
-                environment: Mapping[str, str] | None, port: int, region: str) -> Iterator[Any]:
+def local_model(
+    image: str,
+    model_data: str,
+    name: str,
+    environment: Mapping[str, str] | None,
+    port: int,
+    region: str,
+) -> Iterator[Any]:
     """A LocalSession whose model `name` serves `model_data` with the image on `port`;
     on the way out the model is deleted, and the containers and scratch files removed."""
     import boto3
     from sagemaker.core.local.local_session import LocalSession
 
     check_docker()
-    with tempfile.TemporaryDirectory(prefix="smvision-local-",
-                                     ignore_cleanup_errors=True) as scratch:
+    with tempfile.TemporaryDirectory(
+        prefix="smvision-local-", ignore_cleanup_errors=True
+    ) as scratch:
         work_dir = Path(scratch).resolve()
         containers = work_dir / "containers"
         containers.mkdir()
         session = LocalSession(boto_session=boto3.session.Session(region_name=region))
         session.config = {"local": {"serving_port": port, "container_root": str(containers)}}
         client = session.sagemaker_client
-        client.create_model(ModelName=name, PrimaryContainer={
-            "Image": image,
-            "ModelDataUrl": model_data_url(model_data, work_dir / "model"),
-            "Environment": dict(environment or {}),
-        })
+        client.create_model(
+            ModelName=name,
+            PrimaryContainer={
+                "Image": image,
+                "ModelDataUrl": model_data_url(model_data, work_dir / "model"),
+                "Environment": dict(environment or {}),
+            },
+        )
         try:
             yield session
         finally:
@@ -317,13 +359,23 @@ def model_data_url(model_data: str, scratch: Path) -> str:
 def remove_compose_containers(directory: Path) -> None:
     """Remove the containers docker compose started for projects inside `directory`."""
     listed = subprocess.run(
-        ["docker", "ps", "--all", "--filter", f"label={COMPOSE_WORKING_DIR_LABEL}",
-         "--format", '{{.ID}}\t{{.Label "' + COMPOSE_WORKING_DIR_LABEL + '"}}'],
-        capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S,
+        [
+            "docker",
+            "ps",
+            "--all",
+            "--filter",
+            f"label={COMPOSE_WORKING_DIR_LABEL}",
+            "--format",
+            '{{.ID}}\t{{.Label "' + COMPOSE_WORKING_DIR_LABEL + '"}}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DOCKER_TIMEOUT_S,
     )
     if listed.returncode != 0:
-        print(f"warning: could not list containers to remove ({listed.stderr.strip()}).",
-              flush=True)
+        print(
+            f"warning: could not list containers to remove ({listed.stderr.strip()}).", flush=True
+        )
         return
     inside = str(directory.resolve())
     ids = []
@@ -333,8 +385,12 @@ def remove_compose_containers(directory: Path) -> None:
             ids.append(container)
     if not ids:
         return
-    removed = subprocess.run(["docker", "rm", "--force", *ids], capture_output=True, text=True,
-                             timeout=DOCKER_TIMEOUT_S)
+    removed = subprocess.run(
+        ["docker", "rm", "--force", *ids], capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S
+    )
     if removed.returncode != 0:
-        print(f"warning: could not remove containers {' '.join(ids)} "
-              f"({removed.stderr.strip()}); remove them with `docker rm -f`.", flush=True)
+        print(
+            f"warning: could not remove containers {' '.join(ids)} "
+            f"({removed.stderr.strip()}); remove them with `docker rm -f`.",
+            flush=True,
+        )

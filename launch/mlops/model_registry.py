@@ -66,23 +66,40 @@ class RegisterPlan:
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     register = command_parser(commands, "register", parents, REGISTER_HELP)
-    register.add_argument("--model-data", required=True, metavar="S3URI",
-                          help=f"{MODEL_DATA_HELP}; its evaluation.json is read from the "
-                          f"{OUTPUT_ARCHIVE} beside it")
-    register.add_argument("--group", required=True, metavar="NAME",
-                          help="the model package group (created if missing)")
-    register.add_argument("--approve", action="store_true",
-                          help=f"register it {APPROVED} (default {PENDING})")
-    register.add_argument("--algorithm", choices=specs.names(),
-                          help="the model's algorithm (default: the training job's)")
-    register.add_argument("--description", metavar="TEXT",
-                          help="a description of this version")
+    register.add_argument(
+        "--model-data",
+        required=True,
+        metavar="S3URI",
+        help=f"{MODEL_DATA_HELP}; its evaluation.json is read from the {OUTPUT_ARCHIVE} beside it",
+    )
+    register.add_argument(
+        "--group",
+        required=True,
+        metavar="NAME",
+        help="the model package group (created if missing)",
+    )
+    register.add_argument(
+        "--approve", action="store_true", help=f"register it {APPROVED} (default {PENDING})"
+    )
+    register.add_argument(
+        "--algorithm",
+        choices=specs.names(),
+        help="the model's algorithm (default: the training job's)",
+    )
+    register.add_argument("--description", metavar="TEXT", help="a description of this version")
     register.set_defaults(handler=run_register)
     approve = command_parser(commands, "approve", parents, APPROVE_HELP)
-    approve.add_argument("--package", required=True, metavar="ARN",
-                         help="the model package version (`register` printed its ARN)")
-    approve.add_argument("--description", metavar="TEXT",
-                         help="why it is approved (the package's ApprovalDescription)")
+    approve.add_argument(
+        "--package",
+        required=True,
+        metavar="ARN",
+        help="the model package version (`register` printed its ARN)",
+    )
+    approve.add_argument(
+        "--description",
+        metavar="TEXT",
+        help="why it is approved (the package's ApprovalDescription)",
+    )
     approve.set_defaults(handler=run_approve)
 
 
@@ -101,14 +118,12 @@ def plan_register(args: argparse.Namespace, settings: Settings) -> RegisterPlan:
     )
 
 
-def run_register(args: argparse.Namespace, settings: Settings,
-                 open_session: SessionFactory) -> int:
+def run_register(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
     registration = plan_register(args, settings)
     return register(registration, open_session(settings.require("region")), datetime.now())
 
 
-def run_approve(args: argparse.Namespace, settings: Settings,
-                open_session: SessionFactory) -> int:
+def run_approve(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
     arn = model_package_arn(args.package, "--package")
     return approve(open_session(settings.require("region")), arn, args.description)
 
@@ -137,8 +152,9 @@ def package_request(
             "SupportedTransformInstanceTypes": instance_types,
         },
         "ModelApprovalStatus": approval,
-        "ModelMetrics": {"ModelQuality": {"Statistics": {
-            "ContentType": media.JSON, "S3Uri": statistics_uri}}},
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": media.JSON, "S3Uri": statistics_uri}}
+        },
         "Domain": DOMAIN,
         "Task": TASK,
         "CustomerMetadataProperties": {"algorithm": algorithm, **(metadata or {})},
@@ -161,38 +177,54 @@ def register(registration: RegisterPlan, session: boto3.session.Session, now: da
     version = registration.job_name or timestamped_name("model", now)
     key = f"{OUTPUT_ROOT}/registry/{registration.group}/{version}/{model_quality.FILE}"
     with reporting(f"Writing the model-quality statistics to s3://{registration.bucket}/{key}"):
-        session.client("s3").put_object(Bucket=registration.bucket, Key=key,
-                                        Body=json.dumps(statistics, indent=2).encode(),
-                                        ContentType=media.JSON)
+        session.client("s3").put_object(
+            Bucket=registration.bucket,
+            Key=key,
+            Body=json.dumps(statistics, indent=2).encode(),
+            ContentType=media.JSON,
+        )
     ensure_group(session, registration.group)
     request = package_request(
-        group=registration.group, image=image, model_data_url=registration.model_data,
-        algorithm=algorithm, statistics_uri=f"s3://{registration.bucket}/{key}",
+        group=registration.group,
+        image=image,
+        model_data_url=registration.model_data,
+        algorithm=algorithm,
+        statistics_uri=f"s3://{registration.bucket}/{key}",
         approval=APPROVED if registration.approve else PENDING,
-        metadata={f"{split}_accuracy": f"{accuracy:.6g}",
-                  **({"training_job": registration.job_name} if registration.job_name else {})},
-        description=registration.description)
-    with reporting(f"Registering {registration.model_data} in model package group "
-                   f"{registration.group}"):
+        metadata={
+            f"{split}_accuracy": f"{accuracy:.6g}",
+            **({"training_job": registration.job_name} if registration.job_name else {}),
+        },
+        description=registration.description,
+    )
+    with reporting(
+        f"Registering {registration.model_data} in model package group {registration.group}"
+    ):
         arn = str(session.client("sagemaker").create_model_package(**request)["ModelPackageArn"])
     print(f"Model package: {arn}")
     print(f"{algorithm}, {split} accuracy {accuracy:.4f}; status {request['ModelApprovalStatus']}")
     if not registration.approve:
         print(f"Approve: python -m launch approve --region {session.region_name} --package {arn}")
-    print(f"Deploy (once Approved): python -m launch deploy --region {session.region_name} "
-          f"--model-package {arn}")
+    print(
+        f"Deploy (once Approved): python -m launch deploy --region {session.region_name} "
+        f"--model-package {arn}"
+    )
     return 0
 
 
-def training_facts(session: boto3.session.Session,
-                   registration: RegisterPlan) -> tuple[str, str]:
+def training_facts(session: boto3.session.Session, registration: RegisterPlan) -> tuple[str, str]:
     """The algorithm and image: the options', else those of the job that trained it."""
     from launch.common.aws import describe_or_none
 
     described: dict[str, Any] = {}
     if registration.job_name:
-        described = describe_or_none(session.client("sagemaker").describe_training_job,
-                                     TrainingJobName=registration.job_name) or {}
+        described = (
+            describe_or_none(
+                session.client("sagemaker").describe_training_job,
+                TrainingJobName=registration.job_name,
+            )
+            or {}
+        )
     job_algorithm = (described.get("HyperParameters") or {}).get("algorithm")
     if registration.algorithm and job_algorithm and registration.algorithm != job_algorithm:
         raise LaunchError(
@@ -201,19 +233,26 @@ def training_facts(session: boto3.session.Session,
         )
     algorithm = registration.algorithm or job_algorithm
     image = registration.image_uri or (described.get("AlgorithmSpecification") or {}).get(
-        "TrainingImage")
+        "TrainingImage"
+    )
     if not algorithm or not image:
-        source = (f"training job {registration.job_name}" if described else
-                  "no training job (the model data is not at JOB/output/model.tar.gz, or the "
-                  "job is gone)")
+        source = (
+            f"training job {registration.job_name}"
+            if described
+            else "no training job (the model data is not at JOB/output/model.tar.gz, or the "
+            "job is gone)"
+        )
         missing = " and ".join(
-            option for option, value in (("--algorithm", algorithm), ("--image-uri", image))
-            if not value)
-        raise LaunchError(f"{source} does not say the model's algorithm and image; pass "
-                          f"{missing}.")
+            option
+            for option, value in (("--algorithm", algorithm), ("--image-uri", image))
+            if not value
+        )
+        raise LaunchError(f"{source} does not say the model's algorithm and image; pass {missing}.")
     if algorithm not in specs.names():
-        raise LaunchError(f"Training job {registration.job_name} trained '{algorithm}', which "
-                          f"this smvision does not know ({', '.join(specs.names())}).")
+        raise LaunchError(
+            f"Training job {registration.job_name} trained '{algorithm}', which "
+            f"this smvision does not know ({', '.join(specs.names())})."
+        )
     return str(algorithm), str(image)
 
 
@@ -244,8 +283,10 @@ def read_evaluation(session: boto3.session.Session, archive_uri: str) -> dict[st
                     if handle is not None:
                         return dict(json.loads(handle.read()))
     except (tarfile.TarError, OSError, ValueError) as error:
-        raise AwsError(f"{archive_uri} is not a readable tar.gz with "
-                       f"{model_quality.EVALUATION_FILE} ({error}).") from error
+        raise AwsError(
+            f"{archive_uri} is not a readable tar.gz with "
+            f"{model_quality.EVALUATION_FILE} ({error})."
+        ) from error
     raise AwsError(
         f"{archive_uri} holds no {model_quality.EVALUATION_FILE}: the job had no validation or "
         "test data to evaluate on; train with --test (or --validation) and register that model."
@@ -260,18 +301,17 @@ def ensure_group(session: boto3.session.Session, group: str) -> None:
         return
     with reporting(f"Creating model package group {group}"):
         sagemaker.create_model_package_group(
-            ModelPackageGroupName=group,
-            ModelPackageGroupDescription="smvision image classifiers")
+            ModelPackageGroupName=group, ModelPackageGroupDescription="smvision image classifiers"
+        )
     print(f"Created model package group {group}")
-
-
 
 
 def approve(session: boto3.session.Session, arn: str, description: str | None) -> int:
     from launch.common.aws import describe_or_none, reporting
 
-    described = describe_or_none(session.client("sagemaker").describe_model_package,
-                                 ModelPackageName=arn)
+    described = describe_or_none(
+        session.client("sagemaker").describe_model_package, ModelPackageName=arn
+    )
     if described is None:
         raise AwsError(f"Model package {arn}: no such package in {session.region_name}.")
     if described.get("ModelApprovalStatus") == APPROVED:

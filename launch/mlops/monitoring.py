@@ -80,19 +80,32 @@ class EndpointFacts:
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = command_parser(commands, "monitor", parents, HELP, description=__doc__)
-    parser.add_argument("--endpoint", required=True, metavar="NAME",
-                        help="an endpoint deployed with --data-capture")
-    parser.add_argument("--since", metavar="TIME",
-                        help="only requests since TIME: an ISO time (UTC unless it says) or an "
-                        "age such as 30m, 6h or 2d (default: everything captured)")
-    parser.add_argument("--schedule", choices=sorted(SCHEDULES),
-                        help="instead of one job now, a monitoring schedule that runs the "
-                        "monitor over each hour's (or day's) capture")
-    parser.add_argument("--instance-type", metavar="TYPE",
-                        help=f"ml.* instance type (default {DEFAULT_INSTANCE_TYPE})")
-    parser.add_argument("--job-name", metavar="NAME",
-                        help="the processing job's exact name (default ENDPOINT-monitor-"
-                        "TIMESTAMP), or the schedule's (default ENDPOINT-drift)")
+    parser.add_argument(
+        "--endpoint", required=True, metavar="NAME", help="an endpoint deployed with --data-capture"
+    )
+    parser.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only requests since TIME: an ISO time (UTC unless it says) or an "
+        "age such as 30m, 6h or 2d (default: everything captured)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=sorted(SCHEDULES),
+        help="instead of one job now, a monitoring schedule that runs the "
+        "monitor over each hour's (or day's) capture",
+    )
+    parser.add_argument(
+        "--instance-type",
+        metavar="TYPE",
+        help=f"ml.* instance type (default {DEFAULT_INSTANCE_TYPE})",
+    )
+    parser.add_argument(
+        "--job-name",
+        metavar="NAME",
+        help="the processing job's exact name (default ENDPOINT-monitor-"
+        "TIMESTAMP), or the schedule's (default ENDPOINT-drift)",
+    )
     add_wait_argument(parser, "the job, then print its violations")
     thresholds.add_arguments(parser, with_defaults=False)
     parser.set_defaults(handler=planned(plan, submit))
@@ -101,8 +114,10 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
 def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> MonitorPlan:
     endpoint = resource_name(args.endpoint, "--endpoint")
     if args.schedule and args.since:
-        raise LaunchError("--since applies to one job; a --schedule monitors each hour's "
-                          "requests as they come. Drop one of them.")
+        raise LaunchError(
+            "--since applies to one job; a --schedule monitors each hour's "
+            "requests as they come. Drop one of them."
+        )
     try:
         forwarded = thresholds.as_arguments(args)
     except ValueError as error:
@@ -112,9 +127,11 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Monitor
         endpoint_name=endpoint,
         since=since,
         schedule=args.schedule,
-        job_name=(resource_name(args.job_name or f"{endpoint}-drift", "--job-name")
-                  if args.schedule else
-                  chosen_name(args.job_name, "--job-name", f"{endpoint}-monitor", now)),
+        job_name=(
+            resource_name(args.job_name or f"{endpoint}-drift", "--job-name")
+            if args.schedule
+            else chosen_name(args.job_name, "--job-name", f"{endpoint}-monitor", now)
+        ),
         image_uri=settings.get("image_uri"),
         role=settings.require("role"),
         bucket=settings.require("bucket"),
@@ -133,16 +150,21 @@ def parse_since(text: str, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as error:
-        raise LaunchError(f"--since '{text}' is neither an ISO time such as "
-                          "2026-01-31T14:00 nor an age such as 6h, 30m or 2d.") from error
+        raise LaunchError(
+            f"--since '{text}' is neither an ISO time such as "
+            "2026-01-31T14:00 nor an age such as 6h, 30m or 2d."
+        ) from error
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def submit(monitoring: MonitorPlan, session: boto3.session.Session) -> int:
     facts = endpoint_facts(session, monitoring.endpoint_name)
     image = monitoring.image_uri or facts.image
-    print(f"Endpoint {monitoring.endpoint_name}: captured data under {facts.capture_prefix}, "
-          f"baseline from {facts.model_data}", flush=True)
+    print(
+        f"Endpoint {monitoring.endpoint_name}: captured data under {facts.capture_prefix}, "
+        f"baseline from {facts.model_data}",
+        flush=True,
+    )
     if monitoring.schedule:
         baseline_uri = upload_baseline(session, facts.model_data, monitoring)
         request = schedule_request(monitoring, image, baseline_uri)
@@ -163,17 +185,21 @@ def endpoint_facts(session: boto3.session.Session, name: str) -> EndpointFacts:
         raise AwsError(f"Endpoint {name}: no such endpoint in {session.region_name}.")
     capture = endpoint.get("DataCaptureConfig") or {}
     if not capture.get("EnableCapture") or not capture.get("DestinationS3Uri"):
-        raise AwsError(f"Endpoint {name} does not capture its requests; deploy it with "
-                       "--data-capture S3URI, send it traffic, then monitor it.")
+        raise AwsError(
+            f"Endpoint {name} does not capture its requests; deploy it with "
+            "--data-capture S3URI, send it traffic, then monitor it."
+        )
     with reporting(f"Describing endpoint config {endpoint['EndpointConfigName']}"):
         config = sagemaker.describe_endpoint_config(
-            EndpointConfigName=endpoint["EndpointConfigName"])
+            EndpointConfigName=endpoint["EndpointConfigName"]
+        )
         model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     if container.get("ModelPackageName"):
         with reporting(f"Describing model package {container['ModelPackageName']}"):
             package = sagemaker.describe_model_package(
-                ModelPackageName=container["ModelPackageName"])
+                ModelPackageName=container["ModelPackageName"]
+            )
         container = package["InferenceSpecification"]["Containers"][0]
     destination = str(capture["DestinationS3Uri"]).rstrip("/")
     return EndpointFacts(
@@ -183,8 +209,9 @@ def endpoint_facts(session: boto3.session.Session, name: str) -> EndpointFacts:
     )
 
 
-def captured_keys(session: boto3.session.Session, prefix: S3Uri,
-                  since: datetime | None) -> list[str]:
+def captured_keys(
+    session: boto3.session.Session, prefix: S3Uri, since: datetime | None
+) -> list[str]:
     """Capture files under the prefix, those of the hours since `since` when given (their
     path is VARIANT/yyyy/mm/dd/hh/: the hour the requests came in, UTC)."""
     from launch.common.aws import reporting
@@ -192,12 +219,15 @@ def captured_keys(session: boto3.session.Session, prefix: S3Uri,
     hour = since.strftime("%Y/%m/%d/%H") if since else ""
     keys: list[str] = []
     with reporting(f"Listing the captured data under {prefix}"):
-        pages = session.client("s3").get_paginator("list_objects_v2").paginate(
-            Bucket=prefix.bucket, Prefix=prefix.key)
+        pages = (
+            session.client("s3")
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=prefix.bucket, Prefix=prefix.key)
+        )
         for page in pages:
             for item in page.get("Contents", []):
                 key = str(item["Key"])
-                parts = key[len(prefix.key):].split("/")
+                parts = key[len(prefix.key) :].split("/")
                 if key.endswith(".jsonl") and len(parts) == 6 and "/".join(parts[1:5]) >= hour:
                     keys.append(key)
     return keys
@@ -206,76 +236,111 @@ def captured_keys(session: boto3.session.Session, prefix: S3Uri,
 # One processing job -------------------------------------------------------------------------
 
 
-def run_job(session: boto3.session.Session, monitoring: MonitorPlan, facts: EndpointFacts,
-            image: str) -> int:
+def run_job(
+    session: boto3.session.Session, monitoring: MonitorPlan, facts: EndpointFacts, image: str
+) -> int:
     from launch.common.aws import console_url, reporting
 
     prefix = facts.capture_prefix
     keys = captured_keys(session, prefix, monitoring.since)
     if not keys:
         when = f" since {monitoring.since.isoformat()}" if monitoring.since else ""
-        raise AwsError(f"Nothing captured under {prefix}{when}: send the endpoint requests "
-                       "first (capture files appear within minutes).")
+        raise AwsError(
+            f"Nothing captured under {prefix}{when}: send the endpoint requests "
+            "first (capture files appear within minutes)."
+        )
     output = f"{monitoring.output_prefix}/{monitoring.job_name}"
     captured_input = {"S3Uri": str(prefix), "S3DataType": "S3Prefix"}
     if monitoring.since:  # only the hours since then: a manifest of their files
         manifest = s3_uri(f"{output}/manifest.json", "manifest")
-        body = json.dumps([{"prefix": str(prefix)}] + [k[len(prefix.key):] for k in keys])
+        body = json.dumps([{"prefix": str(prefix)}] + [k[len(prefix.key) :] for k in keys])
         with reporting(f"Writing the manifest of captured files to {manifest}"):
-            session.client("s3").put_object(Bucket=manifest.bucket, Key=manifest.key,
-                                            Body=body.encode())
+            session.client("s3").put_object(
+                Bucket=manifest.bucket, Key=manifest.key, Body=body.encode()
+            )
         captured_input = {"S3Uri": str(manifest), "S3DataType": "ManifestFile"}
     request = processing_request(monitoring, image, captured_input, facts.model_data, output)
-    print(f"Processing job {monitoring.job_name}: {len(keys)} capture files on "
-          f"{monitoring.instance_type}; reports to {output}/", flush=True)
+    print(
+        f"Processing job {monitoring.job_name}: {len(keys)} capture files on "
+        f"{monitoring.instance_type}; reports to {output}/",
+        flush=True,
+    )
     region = str(session.region_name)
     with reporting(f"Creating processing job {monitoring.job_name}"):
         session.client("sagemaker").create_processing_job(**request)
     print(f"Console: {console_url(region, 'processing-jobs/' + monitoring.job_name)}", flush=True)
     if not monitoring.wait:
-        print(f"Not waiting. Status: aws sagemaker describe-processing-job --region {region} "
-              f"--processing-job-name {monitoring.job_name}")
+        print(
+            f"Not waiting. Status: aws sagemaker describe-processing-job --region {region} "
+            f"--processing-job-name {monitoring.job_name}"
+        )
         return 0
     with reporting(f"Following processing job {monitoring.job_name} (the job itself goes on)"):
         described = follow_processing_job(session, monitoring.job_name)
     if described["ProcessingJobStatus"] != "Completed":
         reason = described.get("ExitMessage") or described.get("FailureReason") or ""
-        raise AwsError(f"Processing job {monitoring.job_name} ended "
-                       f"{described['ProcessingJobStatus']}{': ' + reason if reason else ''}")
+        raise AwsError(
+            f"Processing job {monitoring.job_name} ended "
+            f"{described['ProcessingJobStatus']}{': ' + reason if reason else ''}"
+        )
     return print_violations(session, output)
 
 
-def processing_request(monitoring: MonitorPlan, image: str, captured: Mapping[str, str],
-                       model_data: str, output: str) -> dict[str, Any]:
+def processing_request(
+    monitoring: MonitorPlan, image: str, captured: Mapping[str, str], model_data: str, output: str
+) -> dict[str, Any]:
     """CreateProcessingJob for the image's `monitor` over the captured data and the model."""
 
     def s3_input(name: str, source: Mapping[str, str]) -> dict[str, Any]:
-        return {"InputName": name, "S3Input": {
-            **source, "LocalPath": f"{contract.DEFAULT_PROCESSING_INPUT_DIR}/{name}",
-            "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+        return {
+            "InputName": name,
+            "S3Input": {
+                **source,
+                "LocalPath": f"{contract.DEFAULT_PROCESSING_INPUT_DIR}/{name}",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+            },
+        }
 
     return {
         "ProcessingJobName": monitoring.job_name,
         "RoleArn": monitoring.role,
-        "AppSpecification": {"ImageUri": image, "ContainerEntrypoint": ENTRYPOINT,
-                             **({"ContainerArguments": list(monitoring.arguments)}
-                                if monitoring.arguments else {})},
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": ENTRYPOINT,
+            **({"ContainerArguments": list(monitoring.arguments)} if monitoring.arguments else {}),
+        },
         "ProcessingInputs": [
             s3_input(contract.CAPTURED_INPUT, captured),
             # SageMaker downloads model.tar.gz as it is; the monitor reads baseline.json in it.
             s3_input(contract.BASELINE_INPUT, {"S3Uri": model_data, "S3DataType": "S3Prefix"}),
         ],
-        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "report", "S3Output": {
-            "S3Uri": output, "LocalPath": contract.DEFAULT_PROCESSING_OUTPUT_DIR,
-            "S3UploadMode": "EndOfJob"}}]},
-        "ProcessingResources": {"ClusterConfig": {
-            "InstanceCount": 1, "InstanceType": monitoring.instance_type, "VolumeSizeInGB": 30}},
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "report",
+                    "S3Output": {
+                        "S3Uri": output,
+                        "LocalPath": contract.DEFAULT_PROCESSING_OUTPUT_DIR,
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": monitoring.instance_type,
+                "VolumeSizeInGB": 30,
+            }
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
     }
 
 
-def follow_processing_job(session: boto3.session.Session, name: str,
-                          poll_s: float = 15) -> dict[str, Any]:
+def follow_processing_job(
+    session: boto3.session.Session, name: str, poll_s: float = 15
+) -> dict[str, Any]:
     import time
 
     sagemaker = session.client("sagemaker")
@@ -309,8 +374,9 @@ def print_violations(session: boto3.session.Session, output: str) -> int:
 # A monitoring schedule ------------------------------------------------------------------
 
 
-def upload_baseline(session: boto3.session.Session, model_data: str,
-                    monitoring: MonitorPlan) -> str:
+def upload_baseline(
+    session: boto3.session.Session, model_data: str, monitoring: MonitorPlan
+) -> str:
     """baseline.json out of the model.tar.gz (read as it streams), put beside the reports:
     a schedule's only inputs are the capture and its statistics resource."""
     from launch.common.aws import reporting
@@ -319,17 +385,25 @@ def upload_baseline(session: boto3.session.Session, model_data: str,
     with reporting(f"Reading the baseline out of {model_data}"):
         body = session.client("s3").get_object(Bucket=source.bucket, Key=source.key)["Body"]
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
-            found = next((archive.extractfile(m) for m in archive
-                          if m.isfile() and m.name.split("/")[-1] == contract.BASELINE_FILE),
-                         None)
+            found = next(
+                (
+                    archive.extractfile(m)
+                    for m in archive
+                    if m.isfile() and m.name.split("/")[-1] == contract.BASELINE_FILE
+                ),
+                None,
+            )
             baseline = found.read() if found is not None else None
     if baseline is None:
-        raise AwsError(f"{model_data} holds no {contract.BASELINE_FILE}: the model was trained "
-                       "before smvision wrote baselines; retrain it to monitor its endpoint.")
+        raise AwsError(
+            f"{model_data} holds no {contract.BASELINE_FILE}: the model was trained "
+            "before smvision wrote baselines; retrain it to monitor its endpoint."
+        )
     destination = s3_uri(f"{monitoring.output_prefix}/{contract.BASELINE_FILE}", "baseline")
     with reporting(f"Writing the baseline to {destination}"):
-        session.client("s3").put_object(Bucket=destination.bucket, Key=destination.key,
-                                        Body=baseline)
+        session.client("s3").put_object(
+            Bucket=destination.bucket, Key=destination.key, Body=baseline
+        )
     return str(destination)
 
 
@@ -343,22 +417,45 @@ def schedule_request(monitoring: MonitorPlan, image: str, baseline_uri: str) -> 
             "ScheduleConfig": {"ScheduleExpression": SCHEDULES[str(monitoring.schedule)]},
             "MonitoringJobDefinition": {
                 "BaselineConfig": {"StatisticsResource": {"S3Uri": baseline_uri}},
-                "MonitoringInputs": [{"EndpointInput": {
-                    "EndpointName": monitoring.endpoint_name,
-                    "LocalPath": (f"{contract.DEFAULT_PROCESSING_INPUT_DIR}/"
-                                  f"{contract.CAPTURED_INPUT}"),
-                    "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}],
-                "MonitoringOutputConfig": {"MonitoringOutputs": [{"S3Output": {
-                    "S3Uri": f"{monitoring.output_prefix}/schedule",
-                    "LocalPath": contract.DEFAULT_PROCESSING_OUTPUT_DIR,
-                    "S3UploadMode": "EndOfJob"}}]},
-                "MonitoringResources": {"ClusterConfig": {
-                    "InstanceCount": 1, "InstanceType": monitoring.instance_type,
-                    "VolumeSizeInGB": 30}},
+                "MonitoringInputs": [
+                    {
+                        "EndpointInput": {
+                            "EndpointName": monitoring.endpoint_name,
+                            "LocalPath": (
+                                f"{contract.DEFAULT_PROCESSING_INPUT_DIR}/{contract.CAPTURED_INPUT}"
+                            ),
+                            "S3InputMode": "File",
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    }
+                ],
+                "MonitoringOutputConfig": {
+                    "MonitoringOutputs": [
+                        {
+                            "S3Output": {
+                                "S3Uri": f"{monitoring.output_prefix}/schedule",
+                                "LocalPath": contract.DEFAULT_PROCESSING_OUTPUT_DIR,
+                                "S3UploadMode": "EndOfJob",
+                            }
+                        }
+                    ]
+                },
+                "MonitoringResources": {
+                    "ClusterConfig": {
+                        "InstanceCount": 1,
+                        "InstanceType": monitoring.instance_type,
+                        "VolumeSizeInGB": 30,
+                    }
+                },
                 "MonitoringAppSpecification": {
-                    "ImageUri": image, "ContainerEntrypoint": ENTRYPOINT,
-                    **({"ContainerArguments": list(monitoring.arguments)}
-                       if monitoring.arguments else {})},
+                    "ImageUri": image,
+                    "ContainerEntrypoint": ENTRYPOINT,
+                    **(
+                        {"ContainerArguments": list(monitoring.arguments)}
+                        if monitoring.arguments
+                        else {}
+                    ),
+                },
                 "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_S},
                 "RoleArn": monitoring.role,
             },

@@ -54,33 +54,55 @@ class StartPlan:
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = command_parser(commands, "pipeline", parents, HELP, description=__doc__)
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION",
-                                    help="create, start or status")
+    actions = parser.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="create, start or status"
+    )
     create = actions.add_parser("create", parents=parents, help="create or update the pipeline")
     jobs.add_job_arguments(create)
     _add_name(create)
-    create.add_argument("--group", required=True, metavar="NAME",
-                        help="the model package group new versions go to (created if missing)")
-    create.add_argument("--threshold", default=str(DEFAULT_THRESHOLD), metavar="ACCURACY",
-                        help="the test accuracy a new model must reach to be registered "
-                        f"(the {THRESHOLD} parameter; default {DEFAULT_THRESHOLD})")
-    create.add_argument("--approve", action="store_true",
-                        help=f"register new versions {APPROVED} (default {PENDING})")
+    create.add_argument(
+        "--group",
+        required=True,
+        metavar="NAME",
+        help="the model package group new versions go to (created if missing)",
+    )
+    create.add_argument(
+        "--threshold",
+        default=str(DEFAULT_THRESHOLD),
+        metavar="ACCURACY",
+        help="the test accuracy a new model must reach to be registered "
+        f"(the {THRESHOLD} parameter; default {DEFAULT_THRESHOLD})",
+    )
+    create.add_argument(
+        "--approve",
+        action="store_true",
+        help=f"register new versions {APPROVED} (default {PENDING})",
+    )
     create.set_defaults(handler=run_create)
     start = actions.add_parser("start", parents=parents, help="start an execution")
     _add_name(start)
     for channel, option in jobs.CHANNEL_OPTIONS.items():
-        start.add_argument(option, metavar="S3URI",
-                           help=f"this execution's {channel} data (default: the pipeline's)")
-    start.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
-                       help="a hyperparameter the pipeline was created with, for this execution")
-    start.add_argument("--threshold", metavar="ACCURACY",
-                       help="this execution's accuracy threshold (default: the pipeline's)")
+        start.add_argument(
+            option,
+            metavar="S3URI",
+            help=f"this execution's {channel} data (default: the pipeline's)",
+        )
+    start.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter the pipeline was created with, for this execution",
+    )
+    start.add_argument(
+        "--threshold",
+        metavar="ACCURACY",
+        help="this execution's accuracy threshold (default: the pipeline's)",
+    )
     start.set_defaults(handler=run_start)
     status = actions.add_parser("status", parents=parents, help="show an execution's steps")
     _add_name(status)
-    status.add_argument("--execution", metavar="ARN",
-                        help="the execution (default: the latest)")
+    status.add_argument("--execution", metavar="ARN", help="the execution (default: the latest)")
     status.set_defaults(handler=run_status)
 
 
@@ -94,8 +116,9 @@ def threshold(text: str, option: str = "--threshold") -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= 1:
-        raise LaunchError(f"{option} '{text}' is an accuracy; use a number from 0 to 1, such "
-                          "as 0.9.")
+        raise LaunchError(
+            f"{option} '{text}' is an accuracy; use a number from 0 to 1, such as 0.9."
+        )
     return value
 
 
@@ -106,21 +129,34 @@ def run_create(args: argparse.Namespace, settings: Settings, open_session: Sessi
     name = resource_name(args.name, "--name", max_length=256)
     job = jobs.sagemaker_job_spec(args, settings)
     if "test" not in job.channels:
-        raise LaunchError("pipeline create needs --test: the pipeline registers a model by its "
-                          "test accuracy.")
+        raise LaunchError(
+            "pipeline create needs --test: the pipeline registers a model by its test accuracy."
+        )
     spec = _pipeline_spec(
-        name, JobDefinition(job, settings.require("role"),
-                            jobs.output_prefix(settings.require("bucket"), "pipelines")),
-        args, settings)
+        name,
+        JobDefinition(
+            job,
+            settings.require("role"),
+            jobs.output_prefix(settings.require("bucket"), "pipelines"),
+        ),
+        args,
+        settings,
+    )
     return create(spec, open_session(settings.require("region")))
 
 
-def _pipeline_spec(name: str, job: JobDefinition, args: argparse.Namespace,
-                   settings: Settings) -> PipelineSpec:
-    return PipelineSpec(name=name, job=job, group=resource_name(args.group, "--group"),
-                        threshold=threshold(args.threshold),
-                        approval=APPROVED if args.approve else PENDING,
-                        bucket=settings.require("bucket"), region=settings.require("region"))
+def _pipeline_spec(
+    name: str, job: JobDefinition, args: argparse.Namespace, settings: Settings
+) -> PipelineSpec:
+    return PipelineSpec(
+        name=name,
+        job=job,
+        group=resource_name(args.group, "--group"),
+        threshold=threshold(args.threshold),
+        approval=APPROVED if args.approve else PENDING,
+        bucket=settings.require("bucket"),
+        region=settings.require("region"),
+    )
 
 
 def create(spec: PipelineSpec, session: boto3.session.Session) -> int:
@@ -132,10 +168,13 @@ def create(spec: PipelineSpec, session: boto3.session.Session) -> int:
         definition = pipeline_definition.build(spec, session).definition()
     ensure_group(session, spec.group)
     sagemaker = session.client("sagemaker")
-    request = {"PipelineName": spec.name, "PipelineDefinition": definition,
-               "RoleArn": spec.job.role,
-               "PipelineDescription": f"smvision: train {spec.job.spec.algorithm}, evaluate, "
-                                      f"register in {spec.group}"}
+    request = {
+        "PipelineName": spec.name,
+        "PipelineDefinition": definition,
+        "RoleArn": spec.job.role,
+        "PipelineDescription": f"smvision: train {spec.job.spec.algorithm}, evaluate, "
+        f"register in {spec.group}",
+    }
     if describe_or_none(sagemaker.describe_pipeline, PipelineName=spec.name):
         with reporting(f"Updating pipeline {spec.name}"):
             arn = sagemaker.update_pipeline(**request)["PipelineArn"]
@@ -147,8 +186,9 @@ def create(spec: PipelineSpec, session: boto3.session.Session) -> int:
     parameters = json.loads(definition)["Parameters"]
     print("Parameters: " + ", ".join(f"{p['Name']}={p.get('DefaultValue')}" for p in parameters))
     print(f"Console: {console_url(str(session.region_name), 'pipelines')}")
-    print(f"Start: python -m launch pipeline start --region {session.region_name} "
-          f"--name {spec.name}")
+    print(
+        f"Start: python -m launch pipeline start --region {session.region_name} --name {spec.name}"
+    )
     return 0
 
 
@@ -165,8 +205,7 @@ def plan_start(args: argparse.Namespace) -> StartPlan:
         overrides[THRESHOLD] = str(threshold(args.threshold))
     for pair in args.hp:
         key_value(pair, "--hp")
-    return StartPlan(resource_name(args.name, "--name", max_length=256), overrides,
-                     tuple(args.hp))
+    return StartPlan(resource_name(args.name, "--name", max_length=256), overrides, tuple(args.hp))
 
 
 def run_start(args: argparse.Namespace, settings: Settings, open_session: SessionFactory) -> int:
@@ -180,23 +219,29 @@ def start(starting: StartPlan, session: boto3.session.Session) -> int:
     sagemaker = session.client("sagemaker")
     described = describe_or_none(sagemaker.describe_pipeline, PipelineName=starting.name)
     if described is None:
-        raise AwsError(f"Pipeline {starting.name}: no such pipeline in {session.region_name}; "
-                       "create it with `python -m launch pipeline create`.")
+        raise AwsError(
+            f"Pipeline {starting.name}: no such pipeline in {session.region_name}; "
+            "create it with `python -m launch pipeline create`."
+        )
     definition = json.loads(described["PipelineDefinition"])
     parameters = execution_parameters(definition, starting)
     with reporting(f"Starting pipeline {starting.name}"):
         arn = sagemaker.start_pipeline_execution(
-            PipelineName=starting.name, PipelineParameters=parameters)["PipelineExecutionArn"]
+            PipelineName=starting.name, PipelineParameters=parameters
+        )["PipelineExecutionArn"]
     print(f"Execution {arn}")
     for parameter in parameters:
         print(f"  {parameter['Name']} = {parameter['Value']}")
-    print(f"Status: python -m launch pipeline status --region {session.region_name} "
-          f"--name {starting.name} --execution {arn}")
+    print(
+        f"Status: python -m launch pipeline status --region {session.region_name} "
+        f"--name {starting.name} --execution {arn}"
+    )
     return 0
 
 
-def execution_parameters(definition: Mapping[str, Any],
-                         starting: StartPlan) -> list[dict[str, str]]:
+def execution_parameters(
+    definition: Mapping[str, Any], starting: StartPlan
+) -> list[dict[str, str]]:
     """The overrides as PipelineParameters, each checked against what the pipeline declares
     (and hyperparameters against the algorithm's schema)."""
     declared = {p["Name"] for p in definition.get("Parameters", [])}
@@ -207,11 +252,13 @@ def execution_parameters(definition: Mapping[str, Any],
     values |= {key: value for key, value in hyperparameters.items() if key != "algorithm"}
     for name in values:
         if name not in declared:
-            option = next((f"--{c}" for c, p in CHANNEL_PARAMETERS.items() if p == name),
-                          f"--hp {name}")
+            option = next(
+                (f"--{c}" for c, p in CHANNEL_PARAMETERS.items() if p == name), f"--hp {name}"
+            )
             raise LaunchError(
                 f"{option}: pipeline {starting.name} has no {name} parameter (it has "
-                f"{', '.join(sorted(declared))}); recreate it with that option to vary it.")
+                f"{', '.join(sorted(declared))}); recreate it with that option to vary it."
+            )
     return [{"Name": name, "Value": value} for name, value in values.items()]
 
 
@@ -232,15 +279,18 @@ def show_status(sagemaker: Any, name: str, execution: str | None) -> int:
     with reporting(f"Reading the executions of pipeline {name}"):
         if execution is None:
             summaries = sagemaker.list_pipeline_executions(
-                PipelineName=name, SortBy="CreationTime", SortOrder="Descending",
-                MaxResults=1)["PipelineExecutionSummaries"]
+                PipelineName=name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+            )["PipelineExecutionSummaries"]
             if not summaries:
-                raise AwsError(f"Pipeline {name} has no executions; start one with "
-                               f"`python -m launch pipeline start --name {name}`.")
+                raise AwsError(
+                    f"Pipeline {name} has no executions; start one with "
+                    f"`python -m launch pipeline start --name {name}`."
+                )
             execution = str(summaries[0]["PipelineExecutionArn"])
         described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution)
         steps = sagemaker.list_pipeline_execution_steps(
-            PipelineExecutionArn=execution, SortOrder="Ascending")["PipelineExecutionSteps"]
+            PipelineExecutionArn=execution, SortOrder="Ascending"
+        )["PipelineExecutionSteps"]
     status = described["PipelineExecutionStatus"]
     reason = described.get("FailureReason")
     print(f"Execution {execution}: {status}{': ' + reason if reason else ''}")

@@ -35,12 +35,20 @@ if TYPE_CHECKING:
 
 # The pipeline's parameter and step names, which `pipeline start` and `status` use too.
 THRESHOLD = "AccuracyThreshold"
-CHANNEL_PARAMETERS = {"train": "TrainData", "validation": "ValidationData",
-                      "test": "TestData", "pretrained": "PretrainedData"}
+CHANNEL_PARAMETERS = {
+    "train": "TrainData",
+    "validation": "ValidationData",
+    "test": "TestData",
+    "pretrained": "PretrainedData",
+}
 TRAINING_STEP = "Train"
 TRAIN = TRAINING_STEP
 EVALUATE, CHECK, REGISTER, NOT_REGISTERED = (
-    "Evaluate", "CheckAccuracy", "Register", "NotRegistered")
+    "Evaluate",
+    "CheckAccuracy",
+    "Register",
+    "NotRegistered",
+)
 GROUP = "ModelPackageGroup"
 APPROVAL = "ModelApprovalStatus"
 EVALUATION_OUTPUT = "evaluation"
@@ -71,8 +79,9 @@ def register_model_step(name: str, request: Mapping[str, Any]) -> Any:
     class RegisterModelPackage(Step):  # type: ignore[misc]  # the SDK is untyped
         def __init__(self) -> None:
             super().__init__(name, step_type=StepTypeEnum.REGISTER_MODEL)
-            self._properties = Properties(step_name=name, step=self,
-                                          shape_name="DescribeModelPackageOutput")
+            self._properties = Properties(
+                step_name=name, step=self, shape_name="DescribeModelPackageOutput"
+            )
 
         @property
         def arguments(self) -> dict[str, Any]:
@@ -122,21 +131,29 @@ def build(spec: PipelineSpec, session: boto3.session.Session) -> Any:
 
     pipeline_session = PipelineSession(boto_session=session, default_bucket=spec.bucket)
     sources = spec.job.spec.channels
-    channels = {name: ParameterString(CHANNEL_PARAMETERS[name], default_value=source.uri)
-                for name, source in sources.items()}
-    hyperparameters = {key: ParameterString(key, default_value=value)
-                       for key, value in spec.job.hyperparameters.items() if key != "algorithm"}
+    channels = {
+        name: ParameterString(CHANNEL_PARAMETERS[name], default_value=source.uri)
+        for name, source in sources.items()
+    }
+    hyperparameters = {
+        key: ParameterString(key, default_value=value)
+        for key, value in spec.job.hyperparameters.items()
+        if key != "algorithm"
+    }
     threshold = ParameterFloat(THRESHOLD, default_value=spec.threshold)
     group = ParameterString(GROUP, default_value=spec.group)
     approval = ParameterString(APPROVAL, default_value=spec.approval)
 
     with no_client_side_role_check():
         trainer = spec.job.pipeline_trainer(
-            pipeline_session, {"algorithm": spec.job.spec.algorithm, **hyperparameters})
+            pipeline_session, {"algorithm": spec.job.spec.algorithm, **hyperparameters}
+        )
     # Each channel as `train` sends it (input mode, manifest attributes), its S3 location a
     # pipeline parameter so that `pipeline start` can point it at new data.
-    train = _training_step(trainer, [s3_channel(name, replace(sources[name], uri=uri))
-                                     for name, uri in channels.items()])
+    train = _training_step(
+        trainer,
+        [s3_channel(name, replace(sources[name], uri=uri)) for name, uri in channels.items()],
+    )
     gate = PropertyFile(name="Gate", output_name=EVALUATION_OUTPUT, path=model_quality.GATE_FILE)
     evaluate = _evaluation_step(spec, pipeline_session, train, group, gate)
 
@@ -144,25 +161,54 @@ def build(spec: PipelineSpec, session: boto3.session.Session) -> Any:
         return JsonGet(step_name=EVALUATE, property_file=gate, json_path=path)
 
     new, approved = reading(model_quality.NEW_ACCURACY), reading(model_quality.APPROVED_ACCURACY)
-    register = register_model_step(REGISTER, package_request(
-        group=group, image=spec.job.spec.image_uri,
-        model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
-        algorithm=spec.job.spec.algorithm,
-        statistics_uri=Join(on="/", values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs[EVALUATION_OUTPUT].S3Output.S3Uri,
-            model_quality.FILE]),
-        approval=approval,
-        metadata={"training_job": train.properties.TrainingJobName},
-    ))
-    not_registered = FailStep(NOT_REGISTERED, error_message=Join(on="", values=[
-        "The new model was not registered: its accuracy ", new, " must reach ", THRESHOLD,
-        " ", threshold, " and the latest approved version's ", approved, " (",
-        reading(model_quality.APPROVED_PACKAGE), ")."]))
+    register = register_model_step(
+        REGISTER,
+        package_request(
+            group=group,
+            image=spec.job.spec.image_uri,
+            model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+            algorithm=spec.job.spec.algorithm,
+            statistics_uri=Join(
+                on="/",
+                values=[
+                    evaluate.properties.ProcessingOutputConfig.Outputs[
+                        EVALUATION_OUTPUT
+                    ].S3Output.S3Uri,
+                    model_quality.FILE,
+                ],
+            ),
+            approval=approval,
+            metadata={"training_job": train.properties.TrainingJobName},
+        ),
+    )
+    not_registered = FailStep(
+        NOT_REGISTERED,
+        error_message=Join(
+            on="",
+            values=[
+                "The new model was not registered: its accuracy ",
+                new,
+                " must reach ",
+                THRESHOLD,
+                " ",
+                threshold,
+                " and the latest approved version's ",
+                approved,
+                " (",
+                reading(model_quality.APPROVED_PACKAGE),
+                ").",
+            ],
+        ),
+    )
     check = ConditionStep(
         CHECK,
-        conditions=[ConditionGreaterThanOrEqualTo(left=new, right=threshold),
-                    ConditionGreaterThanOrEqualTo(left=new, right=approved)],
-        if_steps=[register], else_steps=[not_registered])
+        conditions=[
+            ConditionGreaterThanOrEqualTo(left=new, right=threshold),
+            ConditionGreaterThanOrEqualTo(left=new, right=approved),
+        ],
+        if_steps=[register],
+        else_steps=[not_registered],
+    )
     return Pipeline(
         name=spec.name,
         parameters=[*channels.values(), *hyperparameters.values(), threshold, group, approval],
@@ -179,8 +225,9 @@ def _training_step(trainer: Any, channels: list[Any]) -> Any:
     return TrainingStep(TRAIN, step_args=arguments)
 
 
-def _evaluation_step(spec: PipelineSpec, pipeline_session: Any, train: Any, group: Any,
-                     gate: Any) -> Any:
+def _evaluation_step(
+    spec: PipelineSpec, pipeline_session: Any, train: Any, group: Any, gate: Any
+) -> Any:
     """The image's `gate` over the training job's output.tar.gz."""
     from sagemaker.core.processing import Processor
     from sagemaker.core.shapes import (
@@ -194,23 +241,54 @@ def _evaluation_step(spec: PipelineSpec, pipeline_session: Any, train: Any, grou
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     processor = Processor(
-        role=spec.job.role, image_uri=spec.job.spec.image_uri, instance_count=1,
-        instance_type=EVALUATION_INSTANCE_TYPE, entrypoint=GATE_ENTRYPOINT,
-        sagemaker_session=pipeline_session, base_job_name=f"{spec.name}-evaluate")
-    training_output = Join(on="/", values=[
-        train.properties.OutputDataConfig.S3OutputPath, train.properties.TrainingJobName,
-        "output", "output.tar.gz"])
+        role=spec.job.role,
+        image_uri=spec.job.spec.image_uri,
+        instance_count=1,
+        instance_type=EVALUATION_INSTANCE_TYPE,
+        entrypoint=GATE_ENTRYPOINT,
+        sagemaker_session=pipeline_session,
+        base_job_name=f"{spec.name}-evaluate",
+    )
+    training_output = Join(
+        on="/",
+        values=[
+            train.properties.OutputDataConfig.S3OutputPath,
+            train.properties.TrainingJobName,
+            "output",
+            "output.tar.gz",
+        ],
+    )
     name = contract.TRAINING_OUTPUT_INPUT
     with quiet_pipeline_session():
         arguments = processor.run(
-            inputs=[ProcessingInput(input_name=name, s3_input=ProcessingS3Input(
-                s3_uri=training_output, s3_data_type="S3Prefix", s3_input_mode="File",
-                local_path=f"{contract.DEFAULT_PROCESSING_INPUT_DIR}/{name}"))],
-            outputs=[ProcessingOutput(output_name=EVALUATION_OUTPUT, s3_output=ProcessingS3Output(
-                s3_uri=Join(on="/", values=[
-                    f"s3://{spec.bucket}/{OUTPUT_ROOT}/pipelines/{spec.name}",
-                    ExecutionVariables.PIPELINE_EXECUTION_ID, EVALUATION_OUTPUT]),
-                local_path=contract.DEFAULT_PROCESSING_OUTPUT_DIR, s3_upload_mode="EndOfJob"))],
+            inputs=[
+                ProcessingInput(
+                    input_name=name,
+                    s3_input=ProcessingS3Input(
+                        s3_uri=training_output,
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                        local_path=f"{contract.DEFAULT_PROCESSING_INPUT_DIR}/{name}",
+                    ),
+                )
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=EVALUATION_OUTPUT,
+                    s3_output=ProcessingS3Output(
+                        s3_uri=Join(
+                            on="/",
+                            values=[
+                                f"s3://{spec.bucket}/{OUTPUT_ROOT}/pipelines/{spec.name}",
+                                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                                EVALUATION_OUTPUT,
+                            ],
+                        ),
+                        local_path=contract.DEFAULT_PROCESSING_OUTPUT_DIR,
+                        s3_upload_mode="EndOfJob",
+                    ),
+                )
+            ],
             arguments=["--group", group, "--region", spec.region],
         )
     return ProcessingStep(EVALUATE, step_args=arguments, property_files=[gate])

@@ -27,8 +27,9 @@ from launch.rekognition.prepare import MAX_S3_OBJECT_BYTES, S3_SUFFIXES, ImageRe
 from launch.rekognition.sources import ImageRef
 
 # Refusals of an S3Object that re-encoding the image can cure.
-_CURABLE = frozenset({"InvalidImageFormatException", "ImageTooLargeException",
-                      "InvalidParameterException"})
+_CURABLE = frozenset(
+    {"InvalidImageFormatException", "ImageTooLargeException", "InvalidParameterException"}
+)
 
 
 RESULT_KEYS = ("labels", "faces", "text")
@@ -44,9 +45,15 @@ class Request:
 
     @property
     def operations(self) -> list[str]:
-        return [name for name, wanted in (("DetectLabels", self.labels),
-                                          ("DetectFaces", self.faces),
-                                          ("DetectText", self.text)) if wanted]
+        return [
+            name
+            for name, wanted in (
+                ("DetectLabels", self.labels),
+                ("DetectFaces", self.faces),
+                ("DetectText", self.text),
+            )
+            if wanted
+        ]
 
 
 @dataclass
@@ -61,9 +68,14 @@ class Summary:
 class Analyzer:
     """Sends one image's requests; shared by the pool's threads (it holds no state)."""
 
-    def __init__(self, rekognition: Any, s3: Any, request: Request,
-                 backoff: retry.Backoff = retry.DEFAULT_BACKOFF,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rekognition: Any,
+        s3: Any,
+        request: Request,
+        backoff: retry.Backoff = retry.DEFAULT_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rekognition = rekognition
         self.s3 = s3
         self.request = request
@@ -97,12 +109,17 @@ class Analyzer:
     def _detect(self, operation: str, image: dict[str, Any]) -> dict[str, Any]:
         request = self.request
         if operation == "DetectLabels":
-            answer = self._call(operation, lambda: self.rekognition.detect_labels(
-                Image=image, MaxLabels=request.max_labels, MinConfidence=request.min_confidence))
+            answer = self._call(
+                operation,
+                lambda: self.rekognition.detect_labels(
+                    Image=image, MaxLabels=request.max_labels, MinConfidence=request.min_confidence
+                ),
+            )
             return {"labels": answer["Labels"]}
         if operation == "DetectFaces":
-            answer = self._call(operation, lambda: self.rekognition.detect_faces(
-                Image=image, Attributes=["ALL"]))
+            answer = self._call(
+                operation, lambda: self.rekognition.detect_faces(Image=image, Attributes=["ALL"])
+            )
             return {"faces": answer["FaceDetails"]}
         answer = self._call(operation, lambda: self.rekognition.detect_text(Image=image))
         return {"text": answer["TextDetections"]}
@@ -169,7 +186,8 @@ def _count(summary: Summary, record: dict[str, Any]) -> None:
 
 def _sendable_as_object(image: ImageRef) -> bool:
     return (image.key or "").lower().endswith(S3_SUFFIXES) and (
-        image.size is not None and image.size <= MAX_S3_OBJECT_BYTES)
+        image.size is not None and image.size <= MAX_S3_OBJECT_BYTES
+    )
 
 
 def _sentence(error: Exception) -> str:

@@ -79,27 +79,34 @@ def manifest(images: Sequence[Labelled], class_names: Sequence[str], created: da
     """The Ground Truth manifest (JSON lines) of one set of labelled S3 images."""
     lines = []
     for item in images:
-        lines.append(json.dumps({
-            "source-ref": item.image.name,
-            CLASS_ATTRIBUTE: class_names.index(item.label),
-            f"{CLASS_ATTRIBUTE}-metadata": {
-                "class-name": item.label,
-                "confidence": 1,
-                "type": "groundtruth/image-classification",
-                "job-name": JOB_NAME,
-                "human-annotated": "yes",
-                "creation-date": created.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-            },
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "source-ref": item.image.name,
+                    CLASS_ATTRIBUTE: class_names.index(item.label),
+                    f"{CLASS_ATTRIBUTE}-metadata": {
+                        "class-name": item.label,
+                        "confidence": 1,
+                        "type": "groundtruth/image-classification",
+                        "job-name": JOB_NAME,
+                        "human-annotated": "yes",
+                        "creation-date": created.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+                    },
+                }
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
 def labelled_images(s3: Any, uri: S3Uri, option: str) -> list[Labelled]:
     """A set's images, refused early when Custom Labels could not read one."""
     images = labelled_set(s3, uri, option)
-    bad = [item.source for item in images
-           if not item.image.name.lower().endswith(S3_SUFFIXES)
-           or (item.image.size or 0) > MAX_S3_OBJECT_BYTES]
+    bad = [
+        item.source
+        for item in images
+        if not item.image.name.lower().endswith(S3_SUFFIXES)
+        or (item.image.size or 0) > MAX_S3_OBJECT_BYTES
+    ]
     if bad:
         raise LaunchError(
             f"{option} {uri}: Custom Labels trains on JPEG and PNG files of at most 15 MB; "
@@ -122,24 +129,30 @@ def train_and_evaluate(
     class_names = sorted({item.label for item in train})
     missing = sorted({item.label for item in test} - set(class_names))
     if missing:
-        raise LaunchError(f"--test {plan.test} has class(es) {', '.join(missing)}, which "
-                          f"--train {plan.train} lacks; every test class needs training images.")
+        raise LaunchError(
+            f"--test {plan.test} has class(es) {', '.join(missing)}, which "
+            f"--train {plan.train} lacks; every test class needs training images."
+        )
     now = datetime.now()
     for images, target in ((train, plan.train_manifest), (test, plan.test_manifest)):
-        s3.put_object(Bucket=target.bucket, Key=target.key,
-                      Body=manifest(images, class_names, now).encode())
+        s3.put_object(
+            Bucket=target.bucket, Key=target.key, Body=manifest(images, class_names, now).encode()
+        )
         show(f"Manifest {target}: {len(images)} images")
     project_arn = create_project(rekognition, plan.project)
     show(f"Project {plan.project}: {project_arn}")
     for kind, target in (("TRAIN", plan.train_manifest), ("TEST", plan.test_manifest)):
         dataset_arn = rekognition.create_dataset(
-            ProjectArn=project_arn, DatasetType=kind,
-            DatasetSource={"GroundTruthManifest": {
-                "S3Object": {"Bucket": target.bucket, "Name": target.key}}},
+            ProjectArn=project_arn,
+            DatasetType=kind,
+            DatasetSource={
+                "GroundTruthManifest": {"S3Object": {"Bucket": target.bucket, "Name": target.key}}
+            },
         )["DatasetArn"]
         _wait_for_dataset(rekognition, dataset_arn, kind, show, poll_s, sleep)
     version_arn = rekognition.create_project_version(
-        ProjectArn=project_arn, VersionName=plan.version,
+        ProjectArn=project_arn,
+        VersionName=plan.version,
         OutputConfig={"S3Bucket": plan.output.bucket, "S3KeyPrefix": f"{plan.output.key}/output"},
     )["ProjectVersionArn"]
     show(f"Training model version {version_arn}")
@@ -166,13 +179,18 @@ def evaluation(s3: Any, described: Mapping[str, Any]) -> Evaluation:
     result = described.get("EvaluationResult") or {}
     location = (result.get("Summary") or {}).get("S3Object")
     if not location:
-        raise AwsError(f"Model version {described['ProjectVersionArn']} has no evaluation "
-                       "summary (EvaluationResult.Summary); it did not finish its test.")
+        raise AwsError(
+            f"Model version {described['ProjectVersionArn']} has no evaluation "
+            "summary (EvaluationResult.Summary); it did not finish its test."
+        )
     summary_uri = S3Uri(location["Bucket"], location["Name"])
-    summary = json.loads(s3.get_object(Bucket=summary_uri.bucket,
-                                       Key=summary_uri.key)["Body"].read())
-    per_label = {str(entry["Label"]): float(entry["Metrics"]["F1Score"])
-                 for entry in summary.get("LabelEvaluationResults", [])}
+    summary = json.loads(
+        s3.get_object(Bucket=summary_uri.bucket, Key=summary_uri.key)["Body"].read()
+    )
+    per_label = {
+        str(entry["Label"]): float(entry["Metrics"]["F1Score"])
+        for entry in summary.get("LabelEvaluationResults", [])
+    }
     if not per_label:
         raise AwsError(f"{summary_uri} lists no label results (LabelEvaluationResults).")
     details = summary.get("EvaluationDetails") or {}
@@ -188,14 +206,20 @@ def evaluation(s3: Any, described: Mapping[str, Any]) -> Evaluation:
 
 def row(result: Evaluation) -> Row:
     """The report's row: Custom Labels reports F1 per label, not per-image predictions."""
-    cost = (None if result.billable_training_s is None else
-            result.billable_training_s / 3600 * pricing.CUSTOM_LABELS_TRAINING_USD_PER_HOUR)
+    cost = (
+        None
+        if result.billable_training_s is None
+        else result.billable_training_s / 3600 * pricing.CUSTOM_LABELS_TRAINING_USD_PER_HOUR
+    )
     f1 = ", ".join(f"{label} {value:.3f}" for label, value in sorted(result.f1_per_label.items()))
     notes = (
         f"F1 per label on {result.test_images or 'the'} test images, from {result.summary}: "
         f"{f1}; macro-F1 {result.macro_f1:.3f}"
-        + (f", Custom Labels' aggregate F1 {result.aggregate_f1:.3f}"
-           if result.aggregate_f1 is not None else "")
+        + (
+            f", Custom Labels' aggregate F1 {result.aggregate_f1:.3f}"
+            if result.aggregate_f1 is not None
+            else ""
+        )
         + ". Custom Labels reports no per-image predictions, so no accuracy or interval.",
         f"training billed at ${pricing.CUSTOM_LABELS_TRAINING_USD_PER_HOUR:g} an hour; a "
         f"started model bills ${pricing.CUSTOM_LABELS_INFERENCE_USD_PER_HOUR:g} per inference "
@@ -215,19 +239,24 @@ def row(result: Evaluation) -> Row:
 
 def latest_evaluation(rekognition: Any, s3: Any, project: str) -> Evaluation:
     """The evaluation of the project's newest trained model version."""
-    versions = [version for page in rekognition.get_paginator("describe_project_versions")
-                .paginate(ProjectArn=_project_arn(rekognition, project))
-                for version in page["ProjectVersionDescriptions"]
-                if (version.get("EvaluationResult") or {}).get("Summary")]
+    versions = [
+        version
+        for page in rekognition.get_paginator("describe_project_versions").paginate(
+            ProjectArn=_project_arn(rekognition, project)
+        )
+        for version in page["ProjectVersionDescriptions"]
+        if (version.get("EvaluationResult") or {}).get("Summary")
+    ]
     if not versions:
-        raise LaunchError(f"--custom-labels {project}: the project has no trained model version "
-                          "with an evaluation yet; train one with `python -m launch rekognition "
-                          "custom-labels`.")
+        raise LaunchError(
+            f"--custom-labels {project}: the project has no trained model version "
+            "with an evaluation yet; train one with `python -m launch rekognition "
+            "custom-labels`."
+        )
     return evaluation(s3, max(versions, key=lambda version: version["CreationTimestamp"]))
 
 
-def stop_running(rekognition: Any, project: str, show: Callable[[str], None] = print
-                 ) -> list[str]:
+def stop_running(rekognition: Any, project: str, show: Callable[[str], None] = print) -> list[str]:
     """StopProjectVersion for every started version of the project; their ARNs."""
     stopped = []
     paginator = rekognition.get_paginator("describe_project_versions")
@@ -235,7 +264,8 @@ def stop_running(rekognition: Any, project: str, show: Callable[[str], None] = p
         for version in page["ProjectVersionDescriptions"]:
             if version["Status"] in RUNNING:
                 status = rekognition.stop_project_version(
-                    ProjectVersionArn=version["ProjectVersionArn"])["Status"]
+                    ProjectVersionArn=version["ProjectVersionArn"]
+                )["Status"]
                 show(f"Stopping {version['ProjectVersionArn']}: {status}")
                 stopped.append(str(version["ProjectVersionArn"]))
     if not stopped:
@@ -250,8 +280,14 @@ def _project_arn(rekognition: Any, project: str) -> str:
     return str(projects[0]["ProjectArn"])
 
 
-def _wait_for_dataset(rekognition: Any, arn: str, kind: str, show: Callable[[str], None],
-                      poll_s: float, sleep: Callable[[float], None]) -> None:
+def _wait_for_dataset(
+    rekognition: Any,
+    arn: str,
+    kind: str,
+    show: Callable[[str], None],
+    poll_s: float,
+    sleep: Callable[[float], None],
+) -> None:
     while True:
         description = rekognition.describe_dataset(DatasetArn=arn)["DatasetDescription"]
         status = description["Status"]
@@ -259,18 +295,25 @@ def _wait_for_dataset(rekognition: Any, arn: str, kind: str, show: Callable[[str
             show(f"Dataset {kind}: {_stats(description)}")
             return
         if status == "CREATE_FAILED":
-            raise AwsError(f"Dataset {kind} ({arn}) failed: "
-                           f"{description.get('StatusMessage', 'no message')}")
+            raise AwsError(
+                f"Dataset {kind} ({arn}) failed: {description.get('StatusMessage', 'no message')}"
+            )
         sleep(poll_s)
 
 
-def _wait_for_training(rekognition: Any, project_arn: str, version: str,
-                       show: Callable[[str], None], poll_s: float,
-                       sleep: Callable[[float], None]) -> dict[str, Any]:
+def _wait_for_training(
+    rekognition: Any,
+    project_arn: str,
+    version: str,
+    show: Callable[[str], None],
+    poll_s: float,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
     last = None
     while True:
         [described] = rekognition.describe_project_versions(
-            ProjectArn=project_arn, VersionNames=[version])["ProjectVersionDescriptions"]
+            ProjectArn=project_arn, VersionNames=[version]
+        )["ProjectVersionDescriptions"]
         status = described["Status"]
         if status != last:
             show(f"Model version {version}: {status} {described.get('StatusMessage', '')}".rstrip())
@@ -278,15 +321,19 @@ def _wait_for_training(rekognition: Any, project_arn: str, version: str,
         if status == "TRAINING_COMPLETED":
             return dict(described)
         if status == "TRAINING_FAILED":
-            raise AwsError(f"Training model version {version} failed: "
-                           f"{described.get('StatusMessage', 'no message')}")
+            raise AwsError(
+                f"Training model version {version} failed: "
+                f"{described.get('StatusMessage', 'no message')}"
+            )
         sleep(poll_s)
 
 
 def _stats(description: Mapping[str, Any]) -> str:
     stats = description.get("DatasetStats") or {}
-    return (f"{stats.get('TotalEntries', '?')} images, {stats.get('LabeledEntries', '?')} "
-            f"labelled, {stats.get('ErrorEntries', 0)} with errors")
+    return (
+        f"{stats.get('TotalEntries', '?')} images, {stats.get('LabeledEntries', '?')} "
+        f"labelled, {stats.get('ErrorEntries', 0)} with errors"
+    )
 
 
 def _float(value: Any) -> float | None:

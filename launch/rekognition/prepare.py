@@ -92,9 +92,7 @@ def _within_sides(image: Image.Image) -> Image.Image:
     return image
 
 
-def _encode_under_limit(
-    image: Image.Image, name: str, lossless_first: bool
-) -> tuple[bytes, str]:
+def _encode_under_limit(image: Image.Image, name: str, lossless_first: bool) -> tuple[bytes, str]:
     """A PNG when it fits (if tried), else a JPEG, downscaled until it fits."""
     if lossless_first:
         png = _save(image if image.mode in PNG_MODES else image.convert("RGB"), "PNG")
@@ -107,8 +105,9 @@ def _encode_under_limit(
             return jpeg, "JPEG"
         factor = math.sqrt(MAX_BYTES * _SHRINK_MARGIN / len(jpeg))
         width, height = flat.size
-        flat = flat.resize((max(1, int(width * factor)), max(1, int(height * factor))),
-                           Image.Resampling.LANCZOS)
+        flat = flat.resize(
+            (max(1, int(width * factor)), max(1, int(height * factor))), Image.Resampling.LANCZOS
+        )
     raise ImageRejected(f"{name}: could not bring it under 5 MB in {_MAX_ROUNDS} rounds.")
 
 

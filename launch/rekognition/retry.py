@@ -39,8 +39,10 @@ class Throttled(Exception):
     """Still throttled after every attempt."""
 
     def __init__(self, operation: str, attempts: int, last: Exception) -> None:
-        super().__init__(f"{operation} was throttled {attempts} times in a row ({last}); "
-                         "lower --concurrency or ask AWS for a higher TPS quota.")
+        super().__init__(
+            f"{operation} was throttled {attempts} times in a row ({last}); "
+            "lower --concurrency or ask AWS for a higher TPS quota."
+        )
 
 
 def rekognition_client(session: Any) -> Any:

@@ -100,8 +100,11 @@ def labelled_set(s3: Any, uri: S3Uri, option: str) -> list[Labelled]:
 def _local(path: Path) -> list[ImageRef]:
     if path.is_file():
         return [ImageRef(str(path), path=path)]
-    return [ImageRef(str(file), path=file)
-            for file in sorted(path.rglob("*")) if file.is_file() and is_image(file.name)]
+    return [
+        ImageRef(str(file), path=file)
+        for file in sorted(path.rglob("*"))
+        if file.is_file() and is_image(file.name)
+    ]
 
 
 def _listed(s3: Any, uri: S3Uri) -> Iterator[tuple[ImageRef, str]]:
@@ -110,8 +113,7 @@ def _listed(s3: Any, uri: S3Uri) -> Iterator[tuple[ImageRef, str]]:
 
     prefix = uri.key
     with reporting(f"Listing {uri}"):
-        pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket,
-                                                                    Prefix=prefix))
+        pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=prefix))
     objects = [item for page in pages for item in page.get("Contents", [])]
     if prefix and not prefix.endswith("/") and not any(o["Key"] == prefix for o in objects):
         prefix += "/"
@@ -120,7 +122,7 @@ def _listed(s3: Any, uri: S3Uri) -> Iterator[tuple[ImageRef, str]]:
         if key == prefix.rstrip("/"):  # the URI names one object
             yield _s3_ref(uri.bucket, key, item), key.rsplit("/", 1)[-1]
         elif key.startswith(prefix) and is_image(key):
-            yield _s3_ref(uri.bucket, key, item), key[len(prefix):]
+            yield _s3_ref(uri.bucket, key, item), key[len(prefix) :]
 
 
 def _s3_ref(bucket: str, key: str, item: dict[str, Any]) -> ImageRef:

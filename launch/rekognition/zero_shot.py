@@ -58,11 +58,17 @@ class LabelMap:
         if missing or extra:
             parts = []
             if missing:
-                parts.append("maps no label to class " + ", ".join(f"'{n}'" for n in missing)
-                             + f" (add a line such as {missing[0]} = [\"Label\"])")
+                parts.append(
+                    "maps no label to class "
+                    + ", ".join(f"'{n}'" for n in missing)
+                    + f' (add a line such as {missing[0]} = ["Label"])'
+                )
             if extra:
-                parts.append("names class " + ", ".join(f"'{n}'" for n in extra)
-                             + f", which {option} does not have")
+                parts.append(
+                    "names class "
+                    + ", ".join(f"'{n}'" for n in extra)
+                    + f", which {option} does not have"
+                )
             raise LaunchError(f"--rekognition {self.path} " + "; it ".join(parts) + ".")
 
 
@@ -71,11 +77,14 @@ def read_label_map(path: Path) -> LabelMap:
     classes: dict[str, tuple[str, ...]] = {}
     owners: dict[str, str] = {}
     for cls, names in data.items():
-        if (not isinstance(names, list) or not names
-                or not all(isinstance(n, str) and n.strip() for n in names)):
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n.strip() for n in names)
+        ):
             raise LaunchError(
                 f"--rekognition {path}: class '{cls}' must map to a list of Rekognition label "
-                f"names, such as {cls} = [\"Cat\", \"Kitten\"]; got {names!r}."
+                f'names, such as {cls} = ["Cat", "Kitten"]; got {names!r}.'
             )
         for name in names:
             other = owners.setdefault(name.strip().lower(), cls)
@@ -111,18 +120,18 @@ def test_set(s3: Any, uri: S3Uri, label_map: LabelMap) -> TestSet:
     return TestSet(tuple(images), class_names)
 
 
-def row(
-    session: Any, images: TestSet, label_map: LabelMap, out_dir: Path, concurrency: int
-) -> Row:
+def row(session: Any, images: TestSet, label_map: LabelMap, out_dir: Path, concurrency: int) -> Row:
     """Rekognition's row: DetectLabels on every test image, each mapped to a class."""
     from rich.progress import Progress
 
     from launch.rekognition.analyze import Analyzer, Request, run
     from launch.rekognition.retry import rekognition_client
 
-    analyzer = Analyzer(rekognition_client(session), session.client("s3"),
-                        Request(max_labels=ZERO_SHOT_MAX_LABELS,
-                                min_confidence=ZERO_SHOT_MIN_CONFIDENCE))
+    analyzer = Analyzer(
+        rekognition_client(session),
+        session.client("s3"),
+        Request(max_labels=ZERO_SHOT_MAX_LABELS, min_confidence=ZERO_SHOT_MIN_CONFIDENCE),
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     answers = out_dir / LABELS_FILE
     records: list[dict[str, Any]] = []
@@ -133,8 +142,7 @@ def row(
             records.append(record)
             progress.advance(task)
 
-        summary = run(analyzer, [item.image for item in images.images], out, concurrency,
-                      advance)
+        summary = run(analyzer, [item.image for item in images.images], out, concurrency, advance)
     return scored_row(images, label_map, records, summary.calls, answers)
 
 
@@ -156,8 +164,9 @@ def scored_row(
             found, _ = label_map.classify(record.get("labels") or [])
             predicted = found or NO_CLASS
             if found is None:
-                missed.append(f"{item.source} ({item.label}): no mapped label among "
-                              f"{top_labels(record)}")
+                missed.append(
+                    f"{item.source} ({item.label}): no mapped label among {top_labels(record)}"
+                )
         predictions.append(Prediction(item.source, item.label, predicted))
     cost = billed_calls * pricing.REKOGNITION_IMAGE_USD
     notes = [
@@ -168,8 +177,10 @@ def scored_row(
         f"{pricing.PRICES_TAKEN.isoformat()}); every answer is in {answers}",
     ]
     if missed:
-        notes.append(f"{len(missed)} of {len(predictions)} images map to no class and count as "
-                     "wrong" + (f"; the first {LISTED}:" if len(missed) > LISTED else ":"))
+        notes.append(
+            f"{len(missed)} of {len(predictions)} images map to no class and count as "
+            "wrong" + (f"; the first {LISTED}:" if len(missed) > LISTED else ":")
+        )
         notes += missed[:LISTED]
     return Row(
         name="rekognition",

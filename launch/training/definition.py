@@ -63,7 +63,8 @@ class JobDefinition:
             region=str(session.region_name),
             training_job_name=name,
             algorithm_specification=shapes.AlgorithmSpecification(
-                training_image=self.spec.image_uri, training_input_mode=INPUT_MODE,
+                training_image=self.spec.image_uri,
+                training_input_mode=INPUT_MODE,
                 metric_definitions=_metric_definitions(),
             ),
             hyper_parameters=dict(self.hyperparameters),
@@ -77,7 +78,8 @@ class JobDefinition:
 
         return shapes.HyperParameterTrainingJobDefinition(
             algorithm_specification=shapes.HyperParameterAlgorithmSpecification(
-                training_image=self.spec.image_uri, training_input_mode=INPUT_MODE,
+                training_image=self.spec.image_uri,
+                training_input_mode=INPUT_MODE,
                 metric_definitions=_metric_definitions(),
             ),
             static_hyper_parameters=dict(self.hyperparameters),
@@ -90,23 +92,29 @@ class JobDefinition:
         spec = self.spec
         return {
             "role_arn": self.role,
-            "input_data_config": [s3_channel(name, source)
-                                  for name, source in spec.channels.items()],
+            "input_data_config": [
+                s3_channel(name, source) for name, source in spec.channels.items()
+            ],
             "output_data_config": shapes.OutputDataConfig(
-                s3_output_path=self.output_uri, compression_type=OUTPUT_COMPRESSION),
+                s3_output_path=self.output_uri, compression_type=OUTPUT_COMPRESSION
+            ),
             "resource_config": shapes.ResourceConfig(
-                instance_type=spec.instance_type, instance_count=spec.instance_count,
-                volume_size_in_gb=VOLUME_SIZE_GB),
+                instance_type=spec.instance_type,
+                instance_count=spec.instance_count,
+                volume_size_in_gb=VOLUME_SIZE_GB,
+            ),
             "stopping_condition": shapes.StoppingCondition(
-                max_runtime_in_seconds=spec.max_run_s, max_wait_time_in_seconds=self.max_wait_s),
+                max_runtime_in_seconds=spec.max_run_s, max_wait_time_in_seconds=self.max_wait_s
+            ),
             "enable_managed_spot_training": self.spot,
             "checkpoint_config": (
-                shapes.CheckpointConfig(s3_uri=self.checkpoint_uri,
-                                        local_path=contract.DEFAULT_CHECKPOINT_DIR)
-                if self.checkpoint_uri else None
+                shapes.CheckpointConfig(
+                    s3_uri=self.checkpoint_uri, local_path=contract.DEFAULT_CHECKPOINT_DIR
+                )
+                if self.checkpoint_uri
+                else None
             ),
         }
-
 
     def pipeline_trainer(self, session: Any, hyperparameters: Mapping[str, Any]) -> Any:
         """The same job as a pipeline's training step: a ModelTrainer under a
@@ -125,11 +133,15 @@ class JobDefinition:
             training_input_mode=INPUT_MODE,
             role=self.role,
             sagemaker_session=session,
-            compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
-                            volume_size_in_gb=VOLUME_SIZE_GB),
+            compute=Compute(
+                instance_type=spec.instance_type,
+                instance_count=spec.instance_count,
+                volume_size_in_gb=VOLUME_SIZE_GB,
+            ),
             hyperparameters=dict(hyperparameters),
-            output_data_config=OutputDataConfig(s3_output_path=self.output_uri,
-                                                compression_type=OUTPUT_COMPRESSION),
+            output_data_config=OutputDataConfig(
+                s3_output_path=self.output_uri, compression_type=OUTPUT_COMPRESSION
+            ),
             stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run_s),
             base_job_name=f"smvision-{spec.algorithm}",
         )
@@ -149,9 +161,10 @@ def local_trainer(spec: JobSpec, root: Path, base_job_name: str) -> Any:
         compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count),
         local_container_root=str(root),
         hyperparameters=dict(spec.hyperparameters),
-        input_data_config=[InputData(channel_name=name,
-                                     data_source=str(Path(source.uri).resolve()))
-                           for name, source in spec.channels.items()],
+        input_data_config=[
+            InputData(channel_name=name, data_source=str(Path(source.uri).resolve()))
+            for name, source in spec.channels.items()
+        ],
         base_job_name=base_job_name,
     )
 
@@ -170,10 +183,14 @@ def s3_channel(name: str, source: ChannelSource) -> Any:
     manifest = source.is_manifest
     return shapes.Channel(
         channel_name=name,
-        data_source=shapes.DataSource(s3_data_source=shapes.S3DataSource(
-            s3_data_type=contract.AUGMENTED_MANIFEST if manifest else "S3Prefix",
-            s3_uri=source.uri, s3_data_distribution_type="FullyReplicated",
-            attribute_names=list(source.attribute_names) if manifest else None)),
+        data_source=shapes.DataSource(
+            s3_data_source=shapes.S3DataSource(
+                s3_data_type=contract.AUGMENTED_MANIFEST if manifest else "S3Prefix",
+                s3_uri=source.uri,
+                s3_data_distribution_type="FullyReplicated",
+                attribute_names=list(source.attribute_names) if manifest else None,
+            )
+        ),
         input_mode=source.input_mode,
         record_wrapper_type=contract.RECORDIO_WRAPPER if manifest else None,
         content_type=source.content_type,

@@ -32,8 +32,10 @@ def still_running(region: str, jobs: Mapping[str, str]) -> list[str]:
         "These training jobs keep running on SageMaker, and billing:",
         *(f"  {label}: {name}" for label, name in jobs.items()),
         "Stop them with:",
-        *(f"  aws sagemaker stop-training-job --region {region} --training-job-name {name}"
-          for name in jobs.values()),
+        *(
+            f"  aws sagemaker stop-training-job --region {region} --training-job-name {name}"
+            for name in jobs.values()
+        ),
     ]
 
 
@@ -51,13 +53,19 @@ def follow_jobs(
     described: dict[str, dict[str, Any]] = {}
     running = dict(jobs)
     seen: dict[str, tuple[str, str]] = {}
-    columns = (SpinnerColumn(), TextColumn("{task.description:<10}"),
-               TextColumn("{task.fields[job]}"), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        TextColumn("{task.fields[job]}"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=console) as progress:
-            tasks = {label: progress.add_task(label, job=name, status="Pending", total=None)
-                     for label, name in jobs.items()}
+            tasks = {
+                label: progress.add_task(label, job=name, status="Pending", total=None)
+                for label, name in jobs.items()
+            }
             while running:
                 for label, name in list(running.items()):
                     answer = dict(sagemaker.describe_training_job(TrainingJobName=name))

@@ -38,8 +38,14 @@ def read_evaluation(s3: Any, described: Mapping[str, Any]) -> dict[str, Any]:
         raise OutputMissing(f"{archive} cannot be read ({error}).") from error
     try:
         with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-            member = next((m for m in tar.getmembers() if m.isfile()
-                           and m.name.removeprefix("./") == EVALUATION_FILE), None)
+            member = next(
+                (
+                    m
+                    for m in tar.getmembers()
+                    if m.isfile() and m.name.removeprefix("./") == EVALUATION_FILE
+                ),
+                None,
+            )
             if member is None:
                 raise OutputMissing(
                     f"{archive} holds no {EVALUATION_FILE} (the job had no validation or "

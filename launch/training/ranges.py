@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 from launch.common.errors import LaunchError
-from smvision.schema import hyperparameters as schema
+from smvision.schema import hyperparameters
 from smvision.schema.hyperparameters import Scaling, TuningRange
 
 SCALINGS = ("Auto", "Linear", "Logarithmic")
@@ -23,7 +23,9 @@ _EXHAUSTIVE_CHECK_LIMIT = 2000
 def plan_ranges(
     algorithm: str, fixed: Mapping[str, str], overrides: Sequence[str]
 ) -> dict[str, TuningRange]:
-    ranges = {name: r for name, r in schema.tuning_ranges(algorithm).items() if name not in fixed}
+    ranges = {
+        name: r for name, r in hyperparameters.tuning_ranges(algorithm).items() if name not in fixed
+    }
     overridden: set[str] = set()
     for text in overrides:
         name, tuning_range = parse_range(algorithm, text)
@@ -49,14 +51,14 @@ def plan_ranges(
 def parse_range(algorithm: str, text: str) -> tuple[str, TuningRange]:
     name, separator, spec = text.partition("=")
     name, spec = name.strip(), spec.strip()
-    params = schema.schema(algorithm)
+    params = hyperparameters.schema(algorithm)
     if not separator or not spec:
         raise LaunchError(
             f"--range '{text}' is not NAME=LOW:HIGH or NAME=a,b,c, such as "
             "--range learning_rate=0.0001:0.01 or --range optimizer=adam,sgd."
         )
     if name not in params:
-        raise LaunchError(f"--range {text}: {schema.unknown_key_message(name, algorithm)}")
+        raise LaunchError(f"--range {text}: {hyperparameters.unknown_key_message(name, algorithm)}")
     param = params[name]
     if ":" in spec:
         return name, _numeric_range(text, param, spec)
@@ -69,7 +71,7 @@ def parse_range(algorithm: str, text: str) -> tuple[str, TuningRange]:
     return name, TuningRange("categorical", values=values)
 
 
-def _numeric_range(text: str, param: schema.Param, spec: str) -> TuningRange:
+def _numeric_range(text: str, param: hyperparameters.Param, spec: str) -> TuningRange:
     if param.type not in ("int", "float"):
         raise LaunchError(
             f"--range {text}: '{param.name}' takes {param.describe_allowed()}; list the "
@@ -122,8 +124,8 @@ def check_range(
             candidates = [_plain(low), _plain(high)]
     for candidate in candidates:
         try:
-            schema.parse({"algorithm": algorithm, **fixed, name: candidate}, strict=True)
-        except schema.HyperparameterError as error:
+            hyperparameters.parse({"algorithm": algorithm, **fixed, name: candidate}, strict=True)
+        except hyperparameters.HyperparameterError as error:
             raise LaunchError(
                 f"The {label} includes {name}={candidate}, which the image would reject: "
                 f"{error} Narrow the range; nothing was sent to AWS."
@@ -144,4 +146,3 @@ def describe_ranges(ranges: Mapping[str, TuningRange]) -> list[str]:
             assert r.low is not None and r.high is not None
             lines.append(f"  {name}: {r.kind} {_plain(r.low)} to {_plain(r.high)} ({r.scaling})")
     return lines
-

@@ -36,16 +36,25 @@ class TrainingPlan:
 def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = options.command_parser(commands, "train", parents, HELP)
     jobs.add_job_arguments(parser)
-    parser.add_argument("--spot", action="store_true",
-                        help="managed spot training: cheaper, may be interrupted; cnn and "
-                        "resnet50 resume from their S3 checkpoints, svm and rf restart")
-    parser.add_argument("--max-wait", metavar="SECONDS",
-                        help="with --spot: give up after this long including waiting for "
-                        "spot capacity (default twice --max-run)")
-    parser.add_argument("--checkpoint-s3-uri", metavar="S3URI",
-                        help="where checkpoints sync to (default with --spot: "
-                        "s3://BUCKET/smvision/checkpoints/JOB_NAME); point it at an earlier "
-                        "job's checkpoints to resume from them")
+    parser.add_argument(
+        "--spot",
+        action="store_true",
+        help="managed spot training: cheaper, may be interrupted; cnn and "
+        "resnet50 resume from their S3 checkpoints, svm and rf restart",
+    )
+    parser.add_argument(
+        "--max-wait",
+        metavar="SECONDS",
+        help="with --spot: give up after this long including waiting for "
+        "spot capacity (default twice --max-run)",
+    )
+    parser.add_argument(
+        "--checkpoint-s3-uri",
+        metavar="S3URI",
+        help="where checkpoints sync to (default with --spot: "
+        "s3://BUCKET/smvision/checkpoints/JOB_NAME); point it at an earlier "
+        "job's checkpoints to resume from them",
+    )
     options.add_name_argument(parser, "the job's exact name", "smvision-ALGORITHM")
     options.add_wait_argument(parser, "the job, streaming its logs")
     parser.set_defaults(handler=options.planned(plan, submit))
@@ -54,14 +63,20 @@ def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser
 def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TrainingPlan:
     spec = jobs.sagemaker_job_spec(args, settings)
     job_name = options.chosen_name(args.job_name, "--job-name", f"smvision-{spec.algorithm}", now)
-    definition = job_definition(spec, settings, job_name, bool(args.spot), args.max_wait,
-                                args.checkpoint_s3_uri)
+    definition = job_definition(
+        spec, settings, job_name, bool(args.spot), args.max_wait, args.checkpoint_s3_uri
+    )
     return TrainingPlan(job_name, definition, bool(args.wait))
 
 
-def job_definition(spec: jobs.JobSpec, settings: Settings, job_name: str, spot: bool,
-                   max_wait: str | None = None, checkpoint_s3_uri: str | None = None
-                   ) -> JobDefinition:
+def job_definition(
+    spec: jobs.JobSpec,
+    settings: Settings,
+    job_name: str,
+    spot: bool,
+    max_wait: str | None = None,
+    checkpoint_s3_uri: str | None = None,
+) -> JobDefinition:
     """The job `train` starts (and `compare`, once per algorithm): output, spot, checkpoints."""
     bucket = settings.require("bucket")
     checkpoint_uri = None
@@ -70,8 +85,11 @@ def job_definition(spec: jobs.JobSpec, settings: Settings, job_name: str, spot: 
     elif spot:
         checkpoint_uri = f"{jobs.output_prefix(bucket, 'checkpoints')}/{job_name}"
     return JobDefinition(
-        spec=spec, role=settings.require("role"), output_uri=jobs.output_prefix(bucket, "training"),
-        spot=spot, max_wait_s=_max_wait_s(spot, max_wait, spec.max_run_s),
+        spec=spec,
+        role=settings.require("role"),
+        output_uri=jobs.output_prefix(bucket, "training"),
+        spot=spot,
+        max_wait_s=_max_wait_s(spot, max_wait, spec.max_run_s),
         checkpoint_uri=checkpoint_uri,
     )
 
@@ -83,8 +101,7 @@ def _max_wait_s(spot: bool, max_wait: str | None, max_run_s: int) -> int | None:
                 "--max-wait applies to managed spot training only; add --spot or drop it."
             )
         return None
-    max_wait_s = (positive_int(max_wait, "--max-wait") if max_wait is not None
-                  else 2 * max_run_s)
+    max_wait_s = positive_int(max_wait, "--max-wait") if max_wait is not None else 2 * max_run_s
     if max_wait_s < max_run_s:
         raise LaunchError(
             f"--max-wait {max_wait_s} is shorter than --max-run {max_run_s}; SageMaker "
@@ -99,8 +116,11 @@ def submit(training: TrainingPlan, session: boto3.session.Session) -> int:
 
     spec, definition = training.definition.spec, training.definition
     region = str(session.region_name)
-    print(f"Training job {training.job_name}: {spec.algorithm} on {spec.instance_count} x "
-          f"{spec.instance_type}{' (spot)' if definition.spot else ''}", flush=True)
+    print(
+        f"Training job {training.job_name}: {spec.algorithm} on {spec.instance_count} x "
+        f"{spec.instance_type}{' (spot)' if definition.spot else ''}",
+        flush=True,
+    )
     with reporting(f"Creating training job {training.job_name}"):
         definition.create_training_job(session, training.job_name)
     print(f"Console: {console_url(region, 'jobs/' + training.job_name)}", flush=True)

@@ -65,25 +65,41 @@ class TuningPlan:
 def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser]) -> None:
     parser = options.command_parser(commands, "tune", parents, HELP)
     jobs.add_job_arguments(parser)
-    parser.add_argument("--range", action="append", default=[], metavar="NAME=LOW:HIGH",
-                        help="search NAME between LOW and HIGH (append :Linear or "
-                        ":Logarithmic to choose the scaling), or among NAME=a,b,c; replaces "
-                        "the schema's default range for NAME. --hp NAME=VALUE fixes NAME "
-                        "instead")
-    parser.add_argument("--strategy", default="Bayesian", choices=STRATEGIES,
-                        help="search strategy (default Bayesian; Hyperband is for cnn and "
-                        "resnet50, whose epochs it budgets)")
-    parser.add_argument("--objective", choices=OBJECTIVES, metavar="METRIC",
-                        help="the metric to optimise: validation:accuracy (default; "
-                        "validation:EVAL_METRIC with --hp eval_metric=..., validation:f1_micro "
-                        "with --hp multi_label=true), validation:auc and others for two classes; "
-                        "loss and hamming_loss are minimised. Choices: " + ", ".join(OBJECTIVES))
-    parser.add_argument("--max-jobs", default="10", metavar="N",
-                        help="training jobs in all (default 10)")
-    parser.add_argument("--max-parallel-jobs", default="2", metavar="N",
-                        help="training jobs at a time (default 2)")
-    options.add_name_argument(parser, "the tuning job's exact name", "smvision-ALGORITHM",
-                      max_length=TUNING_NAME_LENGTH)
+    parser.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="NAME=LOW:HIGH",
+        help="search NAME between LOW and HIGH (append :Linear or "
+        ":Logarithmic to choose the scaling), or among NAME=a,b,c; replaces "
+        "the schema's default range for NAME. --hp NAME=VALUE fixes NAME "
+        "instead",
+    )
+    parser.add_argument(
+        "--strategy",
+        default="Bayesian",
+        choices=STRATEGIES,
+        help="search strategy (default Bayesian; Hyperband is for cnn and "
+        "resnet50, whose epochs it budgets)",
+    )
+    parser.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        metavar="METRIC",
+        help="the metric to optimise: validation:accuracy (default; "
+        "validation:EVAL_METRIC with --hp eval_metric=..., validation:f1_micro "
+        "with --hp multi_label=true), validation:auc and others for two classes; "
+        "loss and hamming_loss are minimised. Choices: " + ", ".join(OBJECTIVES),
+    )
+    parser.add_argument(
+        "--max-jobs", default="10", metavar="N", help="training jobs in all (default 10)"
+    )
+    parser.add_argument(
+        "--max-parallel-jobs", default="2", metavar="N", help="training jobs at a time (default 2)"
+    )
+    options.add_name_argument(
+        parser, "the tuning job's exact name", "smvision-ALGORITHM", max_length=TUNING_NAME_LENGTH
+    )
     options.add_wait_argument(parser, "the tuning job and print the best job")
     parser.set_defaults(handler=options.planned(plan, submit))
 
@@ -105,12 +121,17 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> TuningP
         raise LaunchError(
             f"--max-parallel-jobs {max_parallel} is more than --max-jobs {max_jobs}; lower it."
         )
-    name = options.chosen_name(args.job_name, "--job-name", f"smvision-{spec.algorithm}", now,
-                       TUNING_NAME_LENGTH)
-    definition = JobDefinition(spec=spec, role=settings.require("role"),
-                               output_uri=jobs.output_prefix(settings.require("bucket"), "tuning"))
-    return TuningPlan(name, definition, ranges, args.strategy, max_jobs, max_parallel,
-                      bool(args.wait), objective)
+    name = options.chosen_name(
+        args.job_name, "--job-name", f"smvision-{spec.algorithm}", now, TUNING_NAME_LENGTH
+    )
+    definition = JobDefinition(
+        spec=spec,
+        role=settings.require("role"),
+        output_uri=jobs.output_prefix(settings.require("bucket"), "tuning"),
+    )
+    return TuningPlan(
+        name, definition, ranges, args.strategy, max_jobs, max_parallel, bool(args.wait), objective
+    )
 
 
 def _default_objective(spec: jobs.JobSpec) -> str:
@@ -132,8 +153,10 @@ def _check_strategy(strategy: str, spec: jobs.JobSpec, ranges: Mapping[str, Tuni
         )
     budgeted = [name for name in EPOCH_PARAMETERS if name in ranges]
     if budgeted:
-        raise LaunchError(f"--strategy Hyperband budgets epochs itself; drop --range "
-                          f"{budgeted[0]}=... (fix it with --hp if needed).")
+        raise LaunchError(
+            f"--strategy Hyperband budgets epochs itself; drop --range "
+            f"{budgeted[0]}=... (fix it with --hp if needed)."
+        )
 
 
 def _validation_fraction(spec: jobs.JobSpec) -> float:
@@ -160,14 +183,18 @@ def submit(tuning: TuningPlan, session: boto3.session.Session) -> int:
 
     spec = tuning.definition.spec
     region = str(session.region_name)
-    print(f"Tuning job {tuning.job_name}: {spec.algorithm}, {tuning.strategy}, "
-          f"{tuning.max_jobs} jobs ({tuning.max_parallel_jobs} at a time) on "
-          f"{spec.instance_count} x {spec.instance_type}; "
-          f"{_VERBS[tuning.direction]} {tuning.objective} over:")
+    print(
+        f"Tuning job {tuning.job_name}: {spec.algorithm}, {tuning.strategy}, "
+        f"{tuning.max_jobs} jobs ({tuning.max_parallel_jobs} at a time) on "
+        f"{spec.instance_count} x {spec.instance_type}; "
+        f"{_VERBS[tuning.direction]} {tuning.objective} over:"
+    )
     print("\n".join(describe_ranges(tuning.ranges)), flush=True)
     with reporting(f"Creating tuning job {tuning.job_name}"):
         job = HyperParameterTuningJob.create(
-            session=session, region=region, hyper_parameter_tuning_job_name=tuning.job_name,
+            session=session,
+            region=region,
+            hyper_parameter_tuning_job_name=tuning.job_name,
             hyper_parameter_tuning_job_config=tuning_job_config(tuning),
             training_job_definition=tuning.definition.tuning_training_job(),
         )
@@ -189,15 +216,19 @@ def tuning_job_config(tuning: TuningPlan) -> Any:
     if tuning.strategy == "Hyperband":
         strategy_config = shapes.HyperParameterTuningJobStrategyConfig(
             hyperband_strategy_config=shapes.HyperbandStrategyConfig(
-                min_resource=1, max_resource=reported_epochs(tuning.definition.spec)))
+                min_resource=1, max_resource=reported_epochs(tuning.definition.spec)
+            )
+        )
     return shapes.HyperParameterTuningJobConfig(
         strategy=tuning.strategy,
         strategy_config=strategy_config,
         hyper_parameter_tuning_job_objective=shapes.HyperParameterTuningJobObjective(
-            type=tuning.direction, metric_name=tuning.objective),
+            type=tuning.direction, metric_name=tuning.objective
+        ),
         resource_limits=shapes.ResourceLimits(
             max_number_of_training_jobs=tuning.max_jobs,
-            max_parallel_training_jobs=tuning.max_parallel_jobs),
+            max_parallel_training_jobs=tuning.max_parallel_jobs,
+        ),
         parameter_ranges=parameter_ranges(tuning.ranges),
         training_job_early_stopping_type=tuning.early_stopping,
     )
@@ -210,22 +241,35 @@ def parameter_ranges(ranges: Mapping[str, TuningRange]) -> Any:
     integer, continuous, categorical = [], [], []
     for name, r in ranges.items():
         if r.kind == "categorical":
-            categorical.append(shapes.CategoricalParameterRange(
-                name=name, values=[str(v) for v in r.values]))
+            categorical.append(
+                shapes.CategoricalParameterRange(name=name, values=[str(v) for v in r.values])
+            )
             continue
         if r.low is None or r.high is None:
             raise ValueError(f"Tuning range {name} has no bounds: {r}")
         if r.kind == "integer":
-            integer.append(shapes.IntegerParameterRange(
-                name=name, min_value=str(int(r.low)), max_value=str(int(r.high)),
-                scaling_type=r.scaling))
+            integer.append(
+                shapes.IntegerParameterRange(
+                    name=name,
+                    min_value=str(int(r.low)),
+                    max_value=str(int(r.high)),
+                    scaling_type=r.scaling,
+                )
+            )
         else:
-            continuous.append(shapes.ContinuousParameterRange(
-                name=name, min_value=str(float(r.low)), max_value=str(float(r.high)),
-                scaling_type=r.scaling))
-    return shapes.ParameterRanges(integer_parameter_ranges=integer,
-                                  continuous_parameter_ranges=continuous,
-                                  categorical_parameter_ranges=categorical)
+            continuous.append(
+                shapes.ContinuousParameterRange(
+                    name=name,
+                    min_value=str(float(r.low)),
+                    max_value=str(float(r.high)),
+                    scaling_type=r.scaling,
+                )
+            )
+    return shapes.ParameterRanges(
+        integer_parameter_ranges=integer,
+        continuous_parameter_ranges=continuous,
+        categorical_parameter_ranges=categorical,
+    )
 
 
 def report_best(job: Any, tuning: TuningPlan, session: boto3.session.Session) -> int:
@@ -238,8 +282,9 @@ def report_best(job: Any, tuning: TuningPlan, session: boto3.session.Session) ->
     if status != "Completed" or isinstance(best, Unassigned) or best is None:
         reason = job.failure_reason
         detail = "" if isinstance(reason, Unassigned) or not reason else f": {reason}"
-        raise AwsError(f"Tuning job {tuning.job_name} ended {status} with no best "
-                       f"training job{detail}")
+        raise AwsError(
+            f"Tuning job {tuning.job_name} ended {status} with no best training job{detail}"
+        )
     objective = best.final_hyper_parameter_tuning_job_objective_metric
     print(f"Status: {status}")
     print(f"Best training job: {best.training_job_name}")

@@ -83,20 +83,28 @@ def docker_api(engine: Engine) -> Engine:
     return engine
 
 
-def train_in_container(engine: Engine, image: str, job_dir: Path, channels: Mapping[str, Path],
-                       hyperparameters: Mapping[str, str],
-                       command: tuple[str, ...] = ("train",)) -> tuple[JobResult, float]:
+def train_in_container(
+    engine: Engine,
+    image: str,
+    job_dir: Path,
+    channels: Mapping[str, Path],
+    hyperparameters: Mapping[str, str],
+    command: tuple[str, ...] = ("train",),
+) -> tuple[JobResult, float]:
     """`docker run -v JOBDIR/opt/ml:/opt/ml IMAGE train`, the tree laid out by smvision.local."""
     contract = lay_out_job(job_dir, channels, hyperparameters)
     started = time.monotonic()
     completed = run_container(
-        engine, image, command,
+        engine,
+        image,
+        command,
         ["--hostname", "algo-1", "--volume", f"{contract.base_dir}:/opt/ml"],
         timeout=TRAIN_TIMEOUT_S,
     )
     seconds = time.monotonic() - started
-    return JobResult(completed.returncode, completed.stdout + completed.stderr,
-                     contract.base_dir), seconds
+    return JobResult(
+        completed.returncode, completed.stdout + completed.stderr, contract.base_dir
+    ), seconds
 
 
 class ContainerJobs:
@@ -113,15 +121,19 @@ class ContainerJobs:
         if algorithm not in self.jobs:
             channels = {split: self.digits / split for split in ("train", "validation", "test")}
             self.jobs[algorithm] = train_in_container(
-                self.engine, self.image, self.root / algorithm, channels,
+                self.engine,
+                self.image,
+                self.root / algorithm,
+                channels,
                 {"algorithm": algorithm} | CONTAINER_HYPERPARAMETERS[algorithm],
             )
         return self.jobs[algorithm]
 
 
 @pytest.fixture(scope="session")
-def container_jobs(engine: Engine, image: BuiltImage, digits: Path,
-                   tmp_path_factory: pytest.TempPathFactory) -> ContainerJobs:
+def container_jobs(
+    engine: Engine, image: BuiltImage, digits: Path, tmp_path_factory: pytest.TempPathFactory
+) -> ContainerJobs:
     return ContainerJobs(engine, image.tag, digits, tmp_path_factory.mktemp("container-jobs"))
 
 

@@ -44,15 +44,24 @@ def missing_requirements() -> str:
     """What this machine lacks to run the image tests, with the install line; '' if nothing."""
     if not PODMAN_SCRIPT.is_file():
         return f"{PODMAN_SCRIPT} is missing."
-    checked = subprocess.run(["bash", str(PODMAN_SCRIPT), "check"], capture_output=True,
-                             text=True, timeout=COMMAND_TIMEOUT_S)
+    checked = subprocess.run(
+        ["bash", str(PODMAN_SCRIPT), "check"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
     return "" if checked.returncode == 0 else (checked.stdout + checked.stderr).strip()
 
 
 def engine_environment(base: Mapping[str, str]) -> dict[str, str]:
     """`base` plus the podman, docker and docker-compose settings `podman.sh env` prints."""
-    printed = subprocess.run(["bash", str(PODMAN_SCRIPT), "env"], capture_output=True,
-                             text=True, timeout=COMMAND_TIMEOUT_S, check=True).stdout
+    printed = subprocess.run(
+        ["bash", str(PODMAN_SCRIPT), "env"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=True,
+    ).stdout
     env = dict(base)
     for line in printed.splitlines():
         words = shlex.split(line)
@@ -70,13 +79,17 @@ class Engine:
     log_dir: Path
     _service: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
-    def podman(self, *args: str, timeout: float = COMMAND_TIMEOUT_S,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
-        completed = subprocess.run(["podman", *args], capture_output=True, text=True,
-                                   env=self.env, timeout=timeout)
+    def podman(
+        self, *args: str, timeout: float = COMMAND_TIMEOUT_S, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(
+            ["podman", *args], capture_output=True, text=True, env=self.env, timeout=timeout
+        )
         if check and completed.returncode != 0:
-            raise EngineError(f"podman {' '.join(args)} exited {completed.returncode}:\n"
-                              f"{completed.stdout}{completed.stderr}")
+            raise EngineError(
+                f"podman {' '.join(args)} exited {completed.returncode}:\n"
+                f"{completed.stdout}{completed.stderr}"
+            )
         return completed
 
     def build_image(self, tag: str) -> float:
@@ -85,13 +98,19 @@ class Engine:
         log = self.log_dir / "image-build.log"
         with log.open("w") as stream:
             for step in (["base"], ["build", "--tag", tag, str(ROOT)]):
-                completed = subprocess.run(["bash", str(PODMAN_SCRIPT), *step], stdout=stream,
-                                           stderr=subprocess.STDOUT, env=self.env,
-                                           timeout=BUILD_TIMEOUT_S)
+                completed = subprocess.run(
+                    ["bash", str(PODMAN_SCRIPT), *step],
+                    stdout=stream,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    timeout=BUILD_TIMEOUT_S,
+                )
                 if completed.returncode != 0:
-                    raise EngineError(f"scripts/podman.sh {step[0]} exited "
-                                      f"{completed.returncode}; the end of {log}:\n"
-                                      f"{log.read_text()[-6000:]}")
+                    raise EngineError(
+                        f"scripts/podman.sh {step[0]} exited "
+                        f"{completed.returncode}; the end of {log}:\n"
+                        f"{log.read_text()[-6000:]}"
+                    )
         return time.monotonic() - started
 
     @property
@@ -105,20 +124,33 @@ class Engine:
             return
         self.env["DOCKER_HOST"] = f"unix://{self.log_dir / 'podman.sock'}"
         log = (self.log_dir / "podman-service.log").open("wb")
-        self._service = subprocess.Popen(["bash", str(PODMAN_SCRIPT), "service", str(self.socket)],
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self._service = subprocess.Popen(
+            ["bash", str(PODMAN_SCRIPT), "service", str(self.socket)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
         while True:
             if self._service.poll() is not None:
-                raise EngineError(f"podman system service exited {self._service.returncode}: "
-                                  f"{(self.log_dir / 'podman-service.log').read_text()}")
-            answered = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                                      capture_output=True, text=True, env=self.env, timeout=30)
+                raise EngineError(
+                    f"podman system service exited {self._service.returncode}: "
+                    f"{(self.log_dir / 'podman-service.log').read_text()}"
+                )
+            answered = subprocess.run(
+                ["docker", "version", "--format", "{{.Server.Version}}"],
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=30,
+            )
             if answered.returncode == 0:
                 return
             if time.monotonic() > deadline:
-                raise EngineError(f"The Docker API on {self.socket} did not answer in "
-                                  f"{SERVICE_START_TIMEOUT_S} s: {answered.stderr}")
+                raise EngineError(
+                    f"The Docker API on {self.socket} did not answer in "
+                    f"{SERVICE_START_TIMEOUT_S} s: {answered.stderr}"
+                )
             time.sleep(0.5)  # waits on podman's Docker API answering
 
     def stop_docker_api(self) -> None:
@@ -141,7 +173,8 @@ class Engine:
         listed = json.loads(self.podman("ps", *which, "--format", "json").stdout or "[]")
         inside = str(directory.resolve())
         return [
-            entry["Id"] for entry in listed
+            entry["Id"]
+            for entry in listed
             if (entry.get("Labels") or {}).get(COMPOSE_WORKING_DIR_LABEL, "").startswith(inside)
         ]
 
@@ -150,8 +183,12 @@ class Engine:
             self.podman("rm", "--force", "--time", "10", *ids)
 
     @contextmanager
-    def container(self, image: str, command: Sequence[str], options: Sequence[str] = (),
-                  ) -> Iterator[str]:
+    def container(
+        self,
+        image: str,
+        command: Sequence[str],
+        options: Sequence[str] = (),
+    ) -> Iterator[str]:
         """A detached container with a fresh name, removed on the way out."""
         name = f"smvision-test-{uuid.uuid4().hex[:12]}"
         self.podman("run", "--detach", "--name", name, *options, image, *command)
@@ -165,12 +202,18 @@ class Engine:
         return completed.stdout + completed.stderr
 
 
-def run_container(engine: Engine, image: str, command: Sequence[str], options: Sequence[str],
-                  timeout: float) -> subprocess.CompletedProcess[str]:
+def run_container(
+    engine: Engine, image: str, command: Sequence[str], options: Sequence[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     """`podman run --rm ... IMAGE COMMAND` in the foreground, as SageMaker runs a job."""
     name = f"smvision-test-{uuid.uuid4().hex[:12]}"
     try:
-        return subprocess.run(["podman", "run", "--rm", "--name", name, *options, image, *command],
-                              capture_output=True, text=True, env=engine.env, timeout=timeout)
+        return subprocess.run(
+            ["podman", "run", "--rm", "--name", name, *options, image, *command],
+            capture_output=True,
+            text=True,
+            env=engine.env,
+            timeout=timeout,
+        )
     finally:
         engine.podman("rm", "--force", "--ignore", name, check=False)

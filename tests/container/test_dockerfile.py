@@ -78,8 +78,12 @@ def test_final_stage_runs_train_by_default_and_lets_train_and_serve_be_commands(
     commands = [arguments for keyword, arguments in final.instructions if keyword == "CMD"]
     assert commands == ['["train"]']
     assert final.env()["PYTHONUNBUFFERED"] == "1"
-    labels = [word for keyword, arguments in final.instructions if keyword == "LABEL"
-              for word in shlex.split(arguments)]
+    labels = [
+        word
+        for keyword, arguments in final.instructions
+        if keyword == "LABEL"
+        for word in shlex.split(arguments)
+    ]
     assert "com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in labels
     assert "com.amazonaws.sagemaker.capabilities.multi-models=true" in labels
 
@@ -103,8 +107,9 @@ def test_base_image_defaults_to_slim_python_3_11_and_every_stage_uses_it() -> No
 
 def test_resnet50_weights_build_argument_matches_the_error_message_and_keras_home() -> None:
     final = stages()[1][-1]
-    args = [arguments.partition("=") for keyword, arguments in final.instructions
-            if keyword == "ARG"]
+    args = [
+        arguments.partition("=") for keyword, arguments in final.instructions if keyword == "ARG"
+    ]
     assert ("RESNET50_WEIGHTS", "=", "none") in args
     resnet50 = importlib.util.find_spec("smvision.algorithms.resnet50")
     assert resnet50 is not None and resnet50.origin is not None

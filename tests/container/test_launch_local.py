@@ -40,8 +40,12 @@ def laptop(docker_api: Engine, tmp_path: Path) -> Iterator[dict[str, str]]:
     sdk_config.write_text(SDK_CONFIG)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "DOCKER_HOST": docker_api.env["DOCKER_HOST"],
-           "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config), "TMPDIR": str(scratch)}
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_api.env["DOCKER_HOST"],
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
+        "TMPDIR": str(scratch),
+    }
     try:
         yield env
     finally:
@@ -52,35 +56,75 @@ def launch(*args: str) -> list[str]:
     return [sys.executable, "-m", "launch", *args]
 
 
-def train_local(env: dict[str, str], image: str, output_dir: Path, train: Path,
-                *extra: str) -> subprocess.CompletedProcess[str]:
+def train_local(
+    env: dict[str, str], image: str, output_dir: Path, train: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        launch("train", "--local", "--algorithm", "svm", "--train", str(train),
-               "--image-uri", image, "--output-dir", str(output_dir), "--hp", "image_size=32",
-               *extra),
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=TRAIN_TIMEOUT_S,
+        launch(
+            "train",
+            "--local",
+            "--algorithm",
+            "svm",
+            "--train",
+            str(train),
+            "--image-uri",
+            image,
+            "--output-dir",
+            str(output_dir),
+            "--hp",
+            "image_size=32",
+            *extra,
+        ),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=TRAIN_TIMEOUT_S,
     )
 
 
-def test_train_local_then_deploy_local(laptop: dict[str, str], docker_api: Engine,
-                                       image: BuiltImage, digits: Path, tmp_path: Path) -> None:
+def test_train_local_then_deploy_local(
+    laptop: dict[str, str], docker_api: Engine, image: BuiltImage, digits: Path, tmp_path: Path
+) -> None:
     output_dir = tmp_path / "job"
-    trained = train_local(laptop, image.tag, output_dir, digits / "train",
-                          "--validation", str(digits / "validation"),
-                          "--test", str(digits / "test"))
+    trained = train_local(
+        laptop,
+        image.tag,
+        output_dir,
+        digits / "train",
+        "--validation",
+        str(digits / "validation"),
+        "--test",
+        str(digits / "test"),
+    )
     assert trained.returncode == 0, trained.stdout[-4000:] + trained.stderr[-4000:]
     model_data = output_dir / "compressed_artifacts" / "model.tar.gz"
     assert f"Model artifact: {model_data}" in trained.stdout
-    evaluation = json.loads((output_dir / "artifacts" / "output" / "data" / "evaluation.json")
-                            .read_text())
+    evaluation = json.loads(
+        (output_dir / "artifacts" / "output" / "data" / "evaluation.json").read_text()
+    )
     assert evaluation["test"]["accuracy"] >= 0.95
     assert docker_api.containers_under(output_dir) == []
 
     port = free_port()
     deploy = subprocess.Popen(
-        launch("deploy", "--local", "--model-data", str(model_data), "--image-uri", image.tag,
-               "--port", str(port), "--endpoint-name", "smvision-local-test"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=laptop, cwd=ROOT,
+        launch(
+            "deploy",
+            "--local",
+            "--model-data",
+            str(model_data),
+            "--image-uri",
+            image.tag,
+            "--port",
+            str(port),
+            "--endpoint-name",
+            "smvision-local-test",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=laptop,
+        cwd=ROOT,
     )
     output = LineReader(deploy)
     try:
@@ -89,14 +133,17 @@ def test_train_local_then_deploy_local(laptop: dict[str, str], docker_api: Engin
         assert f"{url}/invocations" in printed
         with httpx.Client(base_url=url, timeout=60) as client:
             for entry in evaluation["test"]["predictions"][::24]:
-                response = client.post("/invocations",
-                                       content=(digits / "test" / entry["source"]).read_bytes(),
-                                       headers={"Content-Type": "image/png"})
+                response = client.post(
+                    "/invocations",
+                    content=(digits / "test" / entry["source"]).read_bytes(),
+                    headers={"Content-Type": "image/png"},
+                )
                 assert response.status_code == 200, response.text
                 (prediction,) = response.json()["predictions"]
                 assert prediction["label"] == entry["predicted"]
-                assert prediction["probability"] == pytest.approx(entry["probability"],
-                                                                  abs=PROBABILITY_TOLERANCE)
+                assert prediction["probability"] == pytest.approx(
+                    entry["probability"], abs=PROBABILITY_TOLERANCE
+                )
         deploy.send_signal(signal.SIGINT)
         assert deploy.wait(timeout=STOP_TIMEOUT_S) == 0
     finally:
@@ -104,8 +151,9 @@ def test_train_local_then_deploy_local(laptop: dict[str, str], docker_api: Engin
             deploy.kill()
             deploy.wait(timeout=30)
     everything = output.everything()
-    assert "Local endpoint smvision-local-test stopped and removed." in everything, \
-        everything[-3000:]
+    assert "Local endpoint smvision-local-test stopped and removed." in everything, everything[
+        -3000:
+    ]
     assert docker_api.containers_under(tmp_path) == []
     assert not list((tmp_path / "tmp").iterdir())  # its scratch folder is gone too
 
@@ -117,8 +165,10 @@ def test_train_local_reports_a_job_that_fails_in_the_container(
     shutil.copytree(digits / "train" / "3", one_class / "3")
     failed = train_local(laptop, image.tag, tmp_path / "job", one_class)
     assert failed.returncode == 1, failed.stdout[-3000:]
-    assert "error: The local training job failed. Its reason: Channel 'train' has a single " \
-           "class ('3')" in failed.stderr, failed.stderr[-3000:]
+    assert (
+        "error: The local training job failed. Its reason: Channel 'train' has a single "
+        "class ('3')" in failed.stderr
+    ), failed.stderr[-3000:]
 
 
 class LineReader:
@@ -148,8 +198,10 @@ class LineReader:
             self.seen.append(line)
             if text in line:
                 return line
-        pytest.fail(f"'{text}' never printed (exit status {self.process.poll()}):\n"
-                    f"{''.join(self.seen)[-6000:]}")
+        pytest.fail(
+            f"'{text}' never printed (exit status {self.process.poll()}):\n"
+            f"{''.join(self.seen)[-6000:]}"
+        )
 
     def everything(self) -> str:
         """All output, once the process has exited and its output is read to the end."""

@@ -32,8 +32,9 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 
 @pytest.fixture
-def sdk(docker_api: Engine, moto_server: MotoServer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+def sdk(
+    docker_api: Engine, moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
     """This process set up as a user's laptop: docker and compose reach podman, the SDK's
     telemetry is off, AWS is the moto server; the test's containers are removed after."""
     for name in ("DOCKER_HOST", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"):
@@ -49,8 +50,9 @@ def sdk(docker_api: Engine, moto_server: MotoServer, tmp_path: Path,
         docker_api.remove_containers(docker_api.containers_under(tmp_path))
 
 
-def model_trainer_train(image: str, root: Path, digits: Path,
-                        hyperparameters: dict[str, str], instance_count: int = 1) -> float:
+def model_trainer_train(
+    image: str, root: Path, digits: Path, hyperparameters: dict[str, str], instance_count: int = 1
+) -> float:
     from sagemaker.core.training.configs import Compute, InputData
     from sagemaker.train.model_trainer import Mode, ModelTrainer
 
@@ -63,10 +65,12 @@ def model_trainer_train(image: str, root: Path, digits: Path,
         base_job_name="smvision-sdk-test",
     )
     started = time.monotonic()
-    trainer.train(input_data_config=[
-        InputData(channel_name=split, data_source=str(digits / split))
-        for split in ("train", "validation", "test")
-    ])
+    trainer.train(
+        input_data_config=[
+            InputData(channel_name=split, data_source=str(digits / split))
+            for split in ("train", "validation", "test")
+        ]
+    )
     return time.monotonic() - started
 
 
@@ -77,16 +81,18 @@ def test_model_trainer_trains_and_local_session_serves(
 
     root = tmp_path / "job"
     root.mkdir()
-    train_seconds = model_trainer_train(image.tag, root, digits,
-                                        {"algorithm": "svm", "image_size": "32"})
+    train_seconds = model_trainer_train(
+        image.tag, root, digits, {"algorithm": "svm", "image_size": "32"}
+    )
     archive = root / "compressed_artifacts" / "model.tar.gz"
     assert archive.is_file()
     model_dir = tmp_path / "model"
     with tarfile.open(archive) as tar:
         tar.extractall(model_dir, filter="data")
     assert json.loads((model_dir / "metadata.json").read_text())["algorithm"] == "svm"
-    evaluation = json.loads((root / "artifacts" / "output" / "data" / "evaluation.json")
-                            .read_text())
+    evaluation = json.loads(
+        (root / "artifacts" / "output" / "data" / "evaluation.json").read_text()
+    )
     assert evaluation["test"]["accuracy"] >= 0.95
 
     port = free_port()
@@ -96,35 +102,58 @@ def test_model_trainer_trains_and_local_session_serves(
     session.config = {"local": {"serving_port": port, "container_root": str(containers)}}
     client = session.sagemaker_client
     started = time.monotonic()
-    client.create_model(ModelName="smvision-sdk-test", PrimaryContainer={
-        "Image": image.tag, "ModelDataUrl": f"file://{model_dir}", "Environment": {}})
-    client.create_endpoint_config(EndpointConfigName="smvision-sdk-test", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "smvision-sdk-test",
-        "InitialInstanceCount": 1, "InstanceType": "local"}])
+    client.create_model(
+        ModelName="smvision-sdk-test",
+        PrimaryContainer={
+            "Image": image.tag,
+            "ModelDataUrl": f"file://{model_dir}",
+            "Environment": {},
+        },
+    )
+    client.create_endpoint_config(
+        EndpointConfigName="smvision-sdk-test",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "smvision-sdk-test",
+                "InitialInstanceCount": 1,
+                "InstanceType": "local",
+            }
+        ],
+    )
     try:
-        client.create_endpoint(EndpointName="smvision-sdk-test",
-                               EndpointConfigName="smvision-sdk-test")
+        client.create_endpoint(
+            EndpointName="smvision-sdk-test", EndpointConfigName="smvision-sdk-test"
+        )
         runtime = session.sagemaker_runtime_client
         expected = evaluation["test"]["predictions"][::12][:SERVED_IMAGES]
         first_answer_seconds = 0.0
         for entry in expected:
             response = runtime.invoke_endpoint(
-                EndpointName="smvision-sdk-test", ContentType="image/png",
-                Accept="application/json", Body=(digits / "test" / entry["source"]).read_bytes())
+                EndpointName="smvision-sdk-test",
+                ContentType="image/png",
+                Accept="application/json",
+                Body=(digits / "test" / entry["source"]).read_bytes(),
+            )
             assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
             (prediction,) = json.loads(response["Body"].read())["predictions"]
             first_answer_seconds = first_answer_seconds or time.monotonic() - started
             assert prediction["label"] == entry["predicted"], entry["source"]
-            assert prediction["probability"] == pytest.approx(entry["probability"],
-                                                              abs=PROBABILITY_TOLERANCE)
+            assert prediction["probability"] == pytest.approx(
+                entry["probability"], abs=PROBABILITY_TOLERANCE
+            )
         photograph = runtime.invoke_endpoint(
-            EndpointName="smvision-sdk-test", ContentType="image/jpeg",
-            Body=encode(photo("china"), ".jpg"))
+            EndpointName="smvision-sdk-test",
+            ContentType="image/jpeg",
+            Body=encode(photo("china"), ".jpg"),
+        )
         assert photograph["ResponseMetadata"]["HTTPStatusCode"] == 200
     finally:
         client.delete_endpoint(EndpointName="smvision-sdk-test")
-    print(f"\nSDK local mode: ModelTrainer.train {train_seconds:.1f} s; create_endpoint to "
-          f"first successful invoke {first_answer_seconds:.1f} s")
+    print(
+        f"\nSDK local mode: ModelTrainer.train {train_seconds:.1f} s; create_endpoint to "
+        f"first successful invoke {first_answer_seconds:.1f} s"
+    )
     assert sdk.containers_under(containers, running_only=True) == []
     assert moto_server.requests() == [], "local mode with local data must not call AWS"
 
@@ -152,7 +181,11 @@ def test_a_failing_local_job_leaves_its_reason_and_a_non_zero_exit(
 
 
 def test_model_trainer_trains_a_cnn_across_two_containers(
-    sdk: Engine, moto_server: MotoServer, image: BuiltImage, digits: Path, tmp_path: Path,
+    sdk: Engine,
+    moto_server: MotoServer,
+    image: BuiltImage,
+    digits: Path,
+    tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """instance_count=2: compose starts algo-1 and algo-2 on one network; the image builds
@@ -160,9 +193,16 @@ def test_model_trainer_trains_a_cnn_across_two_containers(
     root = tmp_path / "job"
     root.mkdir()
     seconds = model_trainer_train(
-        image.tag, root, digits,
-        {"algorithm": "cnn", "image_size": "16", "epochs": "2", "batch_size": "32",
-         "augment": "false"},
+        image.tag,
+        root,
+        digits,
+        {
+            "algorithm": "cnn",
+            "image_size": "16",
+            "epochs": "2",
+            "batch_size": "32",
+            "augment": "false",
+        },
         instance_count=2,
     )
     captured = capfd.readouterr()

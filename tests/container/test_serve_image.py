@@ -29,14 +29,19 @@ class ServingContainer:
 
 
 @pytest.fixture(params=["svm", "cnn"])
-def serving(request: pytest.FixtureRequest, engine: Engine, image: BuiltImage,
-            container_jobs: ContainerJobs) -> Iterator[tuple[ServingContainer, str]]:
+def serving(
+    request: pytest.FixtureRequest, engine: Engine, image: BuiltImage, container_jobs: ContainerJobs
+) -> Iterator[tuple[ServingContainer, str]]:
     algorithm = str(request.param)
     job = container_jobs(algorithm)
     assert job.returncode == 0, job.output[-3000:]
     port = free_port()
-    options = ["--publish", f"127.0.0.1:{port}:8080",
-               "--volume", f"{job.ml / 'model'}:/opt/ml/model:ro"]
+    options = [
+        "--publish",
+        f"127.0.0.1:{port}:8080",
+        "--volume",
+        f"{job.ml / 'model'}:/opt/ml/model:ro",
+    ]
     with engine.container(image.tag, ["serve"], options) as name:
         served = ServingContainer(name, f"http://127.0.0.1:{port}")
         wait_ready(engine, served)
@@ -48,11 +53,15 @@ def wait_ready(engine: Engine, served: ServingContainer) -> None:
     while ping(served.url) != 200:
         state = engine.podman("inspect", "--format", "{{.State.Status}}", served.name).stdout
         if state.strip() != "running":
-            pytest.fail(f"serve exited ({state.strip()}) before /ping answered:\n"
-                        f"{engine.logs(served.name)[-6000:]}")
+            pytest.fail(
+                f"serve exited ({state.strip()}) before /ping answered:\n"
+                f"{engine.logs(served.name)[-6000:]}"
+            )
         if time.monotonic() > deadline:
-            pytest.fail(f"/ping did not answer 200 in {READY_TIMEOUT_S} s:\n"
-                        f"{engine.logs(served.name)[-6000:]}")
+            pytest.fail(
+                f"/ping did not answer 200 in {READY_TIMEOUT_S} s:\n"
+                f"{engine.logs(served.name)[-6000:]}"
+            )
         time.sleep(0.5)  # waits on /ping turning 200 in the container
 
 
@@ -66,27 +75,35 @@ def test_served_predictions_equal_the_job_s_evaluation(
     with httpx.Client(base_url=served.url, timeout=60) as client:
         for entry in expected:
             body = (test_dir / entry["source"]).read_bytes()
-            response = client.post("/invocations", content=body,
-                                   headers={"Content-Type": "image/png"})
+            response = client.post(
+                "/invocations", content=body, headers={"Content-Type": "image/png"}
+            )
             assert response.status_code == 200, response.text
             (prediction,) = response.json()["predictions"]
             assert prediction["label"] == entry["predicted"], entry["source"]
             assert prediction["probability"] == pytest.approx(
-                entry["probability"], abs=PROBABILITY_TOLERANCE), entry["source"]
+                entry["probability"], abs=PROBABILITY_TOLERANCE
+            ), entry["source"]
 
 
 def test_bad_input_gets_4xx_and_the_server_keeps_serving(
-    serving: tuple[ServingContainer, str], engine: Engine,
+    serving: tuple[ServingContainer, str],
+    engine: Engine,
 ) -> None:
     served, _ = serving
     with httpx.Client(base_url=served.url, timeout=60) as client:
-        broken = client.post("/invocations", content=b"these bytes are not a PNG",
-                             headers={"Content-Type": "image/png"})
+        broken = client.post(
+            "/invocations",
+            content=b"these bytes are not a PNG",
+            headers={"Content-Type": "image/png"},
+        )
         assert 400 <= broken.status_code < 500, broken.text
         assert "is not a readable image" in broken.text, broken.text
-        photograph = client.post("/invocations", content=encode(photo("china"), ".jpg"),
-                                 headers={"Content-Type": "image/jpeg",
-                                          "Accept": "application/json"})
+        photograph = client.post(
+            "/invocations",
+            content=encode(photo("china"), ".jpg"),
+            headers={"Content-Type": "image/jpeg", "Accept": "application/json"},
+        )
         assert photograph.status_code == 200, photograph.text
         (prediction,) = photograph.json()["predictions"]
         assert prediction["label"] in [str(d) for d in range(10)]

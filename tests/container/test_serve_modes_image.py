@@ -22,8 +22,7 @@ from tests.support.server_process import free_port
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 PROBABILITY_TOLERANCE = 1e-5
-SERVERLESS_ENVIRONMENT = {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "4",
-                          "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
+SERVERLESS_ENVIRONMENT = {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "4", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
 CHECKED_IMAGES = 12
 
 
@@ -34,30 +33,47 @@ def test_serve_runs_as_a_user_on_a_read_only_root_with_the_serverless_limits(
     job = container_jobs("cnn")
     assert job.returncode == 0, job.output[-3000:]
     port = free_port()
-    options = ["--user", "1000:1000", "--read-only", "--tmpfs", "/tmp:rw,mode=1777",
-               "--publish", f"127.0.0.1:{port}:8080",
-               "--volume", f"{job.ml / 'model'}:/opt/ml/model:ro"]
+    options = [
+        "--user",
+        "1000:1000",
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,mode=1777",
+        "--publish",
+        f"127.0.0.1:{port}:8080",
+        "--volume",
+        f"{job.ml / 'model'}:/opt/ml/model:ro",
+    ]
     for name, value in SERVERLESS_ENVIRONMENT.items():
         options += ["--env", f"{name}={value}"]
     started = time.monotonic()
     with engine.container(image.tag, ["serve"], options) as name:
         served = ServingContainer(name, f"http://127.0.0.1:{port}")
         wait_ready(engine, served)  # within 180 s: the serverless limit for start and /ping
-        print(f"\nServerless conditions: the cnn container answered /ping 200 "
-              f"{time.monotonic() - started:.0f} s after `podman run`")
+        print(
+            f"\nServerless conditions: the cnn container answered /ping 200 "
+            f"{time.monotonic() - started:.0f} s after `podman run`"
+        )
         test_dir = job.ml / "input" / "data" / "test"
         expected = job.evaluation["test"]["predictions"][:CHECKED_IMAGES]
         with httpx.Client(base_url=served.url, timeout=60) as client:
             for entry in expected:
-                response = client.post("/invocations", content=(test_dir / entry["source"])
-                                       .read_bytes(), headers={"Content-Type": "image/png"})
+                response = client.post(
+                    "/invocations",
+                    content=(test_dir / entry["source"]).read_bytes(),
+                    headers={"Content-Type": "image/png"},
+                )
                 assert response.status_code == 200, response.text
                 (prediction,) = response.json()["predictions"]
                 assert prediction["label"] == entry["predicted"], entry["source"]
                 assert prediction["probability"] == pytest.approx(
-                    entry["probability"], abs=PROBABILITY_TOLERANCE)
-            too_large = client.post("/invocations", content=b"\0" * (4 * 1024 * 1024 + 1),
-                                    headers={"Content-Type": "application/x-npy"})
+                    entry["probability"], abs=PROBABILITY_TOLERANCE
+                )
+            too_large = client.post(
+                "/invocations",
+                content=b"\0" * (4 * 1024 * 1024 + 1),
+                headers={"Content-Type": "application/x-npy"},
+            )
             assert too_large.status_code == 413, too_large.text
             assert "4 MB" in too_large.json()["error"]
         user = engine.podman("exec", name, "id", "-u").stdout.strip()
@@ -90,23 +106,33 @@ def test_a_multi_model_container_serves_svm_and_cnn_and_writes_nothing_outside_t
         wait_ready(engine, served)
         with httpx.Client(base_url=served.url, timeout=300) as client:
             for algorithm in jobs:
-                loaded = client.post("/models", json={
-                    "model_name": algorithm, "url": f"/opt/ml/models/{algorithm}/model"})
+                loaded = client.post(
+                    "/models",
+                    json={"model_name": algorithm, "url": f"/opt/ml/models/{algorithm}/model"},
+                )
                 assert loaded.status_code == 200, loaded.text
             listed = client.get("/models").json()["models"]
             assert [m["modelName"] for m in listed] == ["cnn", "svm"]
             for algorithm, job in jobs.items():
                 entry = job.evaluation["test"]["predictions"][0]
                 body = (job.ml / "input" / "data" / "test" / entry["source"]).read_bytes()
-                answer = client.post(f"/models/{algorithm}/invoke", content=body,
-                                     headers={"Content-Type": "image/png"})
+                answer = client.post(
+                    f"/models/{algorithm}/invoke",
+                    content=body,
+                    headers={"Content-Type": "image/png"},
+                )
                 assert answer.status_code == 200, answer.text
                 (prediction,) = answer.json()["predictions"]
                 assert prediction["label"] == entry["predicted"], algorithm
                 assert client.delete(f"/models/{algorithm}").status_code == 200
         changed = engine.podman("diff", "--format", "json", name).stdout
     made_by_podman = [*ENGINE_FILES, *(f"/opt/ml/models/{a}/model" for a in jobs)]
-    written = sorted(path for kind in json.loads(changed or "{}").values() for path in kind
-                     if path != "/tmp" and not path.startswith("/tmp/") and not any(
-                         made == path or made.startswith(path + "/") for made in made_by_podman))
+    written = sorted(
+        path
+        for kind in json.loads(changed or "{}").values()
+        for path in kind
+        if path != "/tmp"
+        and not path.startswith("/tmp/")
+        and not any(made == path or made.startswith(path + "/") for made in made_by_podman)
+    )
     assert written == [], written

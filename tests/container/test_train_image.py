@@ -44,7 +44,10 @@ def test_a_failing_job_leaves_its_reason_and_a_non_zero_exit(
     engine: Engine, image: BuiltImage, digits: Path, tmp_path: Path
 ) -> None:
     job, _ = train_in_container(
-        engine, image.tag, tmp_path / "job", {"train": digits / "train"},
+        engine,
+        image.tag,
+        tmp_path / "job",
+        {"train": digits / "train"},
         {"algorithm": "svm", "C": "-3"},
     )
     assert job.returncode != 0, job.output[-3000:]
@@ -54,12 +57,15 @@ def test_a_failing_job_leaves_its_reason_and_a_non_zero_exit(
     assert not (job.ml / "model" / "metadata.json").exists()
 
 
-def test_a_bare_run_trains(engine: Engine, image: BuiltImage, digits: Path,
-                           tmp_path: Path) -> None:
+def test_a_bare_run_trains(engine: Engine, image: BuiltImage, digits: Path, tmp_path: Path) -> None:
     """SDK local mode starts the image with no command: its default must be `train`."""
     job, _ = train_in_container(
-        engine, image.tag, tmp_path / "job", {"train": digits / "train"},
-        {"algorithm": "svm", "image_size": "16", "features": "pixels"}, command=(),
+        engine,
+        image.tag,
+        tmp_path / "job",
+        {"train": digits / "train"},
+        {"algorithm": "svm", "image_size": "16", "features": "pixels"},
+        command=(),
     )
     assert job.returncode == 0, job.output[-4000:]
     assert json.loads((job.ml / "model" / "metadata.json").read_text())["algorithm"] == "svm"

@@ -32,18 +32,36 @@ PROBABILITY_TOLERANCE = 1e-5
 IMAGES = 6
 
 
-def transform_local(env: dict[str, str], image: str, model: Path, input_dir: Path,
-                    output_dir: Path) -> subprocess.CompletedProcess[str]:
+def transform_local(
+    env: dict[str, str], image: str, model: Path, input_dir: Path, output_dir: Path
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        launch("transform", "--local", "--image-uri", image, "--model-data", str(model),
-               "--input", str(input_dir), "--output", str(output_dir)),
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=TRANSFORM_TIMEOUT_S,
+        launch(
+            "transform",
+            "--local",
+            "--image-uri",
+            image,
+            "--model-data",
+            str(model),
+            "--input",
+            str(input_dir),
+            "--output",
+            str(output_dir),
+        ),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=TRANSFORM_TIMEOUT_S,
     )
 
 
 def test_transform_local_on_image_files_and_on_json_lines(
-    laptop: dict[str, str], docker_api: Engine, image: BuiltImage,
-    container_jobs: ContainerJobs, tmp_path: Path,
+    laptop: dict[str, str],
+    docker_api: Engine,
+    image: BuiltImage,
+    container_jobs: ContainerJobs,
+    tmp_path: Path,
 ) -> None:
     job = container_jobs("svm")
     assert job.returncode == 0, job.output[-3000:]
@@ -54,8 +72,7 @@ def test_transform_local_on_image_files_and_on_json_lines(
     images = tmp_path / "images"
     images.mkdir()
     for entry in expected:
-        (images / Path(entry["source"]).name).write_bytes((test_dir / entry["source"])
-                                                          .read_bytes())
+        (images / Path(entry["source"]).name).write_bytes((test_dir / entry["source"]).read_bytes())
 
     run = transform_local(laptop, image.tag, model, images, tmp_path / "image-results")
 
@@ -65,23 +82,27 @@ def test_transform_local_on_image_files_and_on_json_lines(
         result = tmp_path / "image-results" / (Path(entry["source"]).name + ".out")
         (prediction,) = json.loads(result.read_text())["predictions"]
         assert prediction["label"] == entry["predicted"], entry["source"]
-        assert prediction["probability"] == pytest.approx(entry["probability"],
-                                                          abs=PROBABILITY_TOLERANCE)
+        assert prediction["probability"] == pytest.approx(
+            entry["probability"], abs=PROBABILITY_TOLERANCE
+        )
 
     lines = tmp_path / "lines"
     lines.mkdir()
     bodies = [(test_dir / entry["source"]).read_bytes() for entry in expected]
     bodies.append(encode(photo("china"), ".jpg"))
-    (lines / "batch.jsonl").write_text("".join(
-        json.dumps({"b64": base64.b64encode(body).decode()}) + "\n" for body in bodies))
+    (lines / "batch.jsonl").write_text(
+        "".join(json.dumps({"b64": base64.b64encode(body).decode()}) + "\n" for body in bodies)
+    )
 
     run = transform_local(laptop, image.tag, model, lines, tmp_path / "line-results")
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "(application/jsonlines, MultiRecord)" in run.stdout
-    answers = [json.loads(line) for line in
-               (tmp_path / "line-results" / "batch.jsonl.out").read_text().splitlines()
-               if line.strip()]
+    answers = [
+        json.loads(line)
+        for line in (tmp_path / "line-results" / "batch.jsonl.out").read_text().splitlines()
+        if line.strip()
+    ]
     assert [a["label"] for a in answers[:IMAGES]] == [e["predicted"] for e in expected]
     assert len(answers) == len(bodies)
     assert docker_api.containers_under(tmp_path) == []

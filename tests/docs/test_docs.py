@@ -31,8 +31,14 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PLACEHOLDER = "…"
 # Where the sentences a user meets are written.
-MESSAGE_SOURCES = ("src/**/*.py", "launch/**/*.py", "scripts/*", "docker/*", "Makefile",
-                   "tests/container/conftest.py")
+MESSAGE_SOURCES = (
+    "src/**/*.py",
+    "launch/**/*.py",
+    "scripts/*",
+    "docker/*",
+    "Makefile",
+    "tests/container/conftest.py",
+)
 
 
 def section(text: str, heading: str) -> str:
@@ -40,7 +46,7 @@ def section(text: str, heading: str) -> str:
     level = heading.split(" ", 1)[0]
     start = text.index(heading + "\n") + len(heading) + 1
     ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", text[start:], re.M)]
-    return text[start:start + ends[0]] if ends else text[start:]
+    return text[start : start + ends[0]] if ends else text[start:]
 
 
 def table_rows(markdown: str) -> Iterator[list[str]]:
@@ -60,8 +66,12 @@ def test_the_algorithm_table_says_what_the_specs_say() -> None:
 
 def troubleshooting_quotes() -> list[str]:
     body = section(README.read_text(), "## Troubleshooting")
-    return [quote for row in table_rows(body) for quote in re.findall(r"`([^`]+)`", row[0])
-            if row[0] != "the message starts with"]
+    return [
+        quote
+        for row in table_rows(body)
+        for quote in re.findall(r"`([^`]+)`", row[0])
+        if row[0] != "the message starts with"
+    ]
 
 
 def message_sources() -> str:
@@ -73,8 +83,9 @@ def test_troubleshooting_covers_many_messages() -> None:
     assert len(troubleshooting_quotes()) >= 40
 
 
-@pytest.mark.parametrize("quote", troubleshooting_quotes(),
-                         ids=lambda quote: quote.replace(PLACEHOLDER, "..."))
+@pytest.mark.parametrize(
+    "quote", troubleshooting_quotes(), ids=lambda quote: quote.replace(PLACEHOLDER, "...")
+)
 def test_every_troubleshooting_sentence_is_one_the_code_writes(quote: str) -> None:
     # In the code the placeholders are f-string fields or %s; within one source line.
     pattern = ".*?".join(re.escape(part) for part in quote.split(PLACEHOLDER))
@@ -89,8 +100,9 @@ def markdown_files() -> list[Path]:
 def test_relative_links_lead_to_files(document: Path) -> None:
     text = document.read_text()
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
-    missing = [link for link in links if "://" not in link
-               and not (document.parent / link).exists()]
+    missing = [
+        link for link in links if "://" not in link and not (document.parent / link).exists()
+    ]
     assert not missing, f"{document.name} links to {missing}"
 
 
@@ -104,8 +116,9 @@ def test_in_page_links_name_headings() -> None:
     assert used <= anchors, sorted(used - anchors)
 
 
-@pytest.mark.parametrize("policy", sorted((ROOT / "docs" / "iam").glob("*.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "policy", sorted((ROOT / "docs" / "iam").glob("*.json")), ids=lambda p: p.name
+)
 def test_the_iam_documents_are_policies(policy: Path) -> None:
     document = json.loads(policy.read_text())
     assert document["Version"] == "2012-10-17"
@@ -117,8 +130,9 @@ def test_the_iam_documents_are_policies(policy: Path) -> None:
 def test_the_import_contracts_hold() -> None:
     """The layering of .importlinter: arrows only downwards, no cycles, launch/ light."""
     lint_imports = Path(sys.executable).parent / "lint-imports"
-    completed = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True,
-                               timeout=300)
+    completed = subprocess.run(
+        [str(lint_imports)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "0 broken" in completed.stdout
 
@@ -133,7 +147,10 @@ def readme_python_snippet() -> str:
 
 
 def test_the_invoke_endpoint_snippet_classifies_an_image(
-    servers: ServerPool, digits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    servers: ServerPool,
+    digits: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The README's boto3 code against the real server: SageMaker's front end maps
@@ -159,8 +176,9 @@ def test_the_invoke_endpoint_snippet_classifies_an_image(
     exec(compile(readme_python_snippet(), "README.md", "exec"), {})
 
     printed = capsys.readouterr().out.strip()
-    direct = httpx.post(f"{server.url}/invocations", content=image,
-                        headers={"Content-Type": "image/png"}).json()["predictions"][0]
+    direct = httpx.post(
+        f"{server.url}/invocations", content=image, headers={"Content-Type": "image/png"}
+    ).json()["predictions"][0]
     label, probability, rest = printed.split(" ", 2)
     assert label == direct["label"]
     assert float(probability) == pytest.approx(direct["probability"])

@@ -36,8 +36,7 @@ def ensure(state: Path, opt_out: str | None) -> subprocess.CompletedProcess[str]
         env[OPT_OUT_ENV] = opt_out
     command = ["bash", str(PODMAN_SCRIPT), "ensure"]
     if os.geteuid() == 0:
-        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                   *command]
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 

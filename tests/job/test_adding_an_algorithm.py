@@ -51,9 +51,16 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def table_names(env: dict[str, str]) -> list[str]:
     completed = subprocess.run(
-        [sys.executable, "-c", "import json; from smvision.schema import specs; "
-         "print(json.dumps(specs.names()))"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import json; from smvision.schema import specs; print(json.dumps(specs.names()))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=True,
     )
     return list(json.loads(completed.stdout))
 
@@ -90,8 +97,11 @@ def test_the_toy_trains_and_serves_like_any_algorithm(
     with running_server(job_dir, env=plugin_env) as server:
         for source in sample:
             request = urllib.request.Request(
-                f"{server.url}/invocations", data=(digits / "test" / source).read_bytes(),
-                headers={"Content-Type": "image/png"}, method="POST")
+                f"{server.url}/invocations",
+                data=(digits / "test" / source).read_bytes(),
+                headers={"Content-Type": "image/png"},
+                method="POST",
+            )
             with urllib.request.urlopen(request, timeout=30) as response:
                 answer = json.loads(response.read())
             assert answer["predictions"][0]["label"] == expected[source], source
@@ -105,29 +115,65 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 
 def test_the_launcher_submits_the_toy_with_its_table_facts(
-    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    moto_server: MotoServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     plugin_env: dict[str, str],
 ) -> None:
     aws = clean_aws(moto_server, tmp_path, monkeypatch)
     bad = subprocess.run(
-        [sys.executable, "-m", "launch", "train", *settings_flags(), "--algorithm", "toy",
-         "--train", f"s3://{BUCKET}/digits/train", "--hp", "temperature=-1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **plugin_env},
+        [
+            sys.executable,
+            "-m",
+            "launch",
+            "train",
+            *settings_flags(),
+            "--algorithm",
+            "toy",
+            "--train",
+            f"s3://{BUCKET}/digits/train",
+            "--hp",
+            "temperature=-1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **plugin_env},
     )
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "Hyperparameter 'temperature' has value '-1'" in bad.stderr
     assert aws.operations() == []
 
     run = subprocess.run(
-        [sys.executable, "-m", "launch", "train", *settings_flags(), "--algorithm", "toy",
-         "--train", f"s3://{BUCKET}/digits/train", "--hp", "temperature=0.1",
-         "--job-name", "toy-1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "launch",
+            "train",
+            *settings_flags(),
+            "--algorithm",
+            "toy",
+            "--train",
+            f"s3://{BUCKET}/digits/train",
+            "--hp",
+            "temperature=0.1",
+            "--job-name",
+            "toy-1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
         env={**os.environ, **plugin_env},
     )
 
     assert run.returncode == 0, run.stdout
-    described = boto3.session.Session(region_name=REGION).client(
-        "sagemaker").describe_training_job(TrainingJobName="toy-1")
+    described = (
+        boto3.session.Session(region_name=REGION)
+        .client("sagemaker")
+        .describe_training_job(TrainingJobName="toy-1")
+    )
     assert described["HyperParameters"] == {"algorithm": "toy", "temperature": "0.1"}
     assert described["ResourceConfig"]["InstanceType"] == SPEC.training_instance_type

@@ -21,7 +21,7 @@ import pytest
 from smvision.algorithms.classical import ClassicalAlgorithm
 from smvision.algorithms.features.backbones import sha256_of
 from smvision.core import contract
-from smvision.data import dataset as data
+from smvision.data import dataset
 from smvision.data.bodies import decode_request
 from smvision.serving.inference import Predictor
 from smvision.serving.settings import ModelDirectoryError, settings_from
@@ -82,8 +82,8 @@ def test_training_and_serving_compute_the_same_features(deep_job: Path) -> None:
     assert isinstance(model, ClassicalAlgorithm)
     metadata = json.loads((model_dir(deep_job) / "metadata.json").read_text())
     model_input = Predictor(model, class_names, metadata["scaled_jpeg_decode"]).model_input
-    samples = data.list_channel(deep_job / "opt/ml/input/data/test", "test")
-    loaded = data.load(samples, class_names, 32, 1, "test", 0.0, scaled_jpeg=True)
+    samples = dataset.list_channel(deep_job / "opt/ml/input/data/test", "test")
+    loaded = dataset.load(samples, class_names, 32, 1, "test", 0.0, scaled_jpeg=True)
     training = model.extract(loaded.all_images())
     assert training.shape == (24, HOG_WIDTH + 2048)
     for row in (0, 9, 23):

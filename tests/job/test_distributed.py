@@ -231,9 +231,7 @@ def test_unresolvable_hosts_fail_after_a_bounded_wait() -> None:
         raise socket.gaierror(socket.EAI_NONAME, f"{host}: Name or service not known")
 
     started = time.monotonic()
-    with pytest.raises(
-        distributed.ClusterError, match=r"Host algo-1 did not resolve within 2 s"
-    ):
+    with pytest.raises(distributed.ClusterError, match=r"Host algo-1 did not resolve within 2 s"):
         distributed.worker_addresses(cluster, timeout_s=2, resolve=not_yet)
     assert len(attempts) >= 2  # it retried...
     assert attempts[-1] <= started + 2  # ...and gave up at the deadline, not after it

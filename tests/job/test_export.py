@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from smvision.core import contract
-from smvision.data import dataset as data
-from smvision.local import cli as local
+from smvision.data import dataset
+from smvision.local import cli
 from smvision.model import runtimes
 from tests.support.serving_fixtures import (
     JobDirs,
@@ -32,13 +32,13 @@ PROBABILITY_TOLERANCE = {"float32": 1e-5, "float16": 1e-2}
 INT8_ACCURACY_POINTS = 1.0
 
 
-def load_test_split(job_dir: Path) -> data.Dataset:
+def load_test_split(job_dir: Path) -> dataset.Dataset:
     """The job's test channel, decoded as training decoded it."""
     ml = job_dir / "opt" / "ml"
     names = json.loads((ml / "model" / contract.METADATA_FILE).read_text())["class_names"]
     decode = model_input(job_dir)
-    return data.load(
-        data.list_channel(ml / "input" / "data" / "test", "test"),
+    return dataset.load(
+        dataset.list_channel(ml / "input" / "data" / "test", "test"),
         names,
         decode.size,
         decode.channels,
@@ -98,7 +98,7 @@ def test_an_export_predicts_like_the_keras_model(
 def test_a_new_export_replaces_the_last(serving_jobs: JobDirs, tmp_path: Path) -> None:
     job_dir = exported_copy(serving_jobs, tmp_path, "tflite", "float16")
     command = ["export", "--job-dir", str(job_dir), "--format", "onnx"]
-    assert local.main(command) == 0
+    assert cli.main(command) == 0
     model_dir = job_dir / "opt" / "ml" / "model"
     assert (model_dir / "model.onnx").is_file() and not (model_dir / "model.tflite").exists()
     assert not [p.name for p in model_dir.iterdir() if p.name.startswith(".")]
@@ -110,7 +110,7 @@ def test_a_classical_model_is_refused_with_the_reason(
     serving_jobs: JobDirs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job_dir = serving_jobs("svm")
-    assert local.main(["export", "--job-dir", str(job_dir), "--format", "onnx"]) == 2
+    assert cli.main(["export", "--job-dir", str(job_dir), "--format", "onnx"]) == 2
     error = capsys.readouterr().err
     assert "holds a svm model" in error and "export converts Keras models (cnn, resnet50)" in error
     assert not (job_dir / "opt" / "ml" / "model" / contract.EXPORT_FILE).exists()
@@ -119,7 +119,7 @@ def test_a_classical_model_is_refused_with_the_reason(
 def test_a_job_without_a_model_says_to_train_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert local.main(["export", "--job-dir", str(tmp_path), "--format", "tflite"]) == 2
+    assert cli.main(["export", "--job-dir", str(tmp_path), "--format", "tflite"]) == 2
     assert "Train the job first" in capsys.readouterr().err
 
 

@@ -44,8 +44,7 @@ def test_cnn_continues_an_earlier_model_and_improves_on_new_data(
         (few / label_dir.name).mkdir(parents=True)
         for path in sorted(label_dir.glob("*.png"))[:10]:
             (few / label_dir.name / path.name).write_bytes(path.read_bytes())
-    cnn = {"image_size": "16", "augment": "false", "validation_fraction": "0",
-           "batch_size": "32"}
+    cnn = {"image_size": "16", "augment": "false", "validation_fraction": "0", "batch_size": "32"}
     earlier = train_job("cnn", {"train": few, "test": digits / "test"}, cnn | {"epochs": "2"})
     assert earlier.returncode == 0, earlier.output[-3000:]
     archive = model_archive(earlier.ml / "model", tmp_path / "model.tar.gz")
@@ -68,19 +67,32 @@ def test_cnn_continues_an_earlier_model_and_improves_on_new_data(
 
 
 def _parent(**metadata: object) -> ParentModel:
-    base = {"algorithm": "cnn", "image_size": 16, "channels": 1, "class_names": ["0", "1"],
-            "multi_label": False}
+    base = {
+        "algorithm": "cnn",
+        "image_size": 16,
+        "channels": 1,
+        "class_names": ["0", "1"],
+        "multi_label": False,
+    }
     return ParentModel(Path("/nowhere"), base | metadata, "ab" * 32)
 
 
-@pytest.mark.parametrize(("change", "sentence"), [
-    ({"algorithm": "rf"}, "holds a rf model and this job trains cnn"),
-    ({"image_size": 32}, "takes 32x32 images and this job's image_size is 16; set image_size=32"),
-    ({"channels": 3}, "images of 3 channel(s) and this job's have 1; set grayscale=false"),
-    ({"class_names": ["0", "1", "2"]},
-     'knows the classes ["0", "1", "2"] and this job\'s train channel has ["0", "1"]'),
-    ({"multi_label": True}, "is multi-label and this job is single-label"),
-])
+@pytest.mark.parametrize(
+    ("change", "sentence"),
+    [
+        ({"algorithm": "rf"}, "holds a rf model and this job trains cnn"),
+        (
+            {"image_size": 32},
+            "takes 32x32 images and this job's image_size is 16; set image_size=32",
+        ),
+        ({"channels": 3}, "images of 3 channel(s) and this job's have 1; set grayscale=false"),
+        (
+            {"class_names": ["0", "1", "2"]},
+            'knows the classes ["0", "1", "2"] and this job\'s train channel has ["0", "1"]',
+        ),
+        ({"multi_label": True}, "is multi-label and this job is single-label"),
+    ],
+)
 def test_a_model_that_cannot_continue_is_refused_naming_both_sides(
     change: dict[str, object], sentence: str
 ) -> None:
@@ -109,8 +121,13 @@ def test_svm_refits_and_says_so(tmp_path: Path) -> None:
     prepared = np.stack([images.prepare(p[:, :, None], 16, 1) for p in pixels[:200]])
     train = Dataset(prepared, labels[:200].astype("int32"), ["x"] * 200)
     hp = hyperparameters.parse({"algorithm": "svm", "image_size": "16"})
-    run = Messages(tmp_path, distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0), 200, None,
-                   _parent(algorithm="svm"))
+    run = Messages(
+        tmp_path,
+        distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0),
+        200,
+        None,
+        _parent(algorithm="svm"),
+    )
     run.said = []
     SVMAlgorithm(16, 1, 10).fit(train, None, hp, run)
     assert any("svm cannot add to a fitted model: it refits" in m for m in run.said)

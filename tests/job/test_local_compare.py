@@ -47,11 +47,21 @@ def test_plan_routes_each_hyperparameter_to_the_algorithms_that_have_it(tmp_path
         (["svm"], [], ("test",), "--channel train=DIR is required"),
         (["svm"], [], ("train", "extra"), "Unknown channel(s) extra"),
     ],
-    ids=["unknown-algorithm", "twice", "not-running", "unknown-key", "no-user", "no-train",
-         "unknown-channel"],
+    ids=[
+        "unknown-algorithm",
+        "twice",
+        "not-running",
+        "unknown-key",
+        "no-user",
+        "no-train",
+        "unknown-channel",
+    ],
 )
 def test_plan_refuses_what_no_job_could_use(
-    tmp_path: Path, algorithms: list[str], hps: list[tuple[str, str]], channels: tuple[str, ...],
+    tmp_path: Path,
+    algorithms: list[str],
+    hps: list[tuple[str, str]],
+    channels: tuple[str, ...],
     message: str,
 ) -> None:
     with pytest.raises(PlanError) as error:
@@ -78,18 +88,27 @@ def small_digits(tmp_path_factory: pytest.TempPathFactory, digits: Path) -> Path
 
 
 @pytest.fixture(scope="module")
-def compared(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
-    subprocess.CompletedProcess[str], Path
-]:
+def compared(
+    small_digits: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("compare")
     command = [
-        sys.executable, "-m", "smvision.local", "compare",
-        "--channel", f"train={small_digits / 'train'}",
-        "--channel", f"test={small_digits / 'test'}",
-        "--algorithms", "svm,rf,cnn",
-        "--hp", "rf:n_estimators=40",
-        "--hp", "cnn:epochs=0",  # a value the cnn's job refuses: its row fails, the rest go on
-        "--out", str(out),
+        sys.executable,
+        "-m",
+        "smvision.local",
+        "compare",
+        "--channel",
+        f"train={small_digits / 'train'}",
+        "--channel",
+        f"test={small_digits / 'test'}",
+        "--algorithms",
+        "svm,rf,cnn",
+        "--hp",
+        "rf:n_estimators=40",
+        "--hp",
+        "cnn:epochs=0",  # a value the cnn's job refuses: its row fails, the rest go on
+        "--out",
+        str(out),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     return completed, out
@@ -114,8 +133,9 @@ def test_compare_measures_every_algorithm_and_reports_the_failed_one(
         train_files = sum(1 for _ in (small_digits / "train").rglob("*.png"))
         assert 0.7 * train_files < row["train_images"] < 0.9 * train_files
         model_dir = out / "jobs" / name / "opt" / "ml" / "model"
-        assert row["model_bytes"] == sum(f.stat().st_size for f in model_dir.rglob("*")
-                                         if f.is_file())
+        assert row["model_bytes"] == sum(
+            f.stat().st_size for f in model_dir.rglob("*") if f.is_file()
+        )
         assert row["training_seconds"] > 0 and row["training_images_per_second"] > 0
         # The training script alone imports scikit-learn and OpenCV: far above 50 MB.
         assert row["peak_memory_bytes"] > 50e6
@@ -126,13 +146,21 @@ def test_compare_measures_every_algorithm_and_reports_the_failed_one(
         assert metadata["image_size"] == 32 and metadata["hyperparameters"]["image_size"] == "auto"
         assert "median longer side is 8 px" in metadata["image_size_reason"]
         assert row["notes"][0].startswith("image_size 32, 1 channel(s) (image_size auto: ")
-    assert json.loads((out / "jobs" / "rf" / "opt" / "ml" / "input" / "config" /
-                       "hyperparameters.json").read_text())["n_estimators"] == "40"
+    assert (
+        json.loads(
+            (
+                out / "jobs" / "rf" / "opt" / "ml" / "input" / "config" / "hyperparameters.json"
+            ).read_text()
+        )["n_estimators"]
+        == "40"
+    )
     failed = rows["cnn"]
     assert failed["scores"] is None
     assert failed["failure"].startswith("Hyperparameter 'epochs' has value '0'")
-    assert failed["failure"] == (out / "jobs" / "cnn" / "opt" / "ml" / "output" /
-                                 "failure").read_text().strip()
+    assert (
+        failed["failure"]
+        == (out / "jobs" / "cnn" / "opt" / "ml" / "output" / "failure").read_text().strip()
+    )
     markdown = (out / "comparison.md").read_text()
     assert f"- **cnn**: {failed['failure']}" in markdown
     assert report["recommended"] in ("svm", "rf")
@@ -152,8 +180,11 @@ def test_progress_reads_the_stages_of_real_job_logs(
     assert stages[0].startswith("data loaded: 64 train, 15 validation, 26 test at 32 px")
     assert stages[1].endswith("hog features from 64 images; fitting")
     assert stages[2].startswith("trained in ") and stages[3].startswith("model written")
-    epoch = read_line("2026-01-01 00:00:00,000 INFO smvision.training.main: epoch 3/12 (head 3/12) "
-                      "train:loss=0.1 train 1.0s (900 images/s), epoch 1.2s", epochs=1)
+    epoch = read_line(
+        "2026-01-01 00:00:00,000 INFO smvision.training.main: epoch 3/12 (head 3/12) "
+        "train:loss=0.1 train 1.0s (900 images/s), epoch 1.2s",
+        epochs=1,
+    )
     assert epoch is not None and (epoch.step, epoch.epochs) == (4, 12)
 
 
@@ -173,8 +204,9 @@ def test_tree_memory_counts_every_process_below_the_job() -> None:
     """A grandchild holds 200 MB until told to stop: the tree's sum must include it."""
     from smvision.local.compare.peak_memory import descendants, tree_resident_bytes
 
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert len(descendants(holder.pid)) == 1

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from smvision.data import dataset as data
+from smvision.data import dataset
 from smvision.local.job_dir import lay_out_job
 from smvision.local.samples import DIGIT_TRAITS, digit_traits_set, export
 from smvision.schema import hyperparameters
@@ -74,19 +74,31 @@ def test_cnn_gets_a_sigmoid_per_label_and_trains_on_binary_cross_entropy(
     train images read from the decoded cache, a batch_size larger than the data set."""
     from smvision.algorithms.cnn import CNNAlgorithm
 
-    decoded = data.decode_labels(
-        {split: data.list_channel(traits["lst"] / split, split)[:300]
-         for split in ("train", "validation")},
+    decoded = dataset.decode_labels(
+        {
+            split: dataset.list_channel(traits["lst"] / split, split)[:300]
+            for split in ("train", "validation")
+        },
         multi_label=True,
     )
-    names = data.class_names_of(decoded["train"], multi_label=True)
-    cache = data.Storage("cache", tmp_path / "cache")
-    train = data.load(decoded["train"], names, 16, 1, "train", 0.0, multi_label=True,
-                      storage=cache)
-    validation = data.load(decoded["validation"], names, 16, 1, "validation", 0.0,
-                           multi_label=True)
-    hp = hyperparameters.parse({"algorithm": "cnn", "image_size": "16", "multi_label": "true",
-                                "epochs": "2", "augment": "false", "batch_size": "512"})
+    names = dataset.class_names_of(decoded["train"], multi_label=True)
+    cache = dataset.Storage("cache", tmp_path / "cache")
+    train = dataset.load(
+        decoded["train"], names, 16, 1, "train", 0.0, multi_label=True, storage=cache
+    )
+    validation = dataset.load(
+        decoded["validation"], names, 16, 1, "validation", 0.0, multi_label=True
+    )
+    hp = hyperparameters.parse(
+        {
+            "algorithm": "cnn",
+            "image_size": "16",
+            "multi_label": "true",
+            "epochs": "2",
+            "augment": "false",
+            "batch_size": "512",
+        }
+    )
     run = JobRun(tmp_path, distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0), len(train), None)
     cnn = CNNAlgorithm(16, 1, len(names))
     with caplog.at_level("WARNING"):
@@ -124,18 +136,23 @@ def test_serve_answers_every_labels_probability_and_those_over_the_threshold(
         assert sorted(answer["labels"]) == sorted(over) and answer["threshold"] == 0.5
         assert set(answer["labels"]) == {"even", "prime"}
         strict = client.post(
-            url, content=image, headers=headers | {
-                "X-Amzn-SageMaker-Custom-Attributes": "threshold=0.999, top_k=1"},
+            url,
+            content=image,
+            headers=headers | {"X-Amzn-SageMaker-Custom-Attributes": "threshold=0.999, top_k=1"},
         ).json()["predictions"][0]
         assert strict["threshold"] == 0.999 and len(strict["probabilities"]) == 1
         assert all(answer["probabilities"][n] >= 0.999 for n in strict["labels"])
         as_csv = client.post(url, content=image, headers=headers | {"Accept": "text/csv"})
         [row] = list(csv.reader(io.StringIO(as_csv.text)))
         assert row[0::2] == answer["labels"]
-        np.testing.assert_allclose([float(p) for p in row[1::2]],
-                                   [answer["probabilities"][n] for n in answer["labels"]])
-        refused = client.post(url, content=image, headers=headers | {
-            "X-Amzn-SageMaker-Custom-Attributes": "threshold=1.5"})
+        np.testing.assert_allclose(
+            [float(p) for p in row[1::2]], [answer["probabilities"][n] for n in answer["labels"]]
+        )
+        refused = client.post(
+            url,
+            content=image,
+            headers=headers | {"X-Amzn-SageMaker-Custom-Attributes": "threshold=1.5"},
+        )
         assert refused.status_code == 400
         assert "threshold='1.5'; use a probability from 0 to 1" in refused.json()["error"]
 
@@ -157,9 +174,10 @@ def test_rf_adds_trees_to_the_earlier_forests(
     assert job.metadata["parent"]["class_names"] == TRAITS
 
 
-
 def test_a_model_of_another_algorithm_fails_the_job_with_both_names(
-    rf_traits_job: JobResult, traits: dict[str, Path], tmp_path: Path,
+    rf_traits_job: JobResult,
+    traits: dict[str, Path],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     channels = {"train": traits["lst"] / "test", "model": rf_traits_job.ml / "model"}

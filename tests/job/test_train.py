@@ -22,7 +22,7 @@ import pytest
 from smvision.algorithms.base import RunContext
 from smvision.algorithms.rf import RandomForestAlgorithm
 from smvision.core.metrics import CROSS_VALIDATION, METRIC_DEFINITIONS
-from smvision.data import dataset as data
+from smvision.data import dataset
 from smvision.data.dataset import Dataset
 from smvision.local.job_dir import lay_out_job, train_command
 from smvision.local.samples import digits_images
@@ -154,9 +154,9 @@ def test_rf_splits_validation_from_train_and_reads_npz(train_job: TrainJob, tmp_
     top = importance["top"]
     assert len(top) == 20 and top[0]["importance"] >= top[-1]["importance"] > 0
     placed = [t for t in top if t["place"] is not None]
-    assert placed and all(
-        0 <= t["place"]["top"] < t["place"]["bottom"] <= 64 for t in placed
-    ), placed
+    assert placed and all(0 <= t["place"]["top"] < t["place"]["bottom"] <= 64 for t in placed), (
+        placed
+    )
     assert all(t["name"].startswith(t["kind"]) for t in top)
     pictures = job.ml / "output" / "data"
     assert_picture(pictures / "feature_importance.png", 1200, 450)
@@ -171,12 +171,12 @@ def test_class_weight_balanced_lifts_the_rare_classes(digits: Path) -> None:
     def load(split: str, limit: int) -> Dataset:
         kept: dict[str, int] = {}
         samples = []
-        for sample in data.list_channel(digits / split, split):
+        for sample in dataset.list_channel(digits / split, split):
             if sample.label in names:
                 kept[sample.label] = kept.get(sample.label, 0) + 1
                 if sample.label in ("3", "5") or kept[sample.label] <= limit:
                     samples.append(sample)
-        return data.load(samples, names, 32, 1, split, 0.0)
+        return dataset.load(samples, names, 32, 1, split, 0.0)
 
     train, test = load("train", 6), load("test", 1000)
     recall = {}
@@ -404,7 +404,8 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
 def test_import_has_no_side_effects(tmp_path: Path) -> None:
     code = (
         "import smvision, smvision.training.main, smvision.local, smvision.algorithms, "
-        "smvision.schema.hyperparameters, smvision.core.contract, smvision.data.dataset, smvision.algorithms.features; "
+        "smvision.schema.hyperparameters, smvision.core.contract, smvision.data.dataset, "
+        "smvision.algorithms.features; "
         "import sys; print('tensorflow' in sys.modules)"
     )
     env = {**os.environ, "HOME": str(tmp_path)}

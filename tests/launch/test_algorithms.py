@@ -20,20 +20,31 @@ from launch import cli
 from launch.common.errors import LaunchError
 from launch.common.settings import SPECS, SettingName, Settings, resolve
 from launch.local import cli as local_cli
-from launch.training import train as training
-from launch.training import tune as tuning
+from launch.training import train, tune
 from smvision.schema import specs
 
 NOW = datetime(2026, 11, 25, 22, 1, 32)
-SETTINGS = ["--region", "us-east-1", "--role", "arn:aws:iam::123456789012:role/R",
-            "--bucket", "data-bucket", "--image-uri", "repo/smvision:cpu"]
+SETTINGS = [
+    "--region",
+    "us-east-1",
+    "--role",
+    "arn:aws:iam::123456789012:role/R",
+    "--bucket",
+    "data-bucket",
+    "--image-uri",
+    "repo/smvision:cpu",
+]
 TRAIN = ["--train", "s3://data-bucket/train"]
 VALIDATION = ["--validation", "s3://data-bucket/validation"]
 PRETRAINED = ["--pretrained", "s3://data-bucket/weights"]
 TOY = replace(
-    specs.get("svm"), name="toy", summary="a toy for the launchers' tests",
-    training_instance_type="ml.c5.9xlarge", serving_instance_type="ml.c5.2xlarge",
-    spans_hosts=False, required_channels=("train", "validation"),
+    specs.get("svm"),
+    name="toy",
+    summary="a toy for the launchers' tests",
+    training_instance_type="ml.c5.9xlarge",
+    serving_instance_type="ml.c5.2xlarge",
+    spans_hosts=False,
+    required_channels=("train", "validation"),
     optional_channels=("test", "pretrained"),
 )
 
@@ -52,8 +63,8 @@ def parsed(*argv: str) -> tuple[argparse.Namespace, Settings]:
     return args, resolve(flags, {}, None)
 
 
-def train_plan(*argv: str) -> training.TrainingPlan:
-    return training.plan(*parsed("train", *SETTINGS, *argv), NOW)
+def train_plan(*argv: str) -> train.TrainingPlan:
+    return train.plan(*parsed("train", *SETTINGS, *argv), NOW)
 
 
 def options_of(command: str) -> dict[str, argparse.Action]:
@@ -76,20 +87,23 @@ def test_algorithm_choices_and_help_come_from_the_table(command: str) -> None:
 @pytest.mark.parametrize("command", ["deploy", "transform"])
 def test_serving_help_names_each_algorithms_serving_type(command: str) -> None:
     assert f"{TOY.serving_instance_type} for toy" in str(
-        options_of(command)["--instance-type"].help)
+        options_of(command)["--instance-type"].help
+    )
 
 
 @pytest.mark.usefixtures("table")
 def test_default_training_instance_type_is_the_algorithms() -> None:
-    assert train_plan("--algorithm", "toy", *TRAIN, *VALIDATION).definition.spec.instance_type \
+    assert (
+        train_plan("--algorithm", "toy", *TRAIN, *VALIDATION).definition.spec.instance_type
         == "ml.c5.9xlarge"
+    )
     svm = train_plan("--algorithm", "svm", *TRAIN).definition.spec
     assert svm.instance_type == specs.get("svm").training_instance_type
-    chosen = train_plan("--algorithm", "toy", *TRAIN, *VALIDATION, "--instance-type",
-                        "ml.g5.xlarge")
+    chosen = train_plan(
+        "--algorithm", "toy", *TRAIN, *VALIDATION, "--instance-type", "ml.g5.xlarge"
+    )
     assert chosen.definition.spec.instance_type == "ml.g5.xlarge"
-    tuned = tuning.plan(*parsed("tune", *SETTINGS, "--algorithm", "toy", *TRAIN, *VALIDATION),
-                        NOW)
+    tuned = tune.plan(*parsed("tune", *SETTINGS, "--algorithm", "toy", *TRAIN, *VALIDATION), NOW)
     assert tuned.definition.spec.instance_type == "ml.c5.9xlarge"
 
 
@@ -100,24 +114,36 @@ def test_channel_rules_come_from_the_table() -> None:
         train_plan("--algorithm", "toy", *TRAIN)
     accepted = train_plan("--algorithm", "toy", *TRAIN, *VALIDATION, *PRETRAINED)
     assert accepted.definition.spec.channels["pretrained"].uri == "s3://data-bucket/weights"
-    with pytest.raises(LaunchError, match="^--pretrained is read by svm, rf, resnet50, toy only; "
-                       "drop it for --algorithm cnn.$"):
+    with pytest.raises(
+        LaunchError,
+        match="^--pretrained is read by svm, rf, resnet50, toy only; drop it for --algorithm cnn.$",
+    ):
         train_plan("--algorithm", "cnn", *TRAIN, *PRETRAINED)
 
 
 @pytest.mark.usefixtures("table")
 def test_local_runs_apply_the_same_channel_rules(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
-    args, settings = parsed("train", "--local", "--image-uri", "smvision:cpu", "--algorithm",
-                            "toy", "--train", str(tmp_path / "train"),
-                            "--output-dir", str(tmp_path / "job"))
+    args, settings = parsed(
+        "train",
+        "--local",
+        "--image-uri",
+        "smvision:cpu",
+        "--algorithm",
+        "toy",
+        "--train",
+        str(tmp_path / "train"),
+        "--output-dir",
+        str(tmp_path / "job"),
+    )
     needs = r"^--algorithm toy needs --validation \(or --validation-manifest\).$"
     with pytest.raises(LaunchError, match=needs):
         local_cli.plan_train(args, settings, NOW)
 
 
 def test_the_multi_host_warning_follows_spans_hosts(
-    table: dict[str, specs.AlgorithmSpec], capsys: pytest.CaptureFixture[str],
+    table: dict[str, specs.AlgorithmSpec],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     train_plan("--algorithm", "toy", *TRAIN, *VALIDATION, "--instance-count", "2")
     assert "warning: toy trains on the first host only" in capsys.readouterr().err

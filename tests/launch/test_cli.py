@@ -23,33 +23,53 @@ from launch.common.parsing import (
 )
 from launch.common.settings import SPECS, SettingName, resolve
 from launch.hosting import invocation, invoke
-from launch.training import ranges
-from launch.training import tune as tuning
+from launch.training import ranges, tune
 from launch.training.spec import validated_hyperparameters
 from smvision.core import media
 from smvision.schema.hyperparameters import TuningRange, tuning_ranges
 from tests.support.photos import encode, grey_photo, photo
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("train", "tune", "deploy", "add-model", "invoke", "transform", "cleanup", "register",
-            "approve", "compare", "rekognition analyze", "rekognition custom-labels", "monitor",
-            "pipeline create", "pipeline start", "pipeline status")
+COMMANDS = (
+    "train",
+    "tune",
+    "deploy",
+    "add-model",
+    "invoke",
+    "transform",
+    "cleanup",
+    "register",
+    "approve",
+    "compare",
+    "rekognition analyze",
+    "rekognition custom-labels",
+    "monitor",
+    "pipeline create",
+    "pipeline start",
+    "pipeline status",
+)
 # What the launchers may load of the package: the standard-library layers, the comparison
 # (its plots import matplotlib only when drawn) and the monitor's thresholds (.importlinter).
-LAUNCH_MAY_LOAD = ("smvision.core", "smvision.schema", "smvision.comparison",
-                   "smvision.monitor.thresholds")
+LAUNCH_MAY_LOAD = (
+    "smvision.core",
+    "smvision.schema",
+    "smvision.comparison",
+    "smvision.monitor.thresholds",
+)
 
 
-def subcommand_parsers(parser: argparse.ArgumentParser | None = None, prefix: str = ""
-                       ) -> dict[str, argparse.ArgumentParser]:
+def subcommand_parsers(
+    parser: argparse.ArgumentParser | None = None, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
     """Every command's own parser, nested ones by their full name ("rekognition analyze")."""
     parser = parser or cli.build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     found: dict[str, argparse.ArgumentParser] = {}
     for name, child in action.choices.items():
         nested = any(isinstance(a, argparse._SubParsersAction) for a in child._actions)
-        found |= (subcommand_parsers(child, f"{prefix}{name} ") if nested
-                  else {f"{prefix}{name}": child})
+        found |= (
+            subcommand_parsers(child, f"{prefix}{name} ") if nested else {f"{prefix}{name}": child}
+        )
     return found
 
 
@@ -63,16 +83,29 @@ def test_every_option_of_every_command_has_help() -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_runs_and_lists_every_option(command: str) -> None:
-    completed = subprocess.run([sys.executable, "-m", "launch", *command.split(), "--help"],
-                               cwd=ROOT,
-                               capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "launch", *command.split(), "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     text = " ".join(completed.stdout.split())
     for action in subcommand_parsers()[command]._actions:
         for option in action.option_strings or [str(action.metavar or action.dest)]:
             assert option in text, (command, option)
-    for setting in ("--region", "SMVISION_REGION", "--role", "SMVISION_ROLE", "--bucket",
-                    "SMVISION_BUCKET", "--image-uri", "SMVISION_IMAGE_URI", "--config"):
+    for setting in (
+        "--region",
+        "SMVISION_REGION",
+        "--role",
+        "SMVISION_ROLE",
+        "--bucket",
+        "SMVISION_BUCKET",
+        "--image-uri",
+        "SMVISION_IMAGE_URI",
+        "--config",
+    ):
         assert setting in text
 
 
@@ -106,8 +139,9 @@ print(json.dumps({"code": code, "codes": codes, "refused": refused,
 
 
 def test_launchers_import_no_training_stack_and_no_sdk_before_validation() -> None:
-    completed = subprocess.run([sys.executable, "-c", IMPORT_PROBE], cwd=ROOT,
-                               capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["code"] == 2 and result["codes"] == [2, 2]
@@ -124,11 +158,12 @@ def test_launchers_import_no_training_stack_and_no_sdk_before_validation() -> No
     assert all(m.startswith(LAUNCH_MAY_LOAD) for m in loaded), sorted(loaded)
 
 
-
 def test_settings_come_from_flag_then_environment_then_config_file(tmp_path: Path) -> None:
     config = tmp_path / "smvision.toml"
-    config.write_text('region = "eu-west-1"\nrole = "arn:aws:iam::111122223333:role/FromFile"\n'
-                      'bucket = "file-bucket"\nimage_uri = "repo/smvision:file"\n')
+    config.write_text(
+        'region = "eu-west-1"\nrole = "arn:aws:iam::111122223333:role/FromFile"\n'
+        'bucket = "file-bucket"\nimage_uri = "repo/smvision:file"\n'
+    )
     environ = {"SMVISION_BUCKET": "env-bucket", "SMVISION_IMAGE_URI": "repo/smvision:env"}
     settings = resolve({"image_uri": "repo/smvision:flag", "region": None}, environ, config)
     assert settings.require("image_uri") == "repo/smvision:flag"
@@ -154,11 +189,14 @@ def test_malformed_setting_names_value_and_origin() -> None:
         resolve({"bucket": "s3://my-bucket"}, {}, None).require("bucket")
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ('regoin = "us-east-1"\n', "unknown key 'regoin'"),
-    ("region = 1\n", "key 'region' must be a non-empty string"),
-    ("region = \n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('regoin = "us-east-1"\n', "unknown key 'regoin'"),
+        ("region = 1\n", "key 'region' must be a non-empty string"),
+        ("region = \n", "not valid TOML"),
+    ],
+)
 def test_bad_config_file_is_named(tmp_path: Path, content: str, expected: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(content)
@@ -172,22 +210,32 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
 
 
 def test_hyperparameters_are_sent_as_the_schema_spells_them() -> None:
-    sent = validated_hyperparameters("svm", ["C=5", "kernel=RBF", "features=color+hog",
-                                             "grayscale=1", "image_size=32"])
-    assert sent == {"algorithm": "svm", "C": "5.0", "kernel": "rbf", "features": "hog+color",
-                    "grayscale": "true", "image_size": "32"}
+    sent = validated_hyperparameters(
+        "svm", ["C=5", "kernel=RBF", "features=color+hog", "grayscale=1", "image_size=32"]
+    )
+    assert sent == {
+        "algorithm": "svm",
+        "C": "5.0",
+        "kernel": "rbf",
+        "features": "hog+color",
+        "grayscale": "true",
+        "image_size": "32",
+    }
     assert validated_hyperparameters("cnn", []) == {"algorithm": "cnn"}
 
 
-@pytest.mark.parametrize(("algorithm", "pairs", "expected"), [
-    ("svm", ["C=lots"], "Hyperparameter 'C' has value 'lots'"),
-    ("cnn", ["learning_rte=0.1"], "Did you mean 'learning_rate'"),
-    ("svm", ["image_size=60"], "multiple of 8"),
-    ("svm", ["C=1", "C=2"], "given twice"),
-    ("svm", ["sagemaker_program=x"], "belong to SageMaker"),
-    ("svm", ["algorithm=rf"], "use --algorithm"),
-    ("svm", ["C"], "not KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("algorithm", "pairs", "expected"),
+    [
+        ("svm", ["C=lots"], "Hyperparameter 'C' has value 'lots'"),
+        ("cnn", ["learning_rte=0.1"], "Did you mean 'learning_rate'"),
+        ("svm", ["image_size=60"], "multiple of 8"),
+        ("svm", ["C=1", "C=2"], "given twice"),
+        ("svm", ["sagemaker_program=x"], "belong to SageMaker"),
+        ("svm", ["algorithm=rf"], "use --algorithm"),
+        ("svm", ["C"], "not KEY=VALUE"),
+    ],
+)
 def test_bad_hyperparameters_are_refused_with_the_key_and_value(
     algorithm: str, pairs: list[str], expected: str
 ) -> None:
@@ -202,33 +250,49 @@ def test_default_ranges_are_the_schemas() -> None:
 
 def test_range_overrides_take_the_parameters_kind_and_scaling() -> None:
     planned = ranges.plan_ranges(
-        "cnn", {}, ["learning_rate=0.0005:0.05", "epochs=5:20", "optimizer=adam,rmsprop",
-                    "dropout=0.1:0.5:Linear"])
-    assert planned["learning_rate"] == TuningRange("continuous", 0.0005, 0.05,
-                                                   scaling="Logarithmic")
+        "cnn",
+        {},
+        [
+            "learning_rate=0.0005:0.05",
+            "epochs=5:20",
+            "optimizer=adam,rmsprop",
+            "dropout=0.1:0.5:Linear",
+        ],
+    )
+    assert planned["learning_rate"] == TuningRange(
+        "continuous", 0.0005, 0.05, scaling="Logarithmic"
+    )
     assert planned["epochs"] == TuningRange("integer", 5, 20, scaling="Auto")
     assert planned["optimizer"] == TuningRange("categorical", values=("adam", "rmsprop"))
     assert planned["dropout"] == TuningRange("continuous", 0.1, 0.5, scaling="Linear")
 
 
-@pytest.mark.parametrize(("algorithm", "fixed", "text", "expected"), [
-    ("svm", {}, "C=0:100:Linear", r"includes C=0, which the image would reject"),
-    ("svm", {}, "C=0:100", "Logarithmic, so LOW must be above 0"),
-    ("svm", {}, "C=10:1", "LOW 10 >= HIGH 1"),
-    ("svm", {}, "image_size=16:64", "image_size=17, which the image would reject"),
-    ("svm", {}, "kernel=rbf,cubic", "kernel=cubic"),
-    ("svm", {}, "kernel=0:1", "list the values instead"),
-    ("svm", {}, "gama=0.1:1", "Did you mean 'gamma'"),
-    ("cnn", {}, "epochs=1.5:3", "whole number"),
-    ("cnn", {}, "dropout=0:0.5:Logarithmic", "LOW must be above 0"),
-    ("cnn", {}, "dropout=0.1:0.5:cubic", "scaling 'cubic'"),
-    ("cnn", {}, "optimizer=adam", "two or more distinct values"),
-    ("cnn", {"dropout": "0.2"}, "dropout=0.1:0.5", "also fixed with --hp dropout=0.2"),
-    ("svm", {"C": "1", "kernel": "rbf", "features": "hog", "class_weight": "none"}, "",
-     "Nothing to tune"),
-])
-def test_bad_ranges_are_refused(algorithm: str, fixed: dict[str, str], text: str,
-                                expected: str) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "fixed", "text", "expected"),
+    [
+        ("svm", {}, "C=0:100:Linear", r"includes C=0, which the image would reject"),
+        ("svm", {}, "C=0:100", "Logarithmic, so LOW must be above 0"),
+        ("svm", {}, "C=10:1", "LOW 10 >= HIGH 1"),
+        ("svm", {}, "image_size=16:64", "image_size=17, which the image would reject"),
+        ("svm", {}, "kernel=rbf,cubic", "kernel=cubic"),
+        ("svm", {}, "kernel=0:1", "list the values instead"),
+        ("svm", {}, "gama=0.1:1", "Did you mean 'gamma'"),
+        ("cnn", {}, "epochs=1.5:3", "whole number"),
+        ("cnn", {}, "dropout=0:0.5:Logarithmic", "LOW must be above 0"),
+        ("cnn", {}, "dropout=0.1:0.5:cubic", "scaling 'cubic'"),
+        ("cnn", {}, "optimizer=adam", "two or more distinct values"),
+        ("cnn", {"dropout": "0.2"}, "dropout=0.1:0.5", "also fixed with --hp dropout=0.2"),
+        (
+            "svm",
+            {"C": "1", "kernel": "rbf", "features": "hog", "class_weight": "none"},
+            "",
+            "Nothing to tune",
+        ),
+    ],
+)
+def test_bad_ranges_are_refused(
+    algorithm: str, fixed: dict[str, str], text: str, expected: str
+) -> None:
     with pytest.raises(LaunchError, match=expected):
         ranges.plan_ranges(algorithm, fixed, [text] if text else [])
 
@@ -275,15 +339,38 @@ def test_invoke_sends_a_new_inference_id_per_file_unless_one_is_given(tmp_path: 
     both = invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", str(tmp_path)]))
     ids = both.inference_ids()
     assert len(set(ids)) == 2 and all(str(uuid.UUID(i)) == i for i in ids)
-    one = invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", "--inference-id",
-                                         "order-17", str(tmp_path / "a.png")]))
+    one = invoke.plan(
+        parser.parse_args(
+            [
+                "invoke",
+                "--endpoint-name",
+                "e",
+                "--inference-id",
+                "order-17",
+                str(tmp_path / "a.png"),
+            ]
+        )
+    )
     assert one.inference_ids() == ["order-17"]
     with pytest.raises(LaunchError, match="--inference-id names one request, but 2 files"):
-        invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", "--inference-id",
-                                       "x", str(tmp_path)]))
+        invoke.plan(
+            parser.parse_args(
+                ["invoke", "--endpoint-name", "e", "--inference-id", "x", str(tmp_path)]
+            )
+        )
     with pytest.raises(LaunchError, match="must be 1 to 64 printable characters"):
-        invoke.plan(parser.parse_args(["invoke", "--endpoint-name", "e", "--inference-id",
-                                       "x" * 65, str(tmp_path / "a.png")]))
+        invoke.plan(
+            parser.parse_args(
+                [
+                    "invoke",
+                    "--endpoint-name",
+                    "e",
+                    "--inference-id",
+                    "x" * 65,
+                    str(tmp_path / "a.png"),
+                ]
+            )
+        )
 
 
 def test_default_names_are_unique_per_millisecond_and_fit_the_limits() -> None:
@@ -299,16 +386,23 @@ def test_default_names_are_unique_per_millisecond_and_fit_the_limits() -> None:
 def test_image_files_get_the_content_type_of_their_format(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     (folder / "nested").mkdir(parents=True)
-    for name, image in (("china.jpg", photo("china")), ("coffee.png", photo("coffee")),
-                        ("nested/camera.tiff", grey_photo("camera")),
-                        ("nested/chelsea.webp", photo("chelsea")),
-                        ("moon.bmp", grey_photo("moon"))):
+    for name, image in (
+        ("china.jpg", photo("china")),
+        ("coffee.png", photo("coffee")),
+        ("nested/camera.tiff", grey_photo("camera")),
+        ("nested/chelsea.webp", photo("chelsea")),
+        ("moon.bmp", grey_photo("moon")),
+    ):
         (folder / name).write_bytes(encode(image, Path(name).suffix))
     (folder / "notes.txt").write_text("not an image")
     found = invoke.image_files([str(folder)])
     assert [(f.path.relative_to(folder).as_posix(), f.content_type) for f in found] == [
-        ("china.jpg", "image/jpeg"), ("coffee.png", "image/png"), ("moon.bmp", "image/bmp"),
-        ("nested/camera.tiff", "image/tiff"), ("nested/chelsea.webp", "image/webp")]
+        ("china.jpg", "image/jpeg"),
+        ("coffee.png", "image/png"),
+        ("moon.bmp", "image/bmp"),
+        ("nested/camera.tiff", "image/tiff"),
+        ("nested/chelsea.webp", "image/webp"),
+    ]
     with pytest.raises(LaunchError, match="notes.txt: not an image file by its suffix"):
         invoke.image_files([str(folder / "notes.txt")])
     with pytest.raises(LaunchError, match="no such file or folder"):
@@ -316,10 +410,15 @@ def test_image_files_get_the_content_type_of_their_format(tmp_path: Path) -> Non
     assert media.image_content_type("s3://b/x/Y.JPEG") == "image/jpeg"
 
 
-SERVER_ANSWER = {"predictions": [{
-    "label": "cat", "probability": 0.8125,
-    "probabilities": {"dog": 0.125, "cat": 0.8125, "bird": 0.0625},
-}]}
+SERVER_ANSWER = {
+    "predictions": [
+        {
+            "label": "cat",
+            "probability": 0.8125,
+            "probabilities": {"dog": 0.125, "cat": 0.8125, "bird": 0.0625},
+        }
+    ]
+}
 
 
 def test_the_servers_prediction_json_is_read() -> None:
@@ -331,8 +430,9 @@ def test_the_servers_prediction_json_is_read() -> None:
 TWO_PREDICTIONS = json.dumps({"predictions": SERVER_ANSWER["predictions"] * 2}).encode()
 
 
-@pytest.mark.parametrize("body", [b"Dummy body", b'{"error": "bad image"}',
-                                  b'{"predictions": []}', TWO_PREDICTIONS])
+@pytest.mark.parametrize(
+    "body", [b"Dummy body", b'{"error": "bad image"}', b'{"predictions": []}', TWO_PREDICTIONS]
+)
 def test_an_answer_that_is_not_a_prediction_is_an_error(body: bytes) -> None:
     with pytest.raises(LaunchError, match="cat.jpg is not smvision's prediction JSON"):
         invocation.parse_response(body, "cat.jpg")
@@ -343,38 +443,49 @@ def test_a_failed_or_interrupted_step_is_one_sentence_that_names_it() -> None:
 
     from launch.common.aws import reporting
 
-    refused = ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": "quota 0"}},
-                          "CreateTrainingJob")
+    refused = ClientError(
+        {"Error": {"Code": "ResourceLimitExceeded", "Message": "quota 0"}}, "CreateTrainingJob"
+    )
     failed = "Creating training job x failed: .*ResourceLimitExceeded"
     with pytest.raises(AwsError, match=failed), reporting("Creating training job x"):
         raise refused
-    interrupted = ("Interrupted during: Training job x. Whatever SageMaker had already "
-                   "started keeps running")
+    interrupted = (
+        "Interrupted during: Training job x. Whatever SageMaker had already started keeps running"
+    )
     with pytest.raises(Interrupted, match=interrupted), reporting("Training job x"):
         raise KeyboardInterrupt
 
 
-def tuning_plan(*argv: str) -> tuning.TuningPlan:
+def tuning_plan(*argv: str) -> tune.TuningPlan:
     from datetime import datetime
 
-    settings = ["--region", "us-east-1", "--role", "arn:aws:iam::123456789012:role/R",
-                "--bucket", "data-bucket", "--image-uri", "repo/smvision:gpu"]
-    args = cli.build_parser().parse_args(["tune", *settings, "--train", "s3://data-bucket/t",
-                                          *argv])
+    settings = [
+        "--region",
+        "us-east-1",
+        "--role",
+        "arn:aws:iam::123456789012:role/R",
+        "--bucket",
+        "data-bucket",
+        "--image-uri",
+        "repo/smvision:gpu",
+    ]
+    args = cli.build_parser().parse_args(
+        ["tune", *settings, "--train", "s3://data-bucket/t", *argv]
+    )
     flags: dict[SettingName, str | None] = {name: getattr(args, name) for name in SPECS}
-    return tuning.plan(args, resolve(flags, {}, None), datetime(2026, 11, 25, 22, 1, 32))
+    return tune.plan(args, resolve(flags, {}, None), datetime(2026, 11, 25, 22, 1, 32))
 
 
 def test_hyperband_budgets_every_epoch_that_reports_validation_accuracy() -> None:
-    assert tuning.reported_epochs(tuning_plan("--algorithm", "cnn").definition.spec) == 30
-    resnet = tuning_plan("--algorithm", "resnet50", "--hp", "epochs=6", "--strategy",
-                         "Hyperband")
-    assert tuning.reported_epochs(resnet.definition.spec) == 6 + 5
+    assert tune.reported_epochs(tuning_plan("--algorithm", "cnn").definition.spec) == 30
+    resnet = tuning_plan("--algorithm", "resnet50", "--hp", "epochs=6", "--strategy", "Hyperband")
+    assert tune.reported_epochs(resnet.definition.spec) == 6 + 5
     assert resnet.early_stopping == "Off"
     assert tuning_plan("--algorithm", "cnn").early_stopping == "Auto"
     with pytest.raises(LaunchError, match="drop --range fine_tune_epochs"):
-        tuning_plan("--algorithm", "resnet50", "--strategy", "Hyperband", "--range",
-                    "fine_tune_epochs=1:5")
+        tuning_plan(
+            "--algorithm", "resnet50", "--strategy", "Hyperband", "--range", "fine_tune_epochs=1:5"
+        )
 
 
 def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_compute(
@@ -386,14 +497,22 @@ def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_c
     from launch.training.spec import ChannelSource, JobSpec
 
     (tmp_path / "train").mkdir()
-    spec = JobSpec("svm", {"algorithm": "svm", "C": "5.0"},
-                   {"train": ChannelSource(str(tmp_path / "train"))},
-                   "smvision:cpu", "local_cpu", 2, 86400)
+    spec = JobSpec(
+        "svm",
+        {"algorithm": "svm", "C": "5.0"},
+        {"train": ChannelSource(str(tmp_path / "train"))},
+        "smvision:cpu",
+        "local_cpu",
+        2,
+        86400,
+    )
     request = local_trainer(spec, tmp_path / "job", "digits-local")._create_training_job_args()
     assert request["algorithm_specification"].training_image == "smvision:cpu"
     assert request["hyper_parameters"] == {"algorithm": "svm", "C": "5.0"}
-    assert (request["resource_config"].instance_type,
-            request["resource_config"].instance_count) == ("local_cpu", 2)
+    assert (
+        request["resource_config"].instance_type,
+        request["resource_config"].instance_count,
+    ) == ("local_cpu", 2)
     [channel] = request["input_data_config"]
     assert channel.channel_name == "train"
     assert channel.data_source.file_system_data_source.directory_path == str(tmp_path / "train")

@@ -71,31 +71,41 @@ def evaluations(digits: Path) -> dict[str, dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
 
-    models = {"svc": CalibratedClassifierCV(SVC(), ensemble=False),
-              "forest": RandomForestClassifier(n_estimators=20, random_state=0),
-              "logistic": LogisticRegression(max_iter=2000)}
+    models = {
+        "svc": CalibratedClassifierCV(SVC(), ensemble=False),
+        "forest": RandomForestClassifier(n_estimators=20, random_state=0),
+        "logistic": LogisticRegression(max_iter=2000),
+    }
     train = _split(digits, "train")
     test = _split(digits, "test", TEST_PER_CLASS)
     class_names = sorted({label for _, label, _ in train})
     found = {}
     for algorithm, model_name in CLASSIFIERS.items():
-        model = models[model_name].fit(np.stack([x for x, _, _ in train]),
-                                       [class_names.index(y) for _, y, _ in train])
+        model = models[model_name].fit(
+            np.stack([x for x, _, _ in train]), [class_names.index(y) for _, y, _ in train]
+        )
         proba = model.predict_proba(np.stack([x for x, _, _ in test]))
         labels = np.array([class_names.index(y) for _, y, _ in test])
-        found[algorithm] = {"test": evaluate(proba, labels, class_names,
-                                             [source for _, _, source in test])}
+        found[algorithm] = {
+            "test": evaluate(proba, labels, class_names, [source for _, _, source in test])
+        }
     return found
 
 
-def _split(digits: Path, split: str, per_class: int | None = None
-           ) -> list[tuple[np.ndarray, str, str]]:
+def _split(
+    digits: Path, split: str, per_class: int | None = None
+) -> list[tuple[np.ndarray, str, str]]:
     rows = []
     for file in _files(digits, split, per_class):
         image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
         assert image is not None, file
-        rows.append((image.astype(np.float64).ravel() / 255, file.parent.name,
-                     f"{file.parent.name}/{file.name}"))
+        rows.append(
+            (
+                image.astype(np.float64).ravel() / 255,
+                file.parent.name,
+                f"{file.parent.name}/{file.name}",
+            )
+        )
     return rows
 
 
@@ -123,9 +133,11 @@ def session_that_writes_outputs(evaluations: dict[str, dict[str, Any]], skip: se
             if algorithm in skip:
                 return
             output = params["OutputDataConfig"]["S3OutputPath"].removeprefix(f"s3://{BUCKET}/")
-            s3.put_object(Bucket=BUCKET,
-                          Key=f"{output}/{params['TrainingJobName']}/output/output.tar.gz",
-                          Body=output_archive(evaluations[algorithm]))
+            s3.put_object(
+                Bucket=BUCKET,
+                Key=f"{output}/{params['TrainingJobName']}/output/output.tar.gz",
+                Body=output_archive(evaluations[algorithm]),
+            )
 
         session.events.register("provide-client-params.sagemaker.CreateTrainingJob", put_output)
         return session
@@ -134,30 +146,50 @@ def session_that_writes_outputs(evaluations: dict[str, dict[str, Any]], skip: se
 
 
 def _files(digits: Path, split: str, per_class: int | None) -> list[Path]:
-    return [file for folder in sorted((digits / split).iterdir())
-            for file in sorted(folder.glob("*.png"))[:per_class]]
+    return [
+        file
+        for folder in sorted((digits / split).iterdir())
+        for file in sorted(folder.glob("*.png"))[:per_class]
+    ]
 
 
 def upload_test_images(s3: Any, digits: Path, per_class: int = 8) -> list[str]:
     """The first images of each class of the digits' test split, as the --test prefix."""
     labels = []
     for file in _files(digits, "test", per_class):
-        s3.put_object(Bucket=BUCKET, Key=f"datasets/digits/test/{file.parent.name}/{file.name}",
-                      Body=file.read_bytes())
+        s3.put_object(
+            Bucket=BUCKET,
+            Key=f"datasets/digits/test/{file.parent.name}/{file.name}",
+            Body=file.read_bytes(),
+        )
         labels.append(file.parent.name)
     return labels
 
 
 def label_map(path: Path) -> Path:
     # moto labels every image "Mobile Phone": every image is predicted "0".
-    names = ["Mobile Phone", "Number", "Text", "Symbol", "Handwriting", "Alphabet", "Digit",
-             "Font", "Sign", "Logo"]
+    names = [
+        "Mobile Phone",
+        "Number",
+        "Text",
+        "Symbol",
+        "Handwriting",
+        "Alphabet",
+        "Digit",
+        "Font",
+        "Sign",
+        "Logo",
+    ]
     path.write_text("".join(f'"{digit}" = ["{name}"]\n' for digit, name in enumerate(names)))
     return path
 
 
 def test_compare_creates_every_job_then_reports_each_with_rekognition(
-    aws: MotoServer, s3: Any, digits: Path, tmp_path: Path, evaluations: dict[str, Any],
+    aws: MotoServer,
+    s3: Any,
+    digits: Path,
+    tmp_path: Path,
+    evaluations: dict[str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     truth = upload_test_images(s3, digits, TEST_PER_CLASS)
@@ -165,12 +197,34 @@ def test_compare_creates_every_job_then_reports_each_with_rekognition(
     out = tmp_path / "report"
 
     code = cli.main(
-        ["compare", *settings_flags(), "--train", f"{DATA}/train", "--validation",
-         f"{DATA}/validation", "--test", f"{DATA}/test", "--algorithms", "svm,rf,cnn",
-         "--instance-type", "cnn=ml.g5.xlarge", "--hp", "epochs=3", "--hp", "svm:C=5",
-         "--hp", "image_size=32", "--rekognition", str(label_map(tmp_path / "map.toml")),
-         "--price", "ml.g5.xlarge=1.5", "--out", str(out)],
-        open_session=session_that_writes_outputs(evaluations, skip={"rf"}))
+        [
+            "compare",
+            *settings_flags(),
+            "--train",
+            f"{DATA}/train",
+            "--validation",
+            f"{DATA}/validation",
+            "--test",
+            f"{DATA}/test",
+            "--algorithms",
+            "svm,rf,cnn",
+            "--instance-type",
+            "cnn=ml.g5.xlarge",
+            "--hp",
+            "epochs=3",
+            "--hp",
+            "svm:C=5",
+            "--hp",
+            "image_size=32",
+            "--rekognition",
+            str(label_map(tmp_path / "map.toml")),
+            "--price",
+            "ml.g5.xlarge=1.5",
+            "--out",
+            str(out),
+        ],
+        open_session=session_that_writes_outputs(evaluations, skip={"rf"}),
+    )
 
     printed = capsys.readouterr()
     assert code == 0, printed.err
@@ -179,21 +233,29 @@ def test_compare_creates_every_job_then_reports_each_with_rekognition(
     stamps = {"-".join(body["TrainingJobName"].split("-")[2:]) for body in sent.values()}
     assert len(stamps) == 1  # one timestamp: the jobs of one comparison
     assert {a: b["TrainingJobName"].split("-")[1] for a, b in sent.items()} == {
-        "svm": "svm", "rf": "rf", "cnn": "cnn"}
+        "svm": "svm",
+        "rf": "rf",
+        "cnn": "cnn",
+    }
     assert {a: b["ResourceConfig"]["InstanceType"] for a, b in sent.items()} == {
-        "svm": "ml.m5.xlarge", "rf": "ml.m5.xlarge", "cnn": "ml.g5.xlarge"}
+        "svm": "ml.m5.xlarge",
+        "rf": "ml.m5.xlarge",
+        "cnn": "ml.g5.xlarge",
+    }
     assert {a: b["HyperParameters"] for a, b in sent.items()} == {
         "svm": {"algorithm": "svm", "C": "5.0", "image_size": "32"},
         "rf": {"algorithm": "rf", "image_size": "32"},
-        "cnn": {"algorithm": "cnn", "epochs": "3", "image_size": "32"}}
+        "cnn": {"algorithm": "cnn", "epochs": "3", "image_size": "32"},
+    }
     for body in sent.values():
-        assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-                for c in body["InputDataConfig"]} == {
-            "train": f"{DATA}/train", "validation": f"{DATA}/validation", "test": f"{DATA}/test"}
+        assert {
+            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+            for c in body["InputDataConfig"]
+        } == {"train": f"{DATA}/train", "validation": f"{DATA}/validation", "test": f"{DATA}/test"}
     operations = [op.split(".")[1] for op in aws.operations() if op.startswith("SageMaker.")]
     last_create = max(i for i, op in enumerate(operations) if op == "CreateTrainingJob")
     # Created together: every job exists before the display follows any of them.
-    assert operations[last_create + 1:].count("DescribeTrainingJob") >= 3
+    assert operations[last_create + 1 :].count("DescribeTrainingJob") >= 3
     assert operations[:last_create].count("DescribeTrainingJob") <= 2
 
     report = json.loads((out / "comparison.json").read_text())
@@ -201,9 +263,11 @@ def test_compare_creates_every_job_then_reports_each_with_rekognition(
     assert list(rows) == ["svm", "rf", "cnn", "rekognition"]
     for algorithm in ("svm", "cnn"):
         assert rows[algorithm]["derived"]["accuracy"] == pytest.approx(
-            evaluations[algorithm]["test"]["accuracy"])
+            evaluations[algorithm]["test"]["accuracy"]
+        )
         assert rows[algorithm]["derived"]["macro_f1"] == pytest.approx(
-            evaluations[algorithm]["test"]["macro_f1"])
+            evaluations[algorithm]["test"]["macro_f1"]
+        )
         assert rows[algorithm]["where"] == "sagemaker"
         assert rows[algorithm]["training_cost_usd"] is None  # moto bills nothing
         assert any("no BillableTimeInSeconds" in note for note in rows[algorithm]["notes"])
@@ -232,14 +296,21 @@ def test_compare_creates_every_job_then_reports_each_with_rekognition(
     assert redraw([str(out)]) == 0  # where matplotlib is installed
 
     assert sorted(p.name for p in out.glob("*.png")) == [
-        "accuracy_vs_latency.png", "accuracy_vs_training_time.png", "per_class_f1.png"]
+        "accuracy_vs_latency.png",
+        "accuracy_vs_training_time.png",
+        "per_class_f1.png",
+    ]
     assert "![per class f1](per_class_f1.png)" in (out / "comparison.md").read_text()
     assert json.loads((out / "comparison.json").read_text())["rows"] == report["rows"]
 
 
 @pytest.mark.parametrize("trained", [True, False], ids=["trained", "no-such-project"])
 def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
-    aws: MotoServer, s3: Any, tmp_path: Path, evaluations: dict[str, Any], trained: bool,
+    aws: MotoServer,
+    s3: Any,
+    tmp_path: Path,
+    evaluations: dict[str, Any],
+    trained: bool,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from tests.launch.test_rekognition import PROJECT, PROJECT_ARN, SUMMARY_KEY, summary_file
@@ -247,13 +318,26 @@ def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
 
     rekognition = boto3.session.Session(region_name=REGION).client("rekognition")
     stubber = Stubber(rekognition)
-    stubber.add_response("describe_projects", {"ProjectDescriptions": [
-        {"ProjectArn": PROJECT_ARN, "Status": "CREATED"}] if trained else []},
-        {"ProjectNames": [PROJECT]})
+    stubber.add_response(
+        "describe_projects",
+        {
+            "ProjectDescriptions": [{"ProjectArn": PROJECT_ARN, "Status": "CREATED"}]
+            if trained
+            else []
+        },
+        {"ProjectNames": [PROJECT]},
+    )
     if trained:
-        stubber.add_response("describe_project_versions", {"ProjectVersionDescriptions": [
-            version("TRAINING_IN_PROGRESS"), version("TRAINING_COMPLETED")]},
-            {"ProjectArn": PROJECT_ARN})
+        stubber.add_response(
+            "describe_project_versions",
+            {
+                "ProjectVersionDescriptions": [
+                    version("TRAINING_IN_PROGRESS"),
+                    version("TRAINING_COMPLETED"),
+                ]
+            },
+            {"ProjectArn": PROJECT_ARN},
+        )
         s3.put_object(Bucket=BUCKET, Key=SUMMARY_KEY, Body=summary_file({"0": 0.9, "1": 0.8}, 40))
     writes_outputs = session_that_writes_outputs(evaluations, skip=set())
 
@@ -261,20 +345,35 @@ def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
         session = writes_outputs(region)
         real_client = session.client
         session.client = lambda name, *args, **kw: (
-            rekognition if name == "rekognition" else real_client(name, *args, **kw))
+            rekognition if name == "rekognition" else real_client(name, *args, **kw)
+        )
         return session
 
     with stubber:
-        code = cli.main(["compare", *settings_flags(), "--train", f"{DATA}/train",
-                         "--algorithms", "svm", "--custom-labels", PROJECT,
-                         "--out", str(tmp_path)], open_session=open_session)
+        code = cli.main(
+            [
+                "compare",
+                *settings_flags(),
+                "--train",
+                f"{DATA}/train",
+                "--algorithms",
+                "svm",
+                "--custom-labels",
+                PROJECT,
+                "--out",
+                str(tmp_path),
+            ],
+            open_session=open_session,
+        )
 
     assert code == 0, capsys.readouterr().err
     stubber.assert_no_pending_responses()
-    rows = {row["name"]: row for row in
-            json.loads((tmp_path / "comparison.json").read_text())["rows"]}
+    rows = {
+        row["name"]: row for row in json.loads((tmp_path / "comparison.json").read_text())["rows"]
+    }
     assert rows["svm"]["derived"]["accuracy"] == pytest.approx(
-        evaluations["svm"]["test"]["accuracy"])
+        evaluations["svm"]["test"]["accuracy"]
+    )
     custom = rows["rekognition-custom-labels"]
     if trained:
         assert custom["failure"] is None
@@ -291,9 +390,21 @@ def test_a_map_that_does_not_fit_the_test_classes_starts_no_job(
     partial = tmp_path / "map.toml"
     partial.write_text('"0" = ["Zero"]\n"1" = ["One"]\n"cat" = ["Cat"]\n')
 
-    code = cli.main(["compare", *settings_flags(), "--train", f"{DATA}/train", "--test",
-                     f"{DATA}/test", "--rekognition", str(partial), "--out", str(tmp_path)],
-                    open_session=moto_session)
+    code = cli.main(
+        [
+            "compare",
+            *settings_flags(),
+            "--train",
+            f"{DATA}/train",
+            "--test",
+            f"{DATA}/test",
+            "--rekognition",
+            str(partial),
+            "--out",
+            str(tmp_path),
+        ],
+        open_session=moto_session,
+    )
 
     error = capsys.readouterr().err
     assert code == 2
@@ -302,24 +413,38 @@ def test_a_map_that_does_not_fit_the_test_classes_starts_no_job(
     assert aws.calls("CreateTrainingJob") == []
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    (["--algorithms", "svm,knn"], "--algorithms 'svm,knn': knn is not an algorithm"),
-    (["--instance-type", "rf=ml.c5.xlarge"], "names 'rf', which is not compared"),
-    (["--hp", "epoch=3"], "none of svm, cnn takes 'epoch'. Did you mean 'epochs'?"),
-    (["--hp", "rf:n_estimators=5"], "names algorithm 'rf', which is not compared"),
-    (["--hp", "cnn:epochs=0"], "Hyperparameter 'epochs' has value '0'"),
-    (["--rekognition", "map.toml"], "--rekognition scores Rekognition on the test images"),
-    (["--price", "ml.m5.xlarge=cheap"], "--price 'ml.m5.xlarge=cheap' is not"),
-    (["--custom-labels", "my project"], "--custom-labels 'my project' is not a valid"),
-], ids=["algorithm", "instance-type", "hp-key", "hp-algorithm", "hp-value", "no-test",
-        "price", "project"])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--algorithms", "svm,knn"], "--algorithms 'svm,knn': knn is not an algorithm"),
+        (["--instance-type", "rf=ml.c5.xlarge"], "names 'rf', which is not compared"),
+        (["--hp", "epoch=3"], "none of svm, cnn takes 'epoch'. Did you mean 'epochs'?"),
+        (["--hp", "rf:n_estimators=5"], "names algorithm 'rf', which is not compared"),
+        (["--hp", "cnn:epochs=0"], "Hyperparameter 'epochs' has value '0'"),
+        (["--rekognition", "map.toml"], "--rekognition scores Rekognition on the test images"),
+        (["--price", "ml.m5.xlarge=cheap"], "--price 'ml.m5.xlarge=cheap' is not"),
+        (["--custom-labels", "my project"], "--custom-labels 'my project' is not a valid"),
+    ],
+    ids=[
+        "algorithm",
+        "instance-type",
+        "hp-key",
+        "hp-algorithm",
+        "hp-value",
+        "no-test",
+        "price",
+        "project",
+    ],
+)
 def test_a_bad_option_is_refused_before_any_aws_call(
     aws: MotoServer, extra: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["--algorithms", "svm,cnn"] if "--algorithms" not in extra else []
 
-    code = cli.main(["compare", *settings_flags(), "--train", f"{DATA}/train", *base, *extra],
-                    open_session=moto_session)
+    code = cli.main(
+        ["compare", *settings_flags(), "--train", f"{DATA}/train", *base, *extra],
+        open_session=moto_session,
+    )
 
     assert code == 2
     assert expected in capsys.readouterr().err
@@ -337,19 +462,21 @@ def test_ctrl_c_while_jobs_are_created_names_each_and_how_to_stop_it(
             if next(creates) == 1:
                 raise KeyboardInterrupt
 
-        session.events.register("provide-client-params.sagemaker.CreateTrainingJob",
-                                interrupt_the_second)
+        session.events.register(
+            "provide-client-params.sagemaker.CreateTrainingJob", interrupt_the_second
+        )
         return session
 
-    code = cli.main(["compare", *settings_flags(), "--train", f"{DATA}/train", "--algorithms",
-                     "svm,rf,cnn"], open_session=open_session)
+    code = cli.main(
+        ["compare", *settings_flags(), "--train", f"{DATA}/train", "--algorithms", "svm,rf,cnn"],
+        open_session=open_session,
+    )
 
     error = capsys.readouterr().err
     assert code == 130
     [first] = [body["TrainingJobName"] for body in aws.calls("CreateTrainingJob")]
     assert "These training jobs keep running on SageMaker, and billing:" in error
-    assert (f"aws sagemaker stop-training-job --region {REGION} --training-job-name {first}"
-            in error)
+    assert f"aws sagemaker stop-training-job --region {REGION} --training-job-name {first}" in error
     assert "smvision-cnn-" not in error  # never asked for
 
 
@@ -361,15 +488,22 @@ START = datetime(2026, 11, 29, 10, 0, 0)
 def described(name: str, status: str, secondary: str, **extra: Any) -> dict[str, Any]:
     """A DescribeTrainingJob answer with the fields SageMaker's model requires."""
     return {
-        "TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:"
-        f"training-job/{name}", "TrainingJobStatus": status, "SecondaryStatus": secondary,
-        "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/smvision/training/{name}/output/"
-                                               "model.tar.gz"},
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{name}",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": secondary,
+        "ModelArtifacts": {
+            "S3ModelArtifacts": f"s3://{BUCKET}/smvision/training/{name}/output/model.tar.gz"
+        },
         "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
-                           "VolumeSizeInGB": 30},
+        "ResourceConfig": {
+            "InstanceType": "ml.m5.xlarge",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 30,
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
-        "CreationTime": START, **extra,
+        "CreationTime": START,
+        **extra,
     }
 
 
@@ -379,42 +513,61 @@ def test_following_shows_each_change_and_prices_billable_seconds(
     sagemaker = boto3.session.Session(region_name=REGION).client("sagemaker")
     stubber = Stubber(sagemaker)
     svm, cnn = "smvision-svm-20261129-100000-000", "smvision-cnn-20261129-100000-000"
-    done = {"BillableTimeInSeconds": 600, "TrainingTimeInSeconds": 590,
-            "TrainingStartTime": START, "TrainingEndTime": START + timedelta(seconds=590),
-            "FinalMetricDataList": [{"MetricName": "train:images_per_second", "Value": 812.5}]}
+    done = {
+        "BillableTimeInSeconds": 600,
+        "TrainingTimeInSeconds": 590,
+        "TrainingStartTime": START,
+        "TrainingEndTime": START + timedelta(seconds=590),
+        "FinalMetricDataList": [{"MetricName": "train:images_per_second", "Value": 812.5}],
+    }
     answers = [
-        described(svm, "InProgress", "Starting"), described(cnn, "InProgress", "Starting"),
-        described(svm, "InProgress", "Training"), described(cnn, "InProgress", "Starting"),
+        described(svm, "InProgress", "Starting"),
+        described(cnn, "InProgress", "Starting"),
+        described(svm, "InProgress", "Training"),
+        described(cnn, "InProgress", "Starting"),
         described(svm, "Completed", "Completed", **done),
         described(cnn, "Failed", "Failed", FailureReason="AlgorithmError: out of memory"),
     ]
     for answer in answers:
-        stubber.add_response("describe_training_job", answer,
-                             {"TrainingJobName": answer["TrainingJobName"]})
+        stubber.add_response(
+            "describe_training_job", answer, {"TrainingJobName": answer["TrainingJobName"]}
+        )
     waits: list[float] = []
     console = Console(file=io.StringIO(), width=200)
 
     with stubber:
-        result = follow_jobs(sagemaker, {"svm": svm, "cnn": cnn}, REGION, 30, waits.append,
-                             console)
+        result = follow_jobs(sagemaker, {"svm": svm, "cnn": cnn}, REGION, 30, waits.append, console)
 
     stubber.assert_no_pending_responses()
     assert waits == [30, 30]
     lines = console.file.getvalue()  # type: ignore[attr-defined]
-    for line in ("svm: InProgress / Starting", "svm: InProgress / Training", "svm: Completed",
-                 "cnn: InProgress / Starting", "cnn: Failed - AlgorithmError: out of memory"):
+    for line in (
+        "svm: InProgress / Starting",
+        "svm: InProgress / Training",
+        "svm: Completed",
+        "cnn: InProgress / Starting",
+        "cnn: Failed - AlgorithmError: out of memory",
+    ):
         assert line in lines
     assert lines.count("cnn: InProgress / Starting") == 1  # a change, not every poll
-    s3.put_object(Bucket=BUCKET, Key=f"smvision/training/{svm}/output/output.tar.gz",
-                  Body=output_archive(evaluations["svm"]))
-    s3.put_object(Bucket=BUCKET, Key=f"smvision/training/{svm}/output/model.tar.gz",
-                  Body=b"x" * 1234)
-    args = cli.build_parser().parse_args(["compare", *settings_flags(), "--train",
-                                          f"{DATA}/train", "--algorithms", "svm,cnn"])
-    settings = resolve({"role": ROLE, "bucket": BUCKET, "image_uri": IMAGE, "region": REGION},
-                       {}, None)
-    jobs = [dataclasses.replace(job, job_name=name) for job, name in
-            zip(compare.plan(args, settings, START).jobs, (svm, cnn), strict=True)]
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"smvision/training/{svm}/output/output.tar.gz",
+        Body=output_archive(evaluations["svm"]),
+    )
+    s3.put_object(
+        Bucket=BUCKET, Key=f"smvision/training/{svm}/output/model.tar.gz", Body=b"x" * 1234
+    )
+    args = cli.build_parser().parse_args(
+        ["compare", *settings_flags(), "--train", f"{DATA}/train", "--algorithms", "svm,cnn"]
+    )
+    settings = resolve(
+        {"role": ROLE, "bucket": BUCKET, "image_uri": IMAGE, "region": REGION}, {}, None
+    )
+    jobs = [
+        dataclasses.replace(job, job_name=name)
+        for job, name in zip(compare.plan(args, settings, START).jobs, (svm, cnn), strict=True)
+    ]
 
     rows = compare_rows.sagemaker_rows(s3, jobs, result, {}, Prices())
 
@@ -431,10 +584,14 @@ def test_ctrl_c_while_following_names_the_running_jobs_and_how_to_stop_them() ->
     sagemaker = boto3.session.Session(region_name=REGION).client("sagemaker")
     stubber = Stubber(sagemaker)
     jobs = {"svm": "job-svm", "rf": "job-rf", "cnn": "job-cnn"}
-    for name, status in (("job-svm", "Completed"), ("job-rf", "InProgress"),
-                         ("job-cnn", "InProgress")):
-        stubber.add_response("describe_training_job", described(name, status, status),
-                             {"TrainingJobName": name})
+    for name, status in (
+        ("job-svm", "Completed"),
+        ("job-rf", "InProgress"),
+        ("job-cnn", "InProgress"),
+    ):
+        stubber.add_response(
+            "describe_training_job", described(name, status, status), {"TrainingJobName": name}
+        )
 
     def ctrl_c(seconds: float) -> None:
         raise KeyboardInterrupt
@@ -445,8 +602,10 @@ def test_ctrl_c_while_following_names_the_running_jobs_and_how_to_stop_them() ->
     message = str(raised.value)
     assert raised.value.jobs == {"rf": "job-rf", "cnn": "job-cnn"}
     for name in ("job-rf", "job-cnn"):
-        assert (f"aws sagemaker stop-training-job --region {REGION} --training-job-name {name}"
-                in message)
+        assert (
+            f"aws sagemaker stop-training-job --region {REGION} --training-job-name {name}"
+            in message
+        )
     assert "job-svm" not in message
 
 
@@ -464,8 +623,9 @@ def test_cost_is_billable_seconds_times_instances_times_the_hourly_price() -> No
     assert "pass --price ml.m9.unknown=USD_PER_HOUR" in prices.source("ml.m9.unknown")
 
 
-@pytest.mark.parametrize("pair", ["m5.xlarge=0.2", "ml.m5.xlarge=-1", "ml.m5.xlarge=nan",
-                                  "ml.m5.xlarge"])
+@pytest.mark.parametrize(
+    "pair", ["m5.xlarge=0.2", "ml.m5.xlarge=-1", "ml.m5.xlarge=nan", "ml.m5.xlarge"]
+)
 def test_a_bad_price_is_refused(pair: str) -> None:
     with pytest.raises(LaunchError, match="--price"):
         parse_prices([pair])
@@ -477,8 +637,10 @@ def test_evaluation_is_read_from_the_output_archive(
 ) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in ((member, json.dumps(evaluations["rf"]).encode()),
-                           ("confusion_matrix.png", b"\x89PNG")):
+        for name, data in (
+            (member, json.dumps(evaluations["rf"]).encode()),
+            ("confusion_matrix.png", b"\x89PNG"),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

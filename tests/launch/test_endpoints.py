@@ -69,15 +69,19 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 @pytest.fixture(scope="module")
 def model_archive(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """model.tar.gz of a real svm, holding the files of /opt/ml/model at its root."""
-    job = run_local_train("svm", {"train": digits / "train", "validation": digits / "validation"},
-                          tmp_path_factory.mktemp("svm-job"))
+    job = run_local_train(
+        "svm",
+        {"train": digits / "train", "validation": digits / "validation"},
+        tmp_path_factory.mktemp("svm-job"),
+    )
     assert job.returncode == 0, job.output[-3000:]
     return tar_gz(job.ml / "model")
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        model_archive: bytes) -> MotoServer:
+def aws(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_archive: bytes
+) -> MotoServer:
     server = clean_aws(moto_server, tmp_path, monkeypatch)
     s3().put_object(Bucket=BUCKET, Key=MODEL_KEY, Body=model_archive)
     server.forget_requests()
@@ -104,9 +108,15 @@ def launch_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, st
 
 
 def launch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launch", *args], cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
-                          env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "launch", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=600,
+        env=dict(os.environ),
+    )
 
 
 def not_found(call: Any, **kwargs: str) -> bool:
@@ -118,8 +128,16 @@ def not_found(call: Any, **kwargs: str) -> bool:
 
 
 def deploy(capsys: pytest.CaptureFixture[str], name: str, *extra: str) -> str:
-    code, output = launch_here(capsys, "deploy", *settings_flags(), "--model-data", MODEL_DATA,
-                               "--endpoint-name", name, *extra)
+    code, output = launch_here(
+        capsys,
+        "deploy",
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--endpoint-name",
+        name,
+        *extra,
+    )
     assert code == 0, output
     return output
 
@@ -127,9 +145,24 @@ def deploy(capsys: pytest.CaptureFixture[str], name: str, *extra: str) -> str:
 def test_deploy_creates_model_config_endpoint_and_autoscaling(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    output = deploy(capsys, "digits", "--instance-type", "ml.c5.xlarge", "--instance-count", "2",
-                    "--workers", "3", "--timeout", "30", "--max-payload-mb", "12",
-                    "--autoscale", "2:6", "--target-invocations", "250")
+    output = deploy(
+        capsys,
+        "digits",
+        "--instance-type",
+        "ml.c5.xlarge",
+        "--instance-count",
+        "2",
+        "--workers",
+        "3",
+        "--timeout",
+        "30",
+        "--max-payload-mb",
+        "12",
+        "--autoscale",
+        "2:6",
+        "--target-invocations",
+        "250",
+    )
 
     client = sagemaker()
     model = client.describe_model(ModelName="digits")
@@ -137,32 +170,38 @@ def test_deploy_creates_model_config_endpoint_and_autoscaling(
     assert model["PrimaryContainer"]["Image"] == IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"] == MODEL_DATA
     assert model["PrimaryContainer"]["Environment"] == {
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "12"}
-    config = client.describe_endpoint_config(
-        EndpointConfigName="digits")
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "3",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "30",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "12",
+    }
+    config = client.describe_endpoint_config(EndpointConfigName="digits")
     [variant] = config["ProductionVariants"]
-    assert variant == {"VariantName": "AllTraffic", "ModelName": "digits",
-                       "InitialInstanceCount": 2, "InstanceType": "ml.c5.xlarge",
-                       "InitialVariantWeight": 1.0}
+    assert variant == {
+        "VariantName": "AllTraffic",
+        "ModelName": "digits",
+        "InitialInstanceCount": 2,
+        "InstanceType": "ml.c5.xlarge",
+        "InitialVariantWeight": 1.0,
+    }
     endpoint = client.describe_endpoint(EndpointName="digits")
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == "digits"
 
     scaling = autoscaling()
-    [target] = scaling.describe_scalable_targets(
-        ServiceNamespace="sagemaker")["ScalableTargets"]
+    [target] = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["ResourceId"], target["ScalableDimension"]) == (
-        "endpoint/digits/variant/AllTraffic", "sagemaker:variant:DesiredInstanceCount")
+        "endpoint/digits/variant/AllTraffic",
+        "sagemaker:variant:DesiredInstanceCount",
+    )
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 6)
-    [policy] = scaling.describe_scaling_policies(
-        ServiceNamespace="sagemaker")["ScalingPolicies"]
+    [policy] = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert policy["ResourceId"] == "endpoint/digits/variant/AllTraffic"
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["TargetValue"] == 250.0
     assert tracking["PredefinedMetricSpecification"] == {
-        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
+        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+    }
 
     assert "Endpoint digits: 2 x ml.c5.xlarge" in output
     assert f"region={REGION}#/endpoints/digits" in output
@@ -175,13 +214,14 @@ def test_deploy_with_defaults_sets_no_serving_environment(
 ) -> None:
     output = deploy(capsys, "plain")
     # No training job digits-svm exists on the server: the launchers' default, said once.
-    assert ("Instance type: ml.m5.xlarge, the launchers' default: the algorithm that trained "
-            "--model-data is unknown (there is no training job digits-svm); choose one with "
-            "--instance-type.") in output.splitlines()
+    assert (
+        "Instance type: ml.m5.xlarge, the launchers' default: the algorithm that trained "
+        "--model-data is unknown (there is no training job digits-svm); choose one with "
+        "--instance-type."
+    ) in output.splitlines()
     model = sagemaker().describe_model(ModelName="plain")
     assert model["PrimaryContainer"].get("Environment", {}) == {}
-    config = sagemaker().describe_endpoint_config(
-        EndpointConfigName="plain")
+    config = sagemaker().describe_endpoint_config(EndpointConfigName="plain")
     assert config["ProductionVariants"][0]["InstanceType"] == "ml.m5.xlarge"
     assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
     assert "RegisterScalableTarget" not in " ".join(aws.operations())
@@ -198,15 +238,17 @@ def toy_model(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, model_archive: b
     table = {**specs.table(), TOY.name: TOY}
     monkeypatch.setattr(specs, "table", lambda: table)
     sagemaker().create_training_job(
-        TrainingJobName="toy-job", RoleArn=ROLE, HyperParameters={"algorithm": "toy"},
+        TrainingJobName="toy-job",
+        RoleArn=ROLE,
+        HyperParameters={"algorithm": "toy"},
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/smvision/training"},
-        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
-                        "VolumeSizeInGB": 30},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
-    artifact = sagemaker().describe_training_job(
-        TrainingJobName="toy-job")["ModelArtifacts"]["S3ModelArtifacts"]
+    artifact = sagemaker().describe_training_job(TrainingJobName="toy-job")["ModelArtifacts"][
+        "S3ModelArtifacts"
+    ]
     assert artifact == f"s3://{BUCKET}/smvision/training/toy-job/output/model.tar.gz"
     s3().put_object(Bucket=BUCKET, Key=artifact.split("/", 3)[3], Body=model_archive)
     aws.forget_requests()
@@ -216,31 +258,50 @@ def toy_model(aws: MotoServer, monkeypatch: pytest.MonkeyPatch, model_archive: b
 def test_deploy_and_transform_serve_on_the_algorithms_instance_type(
     aws: MotoServer, capsys: pytest.CaptureFixture[str], toy_model: str
 ) -> None:
-    code, output = launch_here(capsys, "deploy", *settings_flags(), "--model-data", toy_model,
-                               "--endpoint-name", "toy")
+    code, output = launch_here(
+        capsys, "deploy", *settings_flags(), "--model-data", toy_model, "--endpoint-name", "toy"
+    )
     assert code == 0, output
-    [variant] = sagemaker().describe_endpoint_config(
-        EndpointConfigName="toy")["ProductionVariants"]
+    [variant] = sagemaker().describe_endpoint_config(EndpointConfigName="toy")["ProductionVariants"]
     assert variant["InstanceType"] == "ml.c5.2xlarge"
     assert "Endpoint toy: 1 x ml.c5.2xlarge serving" in output
     assert "Instance type:" not in output
     assert aws.calls("DescribeTrainingJob") == [{"TrainingJobName": "toy-job"}]
 
     upload("batch/toy", {"china.jpg": encode(photo("china"), ".jpg")})
-    code, output = launch_here(capsys, "transform", *settings_flags(), "--model-data",
-                               toy_model, "--input", f"s3://{BUCKET}/batch/toy/", "--output",
-                               f"s3://{BUCKET}/batch/toy-out/", "--job-name", "toy-batch")
+    code, output = launch_here(
+        capsys,
+        "transform",
+        *settings_flags(),
+        "--model-data",
+        toy_model,
+        "--input",
+        f"s3://{BUCKET}/batch/toy/",
+        "--output",
+        f"s3://{BUCKET}/batch/toy-out/",
+        "--job-name",
+        "toy-batch",
+    )
     assert code == 0, output
     assert describe_transform("toy-batch")["TransformResources"]["InstanceType"] == (
-        "ml.c5.2xlarge")
+        "ml.c5.2xlarge"
+    )
 
 
-@pytest.mark.parametrize(("key", "reason"), [
-    ("models/digits/model.tar.gz",
-     "it is not at .../JOB_NAME/output/model.tar.gz, where a training job writes"),
-    ("smvision/training/no-such-job/output/model.tar.gz", "there is no training job no-such-job"),
-    ("elsewhere/toy-job/output/model.tar.gz", "training job toy-job did not write it"),
-])
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (
+            "models/digits/model.tar.gz",
+            "it is not at .../JOB_NAME/output/model.tar.gz, where a training job writes",
+        ),
+        (
+            "smvision/training/no-such-job/output/model.tar.gz",
+            "there is no training job no-such-job",
+        ),
+        ("elsewhere/toy-job/output/model.tar.gz", "training job toy-job did not write it"),
+    ],
+)
 def test_a_models_algorithm_that_cannot_be_found_says_why(
     toy_model: str, key: str, reason: str
 ) -> None:
@@ -259,7 +320,9 @@ def test_a_training_job_of_an_algorithm_this_launcher_lacks_falls_back(
     table = {name: spec for name, spec in specs.table().items() if name != "toy"}
     monkeypatch.setattr(specs, "table", lambda: table)
     assert model_algorithm(sagemaker(), toy_model) == (
-        None, "training job toy-job has algorithm 'toy', not in this launcher's table")
+        None,
+        "training job toy-job has algorithm 'toy', not in this launcher's table",
+    )
     assert serving_instance_type(moto_session(REGION), toy_model) == DEFAULT_INSTANCE_TYPE
 
 
@@ -271,20 +334,26 @@ def test_aws_saying_requested_resource_not_found_means_no_training_job() -> None
 
     client = boto3.session.Session(region_name=REGION).client("sagemaker")
     stubber = Stubber(client)
-    stubber.add_client_error("describe_training_job", service_error_code="ValidationException",
-                             service_message="Requested resource not found.",
-                             expected_params={"TrainingJobName": "gone"})
+    stubber.add_client_error(
+        "describe_training_job",
+        service_error_code="ValidationException",
+        service_message="Requested resource not found.",
+        expected_params={"TrainingJobName": "gone"},
+    )
     with stubber:
         assert model_algorithm(client, f"s3://{BUCKET}/x/gone/output/model.tar.gz") == (
-            None, "there is no training job gone")
+            None,
+            "there is no training job gone",
+        )
     stubber.assert_no_pending_responses()
 
 
 def test_deploy_with_data_capture_records_inputs_and_answers_json_as_text(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    output = deploy(capsys, "watched", "--data-capture", f"s3://{BUCKET}/capture/",
-                    "--sample-percent", "25")
+    output = deploy(
+        capsys, "watched", "--data-capture", f"s3://{BUCKET}/capture/", "--sample-percent", "25"
+    )
     config = sagemaker().describe_endpoint_config(EndpointConfigName="watched")
     assert config["DataCaptureConfig"] == {
         "EnableCapture": True,
@@ -293,17 +362,24 @@ def test_deploy_with_data_capture_records_inputs_and_answers_json_as_text(
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         "CaptureContentTypeHeader": {
             "CsvContentTypes": ["text/csv"],
-            "JsonContentTypes": ["application/json", "application/jsonlines"]},
+            "JsonContentTypes": ["application/json", "application/jsonlines"],
+        },
     }
     assert f"Data capture: 25% of requests and answers to s3://{BUCKET}/capture/watched/" in (
-        output)
+        output
+    )
 
 
 def test_deploy_refuses_a_missing_model_before_creating_anything(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, output = launch_here(capsys, "deploy", *settings_flags(), "--model-data",
-                               f"s3://{BUCKET}/smvision/training/typo/output/model.tar.gz")
+    code, output = launch_here(
+        capsys,
+        "deploy",
+        *settings_flags(),
+        "--model-data",
+        f"s3://{BUCKET}/smvision/training/typo/output/model.tar.gz",
+    )
     assert code == 1
     assert "no such object; copy the 'Model artifact' URI" in output
     assert aws.operations() == []
@@ -312,8 +388,17 @@ def test_deploy_refuses_a_missing_model_before_creating_anything(
 def test_deploy_removes_what_it_created_when_a_later_step_fails(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, output = launch_here(capsys, "deploy", *settings_flags(), "--model-data", MODEL_DATA,
-                               "--endpoint-name", "broken", "--instance-type", "ml.m5.huge")
+    code, output = launch_here(
+        capsys,
+        "deploy",
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--endpoint-name",
+        "broken",
+        "--instance-type",
+        "ml.m5.huge",
+    )
     assert code == 1
     assert "Creating endpoint config broken failed" in output
     assert "SageMaker.DeleteModel" in aws.operations()
@@ -321,21 +406,27 @@ def test_deploy_removes_what_it_created_when_a_later_step_fails(
     assert "SageMaker.CreateEndpoint" not in aws.operations()
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    (["--autoscale", "2:4"], "--instance-count 1 is outside --autoscale 2:4"),
-    (["--target-invocations", "50"], "applies to --autoscale only"),
-    (["--workers", "0"], "--workers '0' must be a whole number of at least 1"),
-    (["--model-data", f"s3://{BUCKET}/model/"], "must name a .tar.gz"),
-    (["--sample-percent", "50"], "--sample-percent applies to --data-capture only"),
-    (["--data-capture", f"s3://{BUCKET}/c", "--sample-percent", "150"],
-     "--sample-percent '150' is a percentage; use 1 to 100"),
-    (["--data-capture", "capture/"], "--data-capture 'capture/' is not an S3 URI"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--autoscale", "2:4"], "--instance-count 1 is outside --autoscale 2:4"),
+        (["--target-invocations", "50"], "applies to --autoscale only"),
+        (["--workers", "0"], "--workers '0' must be a whole number of at least 1"),
+        (["--model-data", f"s3://{BUCKET}/model/"], "must name a .tar.gz"),
+        (["--sample-percent", "50"], "--sample-percent applies to --data-capture only"),
+        (
+            ["--data-capture", f"s3://{BUCKET}/c", "--sample-percent", "150"],
+            "--sample-percent '150' is a percentage; use 1 to 100",
+        ),
+        (["--data-capture", "capture/"], "--data-capture 'capture/' is not an S3 URI"),
+    ],
+)
 def test_a_bad_deploy_request_makes_no_aws_call(
     aws: MotoServer, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
 ) -> None:
-    code, output = launch_here(capsys, "deploy", *settings_flags(), "--model-data", MODEL_DATA,
-                               *extra)
+    code, output = launch_here(
+        capsys, "deploy", *settings_flags(), "--model-data", MODEL_DATA, *extra
+    )
     assert code == 2
     assert expected in output
     assert aws.requests() == []
@@ -343,11 +434,13 @@ def test_a_bad_deploy_request_makes_no_aws_call(
 
 def write_photos(folder: Path) -> dict[Path, str]:
     """Real photographs in every format the server reads, with their content types."""
-    files = {folder / "china.jpg": ("image/jpeg", photo("china")),
-             folder / "more" / "coffee.png": ("image/png", photo("coffee")),
-             folder / "more" / "camera.tiff": ("image/tiff", grey_photo("camera")),
-             folder / "chelsea.webp": ("image/webp", photo("chelsea")),
-             folder / "moon.bmp": ("image/bmp", grey_photo("moon"))}
+    files = {
+        folder / "china.jpg": ("image/jpeg", photo("china")),
+        folder / "more" / "coffee.png": ("image/png", photo("coffee")),
+        folder / "more" / "camera.tiff": ("image/tiff", grey_photo("camera")),
+        folder / "chelsea.webp": ("image/webp", photo("chelsea")),
+        folder / "moon.bmp": ("image/bmp", grey_photo("moon")),
+    }
     for path, (_, image) in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encode(image, path.suffix))
@@ -364,8 +457,17 @@ def test_invoke_sends_every_image_with_its_content_type(
     photos[single] = "image/jpeg"
     aws.forget_requests()
 
-    run = launch("invoke", "--region", REGION, "--endpoint-name", "digits", "--top-k", "3",
-                 str(tmp_path / "photos"), str(single))
+    run = launch(
+        "invoke",
+        "--region",
+        REGION,
+        "--endpoint-name",
+        "digits",
+        "--top-k",
+        "3",
+        str(tmp_path / "photos"),
+        str(single),
+    )
 
     sent: dict[bytes, set[str]] = {}
     inference_ids = []
@@ -385,7 +487,8 @@ def test_invoke_sends_every_image_with_its_content_type(
         assert f"{path}: error (inference id " in run.stdout
         assert "An error occurred (500) when calling the InvokeEndpoint" in run.stdout
     assert f"error: {len(photos)} of {len(photos)} requests to endpoint digits failed" in (
-        run.stdout)
+        run.stdout
+    )
 
 
 def test_cleanup_deletes_endpoint_config_model_and_autoscaling(
@@ -399,33 +502,40 @@ def test_cleanup_deletes_endpoint_config_model_and_autoscaling(
     assert run.returncode == 0, run.stdout
     client = sagemaker()
     assert not_found(client.describe_endpoint, EndpointName="digits")
-    assert not_found(client.describe_endpoint_config,
-                     EndpointConfigName="digits")
+    assert not_found(client.describe_endpoint_config, EndpointConfigName="digits")
     assert not_found(client.describe_model, ModelName="digits")
     scaling = autoscaling()
-    assert scaling.describe_scalable_targets(
-        ServiceNamespace="sagemaker", ResourceIds=["endpoint/digits/variant/AllTraffic"],
-    )["ScalableTargets"] == []
-    assert scaling.describe_scaling_policies(
-        ServiceNamespace="sagemaker")["ScalingPolicies"] == []
-    assert client.describe_endpoint(
-        EndpointName="neighbour")["EndpointStatus"] == "InService"
-    for line in ("Deleted scaling policy digits-invocations-per-instance",
-                 "Deleted scalable target endpoint/digits/variant/AllTraffic",
-                 "Deleted endpoint digits", "Deleted endpoint config digits",
-                 "Deleted model digits"):
+    assert (
+        scaling.describe_scalable_targets(
+            ServiceNamespace="sagemaker",
+            ResourceIds=["endpoint/digits/variant/AllTraffic"],
+        )["ScalableTargets"]
+        == []
+    )
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    assert client.describe_endpoint(EndpointName="neighbour")["EndpointStatus"] == "InService"
+    for line in (
+        "Deleted scaling policy digits-invocations-per-instance",
+        "Deleted scalable target endpoint/digits/variant/AllTraffic",
+        "Deleted endpoint digits",
+        "Deleted endpoint config digits",
+        "Deleted model digits",
+    ):
         assert line in run.stdout
 
     again = launch("cleanup", "--region", REGION, "--endpoint-name", "digits")
     assert again.returncode == 1
     assert "Nothing to clean up: no endpoint, endpoint config or model named digits" in (
-        again.stdout)
+        again.stdout
+    )
 
 
 def test_cleanup_removes_what_a_half_finished_deploy_left(aws: MotoServer) -> None:
     sagemaker().create_model(
-        ModelName="halfway", ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA})
+        ModelName="halfway",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": MODEL_DATA},
+    )
     run = launch("cleanup", "--region", REGION, "--endpoint-name", "halfway")
     assert run.returncode == 0, run.stdout
     assert run.stdout.strip().splitlines()[-1] == "Deleted model halfway"
@@ -444,15 +554,33 @@ def describe_transform(name: str) -> dict[str, Any]:
 def test_transform_sends_image_files_one_per_request(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upload("batch/photos", {"china.jpg": encode(photo("china"), ".jpg"),
-                            "nested/camera.png": encode(grey_photo("camera"), ".png"),
-                            "coffee.webp": encode(photo("coffee"), ".webp")})
+    upload(
+        "batch/photos",
+        {
+            "china.jpg": encode(photo("china"), ".jpg"),
+            "nested/camera.png": encode(grey_photo("camera"), ".png"),
+            "coffee.webp": encode(photo("coffee"), ".webp"),
+        },
+    )
     aws.forget_requests()
 
-    code, output = launch_here(capsys, "transform", *settings_flags(), "--model-data", MODEL_DATA,
-                               "--input", f"s3://{BUCKET}/batch/photos/", "--output",
-                               f"s3://{BUCKET}/batch/predictions/", "--workers", "2",
-                               "--instance-count", "2", "--job-name", "photos-batch")
+    code, output = launch_here(
+        capsys,
+        "transform",
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--input",
+        f"s3://{BUCKET}/batch/photos/",
+        "--output",
+        f"s3://{BUCKET}/batch/predictions/",
+        "--workers",
+        "2",
+        "--instance-count",
+        "2",
+        "--job-name",
+        "photos-batch",
+    )
 
     assert code == 0, output
     job = describe_transform("photos-batch")
@@ -460,40 +588,61 @@ def test_transform_sends_image_files_one_per_request(
     assert job["ModelName"] == "photos-batch"
     assert job["BatchStrategy"] == "SingleRecord"
     assert job["TransformInput"] == {
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                        "S3Uri": f"s3://{BUCKET}/batch/photos/"}},
-        "ContentType": "application/x-image", "SplitType": "None"}
-    assert job["TransformOutput"] == {"S3OutputPath": f"s3://{BUCKET}/batch/predictions/",
-                                      "Accept": "application/json", "AssembleWith": "None"}
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/batch/photos/"}
+        },
+        "ContentType": "application/x-image",
+        "SplitType": "None",
+    }
+    assert job["TransformOutput"] == {
+        "S3OutputPath": f"s3://{BUCKET}/batch/predictions/",
+        "Accept": "application/json",
+        "AssembleWith": "None",
+    }
     assert job["TransformResources"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2}
     assert job["Environment"] == {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
     [model] = aws.calls("CreateModel")
     assert model["PrimaryContainer"] == {
-        "Image": IMAGE, "ModelDataUrl": MODEL_DATA,
-        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}}
+        "Image": IMAGE,
+        "ModelDataUrl": MODEL_DATA,
+        "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+    }
     # The model existed only for the job.
     assert aws.operations().index("SageMaker.DeleteModel") > aws.operations().index(
-        "SageMaker.CreateTransformJob")
-    assert not_found(sagemaker().describe_model,
-                     ModelName="photos-batch")
+        "SageMaker.CreateTransformJob"
+    )
+    assert not_found(sagemaker().describe_model, ModelName="photos-batch")
     assert "Transform job photos-batch: " in output and "SingleRecord" in output
     assert f"Results: s3://{BUCKET}/batch/predictions/" in output
 
 
 def json_lines(*names: str) -> bytes:
-    lines = [json.dumps({"b64": base64.b64encode(encode(photo(n), ".jpg")).decode()})
-             for n in names]
+    lines = [
+        json.dumps({"b64": base64.b64encode(encode(photo(n), ".jpg")).decode()}) for n in names
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def test_transform_batches_json_lines_by_line(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upload("batch/lines", {"part-0.jsonl": json_lines("china", "flower"),
-                           "part-1.jsonl": json_lines("chelsea")})
-    code, output = launch_here(capsys, "transform", *settings_flags(), "--model-data", MODEL_DATA,
-                               "--input", f"s3://{BUCKET}/batch/lines", "--output",
-                               f"s3://{BUCKET}/batch/lines-out", "--job-name", "lines-batch")
+    upload(
+        "batch/lines",
+        {"part-0.jsonl": json_lines("china", "flower"), "part-1.jsonl": json_lines("chelsea")},
+    )
+    code, output = launch_here(
+        capsys,
+        "transform",
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--input",
+        f"s3://{BUCKET}/batch/lines",
+        "--output",
+        f"s3://{BUCKET}/batch/lines-out",
+        "--job-name",
+        "lines-batch",
+    )
 
     assert code == 0, output
     job = describe_transform("lines-batch")
@@ -507,11 +656,20 @@ def test_transform_batches_json_lines_by_line(
 def test_transform_refuses_a_mixed_prefix_unless_told_what_it_holds(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upload("batch/mixed", {"china.jpg": encode(photo("china"), ".jpg"),
-                           "part-0.jsonl": json_lines("flower")})
+    upload(
+        "batch/mixed",
+        {"china.jpg": encode(photo("china"), ".jpg"), "part-0.jsonl": json_lines("flower")},
+    )
     aws.forget_requests()
-    arguments = [*settings_flags(), "--model-data", MODEL_DATA, "--input",
-                 f"s3://{BUCKET}/batch/mixed", "--output", f"s3://{BUCKET}/batch/mixed-out"]
+    arguments = [
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--input",
+        f"s3://{BUCKET}/batch/mixed",
+        "--output",
+        f"s3://{BUCKET}/batch/mixed-out",
+    ]
 
     code, output = launch_here(capsys, "transform", *arguments)
     assert code == 2
@@ -519,32 +677,56 @@ def test_transform_refuses_a_mixed_prefix_unless_told_what_it_holds(
     assert f"s3://{BUCKET}/batch/mixed/part-0.jsonl" in output
     assert not [op for op in aws.operations() if op.startswith("SageMaker.")]
 
-    code, output = launch_here(capsys, "transform", *arguments, "--content-type",
-                               "application/jsonlines", "--job-name", "told")
+    code, output = launch_here(
+        capsys,
+        "transform",
+        *arguments,
+        "--content-type",
+        "application/jsonlines",
+        "--job-name",
+        "told",
+    )
     assert code == 0, output
     assert describe_transform("told")["BatchStrategy"] == "MultiRecord"
 
 
-@pytest.mark.parametrize(("input_uri", "output_uri", "expected"), [
-    (f"s3://{BUCKET}/batch/photos", f"s3://{BUCKET}/batch/photos/out", "is inside --input"),
-    (f"s3://{BUCKET}/batch/empty", f"s3://{BUCKET}/batch/out", "no files under it"),
-])
+@pytest.mark.parametrize(
+    ("input_uri", "output_uri", "expected"),
+    [
+        (f"s3://{BUCKET}/batch/photos", f"s3://{BUCKET}/batch/photos/out", "is inside --input"),
+        (f"s3://{BUCKET}/batch/empty", f"s3://{BUCKET}/batch/out", "no files under it"),
+    ],
+)
 def test_a_bad_transform_request_creates_nothing(
-    aws: MotoServer, capsys: pytest.CaptureFixture[str], input_uri: str, output_uri: str,
+    aws: MotoServer,
+    capsys: pytest.CaptureFixture[str],
+    input_uri: str,
+    output_uri: str,
     expected: str,
 ) -> None:
-    code, output = launch_here(capsys, "transform", *settings_flags(), "--model-data", MODEL_DATA,
-                               "--input", input_uri, "--output", output_uri)
+    code, output = launch_here(
+        capsys,
+        "transform",
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--input",
+        input_uri,
+        "--output",
+        output_uri,
+    )
     assert code == 2
     assert expected in output
     assert not [op for op in aws.operations() if op.startswith("SageMaker.")]
 
 
 def test_the_documented_caller_policy_covers_every_call_of_the_walkthrough(
-    aws: MotoServer, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    aws: MotoServer,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from launch.common import ecr as registry
+    from launch.common import ecr
 
     monkeypatch.setenv("SMVISION_REGION", REGION)
     create_moto_best_job()
@@ -554,29 +736,59 @@ def test_the_documented_caller_policy_covers_every_call_of_the_walkthrough(
     aws.forget_requests()
     data = f"s3://{BUCKET}/datasets/digits"
 
-    assert registry.main(["repository", "smvision"]) == 0
-    assert registry.main(["password"]) == 0
+    assert ecr.main(["repository", "smvision"]) == 0
+    assert ecr.main(["password"]) == 0
     steps = [
-        ["train", "--algorithm", "svm", "--train", f"{data}/train", "--validation",
-         f"{data}/validation", "--job-name", "walkthrough"],
-        ["tune", "--algorithm", "svm", "--train", f"{data}/train", "--validation",
-         f"{data}/validation", "--job-name", "walkthrough-tuning"],
-        ["deploy", "--model-data", MODEL_DATA, "--endpoint-name", "digits",
-         "--autoscale", "1:4"],
-        ["transform", "--model-data", MODEL_DATA, "--input", f"s3://{BUCKET}/batch/photos/",
-         "--output", f"s3://{BUCKET}/batch/out/"],
+        [
+            "train",
+            "--algorithm",
+            "svm",
+            "--train",
+            f"{data}/train",
+            "--validation",
+            f"{data}/validation",
+            "--job-name",
+            "walkthrough",
+        ],
+        [
+            "tune",
+            "--algorithm",
+            "svm",
+            "--train",
+            f"{data}/train",
+            "--validation",
+            f"{data}/validation",
+            "--job-name",
+            "walkthrough-tuning",
+        ],
+        ["deploy", "--model-data", MODEL_DATA, "--endpoint-name", "digits", "--autoscale", "1:4"],
+        [
+            "transform",
+            "--model-data",
+            MODEL_DATA,
+            "--input",
+            f"s3://{BUCKET}/batch/photos/",
+            "--output",
+            f"s3://{BUCKET}/batch/out/",
+        ],
         ["cleanup", "--endpoint-name", "digits"],
     ]
     for step in steps:
         code, output = launch_here(capsys, step[0], *settings_flags(), *step[1:])
         assert code == 0, output
     # moto answers 500 to image bodies (see the module docstring); the request is made.
-    code, output = launch_here(capsys, "invoke", "--region", REGION, "--endpoint-name",
-                               "digits", str(image))
+    code, output = launch_here(
+        capsys, "invoke", "--region", REGION, "--endpoint-name", "digits", str(image)
+    )
     assert code == 1 and "InvokeEndpoint" in output
 
     called = {iam_action(request) for request in aws.requests()}
-    assert {"sagemaker:CreateTrainingJob", "sagemaker:InvokeEndpoint", "s3:GetObject",
-            "application-autoscaling:PutScalingPolicy", "ecr:CreateRepository"} <= called
+    assert {
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:InvokeEndpoint",
+        "s3:GetObject",
+        "application-autoscaling:PutScalingPolicy",
+        "ecr:CreateRepository",
+    } <= called
     missing = called - documented_caller_policy()
     assert not missing, f"{CALLER_POLICY} lacks {sorted(missing)}"

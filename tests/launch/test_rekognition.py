@@ -57,8 +57,9 @@ def stubbed_rekognition() -> tuple[Any, Stubber]:
 def record_operations(client: Any) -> list[str]:
     """The IAM action of every call the client makes, as it makes it."""
     called: list[str] = []
-    client.meta.events.register("before-call.rekognition",
-                                lambda model, **_: called.append(f"rekognition:{model.name}"))
+    client.meta.events.register(
+        "before-call.rekognition", lambda model, **_: called.append(f"rekognition:{model.name}")
+    )
     return called
 
 
@@ -133,13 +134,20 @@ def test_throttling_is_retried_with_growing_jittered_waits(tmp_path: Path) -> No
     data = encode(photo("coffee"), ".jpg")
     expected = {"Image": {"Bytes": data}, "MaxLabels": 10, "MinConfidence": 70.0}
     stubber.add_client_error("detect_labels", "ThrottlingException", expected_params=expected)
-    stubber.add_client_error("detect_labels", "ProvisionedThroughputExceededException",
-                             expected_params=expected)
-    stubber.add_response("detect_labels", {"Labels": [{"Name": "Cup", "Confidence": 97.5}]},
-                         expected)
+    stubber.add_client_error(
+        "detect_labels", "ProvisionedThroughputExceededException", expected_params=expected
+    )
+    stubber.add_response(
+        "detect_labels", {"Labels": [{"Name": "Cup", "Confidence": 97.5}]}, expected
+    )
     waits: list[float] = []
-    analyzer = analyze.Analyzer(client, None, analyze.Request(),
-                                retry.Backoff(attempts=4, base_s=0.5, cap_s=20), waits.append)
+    analyzer = analyze.Analyzer(
+        client,
+        None,
+        analyze.Request(),
+        retry.Backoff(attempts=4, base_s=0.5, cap_s=20),
+        waits.append,
+    )
 
     with stubber:
         record = analyzer.analyze(ImageRef("coffee.jpg", path=_file(data, "coffee.jpg", tmp_path)))
@@ -161,10 +169,13 @@ def test_an_image_throttled_every_time_fails_alone(tmp_path: Path) -> None:
     for _ in range(3):
         stubber.add_client_error("detect_labels", "ThrottlingException")
     stubber.add_response("detect_labels", {"Labels": []})
-    images = [ImageRef(name, path=_file(encode(photo(name), ".jpg"), f"{name}.jpg", tmp_path))
-              for name in ("coffee", "chelsea")]
-    analyzer = analyze.Analyzer(client, None, analyze.Request(), retry.Backoff(attempts=3),
-                                lambda seconds: None)
+    images = [
+        ImageRef(name, path=_file(encode(photo(name), ".jpg"), f"{name}.jpg", tmp_path))
+        for name in ("coffee", "chelsea")
+    ]
+    analyzer = analyze.Analyzer(
+        client, None, analyze.Request(), retry.Backoff(attempts=3), lambda seconds: None
+    )
     out = io.StringIO()
 
     with stubber:
@@ -199,27 +210,58 @@ def test_analyze_sends_s3_images_as_objects_and_the_rest_as_prepared_bytes(
     (folder / "notes.txt").write_text("not an image, not listed")
     single = tmp_path / "digit.png"
     single.write_bytes(digit_png(digits))
-    s3.put_object(Bucket=BUCKET, Key="shots/a/astronaut.png",
-                    Body=encode(photo("astronaut"), ".png"))
+    s3.put_object(
+        Bucket=BUCKET, Key="shots/a/astronaut.png", Body=encode(photo("astronaut"), ".png")
+    )
     s3.put_object(Bucket=BUCKET, Key="shots/b/flower.tiff", Body=encode(photo("flower"), ".tiff"))
     aws.forget_requests()
     out = tmp_path / "labels.jsonl"
 
     completed = subprocess.run(
-        [sys.executable, "-c", ANALYZE_PROBE, "rekognition", "analyze", str(folder), str(single),
-         f"s3://{BUCKET}/shots", "--text", "--out", str(out), "--concurrency", "3",
-         "--region", REGION],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            ANALYZE_PROBE,
+            "rekognition",
+            "analyze",
+            str(folder),
+            str(single),
+            f"s3://{BUCKET}/shots",
+            "--text",
+            "--out",
+            str(out),
+            "--concurrency",
+            "3",
+            "--region",
+            REGION,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["code"] == 0
     # Rekognition needs neither the SageMaker SDK (seconds to import) nor numpy.
     assert not {m.split(".")[0] for m in result["modules"]} & {
-        "numpy", "cv2", "tensorflow", "sklearn", "sagemaker"}
+        "numpy",
+        "cv2",
+        "tensorflow",
+        "sklearn",
+        "sagemaker",
+    }
     records = {Path(r["image"]).name: r for r in map(json.loads, out.read_text().splitlines())}
-    assert list(records) == ["coffee.jpg", "big.png", "broken.png", "cat.bmp", "digit.png",
-                             "astronaut.png", "flower.tiff"]
+    assert list(records) == [
+        "coffee.jpg",
+        "big.png",
+        "broken.png",
+        "cat.bmp",
+        "digit.png",
+        "astronaut.png",
+        "flower.tiff",
+    ]
     assert records["broken.png"]["error"].startswith("ImageRejected:")
     for name, record in records.items():
         if name != "broken.png":
@@ -238,8 +280,11 @@ def test_analyze_sends_s3_images_as_objects_and_the_rest_as_prepared_bytes(
     assert len(sent) == 6
     objects = [body["Image"]["S3Object"] for body in sent if "S3Object" in body["Image"]]
     assert objects == [{"Bucket": BUCKET, "Name": "shots/a/astronaut.png"}]
-    downloads = [r.path for r in aws.requests() if r.method == "GET" and "shots/" in r.path
-                 and "list-type" not in r.url]
+    downloads = [
+        r.path
+        for r in aws.requests()
+        if r.method == "GET" and "shots/" in r.path and "list-type" not in r.url
+    ]
     assert downloads == [f"/{BUCKET}/shots/b/flower.tiff"]
     for body in sent:
         assert body["MaxLabels"] == 10 and body["MinConfidence"] == 70
@@ -257,8 +302,10 @@ def test_requests_in_flight_never_exceed_the_concurrency(aws: MotoServer, tmp_pa
 
     session = moto_session(REGION)
     session.events.register("before-call.rekognition.DetectLabels", hold)
-    images = [ImageRef(f"{n}.jpg", path=_file(encode(photo("coffee"), ".jpg"), f"{n}.jpg",
-                                              tmp_path)) for n in range(3 * concurrency)]
+    images = [
+        ImageRef(f"{n}.jpg", path=_file(encode(photo("coffee"), ".jpg"), f"{n}.jpg", tmp_path))
+        for n in range(3 * concurrency)
+    ]
     analyzer = analyze.Analyzer(retry.rekognition_client(session), None, analyze.Request())
 
     summary = analyze.run(analyzer, images, io.StringIO(), concurrency)
@@ -275,18 +322,29 @@ def test_an_s3_image_rekognition_refuses_is_downloaded_and_sent_prepared(
     s3.put_object(Bucket=BUCKET, Key="tiny/3.png", Body=data)
     client, stubber = stubbed_rekognition()
     stubber.add_client_error(
-        "detect_labels", "InvalidParameterException", "Request has invalid parameters",
-        expected_params={"Image": {"S3Object": {"Bucket": BUCKET, "Name": "tiny/3.png"}},
-                         "MaxLabels": 10, "MinConfidence": 70.0})
-    stubber.add_response("detect_labels", {"Labels": [{"Name": "Number", "Confidence": 88.0}]},
-                         {"Image": {"Bytes": ANY}, "MaxLabels": 10, "MinConfidence": 70.0})
-    stubber.add_response("detect_faces", {"FaceDetails": []},
-                         {"Image": {"Bytes": ANY}, "Attributes": ["ALL"]})
+        "detect_labels",
+        "InvalidParameterException",
+        "Request has invalid parameters",
+        expected_params={
+            "Image": {"S3Object": {"Bucket": BUCKET, "Name": "tiny/3.png"}},
+            "MaxLabels": 10,
+            "MinConfidence": 70.0,
+        },
+    )
+    stubber.add_response(
+        "detect_labels",
+        {"Labels": [{"Name": "Number", "Confidence": 88.0}]},
+        {"Image": {"Bytes": ANY}, "MaxLabels": 10, "MinConfidence": 70.0},
+    )
+    stubber.add_response(
+        "detect_faces", {"FaceDetails": []}, {"Image": {"Bytes": ANY}, "Attributes": ["ALL"]}
+    )
     analyzer = analyze.Analyzer(client, s3, analyze.Request(faces=True))
 
     with stubber:
-        record = analyzer.analyze(ImageRef(f"s3://{BUCKET}/tiny/3.png", bucket=BUCKET,
-                                           key="tiny/3.png", size=len(data)))
+        record = analyzer.analyze(
+            ImageRef(f"s3://{BUCKET}/tiny/3.png", bucket=BUCKET, key="tiny/3.png", size=len(data))
+        )
 
     stubber.assert_no_pending_responses()
     assert record["error"] is None
@@ -296,19 +354,40 @@ def test_an_s3_image_rekognition_refuses_is_downloaded_and_sent_prepared(
     assert record["faces"] == []
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["analyze", "{tmp}/missing", "--out", "{tmp}/o.jsonl"],
-     "is neither a file, a folder nor an s3:// URI"),
-    (["analyze", "{tmp}", "--out", "{tmp}/o.jsonl", "--min-confidence", "120"],
-     "--min-confidence '120' must be a number from 0 to 100"),
-    (["analyze", "{tmp}", "--out", "{tmp}/no/o.jsonl"], "does not exist"),
-    (["custom-labels", "--project", "my project", "--train", "s3://b/t", "--test", "s3://b/u"],
-     "--project 'my project' is not a valid Custom Labels name"),
-    (["custom-labels", "--project", "p", "--train", "s3://b/t"], "needs --train and --test"),
-    (["custom-labels", "--project", "p", "--stop", "--test", "s3://b/t"], "drop --train"),
-], ids=["missing-path", "confidence", "out-folder", "project-name", "no-test", "stop-and-data"])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["analyze", "{tmp}/missing", "--out", "{tmp}/o.jsonl"],
+            "is neither a file, a folder nor an s3:// URI",
+        ),
+        (
+            ["analyze", "{tmp}", "--out", "{tmp}/o.jsonl", "--min-confidence", "120"],
+            "--min-confidence '120' must be a number from 0 to 100",
+        ),
+        (["analyze", "{tmp}", "--out", "{tmp}/no/o.jsonl"], "does not exist"),
+        (
+            [
+                "custom-labels",
+                "--project",
+                "my project",
+                "--train",
+                "s3://b/t",
+                "--test",
+                "s3://b/u",
+            ],
+            "--project 'my project' is not a valid Custom Labels name",
+        ),
+        (["custom-labels", "--project", "p", "--train", "s3://b/t"], "needs --train and --test"),
+        (["custom-labels", "--project", "p", "--stop", "--test", "s3://b/t"], "drop --train"),
+    ],
+    ids=["missing-path", "confidence", "out-folder", "project-name", "no-test", "stop-and-data"],
+)
 def test_bad_arguments_are_refused_before_aws(
-    argv: list[str], message: str, tmp_path: Path, aws: MotoServer,
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    aws: MotoServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = [part.replace("{tmp}", str(tmp_path)) for part in argv]
@@ -324,8 +403,9 @@ def test_bad_arguments_are_refused_before_aws(
 
 PROJECT = "digits-cl"
 PROJECT_ARN = f"arn:aws:rekognition:{REGION}:123456789012:project/{PROJECT}/1700000000000"
-VERSION_ARN = (f"arn:aws:rekognition:{REGION}:123456789012:project/{PROJECT}/version/v1/"
-               "1700000000001")
+VERSION_ARN = (
+    f"arn:aws:rekognition:{REGION}:123456789012:project/{PROJECT}/version/v1/1700000000001"
+)
 SUMMARY_KEY = f"smvision/custom-labels/{PROJECT}/output/EvaluationResultSummary-{PROJECT}-v1.json"
 
 
@@ -333,11 +413,17 @@ def upload_digits(s3: Any, digits: Path, per_class: int = 6) -> dict[str, int]:
     """A few digits of two classes, as train and test class folders in S3."""
     counts = {}
     for split in ("train", "test"):
-        files = [file for label in ("3", "8")
-                 for file in sorted((digits / split / label).glob("*.png"))[:per_class]]
+        files = [
+            file
+            for label in ("3", "8")
+            for file in sorted((digits / split / label).glob("*.png"))[:per_class]
+        ]
         for file in files:
-            s3.put_object(Bucket=BUCKET, Key=f"digits/{split}/{file.parent.name}/{file.name}",
-                            Body=file.read_bytes())
+            s3.put_object(
+                Bucket=BUCKET,
+                Key=f"digits/{split}/{file.parent.name}/{file.name}",
+                Body=file.read_bytes(),
+            )
         counts[split] = len(files)
     return counts
 
@@ -345,74 +431,130 @@ def upload_digits(s3: Any, digits: Path, per_class: int = 6) -> dict[str, int]:
 def summary_file(labels: dict[str, float], test_images: int) -> bytes:
     """The evaluation summary as Custom Labels writes it ("Reference: Training results
     summary file" in the Custom Labels guide)."""
-    return json.dumps({
-        "Version": 1,
-        "EvaluationDetails": {"ProjectVersionArn": VERSION_ARN,
-                              "EvaluationEndTimestamp": "2026-11-29T10:00:00.000000",
-                              "Labels": sorted(labels), "NumberOfTestingImages": test_images,
-                              "NumberOfTrainingImages": 200},
-        "AggregatedEvaluationResults": {"F1Score": 0.95, "Precision": 0.96, "Recall": 0.94,
-                                        "ConfusionMatrix": []},
-        "LabelEvaluationResults": [
-            {"Label": label, "NumberOfTestingImages": test_images // 2,
-             "Metrics": {"F1Score": f1, "Precision": f1, "Recall": f1, "Threshold": 0.5}}
-            for label, f1 in labels.items()],
-    }).encode()
+    return json.dumps(
+        {
+            "Version": 1,
+            "EvaluationDetails": {
+                "ProjectVersionArn": VERSION_ARN,
+                "EvaluationEndTimestamp": "2026-11-29T10:00:00.000000",
+                "Labels": sorted(labels),
+                "NumberOfTestingImages": test_images,
+                "NumberOfTrainingImages": 200,
+            },
+            "AggregatedEvaluationResults": {
+                "F1Score": 0.95,
+                "Precision": 0.96,
+                "Recall": 0.94,
+                "ConfusionMatrix": [],
+            },
+            "LabelEvaluationResults": [
+                {
+                    "Label": label,
+                    "NumberOfTestingImages": test_images // 2,
+                    "Metrics": {"F1Score": f1, "Precision": f1, "Recall": f1, "Threshold": 0.5},
+                }
+                for label, f1 in labels.items()
+            ],
+        }
+    ).encode()
 
 
 def trained_version(status: str) -> dict[str, Any]:
-    version: dict[str, Any] = {"ProjectVersionArn": VERSION_ARN, "Status": status,
-                               "CreationTimestamp": datetime(2026, 11, 29, 9)}
+    version: dict[str, Any] = {
+        "ProjectVersionArn": VERSION_ARN,
+        "Status": status,
+        "CreationTimestamp": datetime(2026, 11, 29, 9),
+    }
     if status == "TRAINING_COMPLETED":
-        version |= {"BillableTrainingTimeInSeconds": 2700,
-                    "EvaluationResult": {"F1Score": 0.95, "Summary": {"S3Object": {
-                        "Bucket": BUCKET, "Name": SUMMARY_KEY}}}}
+        version |= {
+            "BillableTrainingTimeInSeconds": 2700,
+            "EvaluationResult": {
+                "F1Score": 0.95,
+                "Summary": {"S3Object": {"Bucket": BUCKET, "Name": SUMMARY_KEY}},
+            },
+        }
     return version
 
 
-def expect_custom_labels_flow(stubber: Stubber, dataset_statuses: list[str],
-                              version_statuses: list[str]) -> None:
+def expect_custom_labels_flow(
+    stubber: Stubber, dataset_statuses: list[str], version_statuses: list[str]
+) -> None:
     stubber.add_response("create_project", {"ProjectArn": PROJECT_ARN}, {"ProjectName": PROJECT})
     for kind in ("TRAIN", "TEST"):
         arn = f"{PROJECT_ARN}/dataset/{kind.lower()}/1700000000002"
         manifest = f"smvision/custom-labels/{PROJECT}/{kind.lower()}.manifest"
-        stubber.add_response("create_dataset", {"DatasetArn": arn}, {
-            "ProjectArn": PROJECT_ARN, "DatasetType": kind,
-            "DatasetSource": {"GroundTruthManifest": {"S3Object": {"Bucket": BUCKET,
-                                                                   "Name": manifest}}}})
+        stubber.add_response(
+            "create_dataset",
+            {"DatasetArn": arn},
+            {
+                "ProjectArn": PROJECT_ARN,
+                "DatasetType": kind,
+                "DatasetSource": {
+                    "GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Name": manifest}}
+                },
+            },
+        )
         for status in dataset_statuses:
-            stubber.add_response("describe_dataset", {"DatasetDescription": {
-                "Status": status, "DatasetStats": {"TotalEntries": 10, "LabeledEntries": 10,
-                                                   "ErrorEntries": 0}}}, {"DatasetArn": arn})
-    stubber.add_response("create_project_version", {"ProjectVersionArn": VERSION_ARN}, {
-        "ProjectArn": PROJECT_ARN, "VersionName": "v1",
-        "OutputConfig": {"S3Bucket": BUCKET,
-                         "S3KeyPrefix": f"smvision/custom-labels/{PROJECT}/output"}})
+            stubber.add_response(
+                "describe_dataset",
+                {
+                    "DatasetDescription": {
+                        "Status": status,
+                        "DatasetStats": {
+                            "TotalEntries": 10,
+                            "LabeledEntries": 10,
+                            "ErrorEntries": 0,
+                        },
+                    }
+                },
+                {"DatasetArn": arn},
+            )
+    stubber.add_response(
+        "create_project_version",
+        {"ProjectVersionArn": VERSION_ARN},
+        {
+            "ProjectArn": PROJECT_ARN,
+            "VersionName": "v1",
+            "OutputConfig": {
+                "S3Bucket": BUCKET,
+                "S3KeyPrefix": f"smvision/custom-labels/{PROJECT}/output",
+            },
+        },
+    )
     for status in version_statuses:
-        stubber.add_response("describe_project_versions",
-                             {"ProjectVersionDescriptions": [trained_version(status)]},
-                             {"ProjectArn": PROJECT_ARN, "VersionNames": ["v1"]})
+        stubber.add_response(
+            "describe_project_versions",
+            {"ProjectVersionDescriptions": [trained_version(status)]},
+            {"ProjectArn": PROJECT_ARN, "VersionNames": ["v1"]},
+        )
 
 
 def test_custom_labels_writes_manifests_trains_and_reads_f1_per_label(
     s3: Any, digits: Path
 ) -> None:
     counts = upload_digits(s3, digits)
-    s3.put_object(Bucket=BUCKET, Key=SUMMARY_KEY,
-                    Body=summary_file({"3": 0.97, "8": 0.91}, counts["test"]))
+    s3.put_object(
+        Bucket=BUCKET, Key=SUMMARY_KEY, Body=summary_file({"3": 0.97, "8": 0.91}, counts["test"])
+    )
     client, stubber = stubbed_rekognition()
-    expect_custom_labels_flow(stubber, ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"],
-                              ["TRAINING_IN_PROGRESS", "TRAINING_COMPLETED"])
+    expect_custom_labels_flow(
+        stubber,
+        ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"],
+        ["TRAINING_IN_PROGRESS", "TRAINING_COMPLETED"],
+    )
     plan = custom_labels.CustomLabelsPlan(
-        PROJECT, "v1", _uri("digits/train"), _uri("digits/test"),
-        _uri(f"smvision/custom-labels/{PROJECT}"))
+        PROJECT,
+        "v1",
+        _uri("digits/train"),
+        _uri("digits/test"),
+        _uri(f"smvision/custom-labels/{PROJECT}"),
+    )
     waits: list[float] = []
     shown: list[str] = []
     called = record_operations(client)
 
     with stubber:
-        result = custom_labels.train_and_evaluate(plan, client, s3, shown.append, 5,
-                                                  waits.append)
+        result = custom_labels.train_and_evaluate(plan, client, s3, shown.append, 5, waits.append)
 
     stubber.assert_no_pending_responses()
     assert set(called) <= documented_caller_policy()
@@ -421,8 +563,9 @@ def test_custom_labels_writes_manifests_trains_and_reads_f1_per_label(
     assert result.macro_f1 == pytest.approx(0.94)
     assert result.billable_training_s == 2700
     for split in ("train", "test"):
-        body = s3.get_object(Bucket=BUCKET,
-                               Key=f"smvision/custom-labels/{PROJECT}/{split}.manifest")["Body"]
+        body = s3.get_object(
+            Bucket=BUCKET, Key=f"smvision/custom-labels/{PROJECT}/{split}.manifest"
+        )["Body"]
         lines = [json.loads(line) for line in body.read().decode().splitlines()]
         assert len(lines) == counts[split]
         first = lines[0]
@@ -434,8 +577,11 @@ def test_custom_labels_writes_manifests_trains_and_reads_f1_per_label(
         assert metadata["human-annotated"] == "yes"
         datetime.fromisoformat(metadata["creation-date"])
         assert {line["smvision-class-metadata"]["class-name"] for line in lines} == {"3", "8"}
-        assert all(line["smvision-class"] == ["3", "8"].index(
-            line["smvision-class-metadata"]["class-name"]) for line in lines)
+        assert all(
+            line["smvision-class"]
+            == ["3", "8"].index(line["smvision-class-metadata"]["class-name"])
+            for line in lines
+        )
     row = custom_labels.row(result)
     assert row.training_cost_usd == pytest.approx(0.75)  # 45 minutes at $1 an hour
     assert "3 0.970, 8 0.910; macro-F1 0.940" in row.notes[0]
@@ -445,17 +591,33 @@ def test_custom_labels_command_prints_the_evaluation(
     s3: Any, digits: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     counts = upload_digits(s3, digits)
-    s3.put_object(Bucket=BUCKET, Key=SUMMARY_KEY,
-                    Body=summary_file({"3": 1.0, "8": 0.9}, counts["test"]))
+    s3.put_object(
+        Bucket=BUCKET, Key=SUMMARY_KEY, Body=summary_file({"3": 1.0, "8": 0.9}, counts["test"])
+    )
     client, stubber = stubbed_rekognition()
     # The CLI waits with a real sleep: every status is final at the first look.
     expect_custom_labels_flow(stubber, ["CREATE_COMPLETE"], ["TRAINING_COMPLETED"])
 
     with stubber:
-        code = _main(["rekognition", "custom-labels", "--project", PROJECT, "--version", "v1",
-                      "--train", f"s3://{BUCKET}/digits/train",
-                      "--test", f"s3://{BUCKET}/digits/test",
-                      "--region", REGION, "--bucket", BUCKET], rekognition=client)
+        code = _main(
+            [
+                "rekognition",
+                "custom-labels",
+                "--project",
+                PROJECT,
+                "--version",
+                "v1",
+                "--train",
+                f"s3://{BUCKET}/digits/train",
+                "--test",
+                f"s3://{BUCKET}/digits/test",
+                "--region",
+                REGION,
+                "--bucket",
+                BUCKET,
+            ],
+            rekognition=client,
+        )
 
     output = capsys.readouterr().out
     assert code == 0, output
@@ -467,18 +629,29 @@ def test_custom_labels_command_prints_the_evaluation(
 
 def test_stop_stops_only_the_running_models(capsys: pytest.CaptureFixture[str]) -> None:
     client, stubber = stubbed_rekognition()
-    stubber.add_response("describe_projects", {"ProjectDescriptions": [
-        {"ProjectArn": PROJECT_ARN, "Status": "CREATED"}]}, {"ProjectNames": [PROJECT]})
+    stubber.add_response(
+        "describe_projects",
+        {"ProjectDescriptions": [{"ProjectArn": PROJECT_ARN, "Status": "CREATED"}]},
+        {"ProjectNames": [PROJECT]},
+    )
     running = dict(trained_version("RUNNING"), ProjectVersionArn=VERSION_ARN + "-running")
-    stubber.add_response("describe_project_versions", {"ProjectVersionDescriptions": [
-        trained_version("TRAINING_COMPLETED"), running]}, {"ProjectArn": PROJECT_ARN})
-    stubber.add_response("stop_project_version", {"Status": "STOPPING"},
-                         {"ProjectVersionArn": VERSION_ARN + "-running"})
+    stubber.add_response(
+        "describe_project_versions",
+        {"ProjectVersionDescriptions": [trained_version("TRAINING_COMPLETED"), running]},
+        {"ProjectArn": PROJECT_ARN},
+    )
+    stubber.add_response(
+        "stop_project_version",
+        {"Status": "STOPPING"},
+        {"ProjectVersionArn": VERSION_ARN + "-running"},
+    )
     called = record_operations(client)
 
     with stubber:
-        code = _main(["rekognition", "custom-labels", "--project", PROJECT, "--stop",
-                      "--region", REGION], rekognition=client)
+        code = _main(
+            ["rekognition", "custom-labels", "--project", PROJECT, "--stop", "--region", REGION],
+            rekognition=client,
+        )
 
     stubber.assert_no_pending_responses()
     assert code == 0
@@ -486,19 +659,33 @@ def test_stop_stops_only_the_running_models(capsys: pytest.CaptureFixture[str]) 
     assert set(called) <= documented_caller_policy()
 
 
-def test_an_existing_project_is_refused_with_what_to_do(s3: Any, digits: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_an_existing_project_is_refused_with_what_to_do(
+    s3: Any, digits: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     upload_digits(s3, digits)
     client, stubber = stubbed_rekognition()
-    stubber.add_client_error("create_project", "ResourceInUseException",
-                             expected_params={"ProjectName": PROJECT})
+    stubber.add_client_error(
+        "create_project", "ResourceInUseException", expected_params={"ProjectName": PROJECT}
+    )
 
     with stubber:
-        code = _main(["rekognition", "custom-labels", "--project", PROJECT,
-                      "--train", f"s3://{BUCKET}/digits/train",
-                      "--test", f"s3://{BUCKET}/digits/test",
-                      "--region", REGION, "--bucket", BUCKET], rekognition=client)
+        code = _main(
+            [
+                "rekognition",
+                "custom-labels",
+                "--project",
+                PROJECT,
+                "--train",
+                f"s3://{BUCKET}/digits/train",
+                "--test",
+                f"s3://{BUCKET}/digits/test",
+                "--region",
+                REGION,
+                "--bucket",
+                BUCKET,
+            ],
+            rekognition=client,
+        )
 
     assert code == 2
     assert f"--project {PROJECT} exists already" in capsys.readouterr().err
@@ -529,8 +716,7 @@ def _main(argv: list[str], rekognition: Any = None) -> int:
             real_client = session.client
 
             def client(name: str, *args: Any, **kwargs: Any) -> Any:
-                return (rekognition if name == "rekognition"
-                        else real_client(name, *args, **kwargs))
+                return rekognition if name == "rekognition" else real_client(name, *args, **kwargs)
 
             session.client = client
         return session
@@ -541,13 +727,22 @@ def _main(argv: list[str], rekognition: Any = None) -> int:
 # Zero-shot: the label map and the row -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('cat = "Cat"\ndog = ["Dog"]\n', "class 'cat' must map to a list of Rekognition label names"),
-    ('cat = ["Cat", "Pet"]\ndog = ["Dog", "pet"]\n',
-     "label 'pet' is mapped to both 'cat' and 'dog'"),
-    ('cat = ["Cat"]\n', "map at least two classes"),
-    ("cat = [\n", "not valid TOML"),
-], ids=["not-a-list", "shared-label", "one-class", "toml"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'cat = "Cat"\ndog = ["Dog"]\n',
+            "class 'cat' must map to a list of Rekognition label names",
+        ),
+        (
+            'cat = ["Cat", "Pet"]\ndog = ["Dog", "pet"]\n',
+            "label 'pet' is mapped to both 'cat' and 'dog'",
+        ),
+        ('cat = ["Cat"]\n', "map at least two classes"),
+        ("cat = [\n", "not valid TOML"),
+    ],
+    ids=["not-a-list", "shared-label", "one-class", "toml"],
+)
 def test_a_bad_label_map_is_refused_with_the_fix(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "map.toml"
     path.write_text(text)
@@ -560,15 +755,29 @@ def test_the_most_confident_mapped_label_decides_and_the_rest_are_listed(tmp_pat
     path = tmp_path / "map.toml"
     path.write_text('cat = ["Cat", "Kitten"]\ndog = ["Dog"]\n')
     labels = zero_shot.read_label_map(path)
-    images = zero_shot.TestSet(tuple(
-        Labelled(ImageRef(f"s3://{BUCKET}/t/{source}"), source.split("/")[0], source)
-        for source in ("cat/1.jpg", "cat/2.jpg", "dog/1.jpg", "dog/2.jpg")), ("cat", "dog"))
+    images = zero_shot.TestSet(
+        tuple(
+            Labelled(ImageRef(f"s3://{BUCKET}/t/{source}"), source.split("/")[0], source)
+            for source in ("cat/1.jpg", "cat/2.jpg", "dog/1.jpg", "dog/2.jpg")
+        ),
+        ("cat", "dog"),
+    )
     records: list[dict[str, Any]] = [
-        {"labels": [{"Name": "Pet", "Confidence": 99.0}, {"Name": "dog", "Confidence": 60.0},
-                    {"Name": "Kitten", "Confidence": 80.0}], "error": None},
-        {"labels": [{"Name": "Furniture", "Confidence": 91.0}, {"Name": "Couch",
-                                                                "Confidence": 88.0}],
-         "error": None},
+        {
+            "labels": [
+                {"Name": "Pet", "Confidence": 99.0},
+                {"Name": "dog", "Confidence": 60.0},
+                {"Name": "Kitten", "Confidence": 80.0},
+            ],
+            "error": None,
+        },
+        {
+            "labels": [
+                {"Name": "Furniture", "Confidence": 91.0},
+                {"Name": "Couch", "Confidence": 88.0},
+            ],
+            "error": None,
+        },
         {"labels": [{"Name": "Dog", "Confidence": 97.0}], "error": None},
         {"error": "AccessDeniedException: no access to the object"},
     ]
@@ -577,11 +786,16 @@ def test_the_most_confident_mapped_label_decides_and_the_rest_are_listed(tmp_pat
 
     assert row.scores is not None
     assert [p.predicted for p in row.scores.predictions] == [
-        "cat", zero_shot.NO_CLASS, "dog", zero_shot.FAILED]
+        "cat",
+        zero_shot.NO_CLASS,
+        "dog",
+        zero_shot.FAILED,
+    ]
     assert row.scores.accuracy == 0.5
     assert row.notes[1] == "2 of 4 images map to no class and count as wrong:"
     assert row.notes[2] == "cat/2.jpg (cat): no mapped label among Furniture 91%, Couch 88%"
-    assert row.notes[3] == ("dog/2.jpg (dog): not analyzed: AccessDeniedException: no access "
-                            "to the object")
+    assert row.notes[3] == (
+        "dog/2.jpg (dog): not analyzed: AccessDeniedException: no access to the object"
+    )
     assert "3 calls cost $0.0030" in row.notes[0]
     assert row.cost_per_1000_images_usd == pytest.approx(1.0)

@@ -30,7 +30,7 @@ from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
 from smvision.core import contract
 from smvision.core.contract import ContractError
 from smvision.serving import models as models_module
-from smvision.serving import process_memory as memory
+from smvision.serving import process_memory
 from smvision.serving.inference import MAX_BATCH_IMAGES
 from smvision.serving.loading import plan
 from smvision.serving.model_table import (
@@ -74,8 +74,14 @@ HTTP_TIMEOUT = httpx.Timeout(300.0)
 class Models:
     """The model API of one running multi-model server."""
 
-    def __init__(self, server: RunningServer, root: Path, gate: Path | None = None,
-                 batches: Path | None = None, predict_gate: Path | None = None) -> None:
+    def __init__(
+        self,
+        server: RunningServer,
+        root: Path,
+        gate: Path | None = None,
+        batches: Path | None = None,
+        predict_gate: Path | None = None,
+    ) -> None:
         self.server = server
         self.root = root  # the server's /opt/ml/models
         self.client = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT)
@@ -87,15 +93,23 @@ class Models:
     def url(self, folder: str) -> str:
         return str(self.root / folder / "model")
 
-    def load(self, name: str, folder: str | None = None, url: str | None = None
-             ) -> httpx.Response:
-        return self.client.post("/models", json={"model_name": name,
-                                                 "url": url or self.url(folder or name)})
+    def load(self, name: str, folder: str | None = None, url: str | None = None) -> httpx.Response:
+        return self.client.post(
+            "/models", json={"model_name": name, "url": url or self.url(folder or name)}
+        )
 
-    def invoke(self, name: str, body: bytes | Iterator[bytes], content_type: str,
-               headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.client.post(f"/models/{name}/invoke", content=body,
-                                headers={"Content-Type": content_type, **(headers or {})})
+    def invoke(
+        self,
+        name: str,
+        body: bytes | Iterator[bytes],
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return self.client.post(
+            f"/models/{name}/invoke",
+            content=body,
+            headers={"Content-Type": content_type, **(headers or {})},
+        )
 
     def listed(self, **params: str) -> dict[str, Any]:
         response = self.client.get("/models", params=params)
@@ -119,15 +133,17 @@ def lay_out_models(root: Path, models: dict[str, Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(serving_jobs: JobDirs, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Models]:
+def models(serving_jobs: JobDirs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Models]:
     """A multi-model server with the digits svm and cnn, and the svm as GatedSVM, on disk."""
     job_dir = tmp_path_factory.mktemp("multi-model")
     root, site, gate = svm_cnn_and_gated(serving_jobs, job_dir)
     predict_gate = make_gate(job_dir / "predict-gate")
     batches = job_dir / "batches.log"
-    env = {**gated_environment(job_dir, site, **{LOAD_GATE: gate, PREDICT_GATE: predict_gate}),
-           BATCH_LOG: str(batches), **MULTI_MODEL}
+    env = {
+        **gated_environment(job_dir, site, **{LOAD_GATE: gate, PREDICT_GATE: predict_gate}),
+        BATCH_LOG: str(batches),
+        **MULTI_MODEL,
+    }
     with running_server(job_dir, env=env) as server:
         api = Models(server, root, gate, batches, predict_gate)
         yield api
@@ -143,8 +159,14 @@ def svm_cnn_and_gated(serving_jobs: JobDirs, job_dir: Path) -> tuple[Path, Path,
     plugin site that registers GatedSVM; its load gate."""
     root = job_dir / "opt" / "ml" / "models"
     gated = gated_model(serving_jobs("svm"), job_dir / "gated") / "opt" / "ml" / "model"
-    lay_out_models(root, {"svm": model_of(serving_jobs("svm")),
-                          "cnn": model_of(serving_jobs("cnn")), "gated": gated})
+    lay_out_models(
+        root,
+        {
+            "svm": model_of(serving_jobs("svm")),
+            "cnn": model_of(serving_jobs("cnn")),
+            "gated": gated,
+        },
+    )
     site = write_plugin_site(job_dir / "site", {SPEC.name: "tests.support.gated_algorithm:SPEC"})
     return root, site, make_gate(job_dir / "load-gate")
 
@@ -160,7 +182,8 @@ def test_an_svm_and_a_cnn_load_serve_side_by_side_and_unload(
         assert loaded.json()["status"] == "loaded"
     assert models.listed()["models"] == [
         {"modelName": "digits-cnn", "modelUrl": models.url("cnn")},
-        {"modelName": "digits-svm", "modelUrl": models.url("svm")}]
+        {"modelName": "digits-svm", "modelUrl": models.url("svm")},
+    ]
     assert "nextPageToken" not in models.listed()
     described = models.client.get("/models/digits-cnn")
     assert described.json() == {"modelName": "digits-cnn", "modelUrl": models.url("cnn")}
@@ -176,8 +199,10 @@ def test_an_svm_and_a_cnn_load_serve_side_by_side_and_unload(
             assert answer.status_code == 200, answer.text
             expected = offline_file_probabilities(job_dir, [png])
             assert_predictions_match(answer.json()["predictions"], expected, CLASS_NAMES)
-        print(f"\n{algorithm}: first request after the load {latencies[0]:.1f} ms, the next "
-              f"five {statistics.median(latencies[1:]):.1f} ms (median)")
+        print(
+            f"\n{algorithm}: first request after the load {latencies[0]:.1f} ms, the next "
+            f"five {statistics.median(latencies[1:]):.1f} ms (median)"
+        )
 
     freed = models.unload("digits-svm")
     assert freed.status_code == 200, freed.text
@@ -210,15 +235,20 @@ def test_invoke_takes_every_content_type_accept_attribute_and_error_of_invocatio
         png = digit_png(job_dir, 5)
         csv = models.invoke("types", png, "image/png", {"Accept": "text/csv"})
         assert csv.headers["content-type"] == "text/csv" and csv.text.count("\n") == 1
-        top = models.invoke("types", png, "image/png",
-                            {"X-Amzn-SageMaker-Custom-Attributes": "top_k=2"})
+        top = models.invoke(
+            "types", png, "image/png", {"X-Amzn-SageMaker-Custom-Attributes": "top_k=2"}
+        )
         assert len(top.json()["predictions"][0]["probabilities"]) == 2
         refusals = [
             (models.invoke("types", png, "image/gif"), 415),
             (models.invoke("types", png, "image/png", {"Accept": "image/png"}), 406),
             (models.invoke("types", b"not a PNG", "image/png"), 400),
-            (models.invoke("types", png, "image/png",
-                           {"X-Amzn-SageMaker-Custom-Attributes": "top_k=0"}), 400),
+            (
+                models.invoke(
+                    "types", png, "image/png", {"X-Amzn-SageMaker-Custom-Attributes": "top_k=0"}
+                ),
+                400,
+            ),
             (models.invoke("types", b"\0" * (6 * 1024 * 1024 + 1), "application/x-npy"), 413),
         ]
         for response, status in refusals:
@@ -297,8 +327,13 @@ def test_delete_waits_for_the_requests_in_flight_and_later_ones_get_404(
         yield b"".join(json_line(png) for png in digits)
 
     with ThreadPoolExecutor(2) as pool:
-        invoked = pool.submit(models.invoke, "draining", body(), "application/jsonlines",
-                              {"Accept": "application/jsonlines"})
+        invoked = pool.submit(
+            models.invoke,
+            "draining",
+            body(),
+            "application/jsonlines",
+            {"Accept": "application/jsonlines"},
+        )
         held = waiter_at(models.predict_gate)  # the request is in flight, by construction
         try:
             deleted = pool.submit(models.unload, "draining")
@@ -340,12 +375,14 @@ def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
         assert response.status_code == 200, response.text
     after_all = models.worker_resident_mib()
     per_model = (after_all - after_first) / (FIFTY - 1)
-    size = memory.size_on_disk_mb([model_of(serving_jobs("svm")) / CLASSICAL_MODEL_FILE])
-    estimate = memory.serving_memory("scikit-learn").model_mb(size)
-    print(f"\nMulti-model memory: worker {before:.0f} MiB before; the first svm "
-          f"{after_first - before:+.1f} MiB (scikit-learn's own too, unless loaded before); then "
-          f"{per_model:.2f} MiB per svm of {size:.2f} MB on disk (reserved: {estimate:.2f} "
-          f"MiB); {after_all:.0f} MiB with {FIFTY}")
+    size = process_memory.size_on_disk_mb([model_of(serving_jobs("svm")) / CLASSICAL_MODEL_FILE])
+    estimate = process_memory.serving_memory("scikit-learn").model_mb(size)
+    print(
+        f"\nMulti-model memory: worker {before:.0f} MiB before; the first svm "
+        f"{after_first - before:+.1f} MiB (scikit-learn's own too, unless loaded before); then "
+        f"{per_model:.2f} MiB per svm of {size:.2f} MB on disk (reserved: {estimate:.2f} "
+        f"MiB); {after_all:.0f} MiB with {FIFTY}"
+    )
 
     pages = [models.listed(limit="20")]
     while "nextPageToken" in pages[-1]:
@@ -359,8 +396,10 @@ def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
 
     freed = [models.unload(name).json()["freedMemoryMiB"] for name in names]
     after_unload = models.worker_resident_mib()
-    print(f"Unloading the {FIFTY}: {sum(freed):.1f} MiB freed as each reported; worker "
-          f"{after_unload:.0f} MiB after")
+    print(
+        f"Unloading the {FIFTY}: {sum(freed):.1f} MiB freed as each reported; worker "
+        f"{after_unload:.0f} MiB after"
+    )
     assert per_model <= estimate
     assert after_all - after_unload >= 0.5 * (after_all - after_first)
 
@@ -381,16 +420,25 @@ def test_409_404_and_requests_that_are_not_the_api(models: Models, tmp_path: Pat
             (models.load("empty", url=str(empty)), 404, "metadata.json is missing"),
             (models.load("lda", url=str(unknown)), 404, "algorithm' has value 'lda'"),
             (models.client.post("/models", content=b"{"), 400, "is not JSON"),
-            (models.client.post("/models", json={"model_name": "x"}), 400,
-             'takes {"model_name": NAME, "url": DIR}'),
+            (
+                models.client.post("/models", json={"model_name": "x"}),
+                400,
+                'takes {"model_name": NAME, "url": DIR}',
+            ),
             (models.client.get("/models/nothing"), 404, "Model nothing is not loaded"),
             (models.unload("nothing"), 404, "Model nothing is not loaded"),
             (models.invoke("nothing", b"x", "image/png"), 404, "Model nothing is not loaded"),
-            (models.client.post("/invocations", content=b"x"), 404,
-             "multi-model server (SAGEMAKER_MULTI_MODEL=true): POST /models/NAME/invoke"),
+            (
+                models.client.post("/invocations", content=b"x"),
+                404,
+                "multi-model server (SAGEMAKER_MULTI_MODEL=true): POST /models/NAME/invoke",
+            ),
             (models.client.put("/models"), 405, "use GET or POST"),
-            (models.client.get("/models", params={"next_page_token": "%%%"}), 400,
-             "is not one this server gave"),
+            (
+                models.client.get("/models", params={"next_page_token": "%%%"}),
+                400,
+                "is not one this server gave",
+            ),
             (models.client.get("/models", params={"limit": "0"}), 400, "from 1 to 1000"),
         ]
         for response, status, message in cases:
@@ -405,13 +453,17 @@ def test_a_model_over_the_memory_budget_gets_507_until_another_is_unloaded(
     serving_jobs: JobDirs, tmp_path: Path
 ) -> None:
     svm = model_of(serving_jobs("svm"))
-    size = memory.size_on_disk_mb([svm / CLASSICAL_MODEL_FILE])
-    figures = memory.serving_memory("scikit-learn")
+    size = process_memory.size_on_disk_mb([svm / CLASSICAL_MODEL_FILE])
+    figures = process_memory.serving_memory("scikit-learn")
     budget = figures.runtime_mb + 1.5 * figures.model_mb(size)  # room for one svm
-    root = lay_out_models(tmp_path / "opt" / "ml" / "models",
-                          {"svm": svm, "cnn": model_of(serving_jobs("cnn"))})
-    env = {**MULTI_MODEL, "SAGEMAKER_BASE_DIR": str(tmp_path / "opt" / "ml"),
-           "SMVISION_MODELS_MEMORY_MB": f"{budget:.3f}"}
+    root = lay_out_models(
+        tmp_path / "opt" / "ml" / "models", {"svm": svm, "cnn": model_of(serving_jobs("cnn"))}
+    )
+    env = {
+        **MULTI_MODEL,
+        "SAGEMAKER_BASE_DIR": str(tmp_path / "opt" / "ml"),
+        "SMVISION_MODELS_MEMORY_MB": f"{budget:.3f}",
+    }
     with running_server(tmp_path, env=env) as server:
         models = Models(server, root)
         assert models.load("first", "svm").status_code == 200
@@ -454,14 +506,20 @@ def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
     SageMaker evict everything and ask again forever."""
     root, site, gate = svm_cnn_and_gated(serving_jobs, tmp_path)
     budget = 400.0  # scikit-learn and a few svms; not a cnn's compile (memory.COMPILE_CHILD_MB)
-    env = {**gated_environment(tmp_path, site, **{LOAD_GATE: gate}), **MULTI_MODEL,
-           "SMVISION_MODELS_MEMORY_MB": str(budget)}
-    with running_server(tmp_path, env=env) as server, ThreadPoolExecutor(LOADER_THREADS + 1
-                                                                         ) as pool:
+    env = {
+        **gated_environment(tmp_path, site, **{LOAD_GATE: gate}),
+        **MULTI_MODEL,
+        "SMVISION_MODELS_MEMORY_MB": str(budget),
+    }
+    with (
+        running_server(tmp_path, env=env) as server,
+        ThreadPoolExecutor(LOADER_THREADS + 1) as pool,
+    ):
         models = Models(server, root, gate)
         assert models.load("room", "svm").status_code == 200
-        held = [pool.submit(models.load, f"held-{index}", "gated")
-                for index in range(LOADER_THREADS)]
+        held = [
+            pool.submit(models.load, f"held-{index}", "gated") for index in range(LOADER_THREADS)
+        ]
         deadline = time.monotonic() + 300
         for index in range(LOADER_THREADS):
             while "is still loading" not in models.client.get(f"/models/held-{index}").text:
@@ -491,8 +549,8 @@ def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow
     ResNet50 on TensorFlow, whose weights it loads too."""
     model_dir = tmp_path / "model"
     shutil.copytree(model_of(serving_jobs("svm")), model_dir)
-    joblib_mb = (model_dir / CLASSICAL_MODEL_FILE).stat().st_size / memory.MIB
-    (model_dir / "confusion_matrix.png").write_bytes(b"\0" * 5 * memory.MIB)
+    joblib_mb = (model_dir / CLASSICAL_MODEL_FILE).stat().st_size / process_memory.MIB
+    (model_dir / "confusion_matrix.png").write_bytes(b"\0" * 5 * process_memory.MIB)
     settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)}), cores=1)
     plain = plan(model_dir, settings)
     assert (plain.engine, plain.loading_mb) == ("scikit-learn", 0.0)
@@ -500,10 +558,14 @@ def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow
 
     metadata = json.loads((model_dir / "metadata.json").read_text())
     weights = "backbone.weights.h5"
-    (model_dir / weights).write_bytes(b"\0" * 3 * memory.MIB)
-    record = {"network": "resnet50", "weights": "pretrained", "file": weights,
-              "sha256": hashlib.sha256((model_dir / weights).read_bytes()).hexdigest(),
-              "in_model_dir": True}
+    (model_dir / weights).write_bytes(b"\0" * 3 * process_memory.MIB)
+    record = {
+        "network": "resnet50",
+        "weights": "pretrained",
+        "file": weights,
+        "sha256": hashlib.sha256((model_dir / weights).read_bytes()).hexdigest(),
+        "in_model_dir": True,
+    }
     metadata["preprocessing"] = {**metadata.get("preprocessing", {}), "backbone": record}
     (model_dir / "metadata.json").write_text(json.dumps(metadata))
     deep = plan(model_dir, settings)
@@ -511,7 +573,7 @@ def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow
     assert deep.size_on_disk_mb == pytest.approx(joblib_mb + 3)
 
     cnn = plan(model_of(serving_jobs("cnn")), settings)
-    assert (cnn.engine, cnn.loading_mb) == ("tflite", memory.COMPILE_CHILD_MB)
+    assert (cnn.engine, cnn.loading_mb) == ("tflite", process_memory.COMPILE_CHILD_MB)
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def photo_crops(count: int) -> Iterator[bytes]:
         height, width = source.shape[:2]
         top = (index * 37) % (height - CROP)
         left = (index * 53) % (width - CROP)
-        yield encode(source[top:top + CROP, left:left + CROP], ".jpg")
+        yield encode(source[top : top + CROP, left : left + CROP], ".jpg")
 
 
 def test_async_mode_raises_the_payload_and_time_limits(async_server: RunningServer) -> None:
@@ -74,8 +74,9 @@ def test_async_mode_raises_the_payload_and_time_limits(async_server: RunningServ
         parameters = client.get("/execution-parameters").json()
         assert parameters["MaxPayloadInMB"] == 1024
         camera = cv2.resize(grey_photo("camera"), (2800, 2800))  # 7.8 MB: over 6 MB
-        answer = client.post("/invocations", content=npy(camera),
-                             headers={"Content-Type": "application/x-npy"})
+        answer = client.post(
+            "/invocations", content=npy(camera), headers={"Content-Type": "application/x-npy"}
+        )
         assert answer.status_code == 200, answer.text
     assert "timeout 3600 s, payload limit 1024 MB" in async_server.log()
 
@@ -85,18 +86,24 @@ def test_a_json_lines_body_of_thousands_of_images_streams_in_bounded_memory(
     async_server: RunningServer, serving_jobs: JobDirs
 ) -> None:
     crops = list(photo_crops(LINES))
-    body = b"".join(json.dumps({"b64": base64.b64encode(c).decode()}).encode() + b"\n"
-                    for c in crops)
+    body = b"".join(
+        json.dumps({"b64": base64.b64encode(c).decode()}).encode() + b"\n" for c in crops
+    )
     decoded_mib = LINES * CROP * CROP * 3 / MIB
     (worker,) = async_server.worker_pids()
     with httpx.Client(base_url=async_server.url, timeout=600) as client:
-        warm = client.post("/invocations", content=body[: body.index(b"\n") + 1],
-                           headers={"Content-Type": "application/jsonlines"})
+        warm = client.post(
+            "/invocations",
+            content=body[: body.index(b"\n") + 1],
+            headers={"Content-Type": "application/jsonlines"},
+        )
         assert warm.status_code == 200, warm.text
         before = peak_resident_mib(worker, reset=True)
-        answer = client.post("/invocations", content=body,
-                             headers={"Content-Type": "application/jsonlines",
-                                      "Accept": "application/jsonlines"})
+        answer = client.post(
+            "/invocations",
+            content=body,
+            headers={"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
+        )
         growth = peak_resident_mib(worker) - before
     assert answer.status_code == 200, answer.text[:500]
     predictions = [json.loads(line) for line in answer.text.splitlines()]
@@ -104,9 +111,11 @@ def test_a_json_lines_body_of_thousands_of_images_streams_in_bounded_memory(
     checked = [0, 31, 32, 33, 1500, LINES - 1]  # around the groups' edges, and the last
     expected = offline_file_probabilities(serving_jobs("svm"), [crops[i] for i in checked])
     assert_predictions_match([predictions[i] for i in checked], expected, CLASS_NAMES)
-    print(f"\n{LINES} images in one JSON Lines body of {len(body) / MIB:.0f} MiB "
-          f"({decoded_mib:.0f} MiB decoded): the worker's peak memory grew "
-          f"{growth:.1f} MiB")
+    print(
+        f"\n{LINES} images in one JSON Lines body of {len(body) / MIB:.0f} MiB "
+        f"({decoded_mib:.0f} MiB decoded): the worker's peak memory grew "
+        f"{growth:.1f} MiB"
+    )
     assert growth < len(body) / MIB / 4
     assert growth < decoded_mib / 20
 
@@ -118,12 +127,18 @@ def test_a_bad_line_deep_in_a_streamed_body_is_named_and_the_server_goes_on(
     lines = [good] * 100
     lines[76] = b'{"b64": "bm90IGFuIGltYWdl"}'  # "not an image"
     with httpx.Client(base_url=async_server.url, timeout=120) as client:
-        refused = client.post("/invocations", content=b"\n".join(lines) + b"\n",
-                              headers={"Content-Type": "application/jsonlines"})
+        refused = client.post(
+            "/invocations",
+            content=b"\n".join(lines) + b"\n",
+            headers={"Content-Type": "application/jsonlines"},
+        )
         assert refused.status_code == 400, refused.text
         assert refused.json()["error"].startswith("Line 77 ")
-        fine = client.post("/invocations", content=b"\n".join([good] * 40),
-                           headers={"Content-Type": "application/jsonlines"})
+        fine = client.post(
+            "/invocations",
+            content=b"\n".join([good] * 40),
+            headers={"Content-Type": "application/jsonlines"},
+        )
         assert fine.status_code == 200
         assert len(fine.json()["predictions"]) == 40
 
@@ -134,13 +149,16 @@ def test_json_lines_answers_equal_whatever_the_group(
     """70 images (three groups) answered in JSON, JSON Lines and CSV: equal, line by line,
     to the answers to the same images sent one request each."""
     crops = list(photo_crops(70))
-    body = b"\n".join(json.dumps({"b64": base64.b64encode(c).decode()}).encode()
-                      for c in crops)
+    body = b"\n".join(json.dumps({"b64": base64.b64encode(c).decode()}).encode() for c in crops)
     expected = offline_file_probabilities(serving_jobs("svm"), crops)
     with httpx.Client(base_url=async_server.url, timeout=120) as client:
+
         def post(accept: str) -> httpx.Response:
-            response = client.post("/invocations", content=body, headers={
-                "Content-Type": "application/jsonlines", "Accept": accept})
+            response = client.post(
+                "/invocations",
+                content=body,
+                headers={"Content-Type": "application/jsonlines", "Accept": accept},
+            )
             assert response.status_code == 200, response.text
             return response
 
@@ -151,5 +169,6 @@ def test_json_lines_answers_equal_whatever_the_group(
         assert as_lines == as_json["predictions"]
         rows = [line.split(",") for line in post("text/csv").text.splitlines()]
         assert [row[0] for row in rows] == [p["label"] for p in as_lines]
-        np.testing.assert_allclose([float(row[1]) for row in rows],
-                                   [p["probability"] for p in as_lines], rtol=1e-6)
+        np.testing.assert_allclose(
+            [float(row[1]) for row in rows], [p["probability"] for p in as_lines], rtol=1e-6
+        )

@@ -21,8 +21,7 @@ from typing import Any
 
 import httpx
 
-CAPTURED_AS_TEXT = {"application/json": "JSON", "application/jsonlines": "JSON",
-                    "text/csv": "CSV"}
+CAPTURED_AS_TEXT = {"application/json": "JSON", "application/jsonlines": "JSON", "text/csv": "CSV"}
 VARIANT = "AllTraffic"
 
 
@@ -38,22 +37,38 @@ class Exchange:
     time: datetime
 
 
-def send(client: httpx.Client, url: str, body: bytes, content_type: str,
-         accept: str = "application/json", time: datetime | None = None) -> Exchange:
+def send(
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    content_type: str,
+    accept: str = "application/json",
+    time: datetime | None = None,
+) -> Exchange:
     """POST one request to a running server's /invocations; it must succeed."""
-    response = client.post(f"{url}/invocations", content=body,
-                           headers={"Content-Type": content_type, "Accept": accept})
+    response = client.post(
+        f"{url}/invocations", content=body, headers={"Content-Type": content_type, "Accept": accept}
+    )
     response.raise_for_status()
-    return Exchange(body, content_type, response.content,
-                    response.headers["content-type"], str(uuid.uuid4()),
-                    time or datetime.now(UTC))
+    return Exchange(
+        body,
+        content_type,
+        response.content,
+        response.headers["content-type"],
+        str(uuid.uuid4()),
+        time or datetime.now(UTC),
+    )
 
 
 def _captured(body: bytes, content_type: str, mode: str) -> dict[str, str]:
     encoding = CAPTURED_AS_TEXT.get(content_type.split(";")[0].strip().lower())
     data = body.decode("utf-8") if encoding else base64.b64encode(body).decode("ascii")
-    return {"observedContentType": content_type, "mode": mode, "data": data,
-            "encoding": encoding or "BASE64"}
+    return {
+        "observedContentType": content_type,
+        "mode": mode,
+        "data": data,
+        "encoding": encoding or "BASE64",
+    }
 
 
 def record(exchange: Exchange) -> dict[str, Any]:

@@ -67,8 +67,9 @@ class RecordedRequest:
 
 
 class MotoServer:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, recording: Path,
-                 log: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, recording: Path, log: Path
+    ) -> None:
         self.process = process
         self.port = port
         self.recording = recording
@@ -138,12 +139,13 @@ def start_moto_server(workdir: Path, timeout_s: float = 120) -> MotoServer:
     port = _free_port()
     recording = workdir / "moto-recording.jsonl"
     log = workdir / "moto-server.log"
-    env = {**os.environ, "MOTO_ENABLE_RECORDING": "true",
-           "MOTO_RECORDER_FILEPATH": str(recording)}
+    env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     server = MotoServer(process, port, recording, log)
     deadline = time.monotonic() + timeout_s
@@ -212,8 +214,13 @@ def clean_aws(
     sdk_config.write_text(SDK_CONFIG)
     for name, value in aws_environment(moto_server, sdk_config).items():
         monkeypatch.setenv(name, value)
-    for name in ("SMVISION_REGION", "SMVISION_ROLE", "SMVISION_BUCKET", "SMVISION_IMAGE_URI",
-                 "AWS_REGION"):
+    for name in (
+        "SMVISION_REGION",
+        "SMVISION_ROLE",
+        "SMVISION_BUCKET",
+        "SMVISION_IMAGE_URI",
+        "AWS_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     moto_server.reset()
     import boto3
@@ -242,8 +249,13 @@ def complete_moto_capture_summary(parsed: dict[str, Any], model: Any, **_: Any) 
         return
     import boto3
 
-    config = boto3.session.Session(region_name=REGION).client("sagemaker").describe_endpoint_config(
-        EndpointConfigName=parsed["EndpointConfigName"])["DataCaptureConfig"]
+    config = (
+        boto3.session.Session(region_name=REGION)
+        .client("sagemaker")
+        .describe_endpoint_config(EndpointConfigName=parsed["EndpointConfigName"])[
+            "DataCaptureConfig"
+        ]
+    )
     summary["CaptureStatus"] = "Started" if summary.get("EnableCapture") else "Stopped"
     summary["CurrentSamplingPercentage"] = config["InitialSamplingPercentage"]
 
@@ -280,20 +292,23 @@ def create_moto_best_job() -> str:
 
     sagemaker = boto3.session.Session(region_name=REGION).client("sagemaker")
     sagemaker.create_training_job(
-        TrainingJobName="FakeTrainingJobName", RoleArn=ROLE,
+        TrainingJobName="FakeTrainingJobName",
+        RoleArn=ROLE,
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/smvision/tuning"},
-        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
-                        "VolumeSizeInGB": 30},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )
     return f"s3://{BUCKET}/smvision/tuning/FakeTrainingJobName/output/model.tar.gz"
 
 
-JSON_PROTOCOL_SERVICES = {"SageMaker": "sagemaker", "AnyScaleFrontendService":
-                          "application-autoscaling", "Logs_20140328": "logs",
-                          "AmazonEC2ContainerRegistry_V20150921": "ecr",
-                          "RekognitionService": "rekognition"}
+JSON_PROTOCOL_SERVICES = {
+    "SageMaker": "sagemaker",
+    "AnyScaleFrontendService": "application-autoscaling",
+    "Logs_20140328": "logs",
+    "AmazonEC2ContainerRegistry_V20150921": "ecr",
+    "RekognitionService": "rekognition",
+}
 
 
 def iam_action(request: RecordedRequest) -> str:
@@ -318,8 +333,9 @@ def iam_action(request: RecordedRequest) -> str:
 
 def documented_caller_policy() -> set[str]:
     """The actions of the caller's policy the README points to (docs/iam/caller-policy.json)."""
-    policy = json.loads((Path(__file__).parents[2] / "docs" / "iam" /
-                         "caller-policy.json").read_text())
+    policy = json.loads(
+        (Path(__file__).parents[2] / "docs" / "iam" / "caller-policy.json").read_text()
+    )
     actions: set[str] = set()
     for statement in policy["Statement"]:
         listed = statement["Action"]

@@ -23,7 +23,7 @@ from smvision import algorithms
 from smvision.algorithms.base import Algorithm
 from smvision.core.artifacts import read_metadata
 from smvision.data import images
-from smvision.local import cli as local
+from smvision.local import cli
 from smvision.schema import specs
 from tests.support.server_process import RunningServer, running_server
 from tests.support.training_jobs import run_local_train
@@ -163,5 +163,5 @@ def exported_copy(serving_jobs: JobDirs, tmp_path: Path, fmt: str, quantize: str
     job_dir = tmp_path / "job"
     shutil.copytree(serving_jobs("cnn"), job_dir)
     command = ["export", "--job-dir", str(job_dir), "--format", fmt, "--quantize", quantize]
-    assert local.main(command) == 0
+    assert cli.main(command) == 0
     return job_dir

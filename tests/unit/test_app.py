@@ -507,8 +507,11 @@ def test_a_large_body_is_read_into_one_buffer_not_held_twice() -> None:
 
     async def receive() -> dict[str, Any]:
         start = next(offsets)
-        return {"type": "http.request", "body": bytes(source[start:start + step]),
-                "more_body": start + step < size}
+        return {
+            "type": "http.request",
+            "body": bytes(source[start : start + step]),
+            "more_body": start + step < size,
+        }
 
     scope = {"headers": [(b"content-length", str(size).encode())]}
 

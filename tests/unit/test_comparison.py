@@ -70,12 +70,14 @@ def digit_row(name: str, **fields: Any) -> Row:
     return Row(name=name, scores=scores_from_evaluation(digit_evaluations()[name]), **fields)
 
 
-@pytest.mark.parametrize(("successes", "total"), [(0, 10), (3, 10), (10, 10), (355, 360),
-                                                   (1, 1), (500, 1000)])
+@pytest.mark.parametrize(
+    ("successes", "total"), [(0, 10), (3, 10), (10, 10), (355, 360), (1, 1), (500, 1000)]
+)
 def test_wilson_interval_matches_scipy(successes: int, total: int) -> None:
     expected = scipy_stats.binomtest(successes, total).proportion_ci(0.95, method="wilson")
     assert stats.wilson_interval(successes, total) == pytest.approx(
-        (expected.low, expected.high), abs=1e-12)
+        (expected.low, expected.high), abs=1e-12
+    )
 
 
 def test_wilson_interval_refuses_impossible_counts() -> None:
@@ -85,8 +87,10 @@ def test_wilson_interval_refuses_impossible_counts() -> None:
         stats.wilson_interval(11, 10)
 
 
-@pytest.mark.parametrize(("successes", "trials"), [(0, 0), (0, 1), (0, 5), (2, 9), (5, 10),
-                                                   (7, 10), (3, 40), (60, 130), (1, 200)])
+@pytest.mark.parametrize(
+    ("successes", "trials"),
+    [(0, 0), (0, 1), (0, 5), (2, 9), (5, 10), (7, 10), (3, 40), (60, 130), (1, 200)],
+)
 def test_exact_binomial_p_value_matches_scipy(successes: int, trials: int) -> None:
     expected = 1.0 if trials == 0 else scipy_stats.binomtest(successes, trials, 0.5).pvalue
     assert stats.binomial_two_sided(successes, trials) == pytest.approx(expected, rel=1e-9)
@@ -104,8 +108,10 @@ def test_scores_agree_with_evaluation_and_scikit_learn() -> None:
         truth = [p.label for p in scores.predictions]
         guesses = [p.predicted for p in scores.predictions]
         assert stats.macro_f1(truth, guesses, scores.class_names) == pytest.approx(
-            f1_score(truth, guesses, labels=list(scores.class_names), average="macro",
-                     zero_division=0))
+            f1_score(
+                truth, guesses, labels=list(scores.class_names), average="macro", zero_division=0
+            )
+        )
 
 
 def test_scores_use_validation_when_there_is_no_test_and_explain_otherwise() -> None:
@@ -127,7 +133,10 @@ def test_bootstrap_interval_of_macro_f1_agrees_with_scipy() -> None:
     reference = scipy_stats.bootstrap(
         (truth, guesses),
         numpy_macro_f1,
-        paired=True, vectorized=False, n_resamples=2000, method="percentile",
+        paired=True,
+        vectorized=False,
+        n_resamples=2000,
+        method="percentile",
         random_state=np.random.default_rng(1),
     ).confidence_interval
     assert (low, high) == pytest.approx((reference.low, reference.high), abs=0.01)
@@ -153,7 +162,8 @@ def test_mcnemar_counts_only_images_one_classifier_got_right() -> None:
     assert test.only_first_right == int(np.sum(right_svm & ~right_bayes))
     assert test.only_second_right == int(np.sum(right_bayes & ~right_svm))
     assert test.p_value == pytest.approx(
-        scipy_stats.binomtest(test.only_first_right, test.discordant, 0.5).pvalue)
+        scipy_stats.binomtest(test.only_first_right, test.discordant, 0.5).pvalue
+    )
     assert test.p_value < 0.001  # naive Bayes on raw pixels is far behind
 
 
@@ -166,8 +176,12 @@ def test_recommendation_is_the_cheapest_among_rows_tied_with_the_best() -> None:
     flipped = [i for i, p in enumerate(worse) if p.correct][:3]
     for i in flipped:
         worse[i] = dataclasses.replace(worse[i], predicted="0" if worse[i].label != "0" else "1")
-    close = dataclasses.replace(svm, name="close", latency_p50_ms=1.0,
-                                scores=dataclasses.replace(svm.scores, predictions=tuple(worse)))
+    close = dataclasses.replace(
+        svm,
+        name="close",
+        latency_p50_ms=1.0,
+        scores=dataclasses.replace(svm.scores, predictions=tuple(worse)),
+    )
     bayes = digit_row("bayes", latency_p50_ms=0.2)  # fastest, but significantly worse
     comparison = assess([svm, close, bayes])
     assert comparison.best == "svm"
@@ -178,14 +192,26 @@ def test_recommendation_is_the_cheapest_among_rows_tied_with_the_best() -> None:
     assert not comparison.get("bayes").tied_with_best
     assert comparison.recommended == "close"
     assert {a.name for a in comparison.assessments if a.on_pareto_front} == {
-        "svm", "close", "bayes"}
+        "svm",
+        "close",
+        "bayes",
+    }
     # With no latency anywhere, the cost per 1,000 images decides, then the model size.
-    priced = assess([dataclasses.replace(svm, latency_p50_ms=None, model_bytes=10),
-                     dataclasses.replace(close, latency_p50_ms=None, model_bytes=9)])
+    priced = assess(
+        [
+            dataclasses.replace(svm, latency_p50_ms=None, model_bytes=10),
+            dataclasses.replace(close, latency_p50_ms=None, model_bytes=9),
+        ]
+    )
     assert priced.recommended == "close"
-    priced = assess([dataclasses.replace(svm, latency_p50_ms=None, cost_per_1000_images_usd=1.0),
-                     dataclasses.replace(close, latency_p50_ms=None, model_bytes=9,
-                                         cost_per_1000_images_usd=2.0)])
+    priced = assess(
+        [
+            dataclasses.replace(svm, latency_p50_ms=None, cost_per_1000_images_usd=1.0),
+            dataclasses.replace(
+                close, latency_p50_ms=None, model_bytes=9, cost_per_1000_images_usd=2.0
+            ),
+        ]
+    )
     assert priced.recommended == "svm"
 
 
@@ -193,9 +219,11 @@ def test_rows_evaluated_on_other_images_fall_back_to_the_interval() -> None:
     svm = digit_row("svm")
     scores = svm.scores
     assert scores is not None
-    renamed = Scores("test", scores.class_names,
-                     tuple(dataclasses.replace(p, source="other/" + p.source)
-                           for p in scores.predictions))
+    renamed = Scores(
+        "test",
+        scores.class_names,
+        tuple(dataclasses.replace(p, source="other/" + p.source) for p in scores.predictions),
+    )
     other = Row(name="elsewhere", where="sagemaker", scores=renamed)
     assessment = assess([svm, other]).get("elsewhere")
     assert assessment.versus_best is None and assessment.tied_with_best
@@ -203,22 +231,41 @@ def test_rows_evaluated_on_other_images_fall_back_to_the_interval() -> None:
 
 def test_report_renders_rows_with_missing_measurements_and_failures(tmp_path: Path) -> None:
     rows = [
-        digit_row("svm", training_seconds=4.2, train_images=1077, training_images_per_second=256,
-                  peak_memory_bytes=300_000_000, model_bytes=1_500_000, latency_p50_ms=1.2,
-                  batch32_images_per_second=2500, seconds_to_ready=2.5,
-                  qualities=qualities_of("svm")),
+        digit_row(
+            "svm",
+            training_seconds=4.2,
+            train_images=1077,
+            training_images_per_second=256,
+            peak_memory_bytes=300_000_000,
+            model_bytes=1_500_000,
+            latency_p50_ms=1.2,
+            batch32_images_per_second=2500,
+            seconds_to_ready=2.5,
+            qualities=qualities_of("svm"),
+        ),
         digit_row("rf", training_seconds=9.0, latency_p50_ms=14.0, qualities=qualities_of("rf")),
         # A managed service: no training, no local latency, a price per 1,000 images.
-        digit_row("logistic", where="rekognition", cost_per_1000_images_usd=1.0,
-                  notes=("3 predictions mapped to no class",),
-                  qualities=Qualities("none: zero-shot labels", "none: label names",
-                                      "an AWS account")),
-        Row(name="cnn", where="local", training_seconds=3.0,
-            failure="Hyperparameter 'epochs' has value '0'; use a whole number >= 1."),
+        digit_row(
+            "logistic",
+            where="rekognition",
+            cost_per_1000_images_usd=1.0,
+            notes=("3 predictions mapped to no class",),
+            qualities=Qualities("none: zero-shot labels", "none: label names", "an AWS account"),
+        ),
+        Row(
+            name="cnn",
+            where="local",
+            training_seconds=3.0,
+            failure="Hyperparameter 'epochs' has value '0'; use a whole number >= 1.",
+        ),
     ]
-    comparison = write_report(rows, tmp_path, title="Digits",
-                              context=["1,797 digits, 10 classes"],
-                              measured={"Peak memory": "wait4's ru_maxrss of the job"})
+    comparison = write_report(
+        rows,
+        tmp_path,
+        title="Digits",
+        context=["1,797 digits, 10 classes"],
+        measured={"Peak memory": "wait4's ru_maxrss of the job"},
+    )
     markdown = (tmp_path / "comparison.md").read_text()
     assert markdown.startswith("# Digits\n")
     assert f"**Recommended: {comparison.recommended}**" in markdown
@@ -252,10 +299,13 @@ def test_markdown_says_how_sure_a_difference_is() -> None:
 
 
 def test_comparison_modules_import_the_standard_library_only() -> None:
-    probe = ("import sys; import smvision.comparison.report, smvision.comparison.rows, "
-             "smvision.comparison.stats; print(sorted(m for m in sys.modules "
-             "if m.split('.')[0] in {'numpy', 'scipy', 'matplotlib', 'cv2', 'sklearn'}))")
-    completed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                               text=True, timeout=60)
+    probe = (
+        "import sys; import smvision.comparison.report, smvision.comparison.rows, "
+        "smvision.comparison.stats; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in {'numpy', 'scipy', 'matplotlib', 'cv2', 'sklearn'}))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "[]"

@@ -91,29 +91,44 @@ def test_contract_imports_nothing_of_the_project() -> None:
 def test_async_mode_raises_the_default_limits_and_the_variables_still_win() -> None:
     real_time = contract.load({})
     assert (real_time.async_inference, real_time.timeout_s, real_time.max_payload_mb) == (
-        False, 60.0, 6.0)
+        False,
+        60.0,
+        6.0,
+    )
     asynchronous = contract.load({"SMVISION_ASYNC_INFERENCE": "true"})
     assert (asynchronous.timeout_s, asynchronous.max_payload_mb) == (3600.0, 1024.0)
-    chosen = contract.load({"SMVISION_ASYNC_INFERENCE": "TRUE",
-                            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "900",
-                            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "200"})
+    chosen = contract.load(
+        {
+            "SMVISION_ASYNC_INFERENCE": "TRUE",
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": "900",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "200",
+        }
+    )
     assert (chosen.timeout_s, chosen.max_payload_mb) == (900.0, 200.0)
 
 
 def test_multi_model_mode_and_its_memory_budget(tmp_path: Path) -> None:
     single = contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)})
     assert (single.multi_model, single.models_memory_mb) == (False, None)
-    multi = contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path), "SAGEMAKER_MULTI_MODEL": "true",
-                           "SMVISION_MODELS_MEMORY_MB": "512"})
+    multi = contract.load(
+        {
+            "SAGEMAKER_BASE_DIR": str(tmp_path),
+            "SAGEMAKER_MULTI_MODEL": "true",
+            "SMVISION_MODELS_MEMORY_MB": "512",
+        }
+    )
     assert (multi.multi_model, multi.models_memory_mb) == (True, 512.0)
     assert multi.models_dir == tmp_path / "models"
 
 
-@pytest.mark.parametrize(("name", "value", "attribute"), [
-    ("SAGEMAKER_MULTI_MODEL", "yes", "multi_model"),
-    ("SMVISION_ASYNC_INFERENCE", "1", "async_inference"),
-    ("SMVISION_MODELS_MEMORY_MB", "0", "models_memory_mb"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "attribute"),
+    [
+        ("SAGEMAKER_MULTI_MODEL", "yes", "multi_model"),
+        ("SMVISION_ASYNC_INFERENCE", "1", "async_inference"),
+        ("SMVISION_MODELS_MEMORY_MB", "0", "models_memory_mb"),
+    ],
+)
 def test_bad_mode_variables_name_the_variable(name: str, value: str, attribute: str) -> None:
     with pytest.raises(ContractError, match=f"{name} has value '{value}'"):
         getattr(contract.load({name: value}), attribute)

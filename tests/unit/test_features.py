@@ -9,8 +9,7 @@ from smvision.algorithms import features
 from smvision.algorithms.features import FeatureSettings
 from smvision.algorithms.features import columns as layout
 from smvision.algorithms.rf import RandomForestAlgorithm
-from smvision.data import dataset as data
-from smvision.data import images
+from smvision.data import dataset, images
 from smvision.data.bodies import decode_request
 from smvision.training.explain import importance
 from tests.support.photos import encode, photo
@@ -141,10 +140,10 @@ def test_features_are_identical_in_training_and_serving(digits: Path, tmp_path: 
         (digits / "test", "image/png", 1),
         (tmp_path / "photos", "image/jpeg", 3),
     ):
-        samples = data.list_channel(channel, "test")
-        names = data.class_names_of(samples)
+        samples = dataset.list_channel(channel, "test")
+        names = dataset.class_names_of(samples)
         model = RandomForestAlgorithm(64, channels, len(names), settings)
-        trained_on = data.load(samples, names, 64, channels, "test", 0.0, scaled_jpeg=True)
+        trained_on = dataset.load(samples, names, 64, channels, "test", 0.0, scaled_jpeg=True)
         training = model.extract(trained_on.all_images())
         model_input = images.ModelInput(64, channels, scaled_jpeg=True)  # as serve builds it
         for row in sorted({0, 2, len(samples) - 1}):

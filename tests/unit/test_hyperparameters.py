@@ -175,19 +175,29 @@ def test_as_strings_round_trips() -> None:
 
 def test_a_comparisons_hyperparameters_go_to_each_algorithm_that_takes_them() -> None:
     split = hyperparameters.split_per_algorithm(
-        ["epochs=5", "image_size=32", "svm:C=10", "cnn:epochs=8", "C=2"], ["svm", "rf", "cnn"])
+        ["epochs=5", "image_size=32", "svm:C=10", "cnn:epochs=8", "C=2"], ["svm", "rf", "cnn"]
+    )
 
-    assert split == {"svm": {"image_size": "32", "C": "10"}, "rf": {"image_size": "32"},
-                     "cnn": {"epochs": "8", "image_size": "32"}}
+    assert split == {
+        "svm": {"image_size": "32", "C": "10"},
+        "rf": {"image_size": "32"},
+        "cnn": {"epochs": "8", "image_size": "32"},
+    }
 
 
-@pytest.mark.parametrize(("pair", "expected"), [
-    ("epoch=5", "none of svm, cnn takes 'epoch'. Did you mean 'epochs'?"),
-    ("rf:n_estimators=5", "names algorithm 'rf', which is not compared here"),
-    ("svm:epochs=5", "--hp 'svm:epochs=5': Hyperparameter 'epochs' is not used by algorithm 'svm'"),
-    ("svm:=3", "is not KEY=VALUE or ALGORITHM:KEY=VALUE"),
-    ("algorithm=rf", "'algorithm' is not a hyperparameter a comparison may set"),
-])
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        ("epoch=5", "none of svm, cnn takes 'epoch'. Did you mean 'epochs'?"),
+        ("rf:n_estimators=5", "names algorithm 'rf', which is not compared here"),
+        (
+            "svm:epochs=5",
+            "--hp 'svm:epochs=5': Hyperparameter 'epochs' is not used by algorithm 'svm'",
+        ),
+        ("svm:=3", "is not KEY=VALUE or ALGORITHM:KEY=VALUE"),
+        ("algorithm=rf", "'algorithm' is not a hyperparameter a comparison may set"),
+    ],
+)
 def test_a_comparisons_bad_hyperparameter_is_named(pair: str, expected: str) -> None:
     with pytest.raises(hyperparameters.HyperparameterError, match=re.escape(expected)):
         hyperparameters.split_per_algorithm([pair], ["svm", "cnn"])

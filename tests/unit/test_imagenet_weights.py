@@ -28,8 +28,11 @@ def layout() -> Layout:
 def stand_in_tensors() -> dict[str, np.ndarray]:
     """Zeros shaped as the package's tensors, by their Keras 2 names, without the memory."""
     sources = imagenet_weights.source_layer_names()
-    return {f"{sources[layer]}/{variable}": np.broadcast_to(np.float32(0), shape)
-            for layer, variables in layout() for variable, shape in variables}
+    return {
+        f"{sources[layer]}/{variable}": np.broadcast_to(np.float32(0), shape)
+        for layer, variables in layout()
+        for variable, shape in variables
+    }
 
 
 def test_every_weighted_resnet50_layer_has_exactly_one_keras2_source() -> None:
@@ -38,15 +41,23 @@ def test_every_weighted_resnet50_layer_has_exactly_one_keras2_source() -> None:
     assert len(layers) == WEIGHTED_LAYERS
     assert sorted(sources) == sorted(layers)
     assert not [name for name, count in Counter(sources.values()).items() if count > 1]
-    assert {sources[name] for name in ("conv1_conv", "conv1_bn", "conv2_block1_0_conv",
-                                       "conv4_block6_3_bn", "predictions")} == {
-        "conv1", "bn_conv1", "res2a_branch1", "bn4f_branch2c", "fc1000"}
+    assert {
+        sources[name]
+        for name in (
+            "conv1_conv",
+            "conv1_bn",
+            "conv2_block1_0_conv",
+            "conv4_block6_3_bn",
+            "predictions",
+        )
+    } == {"conv1", "bn_conv1", "res2a_branch1", "bn4f_branch2c", "fc1000"}
 
 
 def test_the_conversion_takes_every_tensor_with_its_shape() -> None:
     layers = imagenet_weights.convert(stand_in_tensors(), layout())
     assert sum(values.size for layer in layers for _, values in layer.weights) == (
-        imagenet_weights.PARAMETERS)
+        imagenet_weights.PARAMETERS
+    )
 
 
 def test_a_misshapen_tensor_fails_by_name() -> None:
@@ -82,6 +93,7 @@ def test_the_imagenet_weights_classify_a_cat_and_a_coffee() -> None:
     assert predictions["chelsea"].probability > 0.5
     assert predictions["coffee"].class_index == 967  # espresso
     assert predictions["coffee"].probability > 0.9
-    base = keras.applications.ResNet50(include_top=False, weights=str(
-        imagenet_weights.ensure("notop")))
+    base = keras.applications.ResNet50(
+        include_top=False, weights=str(imagenet_weights.ensure("notop"))
+    )
     assert base.output.shape[-1] == 2048

@@ -312,8 +312,10 @@ def test_one_image_is_also_answered_flat_at_the_top_as_model_monitor_reads_it() 
     [prediction] = document["predictions"]  # what existing clients read is unchanged
     assert prediction["label"] == prediction["predicted_label"] == "fish, striped"
     line = json.loads(encode_predictions(PROBABILITIES[1:], NAMES, JSON_LINES, None))
-    assert line["predicted_label"] == "fish, striped" and line["probability"] == document[
-        "probability"]
+    assert (
+        line["predicted_label"] == "fish, striped"
+        and line["probability"] == document["probability"]
+    )
 
 
 def test_top_k_keeps_the_k_most_likely_classes_most_likely_first() -> None:

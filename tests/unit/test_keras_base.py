@@ -71,8 +71,12 @@ def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
     from smvision.algorithms.keras_base import TrainingLoop
 
     hp = hyperparameters.parse(
-        {"algorithm": "cnn", "image_size": "16", "early_stopping_patience": "1",
-         "early_stopping_warmup_steps": "9"},
+        {
+            "algorithm": "cnn",
+            "image_size": "16",
+            "early_stopping_patience": "1",
+            "early_stopping_warmup_steps": "9",
+        },
         strict=True,
     )
     cluster = distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0)
@@ -81,8 +85,7 @@ def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
     algorithm.model = algorithm.build_model(hp, run)
     checkpoints = Checkpoints(tmp_path / "checkpoints", "fp", writer=True)
     # Three steps an epoch: epochs 1 and 2 (6 steps) are inside the warm-up, epoch 3 is not.
-    loop = TrainingLoop(algorithm, tf.distribute.get_strategy(), hp, run, checkpoints, 32, 3,
-                        False)
+    loop = TrainingLoop(algorithm, tf.distribute.get_strategy(), hp, run, checkpoints, 32, 3, False)
     state = LoopState("fp")
 
     def epoch(validation_loss: float) -> None:

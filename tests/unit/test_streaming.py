@@ -41,12 +41,11 @@ def body_of(lines: int, blank_every: int = 0) -> bytes:
     return ("\n".join(text) + "\n").encode()
 
 
-async def chunked(body: bytes, size: int, pulled: list[int] | None = None
-                  ) -> AsyncIterator[bytes]:
+async def chunked(body: bytes, size: int, pulled: list[int] | None = None) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
         if pulled is not None:
             pulled.append(start)
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 def answer(body: bytes, accept: str, chunk: int, group_lines: int, in_flight: int = 2) -> bytes:
@@ -55,8 +54,9 @@ def answer(body: bytes, accept: str, chunk: int, group_lines: int, in_flight: in
         return encode_predictions(probabilities(group.body), CLASSES, group_accept, None)
 
     async def run() -> bytes:
-        spooled = await answer_in_groups(chunked(body, chunk), predict, accept, group_lines,
-                                         in_flight)
+        spooled = await answer_in_groups(
+            chunked(body, chunk), predict, accept, group_lines, in_flight
+        )
         return b"".join(spooled.chunks())
 
     return asyncio.run(run())
@@ -76,12 +76,15 @@ def test_the_answer_in_groups_equals_the_answer_to_the_whole_body(
 def test_groups_keep_the_line_numbers_of_the_body() -> None:
     body = b"a\n\nb\nc\r\n\n\nd\ne"
     groups = LineGroups(2)
-    found = [g for start in range(0, len(body), 3) for g in groups.feed(body[start:start + 3])]
+    found = [g for start in range(0, len(body), 3) for g in groups.feed(body[start : start + 3])]
     last = groups.close()
     assert last is not None
     found.append(last)
     assert [(g.first_line, g.body, g.lines) for g in found] == [
-        (1, b"a\n\nb", 2), (4, b"c\r\n\n\nd", 2), (8, b"e", 1)]
+        (1, b"a\n\nb", 2),
+        (4, b"c\r\n\n\nd", 2),
+        (8, b"e", 1),
+    ]
     for group in found:
         for offset, line in enumerate(group.body.split(b"\n")):
             assert body.split(b"\n")[group.first_line - 1 + offset] == line
@@ -103,8 +106,11 @@ def test_reading_waits_while_in_flight_groups_are_predicted() -> None:
             await release.wait()
             return encode_predictions(probabilities(group.body), CLASSES, group_accept, None)
 
-        task = asyncio.ensure_future(answer_in_groups(chunked(body, line, pulled), predict,
-                                                      JSON_LINES, group_lines=4, in_flight=2))
+        task = asyncio.ensure_future(
+            answer_in_groups(
+                chunked(body, line, pulled), predict, JSON_LINES, group_lines=4, in_flight=2
+            )
+        )
         while len(calls) < 2:
             await asyncio.sleep(0)
         for _ in range(100):  # let the reader go as far as it would
@@ -148,14 +154,13 @@ def test_an_empty_body_is_answered_as_any_request() -> None:
         return b"the usual answer"
 
     async def run() -> bytes:
-        return b"".join((await answer_in_groups(chunked(b"", 10), predict, JSON, 4, 2))
-                        .chunks())
+        return b"".join((await answer_in_groups(chunked(b"", 10), predict, JSON, 4, 2)).chunks())
 
     assert asyncio.run(run()) == b"the usual answer"
 
 
 def test_a_large_answer_moves_to_a_file_and_comes_back_whole(
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from smvision.serving import streaming
 

@@ -18,7 +18,8 @@ print(json.dumps({"tensorflow": "tensorflow" in sys.modules,
 
 
 def test_the_toolkit_learns_no_tensorflow_exception_names() -> None:
-    completed = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                               timeout=300, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, check=True
+    )
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result == {"tensorflow": False, "classes": ["ExecuteUserScriptError"]}

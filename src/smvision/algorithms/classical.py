@@ -19,8 +19,7 @@ from smvision.algorithms.base import CLASSICAL_MODEL_FILE, Algorithm, History, R
 from smvision.algorithms.features import FeatureSettings
 from smvision.algorithms.features import columns as layout
 from smvision.algorithms.features.backbones import BackboneRecord
-from smvision.data import images
-from smvision.data import memory_budget as memory
+from smvision.data import images, memory_budget
 from smvision.data.dataset import Dataset
 from smvision.model.evaluation import binary_cross_entropy
 from smvision.model.parent import ParentModel
@@ -115,7 +114,11 @@ class ClassicalAlgorithm(Algorithm):
         return pipeline
 
     def fit_continuing(
-        self, parent: ParentModel, x: np.ndarray, y: np.ndarray, hp: Hyperparameters,
+        self,
+        parent: ParentModel,
+        x: np.ndarray,
+        y: np.ndarray,
+        hp: Hyperparameters,
         run: RunContext,
     ) -> Pipeline:
         """A pipeline fitted on this job's data, continuing `parent` where the algorithm can;
@@ -133,7 +136,7 @@ class ClassicalAlgorithm(Algorithm):
         first = self.extract(next(chunks))
         needed = len(dataset) * first.shape[1] * first.itemsize
         if run.memory_budget is not None:
-            memory.require_fits(
+            memory_budget.require_fits(
                 f"The {first.shape[1]} '{self.settings.spec}' features of {len(dataset)} images",
                 needed,
                 run.memory_budget,

@@ -26,9 +26,7 @@ def per_example(
         )
     if not label_smoothing:
         return keras.losses.SparseCategoricalCrossentropy(reduction=None)  # type: ignore[no-any-return]
-    smoothed = keras.losses.CategoricalCrossentropy(
-        label_smoothing=label_smoothing, reduction=None
-    )
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=None)
 
     def loss(labels: Any, probabilities: Any) -> Any:
         one_hot = tf.one_hot(tf.cast(labels, tf.int32), class_count, dtype=probabilities.dtype)

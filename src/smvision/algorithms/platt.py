@@ -43,9 +43,7 @@ def compiled(pipeline: Pipeline) -> Probabilities | None:
         calibrated = 1.0 / (1.0 + np.exp(slopes * scores + intercepts))
         total = calibrated.sum(axis=1, keepdims=True)
         uniform = np.full_like(calibrated, 1.0 / calibrated.shape[1])
-        normalised: np.ndarray = np.divide(
-            calibrated, total, out=uniform, where=total != 0
-        )
+        normalised: np.ndarray = np.divide(calibrated, total, out=uniform, where=total != 0)
         return normalised
 
     probe = scaler.inverse_transform(svc.support_vectors_[:PROBE_COUNT])

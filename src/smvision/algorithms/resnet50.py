@@ -40,7 +40,6 @@ class ImageNetCaffePreprocessing(keras.layers.Layer):
 
 
 class ResNet50Algorithm(KerasAlgorithm):
-
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers
         base = base_network(self.image_size)

@@ -18,7 +18,6 @@ from smvision.schema.hyperparameters import Hyperparameters
 
 
 class RandomForestAlgorithm(ClassicalAlgorithm):
-
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
         max_features = hp.text("max_features")
         forest = RandomForestClassifier(
@@ -33,7 +32,11 @@ class RandomForestAlgorithm(ClassicalAlgorithm):
         return Pipeline([("forest", forest)])
 
     def fit_continuing(
-        self, parent: ParentModel, x: np.ndarray, y: np.ndarray, hp: Hyperparameters,
+        self,
+        parent: ParentModel,
+        x: np.ndarray,
+        y: np.ndarray,
+        hp: Hyperparameters,
         run: RunContext,
     ) -> Pipeline:
         """The earlier forest with n_estimators more trees, grown on this job's data (scikit-

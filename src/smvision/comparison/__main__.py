@@ -19,22 +19,30 @@ from smvision.comparison.rows import Row
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smvision.comparison",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("report_dir", type=Path, metavar="DIR",
-                        help="the folder holding comparison.json")
+    parser = argparse.ArgumentParser(
+        prog="python -m smvision.comparison",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "report_dir", type=Path, metavar="DIR", help="the folder holding comparison.json"
+    )
     args = parser.parse_args(argv)
     path = args.report_dir / "comparison.json"
     try:
         written = json.loads(path.read_text())
         rows = [Row.from_json(row) for row in written["rows"]]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"error: {path} is not a comparison written by smvision ({error}).",
-              file=sys.stderr)
+        print(f"error: {path} is not a comparison written by smvision ({error}).", file=sys.stderr)
         return 2
-    write_report(rows, args.report_dir, title=written["title"], context=written["context"],
-                 measured=written["measured"], plots=True)
+    write_report(
+        rows,
+        args.report_dir,
+        title=written["title"],
+        context=written["context"],
+        measured=written["measured"],
+        plots=True,
+    )
     print(f"Plots drawn; report rewritten: {args.report_dir / 'comparison.md'}")
     return 0
 

@@ -278,8 +278,11 @@ class Contract:
     def available_channels(self) -> list[str]:
         """Channels that exist as directories under input/data, and the Pipe-mode channels
         inputdataconfig.json names; in CHANNELS order first."""
-        present = {p.name for p in self.data_dir.iterdir() if p.is_dir()} if (
-            self.data_dir.is_dir()) else set()
+        present = (
+            {p.name for p in self.data_dir.iterdir() if p.is_dir()}
+            if (self.data_dir.is_dir())
+            else set()
+        )
         present |= {name for name, c in self.channel_inputs().items() if c.mode == PIPE_MODE}
         ordered = [c for c in CHANNELS if c in present]
         return ordered + sorted(present - set(CHANNELS))
@@ -377,9 +380,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     """A true/false variable (any case), False when unset."""
     raw = env.get(name, "").strip()
     if raw.lower() not in ("", "true", "false"):
-        raise ContractError(
-            f"Environment variable {name} has value {raw!r}; use true or false."
-        )
+        raise ContractError(f"Environment variable {name} has value {raw!r}; use true or false.")
     return raw.lower() == "true"
 
 

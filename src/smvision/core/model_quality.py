@@ -72,8 +72,10 @@ def from_evaluation(evaluation: Mapping[str, Any]) -> dict[str, Any]:
         "dataset": {"split": split, "item_count": count},
         METRICS: {
             # The binomial standard error of the accuracy over the split's images.
-            "accuracy": {"value": accuracy, "standard_deviation": math.sqrt(
-                accuracy * (1 - accuracy) / max(count, 1))},
+            "accuracy": {
+                "value": accuracy,
+                "standard_deviation": math.sqrt(accuracy * (1 - accuracy) / max(count, 1)),
+            },
             "weighted_precision": {"value": weighted["precision"]},
             "weighted_recall": {"value": weighted["recall"]},
             "weighted_f1": {"value": weighted["f1"]},

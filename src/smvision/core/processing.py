@@ -17,8 +17,9 @@ USER_ERROR_EXIT = 2
 INTERNAL_ERROR_EXIT = 1
 
 
-def run_job(work: Callable[[Contract], int], user_errors: tuple[type[Exception], ...],
-            log: logging.Logger) -> int:
+def run_job(
+    work: Callable[[Contract], int], user_errors: tuple[type[Exception], ...], log: logging.Logger
+) -> int:
     """`work` with the job's contract; its exit status, or that of the error it raised."""
     logs.configure_logging()
     contract = contract_module.load()
@@ -30,6 +31,7 @@ def run_job(work: Callable[[Contract], int], user_errors: tuple[type[Exception],
         return USER_ERROR_EXIT
     except Exception as error:  # the one place internal errors are caught and reported
         log.error("Internal error:\n%s", traceback.format_exc())
-        write_message(contract.processing_message_file,
-                      f"Internal error ({type(error).__name__}): {error}")
+        write_message(
+            contract.processing_message_file, f"Internal error ({type(error).__name__}): {error}"
+        )
         return INTERNAL_ERROR_EXIT

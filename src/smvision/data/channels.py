@@ -71,20 +71,22 @@ def list_pipe_channel(contract: Contract, channel: str, config: ChannelInput) ->
         raise DataError(f"Pipe-mode channel '{channel}' streamed no records; it holds no images.")
     listing = Listing([])
     for record in spooled:
-        sample = _manifest_sample(record, channel, spool, listing) if wrapped else Sample(
-            f"{channel} record {record.index}",
-            spool,
-            record.header_labels,
-            offset=record.offset,
-            error=record.error,
+        sample = (
+            _manifest_sample(record, channel, spool, listing)
+            if wrapped
+            else Sample(
+                f"{channel} record {record.index}",
+                spool,
+                record.header_labels,
+                offset=record.offset,
+                error=record.error,
+            )
         )
         listing.samples.append(with_single_label(sample))
     return listing
 
 
-def _manifest_sample(
-    record: SpooledRecord, channel: str, spool: Any, listing: Listing
-) -> Sample:
+def _manifest_sample(record: SpooledRecord, channel: str, spool: Any, listing: Listing) -> Sample:
     source = f"{channel} line {record.index + 1}"
     if record.error is not None or not record.attributes:
         return Sample(source, spool, (), offset=record.offset, error=record.error)

@@ -265,6 +265,8 @@ def median_side(samples: Sequence[Sample], limit: int = 256) -> int | None:
         except UNREADABLE:  # load() skips them and names them
             continue
     return int(statistics.median_low(sides)) if sides else None
+
+
 def label_array(
     samples: Sequence[Sample], class_names: Sequence[str], multi_label: bool
 ) -> np.ndarray:

@@ -127,16 +127,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--job-dir", required=True, type=Path)
     serve.add_argument("--port", type=int, default=contract_module.DEFAULT_PORT)
     monitor = commands.add_parser(
-        "monitor", help="compare captured requests with a model's baseline, as the "
-        "monitoring job does")
-    monitor.add_argument("--model-dir", required=True, type=Path,
-                         help="the model directory that holds baseline.json, or model.tar.gz")
-    monitor.add_argument("--captured", required=True, type=Path,
-                         help="a folder of data-capture .jsonl files (searched recursively)")
-    monitor.add_argument("--out", required=True, type=Path,
-                         help="where the report, plots and constraint_violations.json go")
-    monitor.add_argument("options", nargs=argparse.REMAINDER,
-                         help="options of the image's monitor: --since, --until, thresholds")
+        "monitor",
+        help="compare captured requests with a model's baseline, as the monitoring job does",
+    )
+    monitor.add_argument(
+        "--model-dir",
+        required=True,
+        type=Path,
+        help="the model directory that holds baseline.json, or model.tar.gz",
+    )
+    monitor.add_argument(
+        "--captured",
+        required=True,
+        type=Path,
+        help="a folder of data-capture .jsonl files (searched recursively)",
+    )
+    monitor.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="where the report, plots and constraint_violations.json go",
+    )
+    monitor.add_argument(
+        "options",
+        nargs=argparse.REMAINDER,
+        help="options of the image's monitor: --since, --until, thresholds",
+    )
     export = commands.add_parser(
         "export",
         help="compress the job's Keras model to TFLite or ONNX beside it, for serve",
@@ -207,9 +223,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_monitor(model_dir: Path, captured: Path, out: Path, options: Sequence[str]) -> int:
     """The image's `monitor` with explicit paths; the processing tree it would write its
     ExitMessage to is a scratch one (the reason is in its log as well)."""
-    command = [console_script("monitor"), "--baseline", str(model_dir), "--captured",
-               str(captured), "--output", str(out), *options]
+    command = [
+        console_script("monitor"),
+        "--baseline",
+        str(model_dir),
+        "--captured",
+        str(captured),
+        "--output",
+        str(out),
+        *options,
+    ]
     with tempfile.TemporaryDirectory(prefix="smvision-monitor-") as scratch:
         env = {**os.environ, contract_module.BASE_DIR_ENV: scratch, "PYTHONUNBUFFERED": "1"}
         return run_foreground(command, env)
-

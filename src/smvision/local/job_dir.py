@@ -6,7 +6,6 @@ mode's FIFOs); `train_command` is the argv of `python -m smvision.local train`, 
 local compare runs once per algorithm.
 """
 
-
 from __future__ import annotations
 
 import argparse

@@ -27,9 +27,7 @@ class Analysis:
         return [check for check in self.checks if check.violated]
 
 
-def analyse(
-    baseline: Mapping[str, Any], captured: Captured, thresholds: Thresholds
-) -> Analysis:
+def analyse(baseline: Mapping[str, Any], captured: Captured, thresholds: Thresholds) -> Analysis:
     class_names = list(baseline["class_names"])
     values = dict(captured.values)
     values["confidence"] = np.array([p.probability for p in captured.predictions])
@@ -48,14 +46,16 @@ def analyse(
     model = baseline.get("model")
     if model:
         analysis.checks.append(
-            drift.compare_feature("confidence", model["confidence"], values["confidence"],
-                                  thresholds))
+            drift.compare_feature(
+                "confidence", model["confidence"], values["confidence"], thresholds
+            )
+        )
         analysis.checks.append(
-            drift.compare_classes(model["predicted_classes"], predicted, thresholds))
+            drift.compare_classes(model["predicted_classes"], predicted, thresholds)
+        )
     else:
         analysis.notes.append(
             "The baseline holds no validation predictions (the job had no validation "
             "data), so confidence and predicted classes were not compared."
         )
     return analysis
-

@@ -70,7 +70,8 @@ def build(
         rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_IMAGES, replace=False))
     by_source = {sample.source: sample for sample in train_samples}
     measured = features.measure(
-        train.take(rows), original_sizes([by_source[train.sources[r]] for r in rows]))
+        train.take(rows), original_sizes([by_source[train.sources[r]] for r in rows])
+    )
     labels = _label_names(train.labels, class_names)
     document: dict[str, Any] = {
         "version": VERSION,

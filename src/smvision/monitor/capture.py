@@ -69,7 +69,10 @@ def capture_files(root: Path) -> list[Path]:
 
 
 def read_captured(
-    root: Path, image_size: int, channels: int, since: datetime | None = None,
+    root: Path,
+    image_size: int,
+    channels: int,
+    since: datetime | None = None,
     until: datetime | None = None,
 ) -> Captured:
     """The records under root whose inferenceTime lies in [since, until), their images
@@ -87,14 +90,22 @@ def read_captured(
                 captured.records += 1
                 decoded = _request_images(record)
                 answers = _answers(record)
-            except (CaptureError, InputError, UnsupportedContentTypeError,
-                    images.ImageError) as error:
+            except (
+                CaptureError,
+                InputError,
+                UnsupportedContentTypeError,
+                images.ImageError,
+            ) as error:
                 captured.skipped.append((where, str(error)))
                 continue
             if len(answers) != len(decoded):
                 captured.skipped.append(
-                    (where, f"the request holds {len(decoded)} images but the answer "
-                     f"{len(answers)} predictions"))
+                    (
+                        where,
+                        f"the request holds {len(decoded)} images but the answer "
+                        f"{len(answers)} predictions",
+                    )
+                )
                 continue
             for image in decoded:
                 meter.add(image)

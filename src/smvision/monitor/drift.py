@@ -26,8 +26,7 @@ from smvision.monitor.thresholds import Thresholds
 PSI = "population_stability_index"
 KS = "kolmogorov_smirnov"
 CHI_SQUARE = "chi_square"
-TEST_NAMES = {PSI: "population stability index", KS: "Kolmogorov-Smirnov",
-              CHI_SQUARE: "chi-square"}
+TEST_NAMES = {PSI: "population stability index", KS: "Kolmogorov-Smirnov", CHI_SQUARE: "chi-square"}
 # Model Monitor's check type for a distribution that moved away from the baseline.
 DRIFT_CHECK = "baseline_drift_check"
 _PSI_FLOOR = 1e-4  # an empty bin's share, so that the logarithm stays finite
@@ -64,17 +63,28 @@ def compare_feature(
         value = population_stability_index(reference, current)
         violated = value > thresholds.psi_max
         rule = f"PSI > {thresholds.psi_max:g}"
-        return Check(name, PSI, value, None, violated,
-                     _describe(name, PSI, f"PSI = {value:.3f}", violated, rule, summaries),
-                     **summaries)
+        return Check(
+            name,
+            PSI,
+            value,
+            None,
+            violated,
+            _describe(name, PSI, f"PSI = {value:.3f}", violated, rule, summaries),
+            **summaries,
+        )
     result = stats.ks_2samp(reference, current)
     distance, p_value = float(result.statistic), float(result.pvalue)
     violated = p_value < thresholds.ks_alpha and distance >= thresholds.ks_min_distance
     rule = f"p < {thresholds.ks_alpha:g} and D >= {thresholds.ks_min_distance:g}"
-    return Check(name, KS, distance, p_value, violated,
-                 _describe(name, KS, f"D = {distance:.3f}, p = {p_value:.2g}", violated, rule,
-                           summaries),
-                 **summaries)
+    return Check(
+        name,
+        KS,
+        distance,
+        p_value,
+        violated,
+        _describe(name, KS, f"D = {distance:.3f}, p = {p_value:.2g}", violated, rule, summaries),
+        **summaries,
+    )
 
 
 def population_stability_index(reference: np.ndarray, current: np.ndarray) -> float:
@@ -99,43 +109,72 @@ def compare_classes(
     """Predicted classes on validation against those of the captured requests."""
     names = [n for n in baseline_counts if baseline_counts[n] or current_counts.get(n, 0)]
     unknown = sorted(set(current_counts) - set(baseline_counts))
-    table = np.array([[baseline_counts[n] for n in names],
-                      [current_counts.get(n, 0) for n in names]])
-    summaries = {"baseline": distributions.proportions(dict(baseline_counts)),
-                 "current": distributions.proportions(dict(current_counts))}
+    table = np.array(
+        [[baseline_counts[n] for n in names], [current_counts.get(n, 0) for n in names]]
+    )
+    summaries = {
+        "baseline": distributions.proportions(dict(baseline_counts)),
+        "current": distributions.proportions(dict(current_counts)),
+    }
     if len(names) < 2:
-        return Check("predicted_class", CHI_SQUARE, 0.0, 1.0, bool(unknown),
-                     "Fewer than two classes were predicted; nothing to compare.", **summaries)
+        return Check(
+            "predicted_class",
+            CHI_SQUARE,
+            0.0,
+            1.0,
+            bool(unknown),
+            "Fewer than two classes were predicted; nothing to compare.",
+            **summaries,
+        )
     result = stats.chi2_contingency(table)
     statistic, p_value = float(result.statistic), float(result.pvalue)
     violated = p_value < thresholds.chi2_alpha or bool(unknown)
     rule = f"p < {thresholds.chi2_alpha:g}"
     measured = f"chi2 = {statistic:.1f} with {len(names) - 1} degrees of freedom, p = {p_value:.2g}"
-    description = _describe("predicted_class", CHI_SQUARE, measured, violated, rule, {
-        "baseline": {"most often": max(names, key=lambda n: baseline_counts[n])},
-        "current": {"most often": max(names, key=lambda n: current_counts.get(n, 0))},
-    })
+    description = _describe(
+        "predicted_class",
+        CHI_SQUARE,
+        measured,
+        violated,
+        rule,
+        {
+            "baseline": {"most often": max(names, key=lambda n: baseline_counts[n])},
+            "current": {"most often": max(names, key=lambda n: current_counts.get(n, 0))},
+        },
+    )
     if unknown:
         description += f" The answers name classes the model does not have: {unknown}."
-    return Check("predicted_class", CHI_SQUARE, statistic, p_value, violated, description,
-                 **summaries)
+    return Check(
+        "predicted_class", CHI_SQUARE, statistic, p_value, violated, description, **summaries
+    )
 
 
 def _brief(summary: Mapping[str, Any]) -> dict[str, Any]:
-    return {"count": summary["count"], "median": distributions.median(summary),
-            "mean": summary["mean"]}
+    return {
+        "count": summary["count"],
+        "median": distributions.median(summary),
+        "mean": summary["mean"],
+    }
 
 
-def _describe(name: str, test: str, measured: str, violated: bool, rule: str,
-              summaries: Mapping[str, Mapping[str, Any]]) -> str:
+def _describe(
+    name: str,
+    test: str,
+    measured: str,
+    violated: bool,
+    rule: str,
+    summaries: Mapping[str, Mapping[str, Any]],
+) -> str:
     verdict = "drifted from" if violated else "is within"
     sides = "; ".join(
-        f"{side} " + ", ".join(f"{key} {_number(value)}" for key, value in summary.items()
-                              if key != "count")
+        f"{side} "
+        + ", ".join(f"{key} {_number(value)}" for key, value in summary.items() if key != "count")
         for side, summary in summaries.items()
     )
-    return (f"{name} {verdict} the baseline: {TEST_NAMES[test]} {measured} (drift when "
-            f"{rule}); {sides}.")
+    return (
+        f"{name} {verdict} the baseline: {TEST_NAMES[test]} {measured} (drift when "
+        f"{rule}); {sides}."
+    )
 
 
 def _number(value: Any) -> str:

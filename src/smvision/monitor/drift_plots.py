@@ -28,9 +28,13 @@ def plot_features(baseline: Mapping[str, Any], analysis: Analysis, path: Path) -
     rows = math.ceil(len(checks) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
     for axis, check in zip(axes.flat, checks):
-        _cdf(axis, baseline["features"][check.feature_name], analysis.values[check.feature_name],
-             check)
-    for axis in list(axes.flat)[len(checks):]:
+        _cdf(
+            axis,
+            baseline["features"][check.feature_name],
+            analysis.values[check.feature_name],
+            check,
+        )
+    for axis in list(axes.flat)[len(checks) :]:
         axis.set_visible(False)
     axes.flat[0].legend(loc="lower right", fontsize=8)
     figure.suptitle("Captured images against the training images (cumulative share)")
@@ -49,10 +53,20 @@ def plot_predictions(baseline: Mapping[str, Any], analysis: Analysis, path: Path
     shown = distributions.proportions(model["predicted_classes"])
     current = distributions.proportions(analysis.predicted_counts)
     positions = np.arange(len(names))
-    classes_axis.bar(positions - 0.2, [shown.get(n, 0.0) for n in names], 0.4,
-                     label="validation", color=BASELINE_COLOUR)
-    classes_axis.bar(positions + 0.2, [current.get(n, 0.0) for n in names], 0.4,
-                     label="captured", color=CURRENT_COLOUR)
+    classes_axis.bar(
+        positions - 0.2,
+        [shown.get(n, 0.0) for n in names],
+        0.4,
+        label="validation",
+        color=BASELINE_COLOUR,
+    )
+    classes_axis.bar(
+        positions + 0.2,
+        [current.get(n, 0.0) for n in names],
+        0.4,
+        label="captured",
+        color=CURRENT_COLOUR,
+    )
     classes_axis.set_xticks(positions, names, rotation=90 if len(names) > 12 else 0)
     classes_axis.set_ylabel("share of predictions")
     tallest = max([*shown.values(), *current.values(), 0.01])
@@ -62,8 +76,13 @@ def plot_predictions(baseline: Mapping[str, Any], analysis: Analysis, path: Path
     classes_axis.legend(fontsize=8)
     confidence = by_name.get("confidence")
     if confidence is not None:
-        _cdf(confidence_axis, model["confidence"], analysis.values["confidence"], confidence,
-             baseline_label="validation")
+        _cdf(
+            confidence_axis,
+            model["confidence"],
+            analysis.values["confidence"],
+            confidence,
+            baseline_label="validation",
+        )
         confidence_axis.legend(loc="upper left", fontsize=8)
         confidence_axis.set_xlabel("probability of the predicted class")
     figure.tight_layout()
@@ -72,15 +91,26 @@ def plot_predictions(baseline: Mapping[str, Any], analysis: Analysis, path: Path
     return path
 
 
-def _cdf(axis: Any, baseline: Mapping[str, Any], current: np.ndarray, check: drift.Check,
-         baseline_label: str = "training") -> None:
+def _cdf(
+    axis: Any,
+    baseline: Mapping[str, Any],
+    current: np.ndarray,
+    check: drift.Check,
+    baseline_label: str = "training",
+) -> None:
     """Both empirical distribution functions: the baseline's from its quantiles."""
-    axis.step(baseline["quantiles"], distributions.PROBABILITIES, where="post",
-              label=f"{baseline_label} ({baseline['count']})", color=BASELINE_COLOUR)
+    axis.step(
+        baseline["quantiles"],
+        distributions.PROBABILITIES,
+        where="post",
+        label=f"{baseline_label} ({baseline['count']})",
+        color=BASELINE_COLOUR,
+    )
     ordered = np.sort(current)
     shares = np.arange(1, len(ordered) + 1) / max(len(ordered), 1)
-    axis.step(ordered, shares, where="post", label=f"captured ({len(ordered)})",
-              color=CURRENT_COLOUR)
+    axis.step(
+        ordered, shares, where="post", label=f"captured ({len(ordered)})", color=CURRENT_COLOUR
+    )
     axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3)
     _title(axis, check, check.feature_name)
@@ -92,8 +122,11 @@ def _title(axis: Any, check: drift.Check | None, name: str) -> None:
         return
     short = {drift.PSI: "PSI", drift.KS: "KS D", drift.CHI_SQUARE: "chi2"}[check.test]
     verdict = "DRIFT" if check.violated else "ok"
-    axis.set_title(f"{name}: {short} {check.statistic:.3g} - {verdict}", fontsize=10,
-                   color=DRIFT_COLOUR if check.violated else "black")
+    axis.set_title(
+        f"{name}: {short} {check.statistic:.3g} - {verdict}",
+        fontsize=10,
+        color=DRIFT_COLOUR if check.violated else "black",
+    )
 
 
 def _pyplot() -> Any:

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from smvision.core.artifacts import write_json
-from smvision.monitor import drift
-from smvision.monitor import drift_plots as plots
+from smvision.monitor import drift, drift_plots
 from smvision.monitor.analysis import Analysis
 from smvision.monitor.capture import Captured
 from smvision.monitor.thresholds import Thresholds
@@ -33,16 +32,19 @@ def report_document(
     window: tuple[datetime | None, datetime | None],
 ) -> dict[str, Any]:
     return {
-        "baseline": {key: baseline[key] for key in ("algorithm", "created", "class_names",
-                                                     "image_size", "channels", "images")},
+        "baseline": {
+            key: baseline[key]
+            for key in ("algorithm", "created", "class_names", "image_size", "channels", "images")
+        },
         "window": {"since": _iso(window[0]), "until": _iso(window[1])},
         "captured": {
             "files": captured.files,
             "records": captured.records,
             "images": len(captured.shapes),
             "skipped_records": len(captured.skipped),
-            "skipped": [{"where": where, "why": why}
-                        for where, why in captured.skipped[:SKIPPED_SHOWN]],
+            "skipped": [
+                {"where": where, "why": why} for where, why in captured.skipped[:SKIPPED_SHOWN]
+            ],
         },
         "thresholds": asdict(thresholds),
         "violations": len(analysis.violations),
@@ -52,24 +54,32 @@ def report_document(
 
 
 def violations_document(analysis: Analysis) -> dict[str, Any]:
-    return {"violations": [
-        {"feature_name": check.feature_name, "constraint_check_type": drift.DRIFT_CHECK,
-         "description": check.description}
-        for check in analysis.violations
-    ]}
+    return {
+        "violations": [
+            {
+                "feature_name": check.feature_name,
+                "constraint_check_type": drift.DRIFT_CHECK,
+                "description": check.description,
+            }
+            for check in analysis.violations
+        ]
+    }
 
 
-def write(out_dir: Path, document: Mapping[str, Any], baseline: Mapping[str, Any],
-          analysis: Analysis) -> list[Path]:
+def write(
+    out_dir: Path, document: Mapping[str, Any], baseline: Mapping[str, Any], analysis: Analysis
+) -> list[Path]:
     """Write every output file; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / REPORT_FILE, out_dir / VIOLATIONS_FILE]
     write_json(written[0], document)
     write_json(written[1], violations_document(analysis))
     if analysis.checks:
-        written.append(plots.plot_features(baseline, analysis, out_dir / FEATURES_PLOT))
+        written.append(drift_plots.plot_features(baseline, analysis, out_dir / FEATURES_PLOT))
         if baseline.get("model"):
-            written.append(plots.plot_predictions(baseline, analysis, out_dir / PREDICTIONS_PLOT))
+            written.append(
+                drift_plots.plot_predictions(baseline, analysis, out_dir / PREDICTIONS_PLOT)
+            )
     return written
 
 

@@ -54,8 +54,10 @@ class FeatureMeter:
         self._flush()
         if not self._measured:
             return {name: np.zeros(0) for name in feature_names(self.channels)}
-        return {name: np.concatenate([part[name] for part in self._measured])
-                for name in self._measured[0]}
+        return {
+            name: np.concatenate([part[name] for part in self._measured])
+            for name in self._measured[0]
+        }
 
     def _flush(self) -> None:
         if self._pending:

@@ -39,12 +39,17 @@ class GateError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--group", required=True, help="the model package group")
     parser.add_argument("--region", required=True, help="the AWS region of the group")
-    parser.add_argument("--training", type=Path, metavar="DIR",
-                        help="where the training job's output.tar.gz (or evaluation.json) is")
+    parser.add_argument(
+        "--training",
+        type=Path,
+        metavar="DIR",
+        help="where the training job's output.tar.gz (or evaluation.json) is",
+    )
     parser.add_argument("--output", type=Path, metavar="DIR", help="where gate.json goes")
     return parser
 
@@ -74,8 +79,12 @@ def latest_approved(session: Any, group: str) -> tuple[str, float] | None:
     sagemaker = session.client("sagemaker")
     try:
         listed = sagemaker.list_model_packages(
-            ModelPackageGroupName=group, ModelApprovalStatus=APPROVED, SortBy="CreationTime",
-            SortOrder="Descending", MaxResults=1)["ModelPackageSummaryList"]
+            ModelPackageGroupName=group,
+            ModelApprovalStatus=APPROVED,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"]
     except ClientError as error:
         if "does not exist" in str(error):
             return None
@@ -84,13 +93,16 @@ def latest_approved(session: Any, group: str) -> tuple[str, float] | None:
         return None
     arn = listed[0]["ModelPackageArn"]
     described = sagemaker.describe_model_package(ModelPackageName=arn)
-    statistics = (described.get("ModelMetrics", {}).get("ModelQuality", {})
-                  .get("Statistics", {}).get("S3Uri"))
+    statistics = (
+        described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    )
     if not statistics:
-        raise GateError(f"The latest approved version {arn} has no model-quality statistics "
-                        "to compare with; register versions with `launch register` or this "
-                        "pipeline, or reject it.")
-    bucket, _, key = statistics[len("s3://"):].partition("/")
+        raise GateError(
+            f"The latest approved version {arn} has no model-quality statistics "
+            "to compare with; register versions with `launch register` or this "
+            "pipeline, or reject it."
+        )
+    bucket, _, key = statistics[len("s3://") :].partition("/")
     body = session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return arn, model_quality.accuracy_of(json.loads(body), statistics)
 
@@ -109,9 +121,13 @@ def run(args: argparse.Namespace, contract: contract_module.Contract, session: A
     }
     write_json(out / model_quality.GATE_FILE, gate)
     write_json(out / model_quality.FILE, statistics)
-    log.info("New model: %s accuracy %.4f; latest approved version of %s: %s.",
-             gate["split"], accuracy, args.group,
-             f"{approved[1]:.4f} ({approved[0]})" if approved else "none")
+    log.info(
+        "New model: %s accuracy %.4f; latest approved version of %s: %s.",
+        gate["split"],
+        accuracy,
+        args.group,
+        f"{approved[1]:.4f} ({approved[0]})" if approved else "none",
+    )
     return 0
 
 

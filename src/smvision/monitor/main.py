@@ -30,8 +30,7 @@ from pathlib import Path
 from smvision.core import contract as contract_module
 from smvision.core.contract import Contract
 from smvision.core.processing import run_job
-from smvision.monitor import analysis, baseline, thresholds
-from smvision.monitor import drift_report as report
+from smvision.monitor import analysis, baseline, drift_report, thresholds
 from smvision.monitor.capture import read_captured
 
 log = logging.getLogger("smvision.monitor")
@@ -49,12 +48,21 @@ class MonitorError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monitor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", type=Path, metavar="PATH",
-                        help="baseline.json, a model directory or a model.tar.gz")
-    parser.add_argument("--captured", type=Path, metavar="DIR",
-                        help="a folder of data-capture .jsonl files (searched recursively)")
+    parser = argparse.ArgumentParser(
+        prog="monitor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="PATH",
+        help="baseline.json, a model directory or a model.tar.gz",
+    )
+    parser.add_argument(
+        "--captured",
+        type=Path,
+        metavar="DIR",
+        help="a folder of data-capture .jsonl files (searched recursively)",
+    )
     parser.add_argument("--output", type=Path, metavar="DIR", help="where the report goes")
     parser.add_argument("--since", metavar="TIME", help="only requests at or after TIME (ISO)")
     parser.add_argument("--until", metavar="TIME", help="only requests before TIME (ISO)")
@@ -68,8 +76,9 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as error:
-        raise MonitorError(f"{option} {text!r} is not an ISO time such as "
-                           "2026-01-31T14:00:00Z.") from error
+        raise MonitorError(
+            f"{option} {text!r} is not an ISO time such as 2026-01-31T14:00:00Z."
+        ) from error
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -78,38 +87,64 @@ def run(args: argparse.Namespace, contract: Contract, environ: Mapping[str, str]
         limits = thresholds.from_arguments(args)
     except ValueError as error:
         raise MonitorError(str(error)) from error
-    baseline_path = args.baseline or _env_path(environ, BASELINE_ENV) or (
-        contract.processing_input(contract_module.BASELINE_INPUT))
-    captured_dir = args.captured or _env_path(environ, DATASET_ENV) or (
-        contract.processing_input(contract_module.CAPTURED_INPUT))
+    baseline_path = (
+        args.baseline
+        or _env_path(environ, BASELINE_ENV)
+        or (contract.processing_input(contract_module.BASELINE_INPUT))
+    )
+    captured_dir = (
+        args.captured
+        or _env_path(environ, DATASET_ENV)
+        or (contract.processing_input(contract_module.CAPTURED_INPUT))
+    )
     out_dir = args.output or _env_path(environ, OUTPUT_ENV) or contract.processing_output_dir
-    window = (parse_time(args.since or environ.get(START_ENV), "--since"),
-              parse_time(args.until or environ.get(END_ENV), "--until"))
+    window = (
+        parse_time(args.since or environ.get(START_ENV), "--since"),
+        parse_time(args.until or environ.get(END_ENV), "--until"),
+    )
     if not baseline_path.exists():
-        raise MonitorError(f"No baseline at {baseline_path}; give --baseline (baseline.json, "
-                           "the model directory or its model.tar.gz).")
+        raise MonitorError(
+            f"No baseline at {baseline_path}; give --baseline (baseline.json, "
+            "the model directory or its model.tar.gz)."
+        )
     if not captured_dir.is_dir():
-        raise MonitorError(f"No captured data at {captured_dir}: it is not a folder; give "
-                           "--captured (the endpoint's data-capture prefix, downloaded).")
+        raise MonitorError(
+            f"No captured data at {captured_dir}: it is not a folder; give "
+            "--captured (the endpoint's data-capture prefix, downloaded)."
+        )
     reference = baseline.read(baseline_path)
-    log.info("Baseline %s: %s model, %d classes, %d training images.", baseline_path,
-             reference["algorithm"], len(reference["class_names"]),
-             reference["images"]["count"])
-    captured = read_captured(captured_dir, int(reference["image_size"]),
-                             int(reference["channels"]), *window)
-    log.info("Captured: %d files, %d records in the window, %d images, %d records skipped.",
-             captured.files, captured.records, len(captured.shapes), len(captured.skipped))
-    for where, why in captured.skipped[: report.SKIPPED_SHOWN]:
+    log.info(
+        "Baseline %s: %s model, %d classes, %d training images.",
+        baseline_path,
+        reference["algorithm"],
+        len(reference["class_names"]),
+        reference["images"]["count"],
+    )
+    captured = read_captured(
+        captured_dir, int(reference["image_size"]), int(reference["channels"]), *window
+    )
+    log.info(
+        "Captured: %d files, %d records in the window, %d images, %d records skipped.",
+        captured.files,
+        captured.records,
+        len(captured.shapes),
+        len(captured.skipped),
+    )
+    for where, why in captured.skipped[: drift_report.SKIPPED_SHOWN]:
         log.warning("Skipped %s: %s", where, why)
     result = analysis.analyse(reference, captured, limits)
-    document = report.report_document(reference, captured, result, limits, window)
-    written = report.write(out_dir, document, reference, result)
+    document = drift_report.report_document(reference, captured, result, limits, window)
+    written = drift_report.write(out_dir, document, reference, result)
     for note in result.notes:
         log.warning("%s", note)
     for check in result.checks:
         log.info("%s %s", "DRIFT" if check.violated else "ok   ", check.description)
-    log.info("%d violations of %d checks; wrote %s", len(result.violations), len(result.checks),
-             ", ".join(str(p) for p in written))
+    log.info(
+        "%d violations of %d checks; wrote %s",
+        len(result.violations),
+        len(result.checks),
+        ", ".join(str(p) for p in written),
+    )
     return 0
 
 
@@ -120,8 +155,11 @@ def _env_path(environ: Mapping[str, str], name: str) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_job(lambda contract: run(args, contract, os.environ),
-                   (MonitorError, baseline.BaselineError), log)
+    return run_job(
+        lambda contract: run(args, contract, os.environ),
+        (MonitorError, baseline.BaselineError),
+        log,
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser, with_defaults: bool = True) -
     defaults = Thresholds()
     for field in fields(Thresholds):
         default = getattr(defaults, field.name)
-        parser.add_argument(option(field.name), metavar="N" if field.type == "int" else "X",
-                            default=str(default) if with_defaults else None,
-                            help=f"{HELP[field.name]} (default {default})")
+        parser.add_argument(
+            option(field.name),
+            metavar="N" if field.type == "int" else "X",
+            default=str(default) if with_defaults else None,
+            help=f"{HELP[field.name]} (default {default})",
+        )
 
 
 def from_arguments(args: argparse.Namespace) -> Thresholds:
@@ -79,8 +82,10 @@ def _check(name: str, text: str, whole: bool) -> float | int:
     except ValueError:
         value = -1
     if name in _PROBABILITIES and not 0 < value < 1:
-        raise ValueError(f"{option(name)} {text} is not a probability; use a value between 0 "
-                         "and 1, such as 0.001.")
+        raise ValueError(
+            f"{option(name)} {text} is not a probability; use a value between 0 "
+            "and 1, such as 0.001."
+        )
     if name in _DISTANCES and not value >= 0:
         raise ValueError(f"{option(name)} {text} must be a number of 0 or more.")
     if name == "min_images" and not value >= 1:

@@ -37,6 +37,7 @@ __all__ = [
     "unknown_key_message",
 ]
 
+
 def schema(algorithm: str) -> dict[str, Param]:
     """Every hyperparameter of one algorithm, by name, with that algorithm's defaults."""
     spec = specs.get(algorithm)
@@ -175,8 +176,7 @@ def split_per_algorithm(
             )
         shared[key] = value.strip()
     return {
-        name: {key: value for key, value in shared.items() if key in schema(name)}
-        | specific[name]
+        name: {key: value for key, value in shared.items() if key in schema(name)} | specific[name]
         for name in algorithms
     }
 

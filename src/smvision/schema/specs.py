@@ -214,8 +214,6 @@ def get(name: str | None) -> AlgorithmSpec:
     spec = known.get(name.strip().lower())
     if spec is None:
         raise HyperparameterError(
-            f"Hyperparameter 'algorithm' has value '{name}'; use one of "
-            + ", ".join(known)
-            + "."
+            f"Hyperparameter 'algorithm' has value '{name}'; use one of " + ", ".join(known) + "."
         )
     return spec

@@ -31,8 +31,7 @@ from contextlib import suppress
 from smvision.core.media import JSON_LINES
 from smvision.data.bodies import InputError, UnsupportedContentTypeError, check_content_type
 from smvision.data.images import ImageError
-from smvision.serving import models
-from smvision.serving import process_memory as memory
+from smvision.serving import models, process_memory
 from smvision.serving.batcher import BatcherStoppedError
 from smvision.serving.codecs import (
     UnsupportedAcceptError,
@@ -120,12 +119,21 @@ class ServingApp:
         settings = self.settings
         budget = settings.models_memory_mb
         if budget is None:
-            budget = default_budget_mb(memory.container_memory_mb(), memory.resident_mb())
-        log.info("Multi-model server: models load from %s on SageMaker's request; %s MiB "
-                 "of memory for them.", settings.model_dir, f"{budget:.0f}")
-        return ModelRegistry(lambda url: plan(url, settings),
-                             lambda url: LoadedModel.load(url, settings), budget,
-                             BATCHER_STOP_S)
+            budget = default_budget_mb(
+                process_memory.container_memory_mb(), process_memory.resident_mb()
+            )
+        log.info(
+            "Multi-model server: models load from %s on SageMaker's request; %s MiB "
+            "of memory for them.",
+            settings.model_dir,
+            f"{budget:.0f}",
+        )
+        return ModelRegistry(
+            lambda url: plan(url, settings),
+            lambda url: LoadedModel.load(url, settings),
+            budget,
+            BATCHER_STOP_S,
+        )
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         started = time.perf_counter()
@@ -158,8 +166,11 @@ class ServingApp:
             if path == "/invocations":
                 allow(method, "POST")
                 if self._models is not None:
-                    raise HTTPError(404, "This is a multi-model server "
-                                         "(SAGEMAKER_MULTI_MODEL=true): POST /models/NAME/invoke.")
+                    raise HTTPError(
+                        404,
+                        "This is a multi-model server "
+                        "(SAGEMAKER_MULTI_MODEL=true): POST /models/NAME/invoke.",
+                    )
                 await self._invoke(scope, receive, send, self._single_model)
             elif path == "/ping":
                 allow(method, "GET")
@@ -189,8 +200,13 @@ class ServingApp:
             raise RuntimeError("The ready event was set before the model was loaded.")
         return self._model
 
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send,
-                      model: Callable[[], Awaitable[LoadedModel]]) -> None:
+    async def _invoke(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        model: Callable[[], Awaitable[LoadedModel]],
+    ) -> None:
         """Answer one request with the model that `model()` gives, once it is ready."""
         try:
             content_type = check_content_type(header(scope, b"content-type"))
@@ -209,14 +225,24 @@ class ServingApp:
                 ready = await model()
 
                 async def predict(group: Group, group_accept: str) -> bytes:
-                    request = Request(group.body, JSON_LINES, group_accept, top_k,
-                                      threshold=threshold, first_line=group.first_line)
+                    request = Request(
+                        group.body,
+                        JSON_LINES,
+                        group_accept,
+                        top_k,
+                        threshold=threshold,
+                        first_line=group.first_line,
+                    )
                     return await asyncio.wrap_future(ready.batcher.submit(request))
 
                 if body is None:
-                    answer = await answer_in_groups(self._body_chunks(scope, receive), predict,
-                                                    accept, MAX_BATCH_IMAGES,
-                                                    self.settings.threads_per_worker + 1)
+                    answer = await answer_in_groups(
+                        self._body_chunks(scope, receive),
+                        predict,
+                        accept,
+                        MAX_BATCH_IMAGES,
+                        self.settings.threads_per_worker + 1,
+                    )
                 else:
                     request = Request(body, content_type, accept, top_k, threshold=threshold)
                     answer = Answer.of(await asyncio.wrap_future(ready.batcher.submit(request)))
@@ -246,8 +272,7 @@ class ServingApp:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body, within SAGEMAKER_MAX_PAYLOAD_IN_MB."""
-        return await read_body(scope, receive, self.settings.max_payload_bytes,
-                               self._too_large)
+        return await read_body(scope, receive, self.settings.max_payload_bytes, self._too_large)
 
     def _body_chunks(self, scope: Scope, receive: Receive) -> AsyncIterator[bytes]:
         """The body as it arrives, within SAGEMAKER_MAX_PAYLOAD_IN_MB."""

@@ -144,8 +144,10 @@ def encode_predictions(
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()
     document: dict[str, Any] = {"predictions": predictions}
     if len(predictions) == 1:  # one image: its answer is also flat, at the top level
-        document |= {"predicted_label": predictions[0]["label"],
-                     "probability": predictions[0]["probability"]}
+        document |= {
+            "predicted_label": predictions[0]["label"],
+            "probability": predictions[0]["probability"],
+        }
     return json.dumps(document).encode()
 
 

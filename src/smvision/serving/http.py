@@ -56,8 +56,9 @@ def query(scope: Scope, name: str) -> str | None:
     return found[0] if found else None
 
 
-async def body_chunks(scope: Scope, receive: Receive, limit: int, too_large: TooLarge
-                      ) -> AsyncIterator[bytes]:
+async def body_chunks(
+    scope: Scope, receive: Receive, limit: int, too_large: TooLarge
+) -> AsyncIterator[bytes]:
     """The request body as it arrives; `too_large(what)` is raised once it would pass
     `limit` bytes (at once, when its Content-Length says so)."""
     length = declared_length(scope)
@@ -90,11 +91,12 @@ async def read_body(scope: Scope, receive: Receive, limit: int, too_large: TooLa
     async for chunk in chunks:
         if filled + len(chunk) > length:
             raise HTTPError(400, f"The body is longer than its Content-Length ({length}).")
-        buffer[filled:filled + len(chunk)] = chunk
+        buffer[filled : filled + len(chunk)] = chunk
         filled += len(chunk)
     if filled != length:
-        raise HTTPError(400, f"The body ended after {filled} of the {length} bytes its "
-                             "Content-Length declares.")
+        raise HTTPError(
+            400, f"The body ended after {filled} of the {length} bytes its Content-Length declares."
+        )
     # Only read from here on, as bytes are: the decoders take any buffer (cv2, numpy, json).
     return cast(bytes, buffer)
 
@@ -130,12 +132,17 @@ async def respond_json(send: Send, document: Any, status: int = 200) -> None:
     await respond(send, status, json.dumps(document).encode(), JSON_TYPE)
 
 
-async def respond_in_chunks(send: Send, size: int, chunks: Iterator[bytes],
-                            content_type: bytes) -> None:
+async def respond_in_chunks(
+    send: Send, size: int, chunks: Iterator[bytes], content_type: bytes
+) -> None:
     """A 200 answer of `size` bytes, sent chunk by chunk (its length known beforehand)."""
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", content_type),
-                            (b"content-length", str(size).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", content_type), (b"content-length", str(size).encode())],
+        }
+    )
     for chunk in chunks:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})

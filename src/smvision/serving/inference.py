@@ -109,7 +109,10 @@ class Predictor:
         scaled_jpeg = metadata.get("scaled_jpeg_decode") is True
         multi_label = metadata.get("multi_label") is True
         return cls(
-            algorithm, metadata["class_names"], scaled_jpeg, threads=threads,
+            algorithm,
+            metadata["class_names"],
+            scaled_jpeg,
+            threads=threads,
             multi_label=multi_label,
         )
 

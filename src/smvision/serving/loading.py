@@ -10,8 +10,7 @@ from pathlib import Path
 
 from smvision.core.artifacts import read_metadata
 from smvision.core.contract import METADATA_FILE
-from smvision.serving import models
-from smvision.serving import process_memory as memory
+from smvision.serving import models, process_memory
 from smvision.serving.batcher import MicroBatcher
 from smvision.serving.inference import MAX_BATCH_IMAGES, Predictor, Request
 from smvision.serving.model_table import ModelPlan
@@ -29,8 +28,9 @@ class LoadedModel:
     def load(cls, model_dir: Path, settings: ServerSettings) -> LoadedModel:
         """Load, start and warm up: the first prediction traces and allocates, so the first
         request is answered as fast as any later one."""
-        predictor = Predictor.load(model_dir, settings.serve_format, settings.keras_runtime,
-                                   settings.threads_per_worker)
+        predictor = Predictor.load(
+            model_dir, settings.serve_format, settings.keras_runtime, settings.threads_per_worker
+        )
         # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
         # enough to fill a prediction, and respond() predicts no more images at once.
         batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH_IMAGES)
@@ -71,6 +71,8 @@ def plan(model_dir: Path, settings: ServerSettings) -> ModelPlan:
     metadata = read_metadata(model_dir)
     engine = models.engine(metadata, choice, settings.keras_runtime)
     compiling = models.compiles_in_child(metadata, choice, settings.keras_runtime)
-    return ModelPlan(engine,
-                     memory.size_on_disk_mb(models.loaded_files(model_dir, metadata, choice)),
-                     memory.COMPILE_CHILD_MB if compiling else 0.0)
+    return ModelPlan(
+        engine,
+        process_memory.size_on_disk_mb(models.loaded_files(model_dir, metadata, choice)),
+        process_memory.COMPILE_CHILD_MB if compiling else 0.0,
+    )

@@ -143,9 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "Serving %s on port %d: %d worker(s) of %d decoding thread(s), timeout %g s, "
         "payload limit %g MB.",
-        (f"the models SageMaker loads into {settings.model_dir} (multi-model)"
-         if settings.multi_model else
-         f"the {settings.algorithm} model in {settings.model_dir} ({settings.model.describe()})"),
+        (
+            f"the models SageMaker loads into {settings.model_dir} (multi-model)"
+            if settings.multi_model
+            else f"the {settings.algorithm} model in {settings.model_dir} "
+            f"({settings.model.describe()})"
+        ),
         settings.port,
         settings.workers,
         settings.threads_per_worker,

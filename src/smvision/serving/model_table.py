@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from smvision.serving import process_memory as memory
+from smvision.serving import process_memory
 
 log = logging.getLogger("smvision.serve")
 
@@ -110,8 +110,13 @@ class Unloaded:
 class ModelRegistry(Generic[Model]):
     """Loaded models by SageMaker's model_name (an opaque key)."""
 
-    def __init__(self, plan: Callable[[Path], ModelPlan], load: Callable[[Path], Model],
-                 budget_mb: float, stop_timeout_s: float) -> None:
+    def __init__(
+        self,
+        plan: Callable[[Path], ModelPlan],
+        load: Callable[[Path], Model],
+        budget_mb: float,
+        stop_timeout_s: float,
+    ) -> None:
         self._plan = plan
         self._load = load
         self.budget_mb = budget_mb
@@ -131,11 +136,16 @@ class ModelRegistry(Generic[Model]):
         if name in self._entries:
             entry = self._entries[name]
             if entry.draining:
-                raise RegistryError(409, f"Model {name} is being unloaded; load it again "
-                                         f"once DELETE /models/{name} has answered.")
+                raise RegistryError(
+                    409,
+                    f"Model {name} is being unloaded; load it again "
+                    f"once DELETE /models/{name} has answered.",
+                )
             state = "loaded" if entry.model is not None else "loading"
-            raise RegistryError(409, f"Model {name} is already {state}; DELETE "
-                                     f"/models/{name} first to load it again.")
+            raise RegistryError(
+                409,
+                f"Model {name} is already {state}; DELETE /models/{name} first to load it again.",
+            )
         try:
             plan = await asyncio.wrap_future(in_thread("model-planner", self._plan, Path(url)))
         except FileNotFoundError as error:
@@ -147,7 +157,7 @@ class ModelRegistry(Generic[Model]):
         reservation = self._reserve(name, plan)
         self._entries[name] = Entry(name, url, reservation + plan.loading_mb)
         started = time.perf_counter()
-        resident = memory.resident_mb()
+        resident = process_memory.resident_mb()
         loading = in_thread("model-loader", self._load_one, plan, Path(url))
         try:
             model = await asyncio.wrap_future(loading)
@@ -158,10 +168,16 @@ class ModelRegistry(Generic[Model]):
             raise
         entry = self._entries[name]
         entry.model, entry.loaded_at, entry.reserved_mb = model, time.time(), reservation
-        log.info("Model %s (%s, %.1f MB on disk) loaded and warmed up in %.2f s; resident "
-                 "memory %+.1f MiB (%.1f MiB reserved).", name, plan.engine,
-                 plan.size_on_disk_mb, time.perf_counter() - started,
-                 memory.resident_mb() - resident, reservation)
+        log.info(
+            "Model %s (%s, %.1f MB on disk) loaded and warmed up in %.2f s; resident "
+            "memory %+.1f MiB (%.1f MiB reserved).",
+            name,
+            plan.engine,
+            plan.size_on_disk_mb,
+            time.perf_counter() - started,
+            process_memory.resident_mb() - resident,
+            reservation,
+        )
         return model
 
     def _stop_if_loaded(self, loading: Future[Model]) -> None:
@@ -171,7 +187,7 @@ class ModelRegistry(Generic[Model]):
     def _reserve(self, name: str, plan: ModelPlan) -> float:
         """The memory the model will hold once loaded, reserved (with what it holds while
         it loads); 413 if it could never fit, 507 if it does not fit now."""
-        figures = memory.serving_memory(plan.engine)
+        figures = process_memory.serving_memory(plan.engine)
         need = figures.model_mb(plan.size_on_disk_mb)
         engine = 0.0 if plan.engine in self._engines else figures.runtime_mb
         engines = sum(self._engines.values())  # stay loaded when every model is unloaded
@@ -231,30 +247,40 @@ class ModelRegistry(Generic[Model]):
         if entry is None:
             raise RegistryError(404, f"Model {name} is not loaded; POST /models loads it.")
         if entry.draining:
-            raise RegistryError(404, f"Model {name} is being unloaded; POST /models loads it "
-                                     f"again once DELETE /models/{name} has answered.")
+            raise RegistryError(
+                404,
+                f"Model {name} is being unloaded; POST /models loads it "
+                f"again once DELETE /models/{name} has answered.",
+            )
         if entry.model is None:
-            raise RegistryError(404, f"Model {name} is still loading; ask again once "
-                                     "POST /models has answered.")
+            raise RegistryError(
+                404, f"Model {name} is still loading; ask again once POST /models has answered."
+            )
         return entry
 
-    def page(self, token: str | None, limit: str | None) -> tuple[list[tuple[str, str]],
-                                                                  str | None]:
+    def page(
+        self, token: str | None, limit: str | None
+    ) -> tuple[list[tuple[str, str]], str | None]:
         """Loaded models (name, url) in name order after `token`, and the next page's token."""
         size = DEFAULT_PAGE_SIZE
         if limit is not None:
             if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
-                raise RegistryError(400, f"limit '{limit}' must be a whole number from 1 to "
-                                         f"{MAX_PAGE_SIZE}.")
+                raise RegistryError(
+                    400, f"limit '{limit}' must be a whole number from 1 to {MAX_PAGE_SIZE}."
+                )
             size = int(limit)
         after = decode_page_token(token) if token else None
-        names = sorted(n for n, e in self._entries.items()
-                       if e.model is not None and not e.draining
-                       and (after is None or n > after))
+        names = sorted(
+            n
+            for n, e in self._entries.items()
+            if e.model is not None and not e.draining and (after is None or n > after)
+        )
         shown = names[:size]
         more = len(names) > size
-        return ([(n, self._entries[n].url) for n in shown],
-                encode_page_token(shown[-1]) if more else None)
+        return (
+            [(n, self._entries[n].url) for n in shown],
+            encode_page_token(shown[-1]) if more else None,
+        )
 
     async def unload(self, name: str) -> Unloaded:
         """Stop serving `name` and free its memory: new requests to it get 404 at once; the
@@ -265,30 +291,38 @@ class ModelRegistry(Generic[Model]):
         await entry.idle.wait()
         held = [entry.model]
         entry.model = None
-        before = memory.resident_mb()
+        before = process_memory.resident_mb()
 
         def stop() -> None:
             model = held.pop()
             if model is not None:
                 model.unload(name)
             del model  # the last reference
-            memory.release_freed_memory()
+            process_memory.release_freed_memory()
 
         try:
             await asyncio.wrap_future(in_thread("model-unloader", stop))
         finally:
             del self._entries[name]
-        after = memory.resident_mb()
+        after = process_memory.resident_mb()
         unloaded = Unloaded(name, before - after, after, time.perf_counter() - started)
-        log.info("Model %s unloaded in %.2f s; resident memory %+.1f MiB, now %.0f MiB.",
-                 name, unloaded.seconds, -unloaded.freed_mb, after)
+        log.info(
+            "Model %s unloaded in %.2f s; resident memory %+.1f MiB, now %.0f MiB.",
+            name,
+            unloaded.seconds,
+            -unloaded.freed_mb,
+            after,
+        )
         return unloaded
 
     async def stop(self, timeout: float) -> None:
         """Stop every model's inference thread (the server is shutting down): all at once,
         within `timeout` seconds in all, off the event loop."""
-        stopping = [asyncio.wrap_future(in_thread("model-stopper", entry.model.stop, timeout))
-                    for entry in self._entries.values() if entry.model is not None]
+        stopping = [
+            asyncio.wrap_future(in_thread("model-stopper", entry.model.stop, timeout))
+            for entry in self._entries.values()
+            if entry.model is not None
+        ]
         if stopping:
             await asyncio.wait(stopping, timeout=timeout)
 
@@ -329,5 +363,6 @@ def decode_page_token(token: str) -> str:
             raise ValueError("an empty name")
         return name
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise RegistryError(400, f"next_page_token '{token}' is not one this server gave; "
-                                 "list from the first page.") from error
+        raise RegistryError(
+            400, f"next_page_token '{token}' is not one this server gave; list from the first page."
+        ) from error

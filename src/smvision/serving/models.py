@@ -188,8 +188,11 @@ def engine(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> str:
 def compiles_in_child(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> bool:
     """Whether loading the model compiles it to TFLite in a child process first."""
     spec = specs.get(metadata["algorithm"])
-    return (choice.export is None and spec.family == "keras"
-            and resolved_keras_runtime(spec, keras_runtime) == "tflite")
+    return (
+        choice.export is None
+        and spec.family == "keras"
+        and resolved_keras_runtime(spec, keras_runtime) == "tflite"
+    )
 
 
 def loaded_files(model_dir: Path, metadata: dict[str, Any], choice: Choice) -> list[Path]:
@@ -232,7 +235,8 @@ def compile_in_child(model_dir: Path) -> bytes:
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
             destination = Path(scratch) / "model.tflite"
             returncode, stderr = _run_child(
-                [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)])
+                [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)]
+            )
             if returncode != 0 or not destination.is_file():
                 raise ExportError(
                     f"Compiling the Keras model in {model_dir} to TFLite failed (exit "
@@ -250,8 +254,9 @@ def compile_in_child(model_dir: Path) -> bytes:
 
 def _run_child(command: list[str]) -> tuple[int, str]:
     """Run the compile, killed after COMPILE_TIMEOUT_S or by `kill_compiles`."""
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True) as child:
+    with subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as child:
         with _children_lock:
             _children.add(child)
         try:

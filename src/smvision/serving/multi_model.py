@@ -53,7 +53,7 @@ class ModelRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        name = path[len(PREFIX) + 1:]
+        name = path[len(PREFIX) + 1 :]
         try:
             if not name:
                 allow(method, "GET", "POST")
@@ -76,11 +76,15 @@ class ModelRoutes:
                     await respond_json(send, {"modelName": name, "modelUrl": url})
                 else:
                     unloaded = await self.registry.unload(name)
-                    await respond_json(send, {
-                        "modelName": name, "status": "unloaded",
-                        "freedMemoryMiB": round(unloaded.freed_mb, 1),
-                        "residentMemoryMiB": round(unloaded.resident_mb, 1),
-                    })
+                    await respond_json(
+                        send,
+                        {
+                            "modelName": name,
+                            "status": "unloaded",
+                            "freedMemoryMiB": round(unloaded.freed_mb, 1),
+                            "residentMemoryMiB": round(unloaded.resident_mb, 1),
+                        },
+                    )
         except RegistryError as error:
             raise HTTPError(error.status, error.message) from error
 
@@ -88,30 +92,37 @@ class ModelRoutes:
         request = await _json_body(scope, receive)
         name, url = request.get("model_name"), request.get("url")
         if not (isinstance(name, str) and name.strip() and isinstance(url, str) and url):
-            raise HTTPError(400, 'POST /models takes {"model_name": NAME, "url": DIR}, with '
-                                 f"both strings; got {json.dumps(request)[:200]}.")
+            raise HTTPError(
+                400,
+                'POST /models takes {"model_name": NAME, "url": DIR}, with '
+                f"both strings; got {json.dumps(request)[:200]}.",
+            )
         try:
             await self.registry.load(name, url)
         except RegistryError:
             raise
         except Exception as error:  # the model's files: SageMaker reports it to the caller
-            raise HTTPError(500, f"Could not load model {name} from {url} "
-                                 f"({type(error).__name__}: {error}).") from error
+            raise HTTPError(
+                500, f"Could not load model {name} from {url} ({type(error).__name__}: {error})."
+            ) from error
         await respond_json(send, {"modelName": name, "modelUrl": url, "status": "loaded"})
 
     async def _list(self, scope: Scope, send: Send) -> None:
-        shown, token = self.registry.page(query(scope, "next_page_token"),
-                                          query(scope, "limit"))
-        document: dict[str, Any] = {"models": [{"modelName": name, "modelUrl": url}
-                                               for name, url in shown]}
+        shown, token = self.registry.page(query(scope, "next_page_token"), query(scope, "limit"))
+        document: dict[str, Any] = {
+            "models": [{"modelName": name, "modelUrl": url} for name, url in shown]
+        }
         if token is not None:
             document["nextPageToken"] = token
         await respond_json(send, document)
 
 
 def _load_request_too_large(what: str) -> HTTPError:
-    return HTTPError(413, f"A POST /models body is a small JSON object; {what}, more than "
-                          f"{MAX_LOAD_REQUEST_BYTES}.", headers=[(b"connection", b"close")])
+    return HTTPError(
+        413,
+        f"A POST /models body is a small JSON object; {what}, more than {MAX_LOAD_REQUEST_BYTES}.",
+        headers=[(b"connection", b"close")],
+    )
 
 
 async def _json_body(scope: Scope, receive: Receive) -> dict[str, Any]:

@@ -21,8 +21,10 @@ MIB = 1024 * 1024
 _STATM = Path("/proc/self/statm")
 _MEMINFO = Path("/proc/meminfo")
 # cgroup v2, then v1; a v1 limit this large means "no limit".
-_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"),
-                  Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+_CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
 _NO_LIMIT = 1 << 60
 
 

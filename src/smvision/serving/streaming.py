@@ -166,8 +166,9 @@ class GroupAnswers:
 Predict = Callable[[Group, str], Awaitable[bytes]]
 
 
-async def answer_in_groups(chunks: AsyncIterator[bytes], predict: Predict, accept: str,
-                           group_lines: int, in_flight: int) -> Answer:
+async def answer_in_groups(
+    chunks: AsyncIterator[bytes], predict: Predict, accept: str, group_lines: int, in_flight: int
+) -> Answer:
     """The answer to a JSON Lines body read from `chunks`, predicted a group at a time by
     `predict(group, accept)`; the first error raised is raised here, the rest cancelled."""
     groups = LineGroups(group_lines)
@@ -177,16 +178,16 @@ async def answer_in_groups(chunks: AsyncIterator[bytes], predict: Predict, accep
         async for chunk in chunks:
             for group in groups.feed(chunk):
                 answers = answers or GroupAnswers(accept)
-                pending.append(asyncio.ensure_future(
-                    predict(group, GroupAnswers.group_accept(accept))))
+                pending.append(
+                    asyncio.ensure_future(predict(group, GroupAnswers.group_accept(accept)))
+                )
                 while len(pending) >= in_flight:
                     answers.add(await pending.popleft())
         last = groups.close()
         if answers is None:  # the whole body in one group: answered as any request is
             return Answer.of(await predict(last or Group(1, b"", 0), accept))
         if last is not None and last.lines:
-            pending.append(asyncio.ensure_future(
-                predict(last, GroupAnswers.group_accept(accept))))
+            pending.append(asyncio.ensure_future(predict(last, GroupAnswers.group_accept(accept))))
         while pending:
             answers.add(await pending.popleft())
         return answers.finish()

@@ -15,9 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from smvision.core.contract import Contract
-from smvision.data import channels
-from smvision.data import dataset as data
-from smvision.data import memory_budget as memory
+from smvision.data import channels, dataset, memory_budget
 from smvision.data.dataset import DataError, Dataset, Sample, Storage
 from smvision.schema.hyperparameters import Hyperparameters
 from smvision.training import distributed
@@ -79,7 +77,7 @@ def load_data(
     multi_label = hp.flag("multi_label")
     # Each worker decodes only its shard of train; validation is small and every worker
     # holds all of it (the training loop evaluates its own slice, the chief reports it all).
-    own_train = data.shard(samples.train, cluster.worker_index, cluster.worker_count)
+    own_train = dataset.shard(samples.train, cluster.worker_index, cluster.worker_count)
     if not own_train:
         raise DataError(
             f"Channel 'train' has {len(samples.train)} images for {cluster.worker_count} hosts, "
@@ -91,13 +89,13 @@ def load_data(
     storage = Storage()
     if budget is not None:
         decoded = count * size * size * image_channels
-        storage = memory.plan_storage(
+        storage = memory_budget.plan_storage(
             decoded, budget, _cache_allowed(hp), contract.scratch_dir
         )
     started = time.perf_counter()
 
     def decode(part: list[Sample], channel: str, check: bool = True) -> Dataset:
-        return data.load(
+        return dataset.load(
             part,
             samples.class_ids,
             size,
@@ -113,7 +111,7 @@ def load_data(
     train = decode(own_train, "train", check=not samples.split)
     validation = decode(samples.validation, "validation", check=not samples.split)
     if samples.split:
-        data.check_corrupt(
+        dataset.check_corrupt(
             train.skipped + validation.skipped,
             len(own_train) + len(samples.validation),
             "train",
@@ -166,21 +164,21 @@ def list_samples(contract: Contract, hp: Hyperparameters) -> ChannelSamples:
         )
     listings = {c: channels.list_job_channel(contract, c) for c in DATA_CHANNELS if c in available}
     multi_label = hp.flag("multi_label")
-    decoded = data.decode_labels(
+    decoded = dataset.decode_labels(
         {name: listing.samples for name, listing in listings.items()},
         multi_label,
         _label_format(contract, hp),
     )
     train = decoded["train"]
-    class_ids = data.class_names_of(train, multi_label=multi_label)
+    class_ids = dataset.class_names_of(train, multi_label=multi_label)
     for channel in ("validation", "test"):
-        data.check_known_classes(decoded.get(channel, []), class_ids, channel)
+        dataset.check_known_classes(decoded.get(channel, []), class_ids, channel)
     names = {k: v for listing in listings.values() for k, v in listing.class_names.items()}
     validation, test = decoded.get("validation", []), decoded.get("test", [])
     fraction = hp.real("validation_fraction")
     split = "validation" not in available and fraction > 0
     if split:
-        train, validation = data.stratified_split(train, fraction, hp.integer("seed"))
+        train, validation = dataset.stratified_split(train, fraction, hp.integer("seed"))
         log.info(
             "No validation channel: held out %d of %d train images (validation_fraction=%s, "
             "stratified).",
@@ -219,7 +217,7 @@ def _image_size(hp: Hyperparameters, train_samples: list[Sample]) -> tuple[int, 
     """The image_size hyperparameter, or for "auto" the size the training images call for."""
     if hp.values["image_size"] != "auto":
         return hp.integer("image_size"), "hyperparameter image_size"
-    side = data.median_side(train_samples)
+    side = dataset.median_side(train_samples)
     size = hp.spec.auto_image_size(side or hp.spec.auto_image_size_range[1])
     low, high = hp.spec.auto_image_size_range
     reason = (
@@ -235,7 +233,7 @@ def _channels(hp: Hyperparameters, train_samples: list[Sample]) -> int:
         return hp.spec.channels
     grayscale = hp.auto_flag("grayscale")
     if grayscale is None:
-        grayscale = data.all_grey(train_samples)
+        grayscale = dataset.all_grey(train_samples)
     return 1 if grayscale else 3
 
 

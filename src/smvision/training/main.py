@@ -136,8 +136,15 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         return
     results, probabilities = evaluate(algorithm, job, jobrun)
     write_reports(contract, algorithm, job, results, probabilities, history)
-    save_model(contract, hp, algorithm, job, final_metrics(results, history),
-               probabilities.get("validation"), parent)
+    save_model(
+        contract,
+        hp,
+        algorithm,
+        job,
+        final_metrics(results, history),
+        probabilities.get("validation"),
+        parent,
+    )
 
 
 def check_eval_metric(hp: Hyperparameters, job: JobData) -> None:

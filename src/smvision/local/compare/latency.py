@@ -23,7 +23,7 @@ import numpy as np
 
 from smvision.core import contract as contract_module
 from smvision.core.media import ANY_IMAGE, NPY, image_content_type
-from smvision.data import dataset as data
+from smvision.data import dataset
 from smvision.serving.inference import Predictor, Request
 
 MIN_TIMINGS = 50
@@ -36,7 +36,7 @@ BATCH_SECONDS = 5.0
 def requests_for(images_dir: Path) -> list[Request]:
     """One request per labelled image of a channel directory, as a client would send it."""
     requests = []
-    for sample in data.list_channel(images_dir, images_dir.name):
+    for sample in dataset.list_channel(images_dir, images_dir.name):
         if sample.array is None:  # a file, or a .rec record's image
             named = image_content_type(sample.path.name) if sample.offset is None else None
             requests.append(Request(sample.read_bytes(), named or ANY_IMAGE))
