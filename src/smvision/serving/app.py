@@ -54,7 +54,7 @@ from smvision.serving.http import (
 )
 from smvision.serving.inference import MAX_BATCH_IMAGES, Request, limit_threads
 from smvision.serving.loading import LoadedModel, plan
-from smvision.serving.model_table import ModelRegistry, default_budget_mb
+from smvision.serving.model_table import ModelTable, default_budget_mb
 from smvision.serving.multi_model import ModelRoutes
 from smvision.serving.settings import ServerSettings
 from smvision.serving.streaming import Answer, Group, answer_in_groups
@@ -98,7 +98,7 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 limit_threads(self.settings.threads_per_worker)
                 if self.settings.multi_model:
-                    self._models = ModelRoutes(self._registry(), self._invoke)
+                    self._models = ModelRoutes(self._model_table(), self._invoke)
                     self._ready.set()
                 else:
                     loop = asyncio.get_running_loop()
@@ -111,11 +111,11 @@ class ServingApp:
                     self._model.stop(BATCHER_STOP_S)
                 if self._models is not None:
                     models.kill_compiles()
-                    await self._models.registry.stop(BATCHER_STOP_S)
+                    await self._models.table.stop(BATCHER_STOP_S)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _registry(self) -> ModelRegistry[LoadedModel]:
+    def _model_table(self) -> ModelTable[LoadedModel]:
         settings = self.settings
         budget = settings.models_memory_mb
         if budget is None:
@@ -128,7 +128,7 @@ class ServingApp:
             settings.model_dir,
             f"{budget:.0f}",
         )
-        return ModelRegistry(
+        return ModelTable(
             lambda url: plan(url, settings),
             lambda url: LoadedModel.load(url, settings),
             budget,

@@ -61,7 +61,7 @@ Model = TypeVar("Model", bound=Stoppable)
 T = TypeVar("T")
 
 
-class RegistryError(Exception):
+class ModelTableError(Exception):
     """A /models request that cannot be done, with its HTTP status and the sentence why."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -107,7 +107,7 @@ class Unloaded:
     seconds: float
 
 
-class ModelRegistry(Generic[Model]):
+class ModelTable(Generic[Model]):
     """Loaded models by SageMaker's model_name (an opaque key)."""
 
     def __init__(
@@ -136,24 +136,24 @@ class ModelRegistry(Generic[Model]):
         if name in self._entries:
             entry = self._entries[name]
             if entry.draining:
-                raise RegistryError(
+                raise ModelTableError(
                     409,
                     f"Model {name} is being unloaded; load it again "
                     f"once DELETE /models/{name} has answered.",
                 )
             state = "loaded" if entry.model is not None else "loading"
-            raise RegistryError(
+            raise ModelTableError(
                 409,
                 f"Model {name} is already {state}; DELETE /models/{name} first to load it again.",
             )
         try:
             plan = await asyncio.wrap_future(in_thread("model-planner", self._plan, Path(url)))
         except FileNotFoundError as error:
-            raise RegistryError(404, f"No model at {url}: {error}") from error
+            raise ModelTableError(404, f"No model at {url}: {error}") from error
         except ValueError as error:
-            raise RegistryError(404, f"No model smvision can serve at {url}: {error}") from error
+            raise ModelTableError(404, f"No model smvision can serve at {url}: {error}") from error
         if name in self._entries:  # another request loaded it while the plan was made
-            raise RegistryError(409, f"Model {name} is already loading.")
+            raise ModelTableError(409, f"Model {name} is already loading.")
         reservation = self._reserve(name, plan)
         self._entries[name] = Entry(name, url, reservation + plan.loading_mb)
         started = time.perf_counter()
@@ -192,7 +192,7 @@ class ModelRegistry(Generic[Model]):
         engine = 0.0 if plan.engine in self._engines else figures.runtime_mb
         engines = sum(self._engines.values())  # stay loaded when every model is unloaded
         if engines + engine + need + plan.loading_mb > self.budget_mb:
-            raise RegistryError(
+            raise ModelTableError(
                 413,
                 f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
                 f"({plan.engine}, "
@@ -202,7 +202,7 @@ class ModelRegistry(Generic[Model]):
                 "raise SMVISION_MODELS_MEMORY_MB or use an instance with more memory.",
             )
         if self.reserved_mb + need + engine + plan.loading_mb > self.budget_mb:
-            raise RegistryError(
+            raise ModelTableError(
                 507,
                 f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
                 f"({plan.engine}); "
@@ -245,15 +245,15 @@ class ModelRegistry(Generic[Model]):
     def _serving(self, name: str) -> Entry[Model]:
         entry = self._entries.get(name)
         if entry is None:
-            raise RegistryError(404, f"Model {name} is not loaded; POST /models loads it.")
+            raise ModelTableError(404, f"Model {name} is not loaded; POST /models loads it.")
         if entry.draining:
-            raise RegistryError(
+            raise ModelTableError(
                 404,
                 f"Model {name} is being unloaded; POST /models loads it "
                 f"again once DELETE /models/{name} has answered.",
             )
         if entry.model is None:
-            raise RegistryError(
+            raise ModelTableError(
                 404, f"Model {name} is still loading; ask again once POST /models has answered."
             )
         return entry
@@ -265,7 +265,7 @@ class ModelRegistry(Generic[Model]):
         size = DEFAULT_PAGE_SIZE
         if limit is not None:
             if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
-                raise RegistryError(
+                raise ModelTableError(
                     400, f"limit '{limit}' must be a whole number from 1 to {MAX_PAGE_SIZE}."
                 )
             size = int(limit)
@@ -363,6 +363,6 @@ def decode_page_token(token: str) -> str:
             raise ValueError("an empty name")
         return name
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
-        raise RegistryError(
+        raise ModelTableError(
             400, f"next_page_token '{token}' is not one this server gave; list from the first page."
         ) from error

@@ -30,7 +30,7 @@ from smvision.serving.http import (
     respond_json,
 )
 from smvision.serving.loading import LoadedModel
-from smvision.serving.model_table import ModelRegistry, RegistryError
+from smvision.serving.model_table import ModelTable, ModelTableError
 
 PREFIX = "/models"
 INVOKE_SUFFIX = "/invoke"
@@ -41,10 +41,10 @@ Invoke = Callable[[Scope, Receive, Send, Callable[[], Awaitable[LoadedModel]]], 
 
 
 class ModelRoutes:
-    """The /models routes over a registry; `invoke` answers a request with a given model."""
+    """The /models routes over the model table; `invoke` answers a request with a given model."""
 
-    def __init__(self, registry: ModelRegistry[LoadedModel], invoke: Invoke) -> None:
-        self.registry = registry
+    def __init__(self, table: ModelTable[LoadedModel], invoke: Invoke) -> None:
+        self.table = table
         self._invoke = invoke
 
     @staticmethod
@@ -63,7 +63,7 @@ class ModelRoutes:
                     await self._load(scope, receive, send)
             elif name.endswith(INVOKE_SUFFIX) and len(name) > len(INVOKE_SUFFIX):
                 allow(method, "POST")
-                async with self.registry.using(name[: -len(INVOKE_SUFFIX)]) as model:
+                async with self.table.using(name[: -len(INVOKE_SUFFIX)]) as model:
 
                     async def loaded() -> LoadedModel:
                         return model
@@ -72,10 +72,10 @@ class ModelRoutes:
             else:
                 allow(method, "GET", "DELETE")
                 if method == "GET":
-                    url = self.registry.get(name)[0]
+                    url = self.table.get(name)[0]
                     await respond_json(send, {"modelName": name, "modelUrl": url})
                 else:
-                    unloaded = await self.registry.unload(name)
+                    unloaded = await self.table.unload(name)
                     await respond_json(
                         send,
                         {
@@ -85,7 +85,7 @@ class ModelRoutes:
                             "residentMemoryMiB": round(unloaded.resident_mb, 1),
                         },
                     )
-        except RegistryError as error:
+        except ModelTableError as error:
             raise HTTPError(error.status, error.message) from error
 
     async def _load(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,8 +98,8 @@ class ModelRoutes:
                 f"both strings; got {json.dumps(request)[:200]}.",
             )
         try:
-            await self.registry.load(name, url)
-        except RegistryError:
+            await self.table.load(name, url)
+        except ModelTableError:
             raise
         except Exception as error:  # the model's files: SageMaker reports it to the caller
             raise HTTPError(
@@ -108,7 +108,7 @@ class ModelRoutes:
         await respond_json(send, {"modelName": name, "modelUrl": url, "status": "loaded"})
 
     async def _list(self, scope: Scope, send: Send) -> None:
-        shown, token = self.registry.page(query(scope, "next_page_token"), query(scope, "limit"))
+        shown, token = self.table.page(query(scope, "next_page_token"), query(scope, "limit"))
         document: dict[str, Any] = {
             "models": [{"modelName": name, "modelUrl": url} for name, url in shown]
         }

@@ -62,7 +62,7 @@ class ServerSettings:
     # A multi-model server: model_dir holds the models SageMaker loads, one folder each.
     multi_model: bool = False
     # The memory a multi-model server gives its models (SMVISION_MODELS_MEMORY_MB); None:
-    # what the container has, less the server's own (registry.default_budget_mb).
+    # what the container has, less the server's own (model_table.default_budget_mb).
     models_memory_mb: float | None = None
 
     @property
