@@ -76,10 +76,14 @@ bench: venv
 weights: venv
 	$(PY) -m scripts.imagenet_weights
 
+# What CI checks besides the tests: ruff's rules and format, mypy strict, and the package
+# layering (.importlinter: arrows only downwards, no cycles, launch/ without the stack).
 lint: venv
 	$(VENV)/bin/ruff check src launch tests scripts bench
+	$(VENV)/bin/ruff format --check src launch tests scripts bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
+	$(VENV)/bin/lint-imports
 
 # The image (Dockerfile): DEVICE=cpu|gpu, RESNET50_WEIGHTS=imagenet bakes Keras' ImageNet
 # weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default, RUNTIME=lite builds
