@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tracemalloc
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -334,7 +335,7 @@ def captured_sets(
     return {name: root / name for name in sets}
 
 
-def local_monitor(model_dir: Path, captured: Path, out: Path) -> str:
+def local_monitor(model_dir: Path, captured: Path, out: Path, options: Sequence[str] = ()) -> str:
     """`python -m smvision.local monitor`, which must succeed; its output."""
     command = [
         sys.executable,
@@ -347,6 +348,7 @@ def local_monitor(model_dir: Path, captured: Path, out: Path) -> str:
         str(captured),
         "--out",
         str(out),
+        *options,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -393,6 +395,43 @@ def test_darkened_digits_drift_in_light_and_contrast(
         "brightness drifted from the baseline: Kolmogorov-Smirnov D = 1.000"
     )
     assert "DRIFT brightness drifted from the baseline" in printed
+
+
+def test_the_local_monitor_forwards_its_thresholds_and_window(
+    trained: Path, captured_sets: dict[str, Path], tmp_path: Path
+) -> None:
+    """The darkened digits drift, but not when the threshold asks for more images than were
+    captured, nor outside the time window: the options reach the image's monitor."""
+    local_monitor(trained, captured_sets["darkened"], tmp_path / "few", ["--min-images", "361"])
+    assert outputs(tmp_path / "few")[1] == {"violations": []}
+    local_monitor(
+        trained, captured_sets["darkened"], tmp_path / "later", ["--since", "2999-01-01T00:00:00Z"]
+    )
+    document, violations = outputs(tmp_path / "later")
+    assert violations == {"violations": []} and document["captured"]["images"] == 0
+
+
+def test_the_local_monitor_refuses_a_threshold_that_is_not_a_probability(
+    trained: Path, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "smvision.local",
+        "monitor",
+        "--model-dir",
+        str(trained),
+        "--captured",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+        "--ks-alpha",
+        "2",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "--ks-alpha 2 is not a probability" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@
         [--manifest CHANNEL=FILE --attribute-names IMAGE,LABEL[,META]] [--pipe CHANNEL]
         [--hp KEY=VALUE ...] --job-dir JOBDIR
     python -m smvision.local serve --job-dir JOBDIR [--port PORT]
-    python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR [OPTIONS]
+    python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR
+        [--since TIME] [--until TIME] [--ks-alpha X ...]
     python -m smvision.local export --job-dir JOBDIR --format tflite|onnx
         [--quantize float16|int8]
     python -m smvision.local compare --channel train=DIR [--channel ...]
@@ -48,6 +49,7 @@ from smvision.local.job_dir import (
     start_pipes,
     training_environment,
 )
+from smvision.monitor import thresholds
 
 
 def export_job(job_dir: Path, fmt: str, quantize: str) -> int:
@@ -148,11 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where the report, plots and constraint_violations.json go",
     )
-    monitor.add_argument(
-        "options",
-        nargs=argparse.REMAINDER,
-        help="options of the image's monitor: --since, --until, thresholds",
-    )
+    monitor.add_argument("--since", metavar="TIME", help="only requests at or after TIME (ISO)")
+    monitor.add_argument("--until", metavar="TIME", help="only requests before TIME (ISO)")
+    thresholds.add_arguments(monitor, with_defaults=False)
     export = commands.add_parser(
         "export",
         help="compress the job's Keras model to TFLite or ONNX beside it, for serve",
@@ -210,7 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_pipes(contract, pipes)
         return run_foreground([console_script("train")], training_environment(contract))
     if args.command == "monitor":
-        return run_monitor(args.model_dir, args.captured, args.out, args.options)
+        try:
+            options = thresholds.as_arguments(args)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from error
+        for name in ("since", "until"):
+            if getattr(args, name) is not None:
+                options += [f"--{name}", getattr(args, name)]
+        return run_monitor(args.model_dir, args.captured, args.out, options)
     if args.command == "export":
         return export_job(args.job_dir, args.format, args.quantize)
     contract = job_contract(args.job_dir)
