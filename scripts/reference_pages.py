@@ -33,6 +33,7 @@ from launch.common.settings import SPECS
 from scripts import hyperparameter_table
 from smvision.core import contract, metrics
 from smvision.schema import specs
+from smvision.serving import model_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -133,7 +134,12 @@ def variables() -> list[Variable]:
             "resourceconfig.json",
             '`["algo-1"]`',
         ),
-        Variable(contract.CURRENT_HOST_ENV, IMAGE, "this host's name (the toolkit sets it)", code("algo-1")),
+        Variable(
+            contract.CURRENT_HOST_ENV,
+            IMAGE,
+            "this host's name (the toolkit sets it)",
+            code("algo-1"),
+        ),
         Variable(
             contract.PORT_ENV,
             IMAGE,
@@ -179,7 +185,8 @@ def variables() -> list[Variable]:
             IMAGE,
             "the memory in MiB a multi-model server gives its models; over it a load answers "
             "507 (413 when it could never fit)",
-            "the container's memory less the server's own",
+            f"{1 - model_table.HEADROOM:.0%} of the container's memory less the server's own "
+            "(no limit when the container's memory cannot be read)",
         ),
         Variable(
             contract.SERVE_FORMAT_ENV,
@@ -309,9 +316,7 @@ def environment() -> str:
         out.append("|---|---|---|---|")
         for variable in (v for v in documented if v.group == group):
             where = ", ".join(f"`{path}`" for path in found.get(variable.name, []))
-            out.append(
-                f"| `{variable.name}` | {variable.default} | {variable.meaning} | {where} |"
-            )
+            out.append(f"| `{variable.name}` | {variable.default} | {variable.meaning} | {where} |")
         out.append("")
     return "\n".join(out)
 
@@ -403,7 +408,7 @@ def parsing_only() -> Iterator[None]:
     def parse_args(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
         raise Captured(self, original(self, *args, **kwargs))
 
-    argparse.ArgumentParser.parse_args = parse_args  # type: ignore[method-assign,assignment]
+    argparse.ArgumentParser.parse_args = parse_args  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -466,7 +471,7 @@ def all_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPa
 
 def help_text(parser: argparse.ArgumentParser) -> str:
     original = parser.formatter_class
-    parser.formatter_class = functools.partial(original, width=HELP_WIDTH)  # type: ignore[assignment]
+    parser.formatter_class = functools.partial(original, width=HELP_WIDTH)  # type: ignore[call-arg]
     try:
         return parser.format_help().rstrip() + "\n"
     finally:
@@ -492,7 +497,9 @@ def layers() -> str:
         if config.get(section, "type", fallback="") != "layers":
             continue
         container = config.get(section, "containers").strip()
-        levels = [line.strip() for line in config.get(section, "layers").split("\n") if line.strip()]
+        levels = [
+            line.strip() for line in config.get(section, "layers").split("\n") if line.strip()
+        ]
         out += [f"`{container}`, {config.get(section, 'name')}:", "", "```text"]
         for index, level in enumerate(levels):
             out.append("  " + "   ".join(part.strip() for part in level.split("|")))
@@ -542,7 +549,9 @@ def rendered(page: str, text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.reference_pages", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 on a difference")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 on a difference"
+    )
     args = parser.parse_args(argv)
     stale = []
     for page in sorted({where for where, _ in GENERATORS.values()}):
