@@ -76,10 +76,14 @@ bench: venv
 weights: venv
 	$(PY) -m scripts.imagenet_weights
 
+# The documentation site (mkdocs.yml) is built into a throw-away folder: --strict fails on
+# a broken link or anchor, a page out of the nav, a missing include.
 lint: venv
 	$(VENV)/bin/ruff check src launch tests scripts bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 
 # The image (Dockerfile): DEVICE=cpu|gpu, RESNET50_WEIGHTS=imagenet bakes Keras' ImageNet
 # weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default, RUNTIME=lite builds
