@@ -76,14 +76,17 @@ bench: venv
 weights: venv
 	$(PY) -m scripts.imagenet_weights
 
-# What CI checks besides the tests: ruff's rules and format, mypy strict, and the package
-# layering (.importlinter: arrows only downwards, no cycles, launch/ without the stack).
+# What CI checks besides the tests: ruff's rules and format, mypy strict, the package
+# layering (.importlinter: arrows only downwards, no cycles, launch/ without the stack) and
+# the documentation site (mkdocs.yml), built into a throw-away folder: --strict fails on a
+# broken link or anchor, a page out of the nav, a missing include.
 lint: venv
 	$(VENV)/bin/ruff check src launch tests scripts bench
 	$(VENV)/bin/ruff format --check src launch tests scripts bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 
 # The image (Dockerfile): DEVICE=cpu|gpu, RESNET50_WEIGHTS=imagenet bakes Keras' ImageNet
 # weights in, BASE_IMAGE replaces the python:3.11-slim-bookworm default, RUNTIME=lite builds

@@ -1,8 +1,9 @@
-"""The README's hyperparameter table, from the schema: python -m scripts.hyperparameter_table
+"""The hyperparameter table, from the schema: python -m scripts.hyperparameter_table
 
 Prints one Markdown row per hyperparameter: the algorithms that take it, its default
 (per algorithm where they differ), the values it accepts, the range a tuning job
-searches, and what it does. tests/docs/test_docs.py checks that the README holds exactly this.
+searches, and what it does. `python -m scripts.reference_pages` writes it into
+docs/reference/hyperparameters.md, and tests/docs/test_reference_pages.py keeps them equal.
 """
 
 from __future__ import annotations
