@@ -2,7 +2,8 @@
 
 Every test here needs root, podman, runc, debootstrap, docker-compose and the dnsname
 CNI plugin. Where one is missing the tests fail and say what to install, unless
-SMVISION_SKIP_CONTAINER_TESTS=1 opts out (README, "The image"); CI never opts out.
+SMVISION_SKIP_CONTAINER_TESTS=1 opts out (README Prerequisites, docs/design/image.md); CI never
+opts out.
 """
 
 from __future__ import annotations

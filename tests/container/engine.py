@@ -21,8 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PODMAN_SCRIPT = ROOT / "scripts" / "podman.sh"
-# Set to 1 to skip the container tests on a machine that cannot run them (README,
-# "The image"). CI never sets it: there, a missing engine fails the run.
+# Set to 1 to skip the container tests on a machine that cannot run them (README
+# Prerequisites, docs/design/image.md). CI never sets it: there, a missing engine fails the run.
 OPT_OUT_ENV = "SMVISION_SKIP_CONTAINER_TESTS"
 IMAGE = "localhost/smvision:test"
 BUILD_TIMEOUT_S = 1800
