@@ -45,6 +45,14 @@ DEFAULT_CHECKPOINT_DIR = f"{DEFAULT_BASE_DIR}/{CHECKPOINT_DIR}"
 # What `train` also writes there: the training images' statistics that `monitor` compares
 # captured requests with.
 BASELINE_FILE = "baseline.json"
+# What `train` also writes there, for serve's answers: the split-conformal calibration
+# (prediction sets, abstention; smvision.model.conformal) and the out-of-distribution
+# model (smvision.model.ood), both set on the validation split.
+CONFORMAL_FILE = "conformal.json"
+OOD_FILE = "ood.npz"
+# What `train` (and `python -m smvision.local inspect`) write in output/data: the data
+# report (smvision.inspection).
+DATA_REPORT_FILE = "data_report.json"
 # A processing job (`monitor`, `gate`): SageMaker downloads each input to the LocalPath
 # the job names, processing/input/<name>/ here, and uploads what the job leaves in
 # processing/output/ (the paths Model Monitor's own jobs use).
