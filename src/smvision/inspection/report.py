@@ -76,6 +76,7 @@ class DataReport:
     seconds: float
     label_issue_note: str = ""
     model_accuracy: dict[str, Any] = field(default_factory=dict)
+    drawn: dict[str, str] = field(default_factory=dict)
 
     # Where each global index lives ---------------------------------------------------------
 
@@ -311,7 +312,8 @@ class DataReport:
         out_dir.mkdir(parents=True, exist_ok=True)
         document = self.document()
         if pictures_too:
-            document["pictures"] = self.draw(out_dir)
+            self.drawn = self.draw(out_dir)
+        document["pictures"] = dict(self.drawn)
         path = out_dir / DATA_REPORT_FILE
         write_json(path, document)
         return path
