@@ -1,32 +1,40 @@
 """Exact and near-duplicate images, within and across train, validation and test.
 
-Candidates come from multi-index hashing (Norouzi et al. 2012): the 64 bits are cut into
-d + 1 chunks, and two hashes within distance d agree on at least one chunk (pigeonhole),
-so only images that share a chunk value are compared; a near pair must also have
-thumbnails that correlate at MIN_CORRELATION (hashes.py). A bucket of more than
-MAX_BUCKET images (thousands of blank images alike) is compared in full only for its
-first MAX_BUCKET members, which bounds the time on any data.
+Exact: the same pixels as the model sees them (equal digests). Near: grey 16 x 16
+thumbnails that correlate at MIN_CORRELATION or more (hashes.py), whatever their
+brightness and contrast. Each thumbnail, its mean taken off and scaled to length 1, is a
+point on a sphere where correlation r means distance sqrt(2 (1 - r)); the points are
+projected on their first COMPONENTS principal axes (a projection only shortens
+distances, so no pair is lost) and a k-d tree finds every pair within that distance
+there, each then checked in full. Thumbnails without contrast (blank images) take part
+in exact matching only.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from smvision.inspection.hashes import MIN_CORRELATION, correlation, distance
+from smvision.inspection.hashes import MIN_CORRELATION, distance
 
-MAX_BUCKET = 2000
+COMPONENTS = 24
+# Pairs kept per image at most: a thousand copies of one picture make a million pairs.
+MAX_PARTNERS = 50
+MIN_SPREAD = 1.0
 
 
 @dataclass(frozen=True)
 class Pair:
-    """Two images (indices into the inspected images) and how far apart their hashes are."""
+    """Two images (indices into the inspected images), how alike their thumbnails are,
+    and how far apart their perceptual hashes are."""
 
     first: int
     second: int
+    correlation: float
     distance: int
     exact: bool
 
@@ -35,38 +43,53 @@ def find(
     hashes: np.ndarray,
     digests: Sequence[bytes],
     thumbnails: np.ndarray,
-    max_distance: int,
     min_correlation: float = MIN_CORRELATION,
 ) -> list[Pair]:
-    """Every pair of images with the same pixels, or within `max_distance` bits whose
-    thumbnails correlate at `min_correlation` or more."""
+    """Every pair of images with the same pixels, or thumbnails correlating at
+    `min_correlation` or more."""
     found: dict[tuple[int, int], Pair] = {}
     by_digest: dict[bytes, list[int]] = defaultdict(list)
     for index, digest in enumerate(digests):
         by_digest[digest].append(index)
     for members in by_digest.values():
-        for i, a in enumerate(members[:MAX_BUCKET]):
-            for b in members[i + 1 : MAX_BUCKET]:
-                found[(a, b)] = Pair(a, b, 0, True)
-    chunks = max_distance + 1
-    edges = np.linspace(0, 64, chunks + 1).round().astype(int)
-    for low, high in zip(edges[:-1], edges[1:]):
-        mask = np.uint64((1 << int(high - low)) - 1) << np.uint64(low)
-        keys = hashes & mask
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts, ends):
-            if end - start < 2:
-                continue
-            members = np.sort(order[start : min(end, start + MAX_BUCKET)])
-            block = distance(hashes[members][:, None], hashes[members][None, :])
-            rows, cols = np.nonzero(np.triu(block <= max_distance, k=1))
-            for r, c in zip(rows.tolist(), cols.tolist()):
-                a, b = int(members[r]), int(members[c])
-                if (a, b) in found:
-                    continue
-                if correlation(thumbnails[a], thumbnails[b]) >= min_correlation:
-                    found[(a, b)] = Pair(a, b, int(block[r, c]), False)
+        for i, a in enumerate(members):
+            for b in members[i + 1 : i + 1 + MAX_PARTNERS]:
+                found[(a, b)] = Pair(a, b, 1.0, 0, True)
+    points, usable = _unit_rows(thumbnails)
+    if len(usable) > 1:
+        for a, b, r in _close_pairs(points, min_correlation):
+            first, second = int(usable[a]), int(usable[b])
+            if (first, second) not in found:
+                d = int(distance(hashes[first], hashes[second]))
+                found[(first, second)] = Pair(first, second, r, d, False)
     return sorted(found.values(), key=lambda p: (p.first, p.second))
+
+
+def _unit_rows(thumbnails: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = thumbnails.astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    spread = np.sqrt((x**2).mean(axis=1))
+    usable = np.flatnonzero(spread >= MIN_SPREAD)
+    rows = x[usable]
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows, usable
+
+
+def _close_pairs(points: np.ndarray, min_correlation: float) -> list[tuple[int, int, float]]:
+    from sklearn.neighbors import KDTree
+
+    radius = math.sqrt(2 * (1 - min_correlation)) + 1e-9
+    components = min(COMPONENTS, points.shape[1], len(points))
+    centred = points - points.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred[:: max(1, len(points) // 5000)], full_matrices=False)
+    reduced = centred @ axes[:components].T
+    tree = KDTree(reduced)
+    pairs = []
+    for a, neighbours in enumerate(tree.query_radius(reduced, radius)):
+        later = np.sort(neighbours[neighbours > a])
+        if not len(later):
+            continue
+        r = points[later] @ points[a]
+        kept = later[r >= min_correlation][:MAX_PARTNERS]
+        pairs.extend((a, int(b), float(points[b] @ points[a])) for b in kept)
+    return pairs

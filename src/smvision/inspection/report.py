@@ -53,7 +53,7 @@ class InspectedSplit:
 
 @dataclass(frozen=True)
 class Settings:
-    duplicate_distance: int = 4
+    min_correlation: float = hashes.MIN_CORRELATION
     seed: int = 0
     multi_label: bool = False
     # Whether the algorithm takes class_weight (the balance suggestion names it if so).
@@ -180,11 +180,12 @@ class DataReport:
                     "paths": [self.path(pair.first), self.path(pair.second)],
                     "splits": splits,
                     "exact": pair.exact,
-                    "distance": pair.distance,
+                    "correlation": round(pair.correlation, 4),
+                    "phash_distance": pair.distance,
                     "across_splits": splits[0] != splits[1],
                 }
             )
-        entries.sort(key=lambda e: (not e["across_splits"], e["distance"]))
+        entries.sort(key=lambda e: (not e["across_splits"], -e["correlation"]))
         return entries
 
     def label_issue_entries(self) -> list[dict[str, Any]]:
@@ -231,10 +232,9 @@ class DataReport:
             "images": {s.name: len(s.dataset) for s in self.splits},
             "class_names": self.class_names,
             "methods": {
-                "duplicates": "exact: the same pixels as the model sees them; near: 64-bit "
-                f"perceptual hashes (pHash) at most {self.settings.duplicate_distance} bits "
-                f"apart and 16x16 grey thumbnails correlating at {hashes.MIN_CORRELATION} or "
-                "more",
+                "duplicates": "exact: the same pixels as the model sees them; near: 16x16 "
+                f"grey thumbnails correlating at {self.settings.min_correlation} or more "
+                "(each pair also gives its 64-bit perceptual hashes' distance in bits)",
                 "label_issues": label_issues.__doc__.strip().splitlines()[0]
                 if label_issues.__doc__
                 else "",
@@ -338,11 +338,11 @@ class DataReport:
     def duplicate_tiles(self) -> list[Tile]:
         ordered = sorted(
             self.pairs,
-            key=lambda p: (self.split_of(p.first) == self.split_of(p.second), p.distance),
+            key=lambda p: (self.split_of(p.first) == self.split_of(p.second), -p.correlation),
         )
         tiles = []
         for pair in ordered[: pictures.MAX_TILES // 2]:
-            kind = "exact" if pair.exact else f"{pair.distance} bits"
+            kind = "exact" if pair.exact else f"r = {pair.correlation:.3f}"
             for index in (pair.first, pair.second):
                 caption = f"{self.split_of(index)}: {pictures.short(self.path(index))}"
                 tiles.append(Tile(self.thumbnail(index), caption + f"\n{kind}"))
@@ -405,7 +405,7 @@ def inspect(
         np.concatenate(all_hashes),
         all_digests,
         np.concatenate(all_thumbnails),
-        settings.duplicate_distance,
+        settings.min_correlation,
     )
     issues, note = find_label_issues(present, embeddings, offsets, len(class_names), settings)
     flags = quality.issues(quality.join(measured), colour)

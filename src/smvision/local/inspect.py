@@ -5,7 +5,7 @@
 
 The channels are read exactly as a training job reads them (any layout: class folders,
 .lst, .rec, .npz; `--hp` takes image_size, grayscale, validation_fraction, seed,
-duplicate_distance, max_leakage...), laid out in a scratch job directory, and inspected
+duplicate_correlation, max_leakage...), laid out in a scratch job directory, and inspected
 as a job inspects them (smvision.inspection). With a test channel, the accuracy with and
 without the duplicated test images is that of the report's own probe (linear discriminant
 analysis on the appearance embeddings, fitted on train), since there is no model yet.

@@ -266,13 +266,13 @@ COMMON = (
         high=1.0,
     ),
     Param(
-        "duplicate_distance",
-        "int",
-        4,
-        "Two images are near duplicates when their 64-bit perceptual hashes differ in at most "
-        "this many bits (0: exact duplicates of the model's input only).",
-        low=0,
-        high=16,
+        "duplicate_correlation",
+        "float",
+        0.99,
+        "Two images are near duplicates when their grey 16x16 thumbnails correlate at least "
+        "this much (1: exact duplicates of the model's input only).",
+        low=0.5,
+        high=1.0,
     ),
     Param(
         "coverage",

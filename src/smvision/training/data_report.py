@@ -30,7 +30,7 @@ def inspect_job(out_dir: Path, hp: Hyperparameters, job: JobData) -> DataReport 
     if job.test is not None:
         splits.append(InspectedSplit("test", job.test, job.test_samples))
     settings = Settings(
-        duplicate_distance=hp.integer("duplicate_distance"),
+        min_correlation=hp.real("duplicate_correlation"),
         seed=hp.integer("seed"),
         multi_label=job.multi_label,
         class_weight_available=any(p.name == "class_weight" for p in hp.spec.parameters),
