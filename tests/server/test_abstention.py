@@ -73,7 +73,7 @@ def test_photos_that_are_not_digits_are_flagged_and_digits_are_not(
     digits. The threshold is the k-th of 359 validation scores for a 1% false alarm rate
     (k = ceil(360 * 0.99) = 357), so the digits flagged are beta-binomial (360, 3, 357):
     more than 5% of them with probability 9.3e-5 (asserted below)."""
-    seed = int(np.random.SeedSequence().entropy % 2**32)
+    seed = int(np.random.SeedSequence().generate_state(1)[0])
     print(f"seed {seed}")
     server = servers("svm")
     job_dir = servers.jobs("svm")

@@ -62,7 +62,7 @@ def test_coverage_is_within_two_points_of_the_target_on_10000_test_images() -> N
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    seed = int(np.random.SeedSequence().entropy % 2**32)
+    seed = int(np.random.SeedSequence().generate_state(1)[0])
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     train, calibration, test = 3000, 10_000, 10_000

@@ -21,7 +21,7 @@ CLASSES = [str(d) for d in range(10)]
 
 
 def run_seed() -> int:
-    seed = int(np.random.SeedSequence().entropy % 2**32)
+    seed = int(np.random.SeedSequence().generate_state(1)[0])
     print(f"seed {seed}")
     return seed
 

@@ -84,7 +84,7 @@ def _close_pairs(points: np.ndarray, min_correlation: float) -> list[tuple[int, 
     _, _, axes = np.linalg.svd(centred[:: max(1, len(points) // 5000)], full_matrices=False)
     reduced = centred @ axes[:components].T
     tree = KDTree(reduced)
-    pairs = []
+    pairs: list[tuple[int, int, float]] = []
     for a, neighbours in enumerate(tree.query_radius(reduced, radius)):
         later = np.sort(neighbours[neighbours > a])
         if not len(later):

@@ -47,7 +47,8 @@ def digests(prepared: np.ndarray) -> list[bytes]:
 
 def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamming distances between hashes (broadcast)."""
-    return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
+    found: np.ndarray = np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
+    return found
 
 
 def thumbnails(prepared: np.ndarray) -> np.ndarray:

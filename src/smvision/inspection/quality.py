@@ -61,7 +61,11 @@ def measure_chunk(prepared: np.ndarray, sizes: np.ndarray) -> Measured:
     """Measure prepared images (uint8 N x S x S x C) and their stored sizes (N x 2)."""
     found = measure(prepared, np.nan_to_num(sizes, nan=1.0))
     pixels = prepared.astype(np.float32)
-    luma = pixels[..., 0] if prepared.shape[3] == 1 else pixels @ np.float32([0.299, 0.587, 0.114])
+    luma = (
+        pixels[..., 0]
+        if prepared.shape[3] == 1
+        else pixels @ np.array([0.299, 0.587, 0.114], np.float32)
+    )
     flat = luma.reshape(len(luma), -1)
     if prepared.shape[3] == 1:
         grey = np.ones(len(prepared), bool)
@@ -81,10 +85,10 @@ def measure_chunk(prepared: np.ndarray, sizes: np.ndarray) -> Measured:
 
 def join(parts: Sequence[Measured]) -> Measured:
     return Measured(
-        *(
-            np.concatenate([getattr(p, name) for p in parts])
-            for name in ("widths", "heights", "brightness_low", "brightness_high")
-        ),
+        np.concatenate([p.widths for p in parts]),
+        np.concatenate([p.heights for p in parts]),
+        np.concatenate([p.brightness_low for p in parts]),
+        np.concatenate([p.brightness_high for p in parts]),
         np.concatenate([p.contrast for p in parts]),
         np.concatenate([p.sharpness for p in parts]),
         np.concatenate([p.grey for p in parts]),

@@ -172,7 +172,7 @@ class DataReport:
         }
 
     def duplicate_entries(self) -> list[dict[str, Any]]:
-        entries = []
+        entries: list[dict[str, Any]] = []
         for pair in self.pairs:
             splits = [self.split_of(pair.first), self.split_of(pair.second)]
             entries.append(
@@ -333,7 +333,8 @@ class DataReport:
 
     def thumbnail(self, index: int) -> np.ndarray:
         split, row = self.locate(index)
-        return split.dataset.take([row])[0]
+        image: np.ndarray = split.dataset.take([row])[0]
+        return image
 
     def duplicate_tiles(self) -> list[Tile]:
         ordered = sorted(

@@ -123,7 +123,8 @@ def calibrate(
 def abstains(sets: np.ndarray, max_set_size: int = DEFAULT_MAX_SET_SIZE) -> np.ndarray:
     """Per image: whether the model answers no label (an empty set, or too large a one)."""
     sizes = sets.sum(axis=1)
-    return (sizes == 0) | (sizes > max_set_size)
+    found: np.ndarray = (sizes == 0) | (sizes > max_set_size)
+    return found
 
 
 def evaluate(

@@ -63,7 +63,8 @@ class OodModel:
         for centre in self.class_means:
             offset = z - centre
             best = np.minimum(best, np.einsum("ij,jk,ik->i", offset, self.precision, offset))
-        return best + (residual**2).sum(axis=1) / self.residual_variance
+        scores: np.ndarray = best + (residual**2).sum(axis=1) / self.residual_variance
+        return scores
 
     def flags(self, embeddings: np.ndarray) -> np.ndarray:
         return self.scores(embeddings) > self.threshold

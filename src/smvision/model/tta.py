@@ -52,7 +52,7 @@ def _crops(image: np.ndarray) -> list[np.ndarray]:
 
 def predict(
     predict_proba: Callable[[list[np.ndarray]], np.ndarray],
-    batch: Sequence[np.ndarray],
+    batch: Sequence[np.ndarray] | np.ndarray,
     mode: str,
 ) -> np.ndarray:
     """predict_proba of `batch` averaged over each image's views (one call for all views)."""

@@ -216,11 +216,8 @@ class ServingApp:
             accept = choose_accept(header(scope, b"accept"))
             attributes = header(scope, b"x-amzn-sagemaker-custom-attributes")
             top_k, threshold = parse_top_k(attributes), parse_threshold(attributes)
-            shaping = {
-                "coverage": parse_coverage(attributes),
-                "max_set_size": parse_max_set_size(attributes),
-                "tta": parse_tta(attributes),
-            }
+            coverage, max_set_size = parse_coverage(attributes), parse_max_set_size(attributes)
+            views = parse_tta(attributes)
         except UnsupportedContentTypeError as error:
             raise HTTPError(415, str(error)) from error
         except UnsupportedAcceptError as error:
@@ -240,7 +237,9 @@ class ServingApp:
                         top_k,
                         threshold=threshold,
                         first_line=group.first_line,
-                        **shaping,
+                        coverage=coverage,
+                        max_set_size=max_set_size,
+                        tta=views,
                     )
                     return await asyncio.wrap_future(ready.batcher.submit(request))
 
@@ -254,7 +253,14 @@ class ServingApp:
                     )
                 else:
                     request = Request(
-                        body, content_type, accept, top_k, threshold=threshold, **shaping
+                        body,
+                        content_type,
+                        accept,
+                        top_k,
+                        threshold=threshold,
+                        coverage=coverage,
+                        max_set_size=max_set_size,
+                        tta=views,
                     )
                     answer = Answer.of(await asyncio.wrap_future(ready.batcher.submit(request)))
         except HTTPError:
