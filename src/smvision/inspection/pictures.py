@@ -38,6 +38,11 @@ def draw(tiles: Sequence[Tile], title: str, path: Path, columns: int = COLUMNS) 
     for axis in grid:
         axis.axis("off")
     for axis, tile in zip(grid, shown):
+        axis.axis("on")  # a grey frame, so that a white image shows on the white page
+        axis.set_xticks([])
+        axis.set_yticks([])
+        for spine in axis.spines.values():
+            spine.set_edgecolor("0.6")
         image = tile.image
         if image.shape[2] == 1:
             axis.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")

@@ -353,8 +353,9 @@ class DataReport:
         return [
             Tile(
                 self.thumbnail(issue.index),
-                f"{self.class_names[issue.given]} -> {self.class_names[issue.suggested]} "
-                f"(p {issue.suggested_probability:.2f})\n{pictures.short(self.path(issue.index))}",
+                f"{self.split_of(issue.index)}: {self.class_names[issue.given]} -> "
+                f"{self.class_names[issue.suggested]} (p {issue.suggested_probability:.2f})\n"
+                f"{pictures.short(self.path(issue.index))}",
             )
             for issue in self.issues[: pictures.MAX_TILES]
         ]
