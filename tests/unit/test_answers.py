@@ -31,7 +31,8 @@ def test_attributes_parse_and_bad_ones_say_what_to_send() -> None:
     assert parse_coverage("top_k=2, coverage=0.9") == 0.9
     assert parse_max_set_size("max_set_size=3") == 3
     assert parse_tta("tta=FLIP") == "flip"
-    assert parse_coverage(None) is parse_tta("top_k=1") is parse_max_set_size("") is None
+    assert parse_coverage(None) is None and parse_tta("top_k=1") is None
+    assert parse_max_set_size("") is None
     for parse, value, hint in (
         (parse_coverage, "coverage=1", "coverage=0.9"),
         (parse_coverage, "coverage=high", "coverage=0.9"),
