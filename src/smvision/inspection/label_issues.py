@@ -71,6 +71,7 @@ def find(labels: np.ndarray, probabilities: np.ndarray) -> list[Issue]:
         probabilities,
         filter_by="prune_by_noise_rate",
         return_indices_ranked_by="self_confidence",
+        n_jobs=1,  # its process pool costs more than it saves at a job's sizes
     )
     rows = np.arange(len(labels))
     suggested = probabilities.argmax(axis=1)
