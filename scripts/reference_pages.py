@@ -147,6 +147,20 @@ def variables() -> list[Variable]:
             code(contract.DEFAULT_PORT),
         ),
         Variable(
+            contract.TTA_ENV,
+            IMAGE,
+            "test-time augmentation for requests that do not ask (`flip` or `crops`); "
+            "`launch transform --tta` sets it, since batch transform forwards no custom "
+            "attributes",
+            code("none"),
+        ),
+        Variable(
+            contract.COVERAGE_ENV,
+            IMAGE,
+            "the coverage of split-conformal prediction sets for requests that do not ask "
+            "(`launch transform --coverage`); unset: no sets, no abstention",
+        ),
+        Variable(
             contract.WORKERS_ENV,
             IMAGE,
             "server worker processes (`deploy --workers`); a multi-model server runs one",

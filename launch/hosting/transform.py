@@ -30,6 +30,8 @@ from launch.common.parsing import S3Uri, positive_int, s3_uri
 from launch.common.settings import Settings
 from launch.hosting.model import add_serving_arguments, model_data, serving_environment
 from smvision.core import media
+from smvision.core.contract import COVERAGE_ENV, TTA_ENV
+from smvision.schema.params import TTA_MODES
 
 if TYPE_CHECKING:
     import boto3
@@ -89,6 +91,18 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
         choices=CONTENT_TYPES,
         help="what --input holds (default: decided from its file names)",
     )
+    parser.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        help="test-time augmentation of every image: flip or crops, averaged (the model's "
+        f"{TTA_ENV}: a batch transform forwards no custom attributes; default none)",
+    )
+    parser.add_argument(
+        "--coverage",
+        metavar="P",
+        help="answer split-conformal prediction sets at this coverage, abstaining (label "
+        f"null) when a set is not one class (the model's {COVERAGE_ENV}; default: no sets)",
+    )
     add_name_argument(parser, "the job's exact name, also its model's", "smvision-transform")
     add_wait_argument(
         parser, "the job", note="with --no-wait the model stays for the job and is not deleted"
@@ -113,10 +127,29 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Transfo
         role=settings.require("role"),
         instance_type=sagemaker_instance_type(args.instance_type) if args.instance_type else None,
         instance_count=positive_int(args.instance_count, "--instance-count"),
-        environment=serving_environment(args),
+        environment=serving_environment(args) | answer_environment(args),
         content_type=args.content_type,
         wait=bool(args.wait),
     )
+
+
+def answer_environment(args: argparse.Namespace) -> dict[str, str]:
+    """SMVISION_TTA and SMVISION_COVERAGE for --tta and --coverage."""
+    environment = {}
+    if args.tta and args.tta != "none":
+        environment[TTA_ENV] = args.tta
+    if args.coverage is not None:
+        try:
+            coverage = float(args.coverage)
+        except ValueError:
+            coverage = -1.0
+        if not 0.0 < coverage < 1.0:
+            raise LaunchError(
+                f"--coverage '{args.coverage}': use a probability between 0 and 1 (exclusive), "
+                "such as 0.9."
+            )
+        environment[COVERAGE_ENV] = args.coverage.strip()
+    return environment
 
 
 def input_kind(names: list[str], where: str) -> InputKind:

@@ -131,7 +131,35 @@ def submit(training: TrainingPlan, session: boto3.session.Session) -> int:
         return 0
     with reporting(f"Following training job {training.job_name} (the job itself goes on)"):
         described = follow_training_job(session, training.job_name)
-    return report(described)
+    status = report(described)
+    print_data_report(session, described)
+    return status
+
+
+def print_data_report(session: boto3.session.Session, described: Mapping[str, Any]) -> None:
+    """The data report's summary, from evaluation.json in the job's output.tar.gz."""
+    from launch.training.outputs import OutputMissing, read_evaluation
+
+    try:
+        evaluation = read_evaluation(session.client("s3"), described)
+    except OutputMissing as error:
+        print(f"Data report: not read ({error})")
+        return
+    for line in data_report_lines(evaluation):
+        print(line)
+
+
+def data_report_lines(evaluation: Mapping[str, Any]) -> list[str]:
+    """What `train` prints of the data report: its summary, or why there is none."""
+    found = evaluation.get("data_report")
+    if not isinstance(found, Mapping) or not found.get("summary"):
+        return ["Data report: none (the job ran with data_report=false, or an older image)."]
+    lines = [str(line) for line in found["summary"]]
+    return [
+        lines[0],
+        *(f"  {line}" for line in lines[1:]),
+        "  (output.tar.gz holds data_report.json and its pictures)",
+    ]
 
 
 def report(described: Mapping[str, Any]) -> int:

@@ -138,6 +138,7 @@ def parse_python_module(module: str, args: list[str]) -> str:
         "smvision.comparison",
         "scripts.imagenet_weights",
         "scripts.reference_pages",
+        "scripts.data_report_example",
         "bench",
     ):
         target = f"{module}.__main__" if module in ("smvision.comparison", "bench") else module

@@ -78,7 +78,14 @@ def test_svm_on_digits_with_every_channel(train_job: TrainJob, digits: Path) -> 
         "test:macro_f1",
     }
     evaluation = job.evaluation
-    assert set(evaluation) == {"validation", "test", "train_class_counts"}
+    assert set(evaluation) == {
+        "validation",
+        "test",
+        "train_class_counts",
+        "conformal",
+        "out_of_distribution",
+        "data_report",
+    }
     assert evaluation["train_class_counts"]["3"] == 110
     test = evaluation["test"]
     assert test["count"] == 360 and test["accuracy"] == pytest.approx(

@@ -792,3 +792,34 @@ def test_the_documented_caller_policy_covers_every_call_of_the_walkthrough(
     } <= called
     missing = called - documented_caller_policy()
     assert not missing, f"{CALLER_POLICY} lacks {sorted(missing)}"
+
+
+def test_transform_carries_tta_and_coverage_as_the_model_environment(
+    aws: MotoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch transform forwards no custom attributes: --tta and --coverage become the
+    model's SMVISION_TTA and SMVISION_COVERAGE, which serve takes as its defaults."""
+    upload("batch/answers", {"china.jpg": encode(photo("china"), ".jpg")})
+    arguments = [
+        "transform",
+        *settings_flags(),
+        "--model-data",
+        MODEL_DATA,
+        "--input",
+        f"s3://{BUCKET}/batch/answers/",
+        "--output",
+        f"s3://{BUCKET}/batch/answered/",
+        "--job-name",
+        "answers-batch",
+    ]
+    aws.forget_requests()
+    code, output = launch_here(capsys, *arguments, "--coverage", "1.5")
+    assert code != 0 and "--coverage '1.5'" in output
+    assert not aws.calls("CreateModel")
+    code, output = launch_here(capsys, *arguments, "--tta", "flip", "--coverage", "0.9")
+    assert code == 0, output
+    [model] = aws.calls("CreateModel")
+    assert model["PrimaryContainer"]["Environment"] == {
+        "SMVISION_TTA": "flip",
+        "SMVISION_COVERAGE": "0.9",
+    }

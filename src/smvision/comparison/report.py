@@ -45,11 +45,14 @@ def write_report(
     context: Sequence[str] = (),
     measured: Mapping[str, str] | None = None,
     plots: bool = True,
+    data: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Write comparison.md, comparison.json and (with `plots`) the three PNGs into out_dir.
 
     `context` lines open the report (the data set, the machine); `measured` says how each
-    measured column was obtained where this run measured it (column name -> sentence).
+    measured column was obtained where this run measured it (column name -> sentence);
+    `data` is the data report's summary (`summary` lines, `source`, `pictures` relative to
+    out_dir), shown as the report's section on the data.
     """
     comparison = assess(rows, title)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,11 +60,12 @@ def write_report(
     if plots:
         drawn = draw_all(comparison, out_dir)
     (out_dir / "comparison.md").write_text(
-        render_markdown(comparison, context, measured or {}, drawn)
+        render_markdown(comparison, context, measured or {}, drawn, data)
     )
-    (out_dir / "comparison.json").write_text(
-        json.dumps(to_json(comparison, context, measured or {}), indent=2) + "\n"
-    )
+    document = to_json(comparison, context, measured or {})
+    if data is not None:
+        document["data_report"] = dict(data)
+    (out_dir / "comparison.json").write_text(json.dumps(document, indent=2) + "\n")
     return comparison
 
 
@@ -111,10 +115,13 @@ def render_markdown(
     context: Sequence[str] = (),
     measured: Mapping[str, str] | None = None,
     plots: Mapping[str, str] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> str:
     lines = [f"# {comparison.title}", ""]
     lines += [f"{line}  " for line in context]
     lines += ["", *_verdict(comparison), ""]
+    if data is not None:
+        lines += ["## The data", "", *_data_section(data), ""]
     lines += ["## The guide's table, measured", "", *_guide_table(comparison), ""]
     lines += ["## What it costs to train and serve", "", *_cost_table(comparison), ""]
     per_class = _per_class_table(comparison)
@@ -132,6 +139,16 @@ def render_markdown(
     for key, file in (plots or {}).items():
         lines += [f"![{key.replace('_', ' ')}]({file})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _data_section(data: Mapping[str, Any]) -> list[str]:
+    """The data report's summary, where it came from, and its pictures."""
+    lines = [f"- {line}" for line in data.get("summary", [])]
+    if data.get("source"):
+        lines += ["", f"From {data['source']}, which lists every finding."]
+    for kind, file in dict(data.get("pictures", {})).items():
+        lines += ["", f"![{kind.replace('_', ' ')}]({file})"]
+    return lines
 
 
 def _verdict(comparison: Comparison) -> list[str]:

@@ -45,6 +45,14 @@ DEFAULT_CHECKPOINT_DIR = f"{DEFAULT_BASE_DIR}/{CHECKPOINT_DIR}"
 # What `train` also writes there: the training images' statistics that `monitor` compares
 # captured requests with.
 BASELINE_FILE = "baseline.json"
+# What `train` also writes there, for serve's answers: the split-conformal calibration
+# (prediction sets, abstention; smvision.model.conformal) and the out-of-distribution
+# model (smvision.model.ood), both set on the validation split.
+CONFORMAL_FILE = "conformal.json"
+OOD_FILE = "ood.npz"
+# What `train` (and `python -m smvision.local inspect`) write in output/data: the data
+# report (smvision.inspection).
+DATA_REPORT_FILE = "data_report.json"
 # A processing job (`monitor`, `gate`): SageMaker downloads each input to the LocalPath
 # the job names, processing/input/<name>/ here, and uploads what the job leaves in
 # processing/output/ (the paths Model Monitor's own jobs use).
@@ -85,6 +93,11 @@ CURRENT_HOST_ENV = "SM_CURRENT_HOST"
 # container's memory less what the server itself holds when it starts).
 ASYNC_INFERENCE_ENV = "SMVISION_ASYNC_INFERENCE"
 MODELS_MEMORY_ENV = "SMVISION_MODELS_MEMORY_MB"
+# Defaults of the custom attributes tta= and coverage= for requests that do not say: a
+# batch transform forwards no custom attributes, so `launch transform --tta/--coverage`
+# sets these on the model.
+TTA_ENV = "SMVISION_TTA"
+COVERAGE_ENV = "SMVISION_COVERAGE"
 
 DEFAULT_PORT = 8080
 # A real-time endpoint's limits: SageMaker answers within 60 s, 6 MB in and out.
@@ -182,6 +195,24 @@ class Contract:
         if not self.environ.get(MODELS_MEMORY_ENV, "").strip():
             return None
         return _float(self.environ, MODELS_MEMORY_ENV, 0.0)
+
+    @property
+    def tta(self) -> str:
+        """The default tta= of requests, as set ('none' when unset; serve checks the name)."""
+        return self.environ.get(TTA_ENV, "").strip().lower() or "none"
+
+    @property
+    def coverage(self) -> float | None:
+        """The default coverage= of requests (None: no prediction sets unless asked)."""
+        if not self.environ.get(COVERAGE_ENV, "").strip():
+            return None
+        value = _float(self.environ, COVERAGE_ENV, 0.0)
+        if not 0.0 < value < 1.0:
+            raise ContractError(
+                f"{COVERAGE_ENV} is '{self.environ[COVERAGE_ENV]}'; use a probability between "
+                "0 and 1 (exclusive), such as 0.9, or unset it."
+            )
+        return value
 
     @property
     def serve_format(self) -> str:

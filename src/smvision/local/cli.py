@@ -10,6 +10,8 @@
         [--quantize float16|int8]
     python -m smvision.local compare --channel train=DIR [--channel ...]
         [--algorithms svm,rf,...] [--hp [ALG:]KEY=VALUE ...] --out DIR
+    python -m smvision.local inspect --channel train=DIR [--channel ...]
+        [--hp KEY=VALUE ...] --out DIR
 
 `train` lays out JOBDIR/opt/ml exactly as a SageMaker training job finds it, then runs
 the image's own training command (the sagemaker-training toolkit's `train`) with
@@ -38,6 +40,7 @@ from pathlib import Path
 
 from smvision.core import contract as contract_module
 from smvision.core.contract import CHANNELS
+from smvision.local import inspect
 from smvision.local.compare import command as compare
 from smvision.local.job_dir import (
     PipeChannel,
@@ -167,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "job's training images (default: float32, no quantization)",
     )
     compare.add_parser(commands)
+    inspect.add_parser(commands)
     return parser
 
 
@@ -191,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "compare":
         return compare.run(args)
+    if args.command == "inspect":
+        return inspect.run(args)
     if args.command == "train":
         channels = {name: Path(path).resolve() for name, path in args.channel}
         pipes = pipe_channels(args, channels)

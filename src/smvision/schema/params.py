@@ -16,6 +16,9 @@ FEATURE_KINDS = ("hog", "color", "pixels", "gabor", "edges", "deep")
 
 # How lists of labels read (labels.py): one 0/1 per class, or the ids that apply.
 LABEL_FORMATS = ("auto", "multi-hot", "class-id")
+# Test-time augmentation (smvision.model.tta): the views a prediction is averaged over.
+TTA_MODES = ("none", "flip", "crops")
+
 # What eval_metric may choose for a model of two classes (metrics.BINARY_MEASURES but PR
 # AUC, as the built-in TensorFlow classifier offers them).
 EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
@@ -245,6 +248,57 @@ COMMON = (
         "the memory available when the job starts.",
         low=0.0,
         keywords=("auto",),
+    ),
+    Param(
+        "data_report",
+        "bool",
+        True,
+        "Write output/data/data_report.json and its pictures: duplicates within and across "
+        "train, validation and test, label-issue candidates, image quality, class balance.",
+    ),
+    Param(
+        "max_leakage",
+        "float",
+        1.0,
+        "Fail the job when more than this share of the validation or test images has an "
+        "exact or near duplicate in another split (1: never; 0: any duplicate).",
+        low=0.0,
+        high=1.0,
+    ),
+    Param(
+        "duplicate_correlation",
+        "float",
+        0.99,
+        "Two images are near duplicates when their grey 16x16 thumbnails correlate at least "
+        "this much (1: exact duplicates of the model's input only).",
+        low=0.5,
+        high=1.0,
+    ),
+    Param(
+        "coverage",
+        "float",
+        0.9,
+        "The coverage evaluation.json reports split-conformal prediction sets at (serve "
+        "takes any with the custom attribute coverage=).",
+        low=0.01,
+        high=0.999,
+    ),
+    Param(
+        "ood_false_alarm_rate",
+        "float",
+        0.01,
+        "Share of ordinary images serve may flag out_of_distribution: the threshold of the "
+        "out-of-distribution score is set on validation for this rate.",
+        low=0.001,
+        high=0.5,
+    ),
+    Param(
+        "tta",
+        "str",
+        "none",
+        "Test-time augmentation in evaluation: flip (the image and its mirror) or crops (four "
+        "corners and the centre at 90%); evaluation.json reports accuracy with and without.",
+        choices=TTA_MODES,
     ),
 )
 

@@ -36,8 +36,11 @@ from smvision.serving.batcher import BatcherStoppedError
 from smvision.serving.codecs import (
     UnsupportedAcceptError,
     choose_accept,
+    parse_coverage,
+    parse_max_set_size,
     parse_threshold,
     parse_top_k,
+    parse_tta,
 )
 from smvision.serving.http import (
     JSON_TYPE,
@@ -213,6 +216,8 @@ class ServingApp:
             accept = choose_accept(header(scope, b"accept"))
             attributes = header(scope, b"x-amzn-sagemaker-custom-attributes")
             top_k, threshold = parse_top_k(attributes), parse_threshold(attributes)
+            coverage, max_set_size = parse_coverage(attributes), parse_max_set_size(attributes)
+            views = parse_tta(attributes)
         except UnsupportedContentTypeError as error:
             raise HTTPError(415, str(error)) from error
         except UnsupportedAcceptError as error:
@@ -232,6 +237,9 @@ class ServingApp:
                         top_k,
                         threshold=threshold,
                         first_line=group.first_line,
+                        coverage=coverage,
+                        max_set_size=max_set_size,
+                        tta=views,
                     )
                     return await asyncio.wrap_future(ready.batcher.submit(request))
 
@@ -244,7 +252,16 @@ class ServingApp:
                         self.settings.threads_per_worker + 1,
                     )
                 else:
-                    request = Request(body, content_type, accept, top_k, threshold=threshold)
+                    request = Request(
+                        body,
+                        content_type,
+                        accept,
+                        top_k,
+                        threshold=threshold,
+                        coverage=coverage,
+                        max_set_size=max_set_size,
+                        tta=views,
+                    )
                     answer = Answer.of(await asyncio.wrap_future(ready.batcher.submit(request)))
         except HTTPError:
             raise

@@ -1,5 +1,10 @@
 """Answers and the request attributes that shape them: Accept negotiation, the custom
-attributes (top_k, threshold) and the response bodies (JSON, JSON Lines, CSV).
+attributes (top_k, threshold, coverage, max_set_size, tta) and the response bodies (JSON,
+JSON Lines, CSV).
+
+Every JSON answer carries `out_of_distribution` (true, false, or null for a model trained
+without the score). With `coverage=` it also carries the split-conformal `prediction_set`
+and `abstained`; an abstaining answer has `"label": null` (and `predicted_label` null).
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +25,7 @@ from smvision.core.media import (
     JSON_LINES,
 )
 from smvision.data.bodies import InputError
+from smvision.schema.params import TTA_MODES
 
 _WILDCARD_ACCEPT = {"*/*": JSON, "application/*": JSON, "text/*": CSV}
 
@@ -31,6 +38,31 @@ THRESHOLD_ATTRIBUTE = "threshold"
 
 # A multi-label model's answer names the labels at or above this probability.
 DEFAULT_THRESHOLD = 0.5
+
+COVERAGE_ATTRIBUTE = "coverage"
+MAX_SET_SIZE_ATTRIBUTE = "max_set_size"
+TTA_ATTRIBUTE = "tta"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the answers say besides the probabilities: per image, whether it looks unlike
+    the training images (None: the model has no score), and with a coverage asked for, the
+    prediction sets (a boolean per class) and the largest set the model answers with."""
+
+    out_of_distribution: Sequence[bool] | None = None
+    sets: np.ndarray | None = None
+    coverage: float | None = None
+    max_set_size: int = 1
+
+    def abstained(self, row: int) -> bool:
+        if self.sets is None:
+            return False
+        size = int(self.sets[row].sum())
+        return size == 0 or size > self.max_set_size
+
+    def flag(self, row: int) -> bool | None:
+        return None if self.out_of_distribution is None else bool(self.out_of_distribution[row])
 
 
 class UnsupportedAcceptError(ValueError):
@@ -110,6 +142,54 @@ def parse_threshold(custom_attributes: str | None) -> float | None:
     return threshold
 
 
+def parse_coverage(custom_attributes: str | None) -> float | None:
+    """`coverage=P` from the custom attributes: answer a split-conformal prediction set that
+    holds the true class with probability P, and abstain when it is not one class."""
+    value = _custom_attribute(custom_attributes, COVERAGE_ATTRIBUTE)
+    if value is None:
+        return None
+    try:
+        coverage = float(value)
+    except ValueError:
+        coverage = -1.0
+    if not 0.0 < coverage < 1.0:
+        raise InputError(
+            f"X-Amzn-SageMaker-Custom-Attributes has coverage={value!r}; use a probability "
+            "between 0 and 1 (exclusive), such as coverage=0.9."
+        )
+    return coverage
+
+
+def parse_max_set_size(custom_attributes: str | None) -> int | None:
+    """`max_set_size=N`: with coverage=, answer sets of up to N classes (default 1)."""
+    value = _custom_attribute(custom_attributes, MAX_SET_SIZE_ATTRIBUTE)
+    if value is None:
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise InputError(
+            f"X-Amzn-SageMaker-Custom-Attributes has max_set_size={value!r}; use a whole "
+            "number >= 1, such as max_set_size=2."
+        )
+    return size
+
+
+def parse_tta(custom_attributes: str | None) -> str | None:
+    """`tta=flip|crops|none`: average the prediction over views of each image."""
+    value = _custom_attribute(custom_attributes, TTA_ATTRIBUTE)
+    if value is None:
+        return None
+    if value.lower() not in TTA_MODES:
+        raise InputError(
+            f"X-Amzn-SageMaker-Custom-Attributes has tta={value!r}; use one of "
+            f"{', '.join(TTA_MODES)}, such as tta=flip."
+        )
+    return value.lower()
+
+
 def encode_predictions(
     probabilities: np.ndarray,
     class_names: Sequence[str],
@@ -117,29 +197,39 @@ def encode_predictions(
     top_k: int | None,
     multi_label: bool = False,
     threshold: float | None = None,
+    judgement: Judgement = Judgement(),
 ) -> bytes:
     """One prediction per row of probabilities, in the Accept type's format."""
     if multi_label:
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-        return _encode_multi_label(probabilities, class_names, accept, top_k, threshold)
+        return _encode_multi_label(probabilities, class_names, accept, top_k, threshold, judgement)
     rows: list[list[float]] = probabilities.tolist()
     best = probabilities.argmax(axis=1).tolist()
-    if accept == CSV:
+    labels = [None if judgement.abstained(row) else class_names[i] for row, i in enumerate(best)]
+    if accept == CSV:  # an abstaining row has an empty label
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerows((class_names[i], row[i]) for row, i in zip(rows, best))
+        writer.writerows((label or "", row[i]) for row, i, label in zip(rows, best, labels))
         return text.getvalue().encode()
-    predictions = [
-        {
-            "label": class_names[i],
+    predictions = []
+    for index, (row, i, label) in enumerate(zip(rows, best, labels)):
+        prediction: dict[str, Any] = {
+            "label": label,
             "probability": row[i],
             "probabilities": _probabilities(row, class_names, top_k),
             # The flat names SageMaker's built-in classifiers answer with, which Model
             # Monitor's model-quality jobs read (inference and probability attributes).
-            "predicted_label": class_names[i],
+            "predicted_label": label,
+            "out_of_distribution": judgement.flag(index),
         }
-        for row, i in zip(rows, best)
-    ]
+        if judgement.sets is not None:
+            members = np.flatnonzero(judgement.sets[index]).tolist()
+            prediction["prediction_set"] = [
+                class_names[m] for m in sorted(members, key=lambda m: -row[m])
+            ]
+            prediction["abstained"] = judgement.abstained(index)
+            prediction["coverage"] = judgement.coverage
+        predictions.append(prediction)
     if accept == JSON_LINES:
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()
     document: dict[str, Any] = {"predictions": predictions}
@@ -157,6 +247,7 @@ def _encode_multi_label(
     accept: str,
     top_k: int | None,
     threshold: float,
+    judgement: Judgement = Judgement(),
 ) -> bytes:
     """Per image: the labels at or above the threshold, most likely first, and every
     label's probability (the top_k most likely with top_k). CSV: label,probability pairs."""
@@ -178,8 +269,9 @@ def _encode_multi_label(
             "labels": [class_names[i] for i in picked],
             "threshold": threshold,
             "probabilities": _probabilities(row, class_names, top_k),
+            "out_of_distribution": judgement.flag(index),
         }
-        for row, picked in zip(rows, chosen)
+        for index, (row, picked) in enumerate(zip(rows, chosen))
     ]
     if accept == JSON_LINES:
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()

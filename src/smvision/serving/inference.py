@@ -18,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from smvision.algorithms.features import appearance
 from smvision.core.artifacts import read_metadata
+from smvision.core.contract import CONFORMAL_FILE, OOD_FILE
 from smvision.core.machine import available_cores
 from smvision.core.media import (
     JSON,
@@ -28,8 +30,12 @@ from smvision.data.bodies import (
     InputError,
     decode_request,
 )
+from smvision.model import tta
+from smvision.model.conformal import DEFAULT_MAX_SET_SIZE, Calibration
+from smvision.model.ood import OodModel
 from smvision.serving import models
 from smvision.serving.codecs import (
+    Judgement,
     encode_predictions,
 )
 from smvision.serving.models import ServableModel
@@ -50,6 +56,10 @@ class Request:
     # Where the body starts in the request's JSON Lines (a part of a streamed body).
     first_line: int = 1
     threshold: float | None = None
+    # Custom attributes coverage=, max_set_size= and tta= (None: the Predictor's default).
+    coverage: float | None = None
+    max_set_size: int | None = None
+    tta: str | None = None
 
 
 Decoded = list[np.ndarray] | Exception  # a request's images, or why it has none: 400
@@ -72,6 +82,10 @@ class Predictor:
         threads: int = 1,
         max_batch_images: int = MAX_BATCH_IMAGES,
         multi_label: bool = False,
+        calibration: Calibration | None = None,
+        detector: OodModel | None = None,
+        default_tta: str = "none",
+        default_coverage: float | None = None,
     ) -> None:
         if len(class_names) != algorithm.class_count:
             raise ValueError(
@@ -90,6 +104,12 @@ class Predictor:
         self.threads = threads
         self.max_batch_images = max_batch_images
         self._decoders = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+        # What the model abstains by (conformal.json, ood.npz; None for older models) and the
+        # defaults of requests that do not say (SMVISION_TTA, SMVISION_COVERAGE).
+        self.calibration = calibration
+        self.detector = detector
+        self.default_tta = default_tta
+        self.default_coverage = default_coverage
 
     @classmethod
     def load(
@@ -98,9 +118,12 @@ class Predictor:
         serve_format: str = "auto",
         keras_runtime: str = "auto",
         threads: int | None = None,
+        default_tta: str = "none",
+        default_coverage: float | None = None,
     ) -> Predictor:
         """The model SMVISION_SERVE_FORMAT picks (`models.choose`), compiled and warm,
-        decoding and predicting on `threads` threads (default: every core it may use)."""
+        decoding and predicting on `threads` threads (default: every core it may use), with
+        its calibration and out-of-distribution model when training wrote them."""
         threads = threads or available_cores()
         metadata = read_metadata(model_dir)
         choice = models.choose(model_dir, serve_format)
@@ -114,6 +137,14 @@ class Predictor:
             scaled_jpeg,
             threads=threads,
             multi_label=multi_label,
+            calibration=Calibration.load(model_dir / CONFORMAL_FILE)
+            if (model_dir / CONFORMAL_FILE).is_file()
+            else None,
+            detector=OodModel.load(model_dir / OOD_FILE)
+            if (model_dir / OOD_FILE).is_file()
+            else None,
+            default_tta=default_tta,
+            default_coverage=default_coverage,
         )
 
     def close(self) -> None:
@@ -152,6 +183,7 @@ class Predictor:
     def _decode(self, request: Request) -> Decoded:
         """The request's images at the model's input size (what predict_proba would make)."""
         try:
+            self._check_coverage(request)
             return [
                 self.model_input.from_image(image)
                 for image in decode_request(
@@ -165,8 +197,17 @@ class Predictor:
         """One prediction for the group; if it raises, each request alone, so that only
         the requests that raise on their own fail (each with its own error)."""
         decoded = [found for _, found in group if not isinstance(found, Exception)]
+        modes = [self._tta(request) for request, found in group if not isinstance(found, Exception)]
         try:
-            probabilities = self._predict([image for found in decoded for image in found])
+            # Each image's test-time augmentation views, side by side (one view: the image).
+            probabilities = self._predict(
+                [
+                    view
+                    for found, mode in zip(decoded, modes)
+                    for image in found
+                    for view in tta.views(image, mode)
+                ]
+            )
         except Exception as error:
             if len(decoded) > 1:
                 for member in group:
@@ -180,8 +221,9 @@ class Predictor:
             if isinstance(found, Exception):
                 yield found
                 continue
-            rows = probabilities[start : start + len(found)]
-            start += len(found)
+            views = tta.view_count(self._tta(request))
+            rows = tta.average(probabilities[start : start + len(found) * views], views)
+            start += len(found) * views
             yield encode_predictions(
                 rows,
                 self.class_names,
@@ -189,7 +231,47 @@ class Predictor:
                 request.top_k,
                 self.multi_label,
                 request.threshold,
+                self._judge(request, found, rows),
             )
+
+    # Abstention and test-time augmentation (smvision.model: conformal, ood, tta) ---------
+
+    def _tta(self, request: Request) -> str:
+        return request.tta or self.default_tta
+
+    def _coverage(self, request: Request) -> float | None:
+        return request.coverage if request.coverage is not None else self.default_coverage
+
+    def _check_coverage(self, request: Request) -> None:
+        if self._coverage(request) is None:
+            return
+        if self.multi_label:
+            raise InputError(
+                "coverage= asks for a prediction set of one class, and this model is "
+                "multi-label (its answer is already a set: see threshold=); drop coverage."
+            )
+        if self.calibration is None:
+            raise InputError(
+                "coverage= needs the model's conformal calibration (conformal.json), which "
+                "training writes from the validation split; this model has none (trained "
+                "without validation images, or by an older smvision): retrain it, or drop "
+                "coverage."
+            )
+
+    def _judge(self, request: Request, images: list[np.ndarray], rows: np.ndarray) -> Judgement:
+        """Out-of-distribution flags of the images; prediction sets when coverage is asked."""
+        flags = None
+        if self.detector is not None and images:
+            flags = self.detector.flags(appearance.embed(np.stack(images))).tolist()
+        coverage = self._coverage(request)
+        if coverage is None or self.calibration is None:
+            return Judgement(flags)
+        return Judgement(
+            flags,
+            self.calibration.sets(rows, coverage, self._tta(request)),
+            coverage,
+            request.max_set_size or DEFAULT_MAX_SET_SIZE,
+        )
 
     def _predict(self, batch: list[np.ndarray]) -> np.ndarray:
         """Probabilities for the batch, predicted `max_batch_images` images at a time."""

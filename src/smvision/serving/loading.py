@@ -29,7 +29,12 @@ class LoadedModel:
         """Load, start and warm up: the first prediction traces and allocates, so the first
         request is answered as fast as any later one."""
         predictor = Predictor.load(
-            model_dir, settings.serve_format, settings.keras_runtime, settings.threads_per_worker
+            model_dir,
+            settings.serve_format,
+            settings.keras_runtime,
+            settings.threads_per_worker,
+            default_tta=settings.tta,
+            default_coverage=settings.coverage,
         )
         # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
         # enough to fill a prediction, and respond() predicts no more images at once.

@@ -18,13 +18,14 @@ from smvision.core.artifacts import read_metadata
 from smvision.core.contract import (
     METADATA_FILE,
     MULTI_MODEL_ENV,
+    TTA_ENV,
     WORKERS_ENV,
     Contract,
     ContractError,
 )
 from smvision.core.machine import available_cores
 from smvision.schema import specs
-from smvision.schema.params import HyperparameterError
+from smvision.schema.params import TTA_MODES, HyperparameterError
 from smvision.serving import models
 
 # SIGTERM must end the server within 30 s; this leaves the master time to exit after
@@ -64,6 +65,9 @@ class ServerSettings:
     # The memory a multi-model server gives its models (SMVISION_MODELS_MEMORY_MB); None:
     # what the container has, less the server's own (model_table.default_budget_mb).
     models_memory_mb: float | None = None
+    # Defaults of the custom attributes tta= and coverage= (SMVISION_TTA, SMVISION_COVERAGE).
+    tta: str = "none"
+    coverage: float | None = None
 
     @property
     def max_payload_bytes(self) -> int:
@@ -98,6 +102,8 @@ def settings_from(contract: Contract, cores: int | None = None) -> ServerSetting
         serve_format=contract.serve_format,
         keras_runtime=contract.keras_runtime,
         model=choice,
+        tta=answer_tta(contract),
+        coverage=contract.coverage,
     )
 
 
@@ -129,7 +135,18 @@ def multi_model_settings(contract: Contract, cores: int) -> ServerSettings:
         keras_runtime=contract.keras_runtime,
         multi_model=True,
         models_memory_mb=contract.models_memory_mb,
+        tta=answer_tta(contract),
+        coverage=contract.coverage,
     )
+
+
+def answer_tta(contract: Contract) -> str:
+    """SMVISION_TTA, checked against the test-time augmentations serve knows."""
+    if contract.tta not in TTA_MODES:
+        raise ContractError(
+            f"{TTA_ENV} is '{contract.tta}'; use one of {', '.join(TTA_MODES)}, or unset it."
+        )
+    return contract.tta
 
 
 def algorithm_of(model_dir: Path) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smvision.core.contract import Contract
 from smvision.data import channels, dataset, memory_budget
@@ -44,6 +44,9 @@ class JobData:
     train_class_counts: dict[str, int]
     multi_label: bool = False
     storage: Storage = Storage()
+    # What validation and test were decoded from (the data report reads their sizes).
+    validation_samples: list[Sample] = field(default_factory=list)
+    test_samples: list[Sample] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +149,8 @@ def load_data(
         _class_counts(samples),
         multi_label,
         storage,
+        list(samples.validation),
+        list(own_test),
     )
 
 

@@ -28,12 +28,13 @@ from smvision.core.artifacts import library_versions, staged_directory, write_js
 from smvision.core.contract import BASELINE_FILE, METADATA_FILE, Contract, ContractError
 from smvision.data import memory_budget as memory
 from smvision.data.dataset import DataError, Dataset
-from smvision.model import evaluation
+from smvision.model import evaluation, tta
 from smvision.model.parent import ParentModel, ParentModelError, check_parent, find_parent
 from smvision.monitor import baseline
 from smvision.schema import hyperparameters
 from smvision.schema.hyperparameters import HyperparameterError, Hyperparameters
-from smvision.training import distributed, explain
+from smvision.training import data_report, distributed, explain
+from smvision.training.abstention import Abstention, tta_evaluation
 from smvision.training.inputs import JobData, load_data
 
 log = logging.getLogger("smvision.training.main")
@@ -106,8 +107,12 @@ class JobRun:
         log.info(message)
 
 
-def predict_dataset(algorithm: Algorithm, dataset: Dataset) -> np.ndarray:
-    return np.concatenate([algorithm.predict_proba(c) for c in dataset.chunks(EVALUATION_BATCH)])
+def predict_dataset(algorithm: Algorithm, dataset: Dataset, views: str = "none") -> np.ndarray:
+    """Probabilities of every image, averaged over its test-time augmentation `views`."""
+    batch = EVALUATION_BATCH // tta.view_count(views)
+    return np.concatenate(
+        [tta.predict(algorithm.predict_proba, c, views) for c in dataset.chunks(batch)]
+    )
 
 
 def run(contract: Contract, hp: Hyperparameters) -> None:
@@ -122,6 +127,9 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     job = load_data(contract, hp, cluster, budget)
     check_eval_metric(hp, job)
     parent = continued_model(contract, hp, job)
+    report = (
+        data_report.inspect_job(contract.output_data_dir, hp, job) if cluster.is_chief else None
+    )
     jobrun = job_run(contract, cluster, job.train_total, parent, budget)
     algorithm = algorithms.get(hp.algorithm)(job.image_size, job.channels, len(job.class_names))
     started = time.perf_counter()
@@ -135,7 +143,18 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         )
         return
     results, probabilities = evaluate(algorithm, job, jobrun)
-    write_reports(contract, algorithm, job, results, probabilities, history)
+    by_views = {"none": probabilities}
+    views = hp.text("tta")
+    if views != "none":
+        by_views[views] = evaluate_augmented(algorithm, job, views)
+    abstention = Abstention.fit(hp, job, by_views, report)
+    extra = abstention.evaluation(hp, job, by_views)
+    if views != "none":
+        extra["tta"] = tta_evaluation(views, results, by_views[views], job)
+    if report is not None:
+        data_report.complete(report, contract.output_data_dir, hp.algorithm, probabilities, job)
+        extra["data_report"] = {"summary": report.summary(), "leakage": report.leakage()}
+    write_reports(contract, algorithm, job, results, probabilities, history, extra)
     save_model(
         contract,
         hp,
@@ -144,6 +163,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         final_metrics(results, history),
         probabilities.get("validation"),
         parent,
+        abstention,
     )
 
 
@@ -222,6 +242,15 @@ def evaluate(
     return results, probabilities
 
 
+def evaluate_augmented(algorithm: Algorithm, job: JobData, views: str) -> dict[str, np.ndarray]:
+    """Probabilities of validation and test averaged over test-time augmentation views."""
+    return {
+        split: predict_dataset(algorithm, dataset, views)
+        for split, dataset in (("validation", job.validation), ("test", job.test))
+        if dataset is not None
+    }
+
+
 def write_reports(
     contract: Contract,
     algorithm: Algorithm,
@@ -229,9 +258,11 @@ def write_reports(
     results: dict[str, dict[str, Any]],
     probabilities: dict[str, np.ndarray],
     history: History,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """output/data/: evaluation.json (the results, the class counts of train, what the
-    algorithm found) and the pictures."""
+    algorithm found; `extra`: conformal, out_of_distribution, tta, data_report) and the
+    pictures."""
     out = contract.output_data_dir
     out.mkdir(parents=True, exist_ok=True)
     datasets = {"validation": job.validation, "test": job.test}
@@ -244,7 +275,10 @@ def write_reports(
         out, algorithm, job.class_names, job.train, evaluated, results, history
     )
     counts = {"train_class_counts": job.train_class_counts}
-    write_json(out / "evaluation.json", results | counts | algorithm.report() | findings)
+    write_json(
+        out / "evaluation.json",
+        results | counts | algorithm.report() | findings | (extra or {}),
+    )
 
 
 def final_metrics(results: dict[str, dict[str, Any]], history: History) -> dict[str, float]:
@@ -268,11 +302,15 @@ def save_model(
     final: dict[str, float],
     validation_probabilities: np.ndarray | None,
     parent: ParentModel | None = None,
+    abstention: Abstention | None = None,
 ) -> None:
-    """The model files, metadata.json and baseline.json (what the drift monitor compares
-    requests with), moved into model/ only once all are written."""
+    """The model files, metadata.json, baseline.json (what the drift monitor compares
+    requests with) and what serve abstains by (conformal.json, ood.npz), moved into model/
+    only once all are written."""
     with staged_directory(contract.model_dir) as staging:
         algorithm.save(staging)
+        if abstention is not None:
+            abstention.save(staging)
         write_json(
             staging / METADATA_FILE,
             {

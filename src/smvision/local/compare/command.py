@@ -19,7 +19,7 @@ import json
 import platform
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from smvision.comparison.rows import (
     qualities_of,
     scores_from_evaluation,
 )
-from smvision.core.contract import METADATA_FILE
+from smvision.core.contract import DATA_REPORT_FILE, METADATA_FILE
 from smvision.core.machine import available_cores
 from smvision.local.compare import runs, serving
 from smvision.local.compare.plan import Plan, PlanError, make_plan
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         title="Which algorithm for these images?",
         context=context_lines(plan),
         measured=MEASURED,
+        data=data_report(out, plan.algorithms),
     )
     failed = [row.name for row in rows if row.failed]
     print(f"Report: {out / 'comparison.md'}; recommended: {comparison.recommended or 'none'}.")
@@ -165,6 +166,28 @@ def measure_algorithm(plan: Plan, algorithm: str, job_dir: Path, progress: Displ
     except serving.ServingMeasurementError as error:
         notes.append(str(error))
     return _replace(row, notes=tuple(notes))
+
+
+def data_report(out: Path, algorithms: Sequence[str]) -> dict[str, Any] | None:
+    """The data report of the first job that wrote one (every job inspects the same
+    channels), with its paths relative to `out`."""
+    for algorithm in algorithms:
+        found = sorted((out / "jobs" / algorithm).glob(f"**/output/data/{DATA_REPORT_FILE}"))
+        if not found:
+            continue
+        try:
+            document = json.loads(found[0].read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        folder = found[0].parent.relative_to(out)
+        return {
+            "summary": document.get("summary", []),
+            "source": str(folder / DATA_REPORT_FILE),
+            "pictures": {
+                kind: str(folder / file) for kind, file in document.get("pictures", {}).items()
+            },
+        }
+    return None
 
 
 def trained_row(outcome: runs.JobOutcome) -> Row:
