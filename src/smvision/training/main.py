@@ -28,13 +28,14 @@ from smvision.core.artifacts import library_versions, staged_directory, write_js
 from smvision.core.contract import BASELINE_FILE, METADATA_FILE, Contract, ContractError
 from smvision.data import memory_budget as memory
 from smvision.data.dataset import DataError, Dataset
-from smvision.model import evaluation
+from smvision.model import evaluation, exports
 from smvision.model.parent import ParentModel, ParentModelError, check_parent, find_parent
 from smvision.monitor import baseline
 from smvision.schema import hyperparameters
 from smvision.schema.hyperparameters import HyperparameterError, Hyperparameters
 from smvision.training import distributed, explain
 from smvision.training.inputs import JobData, load_data
+from smvision.training.serving_export import Export, compile_for_serving
 
 log = logging.getLogger("smvision.training.main")
 
@@ -144,6 +145,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         final_metrics(results, history),
         probabilities.get("validation"),
         parent,
+        compile_for_serving(algorithm, job, probabilities),
     )
 
 
@@ -268,11 +270,15 @@ def save_model(
     final: dict[str, float],
     validation_probabilities: np.ndarray | None,
     parent: ParentModel | None = None,
+    export: Export | None = None,
 ) -> None:
-    """The model files, metadata.json and baseline.json (what the drift monitor compares
-    requests with), moved into model/ only once all are written."""
+    """The model files, metadata.json, baseline.json (what the drift monitor compares
+    requests with) and the export that serve runs (an svm or rf compiled to ONNX), moved
+    into model/ only once all are written."""
     with staged_directory(contract.model_dir) as staging:
         algorithm.save(staging)
+        if export is not None:
+            exports.install(staging, *export)
         write_json(
             staging / METADATA_FILE,
             {
