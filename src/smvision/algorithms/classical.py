@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -232,12 +233,16 @@ class ClassicalAlgorithm(Algorithm):
 
         width = int(self.pipeline.n_features_in_)
         try:
-            proto = to_onnx(
-                self.pipeline,
-                initial_types=[("features", FloatTensorType([None, width]))],
-                options={"zipmap": False},
-                target_opset=ONNX_OPSETS,
-            )
+            with warnings.catch_warnings():
+                # skl2onnx reads SVC.probA_/probB_, which scikit-learn 1.9 deprecates (unused
+                # here: the probabilities come from the calibrators).
+                warnings.filterwarnings("ignore", "Attribute `prob[AB]_`", FutureWarning)
+                proto = to_onnx(
+                    self.pipeline,
+                    initial_types=[("features", FloatTensorType([None, width]))],
+                    options={"zipmap": False},
+                    target_opset=ONNX_OPSETS,
+                )
         except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
             raise NotConvertibleError(f"skl2onnx cannot convert the pipeline: {error}") from error
         model_input = {"dtype": "float32", "shape": [None, width]}
