@@ -3,13 +3,17 @@
 Bodies decode in smvision.data.bodies and answers encode in smvision.serving.codecs;
 `Predictor.respond` decodes a batch of requests on its pool of threads, predicts them in
 `predict_proba` calls of at most MAX_BATCH_IMAGES images and encodes each answer by its
-Accept type. Every problem with a request raises a `ValueError` subclass whose message
-names what was wrong and what is accepted; a request whose prediction raises gets that
-error as its answer, and the others of its batch get theirs.
+Accept type. Two threads may call it at once (the batcher's `threads=2`): one decodes its
+batch while the other predicts, and predictions take turns under a lock (a TFLite
+interpreter runs one call at a time, and a prediction already has the model's threads).
+Every problem with a request raises a `ValueError` subclass whose message names what was
+wrong and what is accepted; a request whose prediction raises gets that error as its
+answer, and the others of its batch get theirs.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,6 +94,7 @@ class Predictor:
         self.threads = threads
         self.max_batch_images = max_batch_images
         self._decoders = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+        self._predicting = threading.Lock()
 
     @classmethod
     def load(
@@ -196,10 +201,11 @@ class Predictor:
         if not batch:
             return np.zeros((0, len(self.class_names)), np.float32)
         step = self.max_batch_images
-        parts = [
-            self.algorithm.predict_proba(batch[start : start + step])
-            for start in range(0, len(batch), step)
-        ]
+        with self._predicting:
+            parts = [
+                self.algorithm.predict_proba(batch[start : start + step])
+                for start in range(0, len(batch), step)
+            ]
         probabilities = parts[0] if len(parts) == 1 else np.concatenate(parts)
         expected = (len(batch), len(self.class_names))
         if probabilities.shape != expected:
