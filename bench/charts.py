@@ -92,7 +92,7 @@ def ratios(
     plt = _pyplot()
     rows: list[tuple[str, Any, float | None]] = []
     for algorithm in serving_algorithms:
-        for payload in payloads:
+        for payload in [p for p in payloads if p.endswith(".jpg")]:  # the targets' photos
             rows += [
                 (
                     f"{algorithm} {payload}\nc=1 serve p50 / floor",

@@ -50,8 +50,11 @@ def targets(store: Store, run: RunContext) -> list[str]:
     def row(target: str, case: str, figure: Figure, ok: bool, digits: int = 3) -> None:
         lines.append(f"| {target} | {case} | {spread(figure, digits)} | {_met(ok)} |")
 
+    # The serving targets are on photos; the digit PNG (nearly free to decode, and 0.3 ms
+    # for an rf) shows what HTTP itself costs a request (bench/NOTES.md).
+    photos = [payload for payload in run.payloads if payload.endswith(".jpg")]
     for algorithm in run.serving_algorithms:
-        for payload in run.payloads:
+        for payload in photos:
             case = f"{algorithm}, {payload}"
             busy = store[key(algorithm, payload, "serve", "c8", "busy")]
             row(

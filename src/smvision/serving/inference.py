@@ -150,8 +150,9 @@ class Predictor:
         yield from self._answer_group(group)
 
     def _decode_all(self, requests: Sequence[Request]) -> Iterator[Decoded]:
-        if len(requests) == 1:  # no hand-over to the pool for a lone request
-            return iter([self._decode(requests[0])])
+        # No hand-over to a pool of one thread, or for a lone request: a thread hop each way.
+        if len(requests) == 1 or self.threads == 1:
+            return (self._decode(request) for request in requests)
         return self._decoders.map(self._decode, requests)
 
     def _decode(self, request: Request) -> Decoded:
