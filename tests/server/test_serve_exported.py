@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from smvision import algorithms
+from smvision.algorithms.exported import ExportedModel
 from smvision.algorithms.keras_base import KerasAlgorithm
 from smvision.core.artifacts import read_metadata
 from smvision.model import runtimes
@@ -176,7 +177,7 @@ def test_a_compiled_keras_model_predicts_like_tensorflow(
     if runtime == "tflite":  # as serve runs it: compiled in a child process, on LiteRT
         metadata = read_metadata(model_dir)
         compiled = models.load(model_dir, metadata, models.Choice(None), runtime, threads=1)
-        assert isinstance(compiled, models.ExportedModel)
+        assert isinstance(compiled, ExportedModel)
     else:
         compiled = algorithms.get("cnn").load(model_dir)
         assert isinstance(compiled, KerasAlgorithm)
