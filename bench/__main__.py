@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-image", action="store_true", help="do not build the lite image to measure it"
     )
     args = parser.parse_args(argv)
-    loadgen.wrk_path()  # fails at once, saying how to install it
+    try:
+        loadgen.wrk_path()
+    except loadgen.LoadError as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
 
     started = time.monotonic()
     loads = [("at start", load_average())]
