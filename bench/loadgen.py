@@ -130,7 +130,10 @@ def parse(output: str, concurrency: int, client_cpu_s: float) -> LoadResult:
     if requests is None or set(percentiles) != {50, 75, 90, 99}:
         raise LoadError(f"wrk's report could not be read:\n{output}")
     if int(requests.group(1)) == 0:
-        raise LoadError(f"no request was answered within the run:\n{output}")
+        raise LoadError(
+            f"no request was answered within the run (is the machine busy? a longer run, "
+            f"python -m bench --seconds N, helps):\n{output}"
+        )
     count, duration, unit = requests.groups()
     return LoadResult(
         concurrency,

@@ -271,20 +271,27 @@ def _measure(server: Server, payload: Payload, concurrency: int, seconds: int, w
     tree = [server.process.pid, *descendants(server.process.pid)]
     if warm_up:
         loadgen.run_load(server.port, payload.body, payload.content_type, concurrency, warm_up)
-        processes.wait_idle(tree)
+        _settle(server, payload, tree)
     workers = server.worker_pids()
     before = {pid: processes.cpu_seconds(pid) for pid in tree}
     started = time.perf_counter()
     result = loadgen.run_load(server.port, payload.body, payload.content_type, concurrency, seconds)
     elapsed = time.perf_counter() - started
     used = {pid: processes.cpu_seconds(pid) - b for pid, b in before.items()}
-    processes.wait_idle(tree)
+    _settle(server, payload, tree)
     cpu = sum(used.values())
     by_worker = [used[pid] for pid in workers if pid in used]
     workers_cpu = sum(by_worker)
     busiest = max(by_worker) / workers_cpu if len(by_worker) > 1 and workers_cpu > 0 else None
     # wrk's own start and stop lie outside its reported run: the CPU counted over `elapsed`.
     return Run(result, cpu, cpu / elapsed, busiest)
+
+
+def _settle(server: Server, payload: Payload, tree: list[int]) -> None:
+    """Let the server work off the requests wrk left in flight: one more request waits
+    behind them (a sync worker takes connections in order), then its processes go idle."""
+    loadgen.fetch(server.port, payload.body, payload.content_type)
+    processes.wait_idle(tree)
 
 
 def startup_seconds(
