@@ -27,6 +27,7 @@ class RunContext:
     cores: int
     rounds: int
     seconds: float
+    resnet50_seconds: float
     serving_algorithms: Sequence[str]
     inprocess_algorithms: Sequence[str]
     startup_algorithms: Sequence[str]
@@ -420,7 +421,8 @@ def render(store: Store, run: RunContext) -> str:
         "run's own server and client (about 2 when a load test runs).",
         *_busy_note(run),
         f"- Wall time of the suite: {run.wall_s / 60:.1f} min; {run.rounds} rounds; each load run "
-        f"{run.seconds:g} s (the first round after a 1 s warm-up)",
+        f"{run.seconds:g} s, resnet50's {run.resnet50_seconds:g} s (the first round after a 1 s "
+        "warm-up)",
         "- The load generator is wrk (one thread, keep-alive connections; bench/loadgen.py). It "
         "runs on the same machine and shares its cores with the server under test: its own CPU "
         "time per request is in the tables.",
