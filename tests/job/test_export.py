@@ -126,6 +126,7 @@ def test_train_compiles_svm_and_rf_to_onnx_that_agrees_with_scikit_learn(
     assert (record["format"], record["quantize"]) == ("onnx", "float32")
     assert record["file"] == "model.onnx"
     assert record["input"]["features"]["kinds"] == ["hog"]
+    assert record["original_bytes"] == (model_dir / "model.joblib").stat().st_size
     test = load_test_split(job_dir)
     original = offline_model(job_dir)[0].predict_proba(test.all_images())
     compiled = compiled_classical(model_dir).predict_proba(test.all_images())

@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 
 from smvision import algorithms
-from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
+from smvision.algorithms.base import (
+    CLASSICAL_MODEL_FILE,
+    Algorithm,
+    AlgorithmInputError,
+    History,
+)
 from smvision.core import contract as contract_module
 from smvision.core import logs, metrics
 from smvision.core.artifacts import library_versions, staged_directory, write_json
@@ -278,7 +283,10 @@ def save_model(
     with staged_directory(contract.model_dir) as staging:
         algorithm.save(staging)
         if export is not None:
-            exports.install(staging, *export)
+            content, record = export
+            trained = staging / CLASSICAL_MODEL_FILE  # what the export stands in for
+            size = trained.stat().st_size if trained.is_file() else None
+            exports.install(staging, content, record | {"original_bytes": size})
         write_json(
             staging / METADATA_FILE,
             {
