@@ -59,7 +59,7 @@ def profile(job_dir: Path, concurrency: int, seconds: int) -> None:
     with tempfile.TemporaryDirectory() as logs, serving.running("serve", job_dir, Path(logs)) as s:
         workers = s.worker_pids()
         for payload in serving.payloads():
-            loadgen.run_load(s.port, payload.body, payload.content_type, concurrency, 1)
+            loadgen.warm_up(s.port, payload.body, payload.content_type, concurrency, 1)
             names = {tid: n for pid in workers for tid, n in python_thread_names(pid).items()}
             before = {pid: thread_cpu(pid) for pid in workers}
             result = loadgen.run_load(

@@ -72,28 +72,32 @@ def wrk_path() -> str:
 
 
 def run_load(
-    port: int,
-    body: bytes,
-    content_type: str,
-    concurrency: int,
-    seconds: int,
-    warm_up_s: int = 0,
+    port: int, body: bytes, content_type: str, concurrency: int, seconds: int
 ) -> LoadResult:
-    """`concurrency` connections posting `body` back to back for `seconds`, after a warm-up
-    run of `warm_up_s` (not counted). wrk runs whole seconds."""
+    """`concurrency` connections posting `body` back to back for `seconds` (whole seconds:
+    wrk's unit)."""
     with tempfile.TemporaryDirectory(prefix="smvision-wrk-") as scratch:
         body_file = Path(scratch) / "body"
         body_file.write_bytes(body)
         script = Path(scratch) / "post.lua"
         script.write_text(_SCRIPT)
         env = {"WRK_BODY": str(body_file), "WRK_TYPE": content_type, "PATH": "/usr/bin:/bin"}
-        if warm_up_s > 0:
-            _wrk(port, script, env, concurrency, warm_up_s)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = _wrk(port, script, env, concurrency, seconds)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return parse(output, concurrency, client_cpu)
+
+
+def warm_up(port: int, body: bytes, content_type: str, concurrency: int, seconds: int) -> None:
+    """Load the server for `seconds` and forget the figures (a slow model may answer none)."""
+    with tempfile.TemporaryDirectory(prefix="smvision-wrk-") as scratch:
+        body_file = Path(scratch) / "body"
+        body_file.write_bytes(body)
+        script = Path(scratch) / "post.lua"
+        script.write_text(_SCRIPT)
+        env = {"WRK_BODY": str(body_file), "WRK_TYPE": content_type, "PATH": "/usr/bin:/bin"}
+        _wrk(port, script, env, concurrency, seconds)
 
 
 def _wrk(port: int, script: Path, env: dict[str, str], connections: int, seconds: int) -> str:

@@ -270,7 +270,7 @@ def _measure(server: Server, payload: Payload, concurrency: int, seconds: int, w
     over it, read from /proc before and after."""
     tree = [server.process.pid, *descendants(server.process.pid)]
     if warm_up:
-        loadgen.run_load(server.port, payload.body, payload.content_type, concurrency, warm_up)
+        loadgen.warm_up(server.port, payload.body, payload.content_type, concurrency, warm_up)
         _settle(server, payload, tree)
     workers = server.worker_pids()
     before = {pid: processes.cpu_seconds(pid) for pid in tree}
