@@ -9,7 +9,8 @@
 # stage starts from it, so the wheels built in the first fit the runtime's Python.
 # DEVICE=gpu installs TensorFlow with its CUDA wheels (the host brings the driver).
 # RUNTIME=lite builds a serving image without TensorFlow, Keras or scikit-learn: `serve`
-# on LiteRT and ONNX Runtime for models written by `smvision.local export`, and no `train`.
+# on LiteRT and ONNX Runtime for exported models (a cnn's or resnet50's from
+# `smvision.local export`; an svm's or rf's ONNX, which train writes), and no `train`.
 # Layers run from the slowest-changing to the fastest: a change to src/ rebuilds only the
 # package stage and the last two layers.
 ARG BASE_IMAGE=python:3.11-slim-bookworm

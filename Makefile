@@ -64,7 +64,9 @@ test: venv
 	scripts/podman.sh ensure
 	$(PY) -m pytest
 
-# Not part of `make test`: about 12 minutes on 2 cores; measure on an otherwise idle machine.
+# Not part of `make test`: about 30 minutes on 2 cores, plus building the lite image once
+# (podman); measure on an otherwise idle machine. The load generator is wrk: `apt-get
+# install -y wrk` (bench stops at once, saying so, without it).
 bench: venv
 	$(PY) -m bench
 

@@ -1,6 +1,9 @@
 """`make bench`: train the jobs, measure serving and training, write RESULTS.md and plots.
 
-python -m bench [--work build/bench] [--out bench] [--rounds 3] [--seconds 2]
+python -m bench [--work build/bench] [--out bench] [--rounds 3] [--seconds 2] [--no-image]
+
+Needs wrk (`apt-get install -y wrk`), the load generator; and for the lite image's size,
+podman (scripts/podman.sh), unless --no-image.
 """
 
 from __future__ import annotations
@@ -8,15 +11,32 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import accuracy, charts, inprocess, results_page, serving, training, training_runs
+from bench import (
+    accuracy,
+    charts,
+    inprocess,
+    lite_image,
+    loadgen,
+    results_page,
+    serving,
+    training,
+    training_runs,
+    tree_engines,
+)
 from bench.common import ROOT, Store, load_average, machine_description
 
-SERVING_ALGORITHMS = ("svm", "cnn")
+SERVING_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
 STARTUP_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
+# resnet50 answers a batch of 32 in seconds: its load runs are this many times longer, so
+# that each holds many answers.
+LONGER_RUNS = {"resnet50": 5}
+# The classic pipeline against serve's, in-process (resnet50's int8 export would take long).
+INPROCESS_ALGORITHMS = ("svm", "rf", "cnn")
 # How serve runs a Keras model (SMVISION_KERAS_RUNTIME): tflite is the cnn's default and
 # resnet50's is tensorflow, which is what serve did for both before (the "before" start-up).
 KERAS_RUNTIMES = ("tflite", "xla", "tensorflow")
@@ -42,8 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where RESULTS.md, results.json and the plots go",
     )
     parser.add_argument("--rounds", type=int, default=3, help="repeats of every serving figure")
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of one load run")
+    parser.add_argument(
+        "--seconds", type=int, default=2, help="length of one load run (whole seconds: wrk's)"
+    )
+    parser.add_argument(
+        "--no-image", action="store_true", help="do not build the lite image to measure it"
+    )
     args = parser.parse_args(argv)
+    try:
+        loadgen.wrk_path()
+    except loadgen.LoadError as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
 
     started = time.monotonic()
     loads = [("at start", load_average())]
@@ -73,17 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for algorithm in SERVING_ALGORITHMS:
         phase(f"serving {algorithm}: floor, serve and reference at c={serving.CONCURRENCIES}")
-        serving.measure_algorithm(algorithm, job_dirs[algorithm], args.rounds, args.seconds, store)
+        seconds = args.seconds * LONGER_RUNS.get(algorithm, 1)
+        serving.measure_algorithm(algorithm, job_dirs[algorithm], args.rounds, seconds, store)
         loads.append((f"after serving {algorithm}", load_average()))
+    phase("the rf's forest on scikit-learn, ONNX Runtime and Treelite")
+    tree_engines.measure(job_dirs["rf"], store, os.environ.get("SMVISION_BENCH_TL2CGEN") == "1")
     phase("in-process CPU per image: the classic pipeline, serve's, int8")
-    for algorithm in SERVING_ALGORITHMS:
+    for algorithm in INPROCESS_ALGORITHMS:
         inprocess.measure(algorithm, job_dirs[algorithm], serving.payloads(), args.work, store)
     phase("start-up times")
     startups = startup_names()
     for name in startups:
-        algorithm, _, runtime = name.partition(" ")
-        env = {"SMVISION_KERAS_RUNTIME": runtime} if runtime else None
-        serving.measure_startup(name, job_dirs[algorithm], STARTUP_REPEATS, store, env)
+        algorithm, _, variant = name.partition(" ")
+        job_dir, env = startup_job(job_dirs[algorithm], variant, args.work)
+        serving.measure_startup(name, job_dir, STARTUP_REPEATS, store, env)
+    if not args.no_image:
+        phase("the lite image (RUNTIME=lite): built if missing, its size")
+        lite_image.measure(store, args.work)
     phase("accuracy on photos: the JPEG decode rule on and off, int8 against float32")
     accuracy.measure(args.work, store)
     phase("HOG feature extraction")
@@ -106,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cores=len(os.sched_getaffinity(0)),
         rounds=args.rounds,
         seconds=args.seconds,
+        resnet50_seconds=args.seconds * LONGER_RUNS["resnet50"],
         serving_algorithms=SERVING_ALGORITHMS,
+        inprocess_algorithms=INPROCESS_ALGORITHMS,
         startup_algorithms=startups,
         payloads=payloads,
     )
@@ -122,12 +160,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def startup_names() -> list[str]:
-    """'svm', 'rf', then the Keras algorithms by runtime: 'cnn tflite', ... (resnet50 not
-    on tflite: converting it at start takes tens of seconds for no gain, specs.py)."""
-    names = ["svm", "rf"]
+    """'svm', 'rf' (their ONNX, as train compiled them) and 'svm scikit-learn', 'rf
+    scikit-learn' (the trained pipeline, as before); then the Keras algorithms by runtime:
+    'cnn tflite', ..., and 'cnn lite' (its TFLite export, what the lite image runs). No
+    resnet50 on tflite: converting it at start takes tens of seconds for no gain, specs.py."""
+    names = ["svm", "rf", "svm scikit-learn", "rf scikit-learn", "cnn lite"]
     names += [f"cnn {runtime}" for runtime in KERAS_RUNTIMES]
     names += [f"resnet50 {runtime}" for runtime in KERAS_RUNTIMES if runtime != "tflite"]
     return names
+
+
+def startup_job(job_dir: Path, variant: str, work: Path) -> tuple[Path, dict[str, str] | None]:
+    """The job and the environment `serve` starts with for one start-up variant."""
+    if variant == "scikit-learn":
+        return job_dir, {"SMVISION_SERVE_FORMAT": "trained"}
+    if variant == "lite":
+        return inprocess.exported_copy(job_dir, work, "tflite", "float32"), None
+    if variant:
+        return job_dir, {"SMVISION_KERAS_RUNTIME": variant}
+    return job_dir, None
 
 
 if __name__ == "__main__":

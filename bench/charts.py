@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Store, key
-from bench.results_page import CPU_TARGET, FLOOR_TARGET, PIPELINE_TARGET, THROUGHPUT_TARGET
+from bench.results_page import BUSY_TARGET, FLOOR_TARGET, LIMIT_TARGET, PIPELINE_TARGET
 from bench.serving import CONCURRENCIES, SERVERS
 
 COLOURS = {"serve": "tab:blue", "reference": "tab:orange"}
@@ -92,29 +92,24 @@ def ratios(
     plt = _pyplot()
     rows: list[tuple[str, Any, float | None]] = []
     for algorithm in serving_algorithms:
-        for payload in payloads:
-            rows.append(
+        for payload in [p for p in payloads if p.endswith(".jpg")]:  # the targets' photos
+            rows += [
                 (
                     f"{algorithm} {payload}\nc=1 serve p50 / floor",
                     store[key(algorithm, payload, "c1", "floor ratio")],
                     FLOOR_TARGET,
-                )
-            )
-            rows.append(
+                ),
                 (
-                    f"{algorithm} {payload}\nc=8 req/s serve / reference",
-                    store[key(algorithm, payload, "c8", "rps ratio")],
-                    THROUGHPUT_TARGET,
-                )
-            )
-    for payload in payloads:
-        rows.append(
-            (
-                f"cnn {payload}\nCPU per image classic / serve",
-                store[key("cnn", payload, "cpu ratio", "batch 1")],
-                CPU_TARGET,
-            )
-        )
+                    f"{algorithm} {payload}\nc=8 busy cores (of 2)",
+                    store[key(algorithm, payload, "serve", "c8", "busy")],
+                    BUSY_TARGET,
+                ),
+                (
+                    f"{algorithm} {payload}\nc=8 req/s / limit",
+                    store[key(algorithm, payload, "c8", "limit ratio")],
+                    LIMIT_TARGET,
+                ),
+            ]
     rows += [
         ("cnn pipeline / model.fit", store["cnn_ratio"], PIPELINE_TARGET),
         ("cnn pipeline / model.fit, augmented", store["cnn_aug_ratio"], PIPELINE_TARGET),
@@ -131,7 +126,7 @@ def ratios(
             axis.plot([target, target], [position - 0.4, position + 0.4], color="red")
     axis.set_yticks(positions, [label for label, _, _ in rows], fontsize=7)
     axis.axvline(1.0, color="grey", linewidth=0.8)
-    axis.set_xlabel("ratio (bar: median, whiskers: min-max; red: target)")
+    axis.set_xlabel("ratio, or cores (bar: median, whiskers: min-max; red: target)")
     axis.set_title("Headline ratios, measured side by side in one run")
     axis.grid(axis="x", alpha=0.3)
     figure.tight_layout()

@@ -55,15 +55,15 @@ def group(name: str | None, comm: str) -> str:
     return re.sub(r"_\d+$", "", name)  # decode_0, decode_1 -> decode
 
 
-def profile(job_dir: Path, concurrency: int, seconds: float) -> None:
+def profile(job_dir: Path, concurrency: int, seconds: int) -> None:
     with tempfile.TemporaryDirectory() as logs, serving.running("serve", job_dir, Path(logs)) as s:
         workers = s.worker_pids()
         for payload in serving.payloads():
-            loadgen.run_load(s.port, payload.body, payload.content_type, concurrency, 1.0)
+            loadgen.warm_up(s.port, payload.body, payload.content_type, concurrency, 1)
             names = {tid: n for pid in workers for tid, n in python_thread_names(pid).items()}
             before = {pid: thread_cpu(pid) for pid in workers}
             result = loadgen.run_load(
-                s.port, payload.body, payload.content_type, concurrency, seconds, warm_up_s=0.0
+                s.port, payload.body, payload.content_type, concurrency, seconds
             )
             used: defaultdict[str, float] = defaultdict(float)
             for pid in workers:
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("job_dir", type=Path)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--seconds", type=int, default=6)
     args = parser.parse_args(argv)
     profile(args.job_dir, args.concurrency, args.seconds)
 

@@ -39,13 +39,20 @@ def cpu_ms_per_image(run: Callable[[], object], images_per_call: int) -> float:
 
 def int8_copy(job_dir: Path, work: Path) -> Path:
     """The job with its Keras model exported as int8 TFLite beside it."""
-    copy = work / f"{job_dir.name}-int8"
+    return exported_copy(job_dir, work, "tflite", "int8")
+
+
+def exported_copy(job_dir: Path, work: Path, fmt: str, quantize: str) -> Path:
+    """A copy of the job with its Keras model exported beside it (made once per run)."""
+    copy = work / f"{job_dir.name}-{fmt}-{quantize}"
+    if (copy / "opt" / "ml" / "model" / "export.json").is_file():
+        return copy
     if copy.exists():
         shutil.rmtree(copy)
     shutil.copytree(job_dir, copy)
-    command = ["export", "--job-dir", str(copy), "--format", "tflite", "--quantize", "int8"]
+    command = ["export", "--job-dir", str(copy), "--format", fmt, "--quantize", quantize]
     if cli.main(command) != 0:
-        raise RuntimeError(f"exporting {copy} as int8 TFLite failed")
+        raise RuntimeError(f"exporting {copy} as {quantize} {fmt} failed")
     return copy
 
 

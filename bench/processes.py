@@ -60,3 +60,22 @@ def memory_mib(pid: int) -> tuple[float, float]:
         if name in ("Rss", "Pss"):
             values[name] = int(rest.split()[0]) / 1024
     return values["Rss"], values["Pss"]
+
+
+def wait_idle(pids: list[int], quiet_s: float = 0.2, timeout: float = 120.0) -> None:
+    """Wait until `pids` together use under a tenth of a core for `quiet_s`: wrk leaves the
+    requests in flight when a run ends, and a server works them off before the next run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = sum(_cpu_or_zero(pid) for pid in pids)
+        time.sleep(quiet_s)
+        if sum(_cpu_or_zero(pid) for pid in pids) - before < 0.1 * quiet_s:
+            return
+    raise NotReadyError(f"processes {pids} still busy {timeout:.0f} s after the load stopped")
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0

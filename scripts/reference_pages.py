@@ -205,8 +205,9 @@ def variables() -> list[Variable]:
         Variable(
             contract.SERVE_FORMAT_ENV,
             IMAGE,
-            "which model in /opt/ml/model `serve` runs: `auto` the export when "
-            "`smvision.local export` wrote one, else the trained model",
+            "which model in /opt/ml/model `serve` runs: `auto` the export when the model "
+            "directory holds one (an svm's or rf's ONNX, which train compiles, or what "
+            "`smvision.local export` wrote), else the trained model",
             ", ".join(f"`{f}`" for f in contract.SERVE_FORMATS),
         ),
         Variable(
@@ -272,6 +273,12 @@ def variables() -> list[Variable]:
             TOOLING,
             "the model directory `bench/reference_server.py` (the Flask reference of `make "
             "bench`) serves",
+        ),
+        Variable(
+            "SMVISION_BENCH_TL2CGEN",
+            TOOLING,
+            "`1` adds TL2cgen (the forest compiled to C with gcc: about 20 minutes) to the "
+            "rf engines `make bench` compares",
         ),
         Variable(
             "SMVISION_TEST_LOAD_GATE",

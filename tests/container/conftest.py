@@ -22,6 +22,7 @@ import pytest
 from smvision.local.job_dir import lay_out_job
 from tests.container.engine import (
     IMAGE,
+    LITE_IMAGE,
     OPT_OUT_ENV,
     SDK_NETWORK,
     Engine,
@@ -73,8 +74,16 @@ class BuiltImage:
 def image(engine: Engine) -> BuiltImage:
     """The repository's Dockerfile, built once per session (layers cached across sessions)."""
     seconds = engine.build_image(IMAGE)
-    print(f"\nImage {IMAGE} built in {seconds:.0f} s (log: {engine.log_dir}/image-build.log)")
+    print(f"\nImage {IMAGE} built in {seconds:.0f} s (log: {engine.log_dir}/image-build-test.log)")
     return BuiltImage(IMAGE, seconds)
+
+
+@pytest.fixture(scope="session")
+def lite_image(engine: Engine) -> BuiltImage:
+    """The serving image without TensorFlow or scikit-learn (RUNTIME=lite), built once."""
+    seconds = engine.build_image(LITE_IMAGE, ["RUNTIME=lite"])
+    print(f"\nImage {LITE_IMAGE} built in {seconds:.0f} s")
+    return BuiltImage(LITE_IMAGE, seconds)
 
 
 @pytest.fixture(scope="session")

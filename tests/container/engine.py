@@ -25,6 +25,7 @@ PODMAN_SCRIPT = ROOT / "scripts" / "podman.sh"
 # Prerequisites, docs/design/image.md). CI never sets it: there, a missing engine fails the run.
 OPT_OUT_ENV = "SMVISION_SKIP_CONTAINER_TESTS"
 IMAGE = "localhost/smvision:test"
+LITE_IMAGE = "localhost/smvision:test-lite"
 BUILD_TIMEOUT_S = 1800
 SERVICE_START_TIMEOUT_S = 60
 COMMAND_TIMEOUT_S = 120
@@ -92,12 +93,14 @@ class Engine:
             )
         return completed
 
-    def build_image(self, tag: str) -> float:
-        """Build the repository's Dockerfile FROM the debootstrap base; seconds taken."""
+    def build_image(self, tag: str, build_args: Sequence[str] = ()) -> float:
+        """Build the repository's Dockerfile FROM the debootstrap base, with `build_args`
+        (NAME=VALUE); seconds taken."""
         started = time.monotonic()
-        log = self.log_dir / "image-build.log"
+        log = self.log_dir / f"image-build-{tag.rpartition(':')[2]}.log"
+        arguments = [part for arg in build_args for part in ("--build-arg", arg)]
         with log.open("w") as stream:
-            for step in (["base"], ["build", "--tag", tag, str(ROOT)]):
+            for step in (["base"], ["build", *arguments, "--tag", tag, str(ROOT)]):
                 completed = subprocess.run(
                     ["bash", str(PODMAN_SCRIPT), *step],
                     stdout=stream,

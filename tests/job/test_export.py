@@ -1,4 +1,5 @@
-"""`python -m smvision.local export`: TFLite and ONNX exports of a trained Keras model.
+"""`python -m smvision.local export`: TFLite and ONNX exports of a trained Keras model; the
+ONNX that train compiles an svm or rf to, and that export compiles for one trained before.
 
 Each export is run against the Keras model it came from on the job's test split, by
 this test and by the export itself (export.json): float32 gives the same probabilities
@@ -9,11 +10,13 @@ the same accuracy within one percentage point.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from smvision.algorithms.exported import ExportedModel
 from smvision.core import contract
 from smvision.data import dataset
 from smvision.local import cli
@@ -105,15 +108,68 @@ def test_a_new_export_replaces_the_last(serving_jobs: JobDirs, tmp_path: Path) -
     assert json.loads((model_dir / contract.EXPORT_FILE).read_text())["quantize"] == "float32"
 
 
+def compiled_classical(model_dir: Path) -> ExportedModel:
+    """The svm or rf as serve runs it from its export: features, then ONNX Runtime."""
+    record = json.loads((model_dir / contract.EXPORT_FILE).read_text())
+    metadata = json.loads((model_dir / contract.METADATA_FILE).read_text())
+    return ExportedModel.of(runtimes.load(model_dir / record["file"], threads=1), metadata, record)
+
+
 @pytest.mark.slow
-def test_a_classical_model_is_refused_with_the_reason(
+@pytest.mark.parametrize("algorithm", ["svm", "rf"])
+def test_train_compiles_svm_and_rf_to_onnx_that_agrees_with_scikit_learn(
+    serving_jobs: JobDirs, algorithm: str
+) -> None:
+    job_dir = serving_jobs(algorithm)
+    model_dir = job_dir / "opt" / "ml" / "model"
+    record = json.loads((model_dir / contract.EXPORT_FILE).read_text())
+    assert (record["format"], record["quantize"]) == ("onnx", "float32")
+    assert record["file"] == "model.onnx"
+    assert record["input"]["features"]["kinds"] == ["hog"]
+    assert record["original_bytes"] == (model_dir / "model.joblib").stat().st_size
+    test = load_test_split(job_dir)
+    original = offline_model(job_dir)[0].predict_proba(test.all_images())
+    compiled = compiled_classical(model_dir).predict_proba(test.all_images())
+    np.testing.assert_allclose(compiled, original, rtol=0, atol=PROBABILITY_TOLERANCE["float32"])
+    assert record["evaluation"]["split"] == "test"
+    assert record["evaluation"]["max_probability_difference"] <= 1e-5
+    assert record["evaluation"]["same_label"] == 1.0
+
+
+@pytest.mark.slow
+def test_export_compiles_an_svm_trained_before_train_did(
+    serving_jobs: JobDirs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_dir = tmp_path / "job"
+    shutil.copytree(serving_jobs("svm"), job_dir)
+    model_dir = job_dir / "opt" / "ml" / "model"
+    (model_dir / contract.EXPORT_FILE).unlink()
+    (model_dir / "model.onnx").unlink()
+    assert cli.main(["export", "--job-dir", str(job_dir), "--format", "onnx"]) == 0
+    assert "Wrote model.onnx" in capsys.readouterr().out
+    record = json.loads((model_dir / contract.EXPORT_FILE).read_text())
+    assert record["original_bytes"] == (model_dir / "model.joblib").stat().st_size
+    assert record["evaluation"]["max_probability_difference"] <= 1e-5
+    test = load_test_split(job_dir)
+    np.testing.assert_allclose(
+        compiled_classical(model_dir).predict_proba(test.all_images()),
+        offline_model(serving_jobs("svm"))[0].predict_proba(test.all_images()),
+        rtol=0,
+        atol=PROBABILITY_TOLERANCE["float32"],
+    )
+
+
+@pytest.mark.slow
+def test_a_classical_model_as_tflite_is_refused_with_the_reason(
     serving_jobs: JobDirs, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job_dir = serving_jobs("svm")
-    assert cli.main(["export", "--job-dir", str(job_dir), "--format", "onnx"]) == 2
+    job_dir = serving_jobs("rf")
+    before = (job_dir / "opt" / "ml" / "model" / contract.EXPORT_FILE).read_bytes()
+    assert cli.main(["export", "--job-dir", str(job_dir), "--format", "tflite"]) == 2
     error = capsys.readouterr().err
-    assert "holds a svm model" in error and "export converts Keras models (cnn, resnet50)" in error
-    assert not (job_dir / "opt" / "ml" / "model" / contract.EXPORT_FILE).exists()
+    assert "holds a rf model, which exports as ONNX float32 only" in error
+    assert "use --format onnx" in error
+    assert (job_dir / "opt" / "ml" / "model" / contract.EXPORT_FILE).read_bytes() == before
 
 
 def test_a_job_without_a_model_says_to_train_first(

@@ -29,6 +29,7 @@ import pytest
 from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
 from smvision.core import contract
 from smvision.core.contract import ContractError
+from smvision.model.exports import MODEL_FILES
 from smvision.serving import models as models_module
 from smvision.serving import process_memory
 from smvision.serving.inference import MAX_BATCH_IMAGES
@@ -67,6 +68,7 @@ from tests.support.serving_fixtures import (
 __all__ = ["serving_jobs"]  # the session fixture used below
 
 MULTI_MODEL = {"SAGEMAKER_MULTI_MODEL": "true"}
+ONNX_FILE = MODEL_FILES["onnx"]  # what train compiles an svm to, and serve loads
 FIFTY = 50
 HTTP_TIMEOUT = httpx.Timeout(300.0)
 
@@ -375,11 +377,11 @@ def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
         assert response.status_code == 200, response.text
     after_all = models.worker_resident_mib()
     per_model = (after_all - after_first) / (FIFTY - 1)
-    size = process_memory.size_on_disk_mb([model_of(serving_jobs("svm")) / CLASSICAL_MODEL_FILE])
-    estimate = process_memory.serving_memory("scikit-learn").model_mb(size)
+    size = process_memory.size_on_disk_mb([model_of(serving_jobs("svm")) / ONNX_FILE])
+    estimate = process_memory.serving_memory("onnx").model_mb(size)
     print(
         f"\nMulti-model memory: worker {before:.0f} MiB before; the first svm "
-        f"{after_first - before:+.1f} MiB (scikit-learn's own too, unless loaded before); then "
+        f"{after_first - before:+.1f} MiB (ONNX Runtime's own too, unless loaded before); then "
         f"{per_model:.2f} MiB per svm of {size:.2f} MB on disk (reserved: {estimate:.2f} "
         f"MiB); {after_all:.0f} MiB with {FIFTY}"
     )
@@ -453,8 +455,8 @@ def test_a_model_over_the_memory_budget_gets_507_until_another_is_unloaded(
     serving_jobs: JobDirs, tmp_path: Path
 ) -> None:
     svm = model_of(serving_jobs("svm"))
-    size = process_memory.size_on_disk_mb([svm / CLASSICAL_MODEL_FILE])
-    figures = process_memory.serving_memory("scikit-learn")
+    size = process_memory.size_on_disk_mb([svm / ONNX_FILE])
+    figures = process_memory.serving_memory("onnx")
     budget = figures.runtime_mb + 1.5 * figures.model_mb(size)  # room for one svm
     root = lay_out_models(
         tmp_path / "opt" / "ml" / "models", {"svm": svm, "cnn": model_of(serving_jobs("cnn"))}
@@ -505,7 +507,7 @@ def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
     could not fit even with no other loaded gets 413, not the 507 that would make
     SageMaker evict everything and ask again forever."""
     root, site, gate = svm_cnn_and_gated(serving_jobs, tmp_path)
-    budget = 400.0  # scikit-learn and a few svms; not a cnn's compile (memory.COMPILE_CHILD_MB)
+    budget = 400.0  # ONNX Runtime and a few svms; not a cnn's compile (memory.COMPILE_CHILD_MB)
     env = {
         **gated_environment(tmp_path, site, **{LOAD_GATE: gate}),
         **MULTI_MODEL,
@@ -549,13 +551,17 @@ def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow
     ResNet50 on TensorFlow, whose weights it loads too."""
     model_dir = tmp_path / "model"
     shutil.copytree(model_of(serving_jobs("svm")), model_dir)
-    joblib_mb = (model_dir / CLASSICAL_MODEL_FILE).stat().st_size / process_memory.MIB
+    onnx_mb = (model_dir / ONNX_FILE).stat().st_size / process_memory.MIB
     (model_dir / "confusion_matrix.png").write_bytes(b"\0" * 5 * process_memory.MIB)
     settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(tmp_path)}), cores=1)
     plain = plan(model_dir, settings)
-    assert (plain.engine, plain.loading_mb) == ("scikit-learn", 0.0)
-    assert plain.size_on_disk_mb == pytest.approx(joblib_mb)
+    assert (plain.engine, plain.loading_mb) == ("onnx", 0.0)  # train compiled it to ONNX
+    assert plain.size_on_disk_mb == pytest.approx(onnx_mb)
 
+    # A features=deep model has no ONNX form: serve loads the pipeline and the backbone.
+    (model_dir / "export.json").unlink()
+    (model_dir / ONNX_FILE).unlink()
+    joblib_mb = (model_dir / CLASSICAL_MODEL_FILE).stat().st_size / process_memory.MIB
     metadata = json.loads((model_dir / "metadata.json").read_text())
     weights = "backbone.weights.h5"
     (model_dir / weights).write_bytes(b"\0" * 3 * process_memory.MIB)

@@ -634,7 +634,8 @@ def test_a_model_that_cannot_load_stops_the_server_with_its_error(
     source = serving_jobs("svm") / "opt" / "ml" / "model"
     ml = tmp_path / "job" / "opt" / "ml"
     shutil.copytree(source, ml / "model")
-    (ml / "model" / "model.joblib").write_bytes(b"not a joblib file")
+    for model_file in ("model.joblib", "model.onnx"):  # serve loads the ONNX train compiled
+        (ml / "model" / model_file).write_bytes(b"not a model file")
     server = start_server(
         tmp_path / "job", tmp_path / "serve.log", env={"SAGEMAKER_BASE_DIR": str(ml)}
     )

@@ -1,8 +1,9 @@
 """serve with compiled and compressed models.
 
 A trained Keras model is compiled when serve starts (TFLite on LiteRT by default, or XLA);
-an export in model/ (python -m smvision.local export) is served in its place, chosen
-there or by SMVISION_SERVE_FORMAT, on LiteRT or ONNX Runtime without TensorFlow.
+an export in model/ (python -m smvision.local export, or the ONNX that train compiles an
+svm or rf to) is served in its place, chosen there or by SMVISION_SERVE_FORMAT, on LiteRT
+or ONNX Runtime without TensorFlow or scikit-learn.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from smvision import algorithms
+from smvision.algorithms.exported import ExportedModel
 from smvision.algorithms.keras_base import KerasAlgorithm
 from smvision.core.artifacts import read_metadata
 from smvision.model import runtimes
@@ -99,7 +101,7 @@ def test_serve_format_trained_serves_the_keras_model_beside_an_export(
 @pytest.mark.parametrize(
     "value, words",
     [
-        ("onnx", "SMVISION_SERVE_FORMAT is 'onnx' but"),
+        ("tflite", "SMVISION_SERVE_FORMAT is 'tflite' but"),  # the svm holds its ONNX
         ("keras", "SMVISION_SERVE_FORMAT has value 'keras'; use one of auto, trained, tflite"),
     ],
 )
@@ -143,10 +145,15 @@ _WITHOUT_TENSORFLOW = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["cnn", "svm", "rf"])
 def test_an_export_is_served_without_tensorflow_or_scikit_learn(
-    serving_jobs: JobDirs, tmp_path: Path
+    serving_jobs: JobDirs, tmp_path: Path, algorithm: str
 ) -> None:
-    job_dir = exported_copy(serving_jobs, tmp_path, "onnx", "int8")
+    """The cnn exported as int8 ONNX; svm and rf as train compiled them to ONNX."""
+    if algorithm == "cnn":
+        job_dir = exported_copy(serving_jobs, tmp_path, "onnx", "int8")
+    else:
+        job_dir = serving_jobs(algorithm)
     digit = sorted((job_dir / "opt" / "ml" / "input" / "data" / "test").rglob("*.png"))[0]
     completed = subprocess.run(
         [sys.executable, "-c", _WITHOUT_TENSORFLOW, str(job_dir / "opt/ml/model"), str(digit)],
@@ -156,7 +163,7 @@ def test_an_export_is_served_without_tensorflow_or_scikit_learn(
     )
     assert completed.returncode == 0, completed.stderr
     label, refusal = completed.stdout.splitlines()[-2:]
-    assert label in offline_model(serving_jobs("cnn"))[1]
+    assert label in offline_model(serving_jobs(algorithm))[1]
     assert "an image built with RUNTIME=lite serves exported models only" in refusal
 
 
@@ -170,7 +177,7 @@ def test_a_compiled_keras_model_predicts_like_tensorflow(
     if runtime == "tflite":  # as serve runs it: compiled in a child process, on LiteRT
         metadata = read_metadata(model_dir)
         compiled = models.load(model_dir, metadata, models.Choice(None), runtime, threads=1)
-        assert isinstance(compiled, models.ExportedModel)
+        assert isinstance(compiled, ExportedModel)
     else:
         compiled = algorithms.get("cnn").load(model_dir)
         assert isinstance(compiled, KerasAlgorithm)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from smvision.algorithms.svm import SVMAlgorithm
-from smvision.core.contract import METADATA_FILE
+from smvision.core.contract import EXPORT_FILE, METADATA_FILE
 from smvision.schema import specs
 
 LOAD_GATE = "SMVISION_TEST_LOAD_GATE"
@@ -134,9 +134,14 @@ def write_plugin_site(site: Path, entry_points: dict[str, str]) -> Path:
 
 
 def gated_model(trained_job_dir: Path, job_dir: Path) -> Path:
-    """A copy of a trained svm job's model/ whose metadata.json names gated-svm."""
+    """A copy of a trained svm job's model/ whose metadata.json names gated-svm, without the
+    ONNX that train compiled the svm to (serve would run that in GatedSVM's place)."""
     model_dir = job_dir / "opt" / "ml" / "model"
-    shutil.copytree(trained_job_dir / "opt" / "ml" / "model", model_dir)
+    shutil.copytree(
+        trained_job_dir / "opt" / "ml" / "model",
+        model_dir,
+        ignore=shutil.ignore_patterns(EXPORT_FILE, "model.onnx"),
+    )
     metadata = json.loads((model_dir / METADATA_FILE).read_text())
     (model_dir / METADATA_FILE).write_text(json.dumps({**metadata, "algorithm": SPEC.name}))
     return job_dir

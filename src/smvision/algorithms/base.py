@@ -21,6 +21,10 @@ CLASSICAL_MODEL_FILE = "model.joblib"
 History = dict[str, list[float]]
 
 
+class NotConvertibleError(ValueError):
+    """A model that cannot be compiled to ONNX, and why."""
+
+
 class AlgorithmInputError(ValueError):
     """A job input that an algorithm cannot use, such as starting weights that do not fit."""
 
@@ -100,6 +104,13 @@ class Algorithm(ABC):
         """Get `predict_proba` ready for serve's requests on `threads` threads, before the
         first; `runtime` is SMVISION_KERAS_RUNTIME's value. Nothing to do here: Keras models
         compile (KerasAlgorithm)."""
+        return None
+
+    def to_onnx(self) -> tuple[bytes, dict[str, Any]] | None:
+        """The fitted model as an ONNX model that serve runs without the library that trained
+        it, and export.json's record of its input; None where training makes none (Keras
+        models are compiled when serve starts). Raises NotConvertibleError, naming why,
+        for a model of an algorithm that has an ONNX form but cannot take it."""
         return None
 
     def report(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,13 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
 from smvision.algorithms import features
-from smvision.algorithms.base import CLASSICAL_MODEL_FILE, Algorithm, History, RunContext
+from smvision.algorithms.base import (
+    CLASSICAL_MODEL_FILE,
+    Algorithm,
+    History,
+    NotConvertibleError,
+    RunContext,
+)
 from smvision.algorithms.features import FeatureSettings
 from smvision.algorithms.features import columns as layout
 from smvision.algorithms.features.backbones import BackboneRecord
@@ -32,6 +39,8 @@ MODEL_FILE = CLASSICAL_MODEL_FILE
 CV_SCORES = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
 # Images decoded at a time while features are extracted.
 FEATURE_CHUNK = 512
+# The ONNX opsets of the compiled pipeline: ONNX Runtime 1.17 and later run both.
+ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
 
 
 def training_scores(proba: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -205,6 +214,39 @@ class ClassicalAlgorithm(Algorithm):
         predict = self.probabilities or self.pipeline.predict_proba
         result: np.ndarray = predict(self.features_of(batch))
         return result.astype(np.float32)
+
+    def to_onnx(self) -> tuple[bytes, dict[str, Any]]:
+        """The fitted pipeline, feature rows (float32) -> probabilities, as an ONNX model
+        (skl2onnx), and its input record: the feature settings that serve extracts with
+        before running it on ONNX Runtime.
+
+        Raises NotConvertibleError for features=deep, whose backbone runs on TensorFlow."""
+        if self.pipeline is None:
+            raise RuntimeError("to_onnx() before fit() or load().")
+        if self.backbone is not None:
+            raise NotConvertibleError(
+                "features=deep runs a ResNet50 backbone on TensorFlow before the "
+                f"{type(self).__name__}; only the handcrafted features run without it"
+            )
+        from skl2onnx import to_onnx
+        from skl2onnx.common.data_types import FloatTensorType
+
+        width = int(self.pipeline.n_features_in_)
+        try:
+            with warnings.catch_warnings():
+                # skl2onnx reads SVC.probA_/probB_, which scikit-learn 1.9 deprecates (unused
+                # here: the probabilities come from the calibrators).
+                warnings.filterwarnings("ignore", "Attribute `prob[AB]_`", FutureWarning)
+                proto = to_onnx(
+                    self.pipeline,
+                    initial_types=[("features", FloatTensorType([None, width]))],
+                    options={"zipmap": False},
+                    target_opset=ONNX_OPSETS,
+                )
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
+            raise NotConvertibleError(f"skl2onnx cannot convert the pipeline: {error}") from error
+        model_input = {"dtype": "float32", "shape": [None, width]}
+        return proto.SerializeToString(), model_input | {"features": self.settings.as_dict()}
 
     def columns(self) -> list[layout.Column]:
         """What each feature column is, in column order."""

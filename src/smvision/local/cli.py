@@ -66,7 +66,7 @@ def export_job(job_dir: Path, fmt: str, quantize: str) -> int:
         return 2
     result = record["evaluation"]
     print(
-        f"Wrote {record['file']} ({record['bytes'] / 1e6:.2f} MB; the Keras model: "
+        f"Wrote {record['file']} ({record['bytes'] / 1e6:.2f} MB; the trained model: "
         f"{(record['original_bytes'] or 0) / 1e6:.2f} MB) and {contract_module.EXPORT_FILE} "
         f"to {job_contract(job_dir).model_dir}.\n"
         f"On the {result['split']} split ({result['images']} images): accuracy "

@@ -1,9 +1,11 @@
 """Engines that run a compiled model without TensorFlow: LiteRT (TFLite) and ONNX Runtime.
 
-Both take the model's input as it leaves `images.ModelInput` (uint8, N x size x size x
-channels) and return float32 probabilities. `serve` runs exported models on them, and a
-Keras model compiled to TFLite when it starts (`smvision.serving.models`); the
-export command checks an export against the original with the same classes. Neither
+Both return float32 probabilities. A Keras model's export takes the model's input as it
+leaves `images.ModelInput` (uint8, N x size x size x channels); an svm's or rf's ONNX
+takes the feature rows that `algorithms.features` extracts from it. `serve` runs exported
+models on them (an svm or rf is compiled to ONNX at the end of training), and a Keras
+model compiled to TFLite when it starts (`smvision.serving.models`); the export command
+and training check an export against the original with the same classes. Neither
 engine is imported until a model needs it, so the module costs nothing elsewhere.
 
 A TFLite interpreter allocates its tensors for one batch size and re-plans them on
@@ -86,25 +88,38 @@ class LiteRuntime:
 
 
 class OnnxRuntime:
-    """An ONNX model on ONNX Runtime's CPU provider."""
+    """An ONNX model on ONNX Runtime's CPU provider.
 
-    def __init__(self, path: Path, threads: int) -> None:
+    Its input is what its graph declares: uint8 pixels (a Keras export) or float32 feature
+    rows (an svm or rf converted by skl2onnx); its output the one named `probabilities`
+    (scikit-learn's converters also output the label), else its only one."""
+
+    def __init__(self, path_or_content: Path | bytes, threads: int) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        model = str(path_or_content) if isinstance(path_or_content, Path) else path_or_content
         self._session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
+            model, options, providers=["CPUExecutionProvider"]
         )
         (entry,) = self._session.get_inputs()
         self._input_name = entry.name
         self.input_shape = tuple(int(d) for d in entry.shape[1:])
-        self._session.run(None, {self._input_name: np.zeros((1, *self.input_shape), np.uint8)})
+        self.input_dtype = np.dtype(_ONNX_TYPES[entry.type])
+        names = [output.name for output in self._session.get_outputs()]
+        self._output_names = ["probabilities"] if "probabilities" in names else names[:1]
+        self.predict(np.zeros((1, *self.input_shape), self.input_dtype))
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        (probabilities,) = self._session.run(None, {self._input_name: pixels})
+        inputs = {self._input_name: pixels.astype(self.input_dtype, copy=False)}
+        (probabilities,) = self._session.run(self._output_names, inputs)
         return np.asarray(probabilities, dtype=np.float32)
+
+
+# ONNX Runtime's names of the input types our models take.
+_ONNX_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
 def load(path: Path, threads: int) -> Runtime:

@@ -1,9 +1,15 @@
-"""Micro-batching: one thread predicts whatever requests queued up while it was busy.
+"""Micro-batching: a thread takes whatever requests queued up while it was busy.
 
 There is no waiting window: an idle batcher takes a lone request at once, and under load
-every request that arrived during one prediction goes into the next, so a batch grows
-with the load and latency never waits on a timer. Keras models predict a batch of 32
-nearly as fast as one image; scikit-learn saves its per-call overhead.
+every request that arrived during one batch goes into the next, so a batch grows with
+the load and latency never waits on a timer. Keras models predict a batch of 32 nearly
+as fast as one image; scikit-learn saves its per-call overhead.
+
+With `threads=2`, two threads take turns: while one runs its batch, the other takes the
+requests that arrive meanwhile and starts on them, so that (with `Predictor.respond`,
+which predicts under a lock) the next batch is decoded while the current one is
+predicted. Alone, one thread decoded a batch, predicted it, answered it and only then
+took the next: with one cnn worker on 2 cores, the cores idled in turn (bench/NOTES.md).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -36,29 +43,43 @@ class BatcherStoppedError(RuntimeError):
 
 
 class MicroBatcher(Generic[Item, Result]):
-    """Queue items from any thread; one thread runs `process` on up to `max_batch` at a time.
+    """Queue items from any thread; `threads` threads run `process` on up to `max_batch` at
+    a time each.
 
     `process` yields one result or one exception per item, in order, so a bad item fails
-    alone, and each caller gets its answer as soon as it is yielded. Items whose future
-    was cancelled (the caller timed out) are skipped. Every future that `submit` returns
-    is resolved, also when the batcher stops meanwhile.
+    alone, and each caller gets its answer as soon as it is yielded. With several threads,
+    `process` runs on several batches at once: it must guard what may not be shared.
+    Items whose future was cancelled (the caller timed out) are skipped. Every future that
+    `submit` returns is resolved, also when the batcher stops meanwhile.
     """
 
     def __init__(
-        self, process: BatchFunction[Item, Result], max_batch: int, name: str = "inference"
+        self,
+        process: BatchFunction[Item, Result],
+        max_batch: int,
+        name: str = "inference",
+        threads: int = 1,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch is {max_batch}; it must be at least 1.")
+        if max_batch < 1 or threads < 1:
+            raise ValueError(
+                f"max_batch is {max_batch} and threads {threads}; each must be at least 1."
+            )
         self._process = process
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Entry[Item, Result] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}_{index}", daemon=True)
+            for index in range(threads)
+        ]
+        self._running = threads
+        self._running_lock = threading.Lock()
         self._stopping = False
         self._finished = False
         self._stopped_why = (SHUTTING_DOWN, 503)
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, item: Item) -> Future[Result]:
         if self._stopping:
@@ -66,19 +87,21 @@ class MicroBatcher(Generic[Item, Result]):
         future: Future[Result] = Future()
         self._queue.put((item, future))
         # stop() may have queued its sentinel between the check above and the put, and the
-        # thread may have ended before this entry arrived: then nobody else will answer it.
+        # threads may have ended before this entry arrived: then nobody else will answer it.
         if self._finished:
             self._fail_leftovers()
         return future
 
     def stop(self, timeout: float | None, why: str = SHUTTING_DOWN, status: int = 503) -> None:
-        """Finish what is queued, then end the thread (waiting at most `timeout` seconds, or
-        until it has ended); later submits fail with `why` and `status`."""
+        """Finish what is queued, then end the threads (waiting at most `timeout` seconds in
+        all, or until they have ended); later submits fail with `why` and `status`."""
         self._stopped_why = (why, status)
         self._stopping = True
-        self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._queue.put(None)  # each thread that meets it puts it back for the next
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         finished = False
@@ -95,10 +118,16 @@ class MicroBatcher(Generic[Item, Result]):
                 except queue.Empty:
                     break
             finished = entry is None
+            if finished:
+                self._queue.put(None)
             if batch:
                 self._run_batch(batch)
-        self._finished = True
-        self._fail_leftovers()
+        with self._running_lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self._finished = True
+            self._fail_leftovers()
 
     def _run_batch(self, batch: list[Entry[Item, Result]]) -> None:
         answered = 0
@@ -117,7 +146,7 @@ class MicroBatcher(Generic[Item, Result]):
                 future.set_exception(error)
 
     def _fail_leftovers(self) -> None:
-        """Answer entries that arrived after the thread ended (any thread may call this)."""
+        """Answer entries that arrived after the threads ended (any thread may call this)."""
         while True:
             try:
                 entry = self._queue.get_nowait()

@@ -1,4 +1,5 @@
-"""Compressed models: a trained Keras model as TFLite or ONNX, float32, float16 or int8.
+"""Compressed models: a trained Keras model as TFLite or ONNX, float32, float16 or int8;
+an svm or rf as ONNX (what `train` writes at its end, for a model trained before that).
 
     python -m smvision.local export --job-dir J --format tflite|onnx [--quantize float16|int8]
 
@@ -29,19 +30,21 @@ from typing import Any
 import numpy as np
 
 from smvision import algorithms
-from smvision.core.artifacts import library_versions, read_metadata, write_json
-from smvision.core.contract import EXPORT_FILE, Contract
+from smvision.algorithms.base import CLASSICAL_MODEL_FILE, NotConvertibleError
+from smvision.algorithms.exported import ExportedModel
+from smvision.algorithms.features import FeatureSettings
+from smvision.core.artifacts import read_metadata
+from smvision.core.contract import Contract
 from smvision.core.machine import available_cores
 from smvision.data import dataset as data
 from smvision.data import images
 from smvision.data.dataset import Dataset
-from smvision.model import runtimes
+from smvision.model import exports, runtimes
 from smvision.schema import specs
 
 log = logging.getLogger("smvision.serving.export")
 
 QUANTIZATIONS = ("float32", "float16", "int8")
-MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 CALIBRATION_IMAGES = 200
 ONNX_OPSET = 17
 _PREDICT_BATCH = 64
@@ -69,6 +72,8 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
             f"{', '.join(runtimes.FORMATS)} and a quantization of {', '.join(QUANTIZATIONS)}."
         )
     job = _read_job(contract)
+    if specs.get(job.metadata["algorithm"]).family != "keras":
+        return _export_classical(job, fmt, quantize)
     from smvision.algorithms import keras_base  # TensorFlow: only once the job is known good
 
     model = algorithms.get(job.metadata["algorithm"]).load(job.model_dir)
@@ -76,7 +81,7 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
     evaluation_split, evaluation = _evaluation_data(job)
     calibration = _calibration_images(job) if quantize == "int8" else None
     with tempfile.TemporaryDirectory(prefix="smvision-export-") as scratch:
-        exported = Path(scratch) / MODEL_FILES[fmt]
+        exported = Path(scratch) / exports.MODEL_FILES[fmt]
         if fmt == "tflite":
             exported.write_bytes(
                 tflite_flatbuffer(keras_model, job.model_input, quantize, calibration)
@@ -86,20 +91,61 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
         runtime = runtimes.load(exported, available_cores())
         original = _predict(model.predict_proba, evaluation)
         compressed = _predict(runtime.predict, evaluation)
-        record = {
-            "format": fmt,
-            "quantize": quantize,
-            "file": exported.name,
-            "bytes": exported.stat().st_size,
-            "original_bytes": _size(job.model_dir / keras_base.MODEL_FILE),
-            "input": {"dtype": "uint8", "shape": [None, *_pixel_shape(job.model_input)]},
-            "calibration": None
-            if calibration is None
-            else {"channel": "train", "images": len(calibration)},
-            "evaluation": _compare(original, compressed, evaluation, evaluation_split),
-            "versions": library_versions(),
-        }
-        _install(job.model_dir, exported, record)
+        content = exported.read_bytes()
+    record = exports.record(
+        fmt,
+        quantize,
+        len(content),
+        _size(job.model_dir / keras_base.MODEL_FILE),
+        {"dtype": "uint8", "shape": [None, *_pixel_shape(job.model_input)]},
+        exports.compare(original, compressed, evaluation.labels, evaluation_split),
+        None if calibration is None else {"channel": "train", "images": len(calibration)},
+    )
+    exports.install(job.model_dir, content, record)
+    return record
+
+
+def _export_classical(job: Job, fmt: str, quantize: str) -> dict[str, Any]:
+    """An svm's or rf's pipeline as ONNX (what `train` writes at its end; this compiles a
+    model trained before that)."""
+    name = job.metadata["algorithm"]
+    if (fmt, quantize) != ("onnx", "float32"):
+        raise ExportError(
+            f"{job.model_dir} holds a {name} model, which exports as ONNX float32 only "
+            f"(format '{fmt}', quantization '{quantize}' asked): use --format onnx."
+        )
+    model = algorithms.get(name).load(job.model_dir)
+    try:
+        converted = model.to_onnx()
+    except NotConvertibleError as error:
+        raise ExportError(
+            f"The {name} model in {job.model_dir} cannot be exported: {error}."
+        ) from error
+    if converted is None:
+        raise RuntimeError(f"{name} has no ONNX form")
+    content, model_input = converted
+    compiled = ExportedModel(
+        runtimes.OnnxRuntime(content, available_cores()),
+        model.image_size,
+        model.channels,
+        model.class_count,
+        FeatureSettings.from_dict(model_input["features"]),
+    )
+    evaluation_split, evaluation = _evaluation_data(job)
+    record = exports.record(
+        fmt,
+        quantize,
+        len(content),
+        _size(job.model_dir / CLASSICAL_MODEL_FILE),
+        model_input,
+        exports.compare(
+            _predict(model.predict_proba, evaluation),
+            _predict(compiled.predict_proba, evaluation),
+            evaluation.labels,
+            evaluation_split,
+        ),
+    )
+    exports.install(job.model_dir, content, record)
     return record
 
 
@@ -126,13 +172,7 @@ def _read_job(contract: Contract) -> Job:
         metadata = read_metadata(model_dir)
     except FileNotFoundError as error:
         raise ExportError(f"{error} Train the job first (smvision.local train).") from error
-    spec = specs.get(metadata.get("algorithm"))
-    if spec.family != "keras":
-        keras_names = ", ".join(s.name for s in specs.table().values() if s.family == "keras")
-        raise ExportError(
-            f"{model_dir} holds a {spec.name} model: OpenCV features into scikit-learn, which "
-            f"neither TFLite nor ONNX runs here. export converts Keras models ({keras_names})."
-        )
+    specs.get(metadata.get("algorithm"))  # an unknown algorithm: its error, by name
     model_input = images.ModelInput(
         int(metadata["image_size"]),
         int(metadata["channels"]),
@@ -182,33 +222,6 @@ def _calibration_images(job: Job) -> np.ndarray:
 def _predict(predict: Any, dataset: Dataset) -> np.ndarray:
     parts = [predict(chunk) for chunk in dataset.chunks(_PREDICT_BATCH)]
     return np.concatenate(parts).astype(np.float32)
-
-
-def _compare(
-    original: np.ndarray, compressed: np.ndarray, dataset: Dataset, split: str
-) -> dict[str, Any]:
-    original_accuracy = float(np.mean(original.argmax(1) == dataset.labels))
-    export_accuracy = float(np.mean(compressed.argmax(1) == dataset.labels))
-    return {
-        "split": split,
-        "images": len(dataset),
-        "original_accuracy": original_accuracy,
-        "export_accuracy": export_accuracy,
-        "accuracy_change_points": 100.0 * (export_accuracy - original_accuracy),
-        "same_label": float(np.mean(original.argmax(1) == compressed.argmax(1))),
-        "max_probability_difference": float(np.abs(original - compressed).max()),
-    }
-
-
-def _install(model_dir: Path, exported: Path, record: dict[str, Any]) -> None:
-    """Move the export into model/ (replacing any earlier one), export.json last."""
-    (model_dir / EXPORT_FILE).unlink(missing_ok=True)
-    for name in MODEL_FILES.values():
-        (model_dir / name).unlink(missing_ok=True)
-    temporary = model_dir / f".{exported.name}.tmp"
-    temporary.write_bytes(exported.read_bytes())
-    os.replace(temporary, model_dir / exported.name)
-    write_json(model_dir / EXPORT_FILE, record)
 
 
 def _pixel_shape(model_input: images.ModelInput) -> list[int]:

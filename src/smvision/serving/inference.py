@@ -3,13 +3,17 @@
 Bodies decode in smvision.data.bodies and answers encode in smvision.serving.codecs;
 `Predictor.respond` decodes a batch of requests on its pool of threads, predicts them in
 `predict_proba` calls of at most MAX_BATCH_IMAGES images and encodes each answer by its
-Accept type. Every problem with a request raises a `ValueError` subclass whose message
-names what was wrong and what is accepted; a request whose prediction raises gets that
-error as its answer, and the others of its batch get theirs.
+Accept type. Two threads may call it at once (the batcher's `threads=2`): one decodes its
+batch while the other predicts, and predictions take turns under a lock (a TFLite
+interpreter runs one call at a time, and a prediction already has the model's threads).
+Every problem with a request raises a `ValueError` subclass whose message names what was
+wrong and what is accepted; a request whose prediction raises gets that error as its
+answer, and the others of its batch get theirs.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -104,6 +108,7 @@ class Predictor:
         self.threads = threads
         self.max_batch_images = max_batch_images
         self._decoders = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+        self._predicting = threading.Lock()
         # What the model abstains by (conformal.json, ood.npz; None for older models) and the
         # defaults of requests that do not say (SMVISION_TTA, SMVISION_COVERAGE).
         self.calibration = calibration
@@ -176,8 +181,9 @@ class Predictor:
         yield from self._answer_group(group)
 
     def _decode_all(self, requests: Sequence[Request]) -> Iterator[Decoded]:
-        if len(requests) == 1:  # no hand-over to the pool for a lone request
-            return iter([self._decode(requests[0])])
+        # No hand-over to a pool of one thread, or for a lone request: a thread hop each way.
+        if len(requests) == 1 or self.threads == 1:
+            return (self._decode(request) for request in requests)
         return self._decoders.map(self._decode, requests)
 
     def _decode(self, request: Request) -> Decoded:
@@ -278,10 +284,11 @@ class Predictor:
         if not batch:
             return np.zeros((0, len(self.class_names)), np.float32)
         step = self.max_batch_images
-        parts = [
-            self.algorithm.predict_proba(batch[start : start + step])
-            for start in range(0, len(batch), step)
-        ]
+        with self._predicting:
+            parts = [
+                self.algorithm.predict_proba(batch[start : start + step])
+                for start in range(0, len(batch), step)
+            ]
         probabilities = parts[0] if len(parts) == 1 else np.concatenate(parts)
         expected = (len(batch), len(self.class_names))
         if probabilities.shape != expected:

@@ -14,7 +14,7 @@ from smvision.serving import models, process_memory
 from smvision.serving.batcher import MicroBatcher
 from smvision.serving.inference import MAX_BATCH_IMAGES, Predictor, Request
 from smvision.serving.model_table import ModelPlan
-from smvision.serving.settings import ServerSettings, algorithm_of
+from smvision.serving.settings import ServerSettings, algorithm_of, inference_threads
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,11 @@ class LoadedModel:
         )
         # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
         # enough to fill a prediction, and respond() predicts no more images at once.
-        batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH_IMAGES)
+        batcher: MicroBatcher[Request, bytes] = MicroBatcher(
+            predictor.respond,
+            MAX_BATCH_IMAGES,
+            threads=inference_threads(settings.threads_per_worker),
+        )
         batcher.start()
         try:
             batcher.submit(predictor.warm_up_request()).result()

@@ -1,10 +1,11 @@
 """Which model `serve` runs from /opt/ml/model, and on what.
 
-SMVISION_SERVE_FORMAT (contract.py) picks it: `auto` serves the export that
-`smvision.local export` wrote beside the trained model when there is one, else the
-trained model; `trained` ignores any export; `tflite` and `onnx` ask for that export
-and fail at start without it. An export runs on LiteRT or ONNX Runtime and needs neither
-TensorFlow nor scikit-learn: the image built with RUNTIME=lite has neither.
+SMVISION_SERVE_FORMAT (contract.py) picks it: `auto` serves the export beside the trained
+model when there is one (`train` writes an svm's or rf's ONNX, `smvision.local export` a
+Keras model's TFLite or ONNX), else the trained model; `trained` ignores any export;
+`tflite` and `onnx` ask for that export and fail at start without it. An export runs on
+LiteRT or ONNX Runtime and needs neither TensorFlow nor scikit-learn: the image built with
+RUNTIME=lite has neither.
 
 A trained Keras model runs as SMVISION_KERAS_RUNTIME says, else as its algorithm's entry
 in the table (specs.py): `tflite` compiles it to a float32 TFLite flatbuffer in a child
@@ -34,9 +35,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
+from smvision.algorithms.exported import ExportedModel
 from smvision.algorithms.features.backbones import keras_models_dir
 from smvision.core.contract import EXPORT_FILE
-from smvision.data import images
 from smvision.model import runtimes
 from smvision.schema import specs
 
@@ -108,22 +109,6 @@ def choose(model_dir: Path, serve_format: str) -> Choice:
     return Choice(record)
 
 
-class ExportedModel:
-    """A model written by `smvision.local export`, on LiteRT or ONNX Runtime."""
-
-    def __init__(
-        self, runtime: runtimes.Runtime, image_size: int, channels: int, class_count: int
-    ) -> None:
-        self.runtime = runtime
-        self.image_size = image_size
-        self.channels = channels
-        self.class_count = class_count
-
-    def predict_proba(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        prepared = np.stack([images.prepare(i, self.image_size, self.channels) for i in batch])
-        return self.runtime.predict(prepared)
-
-
 def load(
     model_dir: Path,
     metadata: dict[str, Any],
@@ -133,13 +118,16 @@ def load(
 ) -> ServableModel:
     """The chosen model, loaded and compiled, before the first request."""
     if choice.export is not None:
-        return _exported(runtimes.load(model_dir / choice.export["file"], threads), metadata)
+        runtime = runtimes.load(model_dir / choice.export["file"], threads)
+        return ExportedModel.of(runtime, metadata, choice.export)
     spec = specs.get(metadata["algorithm"])
     keras_runtime = resolved_keras_runtime(spec, keras_runtime)
     if keras_runtime == "tflite" and spec.family == "keras":
         if not _installed("tensorflow"):
             raise _lite_image_error(metadata, model_dir, "No module named 'tensorflow'")
-        return _exported(runtimes.LiteRuntime(compile_in_child(model_dir), threads), metadata)
+        return ExportedModel.of(
+            runtimes.LiteRuntime(compile_in_child(model_dir), threads), metadata, None
+        )
     from smvision import algorithms
 
     try:
@@ -214,15 +202,6 @@ def _backbone(metadata: dict[str, Any]) -> dict[str, Any] | None:
     """The features=deep backbone's record (backbones.BackboneRecord), if any."""
     record = metadata.get("preprocessing", {}).get("backbone")
     return record if isinstance(record, dict) else None
-
-
-def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedModel:
-    return ExportedModel(
-        runtime,
-        int(metadata["image_size"]),
-        int(metadata["channels"]),
-        len(metadata["class_names"]),
-    )
 
 
 def compile_in_child(model_dir: Path) -> bytes:

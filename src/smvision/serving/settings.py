@@ -191,5 +191,14 @@ def default_workers(algorithm: str, cores: int) -> int:
 
 
 def threads_per_worker(cores: int, workers: int) -> int:
-    """Each worker's share of the cores, at least one thread."""
+    """Each worker's share of the cores, at least one thread: its budget, which its model
+    runtime's threads, its decoding pool and OpenCV's pool each get, and all the workers'
+    budgets add up to the cores."""
     return max(1, cores // workers)
+
+
+def inference_threads(budget: int) -> int:
+    """Threads that take batches in turn in a worker of `budget` cores: two once it has two
+    cores, so that one decodes the next batch while the other predicts; one on a single
+    core, where the two would only take the core from each other."""
+    return 2 if budget >= 2 else 1

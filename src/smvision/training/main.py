@@ -21,14 +21,19 @@ from typing import Any
 import numpy as np
 
 from smvision import algorithms
-from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
+from smvision.algorithms.base import (
+    CLASSICAL_MODEL_FILE,
+    Algorithm,
+    AlgorithmInputError,
+    History,
+)
 from smvision.core import contract as contract_module
 from smvision.core import logs, metrics
 from smvision.core.artifacts import library_versions, staged_directory, write_json
 from smvision.core.contract import BASELINE_FILE, METADATA_FILE, Contract, ContractError
 from smvision.data import memory_budget as memory
 from smvision.data.dataset import DataError, Dataset
-from smvision.model import evaluation, tta
+from smvision.model import evaluation, exports, tta
 from smvision.model.parent import ParentModel, ParentModelError, check_parent, find_parent
 from smvision.monitor import baseline
 from smvision.schema import hyperparameters
@@ -36,6 +41,7 @@ from smvision.schema.hyperparameters import HyperparameterError, Hyperparameters
 from smvision.training import data_report, distributed, explain
 from smvision.training.abstention import Abstention, tta_evaluation
 from smvision.training.inputs import JobData, load_data
+from smvision.training.serving_export import Export, compile_for_serving
 
 log = logging.getLogger("smvision.training.main")
 
@@ -164,6 +170,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
         probabilities.get("validation"),
         parent,
         abstention,
+        compile_for_serving(algorithm, job, probabilities),
     )
 
 
@@ -303,14 +310,20 @@ def save_model(
     validation_probabilities: np.ndarray | None,
     parent: ParentModel | None = None,
     abstention: Abstention | None = None,
+    export: Export | None = None,
 ) -> None:
     """The model files, metadata.json, baseline.json (what the drift monitor compares
-    requests with) and what serve abstains by (conformal.json, ood.npz), moved into model/
-    only once all are written."""
+    requests with), what serve abstains by (conformal.json, ood.npz) and the export that
+    serve runs (an svm or rf compiled to ONNX), moved into model/ only once all are written."""
     with staged_directory(contract.model_dir) as staging:
         algorithm.save(staging)
         if abstention is not None:
             abstention.save(staging)
+        if export is not None:
+            content, record = export
+            trained = staging / CLASSICAL_MODEL_FILE  # what the export stands in for
+            size = trained.stat().st_size if trained.is_file() else None
+            exports.install(staging, content, record | {"original_bytes": size})
         write_json(
             staging / METADATA_FILE,
             {

@@ -1,0 +1,63 @@
+"""The lite serving image (RUNTIME=lite: no TensorFlow, no scikit-learn) serves an svm from
+the ONNX that train compiled it to, with the answers the job's evaluation wrote."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.container.conftest import BuiltImage, ContainerJobs, run_in_image
+from tests.container.engine import Engine
+from tests.container.test_serve_image import (
+    PROBABILITY_TOLERANCE,
+    ServingContainer,
+    wait_ready,
+)
+from tests.support.server_process import free_port
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+
+def test_the_lite_image_has_neither_tensorflow_nor_scikit_learn(
+    engine: Engine, lite_image: BuiltImage
+) -> None:
+    script = (
+        "for module in tensorflow keras sklearn; do "
+        'python -c "import $module" 2>/dev/null && echo "$module is there"; done; '
+        "python -c 'import onnxruntime, cv2, smvision.serving.main' && echo runtimes ok; "
+        "command -v train || echo no train"
+    )
+    completed = run_in_image(engine, lite_image.tag, script)
+    assert completed.stdout.splitlines() == ["runtimes ok", "no train"], completed
+
+
+def test_the_lite_image_serves_an_svm_as_the_job_evaluated_it(
+    engine: Engine, lite_image: BuiltImage, container_jobs: ContainerJobs
+) -> None:
+    job = container_jobs("svm")  # trained in the full image, which compiled it to ONNX
+    assert job.returncode == 0, job.output[-3000:]
+    assert (job.ml / "model" / "model.onnx").is_file()
+    port = free_port()
+    options = [
+        "--publish",
+        f"127.0.0.1:{port}:8080",
+        "--volume",
+        f"{job.ml / 'model'}:/opt/ml/model:ro",
+    ]
+    with engine.container(lite_image.tag, ["serve"], options) as name:
+        served = ServingContainer(name, f"http://127.0.0.1:{port}")
+        wait_ready(engine, served)
+        assert "its onnx export, float32" in engine.logs(name)
+        test_dir = job.ml / "input" / "data" / "test"
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            for entry in job.evaluation["test"]["predictions"]:
+                body = (test_dir / entry["source"]).read_bytes()
+                response = client.post(
+                    "/invocations", content=body, headers={"Content-Type": "image/png"}
+                )
+                assert response.status_code == 200, response.text
+                (prediction,) = response.json()["predictions"]
+                assert prediction["label"] == entry["predicted"], entry["source"]
+                assert prediction["probability"] == pytest.approx(
+                    entry["probability"], abs=PROBABILITY_TOLERANCE
+                ), entry["source"]
