@@ -173,7 +173,8 @@ COMMON = (
         "int",
         64,
         "Images are resized to image_size x image_size pixels; auto: the training images' "
-        "median side, rounded up to a multiple of 8 within the algorithm's range.",
+        "median side, rounded up to a multiple of 8 within the algorithm's range, and with "
+        "features=deep 224, the ResNet50 backbone's own input.",
         low=8,
         high=1024,
         keywords=("auto",),

@@ -24,6 +24,8 @@ from smvision.schema.params import CLASSICAL, KERAS, RESNET50, RF, SVM, Hyperpar
 
 ENTRY_POINT_GROUP = "smvision.algorithms"
 SERVING_CPU = "ml.m5.xlarge"
+# ResNet50's ImageNet input: resnet50's image_size, and features=deep's when image_size is auto.
+IMAGENET_IMAGE_SIZE = 224
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,8 @@ _RESNET50 = replace(
     implementation="smvision.algorithms.resnet50:ResNet50Algorithm",
     summary="Keras ResNet50 transfer learning: new head, then fine-tuning",
     parameters=KERAS + RESNET50,
-    image_size=224,
-    auto_image_size_range=(224, 224),
+    image_size=IMAGENET_IMAGE_SIZE,
+    auto_image_size_range=(IMAGENET_IMAGE_SIZE, IMAGENET_IMAGE_SIZE),
     channels=3,
     min_image_size=32,
     min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
