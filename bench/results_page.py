@@ -243,6 +243,58 @@ def int8_table(store: Store) -> list[str]:
     return lines
 
 
+def _transfer_row(store: Store, name: str) -> str | None:
+    base = key("transfer", name)
+    if key(base, "accuracy") not in store:
+        return None
+    accuracy = store[key(base, "accuracy")]
+    low, high = store[key(base, "accuracy low")].median, store[key(base, "accuracy high")].median
+    head = store.get(key(base, "head phase"))
+    return (
+        f"| {name} | {accuracy.median:.3f} ({low:.3f}-{high:.3f}) on "
+        f"{store[key(base, 'test images')].median:.0f} | {spread(store[key(base, 'wall')])} | "
+        f"{spread(head) if head else 'n/a'} | {spread(store[key(base, 'peak memory')], 4)} |"
+    )
+
+
+def transfer_tables(store: Store) -> list[str]:
+    """resnet50 with and without the frozen cache, views, svm on deep features; serving."""
+    names = sorted({name.split("/")[1] for name in store if name.startswith("transfer/")})
+    lines = [
+        "| job | test accuracy (95% interval) on images | wall s | head phase s | peak memory MB |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [row for name in names if (row := _transfer_row(store, name))]
+    for name, what in (("wall", "whole job"), ("head phase", "head phase")):
+        ratio = store.get(key("transfer", "speed-up", name))
+        if ratio:
+            lines.append(f"\nSpeed-up of the {what}, frozen_cache false / true: {spread(ratio)}")
+    serving = sorted(
+        {n.split("/")[2] for n in store if n.startswith("transfer/serving/")},
+    )
+    if serving:
+        lines += [
+            "",
+            "| resnet50 served on | p50, one image, ms | images/s, batches of 32 |",
+            "|---|---|---|",
+        ]
+        for runtime in serving:
+            base = key("transfer", "serving", runtime)
+            lines.append(
+                f"| {runtime} | {spread(store[key(base, 'p50')])} | "
+                f"{spread(store[key(base, 'batch32')])} |"
+            )
+    for fmt in ("tflite", "onnx"):
+        base = key("transfer", f"int8 {fmt}")
+        if key(base, "int8 accuracy") in store:
+            lines.append(
+                f"\nint8 {fmt}: test accuracy {store[key(base, 'int8 accuracy')].median:.3f} "
+                f"against the Keras model's {store[key(base, 'float32 accuracy')].median:.3f}"
+                f"{'' if store[key(base, 'kept')].median else ' (refused by the gate)'}"
+            )
+    return lines
+
+
 def startup_table(store: Store, run: RunContext) -> list[str]:
     lines = [
         "| algorithm | seconds to the first 200 on /ping: median (min-max) | starts |",

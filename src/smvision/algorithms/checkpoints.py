@@ -35,6 +35,8 @@ class LoopState:
     epoch_in_phase: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
     best_loss: float | None = None
+    # The epoch (counted over all phases, from 1) whose validation loss is best_loss.
+    best_epoch: int | None = None
     bad_epochs: int = 0
     stopped_early: bool = False
 
@@ -49,19 +51,21 @@ class LoopState:
             "epoch_in_phase": self.epoch_in_phase,
             "history": self.history,
             "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
         }
 
     @classmethod
     def from_record(cls, saved: dict[str, Any]) -> LoopState:
-        best_loss = saved.get("best_loss")
+        best_loss, best_epoch = saved.get("best_loss"), saved.get("best_epoch")
         return cls(
             fingerprint=str(saved["fingerprint"]),
             phase=int(saved["phase"]),
             epoch_in_phase=int(saved["epoch_in_phase"]),
             history={str(k): [float(x) for x in v] for k, v in saved["history"].items()},
             best_loss=None if best_loss is None else float(best_loss),
+            best_epoch=None if best_epoch is None else int(best_epoch),
             bad_epochs=int(saved.get("bad_epochs", 0)),
             stopped_early=bool(saved.get("stopped_early", False)),
         )

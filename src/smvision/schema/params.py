@@ -590,6 +590,23 @@ RESNET50 = (
         tuning=TuningRange("continuous", 1e-6, 1e-3, scaling="Logarithmic"),
     ),
     Param(
+        "frozen_cache",
+        "bool",
+        True,
+        "Run the frozen layers once per image and train on their cached output: the head "
+        "on the base's pooled output, fine-tuning on the output below the layers it trains "
+        "(false: every epoch runs the whole network on the images, as before).",
+    ),
+    Param(
+        "augmented_views",
+        "int",
+        2,
+        "With augment on: augmented views of each train image that the frozen base runs "
+        "on once, before training; each epoch trains on one of them at random per image.",
+        low=1,
+        high=64,
+    ),
+    Param(
         "mixed_precision",
         "bool",
         "auto",

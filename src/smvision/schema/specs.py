@@ -174,7 +174,9 @@ _RESNET50 = replace(
     optional_channels=("validation", "test", "pretrained", "model"),
     incremental="starts from the earlier model's weights, head and fine-tuned layers "
     "(reinitialize_top_layer=true gives it a new head for other classes)",
-    defaults={"epochs": 10, "batch_size": 32},
+    # No warm-up for early stopping: the base runs with training=False, so no batch-norm
+    # statistics move, and the head's best epoch may be kept over fine-tuning's.
+    defaults={"epochs": 10, "batch_size": 32, "early_stopping_warmup_steps": 0},
     data_needed="hundreds of images: ImageNet features transfer",
     setup="TensorFlow, ImageNet weights (about 100 MB), a GPU",
 )
