@@ -88,14 +88,16 @@ class LiteRuntime:
 class OnnxRuntime:
     """An ONNX model on ONNX Runtime's CPU provider."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, model: Path | bytes, threads: int) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
+            model if isinstance(model, bytes) else str(model),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         (entry,) = self._session.get_inputs()
         self._input_name = entry.name
@@ -105,6 +107,15 @@ class OnnxRuntime:
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         (probabilities,) = self._session.run(None, {self._input_name: pixels})
         return np.asarray(probabilities, dtype=np.float32)
+
+
+def from_bytes(content: bytes, fmt: str, threads: int) -> Runtime:
+    """The runtime for a compiled model held in memory: a TFLite flatbuffer or ONNX model."""
+    if fmt == "tflite":
+        return LiteRuntime(content, threads)
+    if fmt == "onnx":
+        return OnnxRuntime(content, threads)
+    raise ValueError(f"Format '{fmt}': use one of {', '.join(FORMATS)}.")
 
 
 def load(path: Path, threads: int) -> Runtime:

@@ -8,11 +8,14 @@ returns probabilities, so `serve` runs it on LiteRT or ONNX Runtime without Tens
 int8 is calibrated on up to CALIBRATION_IMAGES training images (the job's train channel,
 decoded as training decoded them). The export is then run on the job's test split (else
 its validation split) beside the original, and what changed, accuracy and probabilities,
-is stored with it in model/export.json. A model directory holds one export at a time: a
-new one replaces the last.
+is stored with it in model/export.json. An export that loses more than one point of
+accuracy there is not installed (the gate): an int8 one is made again as float16, and
+export.json says why. A model directory holds one export at a time: a new one replaces
+the last.
 
 `python -m smvision.serving.export MODEL_DIR OUT` writes the trained Keras model in MODEL_DIR as
-a float32 TFLite flatbuffer to OUT: what `serve` runs in a child process at start.
+a float32 TFLite flatbuffer (OUT ending in .tflite) or ONNX model (.onnx) to OUT: what
+`serve` runs in a child process at start.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ log = logging.getLogger("smvision.serving.export")
 QUANTIZATIONS = ("float32", "float16", "int8")
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 CALIBRATION_IMAGES = 200
+# The export gate: the most test accuracy an export may lose against the original model.
+MAX_ACCURACY_LOSS_POINTS = 1.0
+# What an export is made as, in order, until one passes the gate.
+FALLBACKS = {"float32": ("float32",), "float16": ("float16",), "int8": ("int8", "float16")}
 ONNX_OPSET = 17
 _PREDICT_BATCH = 64
 
@@ -62,7 +69,12 @@ class Job:
 
 
 def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str, Any]:
-    """Write model/model.{tflite,onnx} and model/export.json for the job; return the latter."""
+    """Write model/model.{tflite,onnx} and model/export.json for the job; return the latter.
+
+    The accuracy gate: an export whose accuracy on the evaluation split falls more than
+    MAX_ACCURACY_LOSS_POINTS below the original's is not installed. An int8 one is made
+    again as float16 (`record["gate"]` says why); any other, or a float16 that fails too,
+    is refused with an ExportError and the model directory is left as it was."""
     if fmt not in runtimes.FORMATS or quantize not in QUANTIZATIONS:
         raise ExportError(
             f"Format '{fmt}' with quantization '{quantize}': use a format of "
@@ -74,43 +86,82 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
     model = algorithms.get(job.metadata["algorithm"]).load(job.model_dir)
     keras_model = model.model  # type: ignore[attr-defined]
     evaluation_split, evaluation = _evaluation_data(job)
+    original = _predict(model.predict_proba, evaluation)
     calibration = _calibration_images(job) if quantize == "int8" else None
+    refused: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="smvision-export-") as scratch:
-        exported = Path(scratch) / MODEL_FILES[fmt]
-        if fmt == "tflite":
-            exported.write_bytes(
-                tflite_flatbuffer(keras_model, job.model_input, quantize, calibration)
-            )
+        for attempt in FALLBACKS[quantize]:
+            exported = Path(scratch) / attempt / MODEL_FILES[fmt]
+            exported.parent.mkdir()
+            if fmt == "tflite":
+                exported.write_bytes(
+                    tflite_flatbuffer(keras_model, job.model_input, attempt, calibration)
+                )
+            else:
+                onnx_model(keras_model, job.model_input, attempt, calibration, exported)
+            runtime = runtimes.load(exported, available_cores())
+            compressed = _predict(runtime.predict, evaluation)
+            compared = _compare(original, compressed, evaluation, evaluation_split)
+            sentence = gate_refusal(fmt, attempt, compared)
+            if sentence is None:
+                break
+            log.warning("%s", sentence)
+            refused.append({"quantize": attempt, "evaluation": compared, "reason": sentence})
         else:
-            _to_onnx(keras_model, job, quantize, calibration, exported)
-        runtime = runtimes.load(exported, available_cores())
-        original = _predict(model.predict_proba, evaluation)
-        compressed = _predict(runtime.predict, evaluation)
+            raise ExportError(
+                " ".join(r["reason"] for r in refused) + " Nothing was exported; the model "
+                "directory is as it was. Serve the trained model, or export it as float32."
+            )
         record = {
             "format": fmt,
-            "quantize": quantize,
+            "quantize": attempt,
             "file": exported.name,
             "bytes": exported.stat().st_size,
             "original_bytes": _size(job.model_dir / keras_base.MODEL_FILE),
             "input": {"dtype": "uint8", "shape": [None, *_pixel_shape(job.model_input)]},
             "calibration": None
-            if calibration is None
+            if calibration is None or attempt != "int8"
             else {"channel": "train", "images": len(calibration)},
-            "evaluation": _compare(original, compressed, evaluation, evaluation_split),
+            "evaluation": compared,
+            "gate": {
+                "max_accuracy_loss_points": MAX_ACCURACY_LOSS_POINTS,
+                "asked": quantize,
+                "refused": refused,
+            },
             "versions": library_versions(),
         }
         _install(job.model_dir, exported, record)
     return record
 
 
+def gate_refusal(fmt: str, quantize: str, compared: dict[str, Any]) -> str | None:
+    """Why an export may not be installed (it lost more than MAX_ACCURACY_LOSS_POINTS of
+    accuracy on the evaluation split), or None."""
+    change = float(compared["accuracy_change_points"])
+    if change >= -MAX_ACCURACY_LOSS_POINTS:
+        return None
+    fallback = FALLBACKS["int8"][1] if quantize == "int8" else None
+    return (
+        f"The {quantize} {fmt} export scored {compared['export_accuracy']:.4f} on the "
+        f"{compared['images']} {compared['split']} images against the original's "
+        f"{compared['original_accuracy']:.4f} ({change:+.2f} points), more than the "
+        f"{MAX_ACCURACY_LOSS_POINTS:g} point the export gate allows"
+        + (f"; trying {fallback} instead." if fallback else ".")
+    )
+
+
 def compile_saved_model(model_dir: Path, destination: Path) -> None:
-    """The trained Keras model in model_dir as a float32 TFLite flatbuffer at destination."""
+    """The trained Keras model in model_dir as a float32 TFLite flatbuffer or ONNX model
+    (by destination's suffix) at destination."""
     metadata = read_metadata(model_dir)
     model = algorithms.get(metadata["algorithm"]).load(model_dir)
     model_input = images.ModelInput(int(metadata["image_size"]), int(metadata["channels"]))
-    flatbuffer = tflite_flatbuffer(model.model, model_input)  # type: ignore[attr-defined]
-    temporary = destination.with_name(f".{destination.name}.tmp")
-    temporary.write_bytes(flatbuffer)
+    keras_model = model.model  # type: ignore[attr-defined]
+    temporary = destination.with_name(f".{destination.name}.tmp{destination.suffix}")
+    if destination.suffix == ".onnx":
+        onnx_model(keras_model, model_input, "float32", None, temporary)
+    else:
+        temporary.write_bytes(tflite_flatbuffer(keras_model, model_input))
     os.replace(temporary, destination)
 
 
@@ -278,17 +329,19 @@ def _convert(converter: Any, quantize: str, calibration: np.ndarray | None) -> b
     return content
 
 
-def _to_onnx(
+def onnx_model(
     keras_model: Any,
-    job: Job,
+    model_input: images.ModelInput,
     quantize: str,
     calibration: np.ndarray | None,
     destination: Path,
 ) -> None:
+    """The Keras model on uint8 pixels as an ONNX model at destination (also what serve
+    compiles for SMVISION_KERAS_RUNTIME=onnx)."""
     import onnx
     import tf2onnx
 
-    function = _serving_function(keras_model, job.model_input)
+    function = _serving_function(keras_model, model_input)
     proto, _ = tf2onnx.convert.from_function(
         function, input_signature=function.input_signature, opset=ONNX_OPSET
     )
@@ -327,6 +380,9 @@ def _to_onnx(
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        # Merge the calibration ranges every few images: ResNet50's activations for 200
+        # images at 224 pixels, kept until the end, take gigabytes.
+        extra_options={"CalibMaxIntermediateOutputs": 8},
     )
     float_model.unlink()
 

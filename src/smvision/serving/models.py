@@ -7,9 +7,10 @@ and fail at start without it. An export runs on LiteRT or ONNX Runtime and needs
 TensorFlow nor scikit-learn: the image built with RUNTIME=lite has neither.
 
 A trained Keras model runs as SMVISION_KERAS_RUNTIME says, else as its algorithm's entry
-in the table (specs.py): `tflite` compiles it to a float32 TFLite flatbuffer in a child
-process (`python -m smvision.serving.export`) and serves that like an export, so the worker
-itself never imports TensorFlow; in-process, the converter held the GIL for seconds,
+in the table (specs.py): `tflite` (`onnx`) compiles it to a float32 TFLite flatbuffer (ONNX
+model) in a child process (`python -m smvision.serving.export`) and serves that like an
+export, so the worker itself never imports TensorFlow; in-process, the converter held the
+GIL for seconds,
 and /ping, which must answer within 2 s while the model loads, waited 24 s behind it.
 `xla` and `tensorflow` run the Keras model in the worker
 (`KerasAlgorithm.compile_for_serving`).
@@ -136,10 +137,11 @@ def load(
         return _exported(runtimes.load(model_dir / choice.export["file"], threads), metadata)
     spec = specs.get(metadata["algorithm"])
     keras_runtime = resolved_keras_runtime(spec, keras_runtime)
-    if keras_runtime == "tflite" and spec.family == "keras":
+    if keras_runtime in runtimes.FORMATS and spec.family == "keras":
         if not _installed("tensorflow"):
             raise _lite_image_error(metadata, model_dir, "No module named 'tensorflow'")
-        return _exported(runtimes.LiteRuntime(compile_in_child(model_dir), threads), metadata)
+        compiled = compile_in_child(model_dir, keras_runtime)
+        return _exported(runtimes.from_bytes(compiled, keras_runtime, threads), metadata)
     from smvision import algorithms
 
     try:
@@ -182,7 +184,7 @@ def engine(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> str:
     if spec.family != "keras":
         return "tensorflow" if _backbone(metadata) else "scikit-learn"
     runtime = resolved_keras_runtime(spec, keras_runtime)
-    return "tflite" if runtime == "tflite" else "tensorflow"
+    return runtime if runtime in runtimes.FORMATS else "tensorflow"
 
 
 def compiles_in_child(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> bool:
@@ -191,7 +193,7 @@ def compiles_in_child(metadata: dict[str, Any], choice: Choice, keras_runtime: s
     return (
         choice.export is None
         and spec.family == "keras"
-        and resolved_keras_runtime(spec, keras_runtime) == "tflite"
+        and resolved_keras_runtime(spec, keras_runtime) in runtimes.FORMATS
     )
 
 
@@ -225,21 +227,22 @@ def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedMo
     )
 
 
-def compile_in_child(model_dir: Path) -> bytes:
-    """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process
-    (one at a time), or as compiled before from the same Keras file."""
-    cached = COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.tflite"
+def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
+    """The trained Keras model as a float32 TFLite flatbuffer or ONNX model (`fmt`),
+    converted by a child process (one at a time), or as compiled before from the same
+    Keras file."""
+    cached = COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.{fmt}"
     with _compiling:
         if cached.is_file():
             return cached.read_bytes()
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
-            destination = Path(scratch) / "model.tflite"
+            destination = Path(scratch) / f"model.{fmt}"
             returncode, stderr = _run_child(
                 [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)]
             )
             if returncode != 0 or not destination.is_file():
                 raise ExportError(
-                    f"Compiling the Keras model in {model_dir} to TFLite failed (exit "
+                    f"Compiling the Keras model in {model_dir} to {fmt} failed (exit "
                     f"{returncode}): {stderr.strip()[-2000:]} Set "
                     "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
                 )
@@ -265,7 +268,8 @@ def _run_child(command: list[str]) -> tuple[int, str]:
             child.kill()
             child.communicate()
             raise ExportError(
-                f"Compiling {command[-2]} to TFLite took more than {COMPILE_TIMEOUT_S} s; set "
+                f"Compiling {command[-2]} to {Path(command[-1]).suffix[1:]} took more than "
+                f"{COMPILE_TIMEOUT_S} s; set "
                 "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
             ) from None
         finally:
