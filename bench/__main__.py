@@ -12,7 +12,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import accuracy, charts, inprocess, results_page, serving, training, training_runs
+from bench import (
+    accuracy,
+    charts,
+    inprocess,
+    results_page,
+    serving,
+    training,
+    training_runs,
+    transfer,
+)
 from bench.common import ROOT, Store, load_average, machine_description
 
 SERVING_ALGORITHMS = ("svm", "cnn")
@@ -86,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         serving.measure_startup(name, job_dirs[algorithm], STARTUP_REPEATS, store, env)
     phase("accuracy on photos: the JPEG decode rule on and off, int8 against float32")
     accuracy.measure(args.work, store)
+    phase("transfer learning on photos: resnet50 with and without the frozen cache, served")
+    transfer.measure(args.work / "transfer", store)
     phase("HOG feature extraction")
     store.merge(training.feature_extraction(digits))
     phase("the cost of each feature kind")

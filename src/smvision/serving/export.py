@@ -154,15 +154,31 @@ def compile_saved_model(model_dir: Path, destination: Path) -> None:
     """The trained Keras model in model_dir as a float32 TFLite flatbuffer or ONNX model
     (by destination's suffix) at destination."""
     metadata = read_metadata(model_dir)
-    model = algorithms.get(metadata["algorithm"]).load(model_dir)
     model_input = images.ModelInput(int(metadata["image_size"]), int(metadata["channels"]))
-    keras_model = model.model  # type: ignore[attr-defined]
     temporary = destination.with_name(f".{destination.name}.tmp{destination.suffix}")
+    if specs.get(metadata["algorithm"]).family == "keras":
+        keras_model = algorithms.get(metadata["algorithm"]).load(model_dir).model  # type: ignore[attr-defined]
+        tracked, function = keras_model, _serving_function(keras_model, model_input)
+    else:  # svm or rf on deep features: their backbone network
+        tracked, function = _backbone_function(model_dir, metadata, model_input)
     if destination.suffix == ".onnx":
-        onnx_model(keras_model, model_input, "float32", None, temporary)
+        _function_to_onnx(function, "float32", None, temporary)
     else:
-        temporary.write_bytes(tflite_flatbuffer(keras_model, model_input))
+        temporary.write_bytes(_function_to_tflite(tracked, function, "float32", None))
     os.replace(temporary, destination)
+
+
+def _backbone_function(
+    model_dir: Path, metadata: dict[str, Any], model_input: images.ModelInput
+) -> tuple[Any, Any]:
+    """The features=deep backbone of a classical model: its network, and its function from
+    uint8 pixels to the 2048 pooled values."""
+    from smvision.algorithms.features.backbones import BackboneRecord
+    from smvision.algorithms.features.deep import Backbone
+
+    record = BackboneRecord.from_dict(metadata["preprocessing"]["backbone"])
+    backbone = Backbone.load(model_dir, model_input.size, record)
+    return backbone._network, backbone.pooled_function(model_input.channels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,15 +316,22 @@ def tflite_flatbuffer(
     calibration: np.ndarray | None = None,
 ) -> bytes:
     """The Keras model on uint8 pixels as a TFLite flatbuffer (also what serve compiles)."""
+    function = _serving_function(keras_model, model_input)
+    return _function_to_tflite(keras_model, function, quantize, calibration)
+
+
+def _function_to_tflite(
+    tracked: Any, function: Any, quantize: str, calibration: np.ndarray | None
+) -> bytes:
+    """A tf.function over the Keras model `tracked` as a TFLite flatbuffer."""
     import keras
     import tensorflow as tf
 
     # A SavedModel written by Keras' ExportArchive holds the weights as the converter
     # wants them (a plain tf.function leaves them as variables TFLite cannot read).
     with tempfile.TemporaryDirectory(prefix="smvision-tflite-") as scratch:
-        function = _serving_function(keras_model, model_input)
         archive = keras.export.ExportArchive()
-        archive.track(keras_model)
+        archive.track(tracked)
         archive.add_endpoint("serving_default", function)
         archive.write_out(scratch, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
@@ -338,10 +361,16 @@ def onnx_model(
 ) -> None:
     """The Keras model on uint8 pixels as an ONNX model at destination (also what serve
     compiles for SMVISION_KERAS_RUNTIME=onnx)."""
+    function = _serving_function(keras_model, model_input)
+    _function_to_onnx(function, quantize, calibration, destination)
+
+
+def _function_to_onnx(
+    function: Any, quantize: str, calibration: np.ndarray | None, destination: Path
+) -> None:
     import onnx
     import tf2onnx
 
-    function = _serving_function(keras_model, model_input)
     proto, _ = tf2onnx.convert.from_function(
         function, input_signature=function.input_signature, opset=ONNX_OPSET
     )

@@ -34,9 +34,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
+from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE, Algorithm
 from smvision.algorithms.features.backbones import keras_models_dir
-from smvision.core.contract import EXPORT_FILE
+from smvision.core.contract import EXPORT_FILE, METADATA_FILE
 from smvision.data import images
 from smvision.model import runtimes
 from smvision.schema import specs
@@ -137,15 +137,27 @@ def load(
         return _exported(runtimes.load(model_dir / choice.export["file"], threads), metadata)
     spec = specs.get(metadata["algorithm"])
     keras_runtime = resolved_keras_runtime(spec, keras_runtime)
-    if keras_runtime in runtimes.FORMATS and spec.family == "keras":
+    compiled = None
+    if compiles_in_child(metadata, choice, keras_runtime):
         if not _installed("tensorflow"):
             raise _lite_image_error(metadata, model_dir, "No module named 'tensorflow'")
-        compiled = compile_in_child(model_dir, keras_runtime)
-        return _exported(runtimes.from_bytes(compiled, keras_runtime, threads), metadata)
+        content = compile_in_child(model_dir, keras_runtime)
+        compiled = runtimes.from_bytes(content, keras_runtime, threads)
+        if spec.family == "keras":
+            return _exported(compiled, metadata)
     from smvision import algorithms
 
+    algorithm: Algorithm
     try:
-        algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
+        if compiled is not None:  # svm or rf whose deep features the compiled network computes
+            from smvision.algorithms.classical import ClassicalAlgorithm
+
+            implementation = algorithms.get(metadata["algorithm"])
+            if not issubclass(implementation, ClassicalAlgorithm):
+                raise TypeError(f"{implementation} computes no deep features to compile.")
+            algorithm = implementation.load_with(model_dir, compiled.predict)
+        else:
+            algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
     except ModuleNotFoundError as error:
         raise _lite_image_error(metadata, model_dir, str(error)) from error
     algorithm.compile_for_serving(keras_runtime, threads)
@@ -175,24 +187,25 @@ def resolved_keras_runtime(spec: specs.AlgorithmSpec, keras_runtime: str) -> str
 
 
 def engine(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> str:
-    """What will run the model: tflite or onnx (an export, or a Keras model compiled to
-    TFLite), tensorflow (a Keras model in the worker, or an svm or rf whose features
-    include deep: ResNet50 on TensorFlow) or scikit-learn."""
+    """What will run the model: tflite or onnx (an export, or a Keras model or an svm's or
+    rf's deep-feature network compiled at start), tensorflow (a Keras model or that network
+    in the worker) or scikit-learn."""
     if choice.export is not None:
         return str(choice.export["format"])
     spec = specs.get(metadata["algorithm"])
-    if spec.family != "keras":
-        return "tensorflow" if _backbone(metadata) else "scikit-learn"
+    if spec.family != "keras" and not _backbone(metadata):
+        return "scikit-learn"
     runtime = resolved_keras_runtime(spec, keras_runtime)
     return runtime if runtime in runtimes.FORMATS else "tensorflow"
 
 
 def compiles_in_child(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> bool:
-    """Whether loading the model compiles it to TFLite in a child process first."""
+    """Whether loading the model compiles its network (a Keras model, or an svm's or rf's
+    deep-feature backbone) to TFLite or ONNX in a child process first."""
     spec = specs.get(metadata["algorithm"])
     return (
         choice.export is None
-        and spec.family == "keras"
+        and (spec.family == "keras" or _backbone(metadata) is not None)
         and resolved_keras_runtime(spec, keras_runtime) in runtimes.FORMATS
     )
 
@@ -231,7 +244,7 @@ def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
     """The trained Keras model as a float32 TFLite flatbuffer or ONNX model (`fmt`),
     converted by a child process (one at a time), or as compiled before from the same
     Keras file."""
-    cached = COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.{fmt}"
+    cached = COMPILE_CACHE / f"{_network_digest(model_dir)}.{fmt}"
     with _compiling:
         if cached.is_file():
             return cached.read_bytes()
@@ -284,6 +297,17 @@ def kill_compiles() -> None:
         for child in _children:
             with suppress(OSError):
                 child.kill()
+
+
+def _network_digest(model_dir: Path) -> str:
+    """What identifies the compiled network: the Keras file's SHA-256; for a deep-feature
+    backbone, its weights' SHA-256 (metadata.json) with the input geometry."""
+    keras_file = model_dir / KERAS_MODEL_FILE
+    if keras_file.is_file():
+        return _sha256(keras_file)
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    key = [_backbone(metadata), metadata["image_size"], metadata["channels"]]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _sha256(path: Path) -> str:
