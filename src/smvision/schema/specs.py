@@ -53,8 +53,8 @@ class AlgorithmSpec:
     serve_workers: int | None
     # Whether a job with several instances trains one model across all of them.
     spans_hosts: bool
-    # How serve runs a trained Keras model unless SMVISION_KERAS_RUNTIME says otherwise
-    # (smvision.serving.models); None for the others.
+    # How serve runs a trained Keras model, or the features=deep network of svm and rf,
+    # unless SMVISION_KERAS_RUNTIME says otherwise (smvision.serving.models).
     keras_runtime: str | None = None
     required_channels: tuple[str, ...] = ("train",)
     optional_channels: tuple[str, ...] = ("validation", "test")
@@ -105,6 +105,8 @@ _SVM = AlgorithmSpec(
     serving_instance_type=SERVING_CPU,
     # scikit-learn predicts on one core per call: a worker per core.
     serve_workers=None,
+    # features=deep: the ResNet50 backbone compiled at start, as resnet50 is.
+    keras_runtime="tflite",
     spans_hosts=False,
     incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
     "earlier model is checked for fit and recorded as the parent",
@@ -168,9 +170,10 @@ _RESNET50 = replace(
     channels=3,
     min_image_size=32,
     min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
-    # TensorFlow's graph: XNNPACK matched oneDNN on ResNet50's convolutions, and
-    # converting it at start took tens of seconds (bench/NOTES.md).
-    keras_runtime="tensorflow",
+    # Compiled to TFLite at start, as the cnn: float32 XNNPACK matched TensorFlow's oneDNN
+    # and ONNX Runtime on ResNet50 (within noise), converting took less time than to ONNX,
+    # and the worker then holds no TensorFlow (bench/transfer.py; docs/guides).
+    keras_runtime="tflite",
     optional_channels=("validation", "test", "pretrained", "model"),
     incremental="starts from the earlier model's weights, head and fine-tuned layers "
     "(reinitialize_top_layer=true gives it a new head for other classes)",

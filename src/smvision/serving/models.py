@@ -18,6 +18,7 @@ and /ping, which must answer within 2 s while the model loads, waited 24 s behin
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -26,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -245,7 +246,7 @@ def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
     converted by a child process (one at a time), or as compiled before from the same
     Keras file."""
     cached = COMPILE_CACHE / f"{_network_digest(model_dir)}.{fmt}"
-    with _compiling:
+    with _compiling, _compile_lock(cached):
         if cached.is_file():
             return cached.read_bytes()
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
@@ -266,6 +267,21 @@ def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
             partial.write_bytes(flatbuffer)
             partial.replace(cached)
         return flatbuffer
+
+
+@contextmanager
+def _compile_lock(cached: Path) -> Iterator[None]:
+    """One compile of a network across processes (svm on deep features runs a worker per
+    core, each loading the same model): the others wait, then read the cache."""
+    try:
+        COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
+        stream = open(cached.with_suffix(".lock"), "w")  # noqa: SIM115 (held while locked)
+    except OSError:  # no cache to share: each process compiles its own
+        yield
+        return
+    with stream:
+        fcntl.flock(stream, fcntl.LOCK_EX)
+        yield
 
 
 def _run_child(command: list[str]) -> tuple[int, str]:
