@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from smvision.algorithms.features.backbones import IMAGENET_NOTOP_FILE
 from smvision.comparison.plots import PLOT_FILES
 from smvision.local.compare.plan import PlanError, make_plan
 from smvision.local.compare.progress import read_line
 from smvision.schema import specs
+from smvision.schema.specs import IMAGENET_NOTOP_FILE
 from tests.support.pictures import assert_picture
 
 ROOT = Path(__file__).resolve().parents[2]

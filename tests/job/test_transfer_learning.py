@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +87,20 @@ def fit(faces: Faces, pretrained: Path, directory: Path, **values: str) -> Fitte
 
     hp = hyperparameters.parse(HPS | values, strict=True)
     cluster = distributed.Cluster(("algo-1",), "algo-1", 0, 1, 0)
-    log: list[str] = []
-    run = JobRun(directory / "checkpoints", cluster, len(faces.train), pretrained)
-    run.info = log.append  # type: ignore[method-assign]
+    run = LoggedRun(directory / "checkpoints", cluster, len(faces.train), pretrained)
     algorithm = ResNet50Algorithm(SIZE, 3, len(faces.class_names))
     history = algorithm.fit(faces.train, faces.validation, hp, run)
-    return Fitted(algorithm, history, directory / "checkpoints", log)
+    return Fitted(algorithm, history, directory / "checkpoints", run.lines)
+
+
+@dataclass
+class LoggedRun(JobRun):
+    """The job's run context, keeping its log lines."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import keras
 
 from smvision.algorithms import frozen_cache, gradcam
 from smvision.algorithms.base import AlgorithmInputError, RunContext
-from smvision.algorithms.features.backbones import IMAGENET_NOTOP_FILE
 from smvision.algorithms.keras_base import FeatureCache, KerasAlgorithm, Phase
 from smvision.data.dataset import Dataset
 from smvision.schema.hyperparameters import Hyperparameters
+from smvision.schema.specs import IMAGENET_NOTOP_FILE
 
 BASE_NAME = "resnet50"
 LAST_BLOCK = "conv5_block3_out"

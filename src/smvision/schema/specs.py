@@ -26,6 +26,9 @@ ENTRY_POINT_GROUP = "smvision.algorithms"
 SERVING_CPU = "ml.m5.xlarge"
 # ResNet50's ImageNet input: resnet50's image_size, and features=deep's when image_size is auto.
 IMAGENET_IMAGE_SIZE = 224
+# Keras' ImageNet weights of ResNet50 without its top: what a 'pretrained' channel holds,
+# and what the image bakes into its Keras cache (RESNET50_WEIGHTS=imagenet).
+IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 NETWORK = "resnet50"
-# Keras' ImageNet weights of ResNet50 without its top: what a 'pretrained' channel holds,
-# and what the image bakes into its Keras cache (RESNET50_WEIGHTS=imagenet).
-IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 DEEP_WIDTH = 2048  # channels of ResNet50's last block, pooled
 
 

@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smvision.algorithms.features.backbones import IMAGENET_NOTOP_FILE, keras_models_dir
+from smvision.algorithms.features.backbones import keras_models_dir
 from smvision.core.contract import CHANNELS
 from smvision.schema import configurations, hyperparameters, specs
 from smvision.schema.configurations import Configuration
+from smvision.schema.specs import IMAGENET_NOTOP_FILE
 
 
 class PlanError(ValueError):
