@@ -409,9 +409,6 @@ def _function_to_onnx(
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=True,
-        # Merge the calibration ranges every few images: ResNet50's activations for 200
-        # images at 224 pixels, kept until the end, take gigabytes.
-        extra_options={"CalibMaxIntermediateOutputs": 8},
     )
     float_model.unlink()
 
