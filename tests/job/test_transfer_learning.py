@@ -165,19 +165,23 @@ def test_the_head_trained_away_from_its_starting_weights(
 def test_the_compiled_model_answers_as_keras_does(
     fitted: dict[str, Fitted], faces: Faces, tmp_path: Path
 ) -> None:
+    """The conversion serve's child process makes (`python -m smvision.serving.export`),
+    run here without the child's time limit: ResNet50 converts in tens of seconds on an
+    idle machine, minutes on a busy one. The child itself: test_serve_exported.py."""
     from smvision.model import runtimes
-    from smvision.serving import models
+    from smvision.serving.export import compile_saved_model
 
     algorithm = fitted["true"].algorithm
     algorithm.save(tmp_path)
     (tmp_path / "metadata.json").write_text(
         json.dumps({"algorithm": "resnet50", "image_size": SIZE, "channels": 3})
     )
-    pixels = faces.validation.all_images()
-    expected = algorithm.predict_proba(pixels)
     fmt = specs.get("resnet50").keras_runtime  # what serve compiles it to (the cnn's
     assert fmt in runtimes.FORMATS  # other format: tests/server/test_serve_exported.py)
-    runtime = runtimes.from_bytes(models.compile_in_child(tmp_path, fmt), fmt, threads=2)
+    compile_saved_model(tmp_path, tmp_path / f"model.{fmt}")
+    runtime = runtimes.load(tmp_path / f"model.{fmt}", threads=2)
+    pixels = faces.validation.all_images()
+    expected = algorithm.predict_proba(pixels)
     np.testing.assert_allclose(runtime.predict(pixels), expected, rtol=0, atol=1e-4)
 
 
@@ -197,12 +201,14 @@ def faces_channels(tmp_path_factory: pytest.TempPathFactory, pretrained: Path) -
 
 
 def test_svm_on_deep_features_sees_224_pixels_and_serves_on_the_compiled_network(
-    faces_channels: dict[str, Path], tmp_path: Path
+    faces_channels: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """image_size auto gives deep features the backbone's own input; serve computes them
     with the network compiled at start, and answers as the Keras network does."""
     from smvision.algorithms.classical import ClassicalAlgorithm
     from smvision.data.bodies import decode_request
+    from smvision.serving import models
+    from smvision.serving.export import compile_saved_model
     from smvision.serving.inference import Predictor
     from tests.support.serving_fixtures import job_environment
     from tests.support.training_jobs import run_local_train
@@ -215,6 +221,12 @@ def test_svm_on_deep_features_sees_224_pixels_and_serves_on_the_compiled_network
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["image_size"] == SIZE and "features=deep" in metadata["image_size_reason"]
     assert metadata["preprocessing"]["backbone"]["weights"] == "pretrained channel"
+    # serve's compile, made here without the child's time limit and left in its cache
+    monkeypatch.setattr(models, "COMPILE_CACHE", tmp_path / "cache")
+    fmt = specs.get("svm").keras_runtime
+    cached = tmp_path / "cache" / f"{models._network_digest(model_dir)}.{fmt}"
+    cached.parent.mkdir()
+    compile_saved_model(model_dir, cached)
     served = Predictor.load(model_dir)
     assert isinstance(served.algorithm, ClassicalAlgorithm)
     assert served.algorithm.compiled_backbone is not None and served.algorithm.backbone is None
