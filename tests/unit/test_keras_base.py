@@ -88,16 +88,16 @@ def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
     loop = TrainingLoop(algorithm, tf.distribute.get_strategy(), hp, run, checkpoints, 32, 3, False)
     state = LoopState("fp")
 
-    def epoch(validation_loss: float) -> None:
+    def epoch(validation_loss: float) -> bool:
         state.history.setdefault("validation:loss", []).append(validation_loss)
-        loop._early_stopping(state, {"validation:loss": validation_loss})
+        return loop._early_stopping(state, {"validation:loss": validation_loss})
 
-    epoch(1.0)
-    epoch(2.5)  # worse, but inside the warm-up: neither judged nor remembered
-    assert (state.stopped_early, state.best_loss, checkpoints.has_best()) == (False, None, False)
-    epoch(0.8)
-    assert (state.best_loss, checkpoints.has_best()) == (0.8, True)
-    epoch(0.9)
+    assert not epoch(1.0)
+    assert not epoch(2.5)  # worse, but inside the warm-up: neither judged nor remembered
+    assert (state.stopped_early, state.best_loss) == (False, None)
+    assert epoch(0.8)  # the best: its weights are kept as the best (Checkpoints.save)
+    assert (state.best_loss, state.best_epoch) == (0.8, 3)
+    assert not epoch(0.9)
     assert state.stopped_early
 
 

@@ -138,14 +138,18 @@ class Checkpoints:
         for variable, value in zip(optimizer.variables, values):
             variable.assign(value)
 
-    def save(self, model: Any, optimizer: Any, state: LoopState) -> None:
-        """This epoch's files, then the state that names them, then drop older epochs."""
+    def save(self, model: Any, optimizer: Any, state: LoopState, best: bool = False) -> None:
+        """This epoch's files, then the state that names them, then drop older epochs.
+        `best`: keep this epoch's weights as the best too (a hard link: ResNet50's 94 MB
+        are written once an epoch, not twice)."""
         if not self.writer:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         tag = f"{EPOCH_PREFIX}{state.epochs_done:04d}"
         weights, optimizer_file = f"{tag}.weights.h5", f"{tag}.optimizer.npz"
         model.save_weights(self.directory / weights)
+        if best:
+            self._keep_as_best(self.directory / weights, model)
         np.savez(self.directory / optimizer_file, *[np.asarray(v) for v in optimizer.variables])
         record = state.as_record() | {"weights": weights, "optimizer": optimizer_file}
         temporary = self.directory / f".{STATE_FILE}.tmp"
@@ -162,6 +166,15 @@ class Checkpoints:
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.directory / f".{BEST_WEIGHTS_FILE}"
         model.save_weights(temporary)
+        os.replace(temporary, self.directory / BEST_WEIGHTS_FILE)
+
+    def _keep_as_best(self, weights: Path, model: Any) -> None:
+        temporary = self.directory / f".{BEST_WEIGHTS_FILE}"
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(weights, temporary)
+        except OSError:  # a file system without hard links: write them again
+            model.save_weights(temporary)
         os.replace(temporary, self.directory / BEST_WEIGHTS_FILE)
 
     def has_best(self) -> bool:

@@ -582,8 +582,8 @@ class TrainingLoop:
             state.epoch_in_phase += 1
             for name, value in values.items():
                 state.history.setdefault(name, []).append(value)
-            self._early_stopping(state, values)
-            self.checkpoints.save(self.algorithm.model, optimizer, state)
+            improved = self._early_stopping(state, values)
+            self.checkpoints.save(self.algorithm.model, optimizer, state, best=improved)
             self._report(
                 phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
             )
@@ -660,21 +660,22 @@ class TrainingLoop:
         for name, value in values.items():
             self.run.metric(name, value)
 
-    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> None:
+    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> bool:
+        """Judge the epoch's validation loss; True when it is the best so far (its weights
+        are then kept as the best: Checkpoints.save)."""
         loss = values.get("validation:loss")
         if loss is None:
-            return
+            return False
         # A small data set takes few steps an epoch: on 180 images, validation accuracy sat
         # at chance for the first 30 steps while train accuracy reached 0.96, because the
         # batch-norm running statistics still held their starting values; judged then, the
         # run stopped at epoch 6 and restored epoch 1. The loop's own steps count, not epochs.
         if state.epochs_done * self.steps < self.warmup_steps:
-            return
+            return False
         if state.best_loss is None or loss < state.best_loss:
             state.best_loss, state.bad_epochs = loss, 0
             state.best_epoch = state.epochs_done
-            self.checkpoints.save_best(self.algorithm.model)
-            return
+            return True
         state.bad_epochs += 1
         if self.patience and state.bad_epochs >= self.patience:
             state.stopped_early = True
@@ -682,6 +683,7 @@ class TrainingLoop:
                 f"Early stopping: validation loss has not improved for {state.bad_epochs} "
                 f"epochs (best {state.best_loss:.4f})."
             )
+        return False
 
 
 def _say_when_the_last_phase_did_not_help(
