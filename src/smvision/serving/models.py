@@ -246,7 +246,7 @@ def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
     converted by a child process (one at a time), or as compiled before from the same
     Keras file."""
     cached = COMPILE_CACHE / f"{_network_digest(model_dir)}.{fmt}"
-    with _compiling, _compile_lock(cached):
+    with _compiling, _compile_lock():
         if cached.is_file():
             return cached.read_bytes()
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
@@ -270,18 +270,21 @@ def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
 
 
 @contextmanager
-def _compile_lock(cached: Path) -> Iterator[None]:
-    """One compile of a network across processes (svm on deep features runs a worker per
-    core, each loading the same model): the others wait, then read the cache."""
+def _compile_lock() -> Iterator[None]:
+    """One compile at a time across processes too (svm on deep features runs a worker per
+    core, each loading the same model): the others wait, then read the cache. The lock is
+    the cache directory's own, so the cache holds compiled models only."""
     try:
         COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
-        stream = open(cached.with_suffix(".lock"), "w")  # noqa: SIM115 (held while locked)
+        descriptor = os.open(COMPILE_CACHE, os.O_RDONLY)
     except OSError:  # no cache to share: each process compiles its own
         yield
         return
-    with stream:
-        fcntl.flock(stream, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(descriptor)
 
 
 def _run_child(command: list[str]) -> tuple[int, str]:
