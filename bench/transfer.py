@@ -179,6 +179,7 @@ def measure_serving(work: Path, store: Store, runtimes: Sequence[str] = KERAS_RU
     job_dir = keras_job(work)
     images = photos(work)["test"]
     for runtime in runtimes:
+        store.save(work / "results-so-far.json")  # a later failure keeps what ran
         found = latency(job_dir, runtime, images)
         store.add(key("transfer", "serving", runtime, "p50"), "ms", found["p50_ms"])
         store.add(
