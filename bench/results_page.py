@@ -265,9 +265,16 @@ def _transfer_row(store: Store, name: str) -> str | None:
     head = store.get(key(base, "head phase"))
     return (
         f"| {name} | {accuracy.median:.3f} ({low:.3f}-{high:.3f}) on "
-        f"{store[key(base, 'test images')].median:.0f} | {spread(store[key(base, 'wall')])} | "
-        f"{spread(head) if head else 'n/a'} | {spread(store[key(base, 'peak memory')], 4)} |"
+        f"{store[key(base, 'test images')].median:.0f} | {_whole(store[key(base, 'wall')])} | "
+        f"{_whole(head) if head else 'n/a'} | {_whole(store[key(base, 'peak memory')])} |"
     )
+
+
+def _whole(figure: Figure) -> str:
+    """'median (min-max)' in whole units, or the value alone when there is one."""
+    if len(figure.values) == 1:
+        return f"{figure.median:.0f}"
+    return f"{figure.median:.0f} ({figure.low:.0f}-{figure.high:.0f})"
 
 
 def transfer_tables(store: Store) -> list[str]:
