@@ -173,9 +173,11 @@ _RESNET50 = replace(
     channels=3,
     min_image_size=32,
     min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
-    # Compiled to TFLite at start, as the cnn: float32 XNNPACK matched TensorFlow's oneDNN
-    # and ONNX Runtime on ResNet50 (within noise), converting took less time than to ONNX,
-    # and the worker then holds no TensorFlow (bench/transfer.py; docs/guides).
+    # Compiled to TFLite at start, as the cnn, so the worker holds no TensorFlow and an
+    # int8 export runs on the same engine. On 2 busy cores (docs/guides/transfer-learning.md)
+    # TFLite beat ONNX Runtime on one image (192 against 235 ms; int8 56 against 95 ms) and
+    # converted faster; TensorFlow's oneDNN was faster still in float32 (108 ms): set
+    # SMVISION_KERAS_RUNTIME=tensorflow for that, or export int8 for 56 ms.
     keras_runtime="tflite",
     optional_channels=("validation", "test", "pretrained", "model"),
     incremental="starts from the earlier model's weights, head and fine-tuned layers "
