@@ -66,8 +66,9 @@ test: venv weights
 	scripts/podman.sh ensure
 	$(PY) -m pytest
 
-# Not part of `make test`: about 12 minutes on 2 cores; measure on an otherwise idle machine.
-# The transfer-learning figures (bench/transfer.py) train resnet50 with the ImageNet weights.
+# Not part of `make test`: about 12 minutes on 2 cores, and the transfer-learning figures
+# (bench/transfer.py: resnet50 trained six times with the ImageNet weights, served, exported
+# as int8) about 40 more; measure on an otherwise idle machine.
 bench: venv weights
 	$(PY) -m bench
 
