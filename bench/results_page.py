@@ -17,6 +17,7 @@ STARTUP_TARGETS_S = {"svm": 2.0, "rf": 2.0, "cnn lite": 1.0, "resnet50 tensorflo
 INT8_POINTS = 1.0
 PIPELINE_TARGET = 0.9
 BUSY_LOAD = 1.0
+TRANSFER_SPEED_UP = 3.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,18 @@ def targets(store: Store, run: RunContext) -> list[str]:
                 f"| int8 test accuracy within {INT8_POINTS:g} point of float32 | {case}, {fmt} "
                 f"| {figure.median:+.2f} points | {_met(abs(figure.median) <= INT8_POINTS)} |"
             )
+    speed_up = store.get(key("transfer", "speed-up", "wall"))
+    if speed_up:
+        before = key("transfer", "resnet50 frozen_cache false")
+        after = store[key("transfer", "resnet50 frozen_cache true", "accuracy")].median
+        low = store[key(before, "accuracy low")].median
+        high = store[key(before, "accuracy high")].median
+        lines.append(
+            f"| resnet50 on photos: wall time <= 1/{TRANSFER_SPEED_UP:g} of before, accuracy "
+            f"within before's 95% interval | faces, defaults, ImageNet weights | "
+            f"{spread(speed_up)}x; {after:.3f} in {low:.3f}-{high:.3f} | "
+            f"{_met(speed_up.median >= TRANSFER_SPEED_UP and low <= after <= high)} |"
+        )
     for name, case in (("cnn_ratio", "no augmentation"), ("cnn_aug_ratio", "augmentation on")):
         pipeline = store[name]
         lines.append(
@@ -329,6 +342,65 @@ def int8_table(store: Store) -> list[str]:
     return lines
 
 
+def _transfer_row(store: Store, name: str) -> str | None:
+    base = key("transfer", name)
+    if key(base, "accuracy") not in store:
+        return None
+    accuracy = store[key(base, "accuracy")]
+    low, high = store[key(base, "accuracy low")].median, store[key(base, "accuracy high")].median
+    head = store.get(key(base, "head phase"))
+    return (
+        f"| {name} | {accuracy.median:.3f} ({low:.3f}-{high:.3f}) on "
+        f"{store[key(base, 'test images')].median:.0f} | {_whole(store[key(base, 'wall')])} | "
+        f"{_whole(head) if head else 'n/a'} | {_whole(store[key(base, 'peak memory')])} |"
+    )
+
+
+def _whole(figure: Figure) -> str:
+    """'median (min-max)' in whole units, or the value alone when there is one."""
+    if len(figure.values) == 1:
+        return f"{figure.median:.0f}"
+    return f"{figure.median:.0f} ({figure.low:.0f}-{figure.high:.0f})"
+
+
+def transfer_tables(store: Store) -> list[str]:
+    """resnet50 with and without the frozen cache, views, svm on deep features; serving."""
+    names = sorted({name.split("/")[1] for name in store if name.startswith("transfer/")})
+    lines = [
+        "| job | test accuracy (95% interval) on images | wall s | head phase s | peak memory MB |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [row for name in names if (row := _transfer_row(store, name))]
+    for name, what in (("wall", "whole job"), ("head phase", "head phase")):
+        ratio = store.get(key("transfer", "speed-up", name))
+        if ratio:
+            lines.append(f"\nSpeed-up of the {what}, frozen_cache false / true: {spread(ratio)}")
+    serving = sorted(
+        {n.split("/")[2] for n in store if n.startswith("transfer/serving/")},
+    )
+    if serving:
+        lines += [
+            "",
+            "| resnet50 served on | p50, one image, ms | images/s, batches of 32 |",
+            "|---|---|---|",
+        ]
+        for runtime in serving:
+            base = key("transfer", "serving", runtime)
+            lines.append(
+                f"| {runtime} | {spread(store[key(base, 'p50')])} | "
+                f"{spread(store[key(base, 'batch32')])} |"
+            )
+    for fmt in ("tflite", "onnx"):
+        base = key("transfer", f"int8 {fmt}")
+        if key(base, "int8 accuracy") in store:
+            lines.append(
+                f"\nint8 {fmt}: test accuracy {store[key(base, 'int8 accuracy')].median:.3f} "
+                f"against the Keras model's {store[key(base, 'float32 accuracy')].median:.3f}"
+                f"{'' if store[key(base, 'kept')].median else ' (refused by the gate)'}"
+            )
+    return lines
+
+
 def startup_table(store: Store, run: RunContext) -> list[str]:
     lines = [
         "| algorithm | seconds to the first 200 on /ping: median (min-max) | starts | target |",
@@ -533,6 +605,21 @@ def render(store: Store, run: RunContext) -> str:
         "images, against the float32 Keras model on the test split (export.json):",
         "",
         *int8_table(store),
+        "",
+        "## Transfer learning on photos",
+        "",
+        "bench/transfer.py: scikit-image's LFW faces and non-faces (two classes; 120 train, 40 "
+        "validation, 40 test images), Keras' ResNet50 ImageNet weights in the 'pretrained' "
+        "channel, `smvision.local train` with its defaults but for the named hyperparameter, "
+        "each job timed from start to exit with its process tree's peak memory. "
+        "frozen_cache false is the path before issue 21 (every epoch pushes every image "
+        "through the frozen base); true runs the frozen layers once per image. The head "
+        "phase: from the starting weights' log line to the head's last epoch line. Serving: "
+        "the resnet50 model as a serve worker answers (local compare's latency: decode, "
+        "resize, predict), on TensorFlow (Keras), compiled at start (TFLite, ONNX Runtime), "
+        "and as an int8 export (calibrated on 120 training images at 224 pixels).",
+        "",
+        *transfer_tables(store),
         "",
         "## Training",
         "",

@@ -213,7 +213,8 @@ def variables() -> list[Variable]:
         Variable(
             contract.KERAS_RUNTIME_ENV,
             IMAGE,
-            "how a trained Keras model runs: compiled to TFLite at start, XLA (compiled for "
+            "how a trained Keras model (and the deep-feature network of svm and rf) runs: "
+            "compiled to TFLite or ONNX at start in a child process, XLA (compiled for "
             "batches of 1, 8 and 32), or TensorFlow's graph",
             _keras_runtime_default(),
         ),

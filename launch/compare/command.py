@@ -28,7 +28,8 @@ from launch.rekognition.zero_shot import LabelMap, read_label_map
 from launch.training import spec as jobs
 from launch.training.train import TrainingPlan, job_definition
 from smvision.comparison.rows import Row
-from smvision.schema import specs
+from smvision.schema import configurations, specs
+from smvision.schema.configurations import Configuration
 from smvision.schema.hyperparameters import HyperparameterError, split_per_algorithm
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ TITLE = "Which algorithm for these images? (SageMaker)"
 @dataclass(frozen=True)
 class ComparePlan:
     jobs: tuple[TrainingPlan, ...]
+    names: tuple[str, ...]  # each job's row: its algorithm or configuration (svm+deep)
     prices: Prices
     out_dir: Path
     test: S3Uri | None
@@ -82,9 +84,10 @@ def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser
     )
     parser.add_argument(
         "--algorithms",
-        default=",".join(specs.names()),
         metavar="A,B,...",
-        help=f"which to compare (default {','.join(specs.names())})",
+        help=f"which to compare: algorithms, or configurations such as svm+deep (default "
+        f"{','.join(specs.names())}, and with --pretrained "
+        f"{','.join(configurations.FIXED_FEATURES)} too)",
     )
     parser.add_argument(
         "--instance-type",
@@ -155,7 +158,8 @@ def add_parser(commands: options.Commands, parents: list[argparse.ArgumentParser
 
 
 def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> ComparePlan:
-    algorithms = _algorithms(args.algorithms)
+    chosen = _configurations(args.algorithms, weights=bool(args.pretrained))
+    algorithms = list(dict.fromkeys(c.algorithm for c in chosen))
     instance_types = _instance_types(args.instance_type, algorithms)
     try:
         hyperparameters = split_per_algorithm(args.hp, algorithms)
@@ -165,13 +169,15 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Compare
         channel: str(s3_uri(value, option)) for channel, option, value in jobs.given_channels(args)
     }
     planned = []
-    for algorithm in algorithms:
-        # The options `train` would get for this algorithm alone.
+    for configuration in chosen:
+        algorithm = configuration.algorithm
+        values = {**hyperparameters[algorithm], **configuration.values}
+        # The options `train` would get for this configuration alone.
         alone = argparse.Namespace(
             algorithm=algorithm,
             instance_count="1",
             max_run=args.max_run,
-            hp=[f"{key}={value}" for key, value in hyperparameters[algorithm].items()],
+            hp=[f"{key}={value}" for key, value in values.items()],
         )
         instance_type = options.sagemaker_instance_type(
             instance_types.get(algorithm) or specs.get(algorithm).training_instance_type,
@@ -183,7 +189,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Compare
             if specs.get(algorithm).reads_channel(channel)
         }
         spec = jobs.job_spec(alone, settings, read, instance_type)
-        name = timestamped_name(f"smvision-{algorithm}", now)
+        name = timestamped_name(f"smvision-{configuration.name.replace('+', '-')}", now)
         planned.append(
             TrainingPlan(name, job_definition(spec, settings, name, bool(args.spot)), wait=True)
         )
@@ -192,6 +198,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Compare
         raise LaunchError("--rekognition scores Rekognition on the test images; add --test.")
     return ComparePlan(
         jobs=tuple(planned),
+        names=tuple(c.name for c in chosen),
         prices=parse_prices(args.price),
         out_dir=args.out,
         test=test,
@@ -218,7 +225,7 @@ def submit(comparison: ComparePlan, session: boto3.session.Session, poll_s: floa
         test_set = zero_shot.test_set(session.client("s3"), comparison.test, comparison.label_map)
     created: dict[str, str] = {}
     try:
-        failures = _create_jobs(comparison.jobs, session, created)
+        failures = _create_jobs(comparison.jobs, comparison.names, session, created)
         rows = []
         if test_set is not None and comparison.label_map is not None:
             label_map, test = comparison.label_map, test_set
@@ -254,7 +261,12 @@ def submit(comparison: ComparePlan, session: boto3.session.Session, poll_s: floa
         raise AwsError("\n".join([str(error), *still_running(region, created)])) from error
     rows = (
         compare_rows.sagemaker_rows(
-            session.client("s3"), comparison.jobs, described, failures, comparison.prices
+            session.client("s3"),
+            comparison.jobs,
+            described,
+            failures,
+            comparison.prices,
+            comparison.names,
         )
         + rows
     )
@@ -277,9 +289,12 @@ def _managed_row(name: str, step: str, build: Callable[[], Row]) -> Row:
 
 
 def _create_jobs(
-    planned: Sequence[TrainingPlan], session: boto3.session.Session, created: dict[str, str]
+    planned: Sequence[TrainingPlan],
+    names: Sequence[str],
+    session: boto3.session.Session,
+    created: dict[str, str],
 ) -> dict[str, str]:
-    """Create every job, filling `created`; the creation errors by algorithm.
+    """Create every job, filling `created` by row name; the creation errors by row name.
 
     A job AWS refuses does not stop the others: its row carries the reason. A job counts
     as created from the moment it is asked for, so that Ctrl-C during the request still
@@ -288,20 +303,20 @@ def _create_jobs(
     from launch.common.aws import reporting
 
     failures = {}
-    for job in planned:
+    for job, name in zip(planned, names, strict=True):
         spec = job.definition.spec
         print(
-            f"Training job {job.job_name}: {spec.algorithm} on {spec.instance_type}"
+            f"Training job {job.job_name}: {name} on {spec.instance_type}"
             f"{' (spot)' if job.definition.spot else ''}",
             flush=True,
         )
-        created[spec.algorithm] = job.job_name
+        created[name] = job.job_name
         try:
             with reporting(f"Creating training job {job.job_name}"):
                 job.definition.create_training_job(session, job.job_name)
         except AwsError as error:
-            del created[spec.algorithm]
-            failures[spec.algorithm] = str(error)
+            del created[name]
+            failures[name] = str(error)
             print(f"error: {error}", file=sys.stderr, flush=True)
     return failures
 
@@ -312,7 +327,9 @@ def _context(comparison: ComparePlan, region: str) -> list[str]:
         f"Data: {', '.join(f'{name} {uri}' for name, uri in channels.items())}.",
         f"Trained on Amazon SageMaker in {region}, {datetime.now():%Y-%m-%d}, one job "
         "per algorithm: "
-        + ", ".join(f"{job.definition.spec.algorithm} {job.job_name}" for job in comparison.jobs)
+        + ", ".join(
+            f"{name} {job.job_name}" for name, job in zip(comparison.names, comparison.jobs)
+        )
         + ".",
     ]
     if comparison.label_map is not None:
@@ -320,17 +337,27 @@ def _context(comparison: ComparePlan, region: str) -> list[str]:
     return lines
 
 
-def _algorithms(text: str) -> list[str]:
-    names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in specs.table()]
+def _configurations(text: str | None, weights: bool) -> list[Configuration]:
+    """--algorithms as configurations; by default every algorithm, and with --pretrained
+    the fixed-feature rows (svm and rf on deep features) too."""
+    if text is None:
+        names = list(specs.names()) + (list(configurations.FIXED_FEATURES) if weights else [])
+    else:
+        names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name.partition("+")[0] not in specs.table()]
     if unknown or not names:
         raise LaunchError(
             f"--algorithms '{text}': {', '.join(unknown) or 'no name'} is not an algorithm; "
-            f"use a comma-separated list of {', '.join(specs.names())}."
+            f"use a comma-separated list of {', '.join(specs.names())} or configurations "
+            f"such as {', '.join(configurations.FIXED_FEATURES)}."
         )
-    if len(set(names)) != len(names):
+    try:
+        chosen = [configurations.parse(name) for name in names]
+    except HyperparameterError as error:
+        raise LaunchError(f"--algorithms '{text}': {error}") from error
+    if len({c.name for c in chosen}) != len(chosen):
         raise LaunchError(f"--algorithms '{text}' names an algorithm twice; name each once.")
-    return names
+    return chosen
 
 
 def _instance_types(pairs: Sequence[str], algorithms: Sequence[str]) -> dict[str, str]:

@@ -19,7 +19,8 @@ from launch.common.pricing import Prices
 from launch.training.outputs import OutputMissing, model_bytes, read_evaluation
 from launch.training.train import TrainingPlan
 from smvision.comparison.report import write_report
-from smvision.comparison.rows import Row, ScoresError, qualities_of, scores_from_evaluation
+from smvision.comparison.rows import Qualities, Row, ScoresError, scores_from_evaluation
+from smvision.schema import configurations
 
 IMAGES_PER_SECOND = "train:images_per_second"
 
@@ -43,28 +44,41 @@ def sagemaker_rows(
     described: Mapping[str, Mapping[str, Any]],
     failures: Mapping[str, str],
     prices: Prices,
+    names: Sequence[str] | None = None,
 ) -> list[Row]:
-    """One row per planned job, in the order planned: scored, failed, or never created."""
+    """One row per planned job, in the order planned: scored, failed, or never created.
+    `names`: each job's row name (its configuration, such as svm+deep); by default its
+    algorithm. `described` and `failures` are by row name."""
     rows = []
-    for job in jobs:
-        algorithm = job.definition.spec.algorithm
-        if algorithm in failures:
+    for index, job in enumerate(jobs):
+        name = names[index] if names is not None else job.definition.spec.algorithm
+        if name in failures:
             rows.append(
                 Row(
-                    algorithm,
+                    name,
                     "sagemaker",
                     job.definition.spec.instance_type,
-                    qualities=qualities_of(algorithm),
-                    failure=failures[algorithm],
+                    qualities=_qualities(name),
+                    failure=failures[name],
                     source=job.job_name,
                 )
             )
-        elif algorithm in described:
-            rows.append(job_row(s3, job, described[algorithm], prices))
+        elif name in described:
+            rows.append(job_row(s3, job, described[name], prices, name))
     return rows
 
 
-def job_row(s3: Any, job: TrainingPlan, described: Mapping[str, Any], prices: Prices) -> Row:
+def _qualities(name: str) -> Qualities:
+    return Qualities(*configurations.parse(name).qualities())
+
+
+def job_row(
+    s3: Any,
+    job: TrainingPlan,
+    described: Mapping[str, Any],
+    prices: Prices,
+    name: str | None = None,
+) -> Row:
     spec = job.definition.spec
     billable = described.get("BillableTimeInSeconds")
     spot = " (spot)" if job.definition.spot else ""
@@ -73,14 +87,15 @@ def job_row(s3: Any, job: TrainingPlan, described: Mapping[str, Any], prices: Pr
     ]
     if billable is None:
         notes.append("no BillableTimeInSeconds reported, so no training cost")
+    name = name or spec.algorithm
     row = Row(
-        name=spec.algorithm,
+        name=name,
         where="sagemaker",
         instance_type=spec.instance_type,
         training_seconds=_training_seconds(described),
         training_images_per_second=_final_metric(described, IMAGES_PER_SECOND),
         training_cost_usd=prices.training_cost(spec.instance_type, spec.instance_count, billable),
-        qualities=qualities_of(spec.algorithm),
+        qualities=_qualities(name),
         source=job.job_name,
     )
     status = described["TrainingJobStatus"]

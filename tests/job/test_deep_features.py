@@ -104,7 +104,10 @@ def test_training_and_serving_compute_the_same_features(deep_job: Path) -> None:
 
 def test_serve_answers_with_the_weights_it_was_trained_with(deep_job: Path) -> None:
     digit = sorted((deep_job / "opt/ml/input/data/test/7").glob("*.png"))[0].read_bytes()
-    with running_server(deep_job, env=job_environment(deep_job)) as server:
+    # ResNet50 on TensorFlow in the worker: compiling it to TFLite at start (the default)
+    # takes minutes on a busy machine; that path: test_transfer_learning.py.
+    env = job_environment(deep_job) | {"SMVISION_KERAS_RUNTIME": "tensorflow"}
+    with running_server(deep_job, env=env) as server:
         answer = httpx.post(
             f"{server.url}/invocations", content=digit, headers={"Content-Type": "image/png"}
         )

@@ -14,6 +14,7 @@ from smvision.comparison.plots import PLOT_FILES
 from smvision.local.compare.plan import PlanError, make_plan
 from smvision.local.compare.progress import read_line
 from smvision.schema import specs
+from smvision.schema.specs import IMAGENET_NOTOP_FILE
 from tests.support.pictures import assert_picture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,27 @@ def test_plan_routes_each_hyperparameter_to_the_algorithms_that_have_it(tmp_path
         "cnn": {"seed": "7", "epochs": "2"},
     }
     assert plan.evaluated_channel == "test"
+
+
+def test_the_fixed_feature_rows_join_when_imagenet_weights_are_at_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without weights the four algorithms; with a pretrained channel, or the file in the
+    image's Keras cache, svm and rf on deep features too, as configurations."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     assert make_plan(None, [], {"train": tmp_path}).algorithms == specs.names()
+    given = make_plan(None, [("svm:C", "3")], {"train": tmp_path, "pretrained": tmp_path})
+    assert given.algorithms == (*specs.names(), "svm+deep", "rf+deep")
+    assert given.hyperparameters["svm"] == {"C": "3"}
+    assert given.hyperparameters["svm+deep"] == {"C": "3", "features": "deep"}
+    assert given.configuration("rf+deep").algorithm == "rf"
+    baked = tmp_path / "keras" / "models" / IMAGENET_NOTOP_FILE
+    baked.parent.mkdir(parents=True)
+    baked.write_bytes(b"")
+    assert "svm+deep" in make_plan(None, [], {"train": tmp_path}).algorithms
+    chosen = make_plan(["svm+HOG+deep", "resnet50"], [], {"train": tmp_path})
+    assert chosen.algorithms == ("svm+hog+deep", "resnet50")
+    assert chosen.hyperparameters["svm+hog+deep"] == {"features": "hog+deep"}
 
 
 @pytest.mark.parametrize(
@@ -41,6 +62,9 @@ def test_plan_routes_each_hyperparameter_to_the_algorithms_that_have_it(tmp_path
     [
         (["svm", "lasso"], [], ("train",), "--algorithms names 'lasso'; choose from svm, rf"),
         (["svm", "svm"], [], ("train",), "names 'svm' twice"),
+        (["svm+deep", "svm+DEEP"], [], ("train",), "names 'svm+deep' twice"),
+        (["cnn+deep"], [], ("train",), "'cnn+deep' joins features to cnn, which takes none"),
+        (["svm+sift"], [], ("train",), "Hyperparameter 'features' has value 'sift'"),
         (["svm"], [("rf:n_estimators", "5")], ("train",), "names algorithm 'rf', which is not"),
         (["svm"], [("svm:epochs", "5")], ("train",), "'epochs' is not used by algorithm 'svm'"),
         (["svm", "rf"], [("epochs", "5")], ("train",), "none of svm, rf takes 'epochs'"),
@@ -50,6 +74,9 @@ def test_plan_routes_each_hyperparameter_to_the_algorithms_that_have_it(tmp_path
     ids=[
         "unknown-algorithm",
         "twice",
+        "configuration-twice",
+        "features-of-a-network",
+        "unknown-features",
         "not-running",
         "unknown-key",
         "no-user",

@@ -41,6 +41,7 @@ from launch.training.follow_many import StillRunning, follow_jobs
 from launch.training.outputs import OutputMissing, read_evaluation
 from smvision.comparison.__main__ import main as redraw
 from smvision.model.evaluation import evaluate
+from smvision.schema import specs
 from tests.support.moto_server import (
     BUCKET,
     IMAGE,
@@ -417,6 +418,7 @@ def test_a_map_that_does_not_fit_the_test_classes_starts_no_job(
     ("extra", "expected"),
     [
         (["--algorithms", "svm,knn"], "--algorithms 'svm,knn': knn is not an algorithm"),
+        (["--algorithms", "cnn+deep"], "'cnn+deep' joins features to cnn, which takes none"),
         (["--instance-type", "rf=ml.c5.xlarge"], "names 'rf', which is not compared"),
         (["--hp", "epoch=3"], "none of svm, cnn takes 'epoch'. Did you mean 'epochs'?"),
         (["--hp", "rf:n_estimators=5"], "names algorithm 'rf', which is not compared"),
@@ -427,6 +429,7 @@ def test_a_map_that_does_not_fit_the_test_classes_starts_no_job(
     ],
     ids=[
         "algorithm",
+        "configuration",
         "instance-type",
         "hp-key",
         "hp-algorithm",
@@ -449,6 +452,28 @@ def test_a_bad_option_is_refused_before_any_aws_call(
     assert code == 2
     assert expected in capsys.readouterr().err
     assert aws.requests() == []
+
+
+def test_with_pretrained_weights_the_fixed_feature_rows_are_jobs_of_their_own() -> None:
+    """--pretrained adds svm+deep and rf+deep to the default rows: svm and rf jobs with
+    features=deep, named for the configuration; --algorithms takes them by name too."""
+    settings = resolve(
+        {"role": ROLE, "bucket": BUCKET, "image_uri": IMAGE, "region": REGION}, {}, None
+    )
+    flags = ["compare", *settings_flags(), "--train", f"{DATA}/train"]
+    args = cli.build_parser().parse_args([*flags, "--pretrained", f"{DATA}/weights"])
+    planned = compare.plan(args, settings, START)
+    assert planned.names == (*specs.names(), "svm+deep", "rf+deep")
+    deep = planned.jobs[planned.names.index("svm+deep")]
+    assert deep.job_name.startswith("smvision-svm-deep-")
+    assert deep.definition.spec.algorithm == "svm"
+    assert deep.definition.spec.hyperparameters["features"] == "deep"
+    assert "pretrained" in deep.definition.spec.channels
+    assert compare.plan(cli.build_parser().parse_args(flags), settings, START).names == (
+        specs.names()
+    )
+    chosen = cli.build_parser().parse_args([*flags, "--algorithms", "resnet50,rf+deep"])
+    assert compare.plan(chosen, settings, START).names == ("resnet50", "rf+deep")
 
 
 def test_ctrl_c_while_jobs_are_created_names_each_and_how_to_stop_it(

@@ -575,7 +575,7 @@ def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow
     metadata["preprocessing"] = {**metadata.get("preprocessing", {}), "backbone": record}
     (model_dir / "metadata.json").write_text(json.dumps(metadata))
     deep = plan(model_dir, settings)
-    assert deep.engine == "tensorflow"
+    assert (deep.engine, deep.loading_mb) == ("tflite", process_memory.COMPILE_CHILD_MB)
     assert deep.size_on_disk_mb == pytest.approx(joblib_mb + 3)
 
     cnn = plan(model_of(serving_jobs("cnn")), settings)

@@ -168,13 +168,13 @@ def test_an_export_is_served_without_tensorflow_or_scikit_learn(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["tflite", "xla"])
+@pytest.mark.parametrize("runtime", ["tflite", "onnx", "xla"])
 def test_a_compiled_keras_model_predicts_like_tensorflow(
     serving_jobs: JobDirs, runtime: str
 ) -> None:
     model_dir = serving_jobs("cnn") / "opt" / "ml" / "model"
     compiled: models.ServableModel
-    if runtime == "tflite":  # as serve runs it: compiled in a child process, on LiteRT
+    if runtime in ("tflite", "onnx"):  # as serve runs it: compiled in a child process
         metadata = read_metadata(model_dir)
         compiled = models.load(model_dir, metadata, models.Choice(None), runtime, threads=1)
         assert isinstance(compiled, ExportedModel)

@@ -129,6 +129,18 @@ def test_a_state_write_that_fails_leaves_the_last_epoch_whole(tmp_path: Path) ->
     assert same_weights(model, fresh)
 
 
+def test_an_epoch_kept_as_the_best_is_linked_not_written_again(tmp_path: Path) -> None:
+    best, later = tiny_model(1), tiny_model(2)
+    checkpoints = Checkpoints(tmp_path, "fp-1", writer=True)
+    checkpoints.save(best, built_optimizer(best, 1.0), state_after(1), best=True)
+    checkpoints.save(later, built_optimizer(later, 1.0), state_after(2))
+    assert (tmp_path / BEST_WEIGHTS_FILE).stat().st_nlink == 1  # epoch 1's file is gone
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    fresh = tiny_model(3)
+    checkpoints.restore_best(fresh)
+    assert same_weights(best, fresh) and not same_weights(later, fresh)
+
+
 def test_only_the_writer_writes(tmp_path: Path) -> None:
     model = tiny_model(1)
     reader = Checkpoints(tmp_path / "worker-2", "fp-1", writer=False)

@@ -25,7 +25,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.svm import SVC
 
 from smvision.comparison import stats
-from smvision.comparison.assessment import assess
+from smvision.comparison.assessment import assess, why_recommended
 from smvision.comparison.plots import PLOT_FILES
 from smvision.comparison.report import render_markdown, write_report
 from smvision.comparison.rows import (
@@ -213,6 +213,45 @@ def test_recommendation_is_the_cheapest_among_rows_tied_with_the_best() -> None:
         ]
     )
     assert priced.recommended == "svm"
+
+
+def test_the_report_says_in_one_sentence_why_the_recommended_row_wins() -> None:
+    """A tie at a lower cost; the most accurate that is also cheapest among its ties; and
+    significantly better accuracy."""
+    svm = digit_row("svm", latency_p50_ms=3.0, training_seconds=60.0)
+    assert svm.scores is not None
+    worse = list(svm.scores.predictions)
+    for i in [i for i, p in enumerate(worse) if p.correct][:3]:
+        worse[i] = dataclasses.replace(worse[i], predicted="0" if worse[i].label != "0" else "1")
+    close = dataclasses.replace(
+        svm,
+        name="close",
+        latency_p50_ms=1.0,
+        training_seconds=5.0,
+        scores=dataclasses.replace(svm.scores, predictions=tuple(worse)),
+    )
+    bayes = digit_row("bayes", latency_p50_ms=0.2)
+    tie = why_recommended(assess([svm, close, bayes]))
+    assert tie is not None and tie.startswith(
+        "close wins on an accuracy tie with the most accurate row, svm"
+    )
+    assert tie.endswith(
+        "McNemar p=0.25), at a lower cost: p50 1.0 ms against 3.0 ms, trained in 5 s against 60 s."
+    )
+    cheapest_best = why_recommended(
+        assess([svm, dataclasses.replace(close, latency_p50_ms=9.0), bayes])
+    )
+    assert cheapest_best is not None
+    assert cheapest_best.startswith("svm wins as the most accurate row (")
+    assert "cheapest to serve of those that tie it (close): p50 3.0 ms against 9.0 ms" in (
+        cheapest_best
+    )
+    alone = why_recommended(assess([svm, bayes]))
+    assert alone is not None and alone.endswith(
+        "every other row is significantly less accurate (McNemar p < 0.05)."
+    )
+    markdown = render_markdown(assess([svm, close, bayes]))
+    assert f"Why: {tie}" in markdown
 
 
 def test_rows_evaluated_on_other_images_fall_back_to_the_interval() -> None:

@@ -88,14 +88,43 @@ def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
     loop = TrainingLoop(algorithm, tf.distribute.get_strategy(), hp, run, checkpoints, 32, 3, False)
     state = LoopState("fp")
 
-    def epoch(validation_loss: float) -> None:
+    def epoch(validation_loss: float) -> bool:
         state.history.setdefault("validation:loss", []).append(validation_loss)
-        loop._early_stopping(state, {"validation:loss": validation_loss})
+        return loop._early_stopping(state, {"validation:loss": validation_loss})
 
-    epoch(1.0)
-    epoch(2.5)  # worse, but inside the warm-up: neither judged nor remembered
-    assert (state.stopped_early, state.best_loss, checkpoints.has_best()) == (False, None, False)
-    epoch(0.8)
-    assert (state.best_loss, checkpoints.has_best()) == (0.8, True)
-    epoch(0.9)
+    assert not epoch(1.0)
+    assert not epoch(2.5)  # worse, but inside the warm-up: neither judged nor remembered
+    assert (state.stopped_early, state.best_loss) == (False, None)
+    assert epoch(0.8)  # the best: its weights are kept as the best (Checkpoints.save)
+    assert (state.best_loss, state.best_epoch) == (0.8, 3)
+    assert not epoch(0.9)
     assert state.stopped_early
+
+
+@pytest.mark.parametrize(
+    ("best_epoch", "said"), [(3, True), (4, False), (None, False)], ids=["head", "fine", "none"]
+)
+def test_one_line_says_when_fine_tuning_did_not_beat_the_head(
+    best_epoch: int | None, said: bool
+) -> None:
+    """Three head epochs, then fine-tuning: when the best validation loss is still the
+    head's, the restored weights are the head's, and one line says so."""
+    from smvision.algorithms.checkpoints import LoopState
+    from smvision.algorithms.keras_base import Phase, _say_when_the_last_phase_did_not_help
+
+    lines: list[str] = []
+
+    class Run:
+        def info(self, message: str) -> None:
+            lines.append(message)
+
+    state = LoopState("x", best_loss=0.0421, best_epoch=best_epoch)
+    ran = [(Phase("head", 3, 1e-3), 0), (Phase("fine-tune", 2, 1e-5), 3)]
+    _say_when_the_last_phase_did_not_help(ran, state, Run())  # type: ignore[arg-type]
+    expected = (
+        "Phase 'fine-tune' did not improve the validation loss (best 0.0421, epoch 3, in "
+        "phase 'head'): the model keeps the weights of phase 'head'."
+    )
+    assert lines == ([expected] if said else [])
+    _say_when_the_last_phase_did_not_help(ran[:1], state, Run())  # type: ignore[arg-type]
+    assert len(lines) == int(said)

@@ -44,3 +44,21 @@ def test_each_worker_decodes_its_own_shard_and_all_of_validation(
     assert (len(loaded.train), loaded.train_total, loaded.channels) == (4, 8, 1)
     assert loaded.validation is not None and len(loaded.validation) == 2
     assert loaded.test is None  # only the chief evaluates the test channel
+
+
+@pytest.mark.parametrize(
+    ("features", "size"), [("hog", 32), ("deep", 224), ("hog+deep", 224)], ids=str
+)
+def test_image_size_auto_gives_deep_features_the_backbones_input(
+    tmp_path: Path, digits: Path, features: str, size: int
+) -> None:
+    """8-pixel digits: 32 (the floor of svm's range) for HOG, 224 once ResNet50 computes
+    features, with the reason recorded for metadata.json."""
+    job = _job_with_train(tmp_path, digits, per_class=3)
+    hp = hyperparameters.parse({"algorithm": "svm", "features": features})
+    loaded = load_data(job, hp, distributed.Cluster(("algo-1",), "algo-1", 0, 1, 8890))
+    assert loaded.image_size == size and loaded.train.all_images().shape[1] == size
+    if "deep" in features:
+        assert "features=deep" in loaded.image_size_reason and "224" in loaded.image_size_reason
+    else:
+        assert "median longer side is 8 px" in loaded.image_size_reason

@@ -35,6 +35,8 @@ class LoopState:
     epoch_in_phase: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
     best_loss: float | None = None
+    # The epoch (counted over all phases, from 1) whose validation loss is best_loss.
+    best_epoch: int | None = None
     bad_epochs: int = 0
     stopped_early: bool = False
 
@@ -49,19 +51,21 @@ class LoopState:
             "epoch_in_phase": self.epoch_in_phase,
             "history": self.history,
             "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
         }
 
     @classmethod
     def from_record(cls, saved: dict[str, Any]) -> LoopState:
-        best_loss = saved.get("best_loss")
+        best_loss, best_epoch = saved.get("best_loss"), saved.get("best_epoch")
         return cls(
             fingerprint=str(saved["fingerprint"]),
             phase=int(saved["phase"]),
             epoch_in_phase=int(saved["epoch_in_phase"]),
             history={str(k): [float(x) for x in v] for k, v in saved["history"].items()},
             best_loss=None if best_loss is None else float(best_loss),
+            best_epoch=None if best_epoch is None else int(best_epoch),
             bad_epochs=int(saved.get("bad_epochs", 0)),
             stopped_early=bool(saved.get("stopped_early", False)),
         )
@@ -134,14 +138,18 @@ class Checkpoints:
         for variable, value in zip(optimizer.variables, values):
             variable.assign(value)
 
-    def save(self, model: Any, optimizer: Any, state: LoopState) -> None:
-        """This epoch's files, then the state that names them, then drop older epochs."""
+    def save(self, model: Any, optimizer: Any, state: LoopState, best: bool = False) -> None:
+        """This epoch's files, then the state that names them, then drop older epochs.
+        `best`: keep this epoch's weights as the best too (a hard link: ResNet50's 94 MB
+        are written once an epoch, not twice)."""
         if not self.writer:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         tag = f"{EPOCH_PREFIX}{state.epochs_done:04d}"
         weights, optimizer_file = f"{tag}.weights.h5", f"{tag}.optimizer.npz"
         model.save_weights(self.directory / weights)
+        if best:
+            self._keep_as_best(self.directory / weights, model)
         np.savez(self.directory / optimizer_file, *[np.asarray(v) for v in optimizer.variables])
         record = state.as_record() | {"weights": weights, "optimizer": optimizer_file}
         temporary = self.directory / f".{STATE_FILE}.tmp"
@@ -158,6 +166,15 @@ class Checkpoints:
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.directory / f".{BEST_WEIGHTS_FILE}"
         model.save_weights(temporary)
+        os.replace(temporary, self.directory / BEST_WEIGHTS_FILE)
+
+    def _keep_as_best(self, weights: Path, model: Any) -> None:
+        temporary = self.directory / f".{BEST_WEIGHTS_FILE}"
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(weights, temporary)
+        except OSError:  # a file system without hard links: write them again
+            model.save_weights(temporary)
         os.replace(temporary, self.directory / BEST_WEIGHTS_FILE)
 
     def has_best(self) -> bool:

@@ -79,6 +79,9 @@ class ClassicalAlgorithm(Algorithm):
         self.settings = settings or FeatureSettings(("hog",))
         self.pipeline = pipeline
         self.backbone = backbone
+        # serve's compiled copy of the backbone, in place of the Keras one, and its record.
+        self.compiled_backbone: Callable[[np.ndarray], np.ndarray] | None = None
+        self.backbone_record: BackboneRecord | None = None
         self.cross_validation: dict[str, Any] | None = None
         # Features -> probabilities in place of pipeline.predict_proba, where a subclass has
         # a faster equal form (svm: platt.py).
@@ -202,7 +205,9 @@ class ClassicalAlgorithm(Algorithm):
 
     def extract(self, prepared: np.ndarray) -> np.ndarray:
         """Features of prepared images, in training and in serving alike."""
-        return features.extract(prepared, self.settings, backbone=self.backbone)
+        return features.extract(
+            prepared, self.settings, backbone=self.compiled_backbone or self.backbone
+        )
 
     def features_of(self, batch: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         prepared = np.stack([images.prepare(i, self.image_size, self.channels) for i in batch])
@@ -274,26 +279,38 @@ class ClassicalAlgorithm(Algorithm):
 
     @classmethod
     def load(cls, model_dir: Path) -> ClassicalAlgorithm:
+        return cls.load_with(model_dir)
+
+    @classmethod
+    def load_with(
+        cls, model_dir: Path, backbone: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> ClassicalAlgorithm:
+        """The saved model; with `backbone`, a features=deep model computes its deep
+        features with it (serve's compiled copy of the network) and never loads the Keras
+        one, nor TensorFlow."""
         state = joblib.load(model_dir / MODEL_FILE)
         if "features" in state:
             settings = FeatureSettings.from_dict(state["features"])
         else:  # a model saved before the feature settings: its spec and the defaults
             settings = FeatureSettings.parse(state["feature_spec"])
-        backbone = None
-        if state.get("backbone") is not None:
+        network: Backbone | None = None
+        if state.get("backbone") is not None and backbone is None:
             from smvision.algorithms.features import deep
 
             deep.use_one_thread()
             record = BackboneRecord.from_dict(state["backbone"])
-            backbone = deep.Backbone.load(model_dir, state["image_size"], record)
+            network = deep.Backbone.load(model_dir, state["image_size"], record)
         algorithm = cls(
             state["image_size"],
             state["channels"],
             state["class_count"],
             settings,
             state["pipeline"],
-            backbone,
+            network,
         )
+        if backbone is not None and state.get("backbone") is not None:
+            algorithm.compiled_backbone = backbone
+            algorithm.backbone_record = BackboneRecord.from_dict(state["backbone"])
         algorithm.for_serving()
         return algorithm
 
@@ -302,6 +319,7 @@ class ClassicalAlgorithm(Algorithm):
 
     def preprocessing(self) -> dict[str, object]:
         steps = super().preprocessing() | {"features": self.settings.as_dict()}
-        if self.backbone is not None:
-            steps["backbone"] = self.backbone.record.as_dict()
+        record = self.backbone.record if self.backbone is not None else self.backbone_record
+        if record is not None:
+            steps["backbone"] = record.as_dict()
         return steps

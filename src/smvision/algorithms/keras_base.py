@@ -58,6 +58,32 @@ class Phase:
     learning_rate: float
 
 
+@dataclass(frozen=True)
+class FeatureCache:
+    """What a phase trains on in place of images, when what lies below the layers it trains
+    is frozen: the frozen layers' output, computed once per image instead of once per image
+    and epoch. `train` holds `views` x N of them (augmented views of each image when
+    augmentation is on, a random one of them per image and epoch), `validation` M; `model`
+    maps them to probabilities and shares its layers (and so its weights) with the whole
+    model, which checkpoints, early stopping and the saved model keep using."""
+
+    model: Any
+    train: np.ndarray
+    validation: np.ndarray | None
+
+    @property
+    def views(self) -> int:
+        return int(self.train.shape[0])
+
+    def validation_probabilities(self) -> np.ndarray:
+        assert self.validation is not None
+        parts = [
+            self.model(self.validation[start : start + PREDICT_BATCH].astype(np.float32))
+            for start in range(0, len(self.validation), PREDICT_BATCH)
+        ]
+        return np.concatenate([np.asarray(part, np.float32) for part in parts])
+
+
 class KerasAlgorithm(Algorithm):
     """A Keras model behind the Algorithm interface; subclasses build the model."""
 
@@ -80,6 +106,21 @@ class KerasAlgorithm(Algorithm):
 
     def enter_phase(self, phase: Phase, hp: Hyperparameters) -> None:
         """Change what is trainable before a phase starts."""
+
+    def phase_cache(
+        self,
+        phase: Phase,
+        hp: Hyperparameters,
+        train: Dataset,
+        validation: Dataset | None,
+        run: RunContext,
+    ) -> FeatureCache | None:
+        """The cached inputs `phase` trains on (called once its trainable layers are set),
+        or None: it trains on the images."""
+        return None
+
+    def release_caches(self) -> None:
+        """Let go of what phase_cache kept, once training is over."""
 
     def fingerprint_extra(self, hp: Hyperparameters) -> dict[str, object]:
         return {}
@@ -123,16 +164,42 @@ class KerasAlgorithm(Algorithm):
                 f"({loop.steps} steps an epoch, early_stopping_warmup_steps="
                 f"{loop.warmup_steps})."
             )
-        for index, phase in enumerate(self.phases(hp)):
-            if index < state.phase or phase.epochs == 0 or state.stopped_early:
-                continue
-            optimizer = self._start_phase(loop, index, phase, state)
-            loop.run_phase(phase, optimizer, train_fn, validation_input, state)
+        ran: list[tuple[Phase, int]] = []  # each phase that ran, and the epoch it began after
+        try:
+            for index, phase in enumerate(self.phases(hp)):
+                if index < state.phase or phase.epochs == 0:
+                    continue
+                if index > state.phase:  # early stopping ends a phase, not those after it
+                    state.stopped_early, state.bad_epochs = False, 0
+                if state.stopped_early:
+                    continue
+                optimizer = self._start_phase(loop, index, phase, state)
+                ran.append((phase, state.epochs_done - state.epoch_in_phase))
+                cache = self.phase_cache(phase, hp, train, validation, run)
+                if cache is None:
+                    loop.run_phase(phase, optimizer, train_fn, validation_input, state)
+                    continue
+                cached_validation = (
+                    loop.cached_validation_input(cache, validation)
+                    if validation is not None and cache.validation is not None
+                    else None
+                )
+                loop.run_phase(
+                    phase,
+                    optimizer,
+                    loop.cached_train_input(cache, train.labels),
+                    cached_validation,
+                    state,
+                    cache,
+                )
+        finally:
+            self.release_caches()
         if validation is not None and loop.checkpoints.has_best():
             loop.checkpoints.restore_best(self.model)
             run.info(
                 f"Restored the weights of the best epoch (validation loss {state.best_loss:.4f})."
             )
+            _say_when_the_last_phase_did_not_help(ran, state, run)
         if mixed:
             self.model = self._float32_copy(hp, run)
         self._predict_fn = None  # traced for the model of the epochs, which may be replaced
@@ -365,27 +432,82 @@ class TrainingLoop:
 
         return dataset_fn
 
+    def cached_train_input(self, cache: FeatureCache, labels: np.ndarray) -> Any:
+        """train_input over a phase's cached tensors: each epoch every image once, shuffled,
+        as one of its views drawn at random (seeded)."""
+        views, count = cache.train.shape[:2]
+        shape = list(cache.train.shape[2:])
+        seed = self.hp.integer("seed") + self.run.worker_index
+        numpy_labels, tf_labels, label_shape = self._label_spec()
+
+        def gather(index: np.ndarray, view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return cache.train[view, index].astype(np.float32), labels[index].astype(numpy_labels)
+
+        def dataset_fn(context: Any) -> Any:
+            batch = context.get_per_replica_batch_size(self.global_batch)
+            indices = tf.data.Dataset.range(count).shuffle(count, seed=seed).repeat()
+            chosen = tf.data.Dataset.random(seed=seed).map(lambda r: tf.math.floormod(r, views))
+            pairs = tf.data.Dataset.zip((indices, chosen)).batch(batch, drop_remainder=True)
+
+            def load(index: Any, view: Any) -> tuple[Any, Any]:
+                values, labels = tf.numpy_function(gather, [index, view], [tf.float32, tf_labels])
+                return (
+                    tf.ensure_shape(values, [batch, *shape]),
+                    tf.ensure_shape(labels, [batch, *label_shape]),
+                )
+
+            return pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+        return dataset_fn
+
+    def cached_validation_input(self, cache: FeatureCache, validation: Dataset) -> tuple[Any, int]:
+        """validation_input over the phase's cached validation tensors."""
+        assert cache.validation is not None
+        values = cache.validation
+        self.validation = validation
+        return self._validation_slices(
+            validation.labels,
+            lambda rows: values[rows].astype(np.float32),
+            list(values.shape[1:]),
+            np.float32,
+            tf.float32,
+        )
+
     def validation_input(self, validation: Dataset) -> tuple[Any, int]:
         """This worker's slice of validation, padded (weight 0) so all workers step alike."""
         self.validation = validation
+        size, channels = self.algorithm.image_size, self.algorithm.channels
+        return self._validation_slices(
+            validation.labels, validation.take, [size, size, channels], np.uint8, tf.uint8
+        )
+
+    def _validation_slices(
+        self,
+        all_labels: np.ndarray,
+        take: Callable[[np.ndarray], np.ndarray],
+        shape: list[int],
+        numpy_type: Any,
+        tf_type: Any,
+    ) -> tuple[Any, int]:
+        """Batches of (inputs as float32, labels, weights) of this worker's validation rows;
+        `take` gives the inputs of some rows."""
         workers, index = self.run.worker_count, self.run.worker_index
         local_replicas = self.strategy.num_replicas_in_sync // workers
         per_worker_batch = self.per_replica_batch * local_replicas
-        slice_size = math.ceil(len(validation) / workers)
+        slice_size = math.ceil(len(all_labels) / workers)
         steps = max(1, math.ceil(slice_size / per_worker_batch))
-        own = np.arange(index, len(validation), workers)
+        own = np.arange(index, len(all_labels), workers)
         rows = np.full(steps * per_worker_batch, -1, dtype=np.int64)
         rows[: len(own)] = own
-        size, channels = self.algorithm.image_size, self.algorithm.channels
         numpy_labels, tf_labels, label_shape = self._label_spec()
 
         def gather(batch_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             real = batch_rows >= 0
-            pixels = np.zeros((len(batch_rows), size, size, channels), dtype=np.uint8)
+            pixels = np.zeros((len(batch_rows), *shape), dtype=numpy_type)
             labels = np.zeros((len(batch_rows), *label_shape), dtype=numpy_labels)
             if real.any():
-                pixels[real] = validation.take(batch_rows[real])
-                labels[real] = validation.labels[batch_rows[real]]
+                pixels[real] = take(batch_rows[real])
+                labels[real] = all_labels[batch_rows[real]]
             return pixels, labels, real.astype(np.float32)
 
         def dataset_fn(context: Any) -> Any:
@@ -393,9 +515,9 @@ class TrainingLoop:
 
             def load(batch_rows: Any) -> tuple[Any, Any, Any]:
                 pixels, labels, weights = tf.numpy_function(
-                    gather, [batch_rows], [tf.uint8, tf_labels, tf.float32]
+                    gather, [batch_rows], [tf_type, tf_labels, tf.float32]
                 )
-                pixels = tf.ensure_shape(pixels, [batch, size, size, channels])
+                pixels = tf.ensure_shape(pixels, [batch, *shape])
                 return (
                     tf.cast(pixels, tf.float32),
                     tf.ensure_shape(labels, [batch, *label_shape]),
@@ -407,14 +529,17 @@ class TrainingLoop:
 
         return dataset_fn, steps
 
-    def epoch_measure(self) -> dict[str, float]:
+    def epoch_measure(self, cache: FeatureCache | None = None) -> dict[str, float]:
         """The measure tuning follows, when loss and accuracy are not it: validation:f1_micro
         for a multi-label model, validation:EVAL_METRIC for two classes."""
         measure = self.extra_measure
         if measure is None or self.validation is None:
             return {}
-        chunks = self.validation.chunks(PREDICT_BATCH * 4)
-        proba = np.concatenate([self.algorithm.predict_proba(chunk) for chunk in chunks])
+        if cache is not None and cache.validation is not None:
+            proba = cache.validation_probabilities()
+        else:
+            chunks = self.validation.chunks(PREDICT_BATCH * 4)
+            proba = np.concatenate([self.algorithm.predict_proba(chunk) for chunk in chunks])
         value = evaluation.measure(measure, proba, self.validation.labels)
         return {} if value is None else {f"validation:{measure}": value}
 
@@ -425,9 +550,12 @@ class TrainingLoop:
         train_fn: Any,
         validation: tuple[Any, int] | None,
         state: LoopState,
+        cache: FeatureCache | None = None,
     ) -> None:
-        """Epochs of `phase` until it ends or stops early, each reported and checkpointed."""
-        train_epoch, validate = self._epoch_functions(optimizer)
+        """Epochs of `phase` until it ends or stops early, each reported and checkpointed;
+        on the images, or with `cache` on its tensors through its model."""
+        model = self.algorithm.model if cache is None else cache.model
+        train_epoch, validate = self._epoch_functions(optimizer, model)
         iterator = iter(self.strategy.distribute_datasets_from_function(train_fn))
         validation_data, validation_steps = None, 0
         if validation is not None:
@@ -450,19 +578,20 @@ class TrainingLoop:
                 )
                 values["validation:loss"] = float(v_loss) / float(v_count)
                 values["validation:accuracy"] = float(v_hits) / float(v_count)
-                values |= self.epoch_measure()
+                values |= self.epoch_measure(cache)
             state.epoch_in_phase += 1
             for name, value in values.items():
                 state.history.setdefault(name, []).append(value)
-            self._early_stopping(state, values)
-            self.checkpoints.save(self.algorithm.model, optimizer, state)
+            improved = self._early_stopping(state, values)
+            self.checkpoints.save(self.algorithm.model, optimizer, state, best=improved)
             self._report(
                 phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
             )
 
-    def _epoch_functions(self, optimizer: Any) -> tuple[Any, Any]:
-        """Compiled functions that train one epoch and validate once over every replica."""
-        strategy, model, mixed = self.strategy, self.algorithm.model, self.mixed
+    def _epoch_functions(self, optimizer: Any, model: Any) -> tuple[Any, Any]:
+        """Compiled functions that train one epoch of `model` and validate it once over
+        every replica."""
+        strategy, mixed = self.strategy, self.mixed
         count, multi_label = self.algorithm.class_count, self.multi_label
         training_loss = losses.per_example(count, self.hp.real("label_smoothing"), multi_label)
         # Validation loss stays the plain cross-entropy, comparable across label_smoothing
@@ -531,20 +660,22 @@ class TrainingLoop:
         for name, value in values.items():
             self.run.metric(name, value)
 
-    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> None:
+    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> bool:
+        """Judge the epoch's validation loss; True when it is the best so far (its weights
+        are then kept as the best: Checkpoints.save)."""
         loss = values.get("validation:loss")
         if loss is None:
-            return
+            return False
         # A small data set takes few steps an epoch: on 180 images, validation accuracy sat
         # at chance for the first 30 steps while train accuracy reached 0.96, because the
         # batch-norm running statistics still held their starting values; judged then, the
         # run stopped at epoch 6 and restored epoch 1. The loop's own steps count, not epochs.
         if state.epochs_done * self.steps < self.warmup_steps:
-            return
+            return False
         if state.best_loss is None or loss < state.best_loss:
             state.best_loss, state.bad_epochs = loss, 0
-            self.checkpoints.save_best(self.algorithm.model)
-            return
+            state.best_epoch = state.epochs_done
+            return True
         state.bad_epochs += 1
         if self.patience and state.bad_epochs >= self.patience:
             state.stopped_early = True
@@ -552,6 +683,23 @@ class TrainingLoop:
                 f"Early stopping: validation loss has not improved for {state.bad_epochs} "
                 f"epochs (best {state.best_loss:.4f})."
             )
+        return False
+
+
+def _say_when_the_last_phase_did_not_help(
+    ran: list[tuple[Phase, int]], state: LoopState, run: RunContext
+) -> None:
+    """One line when a later phase (resnet50's fine-tuning) never beat the validation loss
+    of the phase before it: the restored weights are the earlier phase's."""
+    if len(ran) < 2 or state.best_epoch is None:
+        return
+    (earlier, _), (last, started_after) = ran[-2], ran[-1]
+    if state.best_epoch <= started_after:
+        run.info(
+            f"Phase '{last.name}' did not improve the validation loss (best "
+            f"{state.best_loss:.4f}, epoch {state.best_epoch}, in phase '{earlier.name}'): "
+            f"the model keeps the weights of phase '{earlier.name}'."
+        )
 
 
 def _hits(labels: Any, probabilities: Any) -> Any:

@@ -15,12 +15,13 @@ from typing import Any
 
 import keras
 
-from smvision.algorithms import gradcam
+from smvision.algorithms import frozen_cache, gradcam
 from smvision.algorithms.base import AlgorithmInputError, RunContext
-from smvision.algorithms.keras_base import KerasAlgorithm, Phase
+from smvision.algorithms.keras_base import FeatureCache, KerasAlgorithm, Phase
+from smvision.data.dataset import Dataset
 from smvision.schema.hyperparameters import Hyperparameters
+from smvision.schema.specs import IMAGENET_NOTOP_FILE
 
-IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 BASE_NAME = "resnet50"
 LAST_BLOCK = "conv5_block3_out"
 
@@ -40,6 +41,11 @@ class ImageNetCaffePreprocessing(keras.layers.Layer):
 
 
 class ResNet50Algorithm(KerasAlgorithm):
+    def __init__(self, image_size: int, channels: int, class_count: int, model: Any = None) -> None:
+        super().__init__(image_size, channels, class_count, model)
+        self._caches: frozen_cache.Caches | None = None
+        self._caches_tried = False
+
     def build_model(self, hp: Hyperparameters, run: RunContext) -> Any:
         layers = keras.layers
         base = base_network(self.image_size)
@@ -71,6 +77,33 @@ class ResNet50Algorithm(KerasAlgorithm):
         for index, layer in enumerate(base.layers):
             in_top = count > 0 and index >= len(base.layers) - count
             layer.trainable = in_top and not isinstance(layer, keras.layers.BatchNormalization)
+
+    def phase_cache(
+        self,
+        phase: Phase,
+        hp: Hyperparameters,
+        train: Dataset,
+        validation: Dataset | None,
+        run: RunContext,
+    ) -> FeatureCache | None:
+        """Both phases train on the frozen layers' output, computed once (frozen_cache.py)."""
+        if not hp.flag("frozen_cache"):
+            return None
+        base = self.model.get_layer(BASE_NAME)
+        if not self._caches_tried:
+            self._caches_tried = True
+            fine_tunes = hp.integer("fine_tune_epochs") > 0 and hp.integer("fine_tune_layers") > 0
+            self._caches = frozen_cache.build(
+                self.model, base, hp, train, validation, run.memory_budget, fine_tunes, run.info
+            )
+        if self._caches is None:
+            return None
+        if phase.name == "head":
+            return frozen_cache.head_cache(self.model, self._caches)
+        return frozen_cache.top_cache(self.model, base, self._caches)
+
+    def release_caches(self) -> None:
+        self._caches, self._caches_tried = None, False
 
     def saliency_parts(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:
         """The base's last block (7x7 at 224 pixels); then its average pooling to the logits."""

@@ -110,6 +110,54 @@ def assess(
     )
 
 
+def why_recommended(comparison: Comparison) -> str | None:
+    """One sentence: why the recommended row wins (an accuracy tie at a lower cost, or
+    significantly better accuracy)."""
+    if comparison.recommended is None or comparison.best is None:
+        return None
+    chosen, best = comparison.get(comparison.recommended), comparison.get(comparison.best)
+    assert chosen.row.scores is not None and best.row.scores is not None
+    tied = [a for a in comparison.scored if a.tied_with_best and a.name != chosen.name]
+    if chosen is best and not tied:
+        return (
+            f"{chosen.name} wins on accuracy: {_percent(chosen.row.scores.accuracy)}, and every "
+            f"other row is significantly less accurate (McNemar p < {ALPHA})."
+        )
+    if chosen is best:
+        return (
+            f"{chosen.name} wins as the most accurate row "
+            f"({_percent(chosen.row.scores.accuracy)}) and the cheapest to serve of those that "
+            f"tie it ({_and([a.name for a in tied])}): {_costs(chosen.row, tied[0].row)}."
+        )
+    paired = chosen.versus_best
+    p_value = f"McNemar p={paired.p_value:.2f}" if paired is not None else "within its interval"
+    return (
+        f"{chosen.name} wins on an accuracy tie with the most accurate row, {best.name} "
+        f"({_percent(chosen.row.scores.accuracy)} against {_percent(best.row.scores.accuracy)}, "
+        f"{p_value}), at a lower cost: {_costs(chosen.row, best.row)}."
+    )
+
+
+def _costs(row: Row, other: Row) -> str:
+    """'p50 12 ms against 128 ms, trained in 106 s against 630 s' (what both rows have)."""
+    parts = []
+    if row.latency_p50_ms is not None and other.latency_p50_ms is not None:
+        parts.append(f"p50 {row.latency_p50_ms:.1f} ms against {other.latency_p50_ms:.1f} ms")
+    if row.training_seconds is not None and other.training_seconds is not None:
+        parts.append(
+            f"trained in {row.training_seconds:.0f} s against {other.training_seconds:.0f} s"
+        )
+    return ", ".join(parts) or "the lower serving cost"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _accuracy_rank(row: Row) -> tuple[float, float, float]:
     assert row.scores is not None
     latency = row.latency_p50_ms if row.latency_p50_ms is not None else math.inf

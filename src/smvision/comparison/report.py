@@ -20,6 +20,7 @@ from smvision.comparison.assessment import (
     Assessment,
     Comparison,
     assess,
+    why_recommended,
 )
 from smvision.comparison.plots import draw_all
 from smvision.comparison.rows import Row
@@ -104,6 +105,7 @@ def to_json(
         "best": comparison.best,
         "recommended": comparison.recommended,
         "recommendation_rule": RECOMMENDATION_RULE,
+        "why_recommended": why_recommended(comparison),
         "quality_rules": QUALITY_RULES,
         "measured": dict(measured or {}),
         "rows": rows,
@@ -162,9 +164,11 @@ def _verdict(comparison: Comparison) -> list[str]:
         best.row.scores.accuracy, count, comparison.confidence
     )
     tied = [a.name for a in scored if a.tied_with_best and a.name != best.name]
+    why = why_recommended(comparison)
     lines = [
         f"**Recommended: {comparison.recommended}** (rule: {RECOMMENDATION_RULE}).",
         "",
+        *([f"Why: {why}", ""] if why else []),
         f"Most accurate: {best.name}, {_percent(best.row.scores.accuracy)} on {count} {split} "
         "images"
         + (

@@ -86,7 +86,7 @@ HOSTS_ENV = "SM_HOSTS"
 SERVE_FORMAT_ENV = "SMVISION_SERVE_FORMAT"
 SERVE_FORMATS = ("auto", "trained", "tflite", "onnx")
 KERAS_RUNTIME_ENV = "SMVISION_KERAS_RUNTIME"
-KERAS_RUNTIMES = ("auto", "tflite", "xla", "tensorflow")
+KERAS_RUNTIMES = ("auto", "tflite", "onnx", "xla", "tensorflow")
 CURRENT_HOST_ENV = "SM_CURRENT_HOST"
 # smvision's own serving variables, which SageMaker never sets: `deploy --async` sets the
 # first; the second caps the memory a multi-model server gives its models (default: the

@@ -65,6 +65,8 @@ def export_job(job_dir: Path, fmt: str, quantize: str) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     result = record["evaluation"]
+    for refusal in record["gate"]["refused"]:
+        print(refusal["reason"])
     print(
         f"Wrote {record['file']} ({record['bytes'] / 1e6:.2f} MB; the trained model: "
         f"{(record['original_bytes'] or 0) / 1e6:.2f} MB) and {contract_module.EXPORT_FILE} "

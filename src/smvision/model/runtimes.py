@@ -122,6 +122,15 @@ class OnnxRuntime:
 _ONNX_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
+def from_bytes(content: bytes, fmt: str, threads: int) -> Runtime:
+    """The runtime for a compiled model held in memory: a TFLite flatbuffer or ONNX model."""
+    if fmt == "tflite":
+        return LiteRuntime(content, threads)
+    if fmt == "onnx":
+        return OnnxRuntime(content, threads)
+    raise ValueError(f"Format '{fmt}': use one of {', '.join(FORMATS)}.")
+
+
 def load(path: Path, threads: int) -> Runtime:
     """The runtime for a model file, by its suffix (.tflite or .onnx)."""
     if path.suffix == ".tflite":

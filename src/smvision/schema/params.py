@@ -176,7 +176,8 @@ COMMON = (
         "int",
         64,
         "Images are resized to image_size x image_size pixels; auto: the training images' "
-        "median side, rounded up to a multiple of 8 within the algorithm's range.",
+        "median side, rounded up to a multiple of 8 within the algorithm's range, and with "
+        "features=deep 224, the ResNet50 backbone's own input.",
         low=8,
         high=1024,
         keywords=("auto",),
@@ -641,6 +642,23 @@ RESNET50 = (
         low=1e-9,
         high=1.0,
         tuning=TuningRange("continuous", 1e-6, 1e-3, scaling="Logarithmic"),
+    ),
+    Param(
+        "frozen_cache",
+        "bool",
+        True,
+        "Run the frozen layers once per image and train on their cached output: the head "
+        "on the base's pooled output, fine-tuning on the output below the layers it trains "
+        "(false: every epoch runs the whole network on the images, as before).",
+    ),
+    Param(
+        "augmented_views",
+        "int",
+        2,
+        "With augment on: augmented views of each train image that the frozen base runs "
+        "on once, before training; each epoch trains on one of them at random per image.",
+        low=1,
+        high=64,
     ),
     Param(
         "mixed_precision",

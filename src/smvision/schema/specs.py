@@ -24,6 +24,11 @@ from smvision.schema.params import CLASSICAL, KERAS, RESNET50, RF, SVM, Hyperpar
 
 ENTRY_POINT_GROUP = "smvision.algorithms"
 SERVING_CPU = "ml.m5.xlarge"
+# ResNet50's ImageNet input: resnet50's image_size, and features=deep's when image_size is auto.
+IMAGENET_IMAGE_SIZE = 224
+# Keras' ImageNet weights of ResNet50 without its top: what a 'pretrained' channel holds,
+# and what the image bakes into its Keras cache (RESNET50_WEIGHTS=imagenet).
+IMAGENET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,8 @@ class AlgorithmSpec:
     serve_workers: int | None
     # Whether a job with several instances trains one model across all of them.
     spans_hosts: bool
-    # How serve runs a trained Keras model unless SMVISION_KERAS_RUNTIME says otherwise
-    # (smvision.serving.models); None for the others.
+    # How serve runs a trained Keras model, or the features=deep network of svm and rf,
+    # unless SMVISION_KERAS_RUNTIME says otherwise (smvision.serving.models).
     keras_runtime: str | None = None
     required_channels: tuple[str, ...] = ("train",)
     optional_channels: tuple[str, ...] = ("validation", "test")
@@ -103,6 +108,8 @@ _SVM = AlgorithmSpec(
     serving_instance_type=SERVING_CPU,
     # scikit-learn predicts on one core per call: a worker per core.
     serve_workers=None,
+    # features=deep: the ResNet50 backbone compiled at start, as resnet50 is.
+    keras_runtime="tflite",
     spans_hosts=False,
     incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
     "earlier model is checked for fit and recorded as the parent",
@@ -161,18 +168,23 @@ _RESNET50 = replace(
     implementation="smvision.algorithms.resnet50:ResNet50Algorithm",
     summary="Keras ResNet50 transfer learning: new head, then fine-tuning",
     parameters=KERAS + RESNET50,
-    image_size=224,
-    auto_image_size_range=(224, 224),
+    image_size=IMAGENET_IMAGE_SIZE,
+    auto_image_size_range=(IMAGENET_IMAGE_SIZE, IMAGENET_IMAGE_SIZE),
     channels=3,
     min_image_size=32,
     min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
-    # TensorFlow's graph: XNNPACK matched oneDNN on ResNet50's convolutions, and
-    # converting it at start took tens of seconds (bench/NOTES.md).
-    keras_runtime="tensorflow",
+    # Compiled to TFLite at start, as the cnn, so the worker holds no TensorFlow and an
+    # int8 export runs on the same engine. On 2 busy cores (docs/guides/transfer-learning.md)
+    # TFLite beat ONNX Runtime on one image (192 against 235 ms; int8 56 against 95 ms) and
+    # converted faster; TensorFlow's oneDNN was faster still in float32 (108 ms): set
+    # SMVISION_KERAS_RUNTIME=tensorflow for that, or export int8 for 56 ms.
+    keras_runtime="tflite",
     optional_channels=("validation", "test", "pretrained", "model"),
     incremental="starts from the earlier model's weights, head and fine-tuned layers "
     "(reinitialize_top_layer=true gives it a new head for other classes)",
-    defaults={"epochs": 10, "batch_size": 32},
+    # No warm-up for early stopping: the base runs with training=False, so no batch-norm
+    # statistics move, and the head's best epoch may be kept over fine-tuning's.
+    defaults={"epochs": 10, "batch_size": 32, "early_stopping_warmup_steps": 0},
     data_needed="hundreds of images: ImageNet features transfer",
     setup="TensorFlow, ImageNet weights (about 100 MB), a GPU",
 )

@@ -9,11 +9,14 @@ returns probabilities, so `serve` runs it on LiteRT or ONNX Runtime without Tens
 int8 is calibrated on up to CALIBRATION_IMAGES training images (the job's train channel,
 decoded as training decoded them). The export is then run on the job's test split (else
 its validation split) beside the original, and what changed, accuracy and probabilities,
-is stored with it in model/export.json. A model directory holds one export at a time: a
-new one replaces the last.
+is stored with it in model/export.json. An export that loses more than one point of
+accuracy there is not installed (the gate): an int8 one is made again as float16, and
+export.json says why. A model directory holds one export at a time: a new one replaces
+the last.
 
 `python -m smvision.serving.export MODEL_DIR OUT` writes the trained Keras model in MODEL_DIR as
-a float32 TFLite flatbuffer to OUT: what `serve` runs in a child process at start.
+a float32 TFLite flatbuffer (OUT ending in .tflite) or ONNX model (.onnx) to OUT: what
+`serve` runs in a child process at start.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ log = logging.getLogger("smvision.serving.export")
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 CALIBRATION_IMAGES = 200
+# The export gate: the most test accuracy an export may lose against the original model.
+MAX_ACCURACY_LOSS_POINTS = 1.0
+# What an export is made as, in order, until one passes the gate.
+FALLBACKS = {"float32": ("float32",), "float16": ("float16",), "int8": ("int8", "float16")}
 ONNX_OPSET = 17
 _PREDICT_BATCH = 64
 
@@ -65,7 +72,12 @@ class Job:
 
 
 def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str, Any]:
-    """Write model/model.{tflite,onnx} and model/export.json for the job; return the latter."""
+    """Write model/model.{tflite,onnx} and model/export.json for the job; return the latter.
+
+    The accuracy gate: an export whose accuracy on the evaluation split falls more than
+    MAX_ACCURACY_LOSS_POINTS below the original's is not installed. An int8 one is made
+    again as float16 (`record["gate"]` says why); any other, or a float16 that fails too,
+    is refused with an ExportError and the model directory is left as it was."""
     if fmt not in runtimes.FORMATS or quantize not in QUANTIZATIONS:
         raise ExportError(
             f"Format '{fmt}' with quantization '{quantize}': use a format of "
@@ -79,28 +91,49 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
     model = algorithms.get(job.metadata["algorithm"]).load(job.model_dir)
     keras_model = model.model  # type: ignore[attr-defined]
     evaluation_split, evaluation = _evaluation_data(job)
+    original = _predict(model.predict_proba, evaluation)
     calibration = _calibration_images(job) if quantize == "int8" else None
+    refused: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="smvision-export-") as scratch:
-        exported = Path(scratch) / exports.MODEL_FILES[fmt]
-        if fmt == "tflite":
-            exported.write_bytes(
-                tflite_flatbuffer(keras_model, job.model_input, quantize, calibration)
-            )
+        for attempt in FALLBACKS[quantize]:
+            exported = Path(scratch) / attempt / exports.MODEL_FILES[fmt]
+            exported.parent.mkdir()
+            if fmt == "tflite":
+                exported.write_bytes(
+                    tflite_flatbuffer(keras_model, job.model_input, attempt, calibration)
+                )
+            else:
+                onnx_model(keras_model, job.model_input, attempt, calibration, exported)
+            runtime = runtimes.load(exported, available_cores())
+            compressed = _predict(runtime.predict, evaluation)
+            compared = exports.compare(original, compressed, evaluation.labels, evaluation_split)
+            sentence = gate_refusal(fmt, attempt, compared)
+            if sentence is None:
+                break
+            log.warning("%s", sentence)
+            refused.append({"quantize": attempt, "evaluation": compared, "reason": sentence})
         else:
-            _to_onnx(keras_model, job, quantize, calibration, exported)
-        runtime = runtimes.load(exported, available_cores())
-        original = _predict(model.predict_proba, evaluation)
-        compressed = _predict(runtime.predict, evaluation)
+            raise ExportError(
+                " ".join(r["reason"] for r in refused) + " Nothing was exported; the model "
+                "directory is as it was. Serve the trained model, or export it as float32."
+            )
         content = exported.read_bytes()
     record = exports.record(
         fmt,
-        quantize,
+        attempt,
         len(content),
         _size(job.model_dir / keras_base.MODEL_FILE),
         {"dtype": "uint8", "shape": [None, *_pixel_shape(job.model_input)]},
-        exports.compare(original, compressed, evaluation.labels, evaluation_split),
-        None if calibration is None else {"channel": "train", "images": len(calibration)},
+        compared,
+        None
+        if calibration is None or attempt != "int8"
+        else {"channel": "train", "images": len(calibration)},
     )
+    record["gate"] = {
+        "max_accuracy_loss_points": MAX_ACCURACY_LOSS_POINTS,
+        "asked": quantize,
+        "refused": refused,
+    }
     exports.install(job.model_dir, content, record)
     return record
 
@@ -149,15 +182,51 @@ def _export_classical(job: Job, fmt: str, quantize: str) -> dict[str, Any]:
     return record
 
 
+def gate_refusal(fmt: str, quantize: str, compared: dict[str, Any]) -> str | None:
+    """Why an export may not be installed (it lost more than MAX_ACCURACY_LOSS_POINTS of
+    accuracy on the evaluation split), or None."""
+    change = float(compared["accuracy_change_points"])
+    if change >= -MAX_ACCURACY_LOSS_POINTS:
+        return None
+    fallback = FALLBACKS["int8"][1] if quantize == "int8" else None
+    return (
+        f"The {quantize} {fmt} export scored {compared['export_accuracy']:.4f} on the "
+        f"{compared['images']} {compared['split']} images against the original's "
+        f"{compared['original_accuracy']:.4f} ({change:+.2f} points), more than the "
+        f"{MAX_ACCURACY_LOSS_POINTS:g} point the export gate allows"
+        + (f"; trying {fallback} instead." if fallback else ".")
+    )
+
+
 def compile_saved_model(model_dir: Path, destination: Path) -> None:
-    """The trained Keras model in model_dir as a float32 TFLite flatbuffer at destination."""
+    """The trained Keras model in model_dir as a float32 TFLite flatbuffer or ONNX model
+    (by destination's suffix) at destination."""
     metadata = read_metadata(model_dir)
-    model = algorithms.get(metadata["algorithm"]).load(model_dir)
     model_input = images.ModelInput(int(metadata["image_size"]), int(metadata["channels"]))
-    flatbuffer = tflite_flatbuffer(model.model, model_input)  # type: ignore[attr-defined]
-    temporary = destination.with_name(f".{destination.name}.tmp")
-    temporary.write_bytes(flatbuffer)
+    temporary = destination.with_name(f".{destination.name}.tmp{destination.suffix}")
+    if specs.get(metadata["algorithm"]).family == "keras":
+        keras_model = algorithms.get(metadata["algorithm"]).load(model_dir).model  # type: ignore[attr-defined]
+        tracked, function = keras_model, _serving_function(keras_model, model_input)
+    else:  # svm or rf on deep features: their backbone network
+        tracked, function = _backbone_function(model_dir, metadata, model_input)
+    if destination.suffix == ".onnx":
+        _function_to_onnx(function, "float32", None, temporary)
+    else:
+        temporary.write_bytes(_function_to_tflite(tracked, function, "float32", None))
     os.replace(temporary, destination)
+
+
+def _backbone_function(
+    model_dir: Path, metadata: dict[str, Any], model_input: images.ModelInput
+) -> tuple[Any, Any]:
+    """The features=deep backbone of a classical model: its network, and its function from
+    uint8 pixels to the 2048 pooled values."""
+    from smvision.algorithms.features.backbones import BackboneRecord
+    from smvision.algorithms.features.deep import Backbone
+
+    record = BackboneRecord.from_dict(metadata["preprocessing"]["backbone"])
+    backbone = Backbone.load(model_dir, model_input.size, record)
+    return backbone._network, backbone.pooled_function(model_input.channels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,15 +331,22 @@ def tflite_flatbuffer(
     calibration: np.ndarray | None = None,
 ) -> bytes:
     """The Keras model on uint8 pixels as a TFLite flatbuffer (also what serve compiles)."""
+    function = _serving_function(keras_model, model_input)
+    return _function_to_tflite(keras_model, function, quantize, calibration)
+
+
+def _function_to_tflite(
+    tracked: Any, function: Any, quantize: str, calibration: np.ndarray | None
+) -> bytes:
+    """A tf.function over the Keras model `tracked` as a TFLite flatbuffer."""
     import keras
     import tensorflow as tf
 
     # A SavedModel written by Keras' ExportArchive holds the weights as the converter
     # wants them (a plain tf.function leaves them as variables TFLite cannot read).
     with tempfile.TemporaryDirectory(prefix="smvision-tflite-") as scratch:
-        function = _serving_function(keras_model, model_input)
         archive = keras.export.ExportArchive()
-        archive.track(keras_model)
+        archive.track(tracked)
         archive.add_endpoint("serving_default", function)
         archive.write_out(scratch, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
@@ -291,17 +367,25 @@ def _convert(converter: Any, quantize: str, calibration: np.ndarray | None) -> b
     return content
 
 
-def _to_onnx(
+def onnx_model(
     keras_model: Any,
-    job: Job,
+    model_input: images.ModelInput,
     quantize: str,
     calibration: np.ndarray | None,
     destination: Path,
 ) -> None:
+    """The Keras model on uint8 pixels as an ONNX model at destination (also what serve
+    compiles for SMVISION_KERAS_RUNTIME=onnx)."""
+    function = _serving_function(keras_model, model_input)
+    _function_to_onnx(function, quantize, calibration, destination)
+
+
+def _function_to_onnx(
+    function: Any, quantize: str, calibration: np.ndarray | None, destination: Path
+) -> None:
     import onnx
     import tf2onnx
 
-    function = _serving_function(keras_model, job.model_input)
     proto, _ = tf2onnx.convert.from_function(
         function, input_signature=function.input_signature, opset=ONNX_OPSET
     )

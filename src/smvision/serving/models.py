@@ -8,9 +8,10 @@ LiteRT or ONNX Runtime and needs neither TensorFlow nor scikit-learn: the image 
 RUNTIME=lite has neither.
 
 A trained Keras model runs as SMVISION_KERAS_RUNTIME says, else as its algorithm's entry
-in the table (specs.py): `tflite` compiles it to a float32 TFLite flatbuffer in a child
-process (`python -m smvision.serving.export`) and serves that like an export, so the worker
-itself never imports TensorFlow; in-process, the converter held the GIL for seconds,
+in the table (specs.py): `tflite` (`onnx`) compiles it to a float32 TFLite flatbuffer (ONNX
+model) in a child process (`python -m smvision.serving.export`) and serves that like an
+export, so the worker itself never imports TensorFlow; in-process, the converter held the
+GIL for seconds,
 and /ping, which must answer within 2 s while the model loads, waited 24 s behind it.
 `xla` and `tensorflow` run the Keras model in the worker
 (`KerasAlgorithm.compile_for_serving`).
@@ -18,6 +19,7 @@ and /ping, which must answer within 2 s while the model loads, waited 24 s behin
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -26,18 +28,18 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE
+from smvision.algorithms.base import CLASSICAL_MODEL_FILE, KERAS_MODEL_FILE, Algorithm
 from smvision.algorithms.exported import ExportedModel
 from smvision.algorithms.features.backbones import keras_models_dir
-from smvision.core.contract import EXPORT_FILE
+from smvision.core.contract import EXPORT_FILE, METADATA_FILE
 from smvision.model import runtimes
 from smvision.schema import specs
 
@@ -122,16 +124,27 @@ def load(
         return ExportedModel.of(runtime, metadata, choice.export)
     spec = specs.get(metadata["algorithm"])
     keras_runtime = resolved_keras_runtime(spec, keras_runtime)
-    if keras_runtime == "tflite" and spec.family == "keras":
+    compiled = None
+    if compiles_in_child(metadata, choice, keras_runtime):
         if not _installed("tensorflow"):
             raise _lite_image_error(metadata, model_dir, "No module named 'tensorflow'")
-        return ExportedModel.of(
-            runtimes.LiteRuntime(compile_in_child(model_dir), threads), metadata, None
-        )
+        content = compile_in_child(model_dir, keras_runtime)
+        compiled = runtimes.from_bytes(content, keras_runtime, threads)
+        if spec.family == "keras":
+            return ExportedModel.of(compiled, metadata, None)
     from smvision import algorithms
 
+    algorithm: Algorithm
     try:
-        algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
+        if compiled is not None:  # svm or rf whose deep features the compiled network computes
+            from smvision.algorithms.classical import ClassicalAlgorithm
+
+            implementation = algorithms.get(metadata["algorithm"])
+            if not issubclass(implementation, ClassicalAlgorithm):
+                raise TypeError(f"{implementation} computes no deep features to compile.")
+            algorithm = implementation.load_with(model_dir, compiled.predict)
+        else:
+            algorithm = algorithms.get(metadata["algorithm"]).load(model_dir)
     except ModuleNotFoundError as error:
         raise _lite_image_error(metadata, model_dir, str(error)) from error
     algorithm.compile_for_serving(keras_runtime, threads)
@@ -161,25 +174,26 @@ def resolved_keras_runtime(spec: specs.AlgorithmSpec, keras_runtime: str) -> str
 
 
 def engine(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> str:
-    """What will run the model: tflite or onnx (an export, or a Keras model compiled to
-    TFLite), tensorflow (a Keras model in the worker, or an svm or rf whose features
-    include deep: ResNet50 on TensorFlow) or scikit-learn."""
+    """What will run the model: tflite or onnx (an export, or a Keras model or an svm's or
+    rf's deep-feature network compiled at start), tensorflow (a Keras model or that network
+    in the worker) or scikit-learn."""
     if choice.export is not None:
         return str(choice.export["format"])
     spec = specs.get(metadata["algorithm"])
-    if spec.family != "keras":
-        return "tensorflow" if _backbone(metadata) else "scikit-learn"
+    if spec.family != "keras" and not _backbone(metadata):
+        return "scikit-learn"
     runtime = resolved_keras_runtime(spec, keras_runtime)
-    return "tflite" if runtime == "tflite" else "tensorflow"
+    return runtime if runtime in runtimes.FORMATS else "tensorflow"
 
 
 def compiles_in_child(metadata: dict[str, Any], choice: Choice, keras_runtime: str) -> bool:
-    """Whether loading the model compiles it to TFLite in a child process first."""
+    """Whether loading the model compiles its network (a Keras model, or an svm's or rf's
+    deep-feature backbone) to TFLite or ONNX in a child process first."""
     spec = specs.get(metadata["algorithm"])
     return (
         choice.export is None
-        and spec.family == "keras"
-        and resolved_keras_runtime(spec, keras_runtime) == "tflite"
+        and (spec.family == "keras" or _backbone(metadata) is not None)
+        and resolved_keras_runtime(spec, keras_runtime) in runtimes.FORMATS
     )
 
 
@@ -204,21 +218,22 @@ def _backbone(metadata: dict[str, Any]) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def compile_in_child(model_dir: Path) -> bytes:
-    """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process
-    (one at a time), or as compiled before from the same Keras file."""
-    cached = COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.tflite"
-    with _compiling:
+def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
+    """The trained Keras model as a float32 TFLite flatbuffer or ONNX model (`fmt`),
+    converted by a child process (one at a time), or as compiled before from the same
+    Keras file."""
+    cached = COMPILE_CACHE / f"{_network_digest(model_dir)}.{fmt}"
+    with _compiling, _compile_lock():
         if cached.is_file():
             return cached.read_bytes()
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
-            destination = Path(scratch) / "model.tflite"
+            destination = Path(scratch) / f"model.{fmt}"
             returncode, stderr = _run_child(
                 [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)]
             )
             if returncode != 0 or not destination.is_file():
                 raise ExportError(
-                    f"Compiling the Keras model in {model_dir} to TFLite failed (exit "
+                    f"Compiling the Keras model in {model_dir} to {fmt} failed (exit "
                     f"{returncode}): {stderr.strip()[-2000:]} Set "
                     "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
                 )
@@ -229,6 +244,24 @@ def compile_in_child(model_dir: Path) -> bytes:
             partial.write_bytes(flatbuffer)
             partial.replace(cached)
         return flatbuffer
+
+
+@contextmanager
+def _compile_lock() -> Iterator[None]:
+    """One compile at a time across processes too (svm on deep features runs a worker per
+    core, each loading the same model): the others wait, then read the cache. The lock is
+    the cache directory's own, so the cache holds compiled models only."""
+    try:
+        COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(COMPILE_CACHE, os.O_RDONLY)
+    except OSError:  # no cache to share: each process compiles its own
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _run_child(command: list[str]) -> tuple[int, str]:
@@ -244,7 +277,8 @@ def _run_child(command: list[str]) -> tuple[int, str]:
             child.kill()
             child.communicate()
             raise ExportError(
-                f"Compiling {command[-2]} to TFLite took more than {COMPILE_TIMEOUT_S} s; set "
+                f"Compiling {command[-2]} to {Path(command[-1]).suffix[1:]} took more than "
+                f"{COMPILE_TIMEOUT_S} s; set "
                 "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
             ) from None
         finally:
@@ -259,6 +293,17 @@ def kill_compiles() -> None:
         for child in _children:
             with suppress(OSError):
                 child.kill()
+
+
+def _network_digest(model_dir: Path) -> str:
+    """What identifies the compiled network: the Keras file's SHA-256; for a deep-feature
+    backbone, its weights' SHA-256 (metadata.json) with the input geometry."""
+    keras_file = model_dir / KERAS_MODEL_FILE
+    if keras_file.is_file():
+        return _sha256(keras_file)
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    key = [_backbone(metadata), metadata["image_size"], metadata["channels"]]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _sha256(path: Path) -> str:

@@ -117,9 +117,10 @@ def extract(
     batch: np.ndarray,
     settings: FeatureSettings | str,
     workers: int | None = None,
-    backbone: Backbone | None = None,
+    backbone: Backbone | Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Features for a batch of prepared images; `settings` may be a spec such as 'hog+color'."""
+    """Features for a batch of prepared images; `settings` may be a spec such as 'hog+color'.
+    `backbone` computes deep's columns: the Keras network, or serve's compiled copy of it."""
     if isinstance(settings, str):
         settings = FeatureSettings.parse(settings)
     count = len(batch)

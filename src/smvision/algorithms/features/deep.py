@@ -104,6 +104,11 @@ class Backbone:
         ]
         return np.concatenate(parts).astype(np.float32)
 
+    def pooled_function(self, channels: int) -> Any:
+        """uint8 pixels (N x S x S x channels) -> N x 2048 float32, as a tf.function with a
+        fixed signature: what serve compiles to TFLite or ONNX."""
+        return self._compile(channels)
+
     def _compile(self, channels: int) -> Any:
         size, network = self.image_size, self._network
         preprocess = resnet50.ImageNetCaffePreprocessing()

@@ -2,13 +2,17 @@
 each, and write the comparison (DIR/comparison.md, comparison.json, three plots).
 
     python -m smvision.local compare --channel train=DIR [--channel validation=DIR]
-        [--channel test=DIR] [--algorithms svm,rf,cnn,resnet50] [--hp KEY=VALUE ...]
+        [--channel test=DIR] [--channel pretrained=DIR]
+        [--algorithms svm,rf,cnn,resnet50,svm+deep,rf+deep] [--hp KEY=VALUE ...]
         [--hp ALG:KEY=VALUE ...] --out DIR
 
-Algorithms run one after the other (each job uses every core, so running them together
-would only distort their times), each in DIR/jobs/ALG with its logs (train.log,
-serve.log, latency.log). One that fails does not stop the others: its row carries the
-sentence its job wrote to output/failure.
+Every algorithm runs by default; with ImageNet weights at hand (a pretrained channel
+holding Keras' ResNet50 file, or the file baked into the image) svm+deep and rf+deep too:
+svm and rf on a frozen ResNet50's features, the fixed-feature extractor. They run one
+after the other (each job uses every core, so running them together would only distort
+their times), each in DIR/jobs/NAME with its logs (train.log, serve.log, latency.log).
+One that fails does not stop the others: its row carries the sentence its job wrote to
+output/failure.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from typing import Any
 
 from smvision.comparison.report import write_report
 from smvision.comparison.rows import (
+    Qualities,
     Row,
     ScoresError,
     directory_bytes,
-    qualities_of,
     scores_from_evaluation,
 )
 from smvision.core.contract import DATA_REPORT_FILE, METADATA_FILE
@@ -38,7 +42,8 @@ from smvision.local.compare import runs, serving
 from smvision.local.compare.plan import Plan, PlanError, make_plan
 from smvision.local.compare.progress import Display, display
 from smvision.local.job_dir import key_value
-from smvision.schema import hyperparameters, specs
+from smvision.schema import configurations, hyperparameters, specs
+from smvision.schema.configurations import Configuration
 
 MEASURED = {
     "Training time": "wall time of `smvision.local train` for the algorithm, from its start "
@@ -78,7 +83,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--algorithms",
         type=lambda text: [a for a in text.split(",") if a.strip()],
-        help=f"comma-separated (default: every algorithm of the table: {','.join(specs.names())})",
+        help="comma-separated algorithms or configurations such as svm+deep (default: every "
+        f"algorithm of the table, {','.join(specs.names())}, and "
+        f"{','.join(configurations.FIXED_FEATURES)} when ImageNet weights are at hand)",
     )
     parser.add_argument(
         "--hp",
@@ -119,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def compare(plan: Plan, out: Path) -> list[Row]:
-    epochs = {name: _expected_epochs(name, plan.hyperparameters[name]) for name in plan.algorithms}
+    epochs = {
+        name: _expected_epochs(plan.configuration(name).algorithm, plan.hyperparameters[name])
+        for name in plan.algorithms
+    }
     rows = []
     with display(plan.algorithms, epochs) as progress:
         for algorithm in plan.algorithms:
@@ -135,14 +145,15 @@ def compare(plan: Plan, out: Path) -> list[Row]:
 
 def measure_algorithm(plan: Plan, algorithm: str, job_dir: Path, progress: Display) -> Row:
     """Train one algorithm, score it, and measure what serving it costs."""
+    configuration = plan.configuration(algorithm)
     outcome = runs.run_job(
-        algorithm,
+        configuration.algorithm,
         plan.channels,
         plan.hyperparameters[algorithm],
         job_dir,
         on_line=lambda line: progress.line(algorithm, line),
     )
-    row = trained_row(outcome)
+    row = trained_row(outcome, configuration)
     if row.failed:
         return row
     progress.stage(algorithm, "serve starting", steps_left=2)
@@ -190,14 +201,15 @@ def data_report(out: Path, algorithms: Sequence[str]) -> dict[str, Any] | None:
     return None
 
 
-def trained_row(outcome: runs.JobOutcome) -> Row:
+def trained_row(outcome: runs.JobOutcome, configuration: Configuration | None = None) -> Row:
     """What the finished job tells: its failure, or its scores, model and training figures."""
+    configuration = configuration or Configuration(outcome.algorithm, outcome.algorithm)
     row = Row(
-        name=outcome.algorithm,
+        name=configuration.name,
         where="local",
         training_seconds=outcome.wall_seconds,
         peak_memory_bytes=outcome.peak_memory_bytes,
-        qualities=qualities_of(outcome.algorithm),
+        qualities=Qualities(*configuration.qualities()),
         source=str(outcome.job_dir),
     )
     failure = outcome.failure()
