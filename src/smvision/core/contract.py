@@ -12,6 +12,7 @@ asked for: the serving limits only by `serve`, the host list only by training.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ ASYNC_INFERENCE_ENV = "SMVISION_ASYNC_INFERENCE"
 MODELS_MEMORY_ENV = "SMVISION_MODELS_MEMORY_MB"
 
 DEFAULT_PORT = 8080
+MAX_PORT = 65535
 # A real-time endpoint's limits: SageMaker answers within 60 s, 6 MB in and out.
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_PAYLOAD_MB = 6.0
@@ -149,7 +151,7 @@ class Contract:
 
     @property
     def port(self) -> int:
-        return _int(self.environ, PORT_ENV, minimum=1) or DEFAULT_PORT
+        return _int(self.environ, PORT_ENV, minimum=1, maximum=MAX_PORT) or DEFAULT_PORT
 
     @property
     def workers(self) -> int | None:
@@ -360,7 +362,7 @@ def _hosts(env: Mapping[str, str]) -> tuple[str, ...] | None:
     return tuple(hosts)
 
 
-def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int | None = None) -> int | None:
     """A whole-number variable, None when unset."""
     raw = env.get(name, "").strip()
     if not raw:
@@ -369,9 +371,10 @@ def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
         value = int(raw)
     except ValueError:
         value = minimum - 1
-    if value < minimum:
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ContractError(
-            f"Environment variable {name} has value {raw!r}; use a whole number >= {minimum}."
+            f"Environment variable {name} has value {raw!r}; use a whole number {allowed}."
         )
     return value
 
@@ -392,9 +395,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    # inf passes `> 0` but no limit is infinite: gunicorn's heartbeat, the byte limit and
+    # /execution-parameters' JSON each need a number.
+    if not (value > 0 and math.isfinite(value)):
         raise ContractError(
-            f"Environment variable {name} has value {raw!r}; use a positive number."
+            f"Environment variable {name} has value {raw!r}; use a positive, finite number."
         )
     return value
 
