@@ -45,6 +45,7 @@ from smvision.serving.http import (
     Receive,
     Scope,
     Send,
+    TimedBody,
     allow,
     body_chunks,
     header,
@@ -98,7 +99,9 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 limit_threads(self.settings.threads_per_worker)
                 if self.settings.multi_model:
-                    self._models = ModelRoutes(self._model_table(), self._invoke)
+                    self._models = ModelRoutes(
+                        self._model_table(), self._invoke, self.settings.timeout_s
+                    )
                     self._ready.set()
                 else:
                     loop = asyncio.get_running_loop()
@@ -219,9 +222,13 @@ class ServingApp:
             raise HTTPError(406, str(error)) from error
         except InputError as error:
             raise HTTPError(400, str(error)) from error
-        body = None if content_type == JSON_LINES else await self._read_body(scope, receive)
+        # One deadline for the whole request, from its first byte of body to its answer.
+        body_receive = TimedBody(receive)
         try:
             async with asyncio.timeout(self.settings.timeout_s):
+                body = None
+                if content_type != JSON_LINES:
+                    body = await self._read_body(scope, body_receive)
                 ready = await model()
 
                 async def predict(group: Group, group_accept: str) -> bytes:
@@ -237,7 +244,7 @@ class ServingApp:
 
                 if body is None:
                     answer = await answer_in_groups(
-                        self._body_chunks(scope, receive),
+                        self._body_chunks(scope, body_receive),
                         predict,
                         accept,
                         MAX_BATCH_IMAGES,
@@ -249,6 +256,8 @@ class ServingApp:
         except HTTPError:
             raise
         except TimeoutError as error:
+            if body_receive.waiting:
+                raise body_receive.stalled(scope, self.settings.timeout_s) from error
             raise HTTPError(
                 504,
                 f"The request took longer than {self.settings.timeout_s:g} s "

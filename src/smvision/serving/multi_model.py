@@ -15,6 +15,7 @@ as one of a single-model server (`ServingApp._invoke`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from smvision.serving.http import (
     Receive,
     Scope,
     Send,
+    TimedBody,
     allow,
     query,
     read_body,
@@ -43,9 +45,12 @@ Invoke = Callable[[Scope, Receive, Send, Callable[[], Awaitable[LoadedModel]]], 
 class ModelRoutes:
     """The /models routes over the model table; `invoke` answers a request with a given model."""
 
-    def __init__(self, table: ModelTable[LoadedModel], invoke: Invoke) -> None:
+    def __init__(
+        self, table: ModelTable[LoadedModel], invoke: Invoke, body_timeout_s: float
+    ) -> None:
         self.table = table
         self._invoke = invoke
+        self._body_timeout_s = body_timeout_s
 
     @staticmethod
     def serves(path: str) -> bool:
@@ -89,7 +94,7 @@ class ModelRoutes:
             raise HTTPError(error.status, error.message) from error
 
     async def _load(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = await _json_body(scope, receive)
+        request = await _json_body(scope, receive, self._body_timeout_s)
         name, url = request.get("model_name"), request.get("url")
         if not (isinstance(name, str) and name.strip() and isinstance(url, str) and url):
             raise HTTPError(
@@ -125,8 +130,15 @@ def _load_request_too_large(what: str) -> HTTPError:
     )
 
 
-async def _json_body(scope: Scope, receive: Receive) -> dict[str, Any]:
-    body = await read_body(scope, receive, MAX_LOAD_REQUEST_BYTES, _load_request_too_large)
+async def _json_body(scope: Scope, receive: Receive, timeout_s: float) -> dict[str, Any]:
+    body_receive = TimedBody(receive)
+    try:
+        async with asyncio.timeout(timeout_s):
+            body = await read_body(
+                scope, body_receive, MAX_LOAD_REQUEST_BYTES, _load_request_too_large
+            )
+    except TimeoutError as error:
+        raise body_receive.stalled(scope, timeout_s) from error
     try:
         document = json.loads(body)
     except ValueError as error:
