@@ -25,6 +25,8 @@ import cv2
 import httpx
 import pytest
 
+from smvision.serving import models as models_module
+from smvision.serving import process_memory
 from tests.server.test_multi_model import Models
 from tests.support.photos import encode, photo
 from tests.support.server_process import RunningServer, free_port, running_server
@@ -172,3 +174,124 @@ def test_a_load_request_whose_body_stops_half_way_gets_408(stall_models: Models)
     assert answer.status == 408, answer.body
     assert answer.error().startswith("The request body stopped arriving: "), answer.body
     assert stall_models.client.get("/ping").status_code == 200
+
+
+# Model folders that are not what they say ----------------------------------------------------
+
+
+def svm_copy(serving_jobs: JobDirs, destination: Path) -> Path:
+    shutil.copytree(serving_jobs("svm") / "opt" / "ml" / "model", destination)
+    return destination
+
+
+def named_as(model_dir: Path, algorithm: str) -> Path:
+    metadata_file = model_dir / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata_file.write_text(json.dumps({**metadata, "algorithm": algorithm}))
+    return model_dir
+
+
+@pytest.mark.slow
+def test_a_model_folder_that_is_not_what_it_says_gets_404_naming_the_file(
+    stall_models: Models, serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    root = stall_models.root
+    missing = svm_copy(serving_jobs, root / "missing" / "model")
+    (missing / "model.joblib").unlink()
+    empty = svm_copy(serving_jobs, root / "empty" / "model")
+    (empty / "model.joblib").write_bytes(b"")
+    truncated = svm_copy(serving_jobs, root / "truncated" / "model")
+    whole = (truncated / "model.joblib").read_bytes()
+    (truncated / "model.joblib").write_bytes(whole[: len(whole) // 2])
+    fifo = svm_copy(serving_jobs, root / "fifo" / "model")
+    (fifo / "model.joblib").unlink()
+    os.mkfifo(fifo / "model.joblib")  # opening it would block until a writer came
+    named_as(svm_copy(serving_jobs, root / "mislabelled" / "model"), "rf")
+    cases = [
+        ("missing", 404, ["model.joblib is missing"]),
+        ("empty", 404, ["model.joblib is empty (0 bytes)"]),
+        ("truncated", 404, ["model.joblib cannot be read", "truncated"]),
+        ("fifo", 404, ["model.joblib is not a regular file"]),
+        (
+            "mislabelled",
+            404,
+            ["holds a CalibratedClassifierCV pipeline, not the RandomForestClassifier"],
+        ),
+    ]
+    for folder, status, sentences in cases:
+        response = stall_models.load(folder)
+        assert response.status_code == status, f"{folder}: {response.text}"
+        message = response.json()["error"]
+        assert message.startswith("No model "), message
+        assert stall_models.url(folder) in message, message
+        for sentence in sentences:
+            assert sentence in message, f"{folder}: {message}"
+    assert stall_models.listed() == {"models": []}
+    assert stall_models.client.get("/ping").status_code == 200
+
+
+@pytest.mark.slow
+def test_post_models_loads_only_from_under_the_model_root(
+    stall_models: Models, serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    outside = svm_copy(serving_jobs, tmp_path / "outside" / "model")
+    linked = stall_models.root / "linked"
+    linked.mkdir()
+    (linked / "model").symlink_to(outside, target_is_directory=True)
+    through = svm_copy(serving_jobs, stall_models.root / "through" / "model")
+    (through / "model.joblib").unlink()
+    (through / "model.joblib").symlink_to(outside / "model.joblib")
+    relative = f"{stall_models.root}/svm/model/../../../outside"
+    for name, url in [
+        ("outside", str(outside)),
+        ("linked", stall_models.url("linked")),
+        ("through", stall_models.url("through")),
+        ("relative", relative),
+        ("etc", "/etc"),
+    ]:
+        response = stall_models.load(name, url=url)
+        assert response.status_code == 404, f"{name}: {response.text}"
+        message = response.json()["error"]
+        assert f"outside {stall_models.root}, where SageMaker puts the models" in message, message
+    assert stall_models.listed() == {"models": []}
+    inside = stall_models.load("inside", "svm")
+    assert inside.status_code == 200, inside.text
+    assert stall_models.unload("inside").status_code == 200
+
+
+# The memory plan -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_cnn_already_compiled_is_planned_without_the_compile(
+    serving_jobs: JobDirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMVISION_MODELS_MEMORY_MB=500 holds a cnn on TFLite (about 40 MiB) but not its
+    compile's child (COMPILE_CHILD_MB): once the flatbuffer is in the compile cache (the
+    server's TMPDIR here, /tmp on an endpoint), the cnn loads within the budget."""
+    cnn = serving_jobs("cnn") / "opt" / "ml" / "model"
+    job_dir = tmp_path / "job"
+    root = job_dir / "opt" / "ml" / "models"
+    shutil.copytree(cnn, root / "cnn" / "model")
+    server_tmp = tmp_path / "server-tmp"
+    server_tmp.mkdir()
+    env = {
+        **job_environment(job_dir),
+        "SAGEMAKER_MULTI_MODEL": "true",
+        "SMVISION_MODELS_MEMORY_MB": "500",
+        "TMPDIR": str(server_tmp),
+    }
+    assert process_memory.COMPILE_CHILD_MB > 500
+    with running_server(job_dir, env=env) as server:
+        models = Models(server, root)
+        refused = models.load("first", "cnn")  # not compiled yet: the compile does not fit
+        assert refused.status_code == 413, refused.text
+        assert "compile" in refused.json()["error"], refused.text
+        # Compiled as the server compiles, into the cache the server reads.
+        monkeypatch.setattr(models_module, "COMPILE_CACHE", server_tmp / "smvision-tflite")
+        models_module.compile_in_child(root / "cnn" / "model")
+        loaded = models.load("cached", "cnn")
+        assert loaded.status_code == 200, loaded.text
+        answer = models.invoke("cached", png(), "image/png")
+        assert answer.status_code == 200, answer.text
+        models.client.close()

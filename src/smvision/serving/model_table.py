@@ -191,12 +191,17 @@ class ModelTable(Generic[Model]):
         need = figures.model_mb(plan.size_on_disk_mb)
         engine = 0.0 if plan.engine in self._engines else figures.runtime_mb
         engines = sum(self._engines.values())  # stay loaded when every model is unloaded
+        while_loading = (
+            f", {plan.loading_mb:.0f} MiB of it while it loads: the compile's child process"
+            if plan.loading_mb
+            else ""
+        )
         if engines + engine + need + plan.loading_mb > self.budget_mb:
             raise ModelTableError(
                 413,
                 f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
                 f"({plan.engine}, "
-                f"{plan.size_on_disk_mb:.1f} MB on disk), more than the "
+                f"{plan.size_on_disk_mb:.1f} MB on disk{while_loading}), more than the "
                 f"{self.budget_mb - engines:.0f} MiB this server can give a model even with "
                 f"no other loaded (SMVISION_MODELS_MEMORY_MB is {self.budget_mb:.0f} MiB); "
                 "raise SMVISION_MODELS_MEMORY_MB or use an instance with more memory.",
@@ -205,7 +210,7 @@ class ModelTable(Generic[Model]):
             raise ModelTableError(
                 507,
                 f"Model {name} needs about {need + engine + plan.loading_mb:.0f} MiB "
-                f"({plan.engine}); "
+                f"({plan.engine}{while_loading}); "
                 f"{self.reserved_mb:.0f} of the {self.budget_mb:.0f} MiB for models "
                 f"(SMVISION_MODELS_MEMORY_MB) are taken; unload a model first.",
             )

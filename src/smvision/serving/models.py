@@ -225,10 +225,19 @@ def _exported(runtime: runtimes.Runtime, metadata: dict[str, Any]) -> ExportedMo
     )
 
 
+def compiled_before(model_dir: Path) -> bool:
+    """Whether the compile cache holds the Keras model's flatbuffer already."""
+    return _cached_flatbuffer(model_dir).is_file()
+
+
+def _cached_flatbuffer(model_dir: Path) -> Path:
+    return COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.tflite"
+
+
 def compile_in_child(model_dir: Path) -> bytes:
     """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process
     (one at a time), or as compiled before from the same Keras file."""
-    cached = COMPILE_CACHE / f"{_sha256(model_dir / KERAS_MODEL_FILE)}.tflite"
+    cached = _cached_flatbuffer(model_dir)
     with _compiling:
         if cached.is_file():
             return cached.read_bytes()

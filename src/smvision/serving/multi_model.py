@@ -20,6 +20,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from smvision.core.artifacts import ModelFileError
 from smvision.serving.http import (
     HTTPError,
     Receive,
@@ -106,6 +107,8 @@ class ModelRoutes:
             await self.table.load(name, url)
         except ModelTableError:
             raise
+        except ModelFileError as error:  # found only by loading it: another algorithm's file
+            raise HTTPError(404, f"No model smvision can serve at {url}: {error}") from error
         except Exception as error:  # the model's files: SageMaker reports it to the caller
             raise HTTPError(
                 500, f"Could not load model {name} from {url} ({type(error).__name__}: {error})."
