@@ -17,19 +17,33 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import httpx
+import numpy as np
 import pytest
 
 from smvision.serving import models as models_module
 from smvision.serving import process_memory
+from smvision.serving.app import BATCHER_STOP_S
+from smvision.serving.model_table import LOADER_THREADS
 from tests.server.test_multi_model import Models
+from tests.server.test_serve import gated_environment
+from tests.support.gated_algorithm import (
+    LOAD_GATE,
+    PREDICT_GATE,
+    SPEC,
+    gated_model,
+    make_gate,
+    release,
+    write_plugin_site,
+)
 from tests.support.photos import encode, photo
-from tests.support.server_process import RunningServer, free_port, running_server
+from tests.support.server_process import RunningServer, free_port, running_server, start_server
 from tests.support.serving_fixtures import JobDirs, job_environment
 from tests.support.stalled_request import StalledRequest
 
@@ -294,4 +308,195 @@ def test_a_cnn_already_compiled_is_planned_without_the_compile(
         assert loaded.status_code == 200, loaded.text
         answer = models.invoke("cached", png(), "image/png")
         assert answer.status_code == 200, answer.text
+        models.client.close()
+
+
+# Loads that never end ------------------------------------------------------------------------
+
+LOAD_DEADLINE_S = 8  # SMVISION_MODEL_LOAD_TIMEOUT where a test waits for it to pass
+
+
+def gated_models(serving_jobs: JobDirs, job_dir: Path, **env: str) -> tuple[Path, dict[str, str]]:
+    """/opt/ml/models with the digits svm and the svm as GatedSVM (which waits at its load
+    gate, job_dir/load-gate), and the environment of a multi-model server over them."""
+    root = job_dir / "opt" / "ml" / "models"
+    svm_copy(serving_jobs, root / "svm" / "model")
+    gated = gated_model(serving_jobs("svm"), job_dir / "gated") / "opt" / "ml" / "model"
+    shutil.copytree(gated, root / "gated" / "model")
+    site = write_plugin_site(job_dir / "site", {SPEC.name: "tests.support.gated_algorithm:SPEC"})
+    gate = make_gate(job_dir / "load-gate")
+    environment = {
+        **gated_environment(job_dir, site, **{LOAD_GATE: gate}),
+        "SAGEMAKER_MULTI_MODEL": "true",
+        **env,
+    }
+    return root, environment
+
+
+def wait_until_loading(models: Models, name: str, load: Future[httpx.Response]) -> None:
+    """Until GET /models/NAME says the load is under way (it has passed its plan)."""
+    deadline = time.monotonic() + ANSWER_GUARD_S
+    while "is still loading" not in models.client.get(f"/models/{name}").text:
+        assert not load.done(), load.result().text
+        assert time.monotonic() < deadline, f"{name} never started loading"
+        time.sleep(0.01)  # waits on the load reaching its plan's end (GET shows it)
+
+
+def wait_for_log(server: RunningServer, line: str, count: int) -> None:
+    deadline = time.monotonic() + ANSWER_GUARD_S
+    while server.log().count(line) < count:
+        assert time.monotonic() < deadline, f"{count} x {line!r} never logged: {server.log_tail()}"
+        time.sleep(0.05)  # waits on the server's log: the threads end with nobody waiting
+
+
+@pytest.mark.slow
+def test_loads_stuck_in_their_files_get_408_and_free_their_slots(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    """LOADER_THREADS GatedSVM loads wait at their gate for good: each is answered 408 once
+    SMVISION_MODEL_LOAD_TIMEOUT passes, and its slot is free at once for a healthy load,
+    while its thread still waits; let through later, those threads end and are stopped."""
+    root, env = gated_models(
+        serving_jobs, tmp_path, SMVISION_MODEL_LOAD_TIMEOUT=str(LOAD_DEADLINE_S)
+    )
+    gate = Path(env[LOAD_GATE])
+    with (
+        running_server(tmp_path, env=env) as server,
+        ThreadPoolExecutor(LOADER_THREADS) as pool,
+    ):
+        models = Models(server, root)
+        stuck = [f"stuck-{index}" for index in range(LOADER_THREADS)]
+        loads = [pool.submit(models.load, name, "gated") for name in stuck]
+        for name, load in zip(stuck, loads):
+            answer = load.result(timeout=ANSWER_GUARD_S)
+            assert answer.status_code == 408, answer.text
+            message = answer.json()["error"]
+            assert f"Model {name} did not load within {LOAD_DEADLINE_S} s" in message, message
+            assert "(SMVISION_MODEL_LOAD_TIMEOUT)" in message, message
+            assert "reading its files, compiling and warming it up took all" in message, message
+            gone = models.client.get(f"/models/{name}")
+            assert gone.status_code == 404 and "is not loaded" in gone.text
+        healthy = models.load("healthy", "svm")  # every slot is free again
+        assert healthy.status_code == 200, healthy.text
+        for _ in stuck:
+            release(gate)
+        wait_for_log(server, "the thread of its given-up load ended", LOADER_THREADS)
+        assert [m["modelName"] for m in models.listed()["models"]] == ["healthy"]
+        again = models.load("stuck-0", "svm")
+        assert again.status_code == 200, again.text
+        models.client.close()
+
+
+@pytest.mark.slow
+def test_delete_cancels_a_load_and_a_waiting_load_takes_its_slot(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    root, env = gated_models(serving_jobs, tmp_path)
+    gate = Path(env[LOAD_GATE])
+    with (
+        running_server(tmp_path, env=env) as server,
+        ThreadPoolExecutor(LOADER_THREADS + 1) as pool,
+    ):
+        models = Models(server, root)
+        held = [f"held-{index}" for index in range(LOADER_THREADS)]
+        loads = {name: pool.submit(models.load, name, "gated") for name in held}
+        for name, load in loads.items():
+            wait_until_loading(models, name, load)
+        waiting = pool.submit(models.load, "waiting", "svm")  # no slot is free
+        wait_until_loading(models, "waiting", waiting)
+
+        cancelled = models.unload("held-0")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json() == {"modelName": "held-0", "status": "cancelled"}
+        answer = loads["held-0"].result(timeout=ANSWER_GUARD_S)
+        assert answer.status_code == 409, answer.text
+        assert "The load of model held-0 was cancelled by DELETE /models/held-0." in answer.text
+        loaded = waiting.result(timeout=ANSWER_GUARD_S)  # in the slot held-0 gave up
+        assert loaded.status_code == 200, loaded.text
+
+        for name in held[1:]:
+            assert models.unload(name).json()["status"] == "cancelled"
+            assert loads[name].result(timeout=ANSWER_GUARD_S).status_code == 409
+        assert [m["modelName"] for m in models.listed()["models"]] == ["waiting"]
+        for _ in held:
+            release(gate)
+        wait_for_log(server, "the thread of its given-up load ended", LOADER_THREADS)
+        assert [m["modelName"] for m in models.listed()["models"]] == ["waiting"]
+        models.client.close()
+
+
+@pytest.mark.slow
+def test_a_single_model_that_never_loads_stops_the_server_with_a_sentence(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    job_dir = gated_model(serving_jobs("svm"), tmp_path / "job")
+    site = write_plugin_site(tmp_path / "site", {SPEC.name: "tests.support.gated_algorithm:SPEC"})
+    gate = make_gate(tmp_path / "load-gate")  # never opened: the load waits for good
+    env = {
+        **gated_environment(job_dir, site, **{LOAD_GATE: gate}),
+        "SMVISION_MODEL_LOAD_TIMEOUT": "3",
+    }
+    server = start_server(job_dir, tmp_path / "serve.log", env=env)
+    try:
+        returncode = server.process.wait(timeout=ANSWER_GUARD_S)
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+    assert returncode == 3, server.log_tail()
+    assert "model in" in server.log() and "did not load within 3 s" in server.log()
+    assert "(SMVISION_MODEL_LOAD_TIMEOUT)" in server.log(), server.log_tail()
+
+
+# Unloads that wait -----------------------------------------------------------------------------
+
+
+def wait_until_said(models: Models, path: str, sentence: str) -> None:
+    deadline = time.monotonic() + ANSWER_GUARD_S
+    while sentence not in (said := models.client.get(path).text):
+        assert time.monotonic() < deadline, f"GET {path} never said {sentence!r}: {said}"
+        time.sleep(0.01)  # waits on the server's table changing (GET shows it)
+
+
+@pytest.mark.slow
+def test_delete_of_a_model_whose_prediction_never_ends_answers_504_and_unloads_it_later(
+    serving_jobs: JobDirs, tmp_path: Path
+) -> None:
+    """GatedSVM holds a prediction at its gate: the request gets its 504, then DELETE waits
+    for the inference thread until the unload's deadline (the request timeout and
+    BATCHER_STOP_S more) and answers 504; once the prediction ends, the model is gone and
+    can be loaded again."""
+    predict_gate = make_gate(tmp_path / "predict-gate")
+    root, env = gated_models(
+        serving_jobs,
+        tmp_path,
+        SAGEMAKER_MODEL_SERVER_TIMEOUT=str(STALL_TIMEOUT_S),
+        **{PREDICT_GATE: str(predict_gate)},
+    )
+    load_gate = Path(env[LOAD_GATE])
+    white = encode(np.full((32, 32), 255, np.uint8), ".png")  # held at the predict gate
+    with running_server(tmp_path, env=env) as server, ThreadPoolExecutor(1) as pool:
+        models = Models(server, root)
+        for attempt in ("first", "again"):
+            loading = pool.submit(models.load, "busy", "gated")
+            release(load_gate)
+            loaded = loading.result(timeout=ANSWER_GUARD_S)
+            assert loaded.status_code == 200, f"{attempt}: {loaded.text}"
+            if attempt == "again":
+                break
+            stuck = models.invoke("busy", white, "image/png")
+            assert stuck.status_code == 504, stuck.text
+            deleted = models.unload("busy")
+            assert deleted.status_code == 504, deleted.text
+            unload_deadline = STALL_TIMEOUT_S + BATCHER_STOP_S
+            assert deleted.json()["error"] == (
+                "Model busy takes no more requests, but its inference thread was still busy "
+                f"{unload_deadline:g} s after DELETE (a prediction that does not end); it is "
+                "unloaded, and its memory freed, once that prediction ends."
+            )
+            assert "is being unloaded" in models.client.get("/models/busy").text
+            refused = models.load("busy", "gated")
+            assert refused.status_code == 409 and "is being unloaded" in refused.text
+            release(predict_gate)
+            wait_until_said(models, "/models/busy", "Model busy is not loaded")
+        assert models.invoke("busy", png(), "image/png").status_code == 200
         models.client.close()

@@ -83,9 +83,11 @@ KERAS_RUNTIMES = ("auto", "tflite", "xla", "tensorflow")
 CURRENT_HOST_ENV = "SM_CURRENT_HOST"
 # smvision's own serving variables, which SageMaker never sets: `deploy --async` sets the
 # first; the second caps the memory a multi-model server gives its models (default: the
-# container's memory less what the server itself holds when it starts).
+# container's memory less what the server itself holds when it starts); the third is how
+# long a model may take to load (its files, compile and warm-up) before its load is given up.
 ASYNC_INFERENCE_ENV = "SMVISION_ASYNC_INFERENCE"
 MODELS_MEMORY_ENV = "SMVISION_MODELS_MEMORY_MB"
+MODEL_LOAD_TIMEOUT_ENV = "SMVISION_MODEL_LOAD_TIMEOUT"
 
 DEFAULT_PORT = 8080
 MAX_PORT = 65535
@@ -96,6 +98,9 @@ DEFAULT_MAX_PAYLOAD_MB = 6.0
 # an hour (InvocationTimeoutSeconds' maximum).
 ASYNC_TIMEOUT_S = 3600.0
 ASYNC_MAX_PAYLOAD_MB = 1024.0
+# SageMaker gives a multi-model endpoint's load 360 s in all; an answer within 330 s reaches
+# it. A compile (serving.models.COMPILE_TIMEOUT_S, 300 s) fits inside.
+DEFAULT_MODEL_LOAD_TIMEOUT_S = 330.0
 # A serverless endpoint's payload limit, which `deploy --serverless` passes as
 # SAGEMAKER_MAX_PAYLOAD_IN_MB.
 SERVERLESS_MAX_PAYLOAD_MB = 4
@@ -184,6 +189,11 @@ class Contract:
         if not self.environ.get(MODELS_MEMORY_ENV, "").strip():
             return None
         return _float(self.environ, MODELS_MEMORY_ENV, 0.0)
+
+    @property
+    def model_load_timeout_s(self) -> float:
+        """How long loading a model may take before it is given up."""
+        return _float(self.environ, MODEL_LOAD_TIMEOUT_ENV, DEFAULT_MODEL_LOAD_TIMEOUT_S)
 
     @property
     def serve_format(self) -> str:

@@ -108,6 +108,7 @@ class ServingApp:
                     threading.Thread(
                         target=self._load, args=(loop,), name="model-loader", daemon=True
                     ).start()
+                    loop.call_later(self.settings.load_timeout_s, self._load_overdue)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._model is not None:
@@ -133,10 +134,30 @@ class ServingApp:
         )
         return ModelTable(
             lambda url: plan(url, settings),
-            lambda url: LoadedModel.load(url, settings),
+            lambda url, given_up: LoadedModel.load(url, settings, given_up),
             budget,
             BATCHER_STOP_S,
+            load_timeout_s=settings.load_timeout_s,
+            # The requests in flight end within the request timeout; then the threads stop.
+            unload_timeout_s=settings.timeout_s + BATCHER_STOP_S,
         )
+
+    def _load_overdue(self) -> None:
+        """The load's deadline: a worker whose model never loads stops the server, as a
+        model that cannot load does, rather than answer 503 for ever."""
+        if self._ready.is_set():
+            return
+        log.error(
+            "The %s model in %s did not load within %g s (SMVISION_MODEL_LOAD_TIMEOUT); check "
+            "that its files can be read, or raise SMVISION_MODEL_LOAD_TIMEOUT. Stopping the "
+            "server.",
+            self.settings.algorithm,
+            self.settings.model_dir,
+            self.settings.load_timeout_s,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(LOAD_FAILURE_EXIT_CODE)
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         started = time.perf_counter()

@@ -6,6 +6,7 @@ endpoint's.
 from __future__ import annotations
 
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +27,22 @@ class LoadedModel:
     batcher: MicroBatcher[Request, bytes]
 
     @classmethod
-    def load(cls, model_dir: Path, settings: ServerSettings) -> LoadedModel:
+    def load(
+        cls, model_dir: Path, settings: ServerSettings, given_up: threading.Event | None = None
+    ) -> LoadedModel:
         """Load, start and warm up: the first prediction traces and allocates, so the first
-        request is answered as fast as any later one."""
-        predictor = Predictor.load(
-            model_dir, settings.serve_format, settings.keras_runtime, settings.threads_per_worker
-        )
+        request is answered as fast as any later one. Once `given_up` is set (nobody waits
+        for this load any more) a compile under way is killed."""
+        token = models.load_given_up.set(given_up)
+        try:
+            predictor = Predictor.load(
+                model_dir,
+                settings.serve_format,
+                settings.keras_runtime,
+                settings.threads_per_worker,
+            )
+        finally:
+            models.load_given_up.reset(token)
         # Requests hold an image each at least: a batch of MAX_BATCH_IMAGES requests is
         # enough to fill a prediction, and respond() predicts no more images at once.
         batcher: MicroBatcher[Request, bytes] = MicroBatcher(predictor.respond, MAX_BATCH_IMAGES)

@@ -25,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +52,11 @@ COMPILE_CACHE = Path(tempfile.gettempdir()) / "smvision-tflite"
 _compiling = threading.Lock()
 _children: set[subprocess.Popen[str]] = set()
 _children_lock = threading.Lock()
+# How often a compile (or a load waiting to compile) looks whether its load was given up.
+GIVEN_UP_POLL_S = 0.5
+# Set by a multi-model load (`loading.LoadedModel.load`) in the thread that runs it: once
+# nobody waits for the load (its deadline passed, DELETE cancelled it), its compile is killed.
+load_given_up: ContextVar[threading.Event | None] = ContextVar("load_given_up", default=None)
 
 
 class ServableModel(Protocol):
@@ -238,7 +245,11 @@ def compile_in_child(model_dir: Path) -> bytes:
     """The trained Keras model as a float32 TFLite flatbuffer, converted by a child process
     (one at a time), or as compiled before from the same Keras file."""
     cached = _cached_flatbuffer(model_dir)
-    with _compiling:
+    given_up = load_given_up.get()
+    while not _compiling.acquire(timeout=GIVEN_UP_POLL_S):  # behind another model's compile
+        if given_up is not None and given_up.is_set():
+            raise ExportError(f"The load of {model_dir} was given up before its compile began.")
+    try:
         if cached.is_file():
             return cached.read_bytes()
         with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
@@ -259,24 +270,38 @@ def compile_in_child(model_dir: Path) -> bytes:
             partial.write_bytes(flatbuffer)
             partial.replace(cached)
         return flatbuffer
+    finally:
+        _compiling.release()
 
 
 def _run_child(command: list[str]) -> tuple[int, str]:
-    """Run the compile, killed after COMPILE_TIMEOUT_S or by `kill_compiles`."""
+    """Run the compile, killed after COMPILE_TIMEOUT_S, once its load is given up
+    (`load_given_up`), or by `kill_compiles`."""
+    given_up = load_given_up.get()
+    deadline = time.monotonic() + COMPILE_TIMEOUT_S
     with subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ) as child:
         with _children_lock:
             _children.add(child)
         try:
-            _, stderr = child.communicate(timeout=COMPILE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
-            raise ExportError(
-                f"Compiling {command[-2]} to TFLite took more than {COMPILE_TIMEOUT_S} s; set "
-                "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
-            ) from None
+            while True:
+                try:
+                    _, stderr = child.communicate(timeout=GIVEN_UP_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    if given_up is not None and given_up.is_set():
+                        why = "its load was given up"
+                    elif time.monotonic() > deadline:
+                        why = f"it took more than {COMPILE_TIMEOUT_S} s"
+                    else:
+                        continue
+                    child.kill()
+                    child.communicate()
+                    raise ExportError(
+                        f"Compiling {command[-2]} to TFLite was stopped: {why}. Set "
+                        "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
+                    ) from None
         finally:
             with _children_lock:
                 _children.discard(child)

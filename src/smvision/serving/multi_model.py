@@ -1,12 +1,15 @@
 """The model API of a multi-model endpoint, as SageMaker calls it (SAGEMAKER_MULTI_MODEL=true).
 
     POST   /models                 {"model_name": NAME, "url": DIR}: load and warm up; 200
-                                   when ready, 409 if loaded, 404 if DIR holds no model,
-                                   507 if it would not fit the memory budget
+                                   when ready, 409 if loaded (or cancelled), 404 if DIR
+                                   holds no model or lies outside the model root, 408 if
+                                   it did not load in time, 507 if it would not fit the
+                                   memory budget now, 413 never
     GET    /models                 [?next_page_token=T&limit=N]: {"models": [{"modelName",
                                    "modelUrl"}], "nextPageToken"} (100 a page by default)
     GET    /models/NAME            {"modelName", "modelUrl"}; 404 if not loaded
-    DELETE /models/NAME            unload; the answer says how much memory it freed
+    DELETE /models/NAME            unload; the answer says how much memory it freed; a
+                                   model still loading: its load is cancelled
     POST   /models/NAME/invoke     as POST /invocations, answered by model NAME
 
 The table of models is smvision.serving.model_table's; an invocation takes the same path
@@ -80,6 +83,8 @@ class ModelRoutes:
                 if method == "GET":
                     url = self.table.get(name)[0]
                     await respond_json(send, {"modelName": name, "modelUrl": url})
+                elif await self.table.cancel_load(name):
+                    await respond_json(send, {"modelName": name, "status": "cancelled"})
                 else:
                     unloaded = await self.table.unload(name)
                     await respond_json(

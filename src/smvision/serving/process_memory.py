@@ -13,7 +13,9 @@ import gc
 import os
 import resource
 import sys
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +76,51 @@ def release_freed_memory() -> None:
     trim = getattr(ctypes.CDLL(library), "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+class SharedRelease:
+    """`release_freed_memory` for many callers at once: each caller's future is done after
+    a release that began after it asked, and the callers that ask while one runs share the
+    next. A full collection holds the GIL from start to end (0.1 s with scikit-learn loaded,
+    0.3 s with TensorFlow, on a busy 2-core machine); sixty DELETEs that each ran their own
+    kept the event loop, and with it /ping, waiting 8.5 s."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: list[Future[None]] = []
+        self._running = False
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a release that has not begun."""
+        with self._lock:
+            return len(self._asked)
+
+    def request(self) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            self._asked.append(future)
+            if self._running:
+                return future
+            self._running = True
+        threading.Thread(target=self._run, name="memory-release", daemon=True).start()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                served, self._asked = self._asked, []
+                if not served:
+                    self._running = False
+                    return
+            try:
+                release_freed_memory()
+            except Exception as error:
+                for future in served:
+                    future.set_exception(error)
+            else:
+                for future in served:
+                    future.set_result(None)
 
 
 @dataclass(frozen=True)

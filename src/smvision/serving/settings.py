@@ -16,6 +16,7 @@ from smvision.algorithms.features import backbones
 from smvision.algorithms.features.backbones import BackboneMissingError
 from smvision.core.artifacts import read_metadata
 from smvision.core.contract import (
+    DEFAULT_MODEL_LOAD_TIMEOUT_S,
     METADATA_FILE,
     MULTI_MODEL_ENV,
     WORKERS_ENV,
@@ -64,6 +65,8 @@ class ServerSettings:
     # The memory a multi-model server gives its models (SMVISION_MODELS_MEMORY_MB); None:
     # what the container has, less the server's own (model_table.default_budget_mb).
     models_memory_mb: float | None = None
+    # How long a model's load (files, compile, warm-up) may take before it is given up.
+    load_timeout_s: float = DEFAULT_MODEL_LOAD_TIMEOUT_S
 
     @property
     def max_payload_bytes(self) -> int:
@@ -98,6 +101,7 @@ def settings_from(contract: Contract, cores: int | None = None) -> ServerSetting
         serve_format=contract.serve_format,
         keras_runtime=contract.keras_runtime,
         model=choice,
+        load_timeout_s=contract.model_load_timeout_s,
     )
 
 
@@ -129,6 +133,7 @@ def multi_model_settings(contract: Contract, cores: int) -> ServerSettings:
         keras_runtime=contract.keras_runtime,
         multi_model=True,
         models_memory_mb=contract.models_memory_mb,
+        load_timeout_s=contract.model_load_timeout_s,
     )
 
 
