@@ -130,7 +130,11 @@ def _unread(descriptor: int) -> int:
 
 def release(gate: Path, timeout: float = RELEASE_TIMEOUT_S) -> None:
     """Let one waiter through `gate`, once one waits there."""
-    let_through(waiter_at(gate, timeout))
+    while True:
+        try:
+            return let_through(waiter_at(gate, timeout), timeout)
+        except BrokenPipeError:  # the waiters all closed the gate to open it again: try again
+            continue
 
 
 def batch_sizes(log: Path) -> list[int]:
