@@ -126,7 +126,7 @@ def encode_predictions(
     best = probabilities.argmax(axis=1).tolist()
     if accept == CSV:
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = _csv_writer(text, class_names)
         writer.writerows((class_names[i], row[i]) for row, i in zip(rows, best))
         return text.getvalue().encode()
     predictions = [
@@ -167,7 +167,7 @@ def _encode_multi_label(
     ]
     if accept == CSV:
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = _csv_writer(text, class_names)
         writer.writerows(
             [value for i in picked for value in (class_names[i], row[i])]
             for row, picked in zip(rows, chosen)
@@ -184,6 +184,15 @@ def _encode_multi_label(
     if accept == JSON_LINES:
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()
     return json.dumps({"predictions": predictions}).encode()
+
+
+def _csv_writer(text: io.StringIO, class_names: Sequence[str]) -> Any:
+    """A CSV writer of `label,probability` lines. Python's quotes a field that holds the
+    delimiter, a quote or "\n", not one that holds "\r", which readers take for a line
+    break: when a class name holds one, every label is quoted."""
+    carriage_return = any("\r" in name for name in class_names)
+    quoting = csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL
+    return csv.writer(text, lineterminator="\n", quoting=quoting)
 
 
 def _probabilities(
