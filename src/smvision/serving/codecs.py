@@ -190,9 +190,9 @@ def _csv_writer(text: io.StringIO, class_names: Sequence[str]) -> Any:
     """A CSV writer of `label,probability` lines. Python's quotes a field that holds the
     delimiter, a quote or "\n", not one that holds "\r", which readers take for a line
     break: when a class name holds one, every label is quoted."""
-    carriage_return = any("\r" in name for name in class_names)
-    quoting = csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL
-    return csv.writer(text, lineterminator="\n", quoting=quoting)
+    if any("\r" in name for name in class_names):
+        return csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    return csv.writer(text, lineterminator="\n")
 
 
 def _probabilities(
