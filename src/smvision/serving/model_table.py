@@ -395,7 +395,8 @@ class ModelTable(Generic[Model]):
         if limit is not None:
             if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
                 raise ModelTableError(
-                    400, f"limit '{limit}' must be a whole number from 1 to {MAX_PAGE_SIZE}."
+                    400,
+                    f"The limit '{limit}' must be a whole number from 1 to {MAX_PAGE_SIZE}.",
                 )
             size = int(limit)
         after = decode_page_token(token) if token else None
@@ -540,5 +541,6 @@ def decode_page_token(token: str) -> str:
         return name
     except (binascii.Error, UnicodeDecodeError, ValueError) as error:
         raise ModelTableError(
-            400, f"next_page_token '{token}' is not one this server gave; list from the first page."
+            400,
+            f"The next_page_token '{token}' is not one this server gave; list from the first page.",
         ) from error
