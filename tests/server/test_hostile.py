@@ -500,3 +500,25 @@ def test_delete_of_a_model_whose_prediction_never_ends_answers_504_and_unloads_i
             wait_until_said(models, "/models/busy", "Model busy is not loaded")
         assert models.invoke("busy", png(), "image/png").status_code == 200
         models.client.close()
+
+
+@pytest.mark.slow
+def test_model_files_that_would_block_take_no_load_slot(
+    stall_models: Models, serving_jobs: JobDirs
+) -> None:
+    """As many loads as there are load slots, each of a folder whose model.joblib is a FIFO
+    (opening it waits for a writer that never comes), then a healthy load: the FIFOs are
+    refused before they load, and the healthy load takes a slot at once."""
+    names = [f"blocking-{index}" for index in range(LOADER_THREADS)]
+    for name in names:
+        folder = svm_copy(serving_jobs, stall_models.root / name / "model")
+        (folder / "model.joblib").unlink()
+        os.mkfifo(folder / "model.joblib")
+    with ThreadPoolExecutor(LOADER_THREADS) as pool:
+        refused = list(pool.map(stall_models.load, names))
+    for response in refused:
+        assert response.status_code == 404, response.text
+        assert "model.joblib is not a regular file" in response.json()["error"]
+    healthy = stall_models.load("healthy", "svm")
+    assert healthy.status_code == 200, healthy.text
+    assert stall_models.unload("healthy").status_code == 200
