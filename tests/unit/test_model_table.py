@@ -35,10 +35,11 @@ async def until(condition: Callable[[], bool]) -> None:
 def test_unloads_at_once_share_the_memory_release(
     serving_jobs: JobDirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A memory release (a full garbage collection, which holds the GIL throughout) runs for
-    every unload that asked before it began: while the first is held, the others queue up
-    for one more, rather than each running its own and the event loop waiting for them all
-    (sixty DELETEs at once had /ping wait 8.5 s)."""
+    """A memory release (with a full garbage collection, which holds the GIL throughout,
+    where the model leaves cycles) runs for every unload that asked before it began: while
+    the first is held, the others queue up for one more, rather than each running its own
+    and the event loop waiting for them all (sixty DELETEs at once had /ping wait 8.5 s).
+    An svm leaves no cycles: its unloads collect nothing."""
     shutil.copytree(serving_jobs("svm") / "opt" / "ml" / "model", tmp_path / "models" / "svm")
     environ = {"SAGEMAKER_BASE_DIR": str(tmp_path), "SAGEMAKER_MULTI_MODEL": "true"}
     settings = settings_from(contract.load(environ), cores=1)
@@ -50,16 +51,16 @@ def test_unloads_at_once_share_the_memory_release(
     started = threading.Event()
     let_go = threading.Event()
 
-    calls: list[None] = []
+    calls: list[bool] = []
 
-    def held_release() -> None:
+    def held_release(collect: bool) -> None:
         nonlocal most_at_once
-        calls.append(None)
+        calls.append(collect)
         running.append(1)
         most_at_once = max(most_at_once, len(running))
         started.set()
         let_go.wait(GUARD_S)
-        release()
+        release(collect)
         running.pop()
 
     monkeypatch.setattr(process_memory, "release_freed_memory", held_release)
@@ -87,3 +88,4 @@ def test_unloads_at_once_share_the_memory_release(
     assert asyncio.run(unload_all()) == [f"m{index}" for index in range(UNLOADS)]
     assert len(calls) == 2  # the held one, and one for the other UNLOADS - 1
     assert most_at_once == 1
+    assert calls == [False, False]  # an svm leaves no cycles: no collection holds the GIL

@@ -108,6 +108,7 @@ class Entry(Generic[Model]):
     name: str
     url: str
     reserved_mb: float
+    engine: str = ""
     # None while the model loads.
     model: Model | None = None
     loaded_at: float = field(default=0.0)
@@ -219,7 +220,7 @@ class ModelTable(Generic[Model]):
         if name in self._entries:  # another request loaded it while the plan was made
             raise ModelTableError(409, f"Model {name} is already loading.")
         reservation = self._reserve(name, plan)
-        entry: Entry[Model] = Entry(name, url, reservation + plan.loading_mb)
+        entry: Entry[Model] = Entry(name, url, reservation + plan.loading_mb, plan.engine)
         self._entries[name] = entry
         resident = process_memory.resident_mb()
         progress.stage = "slot"
@@ -470,7 +471,8 @@ class ModelTable(Generic[Model]):
             self._forget(name, entry)
             raise
         self._forget(name, entry)
-        await asyncio.wrap_future(self.memory_release.request())
+        collect = entry.engine in process_memory.ENGINES_WITH_CYCLES
+        await asyncio.wrap_future(self.memory_release.request(collect))
         after = process_memory.resident_mb()
         unloaded = Unloaded(name, before - after, after, time.perf_counter() - started)
         log.info(
