@@ -143,8 +143,16 @@ def variables() -> list[Variable]:
         Variable(
             contract.PORT_ENV,
             IMAGE,
-            "the port `serve` listens on, on 0.0.0.0",
+            f"the port `serve` listens on, on 0.0.0.0: 1 to {contract.MAX_PORT}",
             code(contract.DEFAULT_PORT),
+        ),
+        Variable(
+            contract.MODEL_LOAD_TIMEOUT_ENV,
+            IMAGE,
+            "seconds a model's load (its files, a compile, the warm-up) may take: multi-model, "
+            "408 and the load given up (SageMaker gives a load 360 s); one model, `serve` "
+            "exits 3",
+            code(f"{contract.DEFAULT_MODEL_LOAD_TIMEOUT_S:g}"),
         ),
         Variable(
             contract.TTA_ENV,

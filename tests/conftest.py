@@ -14,12 +14,17 @@ from typing import Any
 import pytest
 
 from smvision.local.samples import export_digits
+from tests.support import hypothesis_profiles
 from tests.support.training_jobs import JobResult, TrainJob, run_local_train
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 STRAY_RECORDING = ROOT / "moto_recording"  # where moto records without MOTO_RECORDER_FILEPATH
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    hypothesis_profiles.load()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -408,9 +408,9 @@ def test_fifty_svm_models_in_one_server_and_the_memory_each_takes(
 
 @pytest.mark.slow
 def test_409_404_and_requests_that_are_not_the_api(models: Models, tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
+    empty = models.root / "empty"  # under the model root: POST /models loads from there only
     empty.mkdir()
-    unknown = tmp_path / "unknown"
+    unknown = models.root / "unknown"
     shutil.copytree(Path(models.url("svm")), unknown)
     metadata = json.loads((unknown / "metadata.json").read_text())
     (unknown / "metadata.json").write_text(json.dumps({**metadata, "algorithm": "lda"}))
@@ -418,7 +418,7 @@ def test_409_404_and_requests_that_are_not_the_api(models: Models, tmp_path: Pat
     try:
         cases = [
             (models.load("twice", "svm"), 409, "Model twice is already loaded"),
-            (models.load("absent", url=str(tmp_path / "absent")), 404, "No model at"),
+            (models.load("absent", url=str(models.root / "absent")), 404, "No model at"),
             (models.load("empty", url=str(empty)), 404, "metadata.json is missing"),
             (models.load("lda", url=str(unknown)), 404, "algorithm' has value 'lda'"),
             (models.client.post("/models", content=b"{"), 400, "is not JSON"),
@@ -508,10 +508,13 @@ def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
     SageMaker evict everything and ask again forever."""
     root, site, gate = svm_cnn_and_gated(serving_jobs, tmp_path)
     budget = 400.0  # ONNX Runtime and a few svms; not a cnn's compile (memory.COMPILE_CHILD_MB)
+    (tmp_path / "server-tmp").mkdir()
     env = {
         **gated_environment(tmp_path, site, **{LOAD_GATE: gate}),
         **MULTI_MODEL,
         "SMVISION_MODELS_MEMORY_MB": str(budget),
+        # A compile cache of its own, empty: a cnn compiled before would need no compile.
+        "TMPDIR": str(tmp_path / "server-tmp"),
     }
     with (
         running_server(tmp_path, env=env) as server,
@@ -545,7 +548,7 @@ def test_delete_goes_through_while_every_load_slot_is_held_and_413_for_never(
 
 
 def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow(
-    serving_jobs: JobDirs, tmp_path: Path
+    serving_jobs: JobDirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Plots and reports beside the model are not loaded; an svm on features=deep runs
     ResNet50 on TensorFlow, whose weights it loads too."""
@@ -578,7 +581,10 @@ def test_the_memory_plan_counts_the_files_loaded_and_deep_features_as_tensorflow
     assert (deep.engine, deep.loading_mb) == ("tflite", process_memory.COMPILE_CHILD_MB)
     assert deep.size_on_disk_mb == pytest.approx(joblib_mb + 3)
 
-    cnn = plan(model_of(serving_jobs("cnn")), settings)
+    cnn_dir = model_of(serving_jobs("cnn"))
+    cnn_settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(cnn_dir.parent)}))
+    monkeypatch.setattr(models_module, "COMPILE_CACHE", tmp_path / "empty-cache")
+    cnn = plan(cnn_dir, cnn_settings)
     assert (cnn.engine, cnn.loading_mb) == ("tflite", process_memory.COMPILE_CHILD_MB)
 
 

@@ -20,10 +20,13 @@ It joins the algorithm table as any added algorithm does, through the
 
 from __future__ import annotations
 
+import array
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
+import termios
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,16 +105,36 @@ def waiter_at(gate: Path, timeout: float = RELEASE_TIMEOUT_S) -> int:
             time.sleep(0.01)  # waits on a reader opening the FIFO (open has no blocking poll)
 
 
-def let_through(descriptor: int) -> None:
+def let_through(descriptor: int, timeout: float = RELEASE_TIMEOUT_S) -> None:
+    """Write the byte that lets one waiter through, and keep the gate open until a waiter
+    has read it: several may wait at one gate, and those that found it empty (another
+    waiter took the last byte) close and open it again; had every one of them closed it
+    between this write and a read, the byte would go with the pipe and nobody would pass."""
     try:
         os.write(descriptor, b"x")
+        deadline = time.monotonic() + timeout
+        while _unread(descriptor):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Nobody took the byte let through within {timeout:g} s.")
+            time.sleep(0.01)  # waits on a reader taking the byte (a pipe signals no reads)
     finally:
         os.close(descriptor)
 
 
+def _unread(descriptor: int) -> int:
+    """Bytes written to the FIFO and not read yet."""
+    count = array.array("i", [0])
+    fcntl.ioctl(descriptor, termios.FIONREAD, count)
+    return count[0]
+
+
 def release(gate: Path, timeout: float = RELEASE_TIMEOUT_S) -> None:
     """Let one waiter through `gate`, once one waits there."""
-    let_through(waiter_at(gate, timeout))
+    while True:
+        try:
+            return let_through(waiter_at(gate, timeout), timeout)
+        except BrokenPipeError:  # the waiters all closed the gate to open it again: try again
+            continue
 
 
 def batch_sizes(log: Path) -> list[int]:

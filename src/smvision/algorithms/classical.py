@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import joblib
 import numpy as np
@@ -26,6 +27,7 @@ from smvision.algorithms.base import (
 from smvision.algorithms.features import FeatureSettings
 from smvision.algorithms.features import columns as layout
 from smvision.algorithms.features.backbones import BackboneRecord
+from smvision.core.artifacts import ModelFileError
 from smvision.data import images, memory_budget
 from smvision.data.dataset import Dataset
 from smvision.model.evaluation import binary_cross_entropy
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
     from smvision.algorithms.features.deep import Backbone
 
 MODEL_FILE = CLASSICAL_MODEL_FILE
+# What joblib raises on a file it cannot unpickle: cut short (EOFError, with no message),
+# corrupt, or written by another scikit-learn whose classes differ.
+_UNREADABLE = (
+    EOFError,
+    pickle.UnpicklingError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+)
 CV_SCORES = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
 # Images decoded at a time while features are extracted.
 FEATURE_CHUNK = 512
@@ -65,6 +78,9 @@ def class_weight(hp: Hyperparameters) -> str | None:
 
 class ClassicalAlgorithm(Algorithm):
     """Features (`features` hyperparameter) -> a scikit-learn pipeline -> probabilities."""
+
+    # The estimator that ends the pipeline `build_pipeline` makes, which `load` checks.
+    ESTIMATOR: ClassVar[type]
 
     def __init__(
         self,
@@ -285,10 +301,26 @@ class ClassicalAlgorithm(Algorithm):
     def load_with(
         cls, model_dir: Path, backbone: Callable[[np.ndarray], np.ndarray] | None = None
     ) -> ClassicalAlgorithm:
-        """The saved model; with `backbone`, a features=deep model computes its deep
-        features with it (serve's compiled copy of the network) and never loads the Keras
-        one, nor TensorFlow."""
-        state = joblib.load(model_dir / MODEL_FILE)
+        """What `save` wrote; ModelFileError (naming the file) when model.joblib cannot be
+        read or holds another algorithm's pipeline. With `backbone`, a features=deep model
+        computes its deep features with it (serve's compiled copy of the network) and never
+        loads the Keras one, nor TensorFlow."""
+        path = model_dir / MODEL_FILE
+        try:
+            state = joblib.load(path)
+        except _UNREADABLE as error:
+            reason = str(error) or "the file ends before the model does"
+            raise ModelFileError(
+                f"{path.name} cannot be read ({type(error).__name__}: {reason}): it is "
+                "truncated, corrupt or not written by smvision's train; copy the whole "
+                "model.tar.gz again."
+            ) from error
+        if not (isinstance(state, dict) and isinstance(state.get("pipeline"), Pipeline)):
+            raise ModelFileError(
+                f"{path.name} holds a {type(state).__name__}, not the model state smvision's "
+                "train writes; copy the whole model.tar.gz again."
+            )
+        cls.check_estimator(state["pipeline"], path)
         if "features" in state:
             settings = FeatureSettings.from_dict(state["features"])
         else:  # a model saved before the feature settings: its spec and the defaults
@@ -313,6 +345,20 @@ class ClassicalAlgorithm(Algorithm):
             algorithm.backbone_record = BackboneRecord.from_dict(state["backbone"])
         algorithm.for_serving()
         return algorithm
+
+    @classmethod
+    def check_estimator(cls, pipeline: Pipeline, path: Path) -> None:
+        """ModelFileError unless the pipeline ends in the estimator this class builds (each
+        of a multi-label model's labels in one)."""
+        final = pipeline[-1]
+        found = final.estimator if isinstance(final, OneVsRestClassifier) else final
+        if not isinstance(found, cls.ESTIMATOR):
+            raise ModelFileError(
+                f"{path.name} holds a {type(found).__name__} pipeline, not the "
+                f"{cls.ESTIMATOR.__name__} that {cls.__name__} saves: metadata.json names "
+                "another algorithm than the model file holds; copy the model.tar.gz that "
+                "train wrote, metadata.json and all."
+            )
 
     def for_serving(self) -> None:
         """Single-threaded prediction: the server runs one worker per core."""

@@ -18,6 +18,8 @@ from smvision.schema.hyperparameters import Hyperparameters
 
 
 class RandomForestAlgorithm(ClassicalAlgorithm):
+    ESTIMATOR = RandomForestClassifier
+
     def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
         max_features = hp.text("max_features")
         forest = RandomForestClassifier(

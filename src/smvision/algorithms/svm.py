@@ -13,6 +13,8 @@ from smvision.schema.hyperparameters import Hyperparameters
 
 
 class SVMAlgorithm(ClassicalAlgorithm):
+    ESTIMATOR = CalibratedClassifierCV
+
     def for_serving(self) -> None:
         """Predict through the one-pass Platt scaling where it applies (platt.py)."""
         if self.pipeline is not None:

@@ -25,6 +25,11 @@ _VERSIONED = (
 )
 
 
+class ModelFileError(ValueError):
+    """A model file that cannot be served: not a regular file, empty, unreadable, or holding
+    another algorithm's model than metadata.json names."""
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON next to its destination, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ asked for: the serving limits only by `serve`, the host list only by training.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,9 +91,11 @@ KERAS_RUNTIMES = ("auto", "tflite", "onnx", "xla", "tensorflow")
 CURRENT_HOST_ENV = "SM_CURRENT_HOST"
 # smvision's own serving variables, which SageMaker never sets: `deploy --async` sets the
 # first; the second caps the memory a multi-model server gives its models (default: the
-# container's memory less what the server itself holds when it starts).
+# container's memory less what the server itself holds when it starts); the third is how
+# long a model may take to load (its files, compile and warm-up) before its load is given up.
 ASYNC_INFERENCE_ENV = "SMVISION_ASYNC_INFERENCE"
 MODELS_MEMORY_ENV = "SMVISION_MODELS_MEMORY_MB"
+MODEL_LOAD_TIMEOUT_ENV = "SMVISION_MODEL_LOAD_TIMEOUT"
 # Defaults of the custom attributes tta= and coverage= for requests that do not say: a
 # batch transform forwards no custom attributes, so `launch transform --tta/--coverage`
 # sets these on the model.
@@ -100,6 +103,7 @@ TTA_ENV = "SMVISION_TTA"
 COVERAGE_ENV = "SMVISION_COVERAGE"
 
 DEFAULT_PORT = 8080
+MAX_PORT = 65535
 # A real-time endpoint's limits: SageMaker answers within 60 s, 6 MB in and out.
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_PAYLOAD_MB = 6.0
@@ -107,6 +111,9 @@ DEFAULT_MAX_PAYLOAD_MB = 6.0
 # an hour (InvocationTimeoutSeconds' maximum).
 ASYNC_TIMEOUT_S = 3600.0
 ASYNC_MAX_PAYLOAD_MB = 1024.0
+# SageMaker gives a multi-model endpoint's load 360 s in all; an answer within 330 s reaches
+# it. A compile (serving.models.COMPILE_TIMEOUT_S, 300 s) fits inside.
+DEFAULT_MODEL_LOAD_TIMEOUT_S = 330.0
 # A serverless endpoint's payload limit, which `deploy --serverless` passes as
 # SAGEMAKER_MAX_PAYLOAD_IN_MB.
 SERVERLESS_MAX_PAYLOAD_MB = 4
@@ -162,7 +169,7 @@ class Contract:
 
     @property
     def port(self) -> int:
-        return _int(self.environ, PORT_ENV, minimum=1) or DEFAULT_PORT
+        return _int(self.environ, PORT_ENV, minimum=1, maximum=MAX_PORT) or DEFAULT_PORT
 
     @property
     def workers(self) -> int | None:
@@ -213,6 +220,11 @@ class Contract:
                 "0 and 1 (exclusive), such as 0.9, or unset it."
             )
         return value
+
+    @property
+    def model_load_timeout_s(self) -> float:
+        """How long loading a model may take before it is given up."""
+        return _float(self.environ, MODEL_LOAD_TIMEOUT_ENV, DEFAULT_MODEL_LOAD_TIMEOUT_S)
 
     @property
     def serve_format(self) -> str:
@@ -391,7 +403,7 @@ def _hosts(env: Mapping[str, str]) -> tuple[str, ...] | None:
     return tuple(hosts)
 
 
-def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int | None = None) -> int | None:
     """A whole-number variable, None when unset."""
     raw = env.get(name, "").strip()
     if not raw:
@@ -400,9 +412,10 @@ def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
         value = int(raw)
     except ValueError:
         value = minimum - 1
-    if value < minimum:
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ContractError(
-            f"Environment variable {name} has value {raw!r}; use a whole number >= {minimum}."
+            f"Environment variable {name} has value {raw!r}; use a whole number {allowed}."
         )
     return value
 
@@ -423,9 +436,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    # inf passes `> 0` but no limit is infinite: gunicorn's heartbeat, the byte limit and
+    # /execution-parameters' JSON each need a number.
+    if not (value > 0 and math.isfinite(value)):
         raise ContractError(
-            f"Environment variable {name} has value {raw!r}; use a positive number."
+            f"Environment variable {name} has value {raw!r}; use a positive, finite number."
         )
     return value
 

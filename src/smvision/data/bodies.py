@@ -147,7 +147,9 @@ def _jsonlines_images(
     """The images of a JSON Lines body whose first line is line `first_line` of the request
     (a streamed body comes in parts: smvision.serving.streaming)."""
     decoded: list[np.ndarray] = []
-    for number, line in enumerate(body.splitlines(), start=first_line):
+    # Lines end at \n alone (a \r before it is JSON's whitespace), as serve's streaming
+    # cuts them; splitlines() would also break at a bare \r and number lines otherwise.
+    for number, line in enumerate(body.split(b"\n"), start=first_line):
         if line.strip():
             source = f"Line {number}"
             decoded.append(_instance_image(_parse_json(line, source), source, model_input))

@@ -48,6 +48,7 @@ from smvision.serving.http import (
     Receive,
     Scope,
     Send,
+    TimedBody,
     allow,
     body_chunks,
     header,
@@ -101,13 +102,16 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 limit_threads(self.settings.threads_per_worker)
                 if self.settings.multi_model:
-                    self._models = ModelRoutes(self._model_table(), self._invoke)
+                    self._models = ModelRoutes(
+                        self._model_table(), self._invoke, self.settings.timeout_s
+                    )
                     self._ready.set()
                 else:
                     loop = asyncio.get_running_loop()
                     threading.Thread(
                         target=self._load, args=(loop,), name="model-loader", daemon=True
                     ).start()
+                    loop.call_later(self.settings.load_timeout_s, self._load_overdue)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._model is not None:
@@ -133,10 +137,30 @@ class ServingApp:
         )
         return ModelTable(
             lambda url: plan(url, settings),
-            lambda url: LoadedModel.load(url, settings),
+            lambda url, given_up: LoadedModel.load(url, settings, given_up),
             budget,
             BATCHER_STOP_S,
+            load_timeout_s=settings.load_timeout_s,
+            # The requests in flight end within the request timeout; then the threads stop.
+            unload_timeout_s=settings.timeout_s + BATCHER_STOP_S,
         )
+
+    def _load_overdue(self) -> None:
+        """The load's deadline: a worker whose model never loads stops the server, as a
+        model that cannot load does, rather than answer 503 for ever."""
+        if self._ready.is_set():
+            return
+        log.error(
+            "The %s model in %s did not load within %g s (SMVISION_MODEL_LOAD_TIMEOUT); check "
+            "that its files can be read, or raise SMVISION_MODEL_LOAD_TIMEOUT. Stopping the "
+            "server.",
+            self.settings.algorithm,
+            self.settings.model_dir,
+            self.settings.load_timeout_s,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(LOAD_FAILURE_EXIT_CODE)
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         started = time.perf_counter()
@@ -224,9 +248,13 @@ class ServingApp:
             raise HTTPError(406, str(error)) from error
         except InputError as error:
             raise HTTPError(400, str(error)) from error
-        body = None if content_type == JSON_LINES else await self._read_body(scope, receive)
+        # One deadline for the whole request, from its first byte of body to its answer.
+        body_receive = TimedBody(receive)
         try:
             async with asyncio.timeout(self.settings.timeout_s):
+                body = None
+                if content_type != JSON_LINES:
+                    body = await self._read_body(scope, body_receive)
                 ready = await model()
 
                 async def predict(group: Group, group_accept: str) -> bytes:
@@ -245,7 +273,7 @@ class ServingApp:
 
                 if body is None:
                     answer = await answer_in_groups(
-                        self._body_chunks(scope, receive),
+                        self._body_chunks(scope, body_receive),
                         predict,
                         accept,
                         MAX_BATCH_IMAGES,
@@ -266,6 +294,8 @@ class ServingApp:
         except HTTPError:
             raise
         except TimeoutError as error:
+            if body_receive.waiting:
+                raise body_receive.stalled(scope, self.settings.timeout_s) from error
             raise HTTPError(
                 504,
                 f"The request took longer than {self.settings.timeout_s:g} s "

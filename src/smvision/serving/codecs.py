@@ -208,7 +208,7 @@ def encode_predictions(
     labels = [None if judgement.abstained(row) else class_names[i] for row, i in enumerate(best)]
     if accept == CSV:  # an abstaining row has an empty label
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = _csv_writer(text, class_names)
         writer.writerows((label or "", row[i]) for row, i, label in zip(rows, best, labels))
         return text.getvalue().encode()
     predictions = []
@@ -258,7 +258,7 @@ def _encode_multi_label(
     ]
     if accept == CSV:
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = _csv_writer(text, class_names)
         writer.writerows(
             [value for i in picked for value in (class_names[i], row[i])]
             for row, picked in zip(rows, chosen)
@@ -276,6 +276,15 @@ def _encode_multi_label(
     if accept == JSON_LINES:
         return "".join(json.dumps(p) + "\n" for p in predictions).encode()
     return json.dumps({"predictions": predictions}).encode()
+
+
+def _csv_writer(text: io.StringIO, class_names: Sequence[str]) -> Any:
+    """A CSV writer of `label,probability` lines. Python's quotes a field that holds the
+    delimiter, a quote or "\n", not one that holds "\r", which readers take for a line
+    break: when a class name holds one, every label is quoted."""
+    if any("\r" in name for name in class_names):
+        return csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    return csv.writer(text, lineterminator="\n")
 
 
 def _probabilities(

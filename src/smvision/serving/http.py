@@ -8,6 +8,8 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, cast
 
+from smvision.core.contract import TIMEOUT_ENV
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -54,6 +56,36 @@ def query(scope: Scope, name: str) -> str | None:
     values = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
     found = values.get(name)
     return found[0] if found else None
+
+
+class TimedBody:
+    """`receive` for a request whose body must arrive within a deadline: counts the bytes
+    that came, and knows whether it was waiting for more when the deadline passed."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.received = 0
+        self.waiting = False
+
+    async def __call__(self) -> Message:
+        self.waiting = True
+        message = await self._receive()
+        # Not reached when the deadline cancels the wait: `waiting` stays True.
+        self.waiting = False
+        self.received += len(message.get("body", b""))
+        return message
+
+    def stalled(self, scope: Scope, timeout_s: float) -> HTTPError:
+        """The 408 for a body that stopped arriving before the deadline of `timeout_s`."""
+        declared = declared_length(scope)
+        came = f"{self.received}" if declared is None else f"{self.received} of {declared}"
+        return HTTPError(
+            408,
+            f"The request body stopped arriving: {came} bytes came within {timeout_s:g} s "
+            f"({TIMEOUT_ENV}); send the body without pauses, or raise {TIMEOUT_ENV}.",
+            # The rest of the body may still come: the connection cannot carry another request.
+            headers=[(b"connection", b"close")],
+        )
 
 
 async def body_chunks(

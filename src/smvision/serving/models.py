@@ -28,8 +28,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,6 +55,11 @@ COMPILE_CACHE = Path(tempfile.gettempdir()) / "smvision-tflite"
 _compiling = threading.Lock()
 _children: set[subprocess.Popen[str]] = set()
 _children_lock = threading.Lock()
+# How often a compile (or a load waiting to compile) looks whether its load was given up.
+GIVEN_UP_POLL_S = 0.5
+# Set by a multi-model load (`loading.LoadedModel.load`) in the thread that runs it: once
+# nobody waits for the load (its deadline passed, DELETE cancelled it), its compile is killed.
+load_given_up: ContextVar[threading.Event | None] = ContextVar("load_given_up", default=None)
 
 
 class ServableModel(Protocol):
@@ -218,39 +225,65 @@ def _backbone(metadata: dict[str, Any]) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def compiled_before(model_dir: Path, fmt: str) -> bool:
+    """Whether the compile cache holds the network compiled to `fmt` already."""
+    return _cached_compile(model_dir, fmt).is_file()
+
+
+def _cached_compile(model_dir: Path, fmt: str) -> Path:
+    return COMPILE_CACHE / f"{_network_digest(model_dir)}.{fmt}"
+
+
 def compile_in_child(model_dir: Path, fmt: str = "tflite") -> bytes:
-    """The trained Keras model as a float32 TFLite flatbuffer or ONNX model (`fmt`),
-    converted by a child process (one at a time), or as compiled before from the same
-    Keras file."""
-    cached = COMPILE_CACHE / f"{_network_digest(model_dir)}.{fmt}"
-    with _compiling, _compile_lock():
-        if cached.is_file():
-            return cached.read_bytes()
-        with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
-            destination = Path(scratch) / f"model.{fmt}"
-            returncode, stderr = _run_child(
-                [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)]
+    """The trained Keras model (or an svm's or rf's deep-feature network) as a float32
+    TFLite flatbuffer or ONNX model (`fmt`), converted by a child process (one at a time,
+    across the server's processes too), or as compiled before from the same network."""
+    cached = _cached_compile(model_dir, fmt)
+    given_up = load_given_up.get()
+    while not _compiling.acquire(timeout=GIVEN_UP_POLL_S):  # behind another model's compile
+        _stop_if_given_up(given_up, model_dir)
+    try:
+        with _compile_lock(given_up, model_dir):
+            if cached.is_file():
+                return cached.read_bytes()
+            return _compile(model_dir, fmt, cached)
+    finally:
+        _compiling.release()
+
+
+def _stop_if_given_up(given_up: threading.Event | None, model_dir: Path) -> None:
+    if given_up is not None and given_up.is_set():
+        raise ExportError(f"The load of {model_dir} was given up before its compile began.")
+
+
+def _compile(model_dir: Path, fmt: str, cached: Path) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="smvision-compile-") as scratch:
+        destination = Path(scratch) / f"model.{fmt}"
+        returncode, stderr = _run_child(
+            [sys.executable, "-m", "smvision.serving.export", str(model_dir), str(destination)]
+        )
+        if returncode != 0 or not destination.is_file():
+            raise ExportError(
+                f"Compiling the Keras model in {model_dir} to {fmt} failed (exit "
+                f"{returncode}): {stderr.strip()[-2000:]} Set "
+                "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
             )
-            if returncode != 0 or not destination.is_file():
-                raise ExportError(
-                    f"Compiling the Keras model in {model_dir} to {fmt} failed (exit "
-                    f"{returncode}): {stderr.strip()[-2000:]} Set "
-                    "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
-                )
-            flatbuffer = destination.read_bytes()
-        with suppress(OSError):  # a cache that cannot be written costs a compile, no more
-            COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(f".{os.getpid()}.partial")
-            partial.write_bytes(flatbuffer)
-            partial.replace(cached)
-        return flatbuffer
+        flatbuffer = destination.read_bytes()
+    with suppress(OSError):  # a cache that cannot be written costs a compile, no more
+        COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(flatbuffer)
+        partial.replace(cached)
+    return flatbuffer
 
 
 @contextmanager
-def _compile_lock() -> Iterator[None]:
+def _compile_lock(given_up: threading.Event | None, model_dir: Path) -> Iterator[None]:
     """One compile at a time across processes too (svm on deep features runs a worker per
     core, each loading the same model): the others wait, then read the cache. The lock is
-    the cache directory's own, so the cache holds compiled models only."""
+    the cache directory's own, so the cache holds compiled models only. The wait ends with
+    the other process's compile (itself bounded by COMPILE_TIMEOUT_S) or once this load is
+    given up."""
     try:
         COMPILE_CACHE.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(COMPILE_CACHE, os.O_RDONLY)
@@ -258,29 +291,47 @@ def _compile_lock() -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                _stop_if_given_up(given_up, model_dir)
+                time.sleep(GIVEN_UP_POLL_S)  # another process compiles: poll its lock
         yield
     finally:
         os.close(descriptor)
 
 
 def _run_child(command: list[str]) -> tuple[int, str]:
-    """Run the compile, killed after COMPILE_TIMEOUT_S or by `kill_compiles`."""
+    """Run the compile, killed after COMPILE_TIMEOUT_S, once its load is given up
+    (`load_given_up`), or by `kill_compiles`."""
+    given_up = load_given_up.get()
+    deadline = time.monotonic() + COMPILE_TIMEOUT_S
     with subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     ) as child:
         with _children_lock:
             _children.add(child)
         try:
-            _, stderr = child.communicate(timeout=COMPILE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.communicate()
-            raise ExportError(
-                f"Compiling {command[-2]} to {Path(command[-1]).suffix[1:]} took more than "
-                f"{COMPILE_TIMEOUT_S} s; set "
-                "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
-            ) from None
+            while True:
+                try:
+                    _, stderr = child.communicate(timeout=GIVEN_UP_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    if given_up is not None and given_up.is_set():
+                        why = "its load was given up"
+                    elif time.monotonic() > deadline:
+                        why = f"it took more than {COMPILE_TIMEOUT_S} s"
+                    else:
+                        continue
+                    child.kill()
+                    child.communicate()
+                    raise ExportError(
+                        f"Compiling {command[-2]} to {Path(command[-1]).suffix[1:]} was "
+                        f"stopped: {why}. Set "
+                        "SMVISION_KERAS_RUNTIME=tensorflow to serve it on TensorFlow instead."
+                    ) from None
         finally:
             with _children_lock:
                 _children.discard(child)

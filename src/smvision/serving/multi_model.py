@@ -1,12 +1,15 @@
 """The model API of a multi-model endpoint, as SageMaker calls it (SAGEMAKER_MULTI_MODEL=true).
 
     POST   /models                 {"model_name": NAME, "url": DIR}: load and warm up; 200
-                                   when ready, 409 if loaded, 404 if DIR holds no model,
-                                   507 if it would not fit the memory budget
+                                   when ready, 409 if loaded (or cancelled), 404 if DIR
+                                   holds no model or lies outside the model root, 408 if
+                                   it did not load in time, 507 if it would not fit the
+                                   memory budget now, 413 never
     GET    /models                 [?next_page_token=T&limit=N]: {"models": [{"modelName",
                                    "modelUrl"}], "nextPageToken"} (100 a page by default)
     GET    /models/NAME            {"modelName", "modelUrl"}; 404 if not loaded
-    DELETE /models/NAME            unload; the answer says how much memory it freed
+    DELETE /models/NAME            unload; the answer says how much memory it freed; a
+                                   model still loading: its load is cancelled
     POST   /models/NAME/invoke     as POST /invocations, answered by model NAME
 
 The table of models is smvision.serving.model_table's; an invocation takes the same path
@@ -15,15 +18,18 @@ as one of a single-model server (`ServingApp._invoke`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from smvision.core.artifacts import ModelFileError
 from smvision.serving.http import (
     HTTPError,
     Receive,
     Scope,
     Send,
+    TimedBody,
     allow,
     query,
     read_body,
@@ -43,9 +49,12 @@ Invoke = Callable[[Scope, Receive, Send, Callable[[], Awaitable[LoadedModel]]], 
 class ModelRoutes:
     """The /models routes over the model table; `invoke` answers a request with a given model."""
 
-    def __init__(self, table: ModelTable[LoadedModel], invoke: Invoke) -> None:
+    def __init__(
+        self, table: ModelTable[LoadedModel], invoke: Invoke, body_timeout_s: float
+    ) -> None:
         self.table = table
         self._invoke = invoke
+        self._body_timeout_s = body_timeout_s
 
     @staticmethod
     def serves(path: str) -> bool:
@@ -74,6 +83,8 @@ class ModelRoutes:
                 if method == "GET":
                     url = self.table.get(name)[0]
                     await respond_json(send, {"modelName": name, "modelUrl": url})
+                elif await self.table.cancel_load(name):
+                    await respond_json(send, {"modelName": name, "status": "cancelled"})
                 else:
                     unloaded = await self.table.unload(name)
                     await respond_json(
@@ -89,7 +100,7 @@ class ModelRoutes:
             raise HTTPError(error.status, error.message) from error
 
     async def _load(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = await _json_body(scope, receive)
+        request = await _json_body(scope, receive, self._body_timeout_s)
         name, url = request.get("model_name"), request.get("url")
         if not (isinstance(name, str) and name.strip() and isinstance(url, str) and url):
             raise HTTPError(
@@ -101,6 +112,8 @@ class ModelRoutes:
             await self.table.load(name, url)
         except ModelTableError:
             raise
+        except ModelFileError as error:  # found only by loading it: another algorithm's file
+            raise HTTPError(404, f"No model smvision can serve at {url}: {error}") from error
         except Exception as error:  # the model's files: SageMaker reports it to the caller
             raise HTTPError(
                 500, f"Could not load model {name} from {url} ({type(error).__name__}: {error})."
@@ -125,8 +138,15 @@ def _load_request_too_large(what: str) -> HTTPError:
     )
 
 
-async def _json_body(scope: Scope, receive: Receive) -> dict[str, Any]:
-    body = await read_body(scope, receive, MAX_LOAD_REQUEST_BYTES, _load_request_too_large)
+async def _json_body(scope: Scope, receive: Receive, timeout_s: float) -> dict[str, Any]:
+    body_receive = TimedBody(receive)
+    try:
+        async with asyncio.timeout(timeout_s):
+            body = await read_body(
+                scope, body_receive, MAX_LOAD_REQUEST_BYTES, _load_request_too_large
+            )
+    except TimeoutError as error:
+        raise body_receive.stalled(scope, timeout_s) from error
     try:
         document = json.loads(body)
     except ValueError as error:

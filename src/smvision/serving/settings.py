@@ -16,6 +16,7 @@ from smvision.algorithms.features import backbones
 from smvision.algorithms.features.backbones import BackboneMissingError
 from smvision.core.artifacts import read_metadata
 from smvision.core.contract import (
+    DEFAULT_MODEL_LOAD_TIMEOUT_S,
     METADATA_FILE,
     MULTI_MODEL_ENV,
     TTA_ENV,
@@ -68,6 +69,8 @@ class ServerSettings:
     # Defaults of the custom attributes tta= and coverage= (SMVISION_TTA, SMVISION_COVERAGE).
     tta: str = "none"
     coverage: float | None = None
+    # How long a model's load (files, compile, warm-up) may take before it is given up.
+    load_timeout_s: float = DEFAULT_MODEL_LOAD_TIMEOUT_S
 
     @property
     def max_payload_bytes(self) -> int:
@@ -104,6 +107,7 @@ def settings_from(contract: Contract, cores: int | None = None) -> ServerSetting
         model=choice,
         tta=answer_tta(contract),
         coverage=contract.coverage,
+        load_timeout_s=contract.model_load_timeout_s,
     )
 
 
@@ -137,6 +141,7 @@ def multi_model_settings(contract: Contract, cores: int) -> ServerSettings:
         models_memory_mb=contract.models_memory_mb,
         tta=answer_tta(contract),
         coverage=contract.coverage,
+        load_timeout_s=contract.model_load_timeout_s,
     )
 
 
