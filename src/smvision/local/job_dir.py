@@ -16,7 +16,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -96,36 +97,89 @@ def lay_out_job(
     pipes: Mapping[str, PipeChannel] | None = None,
 ) -> Contract:
     """Write JOBDIR/opt/ml as SageMaker does; keep checkpoints/ from an earlier run. Pipe
-    channels get their mode in inputdataconfig.json; `start_pipes` creates their FIFOs."""
+    channels get their mode in inputdataconfig.json; `start_pipes` creates their FIFOs.
+
+    The new input/ is built beside the old one and replaces it, and an earlier run's model/
+    and output/ go, only once every channel is in place: a channel that does not exist
+    leaves an earlier job as it was, and one inside the job itself (its own input/data/train,
+    or its model/ as a model channel) is copied before the old tree goes."""
     pipes = pipes or {}
     contract = job_contract(job_dir)
+    _check_sources(contract, channels, pipes)
+    contract.base_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=contract.base_dir, prefix=".input-staging-"))
+
+    def staged(path: Path) -> Path:
+        return staging / path.relative_to(contract.input_dir)
+
+    try:
+        staged(contract.config_dir).mkdir(parents=True)
+        staged(contract.data_dir).mkdir(parents=True)
+        for name, source in channels.items():
+            if name not in pipes:
+                _copy_channel(source, staged(contract.channel_dir(name)))
+        _write_config(staged, contract, channels, hyperparameters, hosts, current_host, pipes)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     for directory in (contract.input_dir, contract.model_dir, contract.output_dir):
         if directory.exists():
             shutil.rmtree(directory)
-    for directory in (
-        contract.config_dir,
-        contract.data_dir,
-        contract.model_dir,
-        contract.output_data_dir,
-        contract.checkpoint_dir,
-    ):
+    staging.rename(contract.input_dir)
+    for directory in (contract.model_dir, contract.output_data_dir, contract.checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    return contract
+
+
+def _check_sources(
+    contract: Contract, channels: Mapping[str, Path], pipes: Mapping[str, PipeChannel]
+) -> None:
+    """Refuse, before anything is written, a channel that is missing or that the layout
+    would destroy: one that holds the job directory, or a streamed one inside the part of
+    the job that is laid out afresh."""
+    base = contract.base_dir.resolve()
+    replaced = [d.resolve() for d in (contract.input_dir, contract.model_dir, contract.output_dir)]
     for name, source in channels.items():
-        if name not in pipes:
-            _copy_channel(source, contract.channel_dir(name))
-    _write(contract.hyperparameters_file, {k: str(v) for k, v in hyperparameters.items()})
+        given = f"--channel {name}={source}"
+        if not source.exists():
+            raise SystemExit(f"{given}: no such file or directory.")
+        resolved = source.resolve()
+        if base.is_relative_to(resolved):
+            raise SystemExit(
+                f"{given} holds the job directory ({base}); a channel is copied into the job, "
+                "so give a folder outside it."
+            )
+        inside = [d for d in replaced if resolved.is_relative_to(d)]
+        if name in pipes and inside:
+            raise SystemExit(
+                f"{given} lies inside the job's own {inside[0]}, which this run lays out "
+                "afresh before it streams the channel; move it out of the job directory."
+            )
+
+
+def _write_config(
+    staged: Callable[[Path], Path],
+    contract: Contract,
+    channels: Mapping[str, Path],
+    hyperparameters: Mapping[str, str],
+    hosts: Sequence[str],
+    current_host: str,
+    pipes: Mapping[str, PipeChannel],
+) -> None:
+    """input/config: hyperparameters.json, inputdataconfig.json, resourceconfig.json."""
+    _write(staged(contract.hyperparameters_file), {k: str(v) for k, v in hyperparameters.items()})
     file_mode = {
         "TrainingInputMode": contract_module.FILE_MODE,
         "S3DistributionType": "FullyReplicated",
         "RecordWrapperType": "None",
     }
     _write(
-        contract.input_data_config_file,
+        staged(contract.input_data_config_file),
         {name: file_mode for name in channels if name not in pipes}
         | {name: pipe.input_config() for name, pipe in pipes.items()},
     )
     _write(
-        contract.resource_config_file,
+        staged(contract.resource_config_file),
         {
             "current_host": current_host,
             "current_instance_type": "local",
@@ -141,13 +195,10 @@ def lay_out_job(
             "network_interface_name": "eth0",
         },
     )
-    return contract
 
 
 def _copy_channel(source: Path, destination: Path) -> None:
     """Hard-link (else copy) a channel into place, so a bind mount of opt/ml sees real files."""
-    if not source.exists():
-        raise SystemExit(f"--channel {destination.name}={source}: no such file or directory.")
     if source.is_dir():
         shutil.copytree(source, destination, copy_function=_link_or_copy)
     else:

@@ -1,0 +1,212 @@
+"""`python -m smvision.local train` used as a hostile user uses it (issue 22): nothing lost,
+nothing left running, a non-zero status and a sentence whenever a job does not finish.
+
+"Training in flight" is certain by construction: the algorithm is the digits svm as
+tests.support.gated_algorithm.GatedSVM, whose `fit` waits at a FIFO that the test never
+releases, so the signal always lands while the job trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from smvision.local.job_dir import run_foreground, train_command
+from tests.support.gated_algorithm import FIT_GATE, SPEC, make_gate, waiter_at, write_plugin_site
+from tests.support.training_jobs import JobResult, run_local_train
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"image_size": "16"}
+
+
+def contents(directory: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def finished_job(digits: Path, tmp_path: Path) -> Path:
+    """A job directory that holds a trained model, its output and its input."""
+    job_dir = tmp_path / "existing"
+    job = run_local_train("svm", {"train": digits / "validation"}, job_dir, SMALL)
+    assert job.returncode == 0, job.output[-2000:]
+    return job_dir
+
+
+def test_a_missing_channel_leaves_an_existing_job_as_it_was(finished_job: Path) -> None:
+    before = contents(finished_job)
+    job = run_local_train("svm", {"train": Path("/no/such/dir")}, finished_job, SMALL)
+    assert job.returncode != 0
+    assert "--channel train=/no/such/dir: no such file or directory" in job.output
+    assert contents(finished_job) == before
+
+
+def test_channels_inside_the_job_itself_are_copied_before_it_is_laid_out_afresh(
+    finished_job: Path,
+) -> None:
+    """Restarting a job from its own input/ (and continuing its own model/) loses nothing."""
+    ml = finished_job / "opt" / "ml"
+    images = contents(ml / "input" / "data" / "train")
+    model = contents(ml / "model")
+    job = run_local_train(
+        "svm",
+        {"train": ml / "input" / "data" / "train", "model": ml / "model"},
+        finished_job,
+        SMALL,
+    )
+    assert job.returncode == 0, job.output[-3000:]
+    assert contents(ml / "input" / "data" / "train") == images
+    assert contents(ml / "input" / "data" / "model") == model
+    assert "is recorded as the parent" in job.output
+
+
+def test_a_channel_that_holds_the_job_directory_is_refused(finished_job: Path) -> None:
+    before = contents(finished_job)
+    job = run_local_train("svm", {"train": finished_job.parent}, finished_job, SMALL)
+    assert job.returncode != 0
+    assert f"--channel train={finished_job.parent} holds the job directory" in job.output
+    assert contents(finished_job) == before
+
+
+# Stopping a job --------------------------------------------------------------------------
+
+
+class GatedJob:
+    """A local training job of GatedSVM, started in a process group of its own, held in
+    `fit` at its gate."""
+
+    def __init__(self, digits: Path, tmp_path: Path, *extra: str) -> None:
+        site = write_plugin_site(
+            tmp_path / "site", {SPEC.name: "tests.support.gated_algorithm:SPEC"}
+        )
+        self.gate = make_gate(tmp_path / "fit-gate")
+        self.job_dir = tmp_path / "gated-job"
+        paths = [str(site), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), FIT_GATE: str(self.gate)}
+        command = train_command(SPEC.name, {"train": digits / "validation"}, self.job_dir, SMALL)
+        # A file, not a pipe: a process the wrapper leaves behind would hold a pipe open.
+        self.log = tmp_path / "gated-job.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [*command, *extra],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_until_training(self) -> None:
+        """Returns once `fit` waits at the gate (it never goes on)."""
+        os.close(waiter_at(self.gate, timeout=300))
+
+    def finish(self) -> JobResult:
+        returncode = self.process.wait(timeout=300)
+        return JobResult(returncode, self.log.read_text(), self.job_dir / "opt" / "ml")
+
+    def nothing_waits_at_the_gate(self) -> bool:
+        """True when no process of the job is left in `fit` (none holds the FIFO open)."""
+        try:
+            os.close(os.open(self.gate, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as error:
+            return error.errno == errno.ENXIO
+        return False
+
+    def kill(self) -> None:
+        """Whatever is left of the job's process group."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def gated_job(digits: Path, tmp_path: Path) -> Iterator[type[GatedJob]]:
+    started: list[GatedJob] = []
+
+    def start(*extra: str) -> GatedJob:
+        job = GatedJob(digits, tmp_path, *extra)
+        started.append(job)
+        return job
+
+    yield start  # type: ignore[misc]
+    for job in started:
+        job.kill()
+
+
+def assert_stopped(job: GatedJob, result: JobResult, signal_name: str, status: int) -> None:
+    assert result.returncode == status, result.output[-3000:]
+    assert job.nothing_waits_at_the_gate(), "the training script outlived the wrapper"
+    assert f"stopped by {signal_name}" in result.failure, result.failure or result.output[-3000:]
+    assert list((result.ml / "model").iterdir()) == []
+
+
+def test_ctrl_c_stops_the_job_with_a_failure_and_a_non_zero_status(
+    gated_job: type[GatedJob],
+) -> None:
+    """Ctrl-C: SIGINT to the terminal's foreground process group, every process of the job."""
+    job = gated_job()
+    job.wait_until_training()
+    os.killpg(job.process.pid, signal.SIGINT)
+    result = job.finish()
+    assert_stopped(job, result, "SIGINT", 128 + signal.SIGINT)
+
+
+def test_sigterm_to_the_wrapper_stops_the_training_script_too(gated_job: type[GatedJob]) -> None:
+    """SIGTERM to the wrapper alone (kill PID, a supervisor): it reaches train.py."""
+    job = gated_job()
+    job.wait_until_training()
+    job.process.send_signal(signal.SIGTERM)
+    result = job.finish()
+    assert_stopped(job, result, "SIGTERM", 128 + signal.SIGTERM)
+
+
+def test_max_run_stops_a_job_that_trains_too_long(gated_job: type[GatedJob]) -> None:
+    """--max-run, as SageMaker's MaxRuntimeInSeconds: SIGTERM when it passes, and the reason."""
+    job = gated_job("--max-run", "1")
+    result = job.finish()
+    assert result.returncode == 124, result.output[-3000:]
+    assert job.nothing_waits_at_the_gate()
+    assert result.failure.startswith("Training ran past --max-run 1 s"), result.failure
+    assert list((result.ml / "model").iterdir()) == []
+
+
+def test_the_wrapper_kills_a_child_that_ignores_sigterm_once_the_grace_period_ends(
+    tmp_path: Path,
+) -> None:
+    """A child and its own child that ignore SIGTERM: the wrapper (run_foreground, here in
+    this process) passes the signal on, then kills both when the grace period ends. The
+    child sends the wrapper SIGTERM itself once both ignore it, so the order is certain."""
+    pids = tmp_path / "pids"
+    script = (
+        "import os, signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import signal, sys, time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(600)'], "
+        "stdout=subprocess.PIPE)\n"
+        "child.stdout.readline()\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        "os.kill(os.getppid(), signal.SIGTERM)\n"
+        "time.sleep(600)\n"
+    )
+    status = run_foreground([sys.executable, "-c", script], dict(os.environ), grace_s=1.0)
+    assert status == 128 + signal.SIGTERM
+    for pid in map(int, pids.read_text().split()):
+        assert not running(pid)
+
+
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
