@@ -9,6 +9,7 @@ local compare runs once per algorithm.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -17,15 +18,29 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import psutil
+
 from smvision.core import contract as contract_module
 from smvision.core.contract import Contract
 from smvision.data import pipemode, recordio
 from smvision.data.pipemode import PipeError, PipeFeeder
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How long a child told to stop may take before it is killed: SageMaker's wait between
+# SIGTERM and SIGKILL when it stops a training job.
+STOP_GRACE_S = 120.0
+# The exit status when --max-run passes, as timeout(1) reports it.
+TIMED_OUT = 124
+# How often the wait for a child looks at its deadlines.
+WAIT_SLICE_S = 0.5
+# SageMaker's default MaxRuntimeInSeconds: a day.
+DEFAULT_MAX_RUN_S = 86400
 
 # The toolkit waits (up to 15 minutes) for every host name in resourceconfig.json to
 # resolve. SageMaker's names (algo-1, ...) resolve only inside a job or a compose network,
@@ -237,19 +252,100 @@ def console_script(name: str) -> str:
     return found
 
 
-def run_foreground(command: Sequence[str], env: Mapping[str, str]) -> int:
-    """Run a command, pass SIGINT/SIGTERM on to it, and return its exit status."""
+@dataclass(frozen=True)
+class Finished:
+    """How a foreground child ended: its own exit status, the stop signal this process
+    passed on to it (Ctrl-C, kill), and whether its time limit passed first."""
+
+    status: int
+    stopped_by: int | None = None
+    timed_out: bool = False
+
+    @property
+    def exit_status(self) -> int:
+        """As a shell reports it: 124 past the time limit (as timeout(1)), 128 + N when
+        stopped by signal N, else the child's own status."""
+        if self.timed_out:
+            return TIMED_OUT
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by
+        return 128 - self.status if self.status < 0 else self.status
+
+
+def run_child(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    max_run_s: float | None = None,
+    grace_s: float = STOP_GRACE_S,
+) -> Finished:
+    """Run a command in the foreground and wait for it, with deadlines.
+
+    SIGINT and SIGTERM are passed on to it; so is a SIGTERM of our own once `max_run_s`
+    passes. A child told to stop has `grace_s` to end, then it and every process it started
+    are killed, so nothing outlives this one.
+    """
     child = subprocess.Popen(list(command), env=dict(env))
+    stops: list[int] = []
+    stopped_at: float | None = None
+    # The child's processes, seen whenever it is told to stop: a toolkit that ends before
+    # its script would otherwise leave the script to run on, out of sight.
+    family: set[psutil.Process] = set()
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        child.send_signal(signum)
+    def stop(signum: int, _frame: FrameType | None = None) -> None:
+        nonlocal stopped_at
+        stops.append(signum)
+        stopped_at = stopped_at or time.monotonic()
+        family.update(_descendants(child.pid))
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    started = time.monotonic()
+    timed_out = False
     try:
-        return child.wait()
+        while True:
+            if max_run_s is not None and not timed_out and time.monotonic() - started > max_run_s:
+                timed_out = True
+                stop(signal.SIGTERM)
+            if stopped_at is not None and time.monotonic() - stopped_at > grace_s:
+                family.update(_descendants(child.pid))
+                _kill(family | {psutil.Process(child.pid)})
+                status = child.wait()
+                break
+            try:
+                status = child.wait(timeout=WAIT_SLICE_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if stops:
+        _kill(family)  # the child ended; what it started may not have
+    return Finished(status, stops[0] if stops else None, timed_out)
+
+
+def run_foreground(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    max_run_s: float | None = None,
+    grace_s: float = STOP_GRACE_S,
+) -> int:
+    """`run_child`, and the exit status a shell would report."""
+    return run_child(command, env, max_run_s, grace_s).exit_status
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill(processes: set[psutil.Process]) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def key_value(text: str) -> tuple[str, str]:

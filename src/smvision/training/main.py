@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,46 @@ USER_ERRORS = (
     distributed.ClusterError,
 )
 EVALUATION_BATCH = 256
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_CAUSES = {
+    signal.SIGTERM: "SageMaker's StopTrainingJob, docker stop, or the local wrapper's --max-run",
+    signal.SIGINT: "Ctrl-C",
+}
+
+
+class JobStopped(BaseException):
+    """SIGTERM or SIGINT while the job ran. A BaseException, as KeyboardInterrupt is, so that
+    no library's `except Exception` swallows it on its way to `main`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    def sentence(self) -> str:
+        name = signal.Signals(self.signum).name
+        cause = STOP_CAUSES.get(signal.Signals(self.signum), "a signal")
+        return f"The job was stopped by {name} ({cause}) before it finished; it wrote no model."
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Inside, SIGTERM and SIGINT raise JobStopped, once: Ctrl-C reaches this process twice,
+    from the terminal and through the toolkit, and the second must not cut the report of the
+    first short."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise JobStopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class ArgumentError(ValueError):
@@ -314,6 +357,11 @@ def write_failure(contract: Contract, message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure_logging()
+    with stopped_by_signals():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # load() reads only the base directory and cannot fail, so every failure below,
     # a bad SageMaker variable included, ends in the failure file.
     contract = contract_module.load()
@@ -328,6 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("Internal error:\n%s", traceback.format_exc())
         write_failure(contract, f"Internal error ({type(error).__name__}): {error}")
         return 1
+    except JobStopped as stopped:
+        log.error("%s", stopped.sentence())
+        write_failure(contract, stopped.sentence())
+        return 128 + stopped.signum
     return 0
 
 
