@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -22,7 +22,7 @@ import pytest
 
 from smvision.local.job_dir import run_foreground, train_command
 from tests.support.gated_algorithm import FIT_GATE, SPEC, make_gate, waiter_at, write_plugin_site
-from tests.support.training_jobs import JobResult, run_local_train
+from tests.support.training_jobs import JobResult, TrainJob, run_local_train
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"image_size": "16"}
@@ -131,7 +131,7 @@ class GatedJob:
 
 
 @pytest.fixture
-def gated_job(digits: Path, tmp_path: Path) -> Iterator[type[GatedJob]]:
+def gated_job(digits: Path, tmp_path: Path) -> Iterator[Callable[..., GatedJob]]:
     started: list[GatedJob] = []
 
     def start(*extra: str) -> GatedJob:
@@ -139,7 +139,7 @@ def gated_job(digits: Path, tmp_path: Path) -> Iterator[type[GatedJob]]:
         started.append(job)
         return job
 
-    yield start  # type: ignore[misc]
+    yield start
     for job in started:
         job.kill()
 
@@ -152,7 +152,7 @@ def assert_stopped(job: GatedJob, result: JobResult, signal_name: str, status: i
 
 
 def test_ctrl_c_stops_the_job_with_a_failure_and_a_non_zero_status(
-    gated_job: type[GatedJob],
+    gated_job: Callable[..., GatedJob],
 ) -> None:
     """Ctrl-C: SIGINT to the terminal's foreground process group, every process of the job."""
     job = gated_job()
@@ -162,7 +162,9 @@ def test_ctrl_c_stops_the_job_with_a_failure_and_a_non_zero_status(
     assert_stopped(job, result, "SIGINT", 128 + signal.SIGINT)
 
 
-def test_sigterm_to_the_wrapper_stops_the_training_script_too(gated_job: type[GatedJob]) -> None:
+def test_sigterm_to_the_wrapper_stops_the_training_script_too(
+    gated_job: Callable[..., GatedJob],
+) -> None:
     """SIGTERM to the wrapper alone (kill PID, a supervisor): it reaches train.py."""
     job = gated_job()
     job.wait_until_training()
@@ -171,7 +173,7 @@ def test_sigterm_to_the_wrapper_stops_the_training_script_too(gated_job: type[Ga
     assert_stopped(job, result, "SIGTERM", 128 + signal.SIGTERM)
 
 
-def test_max_run_stops_a_job_that_trains_too_long(gated_job: type[GatedJob]) -> None:
+def test_max_run_stops_a_job_that_trains_too_long(gated_job: Callable[..., GatedJob]) -> None:
     """--max-run, as SageMaker's MaxRuntimeInSeconds: SIGTERM when it passes, and the reason."""
     job = gated_job("--max-run", "1")
     result = job.finish()
@@ -207,6 +209,79 @@ def test_the_wrapper_kills_a_child_that_ignores_sigterm_once_the_grace_period_en
 
 def running(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+# Small data sets: the guide's svm ------------------------------------------------------------
+
+
+def few_per_class(digits: Path, destination: Path, count: int, classes: range = range(10)) -> Path:
+    """The first `count` training scans of each digit, as class folders."""
+    for digit in classes:
+        scans = sorted((digits / "train" / str(digit)).glob("*.png"))[:count]
+        (destination / str(digit)).mkdir(parents=True)
+        for scan in scans:
+            (destination / str(digit) / scan.name).write_bytes(scan.read_bytes())
+    return destination
+
+
+@pytest.mark.parametrize("per_class", [3, 5])
+def test_svm_trains_on_three_images_per_class_and_says_how_it_calibrates(
+    per_class: int, train_job: TrainJob, digits: Path, tmp_path: Path
+) -> None:
+    train = few_per_class(digits, tmp_path / "few", per_class)
+    job = train_job("svm", {"train": train}, {"image_size": "16"})
+    assert job.returncode == 0, job.failure or job.output[-3000:]
+    in_train = per_class - 1  # validation_fraction 0.2 holds one image of each class out
+    assert (
+        f"svm: the smallest class has {in_train} training images, too few for Platt scaling"
+        in job.output
+    )
+    assert f"temperature scaling (one parameter for all classes) on {in_train}-fold" in job.output
+    assert job.metadata["class_names"] == [str(d) for d in range(10)]
+
+
+def test_svm_refuses_a_class_of_one_image_with_a_sentence(
+    train_job: TrainJob, digits: Path, tmp_path: Path
+) -> None:
+    train = few_per_class(digits, tmp_path / "few", 4)
+    for extra in sorted((train / "7").iterdir())[1:]:
+        extra.unlink()
+    job = train_job("svm", {"train": train}, {"image_size": "16"})
+    assert job.returncode != 0, job.output[-3000:]
+    assert job.failure.startswith(
+        "svm needs at least 2 training images of every class to calibrate its probabilities"
+    ), job.failure
+    assert "and class '7' has 1; add images of it" in job.failure
+    assert list((job.ml / "model").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "per_class", "single", "advice"),
+    [
+        ("rf", 4, True, "use cv_folds=0 to turn cross-validation off, or add images of class '7'"),
+        ("svm", 3, False, "use cv_folds=3, or 0 to turn it off"),
+    ],
+    ids=["one-image-class", "svm-folds-too-small-to-calibrate"],
+)
+def test_cv_folds_advice_names_a_value_the_schema_accepts(
+    algorithm: str,
+    per_class: int,
+    single: bool,
+    advice: str,
+    train_job: TrainJob,
+    digits: Path,
+    tmp_path: Path,
+) -> None:
+    train = few_per_class(digits, tmp_path / "few", per_class)
+    if single:
+        for extra in sorted((train / "7").iterdir())[1:]:
+            extra.unlink()
+    folds = "3" if single else "2"
+    job = train_job(algorithm, {"train": train}, {"image_size": "16", "cv_folds": folds})
+    assert job.returncode != 0, job.output[-3000:]
+    assert job.failure.startswith(f"Hyperparameter 'cv_folds' has value '{folds}'"), job.failure
+    assert advice in job.failure, job.failure
+    assert "cv_folds=1" not in job.failure

@@ -25,6 +25,7 @@ import numpy as np
 
 from smvision import algorithms
 from smvision.algorithms.base import Algorithm, AlgorithmInputError, History
+from smvision.algorithms.classical import smallest_class, usable_folds
 from smvision.core import contract as contract_module
 from smvision.core import logs, metrics
 from smvision.core.artifacts import library_versions, staged_directory, write_json
@@ -164,6 +165,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     budget = memory.budget_bytes(hp.values["data_memory_mb"])
     job = load_data(contract, hp, cluster, budget)
     check_eval_metric(hp, job)
+    check_images_per_class(hp, job)
     parent = continued_model(contract, hp, job)
     jobrun = job_run(contract, cluster, job.train_total, parent, budget)
     algorithm = algorithms.get(hp.algorithm)(job.image_size, job.channels, len(job.class_names))
@@ -198,6 +200,61 @@ def check_eval_metric(hp: Hyperparameters, job: JobData) -> None:
             f"classes, and this job has {len(job.class_names)} "
             f"({', '.join(job.class_names)}); drop eval_metric (accuracy)."
         )
+
+
+def check_images_per_class(hp: Hyperparameters, job: JobData) -> None:
+    """Enough training images of every class for the algorithm (the svm calibrates on folds
+    that each hold one of every class out), and for the cross-validation asked for."""
+    needed = hp.spec.min_images_per_class
+    smallest, which = smallest_class(job.train.labels)
+    if smallest < needed:
+        name = job.class_names[which]
+        raise DataError(
+            f"{hp.algorithm} needs at least {needed} training images of every class "
+            f"{hp.spec.min_images_reason}, and class '{name}' has {smallest}; add images of it, "
+            "or give a validation channel so that train keeps every image "
+            "(validation_fraction holds some of each class out of train)."
+        )
+    folds = hp.values.get("cv_folds")
+    if isinstance(folds, int) and folds:
+        labels = job.train.labels
+        if job.validation is not None:
+            labels = np.concatenate([labels, job.validation.labels])
+        check_cv_folds(hp, folds, labels, job.class_names)
+
+
+def check_cv_folds(
+    hp: Hyperparameters, folds: int, labels: np.ndarray, class_names: Sequence[str]
+) -> None:
+    """Refuse a cv_folds the data cannot fill, advising one the schema accepts."""
+    smallest, which = smallest_class(labels)
+    needed = hp.spec.min_images_per_class
+    most = int(hyperparameters.schema(hp.algorithm)["cv_folds"].high or folds)
+    usable = usable_folds(smallest, needed, most)
+    if folds in usable:
+        return
+    name = class_names[which]
+    problem = (
+        f"Hyperparameter 'cv_folds' has value '{folds}', but class '{name}' has only "
+        f"{smallest} image{'' if smallest == 1 else 's'} in train and validation together"
+    )
+    calibrates = (
+        f"{hp.algorithm} needs {needed} images of each class in the training part of every "
+        f"fold ({hp.spec.min_images_reason})"
+    )
+    if not usable:
+        need = "cross-validation needs one image of each class in every fold" + (
+            f", and {calibrates}" if needed > 1 else ""
+        )
+        raise HyperparameterError(
+            f"{problem}, and {need}; use cv_folds=0 to turn cross-validation off, or add "
+            f"images of class '{name}'."
+        )
+    reason = "every fold needs one image of each class" if folds > smallest else calibrates
+    shown = " or ".join(map(str, usable)) if len(usable) <= 3 else f"{usable[0]} to {usable[-1]}"
+    raise HyperparameterError(
+        f"{problem}, and {reason}: use cv_folds={shown}, or 0 to turn it off."
+    )
 
 
 def continued_model(contract: Contract, hp: Hyperparameters, job: JobData) -> ParentModel | None:
