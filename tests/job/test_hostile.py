@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
 import psutil
 import pytest
 
@@ -285,3 +287,69 @@ def test_cv_folds_advice_names_a_value_the_schema_accepts(
     assert job.failure.startswith(f"Hyperparameter 'cv_folds' has value '{folds}'"), job.failure
     assert advice in job.failure, job.failure
     assert "cv_folds=1" not in job.failure
+
+
+# Large images --------------------------------------------------------------------------------
+
+
+def large_scan(digits: Path, width: int, height: int, suffix: str) -> bytes:
+    """A digit scan of the train set blown up to width x height (the README says any size)."""
+    scan = cv2.imread(str(sorted((digits / "train" / "3").glob("*.png"))[0]), cv2.IMREAD_GRAYSCALE)
+    large = cv2.resize(scan, (width, height), interpolation=cv2.INTER_NEAREST)
+    ok, encoded = cv2.imencode(suffix, large)
+    assert ok
+    return encoded.tobytes()
+
+
+@pytest.fixture
+def with_large_images(digits: Path, tmp_path: Path) -> Path:
+    """The validation digits as a train channel, plus a 48-megapixel JPEG and a
+    42-megapixel PNG of a 3."""
+    train = tmp_path / "large"
+    shutil.copytree(digits / "validation", train)
+    (train / "3" / "large.jpg").write_bytes(large_scan(digits, 8000, 6000, ".jpg"))
+    (train / "3" / "large.png").write_bytes(large_scan(digits, 7000, 6000, ".png"))
+    return train
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_a_large_png_refused_by_name(
+    with_large_images: Path, train_job: TrainJob
+) -> None:
+    job = train_job(
+        "svm",
+        {"train": with_large_images},
+        {"image_size": "16", "scaled_jpeg_decode": "false", "validation_fraction": "0"},
+    )
+    assert job.returncode == 0, job.failure or job.output[-3000:]
+    assert "large.jpg" not in job.output  # used, not skipped
+    assert (
+        "Skipping an image of channel 'train': 3/large.png is 7000x6000 = 42.0 megapixels, over "
+        "the 40-megapixel limit; raise the hyperparameter max_image_megapixels (up to 178) to "
+        "train on it, or resize it."
+    ) in job.output
+    images = len(list(with_large_images.rglob("*.png")))  # the large PNG among them
+    assert f"Loaded {images} train, 0 validation" in job.output  # the JPEG in, the PNG out
+
+
+def test_max_image_megapixels_raises_the_limit(
+    with_large_images: Path, train_job: TrainJob
+) -> None:
+    job = train_job(
+        "svm",
+        {"train": with_large_images},
+        {"image_size": "16", "max_image_megapixels": "50", "max_corrupt_fraction": "0"},
+    )
+    assert job.returncode == 0, job.failure or job.output[-3000:]
+    assert "large.png" not in job.output and "Skipping" not in job.output
+
+
+def test_large_images_over_the_limit_fail_a_job_with_the_limit_and_the_setting(
+    with_large_images: Path, train_job: TrainJob
+) -> None:
+    job = train_job(
+        "svm", {"train": with_large_images}, {"image_size": "16", "max_corrupt_fraction": "0"}
+    )
+    assert job.returncode != 0
+    assert "3/large.png is 7000x6000 = 42.0 megapixels, over the 40-megapixel limit" in job.failure
+    assert "max_image_megapixels" in job.failure
+    assert "unreadable" not in job.failure, job.failure

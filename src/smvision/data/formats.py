@@ -100,15 +100,16 @@ class Sample:
         return max(header.width, header.height)
 
     def header(self) -> images.Header:
-        """The image's header: a file's first bytes only (FastFile fetches no more)."""
+        """The image's header: a file's first bytes only (FastFile fetches no more). Its
+        size is not judged here: decoding judges it (a large JPEG decodes at a reduced scale)."""
         if self.offset is None and self.error is None:
             with self.path.open("rb") as stream:
                 head = stream.read(HEADER_BYTES)
             try:
-                return images.read_header(head, self.source)
+                return images.read_header(head, self.source, max_pixels=None)
             except images.ImageError:  # a header past HEADER_BYTES (a large EXIF block)
                 pass
-        return images.read_header(self.read_bytes(), self.source)
+        return images.read_header(self.read_bytes(), self.source, max_pixels=None)
 
 
 def read_directory(directory: Path) -> list[Sample]:

@@ -20,6 +20,11 @@ LABEL_FORMATS = ("auto", "multi-hot", "class-id")
 # AUC, as the built-in TensorFlow classifier offers them).
 EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 
+# Decoded pixels an image may have (a guard against decompression bombs), by default and
+# at most: Pillow, which reads every header, refuses an image over 2 x 89.5 megapixels.
+MAX_IMAGE_MEGAPIXELS = 40
+MAX_IMAGE_MEGAPIXELS_CEILING = 178
+
 ParamType = Literal["int", "float", "bool", "str"]
 RangeKind = Literal["continuous", "integer", "categorical"]
 Scaling = Literal["Auto", "Linear", "Logarithmic"]
@@ -201,6 +206,16 @@ COMMON = (
         "Decode a JPEG at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling) when its "
         "shorter side stays at least image_size: cheaper decoding, the same pixels in "
         "training and serving.",
+    ),
+    Param(
+        "max_image_megapixels",
+        "float",
+        float(MAX_IMAGE_MEGAPIXELS),
+        "The most pixels an image may decode to, in megapixels (a guard against "
+        "decompression bombs); a larger JPEG is decoded at 1/2, 1/4 or 1/8 of its size to "
+        "fit, any other larger image is skipped as unusable.",
+        low=1.0,
+        high=float(MAX_IMAGE_MEGAPIXELS_CEILING),
     ),
     Param("seed", "int", 42, "Seed for splits, shuffling and initialisation.", low=0),
     Param(
