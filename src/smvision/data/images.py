@@ -80,10 +80,10 @@ def read_header(data: bytes, source: str = "image", max_pixels: int | None = MAX
         raise ImageError(
             f"{source} is not a readable image ({_reason(error)}); send a {SUPPORTED_FORMATS} file."
         ) from error
-    header = Header(width, height, grey, kind)
+    found = Header(width, height, grey, kind)
     if max_pixels is not None and width * height > max_pixels:
-        raise too_large(header, source, max_pixels)
-    return header
+        raise too_large(found, source, max_pixels)
+    return found
 
 
 def too_large(
