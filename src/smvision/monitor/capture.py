@@ -25,7 +25,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,19 +134,42 @@ def _parse_record(line: str) -> dict[str, Any]:
 
 
 def _inference_time(record: dict[str, Any]) -> datetime | None:
-    text = (record.get("eventMetadata") or {}).get("inferenceTime")
-    if not isinstance(text, str):
+    """When the request was made (UTC when the time names no zone, as the window's times
+    are read); None when the record does not say."""
+    metadata = record.get("eventMetadata")
+    if metadata is None:
         return None
+    if not isinstance(metadata, dict):
+        raise CaptureError(f"eventMetadata is a JSON {_json_type(metadata)}, not an object")
+    text = metadata.get("inferenceTime")
+    if text is None:
+        return None
+    example = "such as 2026-03-01T09:00:00Z"
+    if not isinstance(text, str):
+        raise CaptureError(f"eventMetadata.inferenceTime is {text!r}, not an ISO time {example}")
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as error:
-        raise CaptureError(f"eventMetadata.inferenceTime {text!r} is not an ISO time") from error
+        raise CaptureError(
+            f"eventMetadata.inferenceTime {text!r} is not an ISO time {example}"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _within(moment: datetime | None, since: datetime | None, until: datetime | None) -> bool:
     if moment is None:
-        return since is None and until is None
+        if since is None and until is None:
+            return True
+        raise CaptureError(
+            "the record has no eventMetadata.inferenceTime, so it cannot be placed in the "
+            "--since/--until window"
+        )
     return (since is None or moment >= since) and (until is None or moment < until)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _body(record: dict[str, Any], part: str) -> tuple[bytes, str]:
@@ -158,6 +181,9 @@ def _body(record: dict[str, Any], part: str) -> tuple[bytes, str]:
             "(deploy --data-capture does)"
         )
     data, encoding = entry["data"], str(entry.get("encoding", "")).upper()
+    observed = entry.get("observedContentType")
+    if observed is not None and not isinstance(observed, str):
+        raise CaptureError(f"captureData.{part}.observedContentType is {observed!r}, not a string")
     if encoding == "BASE64":
         try:
             raw = base64.b64decode(data, validate=True)
@@ -165,7 +191,7 @@ def _body(record: dict[str, Any], part: str) -> tuple[bytes, str]:
             raise CaptureError(f"captureData.{part}.data is not base64 ({error})") from error
     else:
         raw = data.encode("utf-8")
-    return raw, media.media_type(entry.get("observedContentType"))
+    return raw, media.media_type(observed)
 
 
 def _request_images(record: dict[str, Any]) -> list[np.ndarray]:
