@@ -353,3 +353,31 @@ def test_large_images_over_the_limit_fail_a_job_with_the_limit_and_the_setting(
     assert "3/large.png is 7000x6000 = 42.0 megapixels, over the 40-megapixel limit" in job.failure
     assert "max_image_megapixels" in job.failure
     assert "unreadable" not in job.failure, job.failure
+
+
+# .lst labels ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", ["nan", "99", "-1e30"])
+def test_a_lst_label_that_is_no_class_index_fails_the_job_by_line(
+    label: str, train_job: TrainJob, digits: Path, tmp_path: Path
+) -> None:
+    channel = tmp_path / "lst"
+    channel.mkdir()
+    lines = []
+    for path in sorted((digits / "validation").rglob("*.png")):
+        (channel / path.name).write_bytes(path.read_bytes())
+        lines.append(f"{len(lines)}\t{path.parent.name}\t{path.name}")
+    (channel / "extra.png").write_bytes(path.read_bytes())
+    (channel / "train.lst").write_text("\n".join([*lines, f"{len(lines)}\t{label}\textra.png"]))
+    job = train_job("svm", {"train": channel}, {"image_size": "16"})
+    assert job.returncode != 0
+    if label == "99":
+        assert "Channel 'train' numbers its classes 0 to 9 and 99 (99 labels extra.png)" in (
+            job.failure
+        )
+    else:
+        assert f"train.lst, line {len(lines) + 1}: label '{label}' is not a class index" in (
+            job.failure
+        )
+    assert list((job.ml / "model").iterdir()) == []

@@ -32,7 +32,9 @@ from smvision.data.formats import (
     LayoutError,
     Sample,
     SampleError,
+    check_class_indices,
     describe_values,
+    layout_of,
     read_directory,
 )
 from smvision.data.images import ModelInput
@@ -117,8 +119,11 @@ def list_channel(directory: Path, channel: str) -> list[Sample]:
             f"Channel '{channel}' is missing: expected a directory at {directory}. Give the "
             f"job a '{channel}' input holding {LAYOUT_HINT}."
         )
+    layout = layout_of(directory)
     try:
-        samples = read_directory(directory)
+        samples = read_directory(directory, layout)
+        if channel == "train" and layout in ("lst", "rec"):  # train defines the classes
+            check_class_indices(samples, channel)
     except LayoutError as error:
         raise DataError(str(error)) from None
     if not samples:
