@@ -364,7 +364,7 @@ def test_a_lst_label_that_is_no_class_index_fails_the_job_by_line(
 ) -> None:
     channel = tmp_path / "lst"
     channel.mkdir()
-    lines = []
+    lines: list[str] = []
     for path in sorted((digits / "validation").rglob("*.png")):
         (channel / path.name).write_bytes(path.read_bytes())
         lines.append(f"{len(lines)}\t{path.parent.name}\t{path.name}")

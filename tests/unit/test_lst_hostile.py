@@ -18,7 +18,7 @@ def lst_channel(digits: Path, folder: Path, per_class: int = 4, extra: Sequence[
     """The first `per_class` test scans of each digit beside a train.lst that lists them
     (label = the digit), then the `extra` lines."""
     folder.mkdir(parents=True)
-    lines = []
+    lines: list[str] = []
     for digit in range(10):
         for path in sorted((digits / "test" / str(digit)).glob("*.png"))[:per_class]:
             (folder / path.name).write_bytes(path.read_bytes())
