@@ -295,6 +295,7 @@ def test_cv_folds_advice_names_a_value_the_schema_accepts(
 def large_scan(digits: Path, width: int, height: int, suffix: str) -> bytes:
     """A digit scan of the train set blown up to width x height (the README says any size)."""
     scan = cv2.imread(str(sorted((digits / "train" / "3").glob("*.png"))[0]), cv2.IMREAD_GRAYSCALE)
+    assert scan is not None
     large = cv2.resize(scan, (width, height), interpolation=cv2.INTER_NEAREST)
     ok, encoded = cv2.imencode(suffix, large)
     assert ok
