@@ -135,3 +135,21 @@ def test_two_runs_adding_one_name_at_once_one_wins(aws: MotoServer, tmp_path: Pa
     winner = sources[codes.index(0)][1]
     assert s3().get_object(Bucket=BUCKET, Key=DESTINATION_KEY)["Body"].read() == winner
     assert "site-9.tar.gz" in outputs[codes.index(1)] and "--name" in outputs[codes.index(1)]
+
+
+@pytest.mark.parametrize("kind", ["s3", "local"])
+def test_a_model_of_several_parts_arrives_whole(kind: str, aws: MotoServer, tmp_path: Path) -> None:
+    from launch.common.parsing import S3Uri
+    from launch.hosting.add_model import write_if_absent
+
+    data = os.urandom(11 * 1024 * 1024)  # three parts of 5 MiB, S3's smallest but the last
+    if kind == "s3":
+        s3().put_object(Bucket=BUCKET, Key=SOURCE_KEY, Body=data)
+        source = f"s3://{BUCKET}/{SOURCE_KEY}"
+    else:
+        (tmp_path / "model.tar.gz").write_bytes(data)
+        source = str(tmp_path / "model.tar.gz")
+    aws.forget_requests()
+    write_if_absent(s3(), source, S3Uri(BUCKET, DESTINATION_KEY), part_bytes=5 * 1024 * 1024)
+    assert s3().get_object(Bucket=BUCKET, Key=DESTINATION_KEY)["Body"].read() == data
+    assert [r.method for r in aws.requests()].count("PUT") == 3
