@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -382,3 +384,39 @@ def test_a_lst_label_that_is_no_class_index_fails_the_job_by_line(
             job.failure
         )
     assert list((job.ml / "model").iterdir()) == []
+
+
+# A cluster that never comes together --------------------------------------------------------
+
+
+def test_a_host_whose_peer_never_joins_fails_at_distributed_timeout(
+    digits: Path, tmp_path: Path
+) -> None:
+    """Host algo-1 of two, algo-2 never started (certain by construction): the job ends
+    at distributed_timeout with a sentence, where TensorFlow alone waits on and on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"]
+    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}}
+    hps = {"image_size": "16", "epochs": "1", "distributed_timeout": "10"}
+    command = train_command("cnn", {"train": digits / "validation"}, tmp_path / "algo-1", hps)
+    host = subprocess.Popen(
+        [*command, "--hosts", "algo-1,algo-2", "--current-host", "algo-1"],
+        env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = host.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(host.pid, signal.SIGKILL)  # whatever a hang left behind
+    failure = tmp_path / "algo-1" / "opt" / "ml" / "output" / "failure"
+    assert host.returncode != 0, output[-3000:]
+    assert failure.read_text().startswith(
+        "Host algo-1 waited 10 s for the other hosts (algo-2) to join the training cluster"
+    )
+    assert list((tmp_path / "algo-1" / "opt" / "ml" / "model").iterdir()) == []

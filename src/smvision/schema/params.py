@@ -572,6 +572,15 @@ KERAS = (
         low=1024,
         high=65535,
     ),
+    Param(
+        "distributed_timeout",
+        "int",
+        900,
+        "Seconds each host of a multi-host job waits for the others to join the training "
+        "cluster before the job fails.",
+        low=10,
+        high=86400,
+    ),
 )
 
 RESNET50 = (

@@ -130,9 +130,14 @@ class JobRun:
     pretrained_dir: Path | None
     parent: ParentModel | None = None
     memory_budget: int | None = None
+    # Where the job's failure sentence goes if the cluster never comes together.
+    failure_file: Path | None = None
 
     def create_strategy(self) -> Any:
-        return distributed.create_strategy(self.cluster)
+        if self.cluster.worker_count == 1 or self.failure_file is None:
+            return distributed.create_strategy(self.cluster)
+        with distributed.joined_within(self.cluster, self.failure_file):
+            return distributed.create_strategy(self.cluster)
 
     @property
     def worker_index(self) -> int:
@@ -297,6 +302,7 @@ def job_run(
         pretrained if pretrained.is_dir() else None,
         parent,
         memory_budget,
+        contract.failure_file,
     )
 
 
