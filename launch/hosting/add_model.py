@@ -98,8 +98,12 @@ def submit(addition: AddModelPlan, session: boto3.session.Session) -> int:
 
     s3 = session.client("s3")
     destination = addition.destination
+    stem = addition.target_model.removesuffix(ARCHIVE_SUFFIX)
     if _exists(s3, destination):
-        raise AwsError(taken(addition, "exists already"))
+        raise AwsError(
+            f"{destination} exists already; an endpoint that loaded it keeps serving its copy, "
+            f"so give the new model a new --name (such as {stem}-v2)."
+        )
     if addition.source.startswith("s3://"):
         check_model_data_exists(session, addition.source)
         step = f"Copying {addition.source} to {destination}"
@@ -114,7 +118,9 @@ def submit(addition: AddModelPlan, session: boto3.session.Session) -> int:
             if error_code(error) not in CONDITION_FAILED:
                 raise
             raise AwsError(
-                taken(addition, "was added by someone else while this run wrote it")
+                f"{destination} was added by someone else while this run wrote it; an "
+                "endpoint that loaded it keeps serving its copy, so give the new model a new "
+                f"--name (such as {stem}-v2)."
             ) from error
     print(f"Model {addition.target_model}: {destination}")
     print(
@@ -122,14 +128,6 @@ def submit(addition: AddModelPlan, session: boto3.session.Session) -> int:
         f"ENDPOINT --target-model {addition.target_model} IMAGE..."
     )
     return 0
-
-
-def taken(addition: AddModelPlan, what: str) -> str:
-    return (
-        f"{addition.destination} {what}; an endpoint that loaded it keeps serving its copy, "
-        "so give the new model a new --name (such as "
-        f"{addition.target_model.removesuffix(ARCHIVE_SUFFIX)}-v2)."
-    )
 
 
 def write_if_absent(s3: Any, source: str, destination: S3Uri, part_bytes: int = PART_BYTES) -> None:

@@ -387,27 +387,31 @@ def check_corrupt(
         else:
             log.warning("Skipping unreadable image in channel '%s': %s", channel, reason)
     fraction = len(skipped) / total
-    what = (
-        "unreadable images"
-        if not too_large
-        else "images over the pixel limit"
-        if len(too_large) == len(skipped)
-        else "unreadable or too large images"
-    )
-    if fraction > max_fraction or len(skipped) == total:
+    count = len(skipped)
+    if not too_large:
+        what, found = (
+            "unreadable images",
+            f"Channel '{channel}' has {count} unreadable images of {total}",
+        )
+    elif len(too_large) == count:
+        what = "images over the pixel limit"
+        found = f"Channel '{channel}' has {count} images over the pixel limit among its {total}"
+    else:
+        what = "unreadable or too large images"
+        found = f"Channel '{channel}' has {count} unreadable or too large images of {total}"
+    if fraction > max_fraction or count == total:
         listed = ", ".join(source for source, _ in skipped[:10])
-        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        more = f" and {count - 10} more" if count > 10 else ""
         first_too_large = next((reason for s, reason in skipped if s in too_large), "")
         raise DataError(
-            f"Channel '{channel}' has {len(skipped)} {what} of {total} "
-            f"({fraction:.1%}, over the max_corrupt_fraction limit of {max_fraction:.1%}): "
+            f"{found} ({fraction:.1%}, over the max_corrupt_fraction limit of {max_fraction:.1%}): "
             f"{listed}{more}. {first_too_large + ' ' if first_too_large else ''}Remove or "
             "re-export them, or raise max_corrupt_fraction."
         )
     log.warning(
         "Channel '%s': skipped %d %s of %d (%.2f%%), within max_corrupt_fraction.",
         channel,
-        len(skipped),
+        count,
         what,
         total,
         100 * fraction,

@@ -97,9 +97,10 @@ def too_large(
         if setting
         else "resize it before sending"
     )
+    megapixels = header.width * header.height / 1e6
     return ImageTooLargeError(
-        f"{source} is {header.width}x{header.height} = {header.width * header.height / 1e6:.1f} "
-        f"megapixels, over the {max_pixels / 1e6:g}-megapixel limit; {fix}."
+        f"{source} is {header.width}x{header.height} = {megapixels:.1f} megapixels, over the "
+        f"{max_pixels / 1e6:g}-megapixel limit; {fix}."
     )
 
 

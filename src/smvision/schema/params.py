@@ -101,8 +101,8 @@ class Param:
 
     def _fail(self, text: str) -> HyperparameterError:
         return HyperparameterError(
-            f"Hyperparameter '{self.name}' has value '{text}'; use {self.describe_allowed()} "
-            f"(default {format_value(self.default)})."
+            f"Hyperparameter '{self.name}' has value '{shown_value(text)}'; use "
+            f"{self.describe_allowed()} (default {format_value(self.default)})."
         )
 
     def _parse_bool(self, text: str) -> bool:
@@ -152,11 +152,25 @@ class Param:
         if any(p not in allowed for p in parts) or len(set(parts)) != len(parts):
             example = "+".join(allowed[:2])
             raise HyperparameterError(
-                f"Hyperparameter '{self.name}' has value '{text}'; use one or more of "
+                f"Hyperparameter '{self.name}' has value '{shown_value(text)}'; use one or more of "
                 f"{', '.join(allowed)} joined by '+', such as '{example}' "
                 f"(default {format_value(self.default)})."
             )
         return "+".join(p for p in allowed if p in parts)
+
+
+# The longest value an error message repeats in full.
+SHOWN_LENGTH = 80
+
+
+def shown_value(text: str) -> str:
+    """A value as an error message repeats it: on one line (control characters escaped) and
+    at most SHOWN_LENGTH characters (then its start and its length)."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    if len(text) > SHOWN_LENGTH:
+        return f"{text[: SHOWN_LENGTH - 20]}... ({len(text)} characters)"
+    return text
 
 
 def _fmt(number: float) -> str:
@@ -217,7 +231,14 @@ COMMON = (
         low=1.0,
         high=float(MAX_IMAGE_MEGAPIXELS_CEILING),
     ),
-    Param("seed", "int", 42, "Seed for splits, shuffling and initialisation.", low=0),
+    Param(
+        "seed",
+        "int",
+        42,
+        "Seed for splits, shuffling and initialisation.",
+        low=0,
+        high=2**32 - 1,  # what numpy's and scikit-learn's seeds take
+    ),
     Param(
         "max_corrupt_fraction",
         "float",
@@ -259,6 +280,7 @@ COMMON = (
         "stream from disk and svm and rf extract features in chunks (0: always). auto: half "
         "the memory available when the job starts.",
         low=0.0,
+        high=1e9,
         keywords=("auto",),
     ),
 )
@@ -379,6 +401,7 @@ SVM = (
         "scale",
         "RBF/poly/sigmoid kernel coefficient.",
         low=1e-9,
+        high=1e6,
         keywords=("scale", "auto"),
     ),
 )
