@@ -198,7 +198,7 @@ def read_lst(lst_file: Path, directory: Path) -> Iterator[tuple[int, Sample]]:
     """index<TAB>label[<TAB>label...]<TAB>path lines, with their line numbers; the path
     inside the channel, each label a class index."""
     channel_root = os.path.abspath(directory)
-    for number, line in enumerate(lst_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(text_lines(lst_file), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -219,6 +219,19 @@ def read_lst(lst_file: Path, directory: Path) -> Iterator[tuple[int, Sample]]:
                 "the channel, so SageMaker copies the images with it."
             )
         yield number, Sample(source, path, tuple(values))
+
+
+def text_lines(path: Path) -> list[str]:
+    """A text file's lines; a file that is not UTF-8 is refused at the line that is not."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise LayoutError(
+            f"{path}, line {line}: byte 0x{data[error.start]:02x} is not UTF-8 text; write "
+            "the file as UTF-8 text."
+        ) from None
 
 
 def class_index(column: str, where: str) -> float:

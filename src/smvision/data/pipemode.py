@@ -26,6 +26,7 @@ import io
 import json
 import os
 import select
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from smvision.data import recordio
+from smvision.data.formats import LayoutError, text_lines
 from smvision.data.recordio import ImageRecord, RecordIOError
 
 # A label or metadata record is JSON text, far shorter than this; an image is never JSON.
@@ -203,13 +205,22 @@ def manifest_records(manifest: Path, attribute_names: Sequence[str]) -> Iterator
 def read_manifest(manifest: Path, attribute_names: Sequence[str]) -> list[dict[str, Any]]:
     """The lines of a JSON Lines manifest, each checked for the attributes named."""
     entries = []
-    for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+    try:
+        lines = text_lines(manifest)
+    except LayoutError as error:
+        raise PipeError(str(error)) from None
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
         except ValueError as error:
             raise PipeError(f"{manifest}, line {number} is not JSON ({error}).") from None
+        except RecursionError:
+            raise PipeError(
+                f"{manifest}, line {number} is not JSON this reader takes: it nests deeper than "
+                f"{sys.getrecursionlimit()} levels."
+            ) from None
         if not isinstance(entry, dict):
             raise PipeError(f"{manifest}, line {number} is not a JSON object.")
         missing = [name for name in attribute_names if name not in entry]

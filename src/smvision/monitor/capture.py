@@ -128,6 +128,8 @@ def _parse_record(line: str) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise CaptureError(f"not JSON ({error})") from error
+    except RecursionError:
+        raise CaptureError("JSON nested too deep to read") from None
     if not isinstance(record, dict) or not isinstance(record.get("captureData"), dict):
         raise CaptureError("not a capture record: it has no 'captureData' object")
     return record
@@ -215,7 +217,7 @@ def _answers(record: dict[str, Any]) -> list[Prediction]:
         else:
             entries = json.loads(text)["predictions"]
         return [Prediction(str(e["label"]), float(e["probability"])) for e in entries]
-    except (ValueError, KeyError, IndexError, TypeError) as error:
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError, RecursionError) as error:
         raise CaptureError(
             f"the answer ({content_type or 'no content type'}) is not smvision's prediction "
             f"format ({type(error).__name__}: {error})"
@@ -226,6 +228,6 @@ def _error_of(text: str) -> str | None:
     """The sentence of an error answer, {"error": ...}; None for anything else."""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return str(document["error"]) if isinstance(document, dict) and "error" in document else None
