@@ -49,11 +49,18 @@ def finished_job(digits: Path, tmp_path: Path) -> Path:
     return job_dir
 
 
-def test_a_missing_channel_leaves_an_existing_job_as_it_was(finished_job: Path) -> None:
+def test_a_missing_channel_or_one_that_holds_the_job_leaves_an_existing_job_as_it_was(
+    finished_job: Path,
+) -> None:
     before = contents(finished_job)
     job = run_local_train("svm", {"train": Path("/no/such/dir")}, finished_job, SMALL)
     assert job.returncode != 0
     assert "--channel train=/no/such/dir: no such file or directory" in job.output
+    assert contents(finished_job) == before
+
+    job = run_local_train("svm", {"train": finished_job.parent}, finished_job, SMALL)
+    assert job.returncode != 0
+    assert f"--channel train={finished_job.parent} holds the job directory" in job.output
     assert contents(finished_job) == before
 
 
@@ -74,14 +81,6 @@ def test_channels_inside_the_job_itself_are_copied_before_it_is_laid_out_afresh(
     assert contents(ml / "input" / "data" / "train") == images
     assert contents(ml / "input" / "data" / "model") == model
     assert "is recorded as the parent" in job.output
-
-
-def test_a_channel_that_holds_the_job_directory_is_refused(finished_job: Path) -> None:
-    before = contents(finished_job)
-    job = run_local_train("svm", {"train": finished_job.parent}, finished_job, SMALL)
-    assert job.returncode != 0
-    assert f"--channel train={finished_job.parent} holds the job directory" in job.output
-    assert contents(finished_job) == before
 
 
 # Stopping a job --------------------------------------------------------------------------
@@ -231,14 +230,13 @@ def few_per_class(digits: Path, destination: Path, count: int, classes: range = 
     return destination
 
 
-@pytest.mark.parametrize("per_class", [3, 5])
 def test_svm_trains_on_three_images_per_class_and_says_how_it_calibrates(
-    per_class: int, train_job: TrainJob, digits: Path, tmp_path: Path
+    train_job: TrainJob, digits: Path, tmp_path: Path
 ) -> None:
-    train = few_per_class(digits, tmp_path / "few", per_class)
+    train = few_per_class(digits, tmp_path / "few", 3)
     job = train_job("svm", {"train": train}, {"image_size": "16"})
     assert job.returncode == 0, job.failure or job.output[-3000:]
-    in_train = per_class - 1  # validation_fraction 0.2 holds one image of each class out
+    in_train = 2  # validation_fraction 0.2 holds one image of each class out
     assert (
         f"svm: the smallest class has {in_train} training images, too few for Platt scaling"
         in job.output
@@ -361,7 +359,7 @@ def test_large_images_over_the_limit_fail_a_job_with_the_limit_and_the_setting(
 # .lst labels ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("label", ["nan", "99", "-1e30"])
+@pytest.mark.parametrize("label", ["nan", "99"])
 def test_a_lst_label_that_is_no_class_index_fails_the_job_by_line(
     label: str, train_job: TrainJob, digits: Path, tmp_path: Path
 ) -> None:
@@ -389,6 +387,7 @@ def test_a_lst_label_that_is_no_class_index_fails_the_job_by_line(
 # A cluster that never comes together --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_host_whose_peer_never_joins_fails_at_distributed_timeout(
     digits: Path, tmp_path: Path
 ) -> None:
