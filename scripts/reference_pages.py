@@ -290,6 +290,12 @@ def variables() -> list[Variable]:
             "rf engines `make bench` compares",
         ),
         Variable(
+            "SMVISION_TEST_FIT_GATE",
+            TOOLING,
+            "tests only: a FIFO the gated test algorithm's `fit` waits on, so that a signal "
+            "lands mid-training",
+        ),
+        Variable(
             "SMVISION_TEST_LOAD_GATE",
             TOOLING,
             "tests only: a FIFO the gated test algorithm's `load` waits on",

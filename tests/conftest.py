@@ -7,11 +7,13 @@ reach AWS by accident.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from smvision.local.samples import export_digits
 from tests.support import hypothesis_profiles
@@ -19,6 +21,20 @@ from tests.support.training_jobs import JobResult, TrainJob, run_local_train
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+# Generated bad input (tests/unit/test_*_properties.py): `ci`, the default, draws the same
+# bounded examples on every run, with no deadline (the machine's speed is no property);
+# HYPOTHESIS_PROFILE=thorough draws new and many more, and keeps failures in .hypothesis/.
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 STRAY_RECORDING = ROOT / "moto_recording"  # where moto records without MOTO_RECORDER_FILEPATH
 

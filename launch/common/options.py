@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from launch.common.errors import LaunchError
-from launch.common.parsing import resource_name, timestamped_name
+from launch.common.parsing import positive_int, resource_name, timestamped_name
 from launch.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -93,6 +93,19 @@ def add_wait_argument(parser: argparse.ArgumentParser, what: str, note: str = ""
         default=True,
         help=f"wait for {what} (default --wait){'; ' + note if note else ''}",
     )
+
+
+def add_wait_timeout_argument(parser: argparse.ArgumentParser, what: str, default_s: int) -> None:
+    parser.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        help=f"stop waiting for {what} after this long; SageMaker carries on (default {default_s})",
+    )
+
+
+def wait_timeout_s(args: argparse.Namespace, default_s: int) -> int:
+    given = getattr(args, "wait_timeout", None)
+    return default_s if given is None else positive_int(given, "--wait-timeout")
 
 
 def add_instance_arguments(

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from launch.common.waits import Deadline, job_wait_s
+
 if TYPE_CHECKING:
     import boto3
 
@@ -70,12 +72,36 @@ def follow_training_job(
     show: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Print status changes and log lines until the job ends; return its description."""
-    show = show or _print_now
-    sagemaker = session.client("sagemaker")
-    follower = LogFollower(session.client("logs"), job_name)
+    return follow(
+        session.client("sagemaker"),
+        session.client("logs"),
+        job_name,
+        str(session.region_name),
+        poll_s,
+        show or _print_now,
+    )
+
+
+def follow(
+    sagemaker: Any,
+    logs: Any,
+    job_name: str,
+    region: str,
+    poll_s: float,
+    show: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """`follow_training_job` on these clients, until the job ends or its deadline passes
+    (its own time limit and the time SageMaker takes around it: waits.job_wait_s)."""
+    follower = LogFollower(logs, job_name)
     last_status = None
+    deadline: Deadline | None = None
     while True:
         described = sagemaker.describe_training_job(TrainingJobName=job_name)
+        if deadline is None:
+            seconds, why = job_wait_s(described)
+            deadline = Deadline(seconds, f"training job {job_name}", why, clock)
         status = (described["TrainingJobStatus"], described.get("SecondaryStatus"))
         if status != last_status:
             message = latest_status_message(described)
@@ -85,7 +111,14 @@ def follow_training_job(
             show(line)
         if described["TrainingJobStatus"] in TERMINAL:
             return dict(described)
-        time.sleep(poll_s)
+        if deadline.passed:
+            raise deadline.expired(
+                " / ".join(filter(None, status)),
+                f"Look at it: aws sagemaker describe-training-job --region {region} "
+                f"--training-job-name {job_name}; stop it: aws sagemaker stop-training-job "
+                f"--region {region} --training-job-name {job_name}",
+            )
+        sleep(poll_s)
 
 
 def latest_status_message(described: Mapping[str, Any]) -> str:

@@ -64,10 +64,11 @@ def send_async(invocation: InvokePlan, session: boto3.session.Session, bucket: s
             f"{response['OutputLocation']}",
             flush=True,
         )
-    deadline = time.monotonic() + (invocation.async_wait_s or DEFAULT_ASYNC_WAIT_S)
+    wait_s = invocation.async_wait_s or DEFAULT_ASYNC_WAIT_S
+    deadline = time.monotonic() + wait_s
     failures = 0
     for request in queued:
-        body, failed = wait_for_answer(s3, request, deadline)
+        body, failed = wait_for_answer(s3, request, deadline, wait_s=wait_s)
         if failed:
             failures += 1
             report_failure(
@@ -87,7 +88,11 @@ def send_async(invocation: InvokePlan, session: boto3.session.Session, bucket: s
 
 
 def wait_for_answer(
-    s3: Any, request: Queued, deadline: float, clock: Callable[[], float] = time.monotonic
+    s3: Any,
+    request: Queued,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+    wait_s: float | None = None,
 ) -> tuple[bytes, bool]:
     """The answer's bytes, and whether they are the failure's, once either object exists."""
     from rich.console import Console
@@ -108,8 +113,9 @@ def wait_for_answer(
                 if clock() > deadline:
                     raise AwsError(
                         f"No answer to {request.image.path} (inference id "
-                        f"{request.inference_id}) at {request.output} within --wait-timeout; "
-                        "the request may still be queued: look there later."
+                        f"{request.inference_id}) at {request.output} within --wait-timeout"
+                        f"{f' ({wait_s:.0f} s)' if wait_s else ''}; the request may still be "
+                        "queued: look there later."
                     )
                 time.sleep(POLL_S)
     except Interrupted as error:

@@ -24,13 +24,16 @@ from launch.common.errors import AwsError, LaunchError
 from launch.common.options import (
     Commands,
     add_name_argument,
+    add_wait_timeout_argument,
     chosen_name,
     command_parser,
     planned,
     sagemaker_instance_type,
+    wait_timeout_s,
 )
 from launch.common.parsing import capacity_range, model_package_arn, positive_int, s3_uri
 from launch.common.settings import Settings
+from launch.common.waits import ENDPOINT_WAIT_S
 from launch.hosting.endpoint_modes import (
     AsyncOutput,
     Serverless,
@@ -94,6 +97,7 @@ class DeployPlan:
     model_prefix: str | None = None
     serverless: Serverless | None = None
     asynchronous: AsyncOutput | None = None
+    wait_timeout_s: int = ENDPOINT_WAIT_S
 
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
@@ -144,6 +148,7 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
         help="with --data-capture: the share of requests captured, 1 to 100 "
         f"(default {DEFAULT_SAMPLE_PERCENT})",
     )
+    add_wait_timeout_argument(parser, "the endpoint to be InService", ENDPOINT_WAIT_S)
     parser.set_defaults(handler=planned(plan, submit))
 
 
@@ -185,6 +190,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> DeployP
         model_prefix=prefix,
         serverless=config,
         asynchronous=asynchronous,
+        wait_timeout_s=wait_timeout_s(args, ENDPOINT_WAIT_S),
     )
 
 
@@ -222,6 +228,7 @@ def data_capture_config(capture: DataCapture) -> Any:
 
 def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
     from launch.common.aws import console_url, reporting
+    from launch.common.waits import sdk_deadline
     from launch.hosting import autoscaling
 
     name = deployment.endpoint_name
@@ -236,10 +243,22 @@ def submit(deployment: DeployPlan, session: boto3.session.Session) -> int:
         )
     endpoint = create_endpoint(deployment, instance_type, session)
     print(f"Console: {console_url(region, 'endpoints/' + name)}", flush=True)
-    with reporting(
-        f"Endpoint {name} (remove it with `python -m launch cleanup --endpoint-name {name}`)"
+    seconds = deployment.wait_timeout_s
+    with (
+        reporting(
+            f"Endpoint {name} (remove it with `python -m launch cleanup --endpoint-name {name}`)"
+        ),
+        sdk_deadline(
+            f"endpoint {name} to be InService",
+            seconds,
+            "--wait-timeout",
+            f"Look at it: aws sagemaker describe-endpoint --region {region} --endpoint-name "
+            f"{name}; remove it: python -m launch cleanup --region {region} --endpoint-name "
+            f"{name}",
+            lambda: endpoint.refresh().endpoint_status,
+        ),
     ):
-        endpoint.wait_for_status("InService", poll=15)
+        endpoint.wait_for_status("InService", poll=15, timeout=seconds)
     print(f"Status: {endpoint.endpoint_status}")
     if deployment.autoscale:
         low, high = deployment.autoscale

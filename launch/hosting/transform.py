@@ -21,13 +21,16 @@ from launch.common.options import (
     Commands,
     add_name_argument,
     add_wait_argument,
+    add_wait_timeout_argument,
     chosen_name,
     command_parser,
     planned,
     sagemaker_instance_type,
+    wait_timeout_s,
 )
 from launch.common.parsing import S3Uri, positive_int, s3_uri
 from launch.common.settings import Settings
+from launch.common.waits import TRANSFORM_WAIT_S, WaitExpired
 from launch.hosting.model import add_serving_arguments, model_data, serving_environment
 from smvision.core import media
 from smvision.core.contract import COVERAGE_ENV, TTA_ENV
@@ -69,6 +72,7 @@ class TransformPlan:
     environment: Mapping[str, str]
     content_type: str | None
     wait: bool
+    wait_timeout_s: int = TRANSFORM_WAIT_S
 
 
 def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> None:
@@ -107,6 +111,7 @@ def add_parser(commands: Commands, parents: list[argparse.ArgumentParser]) -> No
     add_wait_argument(
         parser, "the job", note="with --no-wait the model stays for the job and is not deleted"
     )
+    add_wait_timeout_argument(parser, "the job", TRANSFORM_WAIT_S)
     parser.set_defaults(handler=planned(plan, submit))
 
 
@@ -130,6 +135,7 @@ def plan(args: argparse.Namespace, settings: Settings, now: datetime) -> Transfo
         environment=serving_environment(args) | answer_environment(args),
         content_type=args.content_type,
         wait=bool(args.wait),
+        wait_timeout_s=wait_timeout_s(args, TRANSFORM_WAIT_S),
     )
 
 
@@ -189,6 +195,7 @@ def list_keys(session: boto3.session.Session, prefix: S3Uri) -> list[str]:
 
 def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
     from launch.common.aws import console_url, reporting
+    from launch.common.waits import sdk_deadline
     from launch.hosting.model import check_model_data_exists, create_model, serving_instance_type
 
     region = str(session.region_name)
@@ -224,8 +231,19 @@ def submit(transform: TransformPlan, session: boto3.session.Session) -> int:
                 f"aws sagemaker delete-model --region {region} --model-name {name}"
             )
             return 0
-        with reporting(f"Transform job {name}"):
-            job.wait(poll=15)
+        with (
+            reporting(f"Transform job {name}"),
+            sdk_deadline(
+                f"transform job {name}",
+                transform.wait_timeout_s,
+                "--wait-timeout",
+                f"Look at it: aws sagemaker describe-transform-job --region {region} "
+                f"--transform-job-name {name}; model {name} stays for it: aws sagemaker "
+                f"delete-model --region {region} --model-name {name} once it ends",
+                lambda: job.refresh().transform_job_status,
+            ),
+        ):
+            job.wait(poll=15, timeout=transform.wait_timeout_s)
     if job.transform_job_status != "Completed":
         raise AwsError(
             f"Transform job {name} ended {job.transform_job_status}: {job.failure_reason}"
@@ -281,6 +299,9 @@ def model_for_the_job(model: Any, name: str, region: str) -> Iterator[Callable[[
 
     try:
         yield keep
+    except WaitExpired:  # the job goes on, and its sentence says the model stays for it
+        kept = True
+        raise
     except Interrupted as error:
         kept = True
         raise Interrupted(

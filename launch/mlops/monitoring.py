@@ -341,18 +341,33 @@ def processing_request(
 def follow_processing_job(
     session: boto3.session.Session, name: str, poll_s: float = 15
 ) -> dict[str, Any]:
+    """Print status changes until the job ends, or until its own time limit and the time
+    SageMaker takes around it have passed (waits.job_wait_s)."""
     import time
 
+    from launch.common.waits import Deadline, job_wait_s
+
     sagemaker = session.client("sagemaker")
+    region = str(session.region_name)
     last = None
+    deadline: Deadline | None = None
     while True:
         described = sagemaker.describe_processing_job(ProcessingJobName=name)
+        if deadline is None:
+            seconds, why = job_wait_s(described)
+            deadline = Deadline(seconds, f"processing job {name}", why)
         status = described["ProcessingJobStatus"]
         if status != last:
             print(f"Status: {status}", flush=True)
             last = status
         if status in TERMINAL:
             return dict(described)
+        if deadline.passed:
+            raise deadline.expired(
+                status,
+                f"Look at it: aws sagemaker describe-processing-job --region {region} "
+                f"--processing-job-name {name}",
+            )
         time.sleep(poll_s)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from launch.common import pricing
 from launch.common.errors import AwsError, LaunchError
 from launch.common.parsing import S3Uri
+from launch.common.waits import Deadline
 from launch.rekognition.prepare import MAX_S3_OBJECT_BYTES, S3_SUFFIXES
 from launch.rekognition.sources import Labelled, labelled_set
 from smvision.comparison.rows import Qualities, Row
@@ -36,6 +37,9 @@ ROW_NAME = "rekognition-custom-labels"
 CLASS_ATTRIBUTE = "smvision-class"
 JOB_NAME = "smvision"
 POLL_S = 60
+# How long to wait for a dataset to be created from a manifest, and for a model to train.
+DATASET_WAIT_S = 3600
+TRAINING_WAIT_S = 48 * 3600
 RUNNING = ("STARTING", "RUNNING")
 QUALITIES = Qualities(
     data_needed="tens of images per label (AWS's minimum is ten)",
@@ -288,6 +292,7 @@ def _wait_for_dataset(
     poll_s: float,
     sleep: Callable[[float], None],
 ) -> None:
+    deadline = Deadline(DATASET_WAIT_S, f"dataset {kind} ({arn})", "an hour, for a manifest")
     while True:
         description = rekognition.describe_dataset(DatasetArn=arn)["DatasetDescription"]
         status = description["Status"]
@@ -297,6 +302,10 @@ def _wait_for_dataset(
         if status == "CREATE_FAILED":
             raise AwsError(
                 f"Dataset {kind} ({arn}) failed: {description.get('StatusMessage', 'no message')}"
+            )
+        if deadline.passed:
+            raise deadline.expired(
+                status, f"Look at it: aws rekognition describe-dataset --dataset-arn {arn}"
             )
         sleep(poll_s)
 
@@ -310,6 +319,11 @@ def _wait_for_training(
     sleep: Callable[[float], None],
 ) -> dict[str, Any]:
     last = None
+    deadline = Deadline(
+        TRAINING_WAIT_S,
+        f"model version {version} to train",
+        "two days, twice the longest a Custom Labels model usually trains",
+    )
     while True:
         [described] = rekognition.describe_project_versions(
             ProjectArn=project_arn, VersionNames=[version]
@@ -324,6 +338,12 @@ def _wait_for_training(
             raise AwsError(
                 f"Training model version {version} failed: "
                 f"{described.get('StatusMessage', 'no message')}"
+            )
+        if deadline.passed:
+            raise deadline.expired(
+                status,
+                "Look at it: aws rekognition describe-project-versions --project-arn "
+                f"{project_arn} --version-names {version}",
             )
         sleep(poll_s)
 

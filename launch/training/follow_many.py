@@ -14,6 +14,7 @@ from typing import Any
 
 from launch.common.errors import Interrupted
 from launch.common.progress import TERMINAL, latest_status_message
+from launch.common.waits import Deadline, job_wait_s
 
 
 class StillRunning(Interrupted):
@@ -46,13 +47,16 @@ def follow_jobs(
     poll_s: float = 30,
     sleep: Callable[[float], None] = time.sleep,
     console: Any = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, dict[str, Any]]:
-    """Poll every job (label -> job name) until all have ended; their descriptions by label."""
+    """Poll every job (label -> job name) until all have ended, or until the first one
+    running past its deadline (waits.job_wait_s); their descriptions by label."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     described: dict[str, dict[str, Any]] = {}
     running = dict(jobs)
     seen: dict[str, tuple[str, str]] = {}
+    deadlines: dict[str, Deadline] = {}
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description:<10}"),
@@ -69,6 +73,9 @@ def follow_jobs(
             while running:
                 for label, name in list(running.items()):
                     answer = dict(sagemaker.describe_training_job(TrainingJobName=name))
+                    if label not in deadlines:
+                        seconds, why = job_wait_s(answer)
+                        deadlines[label] = Deadline(seconds, f"{label}'s training job", why, clock)
                     status = (answer["TrainingJobStatus"], answer.get("SecondaryStatus") or "")
                     if status != seen.get(label):
                         seen[label] = status
@@ -78,6 +85,11 @@ def follow_jobs(
                         described[label] = answer
                         progress.stop_task(tasks[label])
                         del running[label]
+                    elif deadlines[label].passed:
+                        raise deadlines[label].expired(
+                            " / ".join(filter(None, status)),
+                            "\n".join(still_running(region, running)),
+                        )
                 if running:
                     sleep(poll_s)
     except KeyboardInterrupt as interrupt:

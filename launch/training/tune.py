@@ -20,6 +20,7 @@ from launch.common import options
 from launch.common.errors import AwsError, LaunchError
 from launch.common.parsing import positive_int
 from launch.common.settings import Settings
+from launch.common.waits import START_AND_FINISH_S
 from launch.training import spec as jobs
 from launch.training.definition import JobDefinition
 from launch.training.ranges import describe_ranges, plan_ranges
@@ -180,6 +181,7 @@ def submit(tuning: TuningPlan, session: boto3.session.Session) -> int:
     from sagemaker.core.resources import HyperParameterTuningJob
 
     from launch.common.aws import console_url, print_status_command, reporting
+    from launch.common.waits import sdk_deadline
 
     spec = tuning.definition.spec
     region = str(session.region_name)
@@ -202,10 +204,33 @@ def submit(tuning: TuningPlan, session: boto3.session.Session) -> int:
     if not tuning.wait:
         print_status_command("hyper-parameter-tuning-job", tuning.job_name, region)
         return 0
+    seconds, why = tuning_wait_s(tuning)
+    check = (
+        "Look at it: aws sagemaker describe-hyper-parameter-tuning-job --region "
+        f"{region} --hyper-parameter-tuning-job-name {tuning.job_name}"
+    )
+
+    def current() -> object:
+        return job.refresh().hyper_parameter_tuning_job_status
+
     with reporting(f"Tuning job {tuning.job_name}"):
-        job.wait()
+        with sdk_deadline(f"tuning job {tuning.job_name}", seconds, why, check, current):
+            job.wait(timeout=int(seconds))
         job.refresh()
     return report_best(job, tuning, session)
+
+
+def tuning_wait_s(tuning: TuningPlan) -> tuple[float, str]:
+    """How long to wait for a tuning job: its training jobs in rounds of max_parallel_jobs,
+    each within its own limit and the time SageMaker takes around it, and why."""
+    rounds = -(-tuning.max_jobs // tuning.max_parallel_jobs)
+    spec = tuning.definition.spec
+    each = (tuning.definition.max_wait_s or spec.max_run_s) + START_AND_FINISH_S
+    return (
+        rounds * each + START_AND_FINISH_S,
+        f"{rounds} rounds of {tuning.max_parallel_jobs} training jobs, each within its "
+        f"--max-run of {spec.max_run_s} s and {START_AND_FINISH_S} s to start and finish",
+    )
 
 
 def tuning_job_config(tuning: TuningPlan) -> Any:

@@ -1,9 +1,12 @@
-"""An algorithm for serving tests that makes "slow", "busy" and "failing" certain by construction.
+"""An algorithm for training and serving tests that makes "slow", "busy" and "failing" certain
+by construction.
 
 `GatedSVM` is the digits svm (a real model, loaded from the files train wrote) whose
 behaviour a test steers through environment variables, read when it is called, so the
 same class works in this process and inside a real `serve`:
 
+- SMVISION_TEST_FIT_GATE, a FIFO: `fit` (in a training job) waits there, for a test that
+  stops the job while it trains;
 - SMVISION_TEST_LOAD_GATE, a FIFO: `load` waits until the test `release`s it;
 - SMVISION_TEST_PREDICT_GATE, a FIFO: `predict_proba` on a batch that holds an all-white
   image waits until the test `release`s it (once per call);
@@ -33,10 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
+from smvision.algorithms.base import History, RunContext
 from smvision.algorithms.svm import SVMAlgorithm
 from smvision.core.contract import EXPORT_FILE, METADATA_FILE
+from smvision.data.dataset import Dataset
 from smvision.schema import specs
+from smvision.schema.hyperparameters import Hyperparameters
 
+FIT_GATE = "SMVISION_TEST_FIT_GATE"
 LOAD_GATE = "SMVISION_TEST_LOAD_GATE"
 PREDICT_GATE = "SMVISION_TEST_PREDICT_GATE"
 BATCH_LOG = "SMVISION_TEST_BATCH_LOG"
@@ -58,6 +65,12 @@ class FailsOnBlackError(ValueError):
 
 
 class GatedSVM(SVMAlgorithm):
+    def fit(
+        self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
+    ) -> History:
+        _wait_at(FIT_GATE)
+        return super().fit(train, validation, hp, run)
+
     @classmethod
     def load(cls, model_dir: Path) -> GatedSVM:
         _wait_at(LOAD_GATE)

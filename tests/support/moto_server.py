@@ -326,8 +326,10 @@ def iam_action(request: RecordedRequest) -> str:
         return "s3:ListBucket"
     if request.method in ("GET", "HEAD") and key:
         return "s3:GetObject"
-    if request.method == "PUT" and key:
+    if request.method in ("PUT", "POST") and key:  # POST: a multipart upload begun or completed
         return "s3:PutObject"
+    if request.method == "DELETE" and key and "uploadId=" in request.url:
+        return "s3:AbortMultipartUpload"
     raise AssertionError(f"no IAM action known for {request.method} {request.url}")
 
 

@@ -32,7 +32,7 @@ from smvision.data import images, memory_budget
 from smvision.data.dataset import Dataset
 from smvision.model.evaluation import binary_cross_entropy
 from smvision.model.parent import ParentModel
-from smvision.schema.hyperparameters import HyperparameterError, Hyperparameters
+from smvision.schema.hyperparameters import Hyperparameters
 
 if TYPE_CHECKING:
     from smvision.algorithms.features.deep import Backbone
@@ -71,6 +71,32 @@ def training_scores(proba: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def smallest_class(labels: np.ndarray) -> tuple[int, int]:
+    """The images of the smallest class and its index; for a multi-label 0/1 matrix, the
+    fewer of a label's images with and without it, over the labels that vary (one-vs-rest
+    fits a classifier only for those)."""
+    if labels.ndim == 1:
+        counts = np.bincount(labels)
+        present = np.flatnonzero(counts)
+        which = int(present[np.argmin(counts[present])])
+        return int(counts[which]), which
+    positives = labels.sum(axis=0).astype(np.int64)
+    sides = np.minimum(positives, len(labels) - positives)
+    varying = np.flatnonzero(sides)
+    if not len(varying):
+        return len(labels), 0
+    which = int(varying[np.argmin(sides[varying])])
+    return int(sides[which]), which
+
+
+def usable_folds(smallest: int, needed: int, most: int) -> list[int]:
+    """The fold counts (2 to `most`) of a stratified k-fold split in which the test part of
+    every fold holds an image of each class and the training part at least `needed` of
+    each, when the smallest class has `smallest` images. Each fold's test part takes
+    ceil(n / k) of a class of n at most, so its training part keeps n - ceil(n / k)."""
+    return [k for k in range(2, min(most, smallest) + 1) if smallest - -(-smallest // k) >= needed]
+
+
 def class_weight(hp: Hyperparameters) -> str | None:
     """scikit-learn's class_weight for the `class_weight` hyperparameter."""
     return None if hp.text("class_weight") == "none" else hp.text("class_weight")
@@ -104,8 +130,9 @@ class ClassicalAlgorithm(Algorithm):
         self.probabilities: Callable[[np.ndarray], np.ndarray] | None = None
 
     @abstractmethod
-    def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
-        """An unfitted pipeline from features to class probabilities."""
+    def build_pipeline(self, hp: Hyperparameters, labels: np.ndarray | None = None) -> Pipeline:
+        """An unfitted pipeline from features to class probabilities, for fitting on
+        `labels` when given (a pipeline may depend on how many images each class has)."""
 
     def fit(
         self, train: Dataset, validation: Dataset | None, hp: Hyperparameters, run: RunContext
@@ -122,7 +149,7 @@ class ClassicalAlgorithm(Algorithm):
         if run.parent is not None:
             self.pipeline = self.fit_continuing(run.parent, x, train.labels, hp, run)
         else:
-            self.pipeline = self.new_pipeline(hp).fit(x, train.labels)
+            self.pipeline = self.new_pipeline(hp, train.labels).fit(x, train.labels)
         classes = list(self.pipeline.classes_)
         if classes != list(range(self.class_count)):
             raise RuntimeError(
@@ -133,9 +160,9 @@ class ClassicalAlgorithm(Algorithm):
             run.metric(f"train:{name}", value)
         return {}
 
-    def new_pipeline(self, hp: Hyperparameters) -> Pipeline:
+    def new_pipeline(self, hp: Hyperparameters, labels: np.ndarray | None = None) -> Pipeline:
         """The algorithm's pipeline; for multi-label, one classifier per label (one-vs-rest)."""
-        pipeline = self.build_pipeline(hp)
+        pipeline = self.build_pipeline(hp, labels)
         if hp.flag("multi_label"):
             name, estimator = pipeline.steps[-1]
             pipeline.steps[-1] = (name, OneVsRestClassifier(estimator))
@@ -155,7 +182,7 @@ class ClassicalAlgorithm(Algorithm):
             f"{hp.algorithm} cannot add to a fitted model: it refits on this job's data. The "
             f"model channel's model (sha256 {parent.digest[:12]}) is recorded as the parent."
         )
-        return self.new_pipeline(hp).fit(x, y)
+        return self.new_pipeline(hp, y).fit(x, y)
 
     def extract_features(self, dataset: Dataset, run: RunContext) -> np.ndarray:
         """Features of every image, a chunk of images at a time; the feature matrix must fit
@@ -193,15 +220,19 @@ class ClassicalAlgorithm(Algorithm):
         if validation is not None:
             x = np.concatenate([x, self.extract_features(validation, run)])
             labels = np.concatenate([labels, validation.labels])
-        smallest = int(np.bincount(labels, minlength=self.class_count).min())
-        if folds > smallest:
-            raise HyperparameterError(
-                f"Hyperparameter 'cv_folds' has value '{folds}', but the smallest class has only "
-                f"{smallest} images in train and validation together, and every fold needs one "
-                f"of each class; use cv_folds={smallest} or fewer, or 0 to turn it off."
-            )
         splitter = StratifiedKFold(folds, shuffle=True, random_state=hp.integer("seed"))
-        scores = cross_validate(self.build_pipeline(hp), x, labels, cv=splitter, scoring=CV_SCORES)
+        # The pipeline of the fold whose training part has the fewest images of a class
+        # (the svm calibrates on as many folds as that class has images), cloned for each.
+        fold_labels = [labels[part] for part, _ in splitter.split(x, labels)]
+        fewest = min(fold_labels, key=lambda y: smallest_class(y)[0])
+        scores = cross_validate(
+            self.build_pipeline(hp, fewest),
+            x,
+            labels,
+            cv=splitter,
+            scoring=CV_SCORES,
+            error_score="raise",
+        )
         result: dict[str, Any] = {"folds": folds, "images": int(len(labels))}
         for measure in CV_SCORES:
             per_fold = [float(v) for v in scores[f"test_{measure}"]]

@@ -6,7 +6,9 @@ own decision function took 0.9 ms, and serve predicts one image at a time under 
 load. `compiled` computes the same thing in one pass: standardise, the SVC's one-vs-rest
 decision values, each class's sigmoid, and scikit-learn's normalisation. It accepts only
 the pipeline `SVMAlgorithm` builds, checks itself against scikit-learn on the model's own
-support vectors, and returns None (scikit-learn then predicts) for anything else.
+support vectors, and returns None (scikit-learn then predicts) for anything else. A small
+data set's svm, calibrated by temperature scaling, gets the same: the softmax of the
+decision values times the fitted inverse temperature.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -37,6 +40,9 @@ def compiled(pipeline: Pipeline) -> Probabilities | None:
 
     def probabilities(features: np.ndarray) -> np.ndarray:
         scores = svc.decision_function((features - mean) / scale)
+        if intercepts is None:  # temperature scaling: slopes holds the inverse temperature
+            logits = np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+            return softmax(slopes[0] * logits, axis=1)  # type: ignore[no-any-return]
         if binary:
             positive = 1.0 / (1.0 + np.exp(slopes[0] * scores + intercepts[0]))
             return np.column_stack([1.0 - positive, positive])
@@ -53,19 +59,23 @@ def compiled(pipeline: Pipeline) -> Probabilities | None:
     return probabilities
 
 
-def _parts(pipeline: Pipeline) -> tuple[Any, Any, np.ndarray, np.ndarray] | None:
+def _parts(pipeline: Pipeline) -> tuple[Any, Any, np.ndarray, np.ndarray | None] | None:
     steps = [step for _, step in pipeline.steps]
     if len(steps) != 2:
         return None
     scaler, calibrated = steps
     if not isinstance(scaler, StandardScaler) or not isinstance(calibrated, CalibratedClassifierCV):
         return None
-    if calibrated.method != "sigmoid" or len(calibrated.calibrated_classifiers_) != 1:
+    if calibrated.method not in ("sigmoid", "temperature"):
+        return None
+    if len(calibrated.calibrated_classifiers_) != 1:
         return None
     fitted = calibrated.calibrated_classifiers_[0]
     svc = fitted.estimator
     if getattr(svc, "decision_function_shape", None) != "ovr":
         return None
+    if calibrated.method == "temperature":
+        return scaler, svc, np.array([fitted.calibrators[0].beta_], dtype=np.float64), None
     slopes = np.array([c.a_ for c in fitted.calibrators], dtype=np.float64)
     intercepts = np.array([c.b_ for c in fitted.calibrators], dtype=np.float64)
     return scaler, svc, slopes, intercepts

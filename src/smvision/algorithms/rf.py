@@ -20,7 +20,7 @@ from smvision.schema.hyperparameters import Hyperparameters
 class RandomForestAlgorithm(ClassicalAlgorithm):
     ESTIMATOR = RandomForestClassifier
 
-    def build_pipeline(self, hp: Hyperparameters) -> Pipeline:
+    def build_pipeline(self, hp: Hyperparameters, labels: np.ndarray | None = None) -> Pipeline:
         max_features = hp.text("max_features")
         forest = RandomForestClassifier(
             n_estimators=hp.integer("n_estimators"),

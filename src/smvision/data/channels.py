@@ -54,7 +54,7 @@ def list_pipe_channel(contract: Contract, channel: str, config: ChannelInput) ->
     wrapped = config.record_wrapper == RECORDIO_WRAPPER
     started = time.perf_counter()
     try:
-        with fifo.open("rb") as stream:
+        with pipemode.open_fifo(fifo, channel) as stream:
             spooled = pipemode.spool(stream, spool, wrapped, channel)
     except (PipeError, RecordIOError) as error:
         what = "an augmented manifest" if wrapped else "RecordIO (.rec) files"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +32,9 @@ from smvision.data.formats import (
     LayoutError,
     Sample,
     SampleError,
+    check_class_indices,
     describe_values,
+    layout_of,
     read_directory,
 )
 from smvision.data.images import ModelInput
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DataError", "Dataset", "Sample", "Storage", "list_channel", "load"]
 
 # What makes an image unusable (skipped, and counted against max_corrupt_fraction).
+PIXEL_LIMIT_SETTING = "max_image_megapixels"
 UNREADABLE = (images.ImageError, OSError, RecordIOError, SampleError)
 
 
@@ -75,6 +78,8 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     samples: Sequence[Sample] = ()
     model_input: ModelInput | None = None
+    # The sources among `skipped` that were over the pixel limit, not unreadable.
+    too_large: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -114,8 +119,11 @@ def list_channel(directory: Path, channel: str) -> list[Sample]:
             f"Channel '{channel}' is missing: expected a directory at {directory}. Give the "
             f"job a '{channel}' input holding {LAYOUT_HINT}."
         )
+    layout = layout_of(directory)
     try:
-        samples = read_directory(directory)
+        samples = read_directory(directory, layout)
+        if channel == "train" and layout in ("lst", "rec"):  # train defines the classes
+            check_class_indices(samples, channel)
     except LayoutError as error:
         raise DataError(str(error)) from None
     if not samples:
@@ -294,37 +302,41 @@ def load(
     scaled_jpeg: bool = False,
     multi_label: bool = False,
     storage: Storage = Storage(),
+    max_pixels: int = images.MAX_PIXELS,
 ) -> Dataset:
     """Decode and prepare every sample in parallel, into `storage`; skip unreadable ones
     within the limit.
 
     With `max_corrupt_fraction` None the caller checks `skipped` itself (a channel split
-    in two is judged as one channel). `scaled_jpeg`: see `images.ModelInput`. A streamed
-    data set is decoded once here all the same, to find the unreadable images before
-    training starts.
+    in two is judged as one channel). `scaled_jpeg` and `max_pixels` (the hyperparameter
+    max_image_megapixels): see `images.ModelInput`. A streamed data set is decoded once here
+    all the same, to find the unusable images before training starts.
     """
-    model_input = images.ModelInput(size, channels, scaled_jpeg)
+    model_input = images.ModelInput(size, channels, scaled_jpeg, max_pixels, PIXEL_LIMIT_SETTING)
     shape = (size, size, channels)
     target: np.ndarray | None = None
     if storage.kind == "memory":
         target = np.empty((len(samples), *shape), dtype=np.uint8)
     elif storage.kind == "cache":
         target = _cache_file(storage, channel, (len(samples), *shape))
-    errors: list[str | None] = [None] * len(samples)
+    errors: list[Exception | None] = [None] * len(samples)
 
     def work(i: int) -> None:
         try:
             image = samples[i].read_for(model_input)
         except UNREADABLE as error:
-            errors[i] = str(error)
+            errors[i] = error
             return
         if target is not None:
             target[i] = image
 
     _parallel(work, len(samples), workers)
-    skipped = [(s.source, e) for s, e in zip(samples, errors) if e is not None]
+    skipped = [(s.source, str(e)) for s, e in zip(samples, errors) if e is not None]
+    too_large = [
+        s.source for s, e in zip(samples, errors) if isinstance(e, images.ImageTooLargeError)
+    ]
     if max_corrupt_fraction is not None:
-        check_corrupt(skipped, len(samples), channel, max_corrupt_fraction)
+        check_corrupt(skipped, len(samples), channel, max_corrupt_fraction, too_large)
     keep = [i for i, error in enumerate(errors) if error is None]
     kept = [samples[i] for i in keep]
     if target is not None and len(keep) < len(samples):
@@ -336,6 +348,7 @@ def load(
         skipped,
         kept if storage.kind == "stream" else (),
         model_input,
+        too_large,
     )
 
 
@@ -357,26 +370,49 @@ def _compact(target: np.ndarray, keep: list[int]) -> np.ndarray:
 
 
 def check_corrupt(
-    skipped: list[tuple[str, str]], total: int, channel: str, max_fraction: float
+    skipped: list[tuple[str, str]],
+    total: int,
+    channel: str,
+    max_fraction: float,
+    too_large: Collection[str] = (),
 ) -> None:
-    """Log skipped files; fail, naming them, when they exceed the channel's allowance."""
+    """Log skipped files; fail, naming them, when they exceed the channel's allowance.
+    `too_large`: the sources among them over the pixel limit, whose sentence names the limit
+    and the setting that raises it."""
     if not skipped:
         return
-    for _source, reason in skipped:
-        log.warning("Skipping unreadable image in channel '%s': %s", channel, reason)
+    for source, reason in skipped:
+        if source in too_large:
+            log.warning("Skipping an image of channel '%s': %s", channel, reason)
+        else:
+            log.warning("Skipping unreadable image in channel '%s': %s", channel, reason)
     fraction = len(skipped) / total
-    if fraction > max_fraction or len(skipped) == total:
+    count = len(skipped)
+    if not too_large:
+        what, found = (
+            "unreadable images",
+            f"Channel '{channel}' has {count} unreadable images of {total}",
+        )
+    elif len(too_large) == count:
+        what = "images over the pixel limit"
+        found = f"Channel '{channel}' has {count} images over the pixel limit among its {total}"
+    else:
+        what = "unreadable or too large images"
+        found = f"Channel '{channel}' has {count} unreadable or too large images of {total}"
+    if fraction > max_fraction or count == total:
         listed = ", ".join(source for source, _ in skipped[:10])
-        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        more = f" and {count - 10} more" if count > 10 else ""
+        first_too_large = next((reason for s, reason in skipped if s in too_large), "")
         raise DataError(
-            f"Channel '{channel}' has {len(skipped)} unreadable images of {total} "
-            f"({fraction:.1%}, over the max_corrupt_fraction limit of {max_fraction:.1%}): "
-            f"{listed}{more}. Remove or re-export them, or raise max_corrupt_fraction."
+            f"{found} ({fraction:.1%}, over the max_corrupt_fraction limit of {max_fraction:.1%}): "
+            f"{listed}{more}. {first_too_large + ' ' if first_too_large else ''}Remove or "
+            "re-export them, or raise max_corrupt_fraction."
         )
     log.warning(
-        "Channel '%s': skipped %d unreadable images of %d (%.2f%%), within max_corrupt_fraction.",
+        "Channel '%s': skipped %d %s of %d (%.2f%%), within max_corrupt_fraction.",
         channel,
-        len(skipped),
+        count,
+        what,
         total,
         100 * fraction,
     )

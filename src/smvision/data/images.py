@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-MAX_PIXELS = 40_000_000
+from smvision.schema.params import MAX_IMAGE_MEGAPIXELS, MAX_IMAGE_MEGAPIXELS_CEILING
+
+MAX_PIXELS = MAX_IMAGE_MEGAPIXELS * 1_000_000
 SUPPORTED_FORMATS = "JPEG, PNG, BMP, TIFF or WebP"
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH  # keeps grey and 16-bit, applies EXIF
@@ -59,8 +61,9 @@ def probe(data: bytes, source: str = "image") -> tuple[int, int, bool]:
     return header.width, header.height, header.grey
 
 
-def read_header(data: bytes, source: str = "image") -> Header:
-    """The file's size, colour and format; refuses what cannot be or must not be decoded."""
+def read_header(data: bytes, source: str = "image", max_pixels: int | None = MAX_PIXELS) -> Header:
+    """The file's size, colour and format; refuses what cannot be or must not be decoded
+    (over `max_pixels`; None leaves that to the caller, `ModelInput.from_file`)."""
     if not data:
         raise ImageError(f"{source} is empty (0 bytes); send a {SUPPORTED_FORMATS} file.")
     try:
@@ -77,12 +80,28 @@ def read_header(data: bytes, source: str = "image") -> Header:
         raise ImageError(
             f"{source} is not a readable image ({_reason(error)}); send a {SUPPORTED_FORMATS} file."
         ) from error
-    if width * height > MAX_PIXELS:
-        raise ImageTooLargeError(
-            f"{source} is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the "
-            f"{MAX_PIXELS / 1e6:.0f}-megapixel limit; resize it before sending."
-        )
-    return Header(width, height, grey, kind)
+    found = Header(width, height, grey, kind)
+    if max_pixels is not None and width * height > max_pixels:
+        raise too_large(found, source, max_pixels)
+    return found
+
+
+def too_large(
+    header: Header, source: str, max_pixels: int, setting: str | None = None
+) -> ImageTooLargeError:
+    """The sentence for an image over the pixel limit: the limit, and the setting that
+    raises it where there is one (training's max_image_megapixels)."""
+    fix = (
+        f"raise the hyperparameter {setting} (up to {MAX_IMAGE_MEGAPIXELS_CEILING}) to train "
+        "on it, or resize it"
+        if setting
+        else "resize it before sending"
+    )
+    megapixels = header.width * header.height / 1e6
+    return ImageTooLargeError(
+        f"{source} is {header.width}x{header.height} = {megapixels:.1f} megapixels, over the "
+        f"{max_pixels / 1e6:g}-megapixel limit; {fix}."
+    )
 
 
 def decode_image(data: bytes, source: str = "image") -> np.ndarray:
@@ -108,21 +127,42 @@ class ModelInput:
 
     `scaled_jpeg` decodes a JPEG at `jpeg_scale` of its size (a model's metadata records
     whether it was trained so; models from before record nothing and decode in full).
+    No image decodes to more than `max_pixels`: a JPEG over it is decoded at the first
+    reduced scale that fits, any other image is refused with the limit and `limit_setting`,
+    the setting that raises it (None: nothing does).
     """
 
     size: int
     channels: int
     scaled_jpeg: bool = False
+    max_pixels: int = MAX_PIXELS
+    limit_setting: str | None = None
 
     def from_file(self, data: bytes, source: str = "image") -> np.ndarray:
         """File bytes -> the model's input: the one path of training channels and requests."""
-        header = read_header(data, source)
-        scale = jpeg_scale(header.width, header.height, self.size)
-        if not self.scaled_jpeg or header.format not in _JPEG_FORMATS or scale == 1:
+        header = read_header(data, source, max_pixels=None)
+        scale = self.decode_scale(header, source)
+        if scale == 1:
             return self.from_image(_decode(data, _DECODE_FLAGS, source))
         colour = cv2.IMREAD_ANYCOLOR if self.channels == 3 else cv2.IMREAD_GRAYSCALE
         flags = _REDUCED_FLAGS[scale] | colour | cv2.IMREAD_ANYDEPTH
         return self.from_image(_decode(data, flags, source))
+
+    def decode_scale(self, header: Header, source: str) -> int:
+        """The divisor a file is decoded at: `jpeg_scale` for a JPEG when `scaled_jpeg`, a
+        larger one for a JPEG over `max_pixels`; 1 for any other file within it."""
+        jpeg = header.format in _JPEG_FORMATS
+        scale = (
+            jpeg_scale(header.width, header.height, self.size) if jpeg and self.scaled_jpeg else 1
+        )
+        pixels = header.width * header.height
+        if pixels <= self.max_pixels * scale * scale:
+            return scale
+        if jpeg:
+            for reduced in sorted(_REDUCED_FLAGS):
+                if reduced > scale and pixels <= self.max_pixels * reduced * reduced:
+                    return reduced
+        raise too_large(header, source, self.max_pixels, self.limit_setting)
 
     def from_image(self, image: np.ndarray) -> np.ndarray:
         """A decoded uint8 HxWxC image -> the model's input."""

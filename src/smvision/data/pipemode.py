@@ -22,8 +22,11 @@ framing into a FIFO: `smvision.local train` uses it to run Pipe mode on a laptop
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import select
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,10 +34,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from smvision.data import recordio
+from smvision.data.formats import LayoutError, text_lines
 from smvision.data.recordio import ImageRecord, RecordIOError
 
 # A label or metadata record is JSON text, far shorter than this; an image is never JSON.
 _MAX_ATTRIBUTE_BYTES = 1 << 20
+# The longest a Pipe channel's FIFO may stay silent, before its first byte or between two:
+# SageMaker streams from S3 as soon as the job starts, far faster than this.
+IDLE_TIMEOUT_S = 600.0
 
 
 class PipeError(ValueError):
@@ -53,6 +60,52 @@ class SpooledRecord:
     header_labels: tuple[float, ...] = ()
     # Why the record cannot be used (counted against max_corrupt_fraction).
     error: str | None = None
+
+
+class _FifoReader(io.RawIOBase):
+    """A FIFO read with a deadline: each read waits at most `idle_s` for data.
+
+    Opened without blocking, so that no writer (yet) cannot hold the open; on Linux a FIFO
+    that no writer has opened since reports neither data nor a hang-up, so poll's timeout
+    covers a writer that never comes as well as one that stops."""
+
+    def __init__(self, path: Path, channel: str, idle_s: float) -> None:
+        super().__init__()
+        self.path, self.channel, self.idle_s = path, channel, idle_s
+        self.received = 0
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.poller = select.poll()
+        self.poller.register(self.fd, select.POLLIN)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if not self.poller.poll(self.idle_s * 1000):
+                raise PipeError(
+                    f"Pipe-mode channel '{self.channel}': nothing came through {self.path} for "
+                    f"{self.idle_s:g} s ({self.received} bytes before that); SageMaker "
+                    "streams a Pipe channel from the start of the job, so its data is "
+                    "unreachable or empty: check the channel's S3 URI, or use File mode."
+                )
+            try:
+                count = os.readv(self.fd, [buffer])
+            except BlockingIOError:  # woken without data; wait again
+                continue
+            self.received += count
+            return count
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+
+def open_fifo(path: Path, channel: str, idle_s: float = IDLE_TIMEOUT_S) -> BinaryIO:
+    """A Pipe channel's FIFO for reading, each read waiting at most `idle_s` for data (a
+    PipeError then, with the channel and the fix)."""
+    return io.BufferedReader(_FifoReader(path, channel, idle_s), buffer_size=1 << 20)
 
 
 def spool(stream: BinaryIO, spool_path: Path, wrapped: bool, channel: str) -> list[SpooledRecord]:
@@ -152,13 +205,22 @@ def manifest_records(manifest: Path, attribute_names: Sequence[str]) -> Iterator
 def read_manifest(manifest: Path, attribute_names: Sequence[str]) -> list[dict[str, Any]]:
     """The lines of a JSON Lines manifest, each checked for the attributes named."""
     entries = []
-    for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+    try:
+        lines = text_lines(manifest)
+    except LayoutError as error:
+        raise PipeError(str(error)) from None
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
         except ValueError as error:
             raise PipeError(f"{manifest}, line {number} is not JSON ({error}).") from None
+        except RecursionError:
+            raise PipeError(
+                f"{manifest}, line {number} is not JSON this reader takes: it nests deeper than "
+                f"{sys.getrecursionlimit()} levels."
+            ) from None
         if not isinstance(entry, dict):
             raise PipeError(f"{manifest}, line {number} is not a JSON object.")
         missing = [name for name in attribute_names if name not in entry]

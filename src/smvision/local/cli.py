@@ -2,7 +2,7 @@
 
     python -m smvision.local train --algorithm svm --channel train=DIR [--channel ...]
         [--manifest CHANNEL=FILE --attribute-names IMAGE,LABEL[,META]] [--pipe CHANNEL]
-        [--hp KEY=VALUE ...] --job-dir JOBDIR
+        [--hp KEY=VALUE ...] [--max-run SECONDS] --job-dir JOBDIR
     python -m smvision.local serve --job-dir JOBDIR [--port PORT]
     python -m smvision.local monitor --model-dir DIR --captured DIR --out DIR
         [--since TIME] [--until TIME] [--ks-alpha X ...]
@@ -18,6 +18,10 @@ the image's own training command (the sagemaker-training toolkit's `train`) with
 SAGEMAKER_BASE_DIR pointing there. Running it again on the same JOBDIR restarts the same
 job: input, model and output are laid out afresh, checkpoints are kept. The same tree
 bind-mounted at /opt/ml is what `docker run -v JOBDIR/opt/ml:/opt/ml IMAGE train` uses.
+Ctrl-C or SIGTERM stops a job as SageMaker's StopTrainingJob does: the signal reaches the
+training script, which writes output/failure and no model, and the exit status is 128 + the
+signal's number; whatever is still running 120 s later is killed. --max-run stops it the
+same way once it has run that long (exit status 124).
 `monitor` runs the image's `monitor` over a model's baseline and a folder of data-capture
 files, writing the report, its plots and constraint_violations.json to --out, as the
 monitoring job writes them to /opt/ml/processing/output.
@@ -39,15 +43,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from smvision.core import contract as contract_module
+from smvision.core.artifacts import write_message
 from smvision.core.contract import CHANNELS
 from smvision.local import inspect
 from smvision.local.compare import command as compare
 from smvision.local.job_dir import (
+    DEFAULT_MAX_RUN_S,
+    STOP_GRACE_S,
     PipeChannel,
     console_script,
     job_contract,
     key_value,
     lay_out_job,
+    run_child,
     run_foreground,
     start_pipes,
     training_environment,
@@ -130,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--hosts", default="algo-1", help="comma-separated hosts of the cluster (default algo-1)"
     )
     train.add_argument("--current-host", default="algo-1", help="this process's host")
+    train.add_argument(
+        "--max-run",
+        type=positive_seconds,
+        default=DEFAULT_MAX_RUN_S,
+        metavar="SECONDS",
+        help="stop the job once it has run this long, as SageMaker's MaxRuntimeInSeconds "
+        f"does: SIGTERM, then SIGKILL {STOP_GRACE_S:.0f} s later (default {DEFAULT_MAX_RUN_S})",
+    )
     serve = commands.add_parser("serve", help="serve the model a job directory holds")
     serve.add_argument("--job-dir", required=True, type=Path)
     serve.add_argument("--port", type=int, default=contract_module.DEFAULT_PORT)
@@ -216,7 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             pipes=pipes,
         )
         start_pipes(contract, pipes)
-        return run_foreground([console_script("train")], training_environment(contract))
+        finished = run_child(
+            [console_script("train")], training_environment(contract), max_run_s=args.max_run
+        )
+        if finished.timed_out:
+            report_timeout(contract, args.max_run)
+        return finished.exit_status
     if args.command == "monitor":
         try:
             options = thresholds.as_arguments(args)
@@ -233,6 +254,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
     env[contract_module.PORT_ENV] = str(args.port)
     return run_foreground([console_script("serve")], env)
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
+
+
+def report_timeout(contract: contract_module.Contract, max_run: float) -> None:
+    """The failure file of a job stopped at --max-run: why first, then what the job said."""
+    said = contract.failure_file.read_text().strip() if contract.failure_file.is_file() else ""
+    reason = (
+        f"Training ran past --max-run {max_run:g} s and was stopped (SIGTERM, then SIGKILL "
+        f"after {STOP_GRACE_S:.0f} s), as SageMaker stops a job at its MaxRuntimeInSeconds; "
+        "raise --max-run to give it longer."
+    )
+    write_message(contract.failure_file, reason + (f" The job said: {said}" if said else ""))
+    print(reason, file=sys.stderr)
 
 
 def run_monitor(model_dir: Path, captured: Path, out: Path, options: Sequence[str]) -> int:

@@ -9,6 +9,7 @@ local compare runs once per algorithm.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -16,15 +17,30 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+import psutil
 
 from smvision.core import contract as contract_module
 from smvision.core.contract import Contract
 from smvision.data import pipemode, recordio
 from smvision.data.pipemode import PipeError, PipeFeeder
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How long a child told to stop may take before it is killed: SageMaker's wait between
+# SIGTERM and SIGKILL when it stops a training job.
+STOP_GRACE_S = 120.0
+# The exit status when --max-run passes, as timeout(1) reports it.
+TIMED_OUT = 124
+# How often the wait for a child looks at its deadlines.
+WAIT_SLICE_S = 0.5
+# SageMaker's default MaxRuntimeInSeconds: a day.
+DEFAULT_MAX_RUN_S = 86400
 
 # The toolkit waits (up to 15 minutes) for every host name in resourceconfig.json to
 # resolve. SageMaker's names (algo-1, ...) resolve only inside a job or a compose network,
@@ -96,36 +112,89 @@ def lay_out_job(
     pipes: Mapping[str, PipeChannel] | None = None,
 ) -> Contract:
     """Write JOBDIR/opt/ml as SageMaker does; keep checkpoints/ from an earlier run. Pipe
-    channels get their mode in inputdataconfig.json; `start_pipes` creates their FIFOs."""
+    channels get their mode in inputdataconfig.json; `start_pipes` creates their FIFOs.
+
+    The new input/ is built beside the old one and replaces it, and an earlier run's model/
+    and output/ go, only once every channel is in place: a channel that does not exist
+    leaves an earlier job as it was, and one inside the job itself (its own input/data/train,
+    or its model/ as a model channel) is copied before the old tree goes."""
     pipes = pipes or {}
     contract = job_contract(job_dir)
+    _check_sources(contract, channels, pipes)
+    contract.base_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=contract.base_dir, prefix=".input-staging-"))
+
+    def staged(path: Path) -> Path:
+        return staging / path.relative_to(contract.input_dir)
+
+    try:
+        staged(contract.config_dir).mkdir(parents=True)
+        staged(contract.data_dir).mkdir(parents=True)
+        for name, source in channels.items():
+            if name not in pipes:
+                _copy_channel(source, staged(contract.channel_dir(name)))
+        _write_config(staged, contract, channels, hyperparameters, hosts, current_host, pipes)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     for directory in (contract.input_dir, contract.model_dir, contract.output_dir):
         if directory.exists():
             shutil.rmtree(directory)
-    for directory in (
-        contract.config_dir,
-        contract.data_dir,
-        contract.model_dir,
-        contract.output_data_dir,
-        contract.checkpoint_dir,
-    ):
+    staging.rename(contract.input_dir)
+    for directory in (contract.model_dir, contract.output_data_dir, contract.checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    return contract
+
+
+def _check_sources(
+    contract: Contract, channels: Mapping[str, Path], pipes: Mapping[str, PipeChannel]
+) -> None:
+    """Refuse, before anything is written, a channel that is missing or that the layout
+    would destroy: one that holds the job directory, or a streamed one inside the part of
+    the job that is laid out afresh."""
+    base = contract.base_dir.resolve()
+    replaced = [d.resolve() for d in (contract.input_dir, contract.model_dir, contract.output_dir)]
     for name, source in channels.items():
-        if name not in pipes:
-            _copy_channel(source, contract.channel_dir(name))
-    _write(contract.hyperparameters_file, {k: str(v) for k, v in hyperparameters.items()})
+        given = f"--channel {name}={source}"
+        if not source.exists():
+            raise SystemExit(f"{given}: no such file or directory.")
+        resolved = source.resolve()
+        if base.is_relative_to(resolved):
+            raise SystemExit(
+                f"{given} holds the job directory ({base}); a channel is copied into the job, "
+                "so give a folder outside it."
+            )
+        inside = [d for d in replaced if resolved.is_relative_to(d)]
+        if name in pipes and inside:
+            raise SystemExit(
+                f"{given} lies inside the job's own {inside[0]}, which this run lays out "
+                "afresh before it streams the channel; move it out of the job directory."
+            )
+
+
+def _write_config(
+    staged: Callable[[Path], Path],
+    contract: Contract,
+    channels: Mapping[str, Path],
+    hyperparameters: Mapping[str, str],
+    hosts: Sequence[str],
+    current_host: str,
+    pipes: Mapping[str, PipeChannel],
+) -> None:
+    """input/config: hyperparameters.json, inputdataconfig.json, resourceconfig.json."""
+    _write(staged(contract.hyperparameters_file), {k: str(v) for k, v in hyperparameters.items()})
     file_mode = {
         "TrainingInputMode": contract_module.FILE_MODE,
         "S3DistributionType": "FullyReplicated",
         "RecordWrapperType": "None",
     }
     _write(
-        contract.input_data_config_file,
+        staged(contract.input_data_config_file),
         {name: file_mode for name in channels if name not in pipes}
         | {name: pipe.input_config() for name, pipe in pipes.items()},
     )
     _write(
-        contract.resource_config_file,
+        staged(contract.resource_config_file),
         {
             "current_host": current_host,
             "current_instance_type": "local",
@@ -141,13 +210,10 @@ def lay_out_job(
             "network_interface_name": "eth0",
         },
     )
-    return contract
 
 
 def _copy_channel(source: Path, destination: Path) -> None:
     """Hard-link (else copy) a channel into place, so a bind mount of opt/ml sees real files."""
-    if not source.exists():
-        raise SystemExit(f"--channel {destination.name}={source}: no such file or directory.")
     if source.is_dir():
         shutil.copytree(source, destination, copy_function=_link_or_copy)
     else:
@@ -186,19 +252,100 @@ def console_script(name: str) -> str:
     return found
 
 
-def run_foreground(command: Sequence[str], env: Mapping[str, str]) -> int:
-    """Run a command, pass SIGINT/SIGTERM on to it, and return its exit status."""
+@dataclass(frozen=True)
+class Finished:
+    """How a foreground child ended: its own exit status, the stop signal this process
+    passed on to it (Ctrl-C, kill), and whether its time limit passed first."""
+
+    status: int
+    stopped_by: int | None = None
+    timed_out: bool = False
+
+    @property
+    def exit_status(self) -> int:
+        """As a shell reports it: 124 past the time limit (as timeout(1)), 128 + N when
+        stopped by signal N, else the child's own status."""
+        if self.timed_out:
+            return TIMED_OUT
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by
+        return 128 - self.status if self.status < 0 else self.status
+
+
+def run_child(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    max_run_s: float | None = None,
+    grace_s: float = STOP_GRACE_S,
+) -> Finished:
+    """Run a command in the foreground and wait for it, with deadlines.
+
+    SIGINT and SIGTERM are passed on to it; so is a SIGTERM of our own once `max_run_s`
+    passes. A child told to stop has `grace_s` to end, then it and every process it started
+    are killed, so nothing outlives this one.
+    """
     child = subprocess.Popen(list(command), env=dict(env))
+    stops: list[int] = []
+    stopped_at: float | None = None
+    # The child's processes, seen whenever it is told to stop: a toolkit that ends before
+    # its script would otherwise leave the script to run on, out of sight.
+    family: set[psutil.Process] = set()
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        child.send_signal(signum)
+    def stop(signum: int, _frame: FrameType | None = None) -> None:
+        nonlocal stopped_at
+        stops.append(signum)
+        stopped_at = stopped_at or time.monotonic()
+        family.update(_descendants(child.pid))
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    started = time.monotonic()
+    timed_out = False
     try:
-        return child.wait()
+        while True:
+            if max_run_s is not None and not timed_out and time.monotonic() - started > max_run_s:
+                timed_out = True
+                stop(signal.SIGTERM)
+            if stopped_at is not None and time.monotonic() - stopped_at > grace_s:
+                family.update(_descendants(child.pid))
+                _kill(family | {psutil.Process(child.pid)})
+                status = child.wait()
+                break
+            try:
+                status = child.wait(timeout=WAIT_SLICE_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if stops:
+        _kill(family)  # the child ended; what it started may not have
+    return Finished(status, stops[0] if stops else None, timed_out)
+
+
+def run_foreground(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    max_run_s: float | None = None,
+    grace_s: float = STOP_GRACE_S,
+) -> int:
+    """`run_child`, and the exit status a shell would report."""
+    return run_child(command, env, max_run_s, grace_s).exit_status
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill(processes: set[psutil.Process]) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def key_value(text: str) -> tuple[str, str]:

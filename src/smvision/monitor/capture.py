@@ -25,7 +25,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,25 +128,50 @@ def _parse_record(line: str) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise CaptureError(f"not JSON ({error})") from error
+    except RecursionError:
+        raise CaptureError("JSON nested too deep to read") from None
     if not isinstance(record, dict) or not isinstance(record.get("captureData"), dict):
         raise CaptureError("not a capture record: it has no 'captureData' object")
     return record
 
 
 def _inference_time(record: dict[str, Any]) -> datetime | None:
-    text = (record.get("eventMetadata") or {}).get("inferenceTime")
-    if not isinstance(text, str):
+    """When the request was made (UTC when the time names no zone, as the window's times
+    are read); None when the record does not say."""
+    metadata = record.get("eventMetadata")
+    if metadata is None:
         return None
+    if not isinstance(metadata, dict):
+        raise CaptureError(f"eventMetadata is a JSON {_json_type(metadata)}, not an object")
+    text = metadata.get("inferenceTime")
+    if text is None:
+        return None
+    example = "such as 2026-03-01T09:00:00Z"
+    if not isinstance(text, str):
+        raise CaptureError(f"eventMetadata.inferenceTime is {text!r}, not an ISO time {example}")
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as error:
-        raise CaptureError(f"eventMetadata.inferenceTime {text!r} is not an ISO time") from error
+        raise CaptureError(
+            f"eventMetadata.inferenceTime {text!r} is not an ISO time {example}"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _within(moment: datetime | None, since: datetime | None, until: datetime | None) -> bool:
     if moment is None:
-        return since is None and until is None
+        if since is None and until is None:
+            return True
+        raise CaptureError(
+            "the record has no eventMetadata.inferenceTime, so it cannot be placed in the "
+            "--since/--until window"
+        )
     return (since is None or moment >= since) and (until is None or moment < until)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _body(record: dict[str, Any], part: str) -> tuple[bytes, str]:
@@ -158,6 +183,9 @@ def _body(record: dict[str, Any], part: str) -> tuple[bytes, str]:
             "(deploy --data-capture does)"
         )
     data, encoding = entry["data"], str(entry.get("encoding", "")).upper()
+    observed = entry.get("observedContentType")
+    if observed is not None and not isinstance(observed, str):
+        raise CaptureError(f"captureData.{part}.observedContentType is {observed!r}, not a string")
     if encoding == "BASE64":
         try:
             raw = base64.b64decode(data, validate=True)
@@ -165,7 +193,7 @@ def _body(record: dict[str, Any], part: str) -> tuple[bytes, str]:
             raise CaptureError(f"captureData.{part}.data is not base64 ({error})") from error
     else:
         raw = data.encode("utf-8")
-    return raw, media.media_type(entry.get("observedContentType"))
+    return raw, media.media_type(observed)
 
 
 def _request_images(record: dict[str, Any]) -> list[np.ndarray]:
@@ -189,7 +217,7 @@ def _answers(record: dict[str, Any]) -> list[Prediction]:
         else:
             entries = json.loads(text)["predictions"]
         return [Prediction(str(e["label"]), float(e["probability"])) for e in entries]
-    except (ValueError, KeyError, IndexError, TypeError) as error:
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError, RecursionError) as error:
         raise CaptureError(
             f"the answer ({content_type or 'no content type'}) is not smvision's prediction "
             f"format ({type(error).__name__}: {error})"
@@ -200,6 +228,6 @@ def _error_of(text: str) -> str | None:
     """The sentence of an error answer, {"error": ...}; None for anything else."""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return str(document["error"]) if isinstance(document, dict) and "error" in document else None

@@ -23,6 +23,11 @@ TTA_MODES = ("none", "flip", "crops")
 # AUC, as the built-in TensorFlow classifier offers them).
 EVAL_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 
+# Decoded pixels an image may have (a guard against decompression bombs), by default and
+# at most: Pillow, which reads every header, refuses an image over 2 x 89.5 megapixels.
+MAX_IMAGE_MEGAPIXELS = 40
+MAX_IMAGE_MEGAPIXELS_CEILING = 178
+
 ParamType = Literal["int", "float", "bool", "str"]
 RangeKind = Literal["continuous", "integer", "categorical"]
 Scaling = Literal["Auto", "Linear", "Logarithmic"]
@@ -99,8 +104,8 @@ class Param:
 
     def _fail(self, text: str) -> HyperparameterError:
         return HyperparameterError(
-            f"Hyperparameter '{self.name}' has value '{text}'; use {self.describe_allowed()} "
-            f"(default {format_value(self.default)})."
+            f"Hyperparameter '{self.name}' has value '{shown_value(text)}'; use "
+            f"{self.describe_allowed()} (default {format_value(self.default)})."
         )
 
     def _parse_bool(self, text: str) -> bool:
@@ -150,11 +155,25 @@ class Param:
         if any(p not in allowed for p in parts) or len(set(parts)) != len(parts):
             example = "+".join(allowed[:2])
             raise HyperparameterError(
-                f"Hyperparameter '{self.name}' has value '{text}'; use one or more of "
+                f"Hyperparameter '{self.name}' has value '{shown_value(text)}'; use one or more of "
                 f"{', '.join(allowed)} joined by '+', such as '{example}' "
                 f"(default {format_value(self.default)})."
             )
         return "+".join(p for p in allowed if p in parts)
+
+
+# The longest value an error message repeats in full.
+SHOWN_LENGTH = 80
+
+
+def shown_value(text: str) -> str:
+    """A value as an error message repeats it: on one line (control characters escaped) and
+    at most SHOWN_LENGTH characters (then its start and its length)."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    if len(text) > SHOWN_LENGTH:
+        return f"{text[: SHOWN_LENGTH - 20]}... ({len(text)} characters)"
+    return text
 
 
 def _fmt(number: float) -> str:
@@ -206,7 +225,24 @@ COMMON = (
         "shorter side stays at least image_size: cheaper decoding, the same pixels in "
         "training and serving.",
     ),
-    Param("seed", "int", 42, "Seed for splits, shuffling and initialisation.", low=0),
+    Param(
+        "max_image_megapixels",
+        "float",
+        float(MAX_IMAGE_MEGAPIXELS),
+        "The most pixels an image may decode to, in megapixels (a guard against "
+        "decompression bombs); a larger JPEG is decoded at 1/2, 1/4 or 1/8 of its size to "
+        "fit, any other larger image is skipped as unusable.",
+        low=1.0,
+        high=float(MAX_IMAGE_MEGAPIXELS_CEILING),
+    ),
+    Param(
+        "seed",
+        "int",
+        42,
+        "Seed for splits, shuffling and initialisation.",
+        low=0,
+        high=2**32 - 1,  # what numpy's and scikit-learn's seeds take
+    ),
     Param(
         "max_corrupt_fraction",
         "float",
@@ -248,6 +284,7 @@ COMMON = (
         "stream from disk and svm and rf extract features in chunks (0: always). auto: half "
         "the memory available when the job starts.",
         low=0.0,
+        high=1e9,
         keywords=("auto",),
     ),
     Param(
@@ -419,6 +456,7 @@ SVM = (
         "scale",
         "RBF/poly/sigmoid kernel coefficient.",
         low=1e-9,
+        high=1e6,
         keywords=("scale", "auto"),
     ),
 )
@@ -611,6 +649,15 @@ KERAS = (
         "Port the workers of a multi-host job talk on.",
         low=1024,
         high=65535,
+    ),
+    Param(
+        "distributed_timeout",
+        "int",
+        900,
+        "Seconds each host of a multi-host job waits for the others to join the training "
+        "cluster before the job fails.",
+        low=10,
+        high=86400,
     ),
 )
 

@@ -64,6 +64,9 @@ class AlgorithmSpec:
     # What a `model` channel (an earlier model of the same algorithm) does to a job, for
     # the algorithms that list "model" among their channels.
     incremental: str = ""
+    # Training images every class needs (after validation is held out of train), and why.
+    min_images_per_class: int = 1
+    min_images_reason: str = ""
     # Defaults that differ from the parameter's own (resnet50 trains fewer epochs).
     defaults: Mapping[str, object] = field(default_factory=dict)
     # The guide's qualitative columns, as `compare` reports them: how many labelled images
@@ -118,6 +121,9 @@ _SVM = AlgorithmSpec(
     setup="CPU only: OpenCV and scikit-learn (and TensorFlow for features=deep)",
     # features=deep reads its ResNet50 weights from 'pretrained', as resnet50 does.
     optional_channels=("validation", "test", "pretrained", "model"),
+    min_images_per_class=2,
+    min_images_reason="to calibrate its probabilities on cross-validated decision values, "
+    "each fold holding one image of every class out",
 )
 
 # rf differs from svm only in its model: the same features, instances and channels.
@@ -127,6 +133,8 @@ _RF = replace(
     implementation="smvision.algorithms.rf:RandomForestAlgorithm",
     summary="the same features into a random forest",
     parameters=CLASSICAL + RF,
+    min_images_per_class=1,
+    min_images_reason="",
     incremental="keeps the earlier forest's trees and adds n_estimators new ones grown on "
     "this job's data (warm start)",
     interpretability="medium-high: feature importances, named and drawn onto the image",

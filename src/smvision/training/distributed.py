@@ -19,16 +19,21 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from smvision.core.contract import Contract
 from smvision.schema.hyperparameters import Hyperparameters
+from smvision.training import watchdog
 
 log = logging.getLogger(__name__)
 
 TF_CONFIG_ENV = "TF_CONFIG"
 RESOLVE_TIMEOUT_S = 300.0
+# The distributed_timeout default, for a cluster whose algorithm has no such hyperparameter.
+JOIN_TIMEOUT_S = 900.0
 
 
 class ClusterError(RuntimeError):
@@ -43,6 +48,8 @@ class Cluster:
     worker_count: int
     port: int
     idle_reason: str | None = None
+    # How long this host waits for the others to join the training cluster.
+    join_timeout_s: float = JOIN_TIMEOUT_S
 
     @property
     def is_chief(self) -> bool:
@@ -73,7 +80,22 @@ def plan(contract: Contract, hp: Hyperparameters) -> Cluster:
             "for idle hosts."
         )
         return Cluster(hosts, current, resources.host_index, 1, port, idle_reason=reason)
-    return Cluster(hosts, current, resources.host_index, len(hosts), port)
+    timeout = float(str(hp.values.get("distributed_timeout", JOIN_TIMEOUT_S)))
+    return Cluster(hosts, current, resources.host_index, len(hosts), port, None, timeout)
+
+
+def joined_within(cluster: Cluster, failure_file: Path) -> AbstractContextManager[None]:
+    """End the job, with a sentence in `failure_file`, unless the block (the creation of
+    the multi-worker strategy, which waits for every host) ends within the cluster's join
+    timeout: TensorFlow's own wait has no end (watchdog.py)."""
+    others = [host for host in cluster.hosts if host != cluster.current_host]
+    message = (
+        f"Host {cluster.current_host} waited {cluster.join_timeout_s:.0f} s for the other "
+        f"hosts ({', '.join(others)}) to join the training cluster on port "
+        f"{cluster.port or 'of TF_CONFIG'}, and not all did; check that every instance "
+        "started and that the port is open between them, or raise distributed_timeout."
+    )
+    return watchdog.deadline(cluster.join_timeout_s, failure_file, message)
 
 
 def tf_config(cluster: Cluster, addresses: list[str]) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def load_data(
             scaled_jpeg=hp.flag("scaled_jpeg_decode"),
             multi_label=multi_label,
             storage=storage,
+            max_pixels=int(hp.real("max_image_megapixels") * 1_000_000),
         )
 
     # A held-out part is still the train channel: its unreadable files are judged as one.
@@ -120,6 +121,7 @@ def load_data(
             len(own_train) + len(samples.validation),
             "train",
             limit,
+            train.too_large + validation.too_large,
         )
     test = decode(own_test, "test") if own_test else None
     log.info(

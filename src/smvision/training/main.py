@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,7 @@ from smvision.algorithms.base import (
     AlgorithmInputError,
     History,
 )
+from smvision.algorithms.classical import smallest_class, usable_folds
 from smvision.core import contract as contract_module
 from smvision.core import logs, metrics
 from smvision.core.artifacts import library_versions, staged_directory, write_json
@@ -54,6 +58,46 @@ USER_ERRORS = (
     distributed.ClusterError,
 )
 EVALUATION_BATCH = 256
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_CAUSES = {
+    signal.SIGTERM: "SageMaker's StopTrainingJob, docker stop, or the local wrapper's --max-run",
+    signal.SIGINT: "Ctrl-C",
+}
+
+
+class JobStopped(BaseException):
+    """SIGTERM or SIGINT while the job ran. A BaseException, as KeyboardInterrupt is, so that
+    no library's `except Exception` swallows it on its way to `main`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    def sentence(self) -> str:
+        name = signal.Signals(self.signum).name
+        cause = STOP_CAUSES.get(signal.Signals(self.signum), "a signal")
+        return f"The job was stopped by {name} ({cause}) before it finished; it wrote no model."
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Inside, SIGTERM and SIGINT raise JobStopped, once: Ctrl-C reaches this process twice,
+    from the terminal and through the toolkit, and the second must not cut the report of the
+    first short."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise JobStopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class ArgumentError(ValueError):
@@ -93,9 +137,14 @@ class JobRun:
     pretrained_dir: Path | None
     parent: ParentModel | None = None
     memory_budget: int | None = None
+    # Where the job's failure sentence goes if the cluster never comes together.
+    failure_file: Path | None = None
 
     def create_strategy(self) -> Any:
-        return distributed.create_strategy(self.cluster)
+        if self.cluster.worker_count == 1 or self.failure_file is None:
+            return distributed.create_strategy(self.cluster)
+        with distributed.joined_within(self.cluster, self.failure_file):
+            return distributed.create_strategy(self.cluster)
 
     @property
     def worker_index(self) -> int:
@@ -132,6 +181,7 @@ def run(contract: Contract, hp: Hyperparameters) -> None:
     budget = memory.budget_bytes(hp.values["data_memory_mb"])
     job = load_data(contract, hp, cluster, budget)
     check_eval_metric(hp, job)
+    check_images_per_class(hp, job)
     parent = continued_model(contract, hp, job)
     report = (
         data_report.inspect_job(contract.output_data_dir, hp, job) if cluster.is_chief else None
@@ -184,6 +234,61 @@ def check_eval_metric(hp: Hyperparameters, job: JobData) -> None:
         )
 
 
+def check_images_per_class(hp: Hyperparameters, job: JobData) -> None:
+    """Enough training images of every class for the algorithm (the svm calibrates on folds
+    that each hold one of every class out), and for the cross-validation asked for."""
+    needed = hp.spec.min_images_per_class
+    smallest, which = smallest_class(job.train.labels)
+    if smallest < needed:
+        name = job.class_names[which]
+        raise DataError(
+            f"{hp.algorithm} needs at least {needed} training images of every class "
+            f"{hp.spec.min_images_reason}, and class '{name}' has {smallest}; add images of it, "
+            "or give a validation channel so that train keeps every image "
+            "(validation_fraction holds some of each class out of train)."
+        )
+    folds = hp.values.get("cv_folds")
+    if isinstance(folds, int) and folds:
+        labels = job.train.labels
+        if job.validation is not None:
+            labels = np.concatenate([labels, job.validation.labels])
+        check_cv_folds(hp, folds, labels, job.class_names)
+
+
+def check_cv_folds(
+    hp: Hyperparameters, folds: int, labels: np.ndarray, class_names: Sequence[str]
+) -> None:
+    """Refuse a cv_folds the data cannot fill, advising one the schema accepts."""
+    smallest, which = smallest_class(labels)
+    needed = hp.spec.min_images_per_class
+    most = int(hyperparameters.schema(hp.algorithm)["cv_folds"].high or folds)
+    usable = usable_folds(smallest, needed, most)
+    if folds in usable:
+        return
+    name = class_names[which]
+    problem = (
+        f"Hyperparameter 'cv_folds' has value '{folds}', but class '{name}' has only "
+        f"{smallest} image{'' if smallest == 1 else 's'} in train and validation together"
+    )
+    calibrates = (
+        f"{hp.algorithm} needs {needed} images of each class in the training part of every "
+        f"fold ({hp.spec.min_images_reason})"
+    )
+    if not usable:
+        need = "cross-validation needs one image of each class in every fold" + (
+            f", and {calibrates}" if needed > 1 else ""
+        )
+        raise HyperparameterError(
+            f"{problem}, and {need}; use cv_folds=0 to turn cross-validation off, or add "
+            f"images of class '{name}'."
+        )
+    reason = "every fold needs one image of each class" if folds > smallest else calibrates
+    shown = " or ".join(map(str, usable)) if len(usable) <= 3 else f"{usable[0]} to {usable[-1]}"
+    raise HyperparameterError(
+        f"{problem}, and {reason}: use cv_folds={shown}, or 0 to turn it off."
+    )
+
+
 def continued_model(contract: Contract, hp: Hyperparameters, job: JobData) -> ParentModel | None:
     """The model channel's model, checked against this job (incremental training)."""
     parent = find_parent(contract.channel_dir("model"), contract.scratch_dir)
@@ -224,6 +329,7 @@ def job_run(
         pretrained if pretrained.is_dir() else None,
         parent,
         memory_budget,
+        contract.failure_file,
     )
 
 
@@ -365,6 +471,11 @@ def write_failure(contract: Contract, message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logs.configure_logging()
+    with stopped_by_signals():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # load() reads only the base directory and cannot fail, so every failure below,
     # a bad SageMaker variable included, ends in the failure file.
     contract = contract_module.load()
@@ -379,6 +490,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("Internal error:\n%s", traceback.format_exc())
         write_failure(contract, f"Internal error ({type(error).__name__}): {error}")
         return 1
+    except JobStopped as stopped:
+        log.error("%s", stopped.sentence())
+        write_failure(contract, stopped.sentence())
+        return 128 + stopped.signum
     return 0
 
 
