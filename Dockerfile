@@ -45,7 +45,8 @@ LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       com.amazonaws.sagemaker.capabilities.multi-models=true
 # `serve` writes nothing outside /tmp (serverless endpoints may run it as a non-root user
 # on a read-only root file system): bytecode is compiled when packages install, Keras'
-# settings file and Matplotlib's font cache are made at build time, and gunicorn's
+# settings file and Matplotlib's font cache are made at build time, ONNX Runtime's
+# telemetry (a device id in ~/.cache) is off, and gunicorn's
 # heartbeat files go to /dev/shm or /tmp. Training runs as root, as SageMaker runs it.
 ENV PATH=/opt/smvision/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -54,6 +55,7 @@ ENV PATH=/opt/smvision/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KERAS_HOME=/opt/smvision/keras \
     MPLCONFIGDIR=/opt/smvision/matplotlib \
+    ORT_DISABLE_TELEMETRY=1 \
     SAGEMAKER_TRAINING_MODULE=smvision.training.toolkit_entry:main
 EXPOSE 8080
 # SageMaker runs `IMAGE train` or `IMAGE serve`, and `monitor` (drift) or `gate` (the

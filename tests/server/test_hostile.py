@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 import pytest
 
+from smvision.core import contract
 from smvision.serving import models as models_module
 from smvision.serving import process_memory
 from smvision.serving.app import BATCHER_STOP_S
@@ -193,8 +194,13 @@ def test_a_load_request_whose_body_stops_half_way_gets_408(stall_models: Models)
 # Model folders that are not what they say ----------------------------------------------------
 
 
-def svm_copy(serving_jobs: JobDirs, destination: Path) -> Path:
+def svm_copy(serving_jobs: JobDirs, destination: Path, compiled: bool = False) -> Path:
+    """The svm's model folder; without its ONNX export unless `compiled` (as train wrote it
+    before it compiled svms), so that serve loads model.joblib."""
     shutil.copytree(serving_jobs("svm") / "opt" / "ml" / "model", destination)
+    if not compiled:
+        (destination / contract.EXPORT_FILE).unlink()
+        (destination / "model.onnx").unlink()
     return destination
 
 
@@ -221,7 +227,13 @@ def test_a_model_folder_that_is_not_what_it_says_gets_404_naming_the_file(
     (fifo / "model.joblib").unlink()
     os.mkfifo(fifo / "model.joblib")  # opening it would block until a writer came
     named_as(svm_copy(serving_jobs, root / "mislabelled" / "model"), "rf")
+    onnx_missing = svm_copy(serving_jobs, root / "onnx-missing" / "model", compiled=True)
+    (onnx_missing / "model.onnx").unlink()
+    onnx_empty = svm_copy(serving_jobs, root / "onnx-empty" / "model", compiled=True)
+    (onnx_empty / "model.onnx").write_bytes(b"")
     cases = [
+        ("onnx-missing", 404, ["export.json names model.onnx, which is missing"]),
+        ("onnx-empty", 404, ["model.onnx is empty (0 bytes)"]),
         ("missing", 404, ["model.joblib is missing"]),
         ("empty", 404, ["model.joblib is empty (0 bytes)"]),
         ("truncated", 404, ["model.joblib cannot be read", "truncated"]),

@@ -284,6 +284,11 @@ class ClassicalAlgorithm(Algorithm):
         from skl2onnx.common.data_types import FloatTensorType
 
         width = int(self.pipeline.n_features_in_)
+        if getattr(self.pipeline.steps[-1][1], "method", None) == "temperature":
+            raise NotConvertibleError(
+                "skl2onnx has no converter for temperature scaling, the calibration of an svm "
+                "trained on 5 or fewer images in a class"
+            )
         try:
             with warnings.catch_warnings():
                 # skl2onnx reads SVC.probA_/probB_, which scikit-learn 1.9 deprecates (unused

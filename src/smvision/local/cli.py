@@ -253,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     env[contract_module.BASE_DIR_ENV] = str(contract.base_dir)
     env[contract_module.PORT_ENV] = str(args.port)
-    return run_foreground([console_script("serve")], env)
+    # serve's answer to SIGTERM is a graceful stop: its own status says how that went.
+    return run_child([console_script("serve")], env).own_status
 
 
 def positive_seconds(text: str) -> float:

@@ -39,6 +39,8 @@ STOP_GRACE_S = 120.0
 TIMED_OUT = 124
 # How often the wait for a child looks at its deadlines.
 WAIT_SLICE_S = 0.5
+# How long a SIGKILLed process may take to be gone: delivery is asynchronous.
+KILL_WAIT_S = 10.0
 # SageMaker's default MaxRuntimeInSeconds: a day.
 DEFAULT_MAX_RUN_S = 86400
 
@@ -269,6 +271,12 @@ class Finished:
             return TIMED_OUT
         if self.stopped_by is not None:
             return 128 + self.stopped_by
+        return self.own_status
+
+    @property
+    def own_status(self) -> int:
+        """The child's own status (128 + N when signal N killed it): a server that ends
+        cleanly on the SIGTERM passed on to it exits 0."""
         return 128 - self.status if self.status < 0 else self.status
 
 
@@ -343,9 +351,21 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def _kill(processes: set[psutil.Process]) -> None:
+    """SIGKILL each process and wait (up to KILL_WAIT_S) until each is gone or a zombie:
+    the signal is delivered asynchronously, and nothing may run on once this returns."""
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+    deadline = time.monotonic() + KILL_WAIT_S
+    while time.monotonic() < deadline and any(map(_alive, processes)):
+        time.sleep(WAIT_SLICE_S / 10)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def key_value(text: str) -> tuple[str, str]:

@@ -17,6 +17,7 @@ padding (9 padded to 32: 23 images for nothing). ONNX Runtime takes any batch as
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,6 +88,9 @@ class LiteRuntime:
         return result
 
 
+TELEMETRY_OFF_ENV = "ORT_DISABLE_TELEMETRY"
+
+
 class OnnxRuntime:
     """An ONNX model on ONNX Runtime's CPU provider.
 
@@ -95,6 +99,9 @@ class OnnxRuntime:
     (scikit-learn's converters also output the label), else its only one."""
 
     def __init__(self, path_or_content: Path | bytes, threads: int) -> None:
+        # ONNX Runtime 1.30+ otherwise keeps a device id and a telemetry queue in
+        # ~/.cache/Microsoft: serve writes nothing outside /tmp (read-only root file systems).
+        os.environ.setdefault(TELEMETRY_OFF_ENV, "1")
         import onnxruntime
 
         options = onnxruntime.SessionOptions()

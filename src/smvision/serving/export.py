@@ -129,11 +129,7 @@ def export(contract: Contract, fmt: str, quantize: str = "float32") -> dict[str,
         if calibration is None or attempt != "int8"
         else {"channel": "train", "images": len(calibration)},
     )
-    record["gate"] = {
-        "max_accuracy_loss_points": MAX_ACCURACY_LOSS_POINTS,
-        "asked": quantize,
-        "refused": refused,
-    }
+    record["gate"] = _gate(quantize, refused)
     exports.install(job.model_dir, content, record)
     return record
 
@@ -165,21 +161,34 @@ def _export_classical(job: Job, fmt: str, quantize: str) -> dict[str, Any]:
         FeatureSettings.from_dict(model_input["features"]),
     )
     evaluation_split, evaluation = _evaluation_data(job)
+    compared = exports.compare(
+        _predict(model.predict_proba, evaluation),
+        _predict(compiled.predict_proba, evaluation),
+        evaluation.labels,
+        evaluation_split,
+    )
+    sentence = gate_refusal(fmt, quantize, compared)
+    if sentence is not None:
+        raise ExportError(f"{sentence} Nothing was exported; the model directory is as it was.")
     record = exports.record(
         fmt,
         quantize,
         len(content),
         _size(job.model_dir / CLASSICAL_MODEL_FILE),
         model_input,
-        exports.compare(
-            _predict(model.predict_proba, evaluation),
-            _predict(compiled.predict_proba, evaluation),
-            evaluation.labels,
-            evaluation_split,
-        ),
+        compared,
     )
+    record["gate"] = _gate(quantize, [])
     exports.install(job.model_dir, content, record)
     return record
+
+
+def _gate(asked: str, refused: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "max_accuracy_loss_points": MAX_ACCURACY_LOSS_POINTS,
+        "asked": asked,
+        "refused": refused,
+    }
 
 
 def gate_refusal(fmt: str, quantize: str, compared: dict[str, Any]) -> str | None:
