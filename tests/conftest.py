@@ -1,20 +1,25 @@
-"""Shared fixtures: real data sets on disk, a clean environment, and job runners.
+"""Fixtures every tier uses: a clean environment, the digits on disk, the models the
+serving tests share and their servers, and a moto server per test module.
 
 Every test runs with SAGEMAKER_BASE_DIR set (importing the sagemaker-training toolkit
 without it creates ~/sagemaker_local) and with AWS credentials blanked, so nothing can
-reach AWS by accident.
+reach AWS by accident. Each tier's own fixtures, and the marker that selects it
+(`-m unit`, `-m server`, ...), are in that tier's conftest.py; helpers that are not
+fixtures are in tests/support/.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from smvision.local.samples import export_digits
-from tests.support.training_jobs import JobResult, TrainJob, run_local_train
+from tests.support.moto_server import MotoServer, running_moto_server
+from tests.support.serving import JobDirs, ServerPool
+from tests.support.shared_cache import built_once, run_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,25 +58,28 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scikit-learn's handwritten digits as PNG class folders: train/validation/test."""
-    root = tmp_path_factory.mktemp("digits")
-    export_digits(root)
-    return root
+    """scikit-learn's handwritten digits as PNG class folders: train/validation/test
+    (written once per run, shared by the xdist workers; read them, never write there)."""
+    return built_once(run_folder(tmp_path_factory) / "digits", export_digits)
 
 
-@pytest.fixture
-def train_job(tmp_path: Path) -> Iterator[TrainJob]:
-    """Run a local training job in a fresh job directory under tmp_path."""
-    counter = iter(range(1000))
+@pytest.fixture(scope="session")
+def serving_jobs(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> JobDirs:
+    """serving_jobs('svm') -> a job directory with a trained svm, trained once per run
+    with tests.support.serving.SERVING_HYPERPARAMETERS. Shared: copy it before changing it."""
+    return JobDirs(digits, run_folder(tmp_path_factory) / "serving-jobs")
 
-    def run(
-        algorithm: str,
-        channels: Mapping[str, Path],
-        hps: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> JobResult:
-        return run_local_train(
-            algorithm, channels, tmp_path / f"job-{next(counter)}", hps, **kwargs
-        )
 
-    yield run
+@pytest.fixture(scope="session")
+def servers(serving_jobs: JobDirs) -> Iterator[ServerPool]:
+    """servers('svm') -> the real `serve` over serving_jobs('svm'), started on first use
+    and stopped at the end of the session."""
+    with ExitStack() as stack:
+        yield ServerPool(serving_jobs, stack)
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server per test module that asks for it (the `aws` fixture of
+    tests/launch/conftest.py cleans it for each test)."""
+    yield from running_moto_server(tmp_path_factory)

@@ -47,16 +47,12 @@ from tests.support.moto_server import (
     REGION,
     ROLE,
     MotoServer,
-    aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     moto_session,
-    s3,
     settings_flags,
 )
 
-__all__ = ["aws", "moto_server", "s3"]  # fixtures used below
 DATA = f"s3://{BUCKET}/datasets/digits"
 CLASSIFIERS = {"svm": "svc", "rf": "forest", "cnn": "logistic"}
 # Test images per class, in the jobs' evaluations and in S3 for Rekognition alike.

@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ from typing import Any
 import boto3
 import pytest
 
-from launch import cli
 from smvision.schema import specs
 from tests.support.archives import tar_gz
 from tests.support.moto_server import (
@@ -44,12 +42,13 @@ from tests.support.moto_server import (
     REGION,
     ROLE,
     MotoServer,
+    aws_client,
     clean_aws,
     create_moto_best_job,
     documented_caller_policy,
     iam_action,
+    launch_here,
     moto_session,
-    running_moto_server,
     settings_flags,
 )
 from tests.support.photos import encode, grey_photo, photo
@@ -59,11 +58,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL_KEY = "smvision/training/digits-svm/output/model.tar.gz"
 MODEL_DATA = f"s3://{BUCKET}/{MODEL_KEY}"
 CALLER_POLICY = ROOT / "docs" / "iam" / "caller-policy.json"
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -89,22 +83,15 @@ def aws(
 
 
 def s3() -> Any:
-    return boto3.session.Session(region_name=REGION).client("s3")
+    return aws_client("s3")
 
 
 def sagemaker() -> Any:
-    return boto3.session.Session(region_name=REGION).client("sagemaker")
+    return aws_client("sagemaker")
 
 
 def autoscaling() -> Any:
-    return boto3.session.Session(region_name=REGION).client("application-autoscaling")
-
-
-def launch_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """The CLI in this process, on a boto3 session adapted to moto's empty structures."""
-    code = cli.main(list(args), open_session=moto_session)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return aws_client("application-autoscaling")
 
 
 def launch(*args: str) -> subprocess.CompletedProcess[str]:

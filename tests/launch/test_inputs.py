@@ -15,16 +15,7 @@ import pytest
 
 from launch import cli
 from launch.common.errors import LaunchError
-from tests.support.moto_server import (
-    BUCKET,
-    MotoServer,
-    aws,
-    create_moto_best_job,
-    moto_server,
-    settings_flags,
-)
-
-__all__ = ["aws", "moto_server"]  # fixtures used below
+from tests.support.moto_server import BUCKET, MotoServer, create_moto_best_job, settings_flags
 
 DATA = f"s3://{BUCKET}/datasets/digits"
 MODEL = f"s3://{BUCKET}/smvision/training/earlier/output/model.tar.gz"

@@ -35,17 +35,13 @@ from tests.support.moto_server import (
     BUCKET,
     REGION,
     MotoServer,
-    aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     moto_session,
-    s3,
 )
 from tests.support.photos import encode, photo
 
 ROOT = Path(__file__).resolve().parents[2]
-__all__ = ["aws", "moto_server", "s3"]  # fixtures used below
 MOTO_LABEL = "Mobile Phone"  # moto's one DetectLabels answer
 
 

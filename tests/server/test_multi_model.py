@@ -40,7 +40,6 @@ from smvision.serving.model_table import (
     encode_page_token,
 )
 from smvision.serving.settings import settings_from
-from tests.server.test_serve import CLASS_NAMES, content_type_cases, digit_png, gated_environment
 from tests.support.gated_algorithm import (
     BATCH_LOG,
     LOAD_GATE,
@@ -56,15 +55,16 @@ from tests.support.gated_algorithm import (
 )
 from tests.support.photos import encode
 from tests.support.server_process import RunningServer, resident_mib, running_server
-from tests.support.serving_fixtures import (
+from tests.support.serving import (
+    CLASS_NAMES,
     JobDirs,
     assert_predictions_match,
+    content_type_cases,
+    digit_png,
+    gated_environment,
     offline_file_probabilities,
     offline_probabilities,
-    serving_jobs,
 )
-
-__all__ = ["serving_jobs"]  # the session fixture used below
 
 MULTI_MODEL = {"SAGEMAKER_MULTI_MODEL": "true"}
 FIFTY = 50

@@ -40,15 +40,7 @@ from tests.support.gated_algorithm import (
     write_plugin_site,
 )
 from tests.support.photos import encode
-from tests.support.serving_fixtures import (
-    JobDirs,
-    assert_predictions_match,
-    npy,
-    offline_probabilities,
-    serving_jobs,
-)
-
-__all__ = ["serving_jobs"]  # the session fixture used below
+from tests.support.serving import JobDirs, assert_predictions_match, npy, offline_probabilities
 
 READY_TIMEOUT_S = 120.0
 WHITE = encode(np.full((32, 32), 255, np.uint8), ".png")  # GatedSVM waits at its gate

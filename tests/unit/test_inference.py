@@ -45,10 +45,7 @@ from smvision.serving.main import Worker, gunicorn_options
 from smvision.serving.settings import GRACEFUL_SHUTDOWN_S, ModelDirectoryError, settings_from
 from tests.support.gated_algorithm import BATCH_LOG, FailsOnBlackError, GatedSVM, batch_sizes
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.serving_fixtures import JobDirs, npy, serving_jobs
-
-__all__ = ["serving_jobs"]  # the session fixture used below
-
+from tests.support.serving import JobDirs, npy
 
 # Content-Type, Accept, custom attributes ------------------------------------------------------
 
