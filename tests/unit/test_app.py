@@ -73,12 +73,12 @@ class InProcess:
 
     app: ServingApp
     stopped: bool = False
-    _to_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    _from_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    to_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    from_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
 
     async def lifespan(self, event: str) -> None:
-        await self._to_app.put({"type": f"lifespan.{event}"})
-        answer = await asyncio.wait_for(self._from_app.get(), READY_TIMEOUT_S)
+        await self.to_app.put({"type": f"lifespan.{event}"})
+        answer = await asyncio.wait_for(self.from_app.get(), READY_TIMEOUT_S)
         assert answer == {"type": f"lifespan.{event}.complete"}
         self.stopped = event == "shutdown"
 
@@ -149,7 +149,7 @@ async def started(
     settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(ml), **(env or {})}))
     server = InProcess(ServingApp(settings))
     lifespan = asyncio.create_task(
-        server.app({"type": "lifespan"}, server._to_app.get, server._from_app.put)
+        server.app({"type": "lifespan"}, server.to_app.get, server.from_app.put)
     )
     await server.lifespan("startup")
     try:

@@ -566,28 +566,34 @@ class StopBeforePut(queue.SimpleQueue[Any]):
     """A batcher's queue that, once armed, runs stop() between submit's check and its put:
     the race of a request that arrives while the server shuts down, made certain."""
 
-    def __init__(self, batcher: MicroBatcher[int, int]) -> None:
-        self.batcher = batcher
-        self.armed = False
+    def __init__(self) -> None:
+        self.batcher: MicroBatcher[int, int] | None = None
+        self.stopped_before_put = False
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if self.armed and item is not None:
-            self.armed = False
-            self.batcher.stop(timeout=10)  # queues the sentinel and waits for the thread's end
+        if self.batcher is not None and item is not None:
+            batcher, self.batcher = self.batcher, None
+            batcher.stop(timeout=10)  # queues the sentinel and waits for the thread's end
+            self.stopped_before_put = True
         super().put(item, block, timeout)
 
 
 def test_an_item_queued_after_stop_is_answered_at_once() -> None:
-    batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: list(items), max_batch=8)
-    racing = batcher._queue = StopBeforePut(batcher)
+    racing = StopBeforePut()
+    batcher: MicroBatcher[int, int] = MicroBatcher(
+        lambda items: list(items), max_batch=8, waiting=racing
+    )
     batcher.start()
     assert batcher.submit(1).result(timeout=10) == 1
 
-    racing.armed = True
+    racing.batcher = batcher  # armed: the next submit's put runs stop() first
     late = batcher.submit(2)
 
+    assert racing.stopped_before_put
     with pytest.raises(BatcherStoppedError, match="shutting down"):
         late.result(timeout=10)
+    with pytest.raises(BatcherStoppedError, match="shutting down"):
+        batcher.submit(3)  # and once stopped, a submit is refused at once
 
 
 # Server settings ------------------------------------------------------------------------------
@@ -728,9 +734,16 @@ def test_serving_decodes_a_jpeg_to_the_pixels_training_decoded_it_to(
         0.0,
         scaled_jpeg=metadata["scaled_jpeg_decode"],
     )
-    served = predictor._decode(Request(jpeg, "image/jpeg"))
-    assert not isinstance(served, Exception)
-    np.testing.assert_array_equal(served[0], trained.all_images()[0])
-    # A large JPEG took the reduced path (a 32-pixel model: 1/8 of china, 1/4 of chelsea).
+    # What serving answers for the JPEG is the model's answer for the pixels training decoded.
+    [answer] = predictor.respond([Request(jpeg, "image/jpeg")])
+    assert isinstance(answer, bytes), answer
+    served = json.loads(answer)["predictions"][0]["probabilities"]
+    served_row = np.array([served[name] for name in predictor.class_names])
+    as_trained = predictor.algorithm.predict_proba([trained.all_images()[0]])[0]
+    np.testing.assert_array_equal(served_row, as_trained.astype(np.float32))
+    # A large JPEG took the reduced path (a 32-pixel model: 1/8 of china, 1/4 of chelsea):
+    # decoded in full, the same photo gives other pixels and another answer.
     full = images.ModelInput(metadata["image_size"], metadata["channels"]).from_file(jpeg)
-    assert not np.array_equal(served[0], full)
+    assert not np.array_equal(full, trained.all_images()[0])
+    as_full = predictor.algorithm.predict_proba([full])[0]
+    assert np.abs(served_row - as_full).max() > 1e-4

@@ -454,7 +454,7 @@ class TrainingLoop:
             state.epoch_in_phase += 1
             for name, value in values.items():
                 state.history.setdefault(name, []).append(value)
-            self._early_stopping(state, values)
+            self.judge_epoch(state, values)
             self.checkpoints.save(self.algorithm.model, optimizer, state)
             self._report(
                 phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
@@ -531,7 +531,10 @@ class TrainingLoop:
         for name, value in values.items():
             self.run.metric(name, value)
 
-    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> None:
+    def judge_epoch(self, state: LoopState, values: dict[str, float]) -> None:
+        """Early stopping, after each epoch's `values`: past the warm-up, a validation loss
+        better than the best so far saves the best weights; `patience` epochs in a row
+        without one set `state.stopped_early`."""
         loss = values.get("validation:loss")
         if loss is None:
             return

@@ -42,16 +42,24 @@ class MicroBatcher(Generic[Item, Result]):
     alone, and each caller gets its answer as soon as it is yielded. Items whose future
     was cancelled (the caller timed out) are skipped. Every future that `submit` returns
     is resolved, also when the batcher stops meanwhile.
+
+    `waiting` is the queue submitted items wait in (a new SimpleQueue unless given): a
+    test passes its own to run stop() at the exact moment an item is handed over.
     """
 
     def __init__(
-        self, process: BatchFunction[Item, Result], max_batch: int, name: str = "inference"
+        self,
+        process: BatchFunction[Item, Result],
+        max_batch: int,
+        name: str = "inference",
+        *,
+        waiting: queue.SimpleQueue[Entry[Item, Result] | None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch is {max_batch}; it must be at least 1.")
         self._process = process
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Entry[Item, Result] | None] = queue.SimpleQueue()
+        self._queue = queue.SimpleQueue() if waiting is None else waiting
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stopping = False
         self._finished = False
