@@ -248,10 +248,17 @@ def test_compare_creates_every_job_then_reports_each_with_rekognition(
             c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
             for c in body["InputDataConfig"]
         } == {"train": f"{DATA}/train", "validation": f"{DATA}/validation", "test": f"{DATA}/test"}
-    operations = [op.split(".")[1] for op in aws.operations() if op.startswith("SageMaker.")]
+    requests = [r for r in aws.requests() if r.target.startswith("SageMaker.")]
+    operations = [r.target.split(".")[1] for r in requests]
     last_create = max(i for i, op in enumerate(operations) if op == "CreateTrainingJob")
-    # Created together: every job exists before the display follows any of them.
-    assert operations[last_create + 1 :].count("DescribeTrainingJob") >= 3
+    # Created together: every job exists before the display follows any of them, and the
+    # display follows each of the three.
+    followed = {
+        r.json()["TrainingJobName"]
+        for r in requests[last_create + 1 :]
+        if r.target.endswith(".DescribeTrainingJob")
+    }
+    assert followed == {body["TrainingJobName"] for body in sent.values()}
     assert operations[:last_create].count("DescribeTrainingJob") <= 2
 
     report = json.loads((out / "comparison.json").read_text())

@@ -169,7 +169,7 @@ def test_every_accept_type_and_top_k(
         "application/json",
         {"X-Amzn-SageMaker-Custom-Attributes": "trace=abc,top_k=3"},
     )
-    for full, limited in zip(reference, predictions_of(top)):
+    for full, limited in zip(reference, predictions_of(top), strict=True):
         ranked = sorted(full["probabilities"].items(), key=lambda item: item[1], reverse=True)
         assert list(limited["probabilities"].items()) == ranked[:3]
         assert next(iter(limited["probabilities"])) == limited["label"] == full["label"]

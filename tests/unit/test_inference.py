@@ -228,11 +228,10 @@ def test_json_instances_mix_base64_files_and_pixel_lists_in_order() -> None:
         images.decode_image(jpeg),
         images.from_array(floats),
     ]
-    assert len(decoded) == 4
-    for got, want in zip(decoded, expected):
+    for got, want in zip(decoded, expected, strict=True):
         np.testing.assert_array_equal(got, want)
     lines = b"\n".join(json.dumps(i).encode() for i in json.loads(body)["instances"]) + b"\n\n"
-    for got, want in zip(decode_request(lines, JSON_LINES), expected):
+    for got, want in zip(decode_request(lines, JSON_LINES), expected, strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -362,7 +361,9 @@ def test_a_batch_of_requests_is_answered_request_by_request(serving_jobs: JobDir
         assert [answer] == list(predictor.respond([request]))
     assert [len(json.loads(line)["probabilities"]) for line in answers[2].splitlines()] == [2] * 5  # type: ignore[union-attr]
     [[label, probability]] = csv.reader(io.StringIO(answers[4].decode()))  # type: ignore[union-attr]
-    assert label in predictor.class_names and 0.0 <= float(probability) <= 1.0
+    as_csv_expected = predictor.algorithm.predict_proba([images.decode_image(as_csv.body)])[0]
+    assert label == predictor.class_names[int(np.argmax(as_csv_expected))]
+    assert float(probability) == pytest.approx(float(as_csv_expected.max()), abs=1e-6)
     single = json.loads(answers[0])["predictions"][0]  # type: ignore[arg-type]
     proba = predictor.algorithm.predict_proba([images.decode_image(good_png.body)])[0]
     assert single["probability"] == pytest.approx(float(proba.max()), abs=1e-6)
@@ -375,10 +376,12 @@ def test_the_warm_up_request_is_a_png_the_model_answers(serving_jobs: JobDirs) -
     assert request.body[:4] == b"\x89PNG" and request.content_type == "image/png"
     assert images.probe(request.body)[:2] == (predictor.algorithm.image_size,) * 2
     [answer] = list(predictor.respond([request]))
-    assert (
-        isinstance(answer, bytes)
-        and json.loads(answer)["predictions"][0]["label"] in predictor.class_names
-    )
+    assert isinstance(answer, bytes), answer
+    # The answer is the model's for the image the request holds.
+    expected = predictor.algorithm.predict_proba([images.decode_image(request.body)])[0]
+    prediction = json.loads(answer)["predictions"][0]
+    assert prediction["label"] == predictor.class_names[int(np.argmax(expected))]
+    assert prediction["probability"] == pytest.approx(float(expected.max()), abs=1e-6)
 
 
 def gated_predictor(
@@ -443,11 +446,15 @@ def test_decoding_runs_on_at_most_the_threads_it_was_given(
     predictor = Predictor(algorithm, CLASS_NAMES, threads=3)
     flat = encode(np.full((1000, 1000), 200, np.uint8), ".png")
 
+    before = set(threading.enumerate())
     answers = list(predictor.respond([Request(flat, "image/png")] * 12))
 
-    assert all(isinstance(answer, bytes) for answer in answers)
-    decoders = {t.name for t in threading.enumerate() if t.name.startswith("decode")}
-    assert 1 <= len(decoders) <= predictor.threads == 3
+    # Twelve answers, all the same: one image sent twelve times.
+    assert len(answers) == 12 and isinstance(answers[0], bytes), answers[0]
+    assert answers == [answers[0]] * 12
+    # The threads this predictor started (another test's pool may still be alive).
+    decoders = [t for t in set(threading.enumerate()) - before if t.name.startswith("decode")]
+    assert 1 <= len(decoders) <= predictor.threads == 3, decoders
 
 
 # MicroBatcher ---------------------------------------------------------------------------------
