@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.support.serving import JobDirs, ServerPool
 from tests.support.shared_cache import built_once, run_folder
 
 ROOT = Path(__file__).resolve().parent.parent
+CONTAINER_TIER = ROOT / "tests" / "container"
 
 
 STRAY_RECORDING = ROOT / "moto_recording"  # where moto records without MOTO_RECORDER_FILEPATH
@@ -42,6 +44,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _recording_before = pytest.StashKey[bool]()
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `pytest -n N --dist loadfile` (make test), each test file goes to one worker,
+    so its module fixtures (a moto server, a job trained for the module) are made once;
+    the container tier goes to one worker as a whole, so the image is built once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrContainerTier(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            tier = CONTAINER_TIER.relative_to(ROOT).as_posix() + "/"
+            return tier if nodeid.startswith(tier) else super()._split_scope(nodeid)
+
+    return FileOrContainerTier(config, log)
 
 
 @pytest.fixture(autouse=True)

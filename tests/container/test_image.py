@@ -36,7 +36,7 @@ import importlib.metadata as m, json, pathlib, sys, smvision
 package = pathlib.Path(smvision.__file__).parent
 print("python", sys.version.split()[0])
 print("package", package)
-print("entry_script", (package / "entry_script" / "train.py").is_file())
+print("entry_script", (package / "training" / "entry_script" / "train.py").is_file())
 direct = m.distribution("smvision").read_text("direct_url.json")
 print("editable", bool(direct and json.loads(direct).get("dir_info", {}).get("editable")))
 import tensorflow, keras, cv2, sklearn, sagemaker_training

@@ -35,7 +35,7 @@ import boto3
 import pytest
 
 from smvision.schema import specs
-from tests.support.archives import tar_gz
+from tests.support.archives import model_archive as archived_model
 from tests.support.moto_server import (
     BUCKET,
     IMAGE,
@@ -52,7 +52,7 @@ from tests.support.moto_server import (
     settings_flags,
 )
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.training_jobs import run_local_train
+from tests.support.serving import JobDirs
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_KEY = "smvision/training/digits-svm/output/model.tar.gz"
@@ -61,15 +61,10 @@ CALLER_POLICY = ROOT / "docs" / "iam" / "caller-policy.json"
 
 
 @pytest.fixture(scope="module")
-def model_archive(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """model.tar.gz of a real svm, holding the files of /opt/ml/model at its root."""
-    job = run_local_train(
-        "svm",
-        {"train": digits / "train", "validation": digits / "validation"},
-        tmp_path_factory.mktemp("svm-job"),
-    )
-    assert job.returncode == 0, job.output[-3000:]
-    return tar_gz(job.ml / "model")
+def model_archive(serving_jobs: JobDirs) -> bytes:
+    """model.tar.gz of the run's svm (trained on the digits by the image's training
+    command), holding the files of /opt/ml/model at its root."""
+    return archived_model(serving_jobs("svm"))
 
 
 @pytest.fixture
