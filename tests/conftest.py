@@ -54,7 +54,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    class FileOrContainerTier(LoadFileScheduling):
+    class FileOrContainerTier(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
         def _split_scope(self, nodeid: str) -> str:
             tier = CONTAINER_TIER.relative_to(ROOT).as_posix() + "/"
             return tier if nodeid.startswith(tier) else super()._split_scope(nodeid)
