@@ -41,6 +41,13 @@ from launch.training.follow_many import StillRunning, follow_jobs
 from launch.training.outputs import OutputMissing, read_evaluation
 from smvision.comparison.__main__ import main as redraw
 from smvision.model.evaluation import evaluate
+from tests.support.custom_labels import (
+    PROJECT,
+    PROJECT_ARN,
+    SUMMARY_KEY,
+    summary_file,
+    trained_version,
+)
 from tests.support.moto_server import (
     BUCKET,
     IMAGE,
@@ -316,9 +323,6 @@ def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
     trained: bool,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.launch.test_rekognition import PROJECT, PROJECT_ARN, SUMMARY_KEY, summary_file
-    from tests.launch.test_rekognition import trained_version as version
-
     rekognition = boto3.session.Session(region_name=REGION).client("rekognition")
     stubber = Stubber(rekognition)
     stubber.add_response(
@@ -335,8 +339,8 @@ def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
             "describe_project_versions",
             {
                 "ProjectVersionDescriptions": [
-                    version("TRAINING_IN_PROGRESS"),
-                    version("TRAINING_COMPLETED"),
+                    trained_version("TRAINING_IN_PROGRESS"),
+                    trained_version("TRAINING_COMPLETED"),
                 ]
             },
             {"ProjectArn": PROJECT_ARN},
