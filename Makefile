@@ -60,9 +60,13 @@ compare-demo: venv
 # The image tests (tests/container) need podman and its companions from Debian: installed
 # here when root and missing, as `venv` installs the Python packages; otherwise make stops
 # with the apt-get line and the opt-out, SMVISION_SKIP_CONTAINER_TESTS=1 (scripts/podman.sh).
+# Two pytest workers (pytest-xdist), each test file on one of them and the image tests on one
+# as a whole (tests/conftest.py); the models the tests share are trained once per run, by
+# whichever worker needs one first (tests/support/shared_cache.py). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 test: venv
 	scripts/podman.sh ensure
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 # Not part of `make test`: about 12 minutes on 2 cores; measure on an otherwise idle machine.
 bench: venv
