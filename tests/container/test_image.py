@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from smvision.core import contract
-from tests.container.conftest import BuiltImage, image_config, run_in_image
 from tests.container.engine import Engine
+from tests.support.image_jobs import BuiltImage, image_config, run_in_image
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_image_configuration(engine: Engine, image: BuiltImage) -> None:

@@ -4,56 +4,28 @@ Docker runs them: the real CLI as a subprocess, SDK local mode, the image, real 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
-from tests.support.moto_server import SDK_CONFIG
+from tests.support.image_jobs import BuiltImage, launch
 from tests.support.server_process import free_port
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_TIMEOUT_S = 900
 READY_TIMEOUT_S = 240
 STOP_TIMEOUT_S = 90
 PROBABILITY_TOLERANCE = 1e-5
-
-
-@pytest.fixture
-def laptop(docker_api: Engine, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The environment of a user with Docker: docker and compose reach podman; SDK
-    telemetry off; temporary files under tmp_path; the test's containers removed after."""
-    sdk_config = tmp_path / "sagemaker-config.yaml"
-    sdk_config.write_text(SDK_CONFIG)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    env = {
-        **os.environ,
-        "DOCKER_HOST": docker_api.env["DOCKER_HOST"],
-        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
-        "TMPDIR": str(scratch),
-    }
-    try:
-        yield env
-    finally:
-        docker_api.remove_containers(docker_api.containers_under(tmp_path))
-
-
-def launch(*args: str) -> list[str]:
-    return [sys.executable, "-m", "launch", *args]
 
 
 def train_local(

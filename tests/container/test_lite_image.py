@@ -6,14 +6,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.container.conftest import BuiltImage, ContainerJobs, run_in_image
 from tests.container.engine import Engine
-from tests.container.test_serve_image import (
-    PROBABILITY_TOLERANCE,
+from tests.support.image_jobs import (
+    BuiltImage,
+    ContainerJobs,
     ServingContainer,
+    run_in_image,
     wait_ready,
 )
 from tests.support.server_process import free_port
+from tests.support.serving import PROBABILITY_TOLERANCE
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import BuiltImage
 from tests.container.engine import Engine
-from tests.support.moto_server import SDK_CONFIG, MotoServer, running_moto_server
+from tests.support.image_jobs import BuiltImage
+from tests.support.moto_server import SDK_CONFIG, MotoServer
 from tests.support.photos import encode, photo
 from tests.support.server_process import free_port
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 PROBABILITY_TOLERANCE = 1e-5
 SERVED_IMAGES = 30
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
 
 
 @pytest.fixture

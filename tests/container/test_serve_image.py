@@ -4,28 +4,20 @@ give the predictions the training job wrote in output/data/evaluation.json."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
+from tests.support.image_jobs import BuiltImage, ContainerJobs, ServingContainer, wait_ready
 from tests.support.photos import encode, photo
 from tests.support.server_process import free_port, ping
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 READY_TIMEOUT_S = 180
 PROBABILITY_TOLERANCE = 1e-5
-
-
-@dataclass(frozen=True)
-class ServingContainer:
-    name: str
-    url: str
 
 
 @pytest.fixture(params=["svm", "cnn"])
@@ -46,23 +38,6 @@ def serving(
         served = ServingContainer(name, f"http://127.0.0.1:{port}")
         wait_ready(engine, served)
         yield served, algorithm
-
-
-def wait_ready(engine: Engine, served: ServingContainer) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while ping(served.url) != 200:
-        state = engine.podman("inspect", "--format", "{{.State.Status}}", served.name).stdout
-        if state.strip() != "running":
-            pytest.fail(
-                f"serve exited ({state.strip()}) before /ping answered:\n"
-                f"{engine.logs(served.name)[-6000:]}"
-            )
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"/ping did not answer 200 in {READY_TIMEOUT_S} s:\n"
-                f"{engine.logs(served.name)[-6000:]}"
-            )
-        time.sleep(0.5)  # waits on /ping turning 200 in the container
 
 
 def test_served_predictions_equal_the_job_s_evaluation(

@@ -14,12 +14,11 @@ import time
 import httpx
 import pytest
 
-from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
-from tests.container.test_serve_image import ServingContainer, wait_ready
+from tests.support.image_jobs import BuiltImage, ContainerJobs, ServingContainer, wait_ready
 from tests.support.server_process import free_port
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 PROBABILITY_TOLERANCE = 1e-5
 SERVERLESS_ENVIRONMENT = {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "4", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}

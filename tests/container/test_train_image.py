@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from smvision.core.metrics import METRIC_DEFINITIONS
-from tests.container.conftest import BuiltImage, ContainerJobs, train_in_container
 from tests.container.engine import Engine
+from tests.support.image_jobs import BuiltImage, ContainerJobs, train_in_container
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 MODEL_FILES = {"svm": "model.joblib", "cnn": "model.keras"}
 MINIMUM_TEST_ACCURACY = {"svm": 0.95, "cnn": 0.5}

@@ -17,15 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import BuiltImage, ContainerJobs
 from tests.container.engine import Engine
-from tests.container.test_launch_local import ROOT, laptop, launch
 from tests.support.archives import tar_gz
+from tests.support.image_jobs import ROOT, BuiltImage, ContainerJobs, launch
 from tests.support.photos import encode, photo
 
-__all__ = ["laptop"]  # the fixture used below
-
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 TRANSFORM_TIMEOUT_S = 600
 PROBABILITY_TOLERANCE = 1e-5

@@ -26,9 +26,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest
 
 from smvision.schema import specs
-from tests.support.serving_fixtures import ServerPool, servers, serving_jobs
-
-__all__ = ["servers", "serving_jobs"]  # session fixtures used below
+from tests.support.serving import ServerPool
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -23,7 +22,6 @@ from tests.support.moto_server import (
     REGION,
     MotoServer,
     clean_aws,
-    running_moto_server,
     settings_flags,
 )
 from tests.support.server_process import running_server
@@ -107,11 +105,6 @@ def test_the_toy_trains_and_serves_like_any_algorithm(
             assert answer["predictions"][0]["label"] == expected[source], source
         assert "Serving the toy model" in server.log()
         assert f"{SPEC.serve_workers} worker(s)" in server.log()
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
 
 
 def test_the_launcher_submits_the_toy_with_its_table_facts(

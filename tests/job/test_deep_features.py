@@ -26,7 +26,7 @@ from smvision.data.bodies import decode_request
 from smvision.serving.inference import Predictor
 from smvision.serving.settings import ModelDirectoryError, settings_from
 from tests.support.server_process import running_server
-from tests.support.serving_fixtures import PROBABILITY_TOLERANCE, job_environment, offline_model
+from tests.support.serving import PROBABILITY_TOLERANCE, job_environment, offline_model
 from tests.support.training_jobs import run_local_train
 
 CLASSES = ("0", "1", "7")

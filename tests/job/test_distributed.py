@@ -233,5 +233,9 @@ def test_unresolvable_hosts_fail_after_a_bounded_wait() -> None:
     started = time.monotonic()
     with pytest.raises(distributed.ClusterError, match=r"Host algo-1 did not resolve within 2 s"):
         distributed.worker_addresses(cluster, timeout_s=2, resolve=not_yet)
-    assert len(attempts) >= 2  # it retried...
-    assert attempts[-1] <= started + 2  # ...and gave up at the deadline, not after it
+    gave_up = time.monotonic()
+    # It retried, waiting 0.5 s, then twice as long each time...
+    waits = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
+    assert waits and all(wait >= 0.5 * 2**i for i, wait in enumerate(waits)), waits
+    assert attempts[-1] <= started + 2  # ...tried no more after the deadline...
+    assert gave_up + 0.5 * 2 ** len(waits) > started + 2  # ...nor gave up while a wait fit

@@ -22,15 +22,7 @@ from smvision.core import contract
 from smvision.data import dataset
 from smvision.local import cli
 from smvision.model import runtimes
-from tests.support.serving_fixtures import (
-    JobDirs,
-    exported_copy,
-    model_input,
-    offline_model,
-    serving_jobs,
-)
-
-__all__ = ["serving_jobs"]  # the session fixture used below
+from tests.support.serving import JobDirs, exported_copy, model_input, offline_model
 
 PROBABILITY_TOLERANCE = {"float32": 1e-5, "float16": 1e-2}
 INT8_ACCURACY_POINTS = 1.0

@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -114,10 +116,15 @@ def small_digits(tmp_path_factory: pytest.TempPathFactory, digits: Path) -> Path
     return root
 
 
+@dataclass(frozen=True)
+class Compared:
+    completed: subprocess.CompletedProcess[str]
+    out: Path
+    wall_seconds: float  # the whole command, start to exit, as this test measured it
+
+
 @pytest.fixture(scope="module")
-def compared(
-    small_digits: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[subprocess.CompletedProcess[str], Path]:
+def compared(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Compared:
     out = tmp_path_factory.mktemp("compare")
     command = [
         sys.executable,
@@ -137,14 +144,15 @@ def compared(
         "--out",
         str(out),
     ]
+    started = time.monotonic()
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    return completed, out
+    return Compared(completed, out, time.monotonic() - started)
 
 
 def test_compare_measures_every_algorithm_and_reports_the_failed_one(
-    compared: tuple[subprocess.CompletedProcess[str], Path], small_digits: Path
+    compared: Compared, small_digits: Path
 ) -> None:
-    completed, out = compared
+    completed, out, wall = compared.completed, compared.out, compared.wall_seconds
     assert completed.returncode == 1, completed.stdout + completed.stderr
     assert "Failed: cnn" in completed.stdout
     report = json.loads((out / "comparison.json").read_text())
@@ -163,11 +171,16 @@ def test_compare_measures_every_algorithm_and_reports_the_failed_one(
         assert row["model_bytes"] == sum(
             f.stat().st_size for f in model_dir.rglob("*") if f.is_file()
         )
-        assert row["training_seconds"] > 0 and row["training_images_per_second"] > 0
+        # Each figure is measured within the command's own run, in the unit it names.
+        assert 0 < row["training_seconds"] < wall
+        assert row["training_images_per_second"] == pytest.approx(
+            row["train_images"] / row["training_seconds"]
+        )
         # The training script alone imports scikit-learn and OpenCV: far above 50 MB.
         assert row["peak_memory_bytes"] > 50e6
-        assert row["latency_p50_ms"] > 0 and row["batch32_images_per_second"] > 0
-        assert row["seconds_to_ready"] > 0
+        assert 0 < row["latency_p50_ms"] < wall * 1000
+        assert row["batch32_images_per_second"] > 32 / wall  # a batch of 32 took under `wall`
+        assert 0 < row["seconds_to_ready"] < wall
         # image_size auto: the 8x8 digits go up to the 32 pixels HOG needs, no further.
         metadata = json.loads((model_dir / "metadata.json").read_text())
         assert metadata["image_size"] == 32 and metadata["hyperparameters"]["image_size"] == "auto"
@@ -188,6 +201,10 @@ def test_compare_measures_every_algorithm_and_reports_the_failed_one(
         failed["failure"]
         == (out / "jobs" / "cnn" / "opt" / "ml" / "output" / "failure").read_text().strip()
     )
+    # The jobs and their servers ran one after the other, all within the command's run.
+    assert sum(rows[n]["training_seconds"] + rows[n]["seconds_to_ready"] for n in ("svm", "rf")) < (
+        wall
+    )
     markdown = (out / "comparison.md").read_text()
     assert f"- **cnn**: {failed['failure']}" in markdown
     assert report["recommended"] in ("svm", "rf")
@@ -198,9 +215,9 @@ def test_compare_measures_every_algorithm_and_reports_the_failed_one(
 
 
 def test_progress_reads_the_stages_of_real_job_logs(
-    compared: tuple[subprocess.CompletedProcess[str], Path],
+    compared: Compared,
 ) -> None:
-    _, out = compared
+    out = compared.out
     lines = (out / "jobs" / "svm" / "train.log").read_text().splitlines()
     stages = [update.stage for line in lines if (update := read_line(line, epochs=1))]
     assert len(stages) == 4, stages

@@ -77,6 +77,7 @@ def test_svm_on_digits_with_every_channel(train_job: TrainJob, digits: Path) -> 
         "test:loss",
         "test:macro_f1",
     }
+    assert {name: len(values) for name, values in metrics.items() if len(values) != 1} == {}
     evaluation = job.evaluation
     assert set(evaluation) == {
         "validation",
@@ -232,8 +233,15 @@ def test_cnn_reports_every_epoch_and_plots_curves(train_job: TrainJob, digits: P
     )
     assert_complete_model(job, "cnn")
     metrics = job.metrics()
-    for name in ("train:accuracy", "train:loss", "validation:accuracy", "validation:loss"):
-        assert len(metrics[name]) >= 3, name
+    # One line per epoch (patience 5 cannot stop 3 epochs early), and validation once more
+    # from the final evaluation, which evaluation.json holds.
+    for name in ("train:accuracy", "train:loss"):
+        assert len(metrics[name]) == 3, (name, metrics[name])
+    for name in ("validation:accuracy", "validation:loss"):
+        assert len(metrics[name]) == 3 + 1, (name, metrics[name])
+        measure = name.partition(":")[2]
+        assert metrics[name][-1] == pytest.approx(job.evaluation["validation"][measure], rel=1e-5)
+    assert [f"epoch {n}/3 (" in job.output for n in (1, 2, 3)] == [True] * 3
     assert job.metadata["channels"] == 1
     assert metrics["test:accuracy"][-1] > 0.5
     assert job.metadata["hyperparameters"]["label_smoothing"] == "0.1"

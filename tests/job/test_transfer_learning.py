@@ -211,7 +211,7 @@ def test_svm_on_deep_features_sees_224_pixels_and_serves_on_the_compiled_network
     from smvision.serving import models
     from smvision.serving.export import compile_saved_model
     from smvision.serving.inference import Predictor
-    from tests.support.serving_fixtures import job_environment
+    from tests.support.serving import job_environment
     from tests.support.training_jobs import run_local_train
 
     job_dir = tmp_path / "job"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 import uuid
@@ -27,6 +28,7 @@ from launch.training import ranges, tune
 from launch.training.spec import validated_hyperparameters
 from smvision.core import media
 from smvision.schema.hyperparameters import TuningRange, tuning_ranges
+from tests.support.moto_server import SDK_CONFIG
 from tests.support.photos import encode, grey_photo, photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -489,13 +491,19 @@ def test_hyperband_budgets_every_epoch_that_reports_validation_accuracy() -> Non
 
 
 def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_compute(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """What `train --local` hands to the SDK's local mode, read from the SDK's own request
-    builder (running it needs Docker: tests/container/test_launch_local.py)."""
+    """What `train --local` hands to the SDK's local mode, as the SDK's public ModelTrainer
+    holds it, and the SDK's own dry run of the job (running it needs Docker:
+    tests/container/test_launch_local.py)."""
+    from sagemaker.train.model_trainer import Mode
+
     from launch.training.definition import local_trainer
     from launch.training.spec import ChannelSource, JobSpec
 
+    sdk_config = tmp_path / "sagemaker-config.yaml"
+    sdk_config.write_text(SDK_CONFIG)  # no telemetry, as a user would set it
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(sdk_config))
     (tmp_path / "train").mkdir()
     spec = JobSpec(
         "svm",
@@ -506,14 +514,18 @@ def test_a_local_run_gives_the_sdk_the_jobs_image_hyperparameters_channels_and_c
         2,
         86400,
     )
-    request = local_trainer(spec, tmp_path / "job", "digits-local")._create_training_job_args()
-    assert request["algorithm_specification"].training_image == "smvision:cpu"
-    assert request["hyper_parameters"] == {"algorithm": "svm", "C": "5.0"}
-    assert (
-        request["resource_config"].instance_type,
-        request["resource_config"].instance_count,
-    ) == ("local_cpu", 2)
-    [channel] = request["input_data_config"]
+    trainer = local_trainer(spec, tmp_path / "job", "digits-local")
+    assert trainer.training_mode == Mode.LOCAL_CONTAINER
+    assert trainer.local_container_root == str(tmp_path / "job")
+    assert trainer.training_image == "smvision:cpu"
+    assert trainer.hyperparameters == {"algorithm": "svm", "C": "5.0"}
+    assert (trainer.compute.instance_type, trainer.compute.instance_count) == ("local_cpu", 2)
+    [data] = trainer.input_data_config
+    # The channel as the SDK turns it into the job's input: the folder, mounted as is.
+    channel = trainer.create_input_data_channel(data.channel_name, data.data_source)
     assert channel.channel_name == "train"
     assert channel.data_source.file_system_data_source.directory_path == str(tmp_path / "train")
-    assert request["training_job_name"].startswith("digits-local-")
+    caplog.set_level(logging.INFO)
+    assert trainer.train(dry_run=True) is None  # the SDK validates all it would run
+    assert "Training Job Name: digits-local-" in caplog.text
+    assert "Dry-run validation passed" in caplog.text

@@ -42,22 +42,25 @@ from launch.training.outputs import OutputMissing, read_evaluation
 from smvision.comparison.__main__ import main as redraw
 from smvision.model.evaluation import evaluate
 from smvision.schema import specs
+from tests.support.custom_labels import (
+    PROJECT,
+    PROJECT_ARN,
+    SUMMARY_KEY,
+    summary_file,
+    trained_version,
+)
 from tests.support.moto_server import (
     BUCKET,
     IMAGE,
     REGION,
     ROLE,
     MotoServer,
-    aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     moto_session,
-    s3,
     settings_flags,
 )
 
-__all__ = ["aws", "moto_server", "s3"]  # fixtures used below
 DATA = f"s3://{BUCKET}/datasets/digits"
 CLASSIFIERS = {"svm": "svc", "rf": "forest", "cnn": "logistic"}
 # Test images per class, in the jobs' evaluations and in S3 for Rekognition alike.
@@ -253,10 +256,17 @@ def test_compare_creates_every_job_then_reports_each_with_rekognition(
             c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
             for c in body["InputDataConfig"]
         } == {"train": f"{DATA}/train", "validation": f"{DATA}/validation", "test": f"{DATA}/test"}
-    operations = [op.split(".")[1] for op in aws.operations() if op.startswith("SageMaker.")]
+    requests = [r for r in aws.requests() if r.target.startswith("SageMaker.")]
+    operations = [r.target.split(".")[1] for r in requests]
     last_create = max(i for i, op in enumerate(operations) if op == "CreateTrainingJob")
-    # Created together: every job exists before the display follows any of them.
-    assert operations[last_create + 1 :].count("DescribeTrainingJob") >= 3
+    # Created together: every job exists before the display follows any of them, and the
+    # display follows each of the three.
+    followed = {
+        r.json()["TrainingJobName"]
+        for r in requests[last_create + 1 :]
+        if r.target.endswith(".DescribeTrainingJob")
+    }
+    assert followed == {body["TrainingJobName"] for body in sent.values()}
     assert operations[:last_create].count("DescribeTrainingJob") <= 2
 
     report = json.loads((out / "comparison.json").read_text())
@@ -314,9 +324,6 @@ def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
     trained: bool,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.launch.test_rekognition import PROJECT, PROJECT_ARN, SUMMARY_KEY, summary_file
-    from tests.launch.test_rekognition import trained_version as version
-
     rekognition = boto3.session.Session(region_name=REGION).client("rekognition")
     stubber = Stubber(rekognition)
     stubber.add_response(
@@ -333,8 +340,8 @@ def test_a_custom_labels_project_is_a_row_and_its_failure_stops_nothing(
             "describe_project_versions",
             {
                 "ProjectVersionDescriptions": [
-                    version("TRAINING_IN_PROGRESS"),
-                    version("TRAINING_COMPLETED"),
+                    trained_version("TRAINING_IN_PROGRESS"),
+                    trained_version("TRAINING_COMPLETED"),
                 ]
             },
             {"ProjectArn": PROJECT_ARN},

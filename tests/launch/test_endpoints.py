@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,25 +34,25 @@ from typing import Any
 import boto3
 import pytest
 
-from launch import cli
 from smvision.schema import specs
-from tests.support.archives import tar_gz
+from tests.support.archives import model_archive as archived_model
 from tests.support.moto_server import (
     BUCKET,
     IMAGE,
     REGION,
     ROLE,
     MotoServer,
+    aws_client,
     clean_aws,
     create_moto_best_job,
     documented_caller_policy,
     iam_action,
+    launch_here,
     moto_session,
-    running_moto_server,
     settings_flags,
 )
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.training_jobs import run_local_train
+from tests.support.serving import JobDirs
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_KEY = "smvision/training/digits-svm/output/model.tar.gz"
@@ -62,20 +61,10 @@ CALLER_POLICY = ROOT / "docs" / "iam" / "caller-policy.json"
 
 
 @pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def model_archive(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """model.tar.gz of a real svm, holding the files of /opt/ml/model at its root."""
-    job = run_local_train(
-        "svm",
-        {"train": digits / "train", "validation": digits / "validation"},
-        tmp_path_factory.mktemp("svm-job"),
-    )
-    assert job.returncode == 0, job.output[-3000:]
-    return tar_gz(job.ml / "model")
+def model_archive(serving_jobs: JobDirs) -> bytes:
+    """model.tar.gz of the run's svm (trained on the digits by the image's training
+    command), holding the files of /opt/ml/model at its root."""
+    return archived_model(serving_jobs("svm"))
 
 
 @pytest.fixture
@@ -89,22 +78,15 @@ def aws(
 
 
 def s3() -> Any:
-    return boto3.session.Session(region_name=REGION).client("s3")
+    return aws_client("s3")
 
 
 def sagemaker() -> Any:
-    return boto3.session.Session(region_name=REGION).client("sagemaker")
+    return aws_client("sagemaker")
 
 
 def autoscaling() -> Any:
-    return boto3.session.Session(region_name=REGION).client("application-autoscaling")
-
-
-def launch_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """The CLI in this process, on a boto3 session adapted to moto's empty structures."""
-    code = cli.main(list(args), open_session=moto_session)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return aws_client("application-autoscaling")
 
 
 def launch(*args: str) -> subprocess.CompletedProcess[str]:

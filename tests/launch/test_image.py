@@ -15,9 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.support.moto_server import ACCOUNT, REGION, MotoServer, aws, moto_server
-
-__all__ = ["aws", "moto_server"]  # fixtures used below
+from tests.support.moto_server import ACCOUNT, REGION, MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docker" / "build_and_push.sh"

@@ -9,22 +9,14 @@ CreateHyperParameterTuningJob requests as sent (moto does not keep every channel
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from launch import cli
-from launch.common.errors import LaunchError
-from tests.support.moto_server import (
-    BUCKET,
-    MotoServer,
-    aws,
-    create_moto_best_job,
-    moto_server,
-    settings_flags,
-)
-
-__all__ = ["aws", "moto_server"]  # fixtures used below
+from tests.support.moto_server import BUCKET, MotoServer, create_moto_best_job, settings_flags
+from tests.support.photos import encode, grey_photo
 
 DATA = f"s3://{BUCKET}/datasets/digits"
 MODEL = f"s3://{BUCKET}/smvision/training/earlier/output/model.tar.gz"
@@ -229,7 +221,9 @@ def test_a_bad_input_is_refused_before_any_aws_call(
     assert expected in capsys.readouterr().err
 
 
-def test_invoke_reads_a_multi_label_answer_and_sends_the_threshold() -> None:
+def test_invoke_reads_a_multi_label_answer_and_sends_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from launch.hosting import invocation, invoke
 
     answer = {
@@ -246,7 +240,17 @@ def test_invoke_reads_a_multi_label_answer_and_sends_the_threshold() -> None:
     assert prediction.probabilities[0] == ("even", 0.9)
     none = {"predictions": [{"labels": [], "threshold": 0.5, "probabilities": {"even": 0.1}}]}
     assert invocation.parse_response(json.dumps(none).encode(), "one.png").line() == "-\t-"
-    plan = invocation.InvokePlan("endpoint", (), 3, threshold=0.7)
+    image = tmp_path / "two.png"
+    image.write_bytes(encode(grey_photo("camera"), ".png"))
+    command = ["invoke", "--endpoint-name", "endpoint", "--top-k", "3", str(image)]
+    plan = invoke.plan(cli.build_parser().parse_args([*command, "--threshold", "0.7"]))
     assert plan.custom_attributes() == "top_k=3,threshold=0.7"
-    with pytest.raises(LaunchError, match="--threshold '2' is not a probability"):
-        invoke._threshold("2")
+
+    def no_session(region: str) -> Any:
+        raise AssertionError(f"a session to {region} was opened")
+
+    for refused in ("2", "-0.1", "high"):
+        assert cli.main([*command, "--threshold", refused, *settings_flags()], no_session) == 2
+        assert f"--threshold '{refused}' is not a probability; use 0 to 1" in (
+            capsys.readouterr().err
+        )

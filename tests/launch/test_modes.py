@@ -19,38 +19,30 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.launch.test_endpoints import launch_here, s3, sagemaker
 from tests.support.archives import model_archive
 from tests.support.moto_server import (
     BUCKET,
     IMAGE,
     MotoServer,
+    aws_client,
     clean_aws,
     documented_caller_policy,
     iam_action,
-    running_moto_server,
+    launch_here,
     settings_flags,
 )
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.serving_fixtures import JobDirs, ServerPool, servers, serving_jobs
-
-__all__ = ["servers", "serving_jobs"]  # session fixtures used below
+from tests.support.serving import JobDirs, ServerPool
 
 MODEL_KEY = "smvision/training/digits-svm/output/model.tar.gz"
 MODEL_DATA = f"s3://{BUCKET}/{MODEL_KEY}"
 PREFIX = f"s3://{BUCKET}/smvision/models/"
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    yield from running_moto_server(tmp_path_factory)
 
 
 @pytest.fixture
@@ -58,7 +50,9 @@ def aws(
     moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serving_jobs: JobDirs
 ) -> MotoServer:
     server = clean_aws(moto_server, tmp_path, monkeypatch)
-    s3().put_object(Bucket=BUCKET, Key=MODEL_KEY, Body=model_archive(serving_jobs("svm")))
+    aws_client("s3").put_object(
+        Bucket=BUCKET, Key=MODEL_KEY, Body=model_archive(serving_jobs("svm"))
+    )
     server.forget_requests()
     return server
 
@@ -102,7 +96,7 @@ def test_deploy_multi_model_serves_every_model_under_the_prefix(
     aws: MotoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in ("site-1.tar.gz", "site-2.tar.gz", "notes.txt"):
-        s3().copy_object(
+        aws_client("s3").copy_object(
             Bucket=BUCKET,
             Key=f"smvision/models/{name}",
             CopySource={"Bucket": BUCKET, "Key": MODEL_KEY},
@@ -120,14 +114,14 @@ def test_deploy_multi_model_serves_every_model_under_the_prefix(
     )
 
     assert code == 0, output
-    container = sagemaker().describe_model(ModelName="sites")["PrimaryContainer"]
+    container = aws_client("sagemaker").describe_model(ModelName="sites")["PrimaryContainer"]
     assert (container["Image"], container["Mode"], container["ModelDataUrl"]) == (
         IMAGE,
         "MultiModel",
         PREFIX,
     )
     assert container.get("Environment", {}) == {}
-    [variant] = sagemaker().describe_endpoint_config(EndpointConfigName="sites")[
+    [variant] = aws_client("sagemaker").describe_endpoint_config(EndpointConfigName="sites")[
         "ProductionVariants"
     ]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.xlarge", 1)
@@ -153,8 +147,8 @@ def test_add_model_copies_or_uploads_and_never_replaces(
         "north/site-17",
     )
     assert code == 0, output
-    copied = s3().get_object(Bucket=BUCKET, Key="smvision/models/north/site-17.tar.gz")
-    original = s3().get_object(Bucket=BUCKET, Key=MODEL_KEY)["Body"].read()
+    copied = aws_client("s3").get_object(Bucket=BUCKET, Key="smvision/models/north/site-17.tar.gz")
+    original = aws_client("s3").get_object(Bucket=BUCKET, Key=MODEL_KEY)["Body"].read()
     assert copied["Body"].read() == original
     assert f"Model north/site-17.tar.gz: {PREFIX}north/site-17.tar.gz" in output
     assert "--target-model north/site-17.tar.gz IMAGE..." in output
@@ -174,7 +168,7 @@ def test_add_model_copies_or_uploads_and_never_replaces(
         "site-18.tar.gz",
     )
     assert code == 0, output
-    uploaded = s3().get_object(Bucket=BUCKET, Key="smvision/models/site-18.tar.gz")
+    uploaded = aws_client("s3").get_object(Bucket=BUCKET, Key="smvision/models/site-18.tar.gz")
     assert uploaded["Body"].read() == original
 
     aws.forget_requests()
@@ -246,12 +240,14 @@ def test_deploy_serverless_sets_the_serverless_limits(
     )
 
     assert code == 0, output
-    [variant] = sagemaker().describe_endpoint_config(EndpointConfigName="spiky")[
+    [variant] = aws_client("sagemaker").describe_endpoint_config(EndpointConfigName="spiky")[
         "ProductionVariants"
     ]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
-    environment = sagemaker().describe_model(ModelName="spiky")["PrimaryContainer"]["Environment"]
+    environment = aws_client("sagemaker").describe_model(ModelName="spiky")["PrimaryContainer"][
+        "Environment"
+    ]
     assert environment == {
         "SAGEMAKER_MAX_PAYLOAD_IN_MB": "4",
         "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
@@ -279,7 +275,7 @@ def test_deploy_async_and_invoke_async_through_s3(
         "heavy",
     )
     assert code == 0, output
-    config = sagemaker().describe_endpoint_config(EndpointConfigName="heavy")
+    config = aws_client("sagemaker").describe_endpoint_config(EndpointConfigName="heavy")
     assert config["AsyncInferenceConfig"] == {
         "OutputConfig": {
             "S3OutputPath": f"s3://{BUCKET}/async/out/",
@@ -287,7 +283,9 @@ def test_deploy_async_and_invoke_async_through_s3(
         },
         "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4},
     }
-    environment = sagemaker().describe_model(ModelName="heavy")["PrimaryContainer"]["Environment"]
+    environment = aws_client("sagemaker").describe_model(ModelName="heavy")["PrimaryContainer"][
+        "Environment"
+    ]
     assert environment == {"SMVISION_ASYNC_INFERENCE": "true"}
     assert "--endpoint-name heavy --async FILE..." in output
 
@@ -327,7 +325,9 @@ def test_deploy_async_and_invoke_async_through_s3(
         inference_id = str(request.header("X-Amzn-SageMaker-Inference-Id"))
         assert location == (f"s3://{BUCKET}/smvision/async-inputs/heavy/{inference_id}/{path.name}")
         key = location.split("/", 3)[3]
-        assert s3().get_object(Bucket=BUCKET, Key=key)["Body"].read() == path.read_bytes()
+        assert (
+            aws_client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read() == path.read_bytes()
+        )
         assert request.header("X-Amzn-SageMaker-Custom-Attributes") == "top_k=2"
     expected = [json.loads(line)["label"] for line in answers[0].splitlines()]
     expected.append(json.loads(answers[1])["predictions"][0]["label"])

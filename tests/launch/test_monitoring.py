@@ -42,14 +42,11 @@ from tests.support.moto_server import (
     clean_aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     moto_session,
     run_launcher,
     settings_flags,
 )
-from tests.support.serving_fixtures import JobDirs, ServerPool, servers, serving_jobs
-
-__all__ = ["moto_server", "servers", "serving_jobs"]  # fixtures used below
+from tests.support.serving import JobDirs, ServerPool
 
 ENDPOINT = "digits"
 MODEL_KEY = "smvision/training/digits-svm-1/output/model.tar.gz"

@@ -33,14 +33,10 @@ from tests.support.moto_server import (
     REGION,
     ROLE,
     MotoServer,
-    aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     run_launcher,
 )
-
-__all__ = ["aws", "moto_server"]  # fixtures used below
 
 DATA = f"s3://{BUCKET}/datasets/digits"
 NAME = "digits-retrain"

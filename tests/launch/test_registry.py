@@ -35,13 +35,10 @@ from tests.support.moto_server import (
     clean_aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     moto_session,
     settings_flags,
 )
-from tests.support.serving_fixtures import JobDirs, serving_jobs
-
-__all__ = ["moto_server", "serving_jobs"]  # fixtures used below
+from tests.support.serving import JobDirs
 
 JOB = "digits-svm-1"
 OUTPUT = f"smvision/training/{JOB}/output"

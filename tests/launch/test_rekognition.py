@@ -31,21 +31,25 @@ from launch import cli
 from launch.common.errors import LaunchError
 from launch.rekognition import analyze, custom_labels, prepare, retry, zero_shot
 from launch.rekognition.sources import ImageRef, Labelled
+from tests.support.custom_labels import (
+    PROJECT,
+    PROJECT_ARN,
+    SUMMARY_KEY,
+    VERSION_ARN,
+    summary_file,
+    trained_version,
+)
 from tests.support.moto_server import (
     BUCKET,
     REGION,
     MotoServer,
-    aws,
     documented_caller_policy,
     iam_action,
-    moto_server,
     moto_session,
-    s3,
 )
 from tests.support.photos import encode, photo
 
 ROOT = Path(__file__).resolve().parents[2]
-__all__ = ["aws", "moto_server", "s3"]  # fixtures used below
 MOTO_LABEL = "Mobile Phone"  # moto's one DetectLabels answer
 
 
@@ -401,13 +405,6 @@ def test_bad_arguments_are_refused_before_aws(
 
 # Custom Labels -----------------------------------------------------------------------------
 
-PROJECT = "digits-cl"
-PROJECT_ARN = f"arn:aws:rekognition:{REGION}:123456789012:project/{PROJECT}/1700000000000"
-VERSION_ARN = (
-    f"arn:aws:rekognition:{REGION}:123456789012:project/{PROJECT}/version/v1/1700000000001"
-)
-SUMMARY_KEY = f"smvision/custom-labels/{PROJECT}/output/EvaluationResultSummary-{PROJECT}-v1.json"
-
 
 def upload_digits(s3: Any, digits: Path, per_class: int = 6) -> dict[str, int]:
     """A few digits of two classes, as train and test class folders in S3."""
@@ -426,54 +423,6 @@ def upload_digits(s3: Any, digits: Path, per_class: int = 6) -> dict[str, int]:
             )
         counts[split] = len(files)
     return counts
-
-
-def summary_file(labels: dict[str, float], test_images: int) -> bytes:
-    """The evaluation summary as Custom Labels writes it ("Reference: Training results
-    summary file" in the Custom Labels guide)."""
-    return json.dumps(
-        {
-            "Version": 1,
-            "EvaluationDetails": {
-                "ProjectVersionArn": VERSION_ARN,
-                "EvaluationEndTimestamp": "2026-11-29T10:00:00.000000",
-                "Labels": sorted(labels),
-                "NumberOfTestingImages": test_images,
-                "NumberOfTrainingImages": 200,
-            },
-            "AggregatedEvaluationResults": {
-                "F1Score": 0.95,
-                "Precision": 0.96,
-                "Recall": 0.94,
-                "ConfusionMatrix": [],
-            },
-            "LabelEvaluationResults": [
-                {
-                    "Label": label,
-                    "NumberOfTestingImages": test_images // 2,
-                    "Metrics": {"F1Score": f1, "Precision": f1, "Recall": f1, "Threshold": 0.5},
-                }
-                for label, f1 in labels.items()
-            ],
-        }
-    ).encode()
-
-
-def trained_version(status: str) -> dict[str, Any]:
-    version: dict[str, Any] = {
-        "ProjectVersionArn": VERSION_ARN,
-        "Status": status,
-        "CreationTimestamp": datetime(2026, 11, 29, 9),
-    }
-    if status == "TRAINING_COMPLETED":
-        version |= {
-            "BillableTrainingTimeInSeconds": 2700,
-            "EvaluationResult": {
-                "F1Score": 0.95,
-                "Summary": {"S3Object": {"Bucket": BUCKET, "Name": SUMMARY_KEY}},
-            },
-        }
-    return version
 
 
 def expect_custom_labels_flow(

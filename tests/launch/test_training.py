@@ -34,13 +34,9 @@ from tests.support.moto_server import (
     REGION,
     ROLE,
     MotoServer,
-    aws,
     create_moto_best_job,
-    moto_server,
     settings_flags,
 )
-
-__all__ = ["aws", "moto_server"]  # fixtures used below
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = f"s3://{BUCKET}/datasets/digits/train"

@@ -37,9 +37,7 @@ from smvision.monitor.thresholds import Thresholds
 from smvision.serving.codecs import encode_predictions
 from tests.support.capture import Exchange, send, write_capture
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.serving_fixtures import JobDirs, ServerPool, servers, serving_jobs
-
-__all__ = ["servers", "serving_jobs"]  # session fixtures used below
+from tests.support.serving import JobDirs, ServerPool
 
 ENDPOINT = "digits"
 NAMES = ["cat", "dog", "fish"]

@@ -1,5 +1,5 @@
 """Knowing when not to answer, over HTTP to the real `serve` of the digits svm that
-`tests.support.serving_fixtures` trains once per session: the out-of-distribution flag
+`tests.support.serving` trains once per session: the out-of-distribution flag
 on every answer, prediction sets and abstention with coverage=, and tta=."""
 
 from __future__ import annotations
@@ -16,16 +16,7 @@ from scipy.stats import betabinom
 from smvision.core.artifacts import read_metadata
 from smvision.model import tta
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.serving_fixtures import (
-    ServerPool,
-    invoke,
-    model_input,
-    offline_probabilities,
-    servers,
-    serving_jobs,
-)
-
-__all__ = ["servers", "serving_jobs"]  # session fixtures used below
+from tests.support.serving import ServerPool, invoke, model_input, offline_probabilities
 
 COLOUR_PHOTOS = ("china", "flower", "astronaut", "coffee", "chelsea", "rocket")
 GREY_PHOTOS = ("camera", "coins", "moon", "page")

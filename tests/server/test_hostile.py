@@ -32,8 +32,6 @@ from smvision.serving import models as models_module
 from smvision.serving import process_memory
 from smvision.serving.app import BATCHER_STOP_S
 from smvision.serving.model_table import LOADER_THREADS
-from tests.server.test_multi_model import Models
-from tests.server.test_serve import gated_environment
 from tests.support.gated_algorithm import (
     LOAD_GATE,
     PREDICT_GATE,
@@ -43,9 +41,10 @@ from tests.support.gated_algorithm import (
     release,
     write_plugin_site,
 )
+from tests.support.multi_model import Models
 from tests.support.photos import encode, photo
 from tests.support.server_process import RunningServer, free_port, running_server, start_server
-from tests.support.serving_fixtures import JobDirs, job_environment
+from tests.support.serving import JobDirs, gated_environment, job_environment
 from tests.support.stalled_request import StalledRequest
 
 SERVE_EXIT_TIMEOUT_S = 120

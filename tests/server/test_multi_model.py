@@ -1,8 +1,8 @@
 """A multi-model `serve` (SAGEMAKER_MULTI_MODEL=true), driven as SageMaker drives it.
 
 The real server runs as a subprocess over a job directory whose /opt/ml/models holds
-the digits svm and cnn that `tests.support.serving_fixtures` trains once per session, and is
-spoken to over HTTP: POST /models to load, GET /models to list, POST
+the digits svm and cnn that the `serving_jobs` fixture (tests/conftest.py) trains once
+per session, and is spoken to over HTTP: POST /models to load, GET /models to list, POST
 /models/NAME/invoke to classify, DELETE /models/NAME to unload. A model that is loading
 is made certain by `tests.support.gated_algorithm.GatedSVM`, which waits at a gate in its load.
 """
@@ -20,9 +20,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -41,7 +39,6 @@ from smvision.serving.model_table import (
     encode_page_token,
 )
 from smvision.serving.settings import settings_from
-from tests.server.test_serve import CLASS_NAMES, content_type_cases, digit_png, gated_environment
 from tests.support.gated_algorithm import (
     BATCH_LOG,
     LOAD_GATE,
@@ -55,83 +52,22 @@ from tests.support.gated_algorithm import (
     waiter_at,
     write_plugin_site,
 )
+from tests.support.multi_model import MULTI_MODEL, Models, lay_out_models
 from tests.support.photos import encode
-from tests.support.server_process import RunningServer, resident_mib, running_server
-from tests.support.serving_fixtures import (
+from tests.support.server_process import running_server
+from tests.support.serving import (
+    CLASS_NAMES,
     JobDirs,
     assert_predictions_match,
+    content_type_cases,
+    digit_png,
+    gated_environment,
     offline_file_probabilities,
     offline_probabilities,
-    serving_jobs,
 )
 
-__all__ = ["serving_jobs"]  # the session fixture used below
-
-MULTI_MODEL = {"SAGEMAKER_MULTI_MODEL": "true"}
 ONNX_FILE = MODEL_FILES["onnx"]  # what train compiles an svm to, and serve loads
 FIFTY = 50
-HTTP_TIMEOUT = httpx.Timeout(300.0)
-
-
-class Models:
-    """The model API of one running multi-model server."""
-
-    def __init__(
-        self,
-        server: RunningServer,
-        root: Path,
-        gate: Path | None = None,
-        batches: Path | None = None,
-        predict_gate: Path | None = None,
-    ) -> None:
-        self.server = server
-        self.root = root  # the server's /opt/ml/models
-        self.client = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT)
-        # GatedSVM's load gate and batch log, where the server has them.
-        self.gate = gate
-        self.batches = batches
-        self.predict_gate = predict_gate
-
-    def url(self, folder: str) -> str:
-        return str(self.root / folder / "model")
-
-    def load(self, name: str, folder: str | None = None, url: str | None = None) -> httpx.Response:
-        return self.client.post(
-            "/models", json={"model_name": name, "url": url or self.url(folder or name)}
-        )
-
-    def invoke(
-        self,
-        name: str,
-        body: bytes | Iterator[bytes],
-        content_type: str,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        return self.client.post(
-            f"/models/{name}/invoke",
-            content=body,
-            headers={"Content-Type": content_type, **(headers or {})},
-        )
-
-    def listed(self, **params: str) -> dict[str, Any]:
-        response = self.client.get("/models", params=params)
-        assert response.status_code == 200, response.text
-        document: dict[str, Any] = response.json()
-        return document
-
-    def unload(self, name: str) -> httpx.Response:
-        return self.client.delete(f"/models/{name}")
-
-    def worker_resident_mib(self) -> float:
-        (worker,) = self.server.worker_pids()
-        return resident_mib(worker)
-
-
-def lay_out_models(root: Path, models: dict[str, Path]) -> Path:
-    """/opt/ml/models/NAME/model for each model, as SageMaker unpacks a model.tar.gz."""
-    for name, model_dir in models.items():
-        shutil.copytree(model_dir, root / name / "model")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -601,12 +537,9 @@ def test_a_keras_model_compiles_once_and_within_sagemakers_load_limit(
     (cached,) = (tmp_path / "cache").iterdir()
     digest = hashlib.sha256((cnn / KERAS_MODEL_FILE).read_bytes()).hexdigest()
     assert cached.name == f"{digest}.tflite" and cached.read_bytes() == compiled
-
-    def no_compile(command: list[str]) -> tuple[int, str]:
-        raise AssertionError(f"compiled again: {command}")
-
-    monkeypatch.setattr(models_module, "_run_child", no_compile)
-    assert models_module.compile_in_child(cnn) == compiled
+    # Loaded again, the model gets what the cache holds, not a new compile's flatbuffer.
+    cached.write_bytes(b"the flatbuffer in the cache")
+    assert models_module.compile_in_child(cnn) == b"the flatbuffer in the cache"
 
 
 @pytest.mark.slow

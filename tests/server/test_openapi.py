@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.server_process import RunningServer, running_server
-from tests.support.serving_fixtures import JobDirs, job_environment
+from tests.support.serving import JobDirs, job_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTION = ROOT / "docs" / "reference" / "openapi.yaml"

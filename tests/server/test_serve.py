@@ -16,7 +16,6 @@ import base64
 import csv
 import io
 import json
-import os
 import shutil
 import signal
 import socket
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -36,7 +35,6 @@ import numpy as np
 import pytest
 
 from smvision.core.machine import available_cores
-from smvision.data import images
 from smvision.serving.settings import GRACEFUL_SHUTDOWN_S
 from tests.support.gated_algorithm import (
     LOAD_GATE,
@@ -49,44 +47,28 @@ from tests.support.gated_algorithm import (
 )
 from tests.support.photos import encode, grey_photo, photo
 from tests.support.server_process import ping, running_server, start_server
-from tests.support.serving_fixtures import (
+from tests.support.serving import (
     ALGORITHMS,
+    CLASS_NAMES,
     JobDirs,
     ServerPool,
     assert_predictions_match,
+    channel_images,
+    content_type_cases,
+    digit_png,
+    gated_environment,
     invoke,
     job_environment,
-    model_input,
     npy,
     offline_file_probabilities,
     offline_model,
     offline_probabilities,
-    servers,
-    serving_jobs,
 )
-
-__all__ = ["servers", "serving_jobs"]  # session fixtures used below
 
 HTTP_TIMEOUT_S = 120.0
 HTTP_TIMEOUT = httpx.Timeout(HTTP_TIMEOUT_S)
-CLASS_NAMES = [str(d) for d in range(10)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=HTTP_TIMEOUT) as http:
-        yield http
-
-
-def channel_images(job_dir: Path) -> list[Path]:
-    """The job's test channel: digit PNGs the model never trained on."""
-    return sorted((job_dir / "opt" / "ml" / "input" / "data" / "test").rglob("*.png"))
-
-
-def digit_png(job_dir: Path, index: int = 0) -> bytes:
-    return channel_images(job_dir)[index].read_bytes()
 
 
 def predictions_of(response: httpx.Response) -> list[dict[str, Any]]:
@@ -134,71 +116,6 @@ def test_http_predictions_equal_the_offline_evaluation(
 
 
 # Every content type -----------------------------------------------------------------------
-
-
-def content_type_cases(job_dir: Path) -> list[tuple[str, str, bytes, list[np.ndarray]]]:
-    """(name, Content-Type, body, the images the body holds) for every supported type."""
-    png = digit_png(job_dir, 0)
-    digits = [images.decode_image(digit_png(job_dir, i)) for i in (0, 40, 80, 120, 160)]
-    china, coffee, camera, astronaut = (
-        photo("china"),
-        photo("coffee"),
-        grey_photo("camera"),
-        photo("astronaut"),
-    )
-    thumbnail = cv2.resize(china, (48, 32), interpolation=cv2.INTER_AREA)
-    files = {
-        ".jpg": encode(china, ".jpg"),
-        ".bmp": encode(coffee, ".bmp"),
-        ".tiff": encode(camera, ".tiff"),
-        ".webp": encode(astronaut, ".webp"),
-    }
-    # Files decode straight to the model's input, as training decoded them.
-    decoded = {suffix: model_input(job_dir).from_file(data) for suffix, data in files.items()}
-    grey16 = (camera.astype(np.uint16) * 257)[:200, :300]
-    instances: list[Any] = [
-        {"b64": base64.b64encode(png).decode()},
-        {"b64": base64.b64encode(files[".jpg"]).decode()},
-        digits[1][:, :, 0].tolist(),
-        (thumbnail / 255.0).tolist(),
-    ]
-    instance_images = [
-        images.decode_image(png),
-        decoded[".jpg"],
-        digits[1],
-        images.from_array(thumbnail / 255.0),
-    ]
-    return [
-        ("png", "image/png", png, [images.decode_image(png)]),
-        ("jpeg", "image/jpeg", files[".jpg"], [decoded[".jpg"]]),
-        ("x-image", "application/x-image", png, [images.decode_image(png)]),
-        ("bmp", "image/bmp", files[".bmp"], [decoded[".bmp"]]),
-        ("tiff", "image/tiff", files[".tiff"], [decoded[".tiff"]]),
-        ("webp", "image/webp", files[".webp"], [decoded[".webp"]]),
-        ("npy HxW uint8", "application/x-npy", npy(digits[2][:, :, 0]), [digits[2]]),
-        ("npy HxWxC uint8", "application/x-npy", npy(china), [china]),
-        (
-            "npy HxWxC float",
-            "application/x-npy",
-            npy((coffee / 255.0).astype(np.float32)),
-            [images.from_array((coffee / 255.0).astype(np.float32))],
-        ),
-        ("npy HxW uint16", "application/x-npy", npy(grey16), [images.from_array(grey16)]),
-        ("npy NxHxWxC", "application/x-npy", npy(np.stack(digits)), digits),
-        ("npy Fortran order", "application/x-npy", npy(np.asfortranarray(thumbnail)), [thumbnail]),
-        (
-            "json",
-            "application/json; charset=utf-8",
-            json.dumps({"instances": instances}).encode(),
-            instance_images,
-        ),
-        (
-            "jsonlines",
-            "application/jsonlines",
-            ("\n".join(json.dumps(i) for i in instances) + "\n\n").encode(),
-            instance_images,
-        ),
-    ]
 
 
 @pytest.mark.slow
@@ -252,7 +169,7 @@ def test_every_accept_type_and_top_k(
         "application/json",
         {"X-Amzn-SageMaker-Custom-Attributes": "trace=abc,top_k=3"},
     )
-    for full, limited in zip(reference, predictions_of(top)):
+    for full, limited in zip(reference, predictions_of(top), strict=True):
         ranked = sorted(full["probabilities"].items(), key=lambda item: item[1], reverse=True)
         assert list(limited["probabilities"].items()) == ranked[:3]
         assert next(iter(limited["probabilities"])) == limited["label"] == full["label"]
@@ -486,16 +403,6 @@ def wait_for_ping(url: str, status: int, process: subprocess.Popen[bytes], timeo
 def gated_svm(serving_jobs: JobDirs, tmp_path: Path) -> Path:
     """A job directory whose model is the digits svm as tests.support.gated_algorithm.GatedSVM."""
     return gated_model(serving_jobs("svm"), tmp_path / "gated-job")
-
-
-def gated_environment(job_dir: Path, site: Path, **gates: Path) -> dict[str, str]:
-    """`serve`'s environment: GatedSVM in the table (an entry point on PYTHONPATH), gates."""
-    paths = [str(site), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {
-        **job_environment(job_dir),
-        "PYTHONPATH": os.pathsep.join(paths),
-        **{name: str(path) for name, path in gates.items()},
-    }
 
 
 @pytest.mark.slow

@@ -26,17 +26,14 @@ from smvision.model import runtimes
 from smvision.serving import models
 from tests.support.photos import encode, photo
 from tests.support.server_process import running_server
-from tests.support.serving_fixtures import (
+from tests.support.serving import (
     JobDirs,
     assert_predictions_match,
     exported_copy,
     job_environment,
     model_input,
     offline_model,
-    serving_jobs,
 )
-
-__all__ = ["serving_jobs"]  # the session fixture used below
 
 # Serving's own runtime against TensorFlow's graph: float32 either way, summed in
 # another order (XNNPACK or XLA against oneDNN).

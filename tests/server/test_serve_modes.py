@@ -19,19 +19,16 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.server.test_serve import CLASS_NAMES
 from tests.support.photos import encode, grey_photo, photo
 from tests.support.server_process import RunningServer, running_server
-from tests.support.serving_fixtures import (
+from tests.support.serving import (
+    CLASS_NAMES,
     JobDirs,
     assert_predictions_match,
     job_environment,
     npy,
     offline_file_probabilities,
-    serving_jobs,
 )
-
-__all__ = ["serving_jobs"]  # the session fixture used below
 
 ASYNC = {"SMVISION_ASYNC_INFERENCE": "true"}
 LINES = 3000

@@ -173,25 +173,6 @@ def running_moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mo
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """One server per test module that imports this fixture."""
-    yield from running_moto_server(tmp_path_factory)
-
-
-@pytest.fixture
-def aws(moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    return clean_aws(moto_server, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def s3(aws: MotoServer) -> Any:
-    """The server's S3, one client per test (each new boto3 session reloads the models)."""
-    import boto3
-
-    return boto3.session.Session(region_name=REGION).client("s3")
-
-
 def aws_environment(server: MotoServer, sdk_config: Path) -> dict[str, str]:
     """What a process needs to talk to the moto server as if it were AWS."""
     return {
@@ -279,6 +260,23 @@ def run_launcher(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) 
     captured = capsys.readouterr()
     assert returned == code, captured.out + captured.err
     return captured.out + captured.err
+
+
+def launch_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`python -m launch ARGS` in this process, on a session with the moto adaptations:
+    its exit code and output."""
+    from launch import cli
+
+    code = cli.main(list(args), open_session=moto_session)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client of the moto server (the environment the `aws` fixture sets)."""
+    import boto3
+
+    return boto3.session.Session(region_name=REGION).client(service)
 
 
 def settings_flags() -> list[str]:

@@ -1,5 +1,14 @@
-"""The unit tier's fixtures: models trained once per session (tests.support.serving_fixtures)."""
+"""The unit tier: functions and classes in the test process; no `train` or `serve`
+subprocess, no AWS. Selected with `-m unit`."""
 
-from tests.support.serving_fixtures import serving_jobs
+from __future__ import annotations
 
-__all__ = ["serving_jobs"]
+from pathlib import Path
+
+import pytest
+
+from tests.support.tiers import mark_tier
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tier(items, Path(__file__).parent, "unit")

@@ -1,9 +1,9 @@
 """The ASGI app in this process: `ServingApp` driven through scope, receive and send.
 
 No subprocess and no socket: each test runs the app's lifespan and requests on its own
-event loop, over the digits svm that `tests.support.serving_fixtures` trains once per session,
-or over `tests.support.gated_algorithm.GatedSVM` (the same model) where a test needs the model
-to be loading, busy or failing for certain.
+event loop, over the digits svm that the `serving_jobs` fixture (tests/conftest.py) trains
+once per session, or over `tests.support.gated_algorithm.GatedSVM` (the same model) where
+a test needs the model to be loading, busy or failing for certain.
 """
 
 from __future__ import annotations
@@ -40,15 +40,7 @@ from tests.support.gated_algorithm import (
     write_plugin_site,
 )
 from tests.support.photos import encode
-from tests.support.serving_fixtures import (
-    JobDirs,
-    assert_predictions_match,
-    npy,
-    offline_probabilities,
-    serving_jobs,
-)
-
-__all__ = ["serving_jobs"]  # the session fixture used below
+from tests.support.serving import JobDirs, assert_predictions_match, npy, offline_probabilities
 
 READY_TIMEOUT_S = 120.0
 WHITE = encode(np.full((32, 32), 255, np.uint8), ".png")  # GatedSVM waits at its gate
@@ -81,12 +73,12 @@ class InProcess:
 
     app: ServingApp
     stopped: bool = False
-    _to_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    _from_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    to_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    from_app: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
 
     async def lifespan(self, event: str) -> None:
-        await self._to_app.put({"type": f"lifespan.{event}"})
-        answer = await asyncio.wait_for(self._from_app.get(), READY_TIMEOUT_S)
+        await self.to_app.put({"type": f"lifespan.{event}"})
+        answer = await asyncio.wait_for(self.from_app.get(), READY_TIMEOUT_S)
         assert answer == {"type": f"lifespan.{event}.complete"}
         self.stopped = event == "shutdown"
 
@@ -157,7 +149,7 @@ async def started(
     settings = settings_from(contract.load({"SAGEMAKER_BASE_DIR": str(ml), **(env or {})}))
     server = InProcess(ServingApp(settings))
     lifespan = asyncio.create_task(
-        server.app({"type": "lifespan"}, server._to_app.get, server._from_app.put)
+        server.app({"type": "lifespan"}, server.to_app.get, server.from_app.put)
     )
     await server.lifespan("startup")
     try:

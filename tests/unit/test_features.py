@@ -75,7 +75,7 @@ def test_gabor_answers_most_to_stripes_of_its_orientation() -> None:
     columns = layout.columns(settings, 64, 1)
     for vertical, strongest in ((True, "orientation 0 deg energy"), (False, "90 deg energy")):
         row = features.extract(_stripes(10, vertical)[None], settings)[0]
-        energies = {c.name: v for c, v in zip(columns, row) if "energy" in c.name}
+        energies = {c.name: v for c, v in zip(columns, row, strict=True) if "energy" in c.name}
         assert strongest in max(energies, key=energies.__getitem__)
     flat = np.full((1, 64, 64, 1), 128, dtype=np.uint8)
     np.testing.assert_allclose(features.extract(flat, settings), 0.0, atol=1e-6)
@@ -123,7 +123,7 @@ def test_hog_column_names_follow_opencvs_block_and_cell_order() -> None:
     image[0, 27:29, 12] = 255  # a dot in the middle of cell (row 3, col 1)
     row = features.extract(image, "hog")[0]
     by_cell: dict[str, float] = {}
-    for column, value in zip(columns, row):
+    for column, value in zip(columns, row, strict=True):
         cell = column.name.split(")")[0]
         by_cell[cell] = by_cell.get(cell, 0.0) + float(value)
     assert max(by_cell, key=by_cell.__getitem__) == "hog cell (row 3, col 1"

@@ -59,10 +59,7 @@ from tests.support.gated_algorithm import (
     waiter_at,
 )
 from tests.support.photos import encode, grey_photo, photo
-from tests.support.serving_fixtures import JobDirs, npy, serving_jobs
-
-__all__ = ["serving_jobs"]  # the session fixture used below
-
+from tests.support.serving import JobDirs, npy
 
 # Content-Type, Accept, custom attributes ------------------------------------------------------
 
@@ -245,11 +242,10 @@ def test_json_instances_mix_base64_files_and_pixel_lists_in_order() -> None:
         images.decode_image(jpeg),
         images.from_array(floats),
     ]
-    assert len(decoded) == 4
-    for got, want in zip(decoded, expected):
+    for got, want in zip(decoded, expected, strict=True):
         np.testing.assert_array_equal(got, want)
     lines = b"\n".join(json.dumps(i).encode() for i in json.loads(body)["instances"]) + b"\n\n"
-    for got, want in zip(decode_request(lines, JSON_LINES), expected):
+    for got, want in zip(decode_request(lines, JSON_LINES), expected, strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -397,7 +393,9 @@ def test_a_batch_of_requests_is_answered_request_by_request(serving_jobs: JobDir
         assert_same_predictions(answer, alone)
     assert [len(json.loads(line)["probabilities"]) for line in answers[2].splitlines()] == [2] * 5  # type: ignore[union-attr]
     [[label, probability]] = csv.reader(io.StringIO(answers[4].decode()))  # type: ignore[union-attr]
-    assert label in predictor.class_names and 0.0 <= float(probability) <= 1.0
+    as_csv_expected = predictor.algorithm.predict_proba([images.decode_image(as_csv.body)])[0]
+    assert label == predictor.class_names[int(np.argmax(as_csv_expected))]
+    assert float(probability) == pytest.approx(float(as_csv_expected.max()), abs=1e-6)
     single = json.loads(answers[0])["predictions"][0]  # type: ignore[arg-type]
     proba = predictor.algorithm.predict_proba([images.decode_image(good_png.body)])[0]
     assert single["probability"] == pytest.approx(float(proba.max()), abs=1e-6)
@@ -410,10 +408,12 @@ def test_the_warm_up_request_is_a_png_the_model_answers(serving_jobs: JobDirs) -
     assert request.body[:4] == b"\x89PNG" and request.content_type == "image/png"
     assert images.probe(request.body)[:2] == (predictor.algorithm.image_size,) * 2
     [answer] = list(predictor.respond([request]))
-    assert (
-        isinstance(answer, bytes)
-        and json.loads(answer)["predictions"][0]["label"] in predictor.class_names
-    )
+    assert isinstance(answer, bytes), answer
+    # The answer is the model's for the image the request holds.
+    expected = predictor.algorithm.predict_proba([images.decode_image(request.body)])[0]
+    prediction = json.loads(answer)["predictions"][0]
+    assert prediction["label"] == predictor.class_names[int(np.argmax(expected))]
+    assert prediction["probability"] == pytest.approx(float(expected.max()), abs=1e-6)
 
 
 def gated_predictor(
@@ -478,11 +478,15 @@ def test_decoding_runs_on_at_most_the_threads_it_was_given(
     predictor = Predictor(algorithm, CLASS_NAMES, threads=3)
     flat = encode(np.full((1000, 1000), 200, np.uint8), ".png")
 
+    before = set(threading.enumerate())
     answers = list(predictor.respond([Request(flat, "image/png")] * 12))
 
-    assert all(isinstance(answer, bytes) for answer in answers)
-    decoders = {t.name for t in threading.enumerate() if t.name.startswith("decode")}
-    assert 1 <= len(decoders) <= predictor.threads == 3
+    # Twelve answers, all the same: one image sent twelve times.
+    assert len(answers) == 12 and isinstance(answers[0], bytes), answers[0]
+    assert answers == [answers[0]] * 12
+    # The threads this predictor started (another test's pool may still be alive).
+    decoders = [t for t in set(threading.enumerate()) - before if t.name.startswith("decode")]
+    assert 1 <= len(decoders) <= predictor.threads == 3, decoders
 
 
 # MicroBatcher ---------------------------------------------------------------------------------
@@ -655,28 +659,34 @@ class StopBeforePut(queue.SimpleQueue[Any]):
     """A batcher's queue that, once armed, runs stop() between submit's check and its put:
     the race of a request that arrives while the server shuts down, made certain."""
 
-    def __init__(self, batcher: MicroBatcher[int, int]) -> None:
-        self.batcher = batcher
-        self.armed = False
+    def __init__(self) -> None:
+        self.batcher: MicroBatcher[int, int] | None = None
+        self.stopped_before_put = False
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if self.armed and item is not None:
-            self.armed = False
-            self.batcher.stop(timeout=10)  # queues the sentinel and waits for the thread's end
+        if self.batcher is not None and item is not None:
+            batcher, self.batcher = self.batcher, None
+            batcher.stop(timeout=10)  # queues the sentinel and waits for the thread's end
+            self.stopped_before_put = True
         super().put(item, block, timeout)
 
 
 def test_an_item_queued_after_stop_is_answered_at_once() -> None:
-    batcher: MicroBatcher[int, int] = MicroBatcher(lambda items: list(items), max_batch=8)
-    racing = batcher._queue = StopBeforePut(batcher)
+    racing = StopBeforePut()
+    batcher: MicroBatcher[int, int] = MicroBatcher(
+        lambda items: list(items), max_batch=8, waiting=racing
+    )
     batcher.start()
     assert batcher.submit(1).result(timeout=10) == 1
 
-    racing.armed = True
+    racing.batcher = batcher  # armed: the next submit's put runs stop() first
     late = batcher.submit(2)
 
+    assert racing.stopped_before_put
     with pytest.raises(BatcherStoppedError, match="shutting down"):
         late.result(timeout=10)
+    with pytest.raises(BatcherStoppedError, match="shutting down"):
+        batcher.submit(3)  # and once stopped, a submit is refused at once
 
 
 # Server settings ------------------------------------------------------------------------------
@@ -820,9 +830,16 @@ def test_serving_decodes_a_jpeg_to_the_pixels_training_decoded_it_to(
         0.0,
         scaled_jpeg=metadata["scaled_jpeg_decode"],
     )
-    served = predictor._decode(Request(jpeg, "image/jpeg"))
-    assert not isinstance(served, Exception)
-    np.testing.assert_array_equal(served[0], trained.all_images()[0])
-    # A large JPEG took the reduced path (a 32-pixel model: 1/8 of china, 1/4 of chelsea).
+    # What serving answers for the JPEG is the model's answer for the pixels training decoded.
+    [answer] = predictor.respond([Request(jpeg, "image/jpeg")])
+    assert isinstance(answer, bytes), answer
+    served = json.loads(answer)["predictions"][0]["probabilities"]
+    served_row = np.array([served[name] for name in predictor.class_names])
+    as_trained = predictor.algorithm.predict_proba([trained.all_images()[0]])[0]
+    np.testing.assert_array_equal(served_row, as_trained.astype(np.float32))
+    # A large JPEG took the reduced path (a 32-pixel model: 1/8 of china, 1/4 of chelsea):
+    # decoded in full, the same photo gives other pixels and another answer.
     full = images.ModelInput(metadata["image_size"], metadata["channels"]).from_file(jpeg)
-    assert not np.array_equal(served[0], full)
+    assert not np.array_equal(full, trained.all_images()[0])
+    as_full = predictor.algorithm.predict_proba([full])[0]
+    assert np.abs(served_row - as_full).max() > 1e-4

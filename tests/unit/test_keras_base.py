@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def test_a_failed_fit_restores_the_global_precision_policy(
 
 
 def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
-    tmp_path: Path, float32_policy: None
+    tmp_path: Path, float32_policy: None, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     import tensorflow as tf
 
     from smvision.algorithms.checkpoints import Checkpoints, LoopState
@@ -90,7 +92,7 @@ def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
 
     def epoch(validation_loss: float) -> bool:
         state.history.setdefault("validation:loss", []).append(validation_loss)
-        return loop._early_stopping(state, {"validation:loss": validation_loss})
+        return loop.judge_epoch(state, {"validation:loss": validation_loss})
 
     assert not epoch(1.0)
     assert not epoch(2.5)  # worse, but inside the warm-up: neither judged nor remembered
@@ -98,7 +100,10 @@ def test_early_stopping_waits_until_batch_norm_statistics_have_settled(
     assert epoch(0.8)  # the best: its weights are kept as the best (Checkpoints.save)
     assert (state.best_loss, state.best_epoch) == (0.8, 3)
     assert not epoch(0.9)
-    assert state.stopped_early
+    assert (state.stopped_early, state.best_loss) == (True, 0.8)
+    assert "Early stopping: validation loss has not improved for 1 epochs (best 0.8000)." in (
+        caplog.text
+    )
 
 
 @pytest.mark.parametrize(

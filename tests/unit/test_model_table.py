@@ -1,5 +1,5 @@
 """The multi-model table in this process, over the digits svm that
-`tests.support.serving_fixtures` trains once per session: what many unloads at once cost
+`tests.support.serving` trains once per session: what many unloads at once cost
 the event loop."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from smvision.serving import process_memory
 from smvision.serving.loading import LoadedModel, plan
 from smvision.serving.model_table import ModelTable
 from smvision.serving.settings import settings_from
-from tests.support.serving_fixtures import JobDirs
+from tests.support.serving import JobDirs
 
 UNLOADS = 12
 GUARD_S = 120.0  # a guard against a hang, never reached when it works

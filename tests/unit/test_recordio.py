@@ -112,7 +112,7 @@ def test_headers_read_without_their_images(tmp_path: Path) -> None:
     ]
     recordio.write_image_records(path, packed)
     with path.open("rb") as stream:
-        for offset, record in zip(recordio.record_offsets(path), packed):
+        for offset, record in zip(recordio.record_offsets(path), packed, strict=True):
             stream.seek(offset)
             assert recordio.read_image_header(stream) == ImageRecord(
                 record.labels, b"", record.id, record.id2

@@ -582,7 +582,7 @@ class TrainingLoop:
             state.epoch_in_phase += 1
             for name, value in values.items():
                 state.history.setdefault(name, []).append(value)
-            improved = self._early_stopping(state, values)
+            improved = self.judge_epoch(state, values)
             self.checkpoints.save(self.algorithm.model, optimizer, state, best=improved)
             self._report(
                 phase, state, values, train_seconds, time.perf_counter() - started, total_epochs
@@ -660,9 +660,10 @@ class TrainingLoop:
         for name, value in values.items():
             self.run.metric(name, value)
 
-    def _early_stopping(self, state: LoopState, values: dict[str, float]) -> bool:
-        """Judge the epoch's validation loss; True when it is the best so far (its weights
-        are then kept as the best: Checkpoints.save)."""
+    def judge_epoch(self, state: LoopState, values: dict[str, float]) -> bool:
+        """Early stopping, after each epoch's `values`: past the warm-up, a validation loss
+        better than the best so far is the best (True: Checkpoints.save keeps its weights);
+        `patience` epochs in a row without one set `state.stopped_early`."""
         loss = values.get("validation:loss")
         if loss is None:
             return False

@@ -51,6 +51,9 @@ class MicroBatcher(Generic[Item, Result]):
     `process` runs on several batches at once: it must guard what may not be shared.
     Items whose future was cancelled (the caller timed out) are skipped. Every future that
     `submit` returns is resolved, also when the batcher stops meanwhile.
+
+    `waiting` is the queue submitted items wait in (a new SimpleQueue unless given): a
+    test passes its own to run stop() at the exact moment an item is handed over.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class MicroBatcher(Generic[Item, Result]):
         max_batch: int,
         name: str = "inference",
         threads: int = 1,
+        waiting: queue.SimpleQueue[Entry[Item, Result] | None] | None = None,
     ) -> None:
         if max_batch < 1 or threads < 1:
             raise ValueError(
@@ -66,7 +70,9 @@ class MicroBatcher(Generic[Item, Result]):
             )
         self._process = process
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Entry[Item, Result] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Entry[Item, Result] | None] = (
+            queue.SimpleQueue() if waiting is None else waiting
+        )
         self._threads = [
             threading.Thread(target=self._run, name=f"{name}_{index}", daemon=True)
             for index in range(threads)
