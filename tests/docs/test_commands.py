@@ -177,12 +177,15 @@ def parse_mkdocs(args: list[str]) -> str:
     import click
     from mkdocs.__main__ import cli
 
+    if not args:
+        raise ParseFailed("mkdocs without a command")
+    name, *rest = args  # mkdocs takes no options before its command
     try:
-        context = cli.make_context("mkdocs", list(args))
-        command = cli.get_command(context, context.protected_args[0])
+        context = click.Context(cli, info_name="mkdocs")
+        command = cli.get_command(context, name)
         if command is None:
-            raise ParseFailed(f"mkdocs has no command {context.protected_args[0]}")
-        command.make_context(context.protected_args[0], list(context.args), parent=context)
+            raise ParseFailed(f"mkdocs has no command {name}")
+        command.make_context(name, rest, parent=context)
     except click.UsageError as error:
         raise ParseFailed(str(error)) from None
     return "mkdocs"
