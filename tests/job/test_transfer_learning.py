@@ -22,7 +22,7 @@ import pytest
 
 from smvision.data import dataset
 from smvision.local.samples import export, faces_set
-from smvision.schema import hyperparameters, specs
+from smvision.schema import hyperparameters
 from smvision.training import distributed
 from smvision.training.main import JobRun
 
@@ -176,7 +176,7 @@ def test_the_compiled_model_answers_as_keras_does(
     (tmp_path / "metadata.json").write_text(
         json.dumps({"algorithm": "resnet50", "image_size": SIZE, "channels": 3})
     )
-    fmt = specs.get("resnet50").keras_runtime  # what serve compiles it to (the cnn's
+    fmt = "tflite"  # what serve compiles it to with SMVISION_KERAS_RUNTIME=tflite (the
     assert fmt in runtimes.FORMATS  # other format: tests/server/test_serve_exported.py)
     compile_saved_model(tmp_path, tmp_path / f"model.{fmt}")
     runtime = runtimes.load(tmp_path / f"model.{fmt}", threads=2)
@@ -204,7 +204,8 @@ def test_svm_on_deep_features_sees_224_pixels_and_serves_on_the_compiled_network
     faces_channels: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """image_size auto gives deep features the backbone's own input; serve computes them
-    with the network compiled at start, and answers as the Keras network does."""
+    with the network compiled at start (SMVISION_KERAS_RUNTIME=tflite; the default runs it
+    on TensorFlow), and answers as the Keras network does."""
     from smvision import algorithms
     from smvision.algorithms.classical import ClassicalAlgorithm
     from smvision.data.bodies import decode_request
@@ -224,11 +225,11 @@ def test_svm_on_deep_features_sees_224_pixels_and_serves_on_the_compiled_network
     assert metadata["preprocessing"]["backbone"]["weights"] == "pretrained channel"
     # serve's compile, made here without the child's time limit and left in its cache
     monkeypatch.setattr(models, "COMPILE_CACHE", tmp_path / "cache")
-    fmt = specs.get("svm").keras_runtime
+    fmt = "tflite"
     cached = tmp_path / "cache" / f"{models._network_digest(model_dir)}.{fmt}"
     cached.parent.mkdir()
     compile_saved_model(model_dir, cached)
-    served = Predictor.load(model_dir)
+    served = Predictor.load(model_dir, keras_runtime=fmt)
     assert isinstance(served.algorithm, ClassicalAlgorithm)
     assert served.algorithm.compiled_backbone is not None and served.algorithm.backbone is None
     keras_network = algorithms.get("svm").load(model_dir)  # its Keras network, offline
