@@ -51,6 +51,7 @@ from smvision.local.job_dir import (
     DEFAULT_MAX_RUN_S,
     STOP_GRACE_S,
     PipeChannel,
+    add_channel_option,
     console_script,
     job_contract,
     key_value,
@@ -97,14 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="lay out a job directory and train in it")
     train.add_argument("--algorithm", required=True, help="svm, rf, cnn or resnet50")
-    train.add_argument(
-        "--channel",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="NAME=DIR",
-        help=f"a channel ({', '.join(CHANNELS)}) and its directory",
-    )
+    add_channel_option(train, f"a channel ({', '.join(CHANNELS)}) and its directory")
     train.add_argument(
         "--manifest",
         action="append",

@@ -26,7 +26,7 @@ from smvision.core.contract import CHANNELS, DATA_REPORT_FILE
 from smvision.data import memory_budget
 from smvision.data.dataset import DataError, Dataset
 from smvision.inspection import DataReport
-from smvision.local.job_dir import key_value, lay_out_job
+from smvision.local.job_dir import add_channel_option, key_value, lay_out_job
 from smvision.schema import hyperparameters
 from smvision.schema.hyperparameters import HyperparameterError
 from smvision.training import distributed
@@ -43,13 +43,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--channel",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="NAME=DIR",
-        help=f"a channel ({', '.join(CHANNELS)}) and its directory; train is required",
+    add_channel_option(
+        parser, f"a channel ({', '.join(CHANNELS)}) and its directory; train is required"
     )
     parser.add_argument(
         "--hp",

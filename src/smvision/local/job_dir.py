@@ -368,6 +368,18 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+def add_channel_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--channel NAME=DIR, repeatable: the channels of train, compare and inspect."""
+    parser.add_argument(
+        "--channel",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="NAME=DIR",
+        help=help_text,
+    )
+
+
 def key_value(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")

@@ -41,7 +41,7 @@ from smvision.core.machine import available_cores
 from smvision.local.compare import runs, serving
 from smvision.local.compare.plan import Plan, PlanError, make_plan
 from smvision.local.compare.progress import Display, display
-from smvision.local.job_dir import key_value
+from smvision.local.job_dir import add_channel_option, key_value
 from smvision.schema import configurations, hyperparameters, specs
 from smvision.schema.configurations import Configuration
 
@@ -72,14 +72,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--channel",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="NAME=DIR",
-        help="a channel (train required; validation, test) and its directory",
-    )
+    add_channel_option(parser, "a channel (train required; validation, test) and its directory")
     parser.add_argument(
         "--algorithms",
         type=lambda text: [a for a in text.split(",") if a.strip()],
