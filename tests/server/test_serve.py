@@ -5,7 +5,7 @@ Every server is started by `python -m smvision.local serve --job-dir JOBDIR --po
 against the same model loaded in this process and against the job's evaluation.json.
 Where a test needs a request in flight, a model still loading or a prediction that
 outlasts the timeout, it makes that certain by construction: a request held in the middle
-of its body (`HeldRequest`), or the svm as `tests.support.gated_algorithm.GatedSVM`, which waits
+of its body (`held_request`), or the svm as `tests.support.gated_algorithm.GatedSVM`, which waits
 at a gate the test opens.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -64,6 +65,7 @@ from tests.support.serving import (
     offline_model,
     offline_probabilities,
 )
+from tests.support.stalled_request import StalledRequest
 
 HTTP_TIMEOUT_S = 120.0
 HTTP_TIMEOUT = httpx.Timeout(HTTP_TIMEOUT_S)
@@ -326,56 +328,9 @@ def test_routes_methods_and_a_streamed_body_over_the_limit(
 # Readiness, limits and shutdown -------------------------------------------------------------
 
 
-class HeldRequest:
-    """A POST /invocations on a connection of its own, held open in the middle of its body.
-
-    It asks `Expect: 100-continue`; the server's "100 Continue" proves that a worker took
-    the connection and the app is reading this request's body: it is in flight, by
-    construction, until `finish` sends the rest."""
-
-    def __init__(self, url: str, body: bytes, content_type: str = "image/png") -> None:
-        host, port = url.removeprefix("http://").split(":")
-        self.body = body
-        self.connection = socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT_S)
-        head = (
-            "POST /invocations HTTP/1.1\r\n"
-            f"Host: {host}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
-        )
-        self.connection.sendall(head.encode())
-        self._unread = b""
-        status, _ = self._read_head()
-        assert status == 100, status
-        self.connection.sendall(body[: len(body) // 2])
-
-    def finish(self) -> tuple[int, dict[str, str], bytes]:
-        """Send the rest of the body; the response's status, headers and body."""
-        try:
-            self.connection.sendall(self.body[len(self.body) // 2 :])
-            status, headers = self._read_head()
-            length = int(headers["content-length"])
-            while len(self._unread) < length:
-                self._unread += self._receive()
-            return status, headers, self._unread[:length]
-        finally:
-            self.connection.close()
-
-    def _read_head(self) -> tuple[int, dict[str, str]]:
-        while b"\r\n\r\n" not in self._unread:
-            self._unread += self._receive()
-        head, _, self._unread = self._unread.partition(b"\r\n\r\n")
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return int(status_line.split()[1]), headers
-
-    def _receive(self) -> bytes:
-        chunk = self.connection.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"The server closed the connection; read {self._unread!r}")
-        return chunk
+def held_request(url: str, body: bytes) -> StalledRequest:
+    """A POST /invocations of a PNG, in flight until its `finish` sends the second half."""
+    return StalledRequest(url, "/invocations", body, "image/png", HTTP_TIMEOUT_S)
 
 
 def wait_until_refused(url: str, timeout: float) -> None:
@@ -416,11 +371,11 @@ def test_ping_says_503_while_the_model_loads_and_requests_wait_for_it(
     server = start_server(gated_svm, tmp_path / "serve.log", env=env)
     try:
         wait_for_ping(server.url, 503, server.process, timeout=120)  # loading, held at the gate
-        early = HeldRequest(server.url, digit)
+        early = held_request(server.url, digit)
         assert ping(server.url) == 503
         release(load_gate)
         server.wait_ready(timeout=120)
-        status, _, body = early.finish()
+        status, _, body = dataclasses.astuple(early.finish())
     finally:
         server.stop()
     assert status == 200, body
@@ -434,11 +389,11 @@ def test_sigterm_stops_accepting_and_drains_in_flight_requests(serving_jobs: Job
     env = {**job_environment(job_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
     digits = [digit_png(job_dir, index) for index in (0, 1)]
     with running_server(job_dir, env=env) as server:
-        in_flight = [HeldRequest(server.url, digit) for digit in digits]
+        in_flight = [held_request(server.url, digit) for digit in digits]
         server.process.send_signal(signal.SIGTERM)
         terminated = time.monotonic()
         wait_until_refused(server.url, timeout=GRACEFUL_SHUTDOWN_S)
-        answers = [request.finish() for request in in_flight]
+        answers = [dataclasses.astuple(request.finish()) for request in in_flight]
         returncode = server.process.wait(timeout=30)
         stopped = time.monotonic()
     for (status, headers, body), digit in zip(answers, digits):

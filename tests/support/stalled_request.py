@@ -1,9 +1,10 @@
-"""A request that stops half-way through its body and sends nothing more: a client that
-stalls, by construction.
+"""A request that stops half-way through its body: a client that stalls, or a request in
+flight, by construction.
 
 It asks `Expect: 100-continue`, so the server's "100 Continue" proves that the app has
 started reading this request's body before half of it is sent; after that the
-connection stays open and silent until the server answers or closes it.
+connection stays open and silent until the server answers or closes it (`answer`), or
+until the test sends the rest (`finish`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,17 @@ class StalledRequest:
             f"Host: {host}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
         )
+        self.body = body
         self.connection.sendall(head.encode())
         self._unread = b""
         status, _ = self._read_head()
         assert status == 100, status
         self.connection.sendall(body[: len(body) // 2])
+
+    def finish(self) -> Answer:
+        """Send the rest of the body; what the server answers."""
+        self.connection.sendall(self.body[len(self.body) // 2 :])
+        return self.answer()
 
     def answer(self) -> Answer:
         """What the server answers without the rest of the body (within the socket's
