@@ -126,13 +126,13 @@ class Engine:
         if self._service is not None:
             return
         self.env["DOCKER_HOST"] = f"unix://{self.log_dir / 'podman.sock'}"
-        log = (self.log_dir / "podman-service.log").open("wb")
-        self._service = subprocess.Popen(
-            ["bash", str(PODMAN_SCRIPT), "service", str(self.socket)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.log_dir / "podman-service.log").open("wb") as log:  # the child keeps its own
+            self._service = subprocess.Popen(
+                ["bash", str(PODMAN_SCRIPT), "service", str(self.socket)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + SERVICE_START_TIMEOUT_S
         while True:
             if self._service.poll() is not None:

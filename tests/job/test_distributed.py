@@ -130,7 +130,7 @@ def test_killed_cluster_resumes_from_the_chiefs_checkpoint(digits: Path, tmp_pat
         time.sleep(0.2)  # waits on the chief writing state.json (another process's file)
     for process in processes:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        process.communicate()  # reaps it and closes its pipe
     saved = json.loads(state.read_text())["epoch_in_phase"]
     # A restarted SageMaker job gives every host the same checkpoint prefix from S3.
     shutil.copytree(

@@ -259,3 +259,5 @@ def test_tree_memory_counts_every_process_below_the_job() -> None:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=60)
+        assert holder.stdout is not None
+        holder.stdout.close()

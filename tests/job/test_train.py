@@ -401,7 +401,7 @@ def test_sigkill_mid_training_then_restart_resumes_from_the_checkpoint(
     else:
         pytest.fail("no checkpoint after two epochs")
     os.killpg(first.pid, signal.SIGKILL)  # what a spot interruption does to every process
-    first.wait()
+    first.communicate()  # reaps it and closes its pipe
     saved_epoch = json.loads(state.read_text())["epoch_in_phase"]
     assert 2 <= saved_epoch < 6
 
