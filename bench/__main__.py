@@ -30,6 +30,8 @@ from bench import (
     tree_engines,
 )
 from bench.common import ROOT, Store, load_average, machine_description
+from smvision.schema import specs
+from smvision.serving import models
 
 SERVING_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
 STARTUP_ALGORITHMS = ("svm", "rf", "cnn", "resnet50")
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inprocess_algorithms=INPROCESS_ALGORITHMS,
         startup_algorithms=startups,
         payloads=payloads,
+        resnet50_runtime=models.resolved_keras_runtime(specs.get("resnet50"), "auto"),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     store.save(args.out / "results.json")

@@ -13,7 +13,15 @@ BUSY_TARGET = 1.8  # of the machine's 2 cores, at c=8
 LIMIT_TARGET = 0.9  # serve's req/s over (busy cores / in-process CPU s per request), at c=8
 RF_P50_MS = 2.0  # rf, one digit PNG, c=1
 AGREEMENT = 1e-5  # compiled trees against scikit-learn
-STARTUP_TARGETS_S = {"svm": 2.0, "rf": 2.0, "cnn lite": 1.0, "resnet50 tensorflow": 8.0}
+# Judged on the slowest start: a new instance's (resnet50 tflite's first start converts the
+# network; the next ones read the compile cache in /tmp).
+RUNTIME_NAMES = {
+    "tflite": "TFLite, compiled at start",
+    "onnx": "ONNX Runtime, compiled at start",
+    "tensorflow": "TensorFlow",
+    "xla": "XLA",
+}
+STARTUP_TARGETS_S = {"svm": 2.0, "rf": 2.0, "cnn lite": 1.0, "resnet50 tflite": 8.0}
 INT8_POINTS = 1.0
 PIPELINE_TARGET = 0.9
 BUSY_LOAD = 1.0
@@ -33,6 +41,8 @@ class RunContext:
     inprocess_algorithms: Sequence[str]
     startup_algorithms: Sequence[str]
     payloads: Sequence[str]
+    # What serve ran resnet50 on in this run (the algorithm table's default then).
+    resnet50_runtime: str = "tflite"
 
 
 def spread(figure: Figure, digits: int = 3) -> str:
@@ -99,10 +109,10 @@ def targets(store: Store, run: RunContext) -> list[str]:
         startup = store.get(key(name, "startup"))
         if startup is not None:
             row(
-                f"cold start to the first 200 on /ping <= {limit_s:g} s",
+                f"cold start to the first 200 on /ping <= {limit_s:g} s (the slowest start)",
                 name,
                 startup,
-                startup.median <= limit_s,
+                max(startup.values) <= limit_s,
             )
     for name, figure in sorted(store.items()):
         if name.startswith("int8/") and name.endswith("/change"):
@@ -510,7 +520,8 @@ def render(store: Store, run: RunContext) -> str:
         "in a loop in the benchmark's own process, no HTTP: `ModelInput.from_file` (a large "
         "JPEG decoded at a reduced scale) and the model as serve loads it (svm and rf on ONNX "
         "Runtime as train compiled them, the cnn compiled to TFLite at start, resnet50 on "
-        "TensorFlow), on a worker's share of the cores; its p50 is wall-clock, its CPU is "
+        f"{RUNTIME_NAMES.get(run.resnet50_runtime, run.resnet50_runtime)}), on a worker's "
+        "share of the cores; its p50 is wall-clock, its CPU is "
         "every thread's per image. Busy cores: the CPU seconds of serve's whole process tree "
         "per second of the load run. The limit: what those busy cores would answer at the "
         "floor's CPU cost per request; serve / limit is how little serving adds to the "
@@ -577,8 +588,10 @@ def render(store: Store, run: RunContext) -> str:
         "svm and rf: their ONNX as train compiled it (no scikit-learn in the worker); "
         "'scikit-learn': the trained pipeline (SMVISION_SERVE_FORMAT=trained, what serve did "
         "before). Keras models by SMVISION_KERAS_RUNTIME: tflite (the default: converted at "
-        "start, batch sizes 1, 8 and 32 allocated and run once), xla (compiled at start for "
-        "the same sizes), tensorflow (resnet50's default; what serve did before for both); "
+        "start into a cache in /tmp, batch sizes 1, 8 and 32 allocated and run once; a start "
+        "that finds the network in the cache skips the conversion: resnet50's first start "
+        "converts, the cnn's found it cached by the serving runs), xla (compiled at start "
+        "for the same sizes), tensorflow (what serve did before for both); "
         "'cnn lite': the cnn's TFLite export, as the lite image serves it (neither TensorFlow "
         "nor scikit-learn imported).",
         "",

@@ -111,8 +111,8 @@ _SVM = AlgorithmSpec(
     serving_instance_type=SERVING_CPU,
     # scikit-learn predicts on one core per call: a worker per core.
     serve_workers=None,
-    # features=deep: the ResNet50 backbone on TensorFlow, as resnet50 (see there).
-    keras_runtime="tensorflow",
+    # features=deep: the ResNet50 backbone compiled at start, as resnet50 is (see there).
+    keras_runtime="tflite",
     spans_hosts=False,
     incremental="refits on this job's data (an SVM cannot add to a fitted model); the "
     "earlier model is checked for fit and recorded as the parent",
@@ -181,13 +181,12 @@ _RESNET50 = replace(
     channels=3,
     min_image_size=32,
     min_image_size_reason="it downsamples 32 times; 224 matches ImageNet",
-    # On TensorFlow, not compiled at start as the cnn is: in float32 TensorFlow's oneDNN
-    # answered one image in 108 ms where TFLite took 192 and ONNX Runtime 235
-    # (docs/guides/transfer-learning.md), and converting ResNet50 at start took tens of
-    # seconds idle, 241 s busy, where TensorFlow is ready in about 7 s. The fast path is
-    # the int8 export (56 ms on TFLite, inside the export gate); SMVISION_KERAS_RUNTIME=tflite
-    # compiles at start all the same.
-    keras_runtime="tensorflow",
+    # Compiled to TFLite at start, as the cnn. On 2 idle cores (bench/RESULTS.md) one photo
+    # took 40.5 ms on TFLite against 64.5 on TensorFlow (ONNX Runtime 27.6, but it converts
+    # ResNet50 more slowly); the first start converts in about 24 s, later ones read the
+    # compile cache (2.7 s, against 8.3 s to a ready TensorFlow worker). The int8 export is
+    # faster still (13 ms) and needs no conversion at start.
+    keras_runtime="tflite",
     optional_channels=("validation", "test", "pretrained", "model"),
     incremental="starts from the earlier model's weights, head and fine-tuned layers "
     "(reinitialize_top_layer=true gives it a new head for other classes)",
