@@ -225,8 +225,12 @@ def test_model_trainer_trains_a_cnn_across_two_containers(
     assert first_out, exit_codes
     if len(first_out) == 1:
         assert "Aborting on container exit" in output
-        stopped = [code for code in exit_codes.values() if code != 0]
-        assert stopped in ([137], [143]), exit_codes  # SIGKILL, or SIGTERM obeyed
+        (stopped,) = [host for host, code in exit_codes.items() if code != 0]
+        # SIGKILL (137); or SIGTERM obeyed: by the toolkit itself (143), or passed on to
+        # train.py, which reports the stop, and the toolkit fails the job with it (1).
+        assert exit_codes[stopped] in (137, 143, 1), exit_codes
+        if exit_codes[stopped] == 1:
+            assert "The job was stopped by SIGTERM" in logs[stopped], logs[stopped][-3000:]
     if exit_codes["algo-2"] == 0:
         assert "Worker 2 of 2 done; the first host writes the model." in logs["algo-2"]
     print(f"\nSDK local mode, cnn on 2 containers: ModelTrainer.train {seconds:.1f} s")
