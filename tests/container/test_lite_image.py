@@ -7,14 +7,7 @@ import httpx
 import pytest
 
 from tests.container.engine import Engine
-from tests.support.image_jobs import (
-    BuiltImage,
-    ContainerJobs,
-    ServingContainer,
-    run_in_image,
-    wait_ready,
-)
-from tests.support.server_process import free_port
+from tests.support.image_jobs import BuiltImage, ContainerJobs, run_in_image, served_model
 from tests.support.serving import PROBABILITY_TOLERANCE
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -39,17 +32,8 @@ def test_the_lite_image_serves_an_svm_as_the_job_evaluated_it(
     job = container_jobs("svm")  # trained in the full image, which compiled it to ONNX
     assert job.returncode == 0, job.output[-3000:]
     assert (job.ml / "model" / "model.onnx").is_file()
-    port = free_port()
-    options = [
-        "--publish",
-        f"127.0.0.1:{port}:8080",
-        "--volume",
-        f"{job.ml / 'model'}:/opt/ml/model:ro",
-    ]
-    with engine.container(lite_image.tag, ["serve"], options) as name:
-        served = ServingContainer(name, f"http://127.0.0.1:{port}")
-        wait_ready(engine, served)
-        assert "its onnx export, float32" in engine.logs(name)
+    with served_model(engine, lite_image.tag, job.ml / "model") as served:
+        assert "its onnx export, float32" in engine.logs(served.name)
         test_dir = job.ml / "input" / "data" / "test"
         with httpx.Client(base_url=served.url, timeout=60) as client:
             for entry in job.evaluation["test"]["predictions"]:

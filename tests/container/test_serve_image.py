@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tests.container.engine import Engine
-from tests.support.image_jobs import BuiltImage, ContainerJobs, ServingContainer, wait_ready
+from tests.support.image_jobs import BuiltImage, ContainerJobs, ServingContainer, served_model
 from tests.support.photos import encode, photo
-from tests.support.server_process import free_port, ping
+from tests.support.server_process import ping
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +27,7 @@ def serving(
     algorithm = str(request.param)
     job = container_jobs(algorithm)
     assert job.returncode == 0, job.output[-3000:]
-    port = free_port()
-    options = [
-        "--publish",
-        f"127.0.0.1:{port}:8080",
-        "--volume",
-        f"{job.ml / 'model'}:/opt/ml/model:ro",
-    ]
-    with engine.container(image.tag, ["serve"], options) as name:
-        served = ServingContainer(name, f"http://127.0.0.1:{port}")
-        wait_ready(engine, served)
+    with served_model(engine, image.tag, job.ml / "model") as served:
         yield served, algorithm
 
 

@@ -197,12 +197,13 @@ def test_the_wrapper_kills_a_child_that_ignores_sigterm_once_the_grace_period_en
         "import os, signal, subprocess, sys, time\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import signal, sys, time; "
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(600)'], "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); "
+        "time.sleep(600)'], "  # waits on the wrapper's SIGKILL: the grandchild lives till then
         "stdout=subprocess.PIPE)\n"
         "child.stdout.readline()\n"
         f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
         "os.kill(os.getppid(), signal.SIGTERM)\n"
-        "time.sleep(600)\n"
+        "time.sleep(600)\n"  # waits on the wrapper's SIGKILL, as its child does
     )
     status = run_foreground([sys.executable, "-c", script], dict(os.environ), grace_s=1.0)
     assert status == 128 + signal.SIGTERM

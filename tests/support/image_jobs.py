@@ -9,7 +9,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from smvision.local.job_dir import lay_out_job
 from tests.container.engine import Engine, run_container
-from tests.support.server_process import ping
+from tests.support.server_process import free_port, ping
 from tests.support.training_jobs import JobResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,18 @@ def wait_ready(engine: Engine, served: ServingContainer) -> None:
                 f"{engine.logs(served.name)[-6000:]}"
             )
         time.sleep(0.5)  # waits on /ping turning 200 in the container
+
+
+@contextmanager
+def served_model(engine: Engine, tag: str, model_dir: Path) -> Iterator[ServingContainer]:
+    """`serve` in the image `tag` over `model_dir` (mounted read-only as /opt/ml/model) on a
+    free port of 127.0.0.1, ready (/ping said 200); stopped when the block ends."""
+    port = free_port()
+    options = ["--publish", f"127.0.0.1:{port}:8080", "--volume", f"{model_dir}:/opt/ml/model:ro"]
+    with engine.container(tag, ["serve"], options) as name:
+        served = ServingContainer(name, f"http://127.0.0.1:{port}")
+        wait_ready(engine, served)
+        yield served
 
 
 def launch(*args: str) -> list[str]:
