@@ -76,6 +76,19 @@ def run_load(
 ) -> LoadResult:
     """`concurrency` connections posting `body` back to back for `seconds` (whole seconds:
     wrk's unit)."""
+    output, client_cpu = _post(port, body, content_type, concurrency, seconds)
+    return parse(output, concurrency, client_cpu)
+
+
+def warm_up(port: int, body: bytes, content_type: str, concurrency: int, seconds: int) -> None:
+    """Load the server for `seconds` and forget the figures (a slow model may answer none)."""
+    _post(port, body, content_type, concurrency, seconds)
+
+
+def _post(
+    port: int, body: bytes, content_type: str, concurrency: int, seconds: int
+) -> tuple[str, float]:
+    """wrk's output for the run, and the CPU seconds wrk itself spent."""
     with tempfile.TemporaryDirectory(prefix="smvision-wrk-") as scratch:
         body_file = Path(scratch) / "body"
         body_file.write_bytes(body)
@@ -85,19 +98,7 @@ def run_load(
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = _wrk(port, script, env, concurrency, seconds)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return parse(output, concurrency, client_cpu)
-
-
-def warm_up(port: int, body: bytes, content_type: str, concurrency: int, seconds: int) -> None:
-    """Load the server for `seconds` and forget the figures (a slow model may answer none)."""
-    with tempfile.TemporaryDirectory(prefix="smvision-wrk-") as scratch:
-        body_file = Path(scratch) / "body"
-        body_file.write_bytes(body)
-        script = Path(scratch) / "post.lua"
-        script.write_text(_SCRIPT)
-        env = {"WRK_BODY": str(body_file), "WRK_TYPE": content_type, "PATH": "/usr/bin:/bin"}
-        _wrk(port, script, env, concurrency, seconds)
+    return output, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _wrk(port: int, script: Path, env: dict[str, str], connections: int, seconds: int) -> str:
